@@ -1,9 +1,102 @@
-"""llmcache: exact and semantic caching for applications that call language models."""
+"""llmcache: exact caching for applications that call language models.
+
+>>> from llmcache import cached_generate
+>>> @cached_generate
+... def generate(prompt: str, model: str = "llama3.2") -> str:
+...     return prompt[::-1]
+>>> generate("abc"), generate(prompt="abc"), generate.cache_info().hits
+('cba', 'cba', 1)
+"""
 
 from __future__ import annotations
 
-from llmcache.entry import CachedResponse
+from llmcache.backends import (
+    AIResponse,
+    AsyncBackend,
+    AsyncMockBackend,
+    Backend,
+    BackendConflict,
+    BackendError,
+    BackendInfo,
+    BackendLoadError,
+    BackendNotFound,
+    BackendTimeout,
+    BackendUnavailable,
+    BadRequest,
+    BadResponse,
+    EmbedResponse,
+    MockBackend,
+    MockCall,
+    ModelNotFound,
+    StreamChunk,
+    StreamError,
+    get_backend,
+    list_backends,
+    register_backend,
+)
+from llmcache.batching import BatchConfig, BatchProcessor, EmbeddingBatcher
+from llmcache.client import AsyncCachedClient, CachedClient
+from llmcache.decorators import CacheInfo, cached_generate
+from llmcache.embeddings import EmbeddingCache
+from llmcache.entry import CachedResponse, Codec, CodecError, JSONCodec
 from llmcache.keys import Request, make_key
+from llmcache.metrics import MetricsCollector, metrics
+from llmcache.parallel import parallel_first, parallel_map
+from llmcache.policy import CacheControl, CachePolicy, cache_control
+from llmcache.response_cache import ResponseCache
+from llmcache.singleflight import AsyncSingleFlight, SingleFlight
+from llmcache.stores import DiskStore, MemoryStore, Store, TieredStore
 
-__all__ = ["CachedResponse", "Request", "make_key"]
+__all__ = [
+    "AIResponse",
+    "AsyncBackend",
+    "AsyncCachedClient",
+    "AsyncMockBackend",
+    "AsyncSingleFlight",
+    "Backend",
+    "BackendConflict",
+    "BackendError",
+    "BackendInfo",
+    "BackendLoadError",
+    "BackendNotFound",
+    "BackendTimeout",
+    "BackendUnavailable",
+    "BadRequest",
+    "BadResponse",
+    "BatchConfig",
+    "BatchProcessor",
+    "CacheControl",
+    "CacheInfo",
+    "CachePolicy",
+    "CachedClient",
+    "CachedResponse",
+    "Codec",
+    "CodecError",
+    "DiskStore",
+    "EmbedResponse",
+    "EmbeddingBatcher",
+    "EmbeddingCache",
+    "JSONCodec",
+    "MemoryStore",
+    "MetricsCollector",
+    "MockBackend",
+    "MockCall",
+    "ModelNotFound",
+    "Request",
+    "ResponseCache",
+    "SingleFlight",
+    "Store",
+    "StreamChunk",
+    "StreamError",
+    "TieredStore",
+    "cache_control",
+    "cached_generate",
+    "get_backend",
+    "list_backends",
+    "make_key",
+    "metrics",
+    "parallel_first",
+    "parallel_map",
+    "register_backend",
+]
 __version__ = "0.1.0"

@@ -12,6 +12,7 @@ True
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol, runtime_checkable
@@ -136,7 +137,26 @@ class JSONCodec:
         if not raw.startswith(self.MAGIC):
             raise CodecError("not an llmcache entry (bad magic prefix)")
         try:
-            obj = orjson.loads(raw[len(self.MAGIC):])
+            obj = orjson.loads(raw[_SKIP:])
         except orjson.JSONDecodeError as exc:
             raise CodecError(f"corrupt entry: {exc}") from None
+        # Bytes from `encode` hold every field in declaration order, so one tuple compare of
+        # the keys and one set lookup of the value types validate the whole entry (about
+        # half the cost of checking field by field); anything else is checked field by field.
+        if (type(obj) is dict and tuple(obj) == _FIELD_NAMES
+                and tuple(map(type, obj.values())) in _SIGNATURES):
+            return CachedResponse(*obj.values())
         return CachedResponse.from_dict(obj)
+
+
+_NONE = type(None)
+_ALLOWED: dict[str, tuple[type, ...]] = {
+    "content": (str, int, float, bool, _NONE, list, dict), "model": (str,),
+    "prompt_tokens": (int,), "completion_tokens": (int,), "tokens_used": (int,),
+    "created_at": (int, float), "expires_at": (_NONE, int, float), "hits": (int,),
+    "fingerprint": (str,), "chunks": (_NONE, list), "metadata": (dict,)}
+_FIELD_NAMES = tuple(f.name for f in fields(CachedResponse))
+# Every combination of allowed value types, in field order (a few hundred tuples).
+_SIGNATURES = frozenset(itertools.product(*(_ALLOWED[name] for name in _FIELD_NAMES)))
+_SKIP = len(JSONCodec.MAGIC)
+assert set(_FIELD_NAMES) == set(_ALLOWED), "update _ALLOWED when CachedResponse changes"

@@ -29,6 +29,7 @@ __all__ = [
     "KEY_VERSION",
     "Request",
     "canonical_bytes",
+    "canonical_call",
     "fingerprint",
     "hash_bytes",
     "make_key",
@@ -43,6 +44,8 @@ _PREFIX = f"v{KEY_VERSION}:"
 _OPTION_ALIASES = {"max_tokens": "num_predict"}
 
 _SCALARS = (str, bool, type(None))
+_I64 = 2**63
+_F64 = float(_I64)  # float-to-float compares are much cheaper than float-to-big-int
 
 
 class _BadValue(Exception):
@@ -59,18 +62,26 @@ def _number(value: float) -> int | float:
     if value - value != 0.0:  # true only for NaN and the infinities
         raise _BadValue(ValueError, f"{value!r} is not a finite number; NaN and infinities "
                         "cannot be part of a cache key")
-    if value.is_integer():
+    if value.is_integer() and -_F64 <= value < _F64:
         # 1.0 == 1 and -0.0 == 0.0 must give one key; ints serialise without sign or dot.
         return int(value)
     return value
+
+
+def _big_int(value: int) -> Any:
+    # orjson refuses integers outside 64 bits; a tagged object keeps them exact and apart
+    # from any string (a NUL-prefixed key cannot come from ordinary data).
+    return {"\u0000int": str(value)}
 
 
 def _norm(value: Any) -> Any:
     # Hot path: exact type checks first (cheap), the general cases after. Paths are built
     # only when something fails, so a valid request pays nothing for them.
     t = type(value)
-    if t is str or t is int or t is bool or value is None:
+    if t is str or t is bool or value is None:
         return value
+    if t is int:
+        return value if -_I64 <= value < _I64 else _big_int(value)
     if t is float:
         return _number(value)
     if t is dict or isinstance(value, Mapping):
@@ -80,7 +91,7 @@ def _norm(value: Any) -> Any:
                 raise _BadValue(TypeError, f"mapping keys must be str, got "
                                 f"{type(k).__name__} ({k!r})")
             tv = type(v)
-            if tv is str or tv is int or tv is bool or v is None:
+            if tv is str or tv is bool or v is None or (tv is int and -_I64 <= v < _I64):
                 out[k] = v
                 continue
             try:
@@ -101,7 +112,7 @@ def _norm(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return "sha256:" + hashlib.sha256(value).hexdigest()
     if isinstance(value, int):  # int subclasses (IntEnum ...): their plain value
-        return int(value)
+        return _norm(int(value))
     if isinstance(value, float):
         return _number(float(value))
     raise _BadValue(TypeError, f"values of type {type(value).__name__} cannot be part of a "
@@ -118,10 +129,10 @@ def normalize(value: Any, path: str = "request") -> Any:
 
     >>> normalize({"t": 1.0, "stop": ("a",)})
     {'t': 1, 'stop': ['a']}
-    >>> normalize({"opts": {"x": object()}}, "request")
+    >>> normalize({"opts": {"x": object()}}, "request")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    TypeError: request.opts.x: values of type object cannot be part of a cache key; pass str, int, float, bool, None, or lists and dicts of them
+    TypeError: request.opts.x: values of type object cannot be part of a cache key; ...
     """
     try:
         return _norm(value)
@@ -232,6 +243,23 @@ def fingerprint(data: bytes) -> str:
     collision and an entry planted under the wrong key in a shared tier.
     """
     return xxhash.xxh3_64_hexdigest(data, seed=0x6C6D6361)
+
+
+def canonical_call(ident: str, namespace: str, args: Any) -> bytes:
+    """Canonical bytes of a function call: its identity, namespace and arguments.
+
+    Used by ``@cached_generate``; a flat tuple avoids normalising a wrapper dict on every
+    call (the hit path is a few microseconds in all).
+
+    >>> canonical_call("mod.f", "", {"t": 0.0, "p": "x"})
+    b'[1,"mod.f","",{"p":"x","t":0}]'
+    """
+    try:
+        data = _norm(args)
+    except _BadValue as exc:
+        where = "args" + "".join(reversed(exc.parts))
+        raise exc.kind(f"{where}: {exc.message}") from None
+    return orjson.dumps((KEY_VERSION, ident, namespace, data), option=orjson.OPT_SORT_KEYS)
 
 
 def make_key(request: Request | Any) -> str:

@@ -1,0 +1,115 @@
+"""Turning function results into entries and back.
+
+Storable results: ``str``; JSON-like data (dicts with str keys, lists, tuples, finite
+numbers, bools, None); ``AIResponse``; ``CachedResponse``. The entry's ``metadata["kind"]``
+says which, so a hit gives back the same type. Text is immutable and returned as is; JSON
+data is copied on every hit (an orjson round trip), so a caller mutating its dict cannot
+change what the next caller gets.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+import orjson
+
+from llmcache.backends.base import AIResponse
+from llmcache.entry import CachedResponse
+
+__all__ = ["check_json", "restore_value", "to_entry"]
+
+_KIND = "kind"
+
+
+def check_json(value: Any, path: str = "result") -> None:
+    """Raise TypeError (naming the path and type) unless `value` is plain JSON data.
+
+    NaN and infinities raise ValueError: JSON cannot hold them, and orjson would silently
+    turn them into ``null``.
+    """
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return
+    if t is float:
+        if value - value != 0.0:
+            raise ValueError(f"{path}: {value!r} cannot be cached (not a finite number)")
+        return
+    if t is dict:
+        for k, v in value.items():
+            if type(k) is not str:
+                raise TypeError(f"{path}: dict keys must be str to be cached, got "
+                                f"{type(k).__name__}")
+            check_json(v, f"{path}.{k}")
+        return
+    if t is list or t is tuple:
+        for i, v in enumerate(value):
+            check_json(v, f"{path}[{i}]")
+        return
+    raise TypeError(f"{path}: a value of type {t.__name__} cannot be cached; return str, "
+                    "JSON-like dicts and lists, AIResponse or CachedResponse")
+
+
+def to_entry(value: Any, *, fingerprint: str, ttl: float | None) -> CachedResponse:
+    """An entry holding `value`, stamped with the request's fingerprint and expiry."""
+    now = time.time()
+    expires = None if ttl is None else now + ttl
+    if type(value) is str:
+        return CachedResponse(content=value, fingerprint=fingerprint, created_at=now,
+                              expires_at=expires)
+    if isinstance(value, AIResponse):
+        meta: dict[str, Any] = {_KIND: "AIResponse", "done_reason": value.done_reason,
+                                "duration_ms": value.duration_ms}
+        if value.tool_calls is not None:
+            check_json(value.tool_calls, "result.tool_calls")
+            meta["tool_calls"] = orjson.loads(orjson.dumps(value.tool_calls))
+        if value.thinking is not None:
+            meta["thinking"] = value.thinking
+        return CachedResponse(content=value.content, model=value.model,
+                              prompt_tokens=value.prompt_tokens,
+                              completion_tokens=value.completion_tokens,
+                              tokens_used=value.tokens_used, fingerprint=fingerprint,
+                              created_at=now, expires_at=expires, metadata=meta)
+    if isinstance(value, CachedResponse):
+        check_json(value.content, "result.content")
+        check_json(value.metadata, "result.metadata")
+        copied = orjson.loads(orjson.dumps({"content": value.content, "chunks": value.chunks,
+                                            "metadata": value.metadata}))
+        return replace(value, fingerprint=fingerprint, created_at=now, expires_at=expires,
+                       content=copied["content"], chunks=copied["chunks"],
+                       metadata={**copied["metadata"], _KIND: "CachedResponse"})
+    check_json(value)
+    if type(value) is dict or type(value) is list or type(value) is tuple:
+        # Store a private copy: the caller keeps (and may mutate) the object it returned.
+        value = orjson.loads(orjson.dumps(value))
+    return CachedResponse(content=value, fingerprint=fingerprint, created_at=now,
+                          expires_at=expires, metadata={_KIND: "json"})
+
+
+def restore_value(entry: CachedResponse) -> Any:
+    """The value a hit returns for `entry` (a fresh object for every mutable kind)."""
+    kind = entry.metadata.get(_KIND) if entry.metadata else None
+    if kind is None:
+        return entry.content
+    if kind == "json":
+        content = entry.content
+        if type(content) is str or content is None or type(content) in (int, float, bool):
+            return content
+        return orjson.loads(orjson.dumps(content))
+    if kind == "AIResponse":
+        meta = entry.metadata
+        return AIResponse(content=entry.content, model=entry.model,
+                          tokens_used=entry.tokens_used, duration_ms=0.0, cached=True,
+                          prompt_tokens=entry.prompt_tokens,
+                          completion_tokens=entry.completion_tokens,
+                          done_reason=meta.get("done_reason"),
+                          tool_calls=orjson.loads(orjson.dumps(meta["tool_calls"]))
+                          if meta.get("tool_calls") is not None else None,
+                          thinking=meta.get("thinking"))
+    if kind == "CachedResponse":
+        meta = {k: v for k, v in entry.metadata.items() if k != _KIND}
+        return replace(entry, metadata=orjson.loads(orjson.dumps(meta)),
+                       chunks=None if entry.chunks is None
+                       else orjson.loads(orjson.dumps(entry.chunks)))
+    raise ValueError(f"entry.metadata.kind: unknown kind {kind!r}")

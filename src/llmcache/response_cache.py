@@ -1,0 +1,157 @@
+"""`ResponseCache`: the chapter's response cache, on llmcache's stores.
+
+It keeps the chapter's constructor and method shapes and fixes its defects: keys are
+canonical and unambiguous, eviction is true LRU, it is thread-safe, a hit does not write to
+disk, expired entries are swept, and a read that lands on another request's entry (by
+collision or tampering) is a miss.
+
+>>> cache = ResponseCache(max_entries=100, ttl_seconds=60)
+>>> cache.set("2+2?", 0.0, "llama3", "4", tokens_used=3)
+>>> cache.get("2+2?", 0.0, "llama3").content
+'4'
+>>> cache.get("2+2?", 0.5, "llama3") is None
+True
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from llmcache.entry import CachedResponse
+from llmcache.keys import Request, canonical_bytes, fingerprint, hash_bytes
+from llmcache.stores.base import Store, check_ttl
+from llmcache.stores.disk import DiskStore
+from llmcache.stores.memory import MemoryStore
+from llmcache.stores.tiered import TieredStore
+
+__all__ = ["ResponseCache"]
+
+
+class ResponseCache:
+    """A memory LRU with TTL, optionally backed by a disk tier at `persist_path`.
+
+    ``persist_path`` is a directory (created if missing) holding a diskcache database.
+    Keyword-only extras: ``namespace`` (keeps tenants apart), ``max_bytes`` (memory bound),
+    ``disk_size_limit`` (bytes on disk), ``store`` (any `Store`, instead of building one).
+    """
+
+    def __init__(self, max_entries: int = 1000, ttl_seconds: float | None = 3600,
+                 persist_path: str | PathLike[str] | None = None, *, namespace: str = "",
+                 max_bytes: int | None = None, disk_size_limit: int = 2**30,
+                 store: Store | None = None) -> None:
+        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
+            raise ValueError(f"max_entries: expected a whole number >= 1, got {max_entries!r}")
+        self.max_entries = max_entries
+        self.ttl_seconds = check_ttl(ttl_seconds)
+        self.persist_path = Path(persist_path) if persist_path is not None else None
+        self.namespace = namespace
+        self.store: Store = store if store is not None else self._build(max_bytes,
+                                                                         disk_size_limit)
+        self._lock = threading.Lock()
+        self._hits = 0
+        self._misses = 0
+
+    def _build(self, max_bytes: int | None, disk_size_limit: int) -> Store:
+        memory = MemoryStore(max_entries=self.max_entries, max_bytes=max_bytes,
+                             default_ttl=self.ttl_seconds)
+        if self.persist_path is None:
+            return memory
+        disk = DiskStore(self.persist_path, size_limit=disk_size_limit,
+                         default_ttl=self.ttl_seconds)
+        return TieredStore(memory, disk)
+
+    def _request(self, prompt: str, temperature: float | None, model: str,
+                 format: str | Mapping[str, Any] | None, system: str | None,
+                 options: Mapping[str, Any] | None,
+                 messages: Sequence[Mapping[str, Any]] | None) -> Request:
+        merged = dict(options or {})
+        if temperature is not None:
+            merged["temperature"] = temperature
+        return Request(model=model, prompt=prompt, messages=messages, system=system,
+                       format=format, options=merged, namespace=self.namespace)
+
+    def get(self, prompt: str, temperature: float | None, model: str,
+            format: str | Mapping[str, Any] | None = None, *, system: str | None = None,
+            options: Mapping[str, Any] | None = None,
+            messages: Sequence[Mapping[str, Any]] | None = None) -> CachedResponse | None:
+        """The cached answer for this request, or None."""
+        request = self._request(prompt, temperature, model, format, system, options, messages)
+        return self.get_request(request)
+
+    def set(self, prompt: str, temperature: float | None, model: str, content: str,
+            tokens_used: int = 0, format: str | Mapping[str, Any] | None = None, *,
+            system: str | None = None, options: Mapping[str, Any] | None = None,
+            messages: Sequence[Mapping[str, Any]] | None = None,
+            ttl: float | None = None) -> None:
+        """Store `content` as the answer to this request."""
+        request = self._request(prompt, temperature, model, format, system, options, messages)
+        entry = CachedResponse(content=content, model=model, tokens_used=tokens_used)
+        self.set_request(request, entry, ttl=ttl)
+
+    def get_request(self, request: Request) -> CachedResponse | None:
+        """The cached entry for a full `Request`, or None."""
+        data = canonical_bytes(request)
+        entry = self.store.get(hash_bytes(data))
+        if entry is None or entry.fingerprint != fingerprint(data):
+            with self._lock:
+                self._misses += 1
+            return None
+        with self._lock:
+            self._hits += 1
+        return entry
+
+    def set_request(self, request: Request, entry: CachedResponse, *,
+                    ttl: float | None = None) -> None:
+        """Store `entry` as the answer to a full `Request`."""
+        data = canonical_bytes(request)
+        ttl = check_ttl(ttl) if ttl is not None else self.ttl_seconds
+        now = time.time()
+        stamped = entry.with_ttl(ttl, now)
+        stamped.fingerprint = fingerprint(data)
+        stamped.created_at = now
+        self.store.set(hash_bytes(data), stamped, ttl)
+
+    def clear(self) -> None:
+        """Remove every entry from every tier."""
+        self.store.clear()
+
+    def stats(self) -> dict[str, Any]:
+        """The chapter's counts (memory_entries, disk_entries, total_hits) and more."""
+        store_stats = self.store.stats()
+        tiers = store_stats.get("tiers")
+        memory_entries = disk_entries = 0
+        if isinstance(self.store, TieredStore) and isinstance(tiers, list) and len(tiers) >= 2:
+            memory_entries = int(tiers[0].get("entries", 0))
+            disk_entries = int(tiers[-1].get("entries", 0))
+        elif isinstance(self.store, DiskStore):
+            disk_entries = len(self.store)
+        else:
+            memory_entries = len(self.store)
+        with self._lock:
+            hits, misses = self._hits, self._misses
+        # Clients and decorators sharing this cache read its store directly; the store's own
+        # counters see every lookup, so prefer them.
+        hits = int(store_stats.get("hits", hits))
+        misses = int(store_stats.get("misses", misses))
+        lookups = hits + misses
+        return {"memory_entries": memory_entries, "disk_entries": disk_entries,
+                "total_hits": hits, "misses": misses,
+                "hit_rate": hits / lookups if lookups else 0.0,
+                "store": store_stats}
+
+    def close(self) -> None:
+        """Flush and close the tiers."""
+        self.store.close()
+
+    def __enter__(self) -> ResponseCache:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

@@ -1,0 +1,18 @@
+"""Cache tiers: `MemoryStore` (in-process), `DiskStore` (shared by the processes of one
+machine) and `TieredStore` (several of them in front of each other), behind `Store`.
+
+>>> from llmcache.entry import CachedResponse
+>>> store = MemoryStore(max_entries=10)
+>>> store.set("k", CachedResponse(content="v"))
+>>> store.get("k").content
+'v'
+"""
+
+from __future__ import annotations
+
+from llmcache.stores.base import Store, StoreStats
+from llmcache.stores.disk import DiskStore
+from llmcache.stores.memory import MemoryStore
+from llmcache.stores.tiered import TieredStore
+
+__all__ = ["DiskStore", "MemoryStore", "Store", "StoreStats", "TieredStore"]

@@ -1,0 +1,223 @@
+"""Tiers in front of tiers: read-through with promotion, write-through to all.
+
+A read asks the tiers fastest first; a hit in a slower tier is copied into every faster tier
+with the TTL it has left, so the next read of that key is served by the fastest one. A write
+goes to every tier. A tier that raises is a miss for that tier (counted and logged once):
+one broken tier never fails the call.
+
+>>> import tempfile
+>>> from llmcache.entry import CachedResponse
+>>> from llmcache.stores import DiskStore, MemoryStore
+>>> memory, disk = MemoryStore(max_entries=100), DiskStore(tempfile.mkdtemp())
+>>> disk.set("k", CachedResponse(content="v"), ttl=60)
+>>> with TieredStore(memory, disk) as store:
+...     store.get("k").content, "k" in memory.get_many(["k"]), store.stats()["tier_hits"]
+('v', True, {'memory': 0, 'disk': 1})
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from llmcache.entry import CachedResponse
+from llmcache.stores.base import ErrorLog, Store, check_ttl
+
+__all__ = ["TieredStore"]
+
+logger = logging.getLogger(__name__)
+
+
+class TieredStore(Store):
+    """Several stores used as one, fastest first (e.g. memory, then disk, then Redis).
+
+    ``promote=False`` turns off copying lower-tier hits upwards. `clock` (wall-clock seconds)
+    computes the TTL left on a promoted entry; give it the same clock as the tiers.
+    `len()` is the size of the last (largest) tier.
+
+    >>> from llmcache.entry import CachedResponse
+    >>> from llmcache.stores import MemoryStore
+    >>> store = TieredStore(MemoryStore(max_entries=10), MemoryStore(max_entries=1000))
+    >>> store.set("k", CachedResponse(content="v"))
+    >>> store.get("k").content, store.stats()["tier_hits"]
+    ('v', {'memory[0]': 1, 'memory[1]': 0})
+    """
+
+    name = "tiered"
+
+    def __init__(self, *tiers: Store, promote: bool = True,
+                 clock: Callable[[], float] = time.time) -> None:
+        if not tiers:
+            raise ValueError("TieredStore needs at least one tier")
+        for tier in tiers:
+            if not isinstance(tier, Store):
+                raise TypeError(f"tiers: expected Store instances, got {type(tier).__name__}")
+        self._tiers = tiers
+        names = [tier.name for tier in tiers]
+        # Tier names key the stats; two tiers of one kind get their position appended.
+        self._names = [name if names.count(name) == 1 else f"{name}[{i}]"
+                       for i, name in enumerate(names)]
+        self._promote = promote
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tier_hits = [0] * len(tiers)
+        self._misses = 0
+        self._errors = 0
+        self._promotions = 0
+        self._errlog = ErrorLog(logger, "TieredStore")
+
+    @property
+    def tiers(self) -> tuple[Store, ...]:
+        """The tiers, fastest first."""
+        return self._tiers
+
+    def _failed(self, index: int, operation: str, exc: Exception) -> None:
+        self._errlog.report(f"{self._names[index]}.{operation}", exc)
+        with self._lock:
+            self._errors += 1
+
+    def get(self, key: str) -> CachedResponse | None:
+        """The first live entry found, fastest tier first; promoted to the faster tiers."""
+        if type(key) is not str:
+            raise TypeError(f"key: expected str, got {type(key).__name__}")
+        for index, tier in enumerate(self._tiers):
+            try:
+                entry = tier.get(key)
+            except Exception as exc:
+                self._failed(index, "get", exc)
+                continue
+            if entry is not None:
+                with self._lock:
+                    self._tier_hits[index] += 1
+                if index and self._promote:
+                    self._promote_entry(index, key, entry)
+                return entry
+        with self._lock:
+            self._misses += 1
+        return None
+
+    def _promote_entry(self, index: int, key: str, entry: CachedResponse) -> None:
+        ttl = None
+        if entry.expires_at is not None:
+            ttl = entry.expires_at - self._clock()
+            if ttl <= 0:
+                return  # expired while we looked: copying it up would serve it again
+        for upper in range(index):
+            try:
+                self._tiers[upper].set(key, entry, ttl)
+            except Exception as exc:
+                self._failed(upper, "promote", exc)
+        with self._lock:
+            self._promotions += 1
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, CachedResponse]:
+        """The live entries among `keys`: each tier is asked once, for the keys still missing."""
+        remaining = list(dict.fromkeys(keys))
+        found: dict[str, CachedResponse] = {}
+        for index, tier in enumerate(self._tiers):
+            if not remaining:
+                break
+            try:
+                got = tier.get_many(remaining)
+            except Exception as exc:
+                self._failed(index, "get_many", exc)
+                continue
+            if not got:
+                continue
+            with self._lock:
+                self._tier_hits[index] += len(got)
+            if index and self._promote:
+                for key, entry in got.items():
+                    self._promote_entry(index, key, entry)
+            found.update(got)
+            remaining = [key for key in remaining if key not in got]
+        with self._lock:
+            self._misses += len(remaining)
+        return found
+
+    def set(self, key: str, entry: CachedResponse, ttl: float | None = None) -> None:
+        """Write `entry` to every tier (slowest first, so a faster tier never holds an entry
+        that the shared tiers below it lack)."""
+        if type(key) is not str:
+            raise TypeError(f"key: expected str, got {type(key).__name__}")
+        ttl = check_ttl(ttl)
+        for index in reversed(range(len(self._tiers))):
+            try:
+                self._tiers[index].set(key, entry, ttl)
+            except Exception as exc:
+                self._failed(index, "set", exc)
+
+    def set_many(self, entries: Mapping[str, CachedResponse], ttl: float | None = None) -> None:
+        """Write several entries to every tier, one batch per tier."""
+        ttl = check_ttl(ttl)
+        for index in reversed(range(len(self._tiers))):
+            try:
+                self._tiers[index].set_many(entries, ttl)
+            except Exception as exc:
+                self._failed(index, "set_many", exc)
+
+    def delete(self, key: str) -> bool:
+        """Remove `key` from every tier; True if any tier had it."""
+        removed = False
+        # Slowest first: a concurrent read that misses the fast tier then finds nothing
+        # below to promote back up.
+        for index in reversed(range(len(self._tiers))):
+            try:
+                removed = self._tiers[index].delete(key) or removed
+            except Exception as exc:
+                self._failed(index, "delete", exc)
+        return removed
+
+    def clear(self) -> None:
+        """Remove every entry from every tier."""
+        for index in reversed(range(len(self._tiers))):
+            try:
+                self._tiers[index].clear()
+            except Exception as exc:
+                self._failed(index, "clear", exc)
+
+    def __len__(self) -> int:
+        """Entries in the last (largest) tier."""
+        last = len(self._tiers) - 1
+        try:
+            return len(self._tiers[last])
+        except Exception as exc:
+            self._failed(last, "len", exc)
+            return 0
+
+    def stats(self) -> dict[str, Any]:
+        """Overall hits and misses, ``tier_hits`` per tier name, promotions, errors caught
+        here, and under ``tiers`` a list (fastest first) of each tier's own ``stats()`` with
+        its name added as ``tier``."""
+        tiers: list[dict[str, Any]] = []
+        for name, tier in zip(self._names, self._tiers, strict=True):
+            try:
+                tiers.append({"tier": name, **tier.stats()})
+            except Exception as exc:  # shown in the result, not counted: it served no request
+                self._errlog.report(f"{name}.stats", exc)
+                tiers.append({"tier": name, "error": f"{type(exc).__name__}: {exc}"})
+        entries = len(self)
+        with self._lock:
+            return {
+                "entries": entries,
+                "hits": sum(self._tier_hits),
+                "misses": self._misses,
+                "errors": self._errors,
+                "promotions": self._promotions,
+                "tier_hits": dict(zip(self._names, self._tier_hits, strict=True)),
+                "tiers": tiers,
+            }
+
+    def close(self) -> None:
+        """Close every tier (a tier failing to close does not keep the others open)."""
+        for index, tier in enumerate(self._tiers):
+            try:
+                tier.close()
+            except Exception as exc:
+                self._failed(index, "close", exc)
+
+    def __repr__(self) -> str:
+        return f"TieredStore({', '.join(map(repr, self._tiers))})"
