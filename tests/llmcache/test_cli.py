@@ -1,0 +1,270 @@
+"""The ``llmcache`` command, through typer's CliRunner and as a real console script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+import llmcache
+from llmcache.backends import registry as reg
+from llmcache.cli import app
+from llmcache.entry import CachedResponse
+from llmcache.stores.disk import DiskStore
+
+SCRIPT = Path(sys.executable).with_name("llmcache")
+KEY = "v1:0123456789abcdef0123456789abcdef"
+OTHER = "v1:0123ffffffffffffffffffffffffffff"
+
+
+def run(*args: str, input: str | None = None) -> Result:
+    # A wide terminal, so assertions do not depend on where rich wraps a table cell.
+    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"}).invoke(app, list(args),
+                                                                      input=input)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registry() -> Iterator[None]:
+    reg.refresh()
+    yield
+    reg.refresh()
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    """A cache directory written (and closed) by another store, as an app would leave it."""
+    path = tmp_path / "cache"
+    with DiskStore(path) as store:
+        store.set(KEY, CachedResponse(content="The [bold]answer[/bold] is 42", model="llama3",
+                                      prompt_tokens=3, completion_tokens=6, tokens_used=9,
+                                      fingerprint="f1ngerpr1nt", chunks=["The ", "answer"]),
+                  ttl=3600)
+        store.set(OTHER, CachedResponse(content={"tasks": [1, 2]}, model="m"))
+        store.get(KEY)
+        store.get(KEY)
+        store.get("v1:missing")
+    return path
+
+
+def stored_entries(path: Path) -> int:
+    with DiskStore(path) as store:
+        return len(store)
+
+
+# -- top level -------------------------------------------------------------------------------
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.stdout == f"llmcache {llmcache.__version__}\n"
+
+
+@pytest.mark.parametrize("command", ["stats", "clear", "inspect", "keys", "backends"])
+def test_every_command_has_help(command: str) -> None:
+    result = run(command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.stdout
+
+
+def test_no_arguments_shows_help() -> None:
+    result = run()
+    assert "Usage" in result.output and "stats" in result.output
+
+
+# -- stats -----------------------------------------------------------------------------------
+
+
+def test_stats_reads_the_persisted_counters(cache: Path) -> None:
+    result = run("stats", "--path", str(cache))
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
+            for line in result.stdout.splitlines() if line.count("│") == 3}
+    assert rows["entries"] == "2"
+    assert (rows["hits"], rows["misses"], rows["hit rate"]) == ("2", "1", "66.7%")
+    assert rows["size on disk"].endswith("KiB")
+    assert str(cache) in result.stdout
+
+
+def test_stats_json(cache: Path) -> None:
+    result = run("stats", "--path", str(cache), "--json")
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert (figures["entries"], figures["hits"], figures["misses"]) == (2, 2, 1)
+    assert figures["path"] == str(cache) and figures["size_on_disk"] > 0
+    # How this process opened the store says nothing about the application's cache.
+    assert not {"size_limit", "this_process", "default_ttl"} & set(figures)
+
+
+def test_path_from_the_environment(cache: Path) -> None:
+    result = CliRunner(env={"LLMCACHE_PATH": str(cache)}).invoke(app, ["stats", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["entries"] == 2
+
+
+@pytest.mark.parametrize("command", [["stats"], ["clear", "--yes"], ["inspect", KEY], ["keys"]])
+@pytest.mark.parametrize("kind", ["missing", "file", "empty dir"])
+def test_a_path_that_is_not_a_cache_is_a_usage_error(tmp_path: Path, command: list[str],
+                                                     kind: str) -> None:
+    path = tmp_path / "nope"
+    if kind == "file":
+        path.write_text("not a cache")
+    elif kind == "empty dir":
+        path.mkdir()
+    result = run(command[0], "--path", str(path), *command[1:])
+    assert result.exit_code == 2
+    assert str(path) in result.stderr and "error" in result.stderr
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    if kind == "empty dir":
+        assert list(path.iterdir()) == []  # no cache was created where the user mistyped
+    elif kind == "missing":
+        assert not path.exists()
+
+
+# -- clear -----------------------------------------------------------------------------------
+
+
+def test_clear_with_yes(cache: Path) -> None:
+    result = run("clear", "--path", str(cache), "--yes")
+    assert result.exit_code == 0, result.output
+    assert "Cleared 2 entries" in result.stdout
+    assert stored_entries(cache) == 0
+
+
+def test_clear_asks_first(cache: Path) -> None:
+    declined = run("clear", "--path", str(cache), input="n\n")
+    assert declined.exit_code == 1
+    assert "Delete all 2 entries" in declined.output
+    assert stored_entries(cache) == 2
+
+    accepted = run("clear", "--path", str(cache), input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert stored_entries(cache) == 0
+
+
+# -- inspect and keys ------------------------------------------------------------------------
+
+
+def test_inspect_shows_the_entry(cache: Path) -> None:
+    result = run("inspect", "--path", str(cache), KEY)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for expected in (KEY, "llama3", "9 (prompt 3, completion 6)", "f1ngerpr1nt",
+                     "stream chunks", "The [bold]answer[/bold] is 42"):
+        assert expected in out  # markup in cached content is shown, not interpreted
+    created = next(line for line in out.splitlines() if line.startswith("created"))
+    expires = next(line for line in out.splitlines() if line.startswith("expires"))
+    assert created.split()[1][:2] == "20" and "never" not in expires
+
+
+def test_inspect_json_is_the_raw_entry(cache: Path) -> None:
+    result = run("inspect", "--path", str(cache), OTHER, "--json")
+    assert result.exit_code == 0, result.output
+    with DiskStore(cache) as store:
+        entry = store.get(OTHER)
+    assert entry is not None
+    assert json.loads(result.stdout) == entry.to_dict()
+
+
+def test_inspect_accepts_a_unique_prefix(cache: Path) -> None:
+    result = run("inspect", "--path", str(cache), KEY[:8])
+    assert result.exit_code == 0, result.output
+    assert KEY in result.stdout
+
+    ambiguous = run("inspect", "--path", str(cache), "v1:0123")
+    assert ambiguous.exit_code == 1
+    assert "matches 2 keys" in ambiguous.stderr
+
+
+def test_inspect_missing_key(cache: Path) -> None:
+    result = run("inspect", "--path", str(cache), "v1:nothere")
+    assert result.exit_code == 1
+    assert "no entry with key 'v1:nothere'" in result.stderr
+    assert str(cache) in result.stderr
+    # Looking for a key that is not there is not a cache miss of the application's.
+    assert json.loads(run("stats", "--path", str(cache), "--json").stdout)["misses"] == 1
+
+
+def test_inspect_preview_truncates(tmp_path: Path) -> None:
+    with DiskStore(tmp_path) as store:
+        store.set("k", CachedResponse(content="x" * 1000))
+    result = run("inspect", "--path", str(tmp_path), "k", "--preview", "10")
+    assert "xxxxxxxxxx... (1000 characters)" in result.stdout
+    assert "x" * 11 not in result.stdout
+
+
+def test_keys(cache: Path) -> None:
+    result = run("keys", "--path", str(cache))
+    assert result.exit_code == 0, result.output
+    assert sorted(result.stdout.split()) == sorted([KEY, OTHER])
+    assert len(run("keys", "--path", str(cache), "--limit", "1").stdout.split()) == 1
+
+
+# -- backends --------------------------------------------------------------------------------
+
+
+def test_backends_lists_installed_plugins() -> None:
+    result = run("backends")
+    assert result.exit_code == 0, result.output
+    lines = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:6]]
+             for line in result.stdout.splitlines() if line.count("│") == 6}
+    assert lines["echo-test"] == ["llmcache_test_plugins.good:EchoBackend",
+                                  "llmcache-test-plugins", "0.0.1", "ok"]
+    assert lines["mock"][:3] == ["llmcache.backends.mock:MockBackend", "llmcache",
+                                 llmcache.__version__]
+    assert lines["broken-test"][3] == "ok"  # listing imports nothing, so cannot tell
+
+
+def test_backends_check_reports_broken_plugins() -> None:
+    result = run("backends", "--check")
+    assert result.exit_code == 1
+    broken = next(line for line in result.stdout.splitlines() if "broken-test" in line)
+    assert "error: ImportError" in broken
+    assert "Traceback" not in result.output and "WARNING" not in result.stderr
+
+
+def test_backends_shows_conflicts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for dist in ("fake-a", "fake-b"):
+        info = tmp_path / f"{dist.replace('-', '_')}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(f"[llmcache.backends]\ndup = {dist}:X\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg.refresh()
+    result = run("backends")
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if "dup" in line]
+    assert len(rows) == 2
+    assert "conflict (also fake-b)" in rows[0] and "conflict (also fake-a)" in rows[1]
+
+
+# -- the installed console script ------------------------------------------------------------
+
+
+def test_console_script(cache: Path) -> None:
+    assert SCRIPT.exists(), f"{SCRIPT} missing: is llmcache installed in this venv?"
+    helped = subprocess.run([str(SCRIPT), "--help"], capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0, helped.stderr
+    assert "backends" in helped.stdout
+
+    listed = subprocess.run([str(SCRIPT), "backends"], capture_output=True, text=True,
+                            timeout=60, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    assert listed.returncode == 0, listed.stderr
+    assert "echo-test" in listed.stdout and "llmcache-test-plugins" in listed.stdout
+
+    # A fresh process sees the counters that the fixture's process left behind.
+    stats = subprocess.run([str(SCRIPT), "stats", "--path", str(cache), "--json"],
+                           capture_output=True, text=True, timeout=60)
+    assert stats.returncode == 0, stats.stderr
+    assert json.loads(stats.stdout)["hits"] == 2
+
+    bad = subprocess.run([str(SCRIPT), "stats", "--path", str(cache / "nope")],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2
+    assert str(cache / "nope") in bad.stderr and "Traceback" not in bad.stderr

@@ -1,0 +1,1 @@
+"""Test-only llmcache backend plugins: `good` works, `broken` fails to import."""
