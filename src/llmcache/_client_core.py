@@ -1,0 +1,317 @@
+"""What the sync and async cached clients share: keys, policy, lookups, stream recording,
+embedding plans. Nothing here does I/O with the backend, so it is written once."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from llmcache._values import restore_value, to_entry
+from llmcache.backends.base import AIResponse, EmbedResponse, StreamChunk
+from llmcache.distributed import flight_for
+from llmcache.embeddings import EmbeddingCache
+from llmcache.entry import CachedResponse
+from llmcache.keys import Request, canonical_bytes, fingerprint, hash_bytes
+from llmcache.policy import CachePolicy, current_control
+from llmcache.stores.base import Store
+from llmcache.stores.memory import MemoryStore
+
+__all__ = ["ClientCore", "EmbedPlan", "Prepared", "StreamRecorder"]
+
+logger = logging.getLogger("llmcache.client")
+
+# Request fields that change how a server behaves but never what it answers.
+_NOT_IN_KEY = frozenset({"keep_alive", "stream"})
+_CHUNK_FIELDS = frozenset(StreamChunk.__dataclass_fields__) - {"raw"}
+
+
+@dataclass(slots=True)
+class Prepared:
+    """One call, ready to go: its key, what the cache may do, and the backend's kwargs."""
+
+    key: str
+    fingerprint: str
+    read: bool
+    write: bool
+    ttl: float | None
+    call_kwargs: dict[str, Any]
+
+
+@dataclass(slots=True)
+class EmbedPlan:
+    texts: list[str]
+    model: str
+    found: dict[str, Any]
+    missing: list[str] = field(default_factory=list)
+
+
+class StreamRecorder:
+    """Collects a live stream's chunks; stores them only when the stream completed."""
+
+    def __init__(self, core: ClientCore, prep: Prepared) -> None:
+        self._core = core
+        self._prep = prep
+        self._chunks: list[StreamChunk] = []
+
+    def add(self, chunk: StreamChunk) -> None:
+        self._chunks.append(chunk)
+
+    def finish(self) -> None:
+        core, chunks = self._core, self._chunks
+        core.misses += 1
+        if not chunks or not chunks[-1].done:
+            return  # the server closed the stream without its final chunk: incomplete
+        last = chunks[-1]
+        response = AIResponse(
+            content="".join(c.content for c in chunks), model=last.model,
+            tokens_used=last.prompt_tokens + last.completion_tokens,
+            prompt_tokens=last.prompt_tokens, completion_tokens=last.completion_tokens,
+            done_reason=last.done_reason,
+            tool_calls=[tc for c in chunks for tc in (c.tool_calls or [])] or None,
+        )
+        stored = [{k: v for k, v in c.to_dict().items() if k in _CHUNK_FIELDS}
+                  for c in chunks]
+        core.store_response(self._prep, response, chunks=stored)
+
+
+class ClientCore:
+    """State and logic shared by `CachedClient` and `AsyncCachedClient`."""
+
+    def __init__(self, backend: Any, cache: Any, policy: CachePolicy | None, *,
+                 namespace: str, embedding_cache: EmbeddingCache | None) -> None:
+        from llmcache.decorators import _resolve_store
+        from llmcache.metrics import metrics
+
+        self.backend = backend
+        self.store: Store = _resolve_store(cache) if cache is not None else MemoryStore()
+        self.policy = policy or CachePolicy()
+        self.namespace = namespace
+        self.embeddings = embedding_cache if embedding_cache is not None else EmbeddingCache()
+        self.hits = self.misses = self.coalesced = self.errors = self.tokens_saved = 0
+        # Decided once, here: a lock shared between processes (None: in-process
+        # single-flight only), and the store's coroutine methods for the async client.
+        self.flight = flight_for(self.store)
+        aget, aset = getattr(self.store, "aget", None), getattr(self.store, "aset", None)
+        self.aget: Any = aget if inspect.iscoroutinefunction(aget) else None
+        self.aset: Any = aset if inspect.iscoroutinefunction(aset) else None
+        metrics.register_source(f"client:{type(backend).__name__}:{id(self):x}",
+                                self.counters)
+
+    @property
+    def model(self) -> str:
+        """The wrapped backend's default model."""
+        return str(self.backend.model)
+
+    # -- preparing calls -------------------------------------------------------------------
+
+    def _options(self, options: Mapping[str, Any] | None, temperature: float | None,
+                 max_tokens: int | None) -> dict[str, Any]:
+        merged = dict(options or {})
+        if temperature is not None:
+            merged["temperature"] = temperature
+        if max_tokens is not None:
+            merged["num_predict"] = max_tokens
+        return merged
+
+    def _prepare(self, request: Request, options: dict[str, Any], bypass: bool,
+                 call_kwargs: dict[str, Any]) -> Prepared:
+        control = current_control()
+        temperature = options.get("temperature",
+                                  getattr(self.backend, "default_temperature", None))
+        cacheable = not bypass and self.policy.cacheable(temperature=temperature,
+                                                         seed=options.get("seed"))
+        data = canonical_bytes(request)
+        return Prepared(key=hash_bytes(data), fingerprint=fingerprint(data),
+                        read=cacheable and control.read, write=cacheable and control.write,
+                        ttl=control.ttl if control.ttl is not None else self.policy.ttl,
+                        call_kwargs=call_kwargs)
+
+    def prepare_generate(self, prompt: str, model: str | None, system: str | None,
+                         format: Any, options: Mapping[str, Any] | None,
+                         images: Sequence[str | bytes] | None, temperature: float | None,
+                         max_tokens: int | None, extra: dict[str, Any],
+                         bypass: bool) -> Prepared:
+        opts = self._options(options, temperature, max_tokens)
+        model = model or self.model
+        request = Request(model=model, prompt=prompt, system=system, format=format,
+                          options=opts, images=images, namespace=self.namespace,
+                          extra={k: v for k, v in extra.items() if k not in _NOT_IN_KEY})
+        kwargs = dict(extra, model=model, system=system, format=format, options=opts or None,
+                      images=images)
+        return self._prepare(request, opts, bypass, kwargs)
+
+    def prepare_chat(self, messages: Sequence[Mapping[str, Any]], model: str | None,
+                     tools: Sequence[Mapping[str, Any]] | None, format: Any,
+                     options: Mapping[str, Any] | None, temperature: float | None,
+                     max_tokens: int | None, extra: dict[str, Any], bypass: bool) -> Prepared:
+        opts = self._options(options, temperature, max_tokens)
+        model = model or self.model
+        request = Request(model=model, messages=messages, format=format, options=opts,
+                          tools=tools, namespace=self.namespace,
+                          extra={k: v for k, v in extra.items() if k not in _NOT_IN_KEY})
+        kwargs = dict(extra, model=model, tools=tools, format=format, options=opts or None)
+        return self._prepare(request, opts, bypass, kwargs)
+
+    # -- reading and writing ---------------------------------------------------------------
+
+    def _entry(self, prep: Prepared) -> CachedResponse | None:
+        try:
+            entry = self.store.get(prep.key)
+        except Exception:
+            self.errors += 1
+            return None
+        if entry is None or entry.fingerprint != prep.fingerprint:
+            return None
+        return entry
+
+    def lookup(self, prep: Prepared) -> AIResponse | None:
+        entry = self._entry(prep)
+        if entry is None:
+            return None
+        try:
+            value = restore_value(entry)
+        except (ValueError, TypeError, KeyError):
+            self.errors += 1
+            return None
+        if not isinstance(value, AIResponse):
+            self.errors += 1
+            return None
+        self.hits += 1
+        self.tokens_saved += entry.tokens_used
+        return value
+
+    async def alookup(self, prep: Prepared) -> AIResponse | None:
+        """`lookup` through the store's ``aget``: the same checks, without blocking."""
+        try:
+            entry = await self.aget(prep.key)
+        except Exception:
+            self.errors += 1
+            return None
+        if entry is None or entry.fingerprint != prep.fingerprint:
+            return None
+        try:
+            value = restore_value(entry)
+        except (ValueError, TypeError, KeyError):
+            self.errors += 1
+            return None
+        if not isinstance(value, AIResponse):
+            self.errors += 1
+            return None
+        self.hits += 1
+        self.tokens_saved += entry.tokens_used
+        return value
+
+    def lookup_stream(self, prep: Prepared) -> list[StreamChunk] | None:
+        entry = self._entry(prep)
+        if entry is None:
+            return None
+        try:
+            chunks = self._replay(entry)
+        except (ValueError, TypeError):
+            self.errors += 1  # a malformed entry from a shared tier is a miss
+            return None
+        self.hits += 1
+        self.tokens_saved += entry.tokens_used
+        return chunks
+
+    @staticmethod
+    def _replay(entry: CachedResponse) -> list[StreamChunk]:
+        if not isinstance(entry.content, str):
+            raise TypeError("entry.content: a stream replays text")
+        if not entry.chunks:
+            # Stored from a plain call: replay it as one piece and the closing chunk.
+            meta = entry.metadata
+            return [StreamChunk(content=entry.content, model=entry.model),
+                    StreamChunk(content="", model=entry.model, done=True,
+                                done_reason=meta.get("done_reason"),
+                                prompt_tokens=entry.prompt_tokens,
+                                completion_tokens=entry.completion_tokens)]
+        out = []
+        for item in entry.chunks:
+            if not isinstance(item, dict) or not set(item) <= _CHUNK_FIELDS:
+                raise ValueError("entry.chunks: unexpected chunk shape")
+            chunk = StreamChunk(**item)
+            if not isinstance(chunk.content, str):
+                raise TypeError("entry.chunks: content must be text")
+            out.append(chunk)
+        return out
+
+    def store_response(self, prep: Prepared, response: AIResponse, *,
+                       chunks: list[dict[str, Any]] | None = None) -> None:
+        if not prep.write or not self.policy.storable_reason(response.done_reason):
+            return
+        try:
+            entry = to_entry(response, fingerprint=prep.fingerprint, ttl=prep.ttl)
+            entry.chunks = chunks
+            self.store.set(prep.key, entry, prep.ttl)
+        except (TypeError, ValueError) as exc:
+            self.errors += 1
+            logger.warning("not caching a response that cannot be encoded: %s", exc)
+        except Exception:
+            self.errors += 1
+
+    async def astore_response(self, prep: Prepared, response: AIResponse) -> None:
+        """`store_response` through the store's ``aset`` when it has one."""
+        if self.aset is None:
+            self.store_response(prep, response)
+            return
+        if not prep.write or not self.policy.storable_reason(response.done_reason):
+            return
+        try:
+            entry = to_entry(response, fingerprint=prep.fingerprint, ttl=prep.ttl)
+            await self.aset(prep.key, entry, prep.ttl)
+        except (TypeError, ValueError) as exc:
+            self.errors += 1
+            logger.warning("not caching a response that cannot be encoded: %s", exc)
+        except Exception:
+            self.errors += 1
+
+    def recorder(self, prep: Prepared) -> StreamRecorder:
+        return StreamRecorder(self, prep)
+
+    def count_miss(self, response: AIResponse) -> AIResponse:
+        self.misses += 1
+        return response
+
+    def copy_shared(self, response: AIResponse) -> AIResponse:
+        """A follower's own copy of the leader's answer."""
+        self.coalesced += 1
+        return replace(response, raw=dict(response.raw),
+                       tool_calls=None if response.tool_calls is None
+                       else [dict(tc) for tc in response.tool_calls])
+
+    def counters(self) -> dict[str, int | float]:
+        return {"hits": self.hits, "misses": self.misses, "coalesced": self.coalesced,
+                "errors": self.errors, "tokens_saved": self.tokens_saved}
+
+    # -- embeddings ------------------------------------------------------------------------
+
+    def plan_embed(self, texts: Sequence[str], model: str | None) -> EmbedPlan:
+        if isinstance(texts, str):
+            raise TypeError("texts: expected a list of strings; wrap a single text in a list")
+        texts = list(texts)
+        model = model or self.model
+        found = self.embeddings.get_batch(texts, model) if texts else {}
+        missing = list(dict.fromkeys(t for t in texts if found.get(t) is None))
+        return EmbedPlan(texts=texts, model=model, found=found, missing=missing)
+
+    def finish_embed(self, plan: EmbedPlan, fetched: EmbedResponse | None) -> EmbedResponse:
+        found = dict(plan.found)
+        if fetched is not None:
+            if len(fetched.embeddings) != len(plan.missing):
+                raise ValueError(f"backend returned {len(fetched.embeddings)} embeddings for "
+                                 f"{len(plan.missing)} texts")
+            fresh = dict(zip(plan.missing, fetched.embeddings, strict=True))
+            self.embeddings.set_batch(fresh, plan.model)
+            found.update({t: np.asarray(v, dtype=np.float32) for t, v in fresh.items()})
+        self.hits += len(plan.texts) - len(plan.missing)
+        self.misses += len(plan.missing)
+        vectors = [np.asarray(found[t], dtype=np.float32).tolist() for t in plan.texts]
+        return EmbedResponse(embeddings=vectors, model=plan.model,
+                             prompt_tokens=fetched.prompt_tokens if fetched else 0,
+                             duration_ms=fetched.duration_ms if fetched else 0.0)

@@ -1,0 +1,265 @@
+"""The Ollama wire protocol, without I/O: request bodies in, llmcache types out.
+
+Both clients build a `Call` with the functions here, send it with their own transport, and
+hand the decoded JSON back to `to_response`, `StreamDecoder` or `to_embed`, so the parsing
+exists once. Anything that breaks the protocol raises `BadResponse`; an ``{"error": ...}``
+line inside a 200 stream, or a stream that ends before its ``done`` line, raises
+`StreamError` with ``status_code == -1`` as the official client does.
+
+>>> call = generate_call("2+2?", model="m", stream=False, temperature=0)
+>>> call.path, call.body["options"], call.body["stream"]
+('/api/generate', {'temperature': 0}, False)
+>>> reply = to_response(call, {"model": "m", "response": "4", "done": True, "eval_count": 1}, 2.0)
+>>> reply.content, reply.tokens_used, reply.duration_ms
+('4', 1, 2.0)
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from llmcache.backends.base import AIResponse, EmbedResponse, Format, Message, StreamChunk
+from llmcache.backends.errors import BadResponse, StreamError
+
+__all__ = [
+    "Call",
+    "StreamDecoder",
+    "chat_call",
+    "decode_object",
+    "embed_call",
+    "generate_call",
+    "models_of",
+    "to_embed",
+    "to_response",
+    "version_of",
+]
+
+# Keys the client sets itself; letting **extra override them would send a request whose
+# shape the parser does not expect (e.g. ``stream=True`` on a non-streaming call).
+_RESERVED = frozenset({"model", "prompt", "messages", "stream", "input"})
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One API call: where it goes, what it sends, and which model it names."""
+
+    path: str
+    body: dict[str, Any]
+    model: str
+    chat: bool = False
+
+
+def _options(options: Mapping[str, Any] | None, temperature: float | None,
+             max_tokens: int | None) -> dict[str, Any]:
+    merged = dict(options or {})
+    if temperature is not None:
+        merged["temperature"] = temperature
+    if max_tokens is not None:
+        merged["num_predict"] = max_tokens
+    return merged
+
+
+def _image(image: str | bytes) -> str:
+    # Ollama takes base64 text; bytes are raw image data, str is taken as already encoded.
+    return base64.b64encode(image).decode("ascii") if isinstance(image, bytes) else image
+
+
+def _message(message: Message) -> dict[str, Any]:
+    out = dict(message)
+    if out.get("images"):
+        out["images"] = [_image(i) for i in out["images"]]
+    return out
+
+
+def _finish(body: dict[str, Any], format: Format, options: dict[str, Any],
+            extra: Mapping[str, Any]) -> dict[str, Any]:
+    clash = _RESERVED.intersection(extra)
+    if clash:
+        raise TypeError(f"unexpected keyword argument(s) {sorted(clash)}: the client sets "
+                        "these itself (use the *_stream methods to stream)")
+    if format:
+        body["format"] = dict(format) if isinstance(format, Mapping) else format
+    if options:
+        body["options"] = options
+    body.update(extra)
+    return body
+
+
+def generate_call(prompt: str, *, model: str, stream: bool, system: str | None = None,
+                  format: Format = None, options: Mapping[str, Any] | None = None,
+                  images: Sequence[str | bytes] | None = None, temperature: float | None = None,
+                  max_tokens: int | None = None, **extra: Any) -> Call:
+    """A ``POST /api/generate``; ``temperature`` and ``max_tokens`` go into ``options``."""
+    body: dict[str, Any] = {"model": model, "prompt": prompt, "stream": stream}
+    if system is not None:
+        body["system"] = system
+    if images:
+        body["images"] = [_image(i) for i in images]
+    opts = _options(options, temperature, max_tokens)
+    return Call("/api/generate", _finish(body, format, opts, extra), model)
+
+
+def chat_call(messages: Sequence[Message], *, model: str, stream: bool,
+              tools: Sequence[Mapping[str, Any]] | None = None, format: Format = None,
+              options: Mapping[str, Any] | None = None, temperature: float | None = None,
+              max_tokens: int | None = None, **extra: Any) -> Call:
+    """A ``POST /api/chat``."""
+    body: dict[str, Any] = {"model": model, "messages": [_message(m) for m in messages],
+                            "stream": stream}
+    if tools:
+        body["tools"] = [dict(t) for t in tools]
+    opts = _options(options, temperature, max_tokens)
+    return Call("/api/chat", _finish(body, format, opts, extra), model, chat=True)
+
+
+def embed_call(texts: Sequence[str], *, model: str, **extra: Any) -> Call:
+    """A ``POST /api/embed`` with list input (one request for the whole batch)."""
+    if isinstance(texts, str):
+        raise TypeError("embed() takes a sequence of texts; wrap a single string in a list")
+    body = _finish({"model": model, "input": list(texts)}, None, {}, extra)
+    return Call("/api/embed", body, model)
+
+
+def decode_object(content: bytes | str) -> dict[str, Any]:
+    """Parse one JSON object, or raise `BadResponse`."""
+    try:
+        value = orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        raise BadResponse(f"server sent invalid JSON: {exc}; body starts "
+                          f"{content[:80]!r}") from exc
+    if not isinstance(value, dict):
+        raise BadResponse(f"server sent JSON {type(value).__name__}, expected an object")
+    return value
+
+
+def _int(obj: Mapping[str, Any], key: str) -> int:
+    value = obj.get(key, 0)
+    if value is None:
+        return 0
+    if type(value) is not int:
+        raise BadResponse(f"field {key!r} should be an integer, got {value!r}")
+    return value
+
+
+def _str(obj: Mapping[str, Any], key: str, default: str | None = None) -> str | None:
+    value = obj.get(key, default)
+    if value is not None and not isinstance(value, str):
+        raise BadResponse(f"field {key!r} should be a string, got {type(value).__name__}")
+    return value
+
+
+def _tool_calls(obj: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    calls = obj.get("tool_calls")
+    if calls is None:
+        return None
+    if not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls):
+        raise BadResponse("field 'tool_calls' should be a list of objects")
+    return calls
+
+
+def _payload(call: Call, obj: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
+    """The text field of a reply line, and the object holding thinking/tool_calls."""
+    if not call.chat:
+        return _str(obj, "response"), obj
+    message = obj.get("message")
+    if not isinstance(message, dict):
+        raise BadResponse("chat reply has no 'message' object")
+    return _str(message, "content", ""), message
+
+
+def to_response(call: Call, obj: dict[str, Any], wall_ms: float) -> AIResponse:
+    """The `AIResponse` for a non-streamed reply; ``wall_ms`` is used when the server sent
+    no ``total_duration``."""
+    text, holder = _payload(call, obj)
+    if text is None:
+        raise BadResponse("generate reply has no 'response' text")
+    if obj.get("done") is not True:
+        raise BadResponse("non-streamed reply is not final ('done' is not true)")
+    prompt, completion = _int(obj, "prompt_eval_count"), _int(obj, "eval_count")
+    total = _int(obj, "total_duration")
+    return AIResponse(content=text, model=_str(obj, "model") or call.model,
+                      tokens_used=prompt + completion,
+                      duration_ms=total / 1e6 if total else wall_ms,
+                      prompt_tokens=prompt, completion_tokens=completion,
+                      done_reason=_str(obj, "done_reason"),
+                      tool_calls=_tool_calls(holder), thinking=_str(holder, "thinking"),
+                      raw=obj)
+
+
+class StreamDecoder:
+    """Turns NDJSON lines into `StreamChunk` objects and notices how the stream ends.
+
+    >>> d = StreamDecoder(generate_call("x", model="m", stream=True))
+    >>> d.feed('{"response": "hi", "done": false}').content
+    'hi'
+    >>> d.finish()
+    Traceback (most recent call last):
+    ...
+    llmcache.backends.errors.StreamError: stream ended before its final ('done') line
+    """
+
+    __slots__ = ("call", "done")
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self.done = False
+
+    def feed(self, line: str) -> StreamChunk | None:
+        """The chunk for one line (None for a blank line)."""
+        if not line.strip():
+            return None
+        obj = decode_object(line)
+        error = obj.get("error")
+        if error is not None:
+            raise StreamError(str(error), status_code=-1)
+        text, holder = _payload(self.call, obj)
+        self.done = obj.get("done") is True
+        return StreamChunk(content=text or "", model=_str(obj, "model") or self.call.model,
+                           done=self.done, done_reason=_str(obj, "done_reason"),
+                           prompt_tokens=_int(obj, "prompt_eval_count"),
+                           completion_tokens=_int(obj, "eval_count"),
+                           tool_calls=_tool_calls(holder), thinking=_str(holder, "thinking"),
+                           raw=obj)
+
+    def finish(self) -> None:
+        """Call when the body is exhausted: a stream without its final line is incomplete."""
+        if not self.done:
+            raise StreamError("stream ended before its final ('done') line", status_code=-1)
+
+
+def to_embed(call: Call, obj: dict[str, Any], wall_ms: float) -> EmbedResponse:
+    """The `EmbedResponse` for an ``/api/embed`` reply, checked against the input count."""
+    vectors = obj.get("embeddings")
+    expected = len(call.body["input"])
+    if not isinstance(vectors, list) or len(vectors) != expected:
+        raise BadResponse(f"expected {expected} embeddings, got "
+                          f"{len(vectors) if isinstance(vectors, list) else vectors!r}")
+    try:
+        embeddings = [[float(x) for x in v] for v in vectors]
+    except (TypeError, ValueError) as exc:
+        raise BadResponse(f"embeddings are not lists of numbers: {exc}") from exc
+    total = _int(obj, "total_duration")
+    return EmbedResponse(embeddings=embeddings, model=_str(obj, "model") or call.model,
+                         prompt_tokens=_int(obj, "prompt_eval_count"),
+                         duration_ms=total / 1e6 if total else wall_ms)
+
+
+def models_of(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model entries of an ``/api/tags`` reply."""
+    models = obj.get("models")
+    if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
+        raise BadResponse("/api/tags reply has no 'models' list")
+    return models
+
+
+def version_of(obj: dict[str, Any]) -> str:
+    """The server version of an ``/api/version`` reply."""
+    version = obj.get("version")
+    if not isinstance(version, str):
+        raise BadResponse("/api/version reply has no 'version' string")
+    return version

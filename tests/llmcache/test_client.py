@@ -1,0 +1,241 @@
+"""CachedClient over the public mock backends: caching, scoping, streams, embeddings."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from llmcache import (
+    AsyncCachedClient,
+    AsyncMockBackend,
+    CachedClient,
+    CachePolicy,
+    EmbeddingCache,
+    MemoryStore,
+    MockBackend,
+    StreamChunk,
+    cache_control,
+)
+from llmcache.backends.errors import BackendUnavailable
+from llmcache.backends.mock import MockCall
+
+
+def test_generate_hit_is_marked_cached() -> None:
+    backend = MockBackend()
+    client = CachedClient(backend, MemoryStore())
+    first = client.generate("hi", temperature=0)
+    hit = client.generate("hi", temperature=0)
+    assert not first.cached and hit.cached
+    assert hit.duration_ms == 0 and hit.content == first.content
+    assert backend.call_count == 1
+
+
+def test_wraps_async_backends_as_async_client() -> None:
+    client = CachedClient(AsyncMockBackend(), MemoryStore())
+    assert isinstance(client, AsyncCachedClient)
+
+
+@pytest.mark.parametrize("change", [
+    {"model": "other"}, {"system": "be terse"}, {"format": "json"},
+    {"format": {"type": "object"}}, {"options": {"top_p": 0.5}}, {"max_tokens": 5},
+    {"temperature": 0.1}, {"images": [b"img"]},
+])
+def test_every_field_scopes_the_entry(change: dict[str, Any]) -> None:
+    backend = MockBackend()
+    client = CachedClient(backend, MemoryStore())
+    client.generate("q", temperature=0)
+    base = {"temperature": 0, **change}
+    response = client.generate("q", **base)
+    assert not response.cached
+    assert backend.call_count == 2
+
+
+def test_chat_key_covers_messages_and_tools() -> None:
+    backend = MockBackend()
+    client = CachedClient(backend, MemoryStore())
+    msgs = [{"role": "user", "content": "hi"}]
+    tool = {"type": "function", "function": {"name": "f", "parameters": {}}}
+    client.chat(msgs, temperature=0)
+    assert client.chat(msgs, temperature=0).cached
+    assert not client.chat(msgs, temperature=0, tools=[tool]).cached
+    assert not client.chat([{"role": "system", "content": "x"}, *msgs], temperature=0).cached
+    assert backend.call_count == 3
+
+
+def test_high_temperature_is_not_cached_and_bypass_works() -> None:
+    backend = MockBackend()
+    client = CachedClient(backend, MemoryStore())
+    client.generate("q", temperature=0.9)
+    assert not client.generate("q", temperature=0.9).cached
+    client.generate("q", temperature=0)
+    assert not client.generate("q", temperature=0, bypass_cache=True).cached
+    with cache_control(bypass=True):
+        assert not client.generate("q", temperature=0).cached
+    assert client.generate("q", temperature=0).cached
+
+
+def test_length_limited_answers_follow_the_policy() -> None:
+    from llmcache import AIResponse
+
+    def cut(call: MockCall) -> AIResponse:
+        return AIResponse(content="partial", model=call.model, done_reason="length")
+
+    backend = MockBackend(cut)
+    client = CachedClient(backend, MemoryStore())
+    client.generate("q", temperature=0)
+    assert not client.generate("q", temperature=0).cached
+    keep = CachedClient(MockBackend(cut), MemoryStore(),
+                        CachePolicy(store_length_limited=True))
+    keep.generate("q", temperature=0)
+    assert keep.generate("q", temperature=0).cached
+
+
+def test_errors_are_not_cached() -> None:
+    state = {"n": 0}
+
+    def flaky(call: MockCall) -> str:
+        state["n"] += 1
+        if state["n"] == 1:
+            raise BackendUnavailable("down")
+        return "ok"
+
+    client = CachedClient(MockBackend(flaky), MemoryStore())
+    with pytest.raises(BackendUnavailable):
+        client.generate("q", temperature=0)
+    assert client.generate("q", temperature=0).content == "ok"
+
+
+def test_stream_is_recorded_and_replayed_in_order() -> None:
+    backend = MockBackend()
+    client = CachedClient(backend, MemoryStore())
+    live = [c.content for c in client.generate_stream("a b c", temperature=0)]
+    replay = list(client.generate_stream("a b c", temperature=0))
+    assert [c.content for c in replay] == live
+    assert replay[-1].done
+    assert backend.call_count == 1
+    # A plain call is served from the streamed entry too.
+    assert client.generate("a b c", temperature=0).cached
+
+
+def test_abandoned_stream_is_not_stored() -> None:
+    backend = MockBackend()
+    client = CachedClient(backend, MemoryStore())
+    stream = client.generate_stream("a b c d", temperature=0)
+    next(stream)
+    stream.close()  # the consumer walks away
+    assert not client.generate("a b c d", temperature=0).cached
+
+
+def test_failed_stream_is_not_stored() -> None:
+    def breaks(call: MockCall) -> Any:
+        def pieces() -> Any:
+            yield "first "
+            raise BackendUnavailable("connection reset")
+        return pieces()
+
+    client = CachedClient(MockBackend(breaks), MemoryStore())
+    with pytest.raises(BackendUnavailable):
+        list(client.generate_stream("q", temperature=0))
+    assert len(client.store) == 0
+
+
+def test_stream_without_done_chunk_is_not_stored() -> None:
+    def no_done(call: MockCall) -> Any:
+        return iter([StreamChunk(content="a"), StreamChunk(content="b")])
+
+    backend = MockBackend(no_done)
+    client = CachedClient(backend, MemoryStore())
+    chunks = list(client.generate_stream("q", temperature=0))
+    if not chunks[-1].done:
+        assert len(client.store) == 0
+
+
+def test_plain_entry_replays_as_stream() -> None:
+    client = CachedClient(MockBackend(), MemoryStore())
+    answer = client.generate("x y", temperature=0)
+    replay = list(client.generate_stream("x y", temperature=0))
+    assert "".join(c.content for c in replay) == answer.content
+    assert replay[-1].done
+
+
+def test_threads_make_one_backend_call() -> None:
+    def slow(call: MockCall) -> str:
+        time.sleep(0.2)
+        return "answer"
+
+    backend = MockBackend(slow)
+    client = CachedClient(backend, MemoryStore())
+    barrier = threading.Barrier(30)
+    results: list[str] = []
+
+    def worker() -> None:
+        barrier.wait()
+        results.append(client.generate("q", temperature=0).content)
+
+    threads = [threading.Thread(target=worker) for _ in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == ["answer"] * 30
+    assert backend.call_count == 1
+
+
+async def test_async_client_single_flight_and_errors() -> None:
+    async def slow(call: MockCall) -> str:
+        await asyncio.sleep(0.05)
+        if "fail" in call.text:
+            raise BackendUnavailable("down")
+        return "answer"
+
+    backend = AsyncMockBackend(slow)
+    async with CachedClient(backend, MemoryStore()) as client:
+        results = await asyncio.gather(*(client.generate("q", temperature=0)
+                                         for _ in range(50)))
+        assert {r.content for r in results} == {"answer"}
+        assert backend.call_count == 1
+        failures = await asyncio.gather(*(client.generate("fail", temperature=0)
+                                          for _ in range(10)), return_exceptions=True)
+        assert all(isinstance(f, BackendUnavailable) for f in failures)
+        assert backend.call_count == 2
+        assert (await client.generate("q", temperature=0)).cached
+
+
+async def test_async_stream_replay() -> None:
+    backend = AsyncMockBackend()
+    client = CachedClient(backend, MemoryStore())
+    live = [c.content async for c in client.generate_stream("p q", temperature=0)]
+    replay = [c.content async for c in client.generate_stream("p q", temperature=0)]
+    assert live == replay and backend.call_count == 1
+
+
+def test_embed_sends_only_missing_texts_once() -> None:
+    backend = MockBackend()
+    client = CachedClient(backend, MemoryStore(), embedding_cache=EmbeddingCache())
+    first = client.embed(["a", "b", "a"])
+    assert len(first.embeddings) == 3 and first.embeddings[0] == first.embeddings[2]
+    assert [c.texts for c in backend.calls if c.method == "embed"] == [["a", "b"]]
+    second = client.embed(["b", "c"])
+    assert second.embeddings[0] == first.embeddings[1]
+    assert [c.texts for c in backend.calls if c.method == "embed"][-1] == ["c"]
+    client.embed(["a", "c"])
+    assert len([c for c in backend.calls if c.method == "embed"]) == 2
+
+
+def test_embed_rejects_a_bare_string() -> None:
+    client = CachedClient(MockBackend(), MemoryStore())
+    with pytest.raises(TypeError, match="texts"):
+        client.embed("a")  # type: ignore[arg-type]
+
+
+def test_namespaces_keep_tenants_apart() -> None:
+    store = MemoryStore()
+    backend = MockBackend()
+    a = CachedClient(backend, store, namespace="a")
+    b = CachedClient(backend, store, namespace="b")
+    a.generate("q", temperature=0)
+    assert not b.generate("q", temperature=0).cached
