@@ -14,6 +14,7 @@ from llmcache.backends import (
     AIResponse,
     AsyncBackend,
     AsyncMockBackend,
+    AuthenticationError,
     Backend,
     BackendConflict,
     BackendError,
@@ -45,7 +46,7 @@ from llmcache.parallel import parallel_first, parallel_map
 from llmcache.policy import CacheControl, CachePolicy, cache_control
 from llmcache.response_cache import ResponseCache
 from llmcache.singleflight import AsyncSingleFlight, SingleFlight
-from llmcache.stores import DiskStore, MemoryStore, Store, TieredStore
+from llmcache.stores import DiskStore, MemoryStore, RedisStore, Store, TieredStore
 
 __all__ = [
     "AIResponse",
@@ -53,6 +54,7 @@ __all__ = [
     "AsyncCachedClient",
     "AsyncMockBackend",
     "AsyncSingleFlight",
+    "AuthenticationError",
     "Backend",
     "BackendConflict",
     "BackendError",
@@ -82,6 +84,7 @@ __all__ = [
     "MockBackend",
     "MockCall",
     "ModelNotFound",
+    "RedisStore",
     "Request",
     "ResponseCache",
     "SingleFlight",

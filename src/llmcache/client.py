@@ -108,7 +108,9 @@ class CachedClient(ClientCore):
                 return hit
 
         def compute() -> AIResponse:
-            response: AIResponse = upstream()
+            # The only place the backend is called on this path, so the only miss to count
+            # (a hit found by `lead`'s second lookup was counted as a hit).
+            response: AIResponse = self.count_miss(upstream())
             self.store_response(prep, response)
             return response
 
@@ -123,7 +125,7 @@ class CachedClient(ClientCore):
             return compute()
 
         response, shared = self._flight.do_ex(prep.key, lead)
-        return self.copy_shared(response) if shared else self.count_miss(response)
+        return self.copy_shared(response) if shared else response
 
     def generate_stream(self, prompt: str, *, model: str | None = None,
                         system: str | None = None,
@@ -248,7 +250,7 @@ class AsyncCachedClient(ClientCore):
 
     async def _missed(self, prep: Prepared, upstream: Any) -> AIResponse:
         async def compute() -> AIResponse:
-            response: AIResponse = await upstream()
+            response: AIResponse = self.count_miss(await upstream())
             await self.astore_response(prep, response)
             return response
 
@@ -262,7 +264,7 @@ class AsyncCachedClient(ClientCore):
             return await compute()
 
         response, shared = await self._flight.do_ex(prep.key, lead)
-        return self.copy_shared(response) if shared else self.count_miss(response)
+        return self.copy_shared(response) if shared else response
 
     async def generate_stream(self, prompt: str, *, model: str | None = None,
                               system: str | None = None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from llmcache.stores.base import Store, StoreStats
 from llmcache.stores.disk import DiskStore
 from llmcache.stores.memory import MemoryStore
+from llmcache.stores.redis import RedisStore
 from llmcache.stores.tiered import TieredStore
 
-__all__ = ["DiskStore", "MemoryStore", "Store", "StoreStats", "TieredStore"]
+__all__ = ["DiskStore", "MemoryStore", "RedisStore", "Store", "StoreStats", "TieredStore"]
