@@ -47,6 +47,14 @@ from llmcache.policy import CacheControl, CachePolicy, cache_control
 from llmcache.response_cache import ResponseCache
 from llmcache.singleflight import AsyncSingleFlight, SingleFlight
 from llmcache.stores import DiskStore, MemoryStore, RedisStore, Store, TieredStore
+from llmcache.vector import (
+    HashingEmbedder,
+    SemanticCache,
+    SemanticHit,
+    VectorIndex,
+    Verifier,
+    WordLlamaEmbedder,
+)
 
 __all__ = [
     "AIResponse",
@@ -78,6 +86,7 @@ __all__ = [
     "EmbedResponse",
     "EmbeddingBatcher",
     "EmbeddingCache",
+    "HashingEmbedder",
     "JSONCodec",
     "MemoryStore",
     "MetricsCollector",
@@ -87,11 +96,16 @@ __all__ = [
     "RedisStore",
     "Request",
     "ResponseCache",
+    "SemanticCache",
+    "SemanticHit",
     "SingleFlight",
     "Store",
     "StreamChunk",
     "StreamError",
     "TieredStore",
+    "VectorIndex",
+    "Verifier",
+    "WordLlamaEmbedder",
     "cache_control",
     "cached_generate",
     "get_backend",

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from llmcache._semantic_glue import SemanticTier
 from llmcache._values import restore_value, to_entry
 from llmcache.backends.base import AIResponse, EmbedResponse, StreamChunk
 from llmcache.distributed import flight_for
@@ -40,6 +41,7 @@ class Prepared:
     write: bool
     ttl: float | None
     call_kwargs: dict[str, Any]
+    request: Request | None = None  # kept for the semantic tier, which matches requests
 
 
 @dataclass(slots=True)
@@ -83,11 +85,14 @@ class ClientCore:
     """State and logic shared by `CachedClient` and `AsyncCachedClient`."""
 
     def __init__(self, backend: Any, cache: Any, policy: CachePolicy | None, *,
-                 namespace: str, embedding_cache: EmbeddingCache | None) -> None:
+                 namespace: str, embedding_cache: EmbeddingCache | None,
+                 semantic: SemanticTier | None = None) -> None:
         from llmcache.decorators import _resolve_store
         from llmcache.metrics import metrics
 
         self.backend = backend
+        self.semantic = semantic
+        self.semantic_hits = 0
         self.store: Store = _resolve_store(cache) if cache is not None else MemoryStore()
         self.policy = policy or CachePolicy()
         self.namespace = namespace
@@ -129,7 +134,8 @@ class ClientCore:
         return Prepared(key=hash_bytes(data), fingerprint=fingerprint(data),
                         read=cacheable and control.read, write=cacheable and control.write,
                         ttl=control.ttl if control.ttl is not None else self.policy.ttl,
-                        call_kwargs=call_kwargs)
+                        call_kwargs=call_kwargs,
+                        request=request if self.semantic is not None else None)
 
     def prepare_generate(self, prompt: str, model: str | None, system: str | None,
                          format: Any, options: Mapping[str, Any] | None,
@@ -271,6 +277,62 @@ class ClientCore:
         except Exception:
             self.errors += 1
 
+    # -- the semantic tier (plain calls only; streams use the exact tier) --------------------
+
+    def semantic_lookup(self, prep: Prepared) -> AIResponse | None:
+        """A similar earlier request's answer, or None. Failures are misses."""
+        if self.semantic is None or prep.request is None or not prep.read:
+            return None
+        try:
+            return self._semantic_response(self.semantic.get(prep.request))
+        except Exception:
+            self.errors += 1
+            return None
+
+    async def asemantic_lookup(self, prep: Prepared) -> AIResponse | None:
+        if self.semantic is None or prep.request is None or not prep.read:
+            return None
+        try:
+            return self._semantic_response(await self.semantic.aget(prep.request))
+        except Exception:
+            self.errors += 1
+            return None
+
+    def _semantic_response(self, hit: Any) -> AIResponse | None:
+        if hit is None:
+            return None
+        value = restore_value(hit.entry)
+        if not isinstance(value, AIResponse):
+            return None
+        # The match is the caller's to judge: similarity and the matched prompt ride along.
+        value.raw = {"semantic": dict(hit.entry.metadata.get("semantic", {}))}
+        self.hits += 1
+        self.semantic_hits += 1
+        self.tokens_saved += hit.entry.tokens_used
+        return value
+
+    def _semantic_entry(self, prep: Prepared, response: AIResponse) -> CachedResponse | None:
+        if (self.semantic is None or prep.request is None or not prep.write
+                or not self.policy.storable_reason(response.done_reason)):
+            return None
+        return to_entry(response, fingerprint=prep.fingerprint, ttl=prep.ttl)
+
+    def semantic_store(self, prep: Prepared, response: AIResponse) -> None:
+        try:
+            entry = self._semantic_entry(prep, response)
+            if entry is not None and self.semantic is not None and prep.request is not None:
+                self.semantic.set(prep.request, entry, ttl=prep.ttl)
+        except Exception:
+            self.errors += 1
+
+    async def asemantic_store(self, prep: Prepared, response: AIResponse) -> None:
+        try:
+            entry = self._semantic_entry(prep, response)
+            if entry is not None and self.semantic is not None and prep.request is not None:
+                await self.semantic.aset(prep.request, entry, ttl=prep.ttl)
+        except Exception:
+            self.errors += 1
+
     def recorder(self, prep: Prepared) -> StreamRecorder:
         return StreamRecorder(self, prep)
 
@@ -286,7 +348,8 @@ class ClientCore:
                        else [dict(tc) for tc in response.tool_calls])
 
     def counters(self) -> dict[str, int | float]:
-        return {"hits": self.hits, "misses": self.misses, "coalesced": self.coalesced,
+        return {"hits": self.hits, "semantic_hits": self.semantic_hits,
+                "misses": self.misses, "coalesced": self.coalesced,
                 "errors": self.errors, "tokens_saved": self.tokens_saved}
 
     # -- embeddings ------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Any, overload
 
 from llmcache._client_core import ClientCore, Prepared
+from llmcache._semantic_glue import SemanticTier
 from llmcache.backends.base import AIResponse, AsyncBackend, Backend, EmbedResponse, StreamChunk
 from llmcache.embeddings import EmbeddingCache
 from llmcache.policy import CachePolicy
@@ -53,28 +54,32 @@ class CachedClient(ClientCore):
     def __new__(  # type: ignore[misc]
         cls, backend: AsyncBackend, cache: Any = ..., policy: CachePolicy | None = ...,
         *, namespace: str = ..., embedding_cache: EmbeddingCache | None = ...,
+        semantic: SemanticTier | None = ...,
     ) -> AsyncCachedClient: ...
 
     @overload
     def __new__(cls, backend: Backend, cache: Any = ..., policy: CachePolicy | None = ...,
                 *, namespace: str = ..., embedding_cache: EmbeddingCache | None = ...,
+        semantic: SemanticTier | None = ...,
                 ) -> CachedClient: ...
 
     def __new__(cls, backend: Backend | AsyncBackend, cache: Any = None,
                 policy: CachePolicy | None = None, *, namespace: str = "",
-                embedding_cache: EmbeddingCache | None = None) -> Any:
+                embedding_cache: EmbeddingCache | None = None,
+                 semantic: SemanticTier | None = None) -> Any:
         if cls is CachedClient and isinstance(backend, AsyncBackend):
             return AsyncCachedClient(backend, cache, policy, namespace=namespace,
-                                     embedding_cache=embedding_cache)
+                                     embedding_cache=embedding_cache, semantic=semantic)
         return super().__new__(cls)
 
     def __init__(self, backend: Backend, cache: Any = None, policy: CachePolicy | None = None,
-                 *, namespace: str = "", embedding_cache: EmbeddingCache | None = None) -> None:
+                 *, namespace: str = "", embedding_cache: EmbeddingCache | None = None,
+                 semantic: SemanticTier | None = None) -> None:
         if not isinstance(backend, Backend):
             raise TypeError(f"backend: expected an llmcache Backend, got "
                             f"{type(backend).__name__}")
         super().__init__(backend, cache, policy, namespace=namespace,
-                         embedding_cache=embedding_cache)
+                         embedding_cache=embedding_cache, semantic=semantic)
         self._flight: SingleFlight[AIResponse] = SingleFlight()
 
     def generate(self, prompt: str, *, model: str | None = None, system: str | None = None,
@@ -108,10 +113,14 @@ class CachedClient(ClientCore):
                 return hit
 
         def compute() -> AIResponse:
+            similar = self.semantic_lookup(prep)
+            if similar is not None:
+                return similar
             # The only place the backend is called on this path, so the only miss to count
             # (a hit found by `lead`'s second lookup was counted as a hit).
             response: AIResponse = self.count_miss(upstream())
             self.store_response(prep, response)
+            self.semantic_store(prep, response)
             return response
 
         def lead() -> AIResponse:
@@ -191,12 +200,13 @@ class AsyncCachedClient(ClientCore):
 
     def __init__(self, backend: AsyncBackend, cache: Any = None,
                  policy: CachePolicy | None = None, *, namespace: str = "",
-                 embedding_cache: EmbeddingCache | None = None) -> None:
+                 embedding_cache: EmbeddingCache | None = None,
+                 semantic: SemanticTier | None = None) -> None:
         if not isinstance(backend, AsyncBackend):
             raise TypeError(f"backend: expected an llmcache AsyncBackend, got "
                             f"{type(backend).__name__}")
         super().__init__(backend, cache, policy, namespace=namespace,
-                         embedding_cache=embedding_cache)
+                         embedding_cache=embedding_cache, semantic=semantic)
         self._flight: AsyncSingleFlight[AIResponse] = AsyncSingleFlight()
         if self.aget is not None:
             # Chosen here so the hit path of a sync store stays exactly as it is.
@@ -250,8 +260,12 @@ class AsyncCachedClient(ClientCore):
 
     async def _missed(self, prep: Prepared, upstream: Any) -> AIResponse:
         async def compute() -> AIResponse:
+            similar = await self.asemantic_lookup(prep)
+            if similar is not None:
+                return similar
             response: AIResponse = self.count_miss(await upstream())
             await self.astore_response(prep, response)
+            await self.asemantic_store(prep, response)
             return response
 
         async def lead() -> AIResponse:

@@ -29,6 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple, TypeVar, cast, overload
 
+from llmcache._semantic_glue import SemanticTier, request_from_args
 from llmcache._values import restore_value, to_entry
 from llmcache.distributed import flight_for
 from llmcache.entry import CachedResponse
@@ -112,8 +113,11 @@ class _Cached:
     """State shared by the sync and async wrappers of one function."""
 
     def __init__(self, func: Callable[..., Any], *, cache: Any, ttl: float | None,
-                 policy: CachePolicy, key: KeyFunc | None, namespace: str) -> None:
+                 policy: CachePolicy, key: KeyFunc | None, namespace: str,
+                 semantic: SemanticTier | None = None) -> None:
         self.func = func
+        self.semantic = semantic
+        self.semantic_hits = 0
         self.store = _resolve_store(cache)
         self.policy = policy
         self.ttl = check_ttl(ttl) if ttl is not None else policy.ttl
@@ -208,6 +212,59 @@ class _Cached:
         except Exception:
             self.errors += 1
 
+    def _semantic_request(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        bound = self.binder.bind(args, kwargs)
+        return request_from_args(bound, ident=self.ident, namespace=self.namespace)
+
+    def semantic_lookup(self, request: Any) -> Any:
+        """A similar earlier call's answer from the semantic tier, or `_MISS`."""
+        if request is None or self.semantic is None:
+            return _MISS
+        try:
+            hit = self.semantic.get(request)
+            return _MISS if hit is None else self._semantic_value(hit)
+        except Exception:
+            self.errors += 1  # a failing semantic tier is a miss, never a failed call
+            return _MISS
+
+    async def asemantic_lookup(self, request: Any) -> Any:
+        if request is None or self.semantic is None:
+            return _MISS
+        try:
+            hit = await self.semantic.aget(request)
+            return _MISS if hit is None else self._semantic_value(hit)
+        except Exception:
+            self.errors += 1
+            return _MISS
+
+    def _semantic_value(self, hit: Any) -> Any:
+        value = restore_value(hit.entry)
+        self.hits += 1
+        self.semantic_hits += 1
+        self.tokens_saved += hit.entry.tokens_used
+        return value
+
+    def semantic_store(self, request: Any, fp: str, value: Any, ttl: float | None) -> None:
+        if request is None or self.semantic is None:
+            return
+        entry = self._storable(fp, value, ttl)
+        if entry is not None:
+            try:
+                self.semantic.set(request, entry, ttl=ttl)
+            except Exception:
+                self.errors += 1
+
+    async def asemantic_store(self, request: Any, fp: str, value: Any,
+                              ttl: float | None) -> None:
+        if request is None or self.semantic is None:
+            return
+        entry = self._storable(fp, value, ttl)
+        if entry is not None:
+            try:
+                await self.semantic.aset(request, entry, ttl=ttl)
+            except Exception:
+                self.errors += 1
+
     def info(self) -> CacheInfo:
         maxsize = getattr(self.store, "max_entries", None)
         return CacheInfo(self.hits, self.misses, maxsize, len(self.store))
@@ -215,7 +272,8 @@ class _Cached:
     def counters(self) -> dict[str, int | float]:
         avg_miss = self.miss_ms / self.misses if self.misses else 0.0
         return {"hits": self.hits, "misses": self.misses, "errors": self.errors,
-                "tokens_saved": self.tokens_saved, "time_saved_ms": self.hits * avg_miss}
+                "semantic_hits": self.semantic_hits, "tokens_saved": self.tokens_saved,
+                "time_saved_ms": self.hits * avg_miss}
 
     def clear(self) -> None:
         self.store.clear()
@@ -258,12 +316,20 @@ def _wrap_sync(state: _Cached, func: Callable[..., Any]) -> Callable[..., Any]:
                 return value
 
         def compute() -> Any:
+            request = (state._semantic_request(args, kwargs)
+                       if state.semantic is not None else None)
+            if control.read and request is not None:
+                similar = state.semantic_lookup(request)
+                if similar is not _MISS:
+                    return similar
             state.misses += 1
             start = time.perf_counter()
             result = func(*args, **kwargs)
             state.miss_ms += (time.perf_counter() - start) * 1000.0
             if control.write:
-                state.store_result(key, fp, result, control.ttl or state.ttl)
+                ttl = control.ttl or state.ttl
+                state.store_result(key, fp, result, ttl)
+                state.semantic_store(request, fp, result, ttl)
             return result
 
         def lead() -> Any:
@@ -298,12 +364,20 @@ def _wrap_async(state: _Cached, func: Callable[..., Awaitable[Any]]) -> Callable
     async def missed(args: tuple[Any, ...], kwargs: dict[str, Any], key: str, fp: str,
                      control: Any) -> Any:
         async def compute() -> Any:
+            request = (state._semantic_request(args, kwargs)
+                       if state.semantic is not None else None)
+            if control.read and request is not None:
+                similar = await state.asemantic_lookup(request)
+                if similar is not _MISS:
+                    return similar
             state.misses += 1
             start = time.perf_counter()
             result = await func(*args, **kwargs)
             state.miss_ms += (time.perf_counter() - start) * 1000.0
             if control.write:
-                await state.astore_result(key, fp, result, control.ttl or state.ttl)
+                ttl = control.ttl or state.ttl
+                await state.astore_result(key, fp, result, ttl)
+                await state.asemantic_store(request, fp, result, ttl)
             return result
 
         async def lead() -> Any:
@@ -357,12 +431,14 @@ def cached_generate(func: F, /) -> F: ...
 @overload
 def cached_generate(*, cache: Any = None, ttl: float | None = None,
                     policy: CachePolicy | None = None, key: KeyFunc | None = None,
-                    namespace: str = "") -> Callable[[F], F]: ...
+                    namespace: str = "", semantic: SemanticTier | None = None,
+                    ) -> Callable[[F], F]: ...
 
 
 def cached_generate(func: F | None = None, /, *, cache: Any = None, ttl: float | None = None,
                     policy: CachePolicy | None = None, key: KeyFunc | None = None,
-                    namespace: str = "") -> F | Callable[[F], F]:
+                    namespace: str = "", semantic: SemanticTier | None = None,
+                    ) -> F | Callable[[F], F]:
     """Cache a sync or async generate function; usable bare or with options.
 
     ``cache``: a store (default: a private ``MemoryStore(max_entries=1024)``) or a
@@ -370,7 +446,9 @@ def cached_generate(func: F | None = None, /, *, cache: Any = None, ttl: float |
     `CachePolicy` (default: temperature threshold 0.3, read from a ``temperature`` argument
     or ``options["temperature"]``). ``key``: a callable taking the function's arguments and
     returning JSON-like data to key on instead of all the arguments. ``namespace``: keeps
-    tenants or applications apart.
+    tenants or applications apart. ``semantic``: a `llmcache.vector.SemanticCache` asked
+    after an exact miss, for a similar earlier call's answer (the function needs a
+    ``prompt`` or ``messages`` argument; every other argument scopes the match).
 
     Return values may be str, JSON-like data (dicts, lists, numbers, bools, None) and
     ``AIResponse``/``CachedResponse``; anything else raises TypeError and nothing is stored.
@@ -387,7 +465,7 @@ def cached_generate(func: F | None = None, /, *, cache: Any = None, ttl: float |
 
     def decorate(f: F) -> F:
         state = _Cached(f, cache=cache, ttl=ttl, policy=policy or CachePolicy(), key=key,
-                        namespace=namespace)
+                        namespace=namespace, semantic=semantic)
         if inspect.iscoroutinefunction(f):
             wrapper = _wrap_async(state, f)
         else:

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, overload
 
 from llmcache import AIResponse, AsyncBackend, AsyncCachedClient, Backend, CachedClient
+from llmcache._semantic_glue import SemanticTier
 from llmcache.embeddings import EmbeddingCache
 from llmcache.policy import CachePolicy
 
@@ -44,25 +45,29 @@ class CachedOllamaClient(CachedClient):
     def __new__(  # type: ignore[misc]
         cls, client: AsyncBackend, cache: Any = ..., policy: CachePolicy | None = ...,
         *, namespace: str = ..., embedding_cache: EmbeddingCache | None = ...,
+        semantic: SemanticTier | None = ...,
     ) -> AsyncCachedOllamaClient: ...
 
     @overload
     def __new__(cls, client: Backend, cache: Any = ..., policy: CachePolicy | None = ...,
                 *, namespace: str = ..., embedding_cache: EmbeddingCache | None = ...,
+        semantic: SemanticTier | None = ...,
                 ) -> CachedOllamaClient: ...
 
     def __new__(cls, client: Backend | AsyncBackend, cache: Any = None,
                 policy: CachePolicy | None = None, *, namespace: str = "",
-                embedding_cache: EmbeddingCache | None = None) -> Any:
+                embedding_cache: EmbeddingCache | None = None,
+                 semantic: SemanticTier | None = None) -> Any:
         if isinstance(client, AsyncBackend):
             return AsyncCachedOllamaClient(client, cache, policy, namespace=namespace,
-                                           embedding_cache=embedding_cache)
+                                           embedding_cache=embedding_cache, semantic=semantic)
         return object.__new__(cls)
 
     def __init__(self, client: Backend, cache: Any = None, policy: CachePolicy | None = None,
-                 *, namespace: str = "", embedding_cache: EmbeddingCache | None = None) -> None:
+                 *, namespace: str = "", embedding_cache: EmbeddingCache | None = None,
+                 semantic: SemanticTier | None = None) -> None:
         super().__init__(client, cache, _policy(policy), namespace=namespace,
-                         embedding_cache=embedding_cache)
+                         embedding_cache=embedding_cache, semantic=semantic)
         self.client = client
         self.cache = cache
 
@@ -86,9 +91,10 @@ class AsyncCachedOllamaClient(AsyncCachedClient):
 
     def __init__(self, client: AsyncBackend, cache: Any = None,
                  policy: CachePolicy | None = None, *, namespace: str = "",
-                 embedding_cache: EmbeddingCache | None = None) -> None:
+                 embedding_cache: EmbeddingCache | None = None,
+                 semantic: SemanticTier | None = None) -> None:
         super().__init__(client, cache, _policy(policy), namespace=namespace,
-                         embedding_cache=embedding_cache)
+                         embedding_cache=embedding_cache, semantic=semantic)
         self.client = client
         self.cache = cache
 

@@ -1,0 +1,56 @@
+"""Vector search for semantic caching: an exact numpy index and an approximate (HNSW) one.
+
+`VectorIndex` keeps float32 unit rows in one matrix and answers top-k cosine queries with a
+single matrix-vector product. `ApproximateIndex` (extra ``ann``: ``pip install
+'llmcache[ann]'``) has the same interface on usearch, and `make_index` gives an index that
+switches from the first to the second above a size you set.
+"""
+
+from __future__ import annotations
+
+from llmcache.vector.ann import ApproximateIndex, AutoIndex, ann_available, make_index
+from llmcache.vector.embedders import (
+    BackendEmbedder,
+    Embedder,
+    HashingEmbedder,
+    WordLlamaEmbedder,
+)
+from llmcache.vector.guards import (
+    AntonymGuard,
+    DirectionGuard,
+    EntityGuard,
+    Guard,
+    NegationGuard,
+    NumberGuard,
+    ScopeGuard,
+    default_guards,
+)
+from llmcache.vector.index import IndexFileError, SearchHit, VectorIndex, VectorSearch
+from llmcache.vector.semantic import SemanticCache, SemanticHit
+from llmcache.vector.verifier import Verifier
+
+__all__ = [
+    "AntonymGuard",
+    "ApproximateIndex",
+    "AutoIndex",
+    "BackendEmbedder",
+    "DirectionGuard",
+    "Embedder",
+    "EntityGuard",
+    "Guard",
+    "HashingEmbedder",
+    "IndexFileError",
+    "NegationGuard",
+    "NumberGuard",
+    "ScopeGuard",
+    "SearchHit",
+    "SemanticCache",
+    "SemanticHit",
+    "VectorIndex",
+    "VectorSearch",
+    "Verifier",
+    "WordLlamaEmbedder",
+    "ann_available",
+    "default_guards",
+    "make_index",
+]

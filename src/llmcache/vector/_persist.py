@@ -1,0 +1,129 @@
+"""What a `SemanticCache` keeps about each entry, and how it is saved next to the entries.
+
+The entries themselves live in the cache's `Store` (a `DiskStore` when persisted). Beside
+it, in ``<persist_path>/index/``, go one index file per partition and a manifest listing
+the records (key, scope, text, fingerprint, expiry) in LRU order. Every file is written to
+a temporary name and renamed, so a crash leaves the old file or the new one; whatever is
+missing or unreadable is rebuilt from the stored entries (each carries its record in
+``metadata["_semantic"]``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from llmcache.entry import CachedResponse
+from llmcache.vector.index import IndexFileError, VectorIndex, VectorSearch, atomic_write
+
+__all__ = ["MANIFEST", "Record", "index_file", "load_index", "read_manifest",
+           "record_from_entry", "write_manifest"]
+
+logger = logging.getLogger("llmcache.vector.semantic")
+
+MANIFEST = "manifest.json"
+_FORMAT = "llmcache-semantic-manifest"
+_VERSION = 1
+META_KEY = "_semantic"  # where an entry carries its record, for rebuilds
+
+
+@dataclass(slots=True)
+class Record:
+    """One cached request as the semantic layer knows it.
+
+    ``scope`` identifies the request minus its matched text (``None`` when the request is
+    cached for exact lookups only); ``partition`` is the scope under the current embedder.
+    """
+
+    key: str
+    scope: str | None
+    partition: str | None
+    text: str | None
+    fingerprint: str
+    expires_at: float | None
+
+    def metadata(self) -> dict[str, Any]:
+        return {"scope": self.scope, "text": self.text}
+
+
+def record_from_entry(key: str, entry: CachedResponse) -> tuple[str | None, str | None] | None:
+    """``(scope, text)`` carried by a stored entry, or ``None`` if it is not ours."""
+    meta = entry.metadata.get(META_KEY) if isinstance(entry.metadata, dict) else None
+    if not isinstance(meta, dict):
+        return None
+    scope, text = meta.get("scope"), meta.get("text")
+    if not (scope is None or isinstance(scope, str)) or not (text is None or
+                                                             isinstance(text, str)):
+        return None
+    return scope, text
+
+
+def index_file(directory: Path, partition: str) -> Path:
+    """Where the index of ``partition`` (a ``v1:<hex>`` key) is saved."""
+    return directory / f"{partition.rpartition(':')[2]}.index"
+
+
+def load_index(path: Path) -> VectorSearch:
+    """Read an index saved by any index class (exact ``.npz`` or approximate)."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head == b"PK":
+        return VectorIndex.load(path)
+    from llmcache.vector.ann import ApproximateIndex  # needs the ``ann`` extra
+
+    return ApproximateIndex.load(path)
+
+
+def write_manifest(directory: Path, embedder: str, records: list[Record]) -> None:
+    rows = [[r.key, r.scope, r.text, r.fingerprint, r.expires_at] for r in records]
+    data = orjson.dumps({"format": _FORMAT, "version": _VERSION, "embedder": embedder,
+                         "records": rows})
+    atomic_write(directory / MANIFEST, lambda f: f.write(data))
+
+
+def read_manifest(directory: Path) -> tuple[str, list[Record]] | None:
+    """``(embedder name, records)`` from the manifest, or ``None`` if absent or unusable."""
+    path = directory / MANIFEST
+    try:
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, orjson.JSONDecodeError) as exc:
+        logger.warning("semantic index manifest %s is unreadable (%s); rebuilding from the "
+                       "stored entries", path, exc)
+        return None
+    try:
+        if data["format"] != _FORMAT or data["version"] != _VERSION:
+            raise ValueError(f"format {data['format']!r} version {data['version']!r}")
+        records = []
+        for key, scope, text, fp, expires in data["records"]:
+            if not isinstance(key, str) or not isinstance(fp, str):
+                raise ValueError("bad record")
+            if not (scope is None or isinstance(scope, str)) \
+                    or not (text is None or isinstance(text, str)) \
+                    or not (expires is None or isinstance(expires, (int, float))):
+                raise ValueError("bad record")
+            records.append(Record(key, scope, None, text, fp, expires))
+        return str(data["embedder"]), records
+    except (KeyError, TypeError, ValueError) as exc:
+        logger.warning("semantic index manifest %s is corrupt (%s); rebuilding from the "
+                       "stored entries", path, exc)
+        return None
+
+
+def try_load_index(path: Path) -> VectorSearch | None:
+    """The index saved at ``path``, or ``None`` (missing, corrupt, or needing an extra)."""
+    try:
+        return load_index(path)
+    except FileNotFoundError:
+        return None
+    except (IndexFileError, OSError, ValueError, ImportError) as exc:
+        logger.warning("semantic index file %s is unusable (%s); rebuilding it", path, exc)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None

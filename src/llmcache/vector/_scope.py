@@ -1,0 +1,212 @@
+"""How a request is scoped and how one candidate is judged (used by `SemanticCache`)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import orjson
+
+from llmcache.entry import CachedResponse, JSONValue
+from llmcache.keys import Request, fingerprint, hash_bytes
+from llmcache.stores.base import ErrorLog
+from llmcache.vector._persist import META_KEY, Record
+from llmcache.vector.embedders import Embedder, Matrix
+from llmcache.vector.guards import Guard
+
+__all__ = ["SOFT_GUARDS", "Candidate", "QueryVectors", "SemanticHit", "judge",
+           "make_record", "public_entry", "split_request"]
+
+logger = logging.getLogger("llmcache.vector.semantic")
+
+SOFT_GUARDS = frozenset({"scope"})  # a verifier may overrule these; never the others
+
+
+def split_request(canonical: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+    """``(scope, text)`` of a request's canonical form, or ``None`` if it has no text to
+    match (no prompt and no user message with string content, or an empty one).
+
+    >>> req = Request(model="m", messages=[{"role": "system", "content": "Be brief"},
+    ...                                    {"role": "user", "content": "Hi there"}])
+    >>> scope, text = split_request(req.to_canonical())
+    >>> text, scope["messages"][1]
+    ('Hi there', {'role': 'user', '\\x00query': True})
+    """
+    prompt = canonical.get("prompt")
+    if isinstance(prompt, str):
+        return ({**canonical, "prompt": None, "\0kind": "prompt"}, prompt) \
+            if prompt.strip() else None
+    messages = canonical.get("messages")
+    if not isinstance(messages, list):
+        return None
+    for i in range(len(messages) - 1, -1, -1):
+        message = messages[i]
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if not isinstance(content, str) or not content.strip():
+                return None
+            slot = {k: v for k, v in message.items() if k != "content"}
+            slot["\0query"] = True  # the matched message's place, and its other fields
+            scope = [*messages[:i], slot, *messages[i + 1:]]
+            return {**canonical, "messages": scope, "\0kind": "chat"}, content
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticHit:
+    """A cached answer found for a request.
+
+    ``entry.metadata["semantic"]`` repeats ``similarity``, ``matched_prompt`` (the cached
+    request's text) and ``exact``; ``key`` is the cached request's key.
+    """
+
+    entry: CachedResponse
+    similarity: float
+    exact: bool
+    matched_prompt: str | None
+    key: str
+
+    @property
+    def content(self) -> JSONValue:
+        return self.entry.content
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A cached request scored against a query (see `SemanticCache.explain`)."""
+
+    key: str
+    text: str
+    similarity: float
+    veto: tuple[str, str] | None  # (guard, reason) of the first guard that vetoed
+    verify: bool = False  # would go to the verifier before being served
+
+
+@dataclass(slots=True)
+class _Query:
+    """What a semantic lookup needs once the exact lookup missed."""
+
+    key: str
+    partition: str
+    text: str
+    threshold: float
+
+
+def judge(guards: Sequence[Guard], key: str, cached: str, text: str, score: float,
+          threshold: float, has_verifier: bool,
+          grey_zone: tuple[float, float] | None) -> Candidate:
+    """Decide about one candidate: vetoed (by a guard, or below the threshold), served
+    as is, or served only if the verifier agrees.
+
+    Without a verifier, a candidate is served when no guard vetoes (the index search
+    already dropped those below the threshold). With one, hard vetoes stand, soft ones
+    (``scope``) go to the verifier, and so does a similarity in ``grey_zone`` (every
+    candidate when ``grey_zone`` is ``None``).
+    """
+    veto = None
+    for guard in guards:
+        reason = guard.veto(cached, text)
+        if reason is not None:
+            veto = (guard.name, reason)
+            break
+    if not has_verifier:
+        if veto is None and score < threshold:
+            veto = ("threshold", "below")
+        return Candidate(key, cached, score, veto)
+    if veto is not None:
+        return Candidate(key, cached, score, veto, verify=veto[0] in SOFT_GUARDS)
+    if grey_zone is None or grey_zone[0] <= score < grey_zone[1]:
+        return Candidate(key, cached, score, None, verify=True)
+    return Candidate(key, cached, score, None if score >= threshold else ("threshold", "below"))
+
+
+class QueryVectors:
+    """The embedder behind a small memory of recent texts, degrading to "no vector".
+
+    The memory makes ``set`` after a missed ``get`` of the same text embed nothing. A
+    failing embedder (a model server down) is logged once and counted, and the text is
+    then looked up and stored for exact matching only: the caller still gets its answer.
+    """
+
+    def __init__(self, embedder: Embedder, size: int = 256) -> None:
+        self.embedder = embedder
+        self.size = size
+        self.errors = 0
+        self._recent: OrderedDict[str, Matrix | None] = OrderedDict()
+        self._lock = threading.Lock()
+        self._log = ErrorLog(logger, f"SemanticCache({embedder.name})")
+
+    def _recall(self, text: str) -> tuple[bool, Matrix | None]:
+        with self._lock:
+            if text in self._recent:
+                self._recent.move_to_end(text)
+                return True, self._recent[text]
+        return False, None
+
+    def _remember(self, text: str, rows: Matrix) -> Matrix | None:
+        vec = rows[0] if rows.shape[0] and np.any(rows[0]) else None  # zero: no meaning
+        with self._lock:
+            self._recent[text] = vec
+            while len(self._recent) > self.size:
+                self._recent.popitem(last=False)
+        return vec
+
+    def _failed(self, exc: Exception) -> None:
+        with self._lock:
+            self.errors += 1
+        self._log.report("embed", exc)
+
+    def get(self, text: str) -> Matrix | None:
+        found, vec = self._recall(text)
+        if found:
+            return vec
+        try:
+            rows = self.embedder.embed([text])
+        except Exception as exc:  # any embedder failure: exact matching only
+            self._failed(exc)
+            return None
+        return self._remember(text, rows)
+
+    async def aget(self, text: str) -> Matrix | None:
+        found, vec = self._recall(text)
+        if found:
+            return vec
+        aembed = getattr(self.embedder, "aembed", None)
+        try:
+            rows = await aembed([text]) if aembed is not None else self.embedder.embed([text])
+        except Exception as exc:
+            self._failed(exc)
+            return None
+        return self._remember(text, rows)
+
+
+def make_record(request: Request, value: CachedResponse | JSONValue,
+                partition_of: Callable[[str], str],
+                expires_at: float | None) -> tuple[Record, CachedResponse]:
+    """The record of ``request`` and the entry to store for it (fingerprinted, carrying
+    its record in ``metadata["_semantic"]`` for rebuilds)."""
+    canonical = request.to_canonical()
+    data = orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)  # == canonical_bytes
+    key, fp = hash_bytes(data), fingerprint(data)
+    split = split_request(canonical)
+    scope = hash_bytes(orjson.dumps(split[0], option=orjson.OPT_SORT_KEYS)) if split else None
+    record = Record(key, scope, partition_of(scope) if scope else None,
+                    split[1] if split else None, fp, expires_at)
+    entry = value if isinstance(value, CachedResponse) else \
+        CachedResponse(content=value, model=request.model)
+    metadata = {k: v for k, v in entry.metadata.items() if k != "semantic"}
+    metadata[META_KEY] = record.metadata()
+    return record, replace(entry, fingerprint=fp, metadata=metadata)
+
+
+def public_entry(entry: CachedResponse, similarity: float, text: str | None,
+                 exact: bool) -> CachedResponse:
+    """A copy of a stored entry as callers see it: our record out, the match's facts in."""
+    metadata = {k: v for k, v in entry.metadata.items() if k != META_KEY}
+    metadata["semantic"] = {"similarity": similarity, "matched_prompt": text, "exact": exact}
+    return replace(entry, metadata=metadata)

@@ -1,0 +1,230 @@
+"""Measure a semantic cache on labeled pairs: how many repeats it serves, how many traps.
+
+A pairs file has one JSON object a line: ``{"a": ..., "b": ..., "same_answer": bool,
+"category": ...}``. Each pair is judged on its own (its own namespace, so its own
+partition): ``a`` is cached, ``b`` is looked up. A pair with ``same_answer`` true is
+*served* when the lookup returns ``a``'s answer; a trap (``same_answer`` false) served is
+a *wrong answer*. The similarity and the guards' verdict are taken once per pair, so any
+threshold can be scored without embedding again, and the sweep finds the threshold with
+the most pairs served while wrong answers stay within a budget.
+
+Used by ``llmcache eval`` and ``benchmarks/semantic_eval.py``.
+
+>>> from llmcache.vector.embedders import HashingEmbedder
+>>> pairs = [Pair("Where is order 48213?", "where is order 48213", True, "near_repeat"),
+...          Pair("Where is order 48213?", "Where is order 48231?", False, "number")]
+>>> report = evaluate(pairs, HashingEmbedder(), threshold=0.5)
+>>> report["served"], report["wrong"], report["per_category"]["number"]["wrong"]
+(1.0, 0.0, 0.0)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from llmcache.keys import Request
+from llmcache.vector.embedders import Embedder, HashingEmbedder, WordLlamaEmbedder
+from llmcache.vector.guards import Guard, default_guards
+from llmcache.vector.semantic import DEFAULT_THRESHOLD, SemanticCache
+
+__all__ = ["EMBEDDERS", "Pair", "Scored", "best_threshold", "evaluate", "load_pairs",
+           "make_embedder", "render", "score_pairs", "summarize"]
+
+EMBEDDERS = ("wordllama", "hashing")
+#: The labeled set shipped with the package (written by hand for llmcache).
+BUNDLED_PAIRS = Path(__file__).parent / "data" / "semantic_pairs.jsonl"
+BUNDLED_HOLDOUT = Path(__file__).parent / "data" / "semantic_pairs_holdout.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    a: str
+    b: str
+    same_answer: bool
+    category: str = "uncategorised"
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A pair with the similarity of ``b`` to ``a`` and the first guard veto, if any."""
+
+    pair: Pair
+    similarity: float
+    veto: tuple[str, str] | None
+
+    def served(self, threshold: float) -> bool:
+        return self.veto is None and self.similarity >= threshold
+
+
+def load_pairs(path: str | os.PathLike[str]) -> list[Pair]:
+    """Read a pairs file; ``ValueError`` naming the line for anything malformed."""
+    pairs = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{n}: not JSON ({exc})") from None
+            if not isinstance(obj, dict):
+                raise ValueError(f"{path}:{n}: expected an object")
+            a, b, same = obj.get("a"), obj.get("b"), obj.get("same_answer")
+            category = obj.get("category", "uncategorised")
+            if not isinstance(a, str) or not isinstance(b, str) or not isinstance(same, bool) \
+                    or not isinstance(category, str):
+                raise ValueError(f'{path}:{n}: expected "a" and "b" strings, "same_answer" '
+                                 'true or false, and an optional "category" string')
+            pairs.append(Pair(a, b, same, category))
+    if not pairs:
+        raise ValueError(f"{path}: no pairs")
+    return pairs
+
+
+def make_embedder(name: str) -> Embedder:
+    """``"wordllama"`` (the bundled model, extra ``semantic``) or ``"hashing"``."""
+    if name == "wordllama":
+        return WordLlamaEmbedder()
+    if name == "hashing":
+        return HashingEmbedder()
+    raise ValueError(f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)}")
+
+
+def score_pairs(pairs: Sequence[Pair], embedder: Embedder,
+                guards: Sequence[Guard] | None = None) -> list[Scored]:
+    """Cache every ``a`` (each in its own namespace) and score its ``b`` against it."""
+    cache = SemanticCache(embedder, guards=guards, max_entries=max(1, len(pairs)))
+    try:
+        for i, pair in enumerate(pairs):
+            cache.set(Request(model="eval", prompt=pair.a, namespace=f"pair-{i}"), "answer")
+        out = []
+        for i, pair in enumerate(pairs):
+            found = cache.explain(Request(model="eval", prompt=pair.b, namespace=f"pair-{i}"))
+            if found:
+                out.append(Scored(pair, found[0].similarity, found[0].veto))
+            else:  # a text without meaning to the embedder (or without words): never served
+                out.append(Scored(pair, -math.inf, ("embedding", "no vector")))
+        return out
+    finally:
+        cache.close()
+
+
+def _share(part: int, whole: int) -> float:
+    return round(part / whole, 4) if whole else 0.0
+
+
+def best_threshold(scored: Sequence[Scored], budget: float) -> dict[str, Any]:
+    """The threshold serving the most should-hit pairs with wrong answers <= ``budget``
+    (the highest such threshold on ties), from a sweep over the observed similarities."""
+    hits = [s for s in scored if s.pair.same_answer]
+    traps = [s for s in scored if not s.pair.same_answer]
+    candidates = sorted({s.similarity for s in scored
+                         if s.veto is None and math.isfinite(s.similarity)} | {1.0})
+    best: dict[str, Any] = {"threshold": 1.0, "served": 0.0, "wrong": 0.0, "budget": budget}
+    best_served = -1
+    for threshold in candidates:
+        served = sum(s.served(threshold) for s in hits)
+        wrong = _share(sum(s.served(threshold) for s in traps), len(traps))
+        if wrong <= budget and served >= best_served:
+            best_served = served
+            best = {"threshold": round(float(threshold), 4), "served": _share(served, len(hits)),
+                    "wrong": wrong, "budget": budget}
+    return best
+
+
+def summarize(scored: Sequence[Scored], threshold: float, budget: float) -> dict[str, Any]:
+    """The figures at ``threshold``: shares served and wrong, per category, the vetoes, the
+    best threshold under ``budget``, and the traps that were served."""
+    hits = [s for s in scored if s.pair.same_answer]
+    traps = [s for s in scored if not s.pair.same_answer]
+    categories: dict[str, list[Scored]] = {}
+    for s in scored:
+        categories.setdefault(s.pair.category, []).append(s)
+    per_category: dict[str, Any] = {}
+    for name, members in sorted(categories.items()):
+        served = sum(s.served(threshold) for s in members)
+        should = sum(s.pair.same_answer for s in members)
+        row: dict[str, Any] = {"pairs": len(members), "should_hit": should,
+                               "traps": len(members) - should,
+                               "served": _share(served, len(members))}
+        if should < len(members):
+            row["wrong"] = _share(sum(s.served(threshold) for s in members
+                                      if not s.pair.same_answer), len(members) - should)
+        per_category[name] = row
+    vetoes: dict[str, dict[str, int]] = {"should_hit": {}, "traps": {}}
+    for s in scored:
+        if s.veto is not None:
+            side = vetoes["should_hit" if s.pair.same_answer else "traps"]
+            side[s.veto[0]] = side.get(s.veto[0], 0) + 1
+    best = best_threshold(scored, budget)
+    return {
+        "pairs": len(scored), "should_hit": len(hits), "traps": len(traps),
+        "served": _share(sum(s.served(threshold) for s in hits), len(hits)),
+        "wrong": _share(sum(s.served(threshold) for s in traps), len(traps)),
+        "threshold": best["threshold"], "threshold_used": threshold, "budget": budget,
+        "best": best, "per_category": per_category, "vetoes": vetoes,
+        "wrong_pairs": [{"a": s.pair.a, "b": s.pair.b, "category": s.pair.category,
+                         "similarity": round(s.similarity, 4)}
+                        for s in traps if s.served(threshold)],
+    }
+
+
+def evaluate(pairs: Sequence[Pair], embedder: Embedder, *, threshold: float | None = None,
+             guards: Sequence[Guard] | None = None, budget: float = 0.02) -> dict[str, Any]:
+    """Score ``pairs`` and summarise them at ``threshold`` (default: the cache's)."""
+    used = DEFAULT_THRESHOLD if threshold is None else threshold
+    report = summarize(score_pairs(pairs, embedder, guards), used, budget)
+    report["embedder"] = embedder.name
+    report["guards"] = [g.name for g in (default_guards() if guards is None else guards)]
+    return report
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def render(reports: Iterable[tuple[str, dict[str, Any]]]) -> None:
+    """Print reports as rich tables, one column per report (e.g. guards on and off)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    reports = list(reports)
+    console = Console(highlight=False)
+    summary = Table(title="semantic cache evaluation", title_justify="left")
+    summary.add_column("figure")
+    for label, _ in reports:
+        summary.add_column(label, justify="right")
+    first = reports[0][1]
+    rows = [
+        ("pairs (should hit / traps)",
+         [f"{r['pairs']} ({r['should_hit']} / {r['traps']})" for _, r in reports]),
+        ("embedder", [r["embedder"] for _, r in reports]),
+        ("guards", [", ".join(r["guards"]) or "none" for _, r in reports]),
+        ("threshold used", [f"{r['threshold_used']:.3f}" for _, r in reports]),
+        ("should-hit pairs served", [_pct(r["served"]) for _, r in reports]),
+        ("traps served a wrong answer", [_pct(r["wrong"]) for _, r in reports]),
+        (f"best threshold (wrong <= {_pct(first['budget'])})",
+         [f"{r['best']['threshold']:.3f}" for _, r in reports]),
+        ("  served / wrong there",
+         [f"{_pct(r['best']['served'])} / {_pct(r['best']['wrong'])}" for _, r in reports]),
+    ]
+    for name, values in rows:
+        summary.add_row(name, *values)
+    console.print(summary)
+    table = Table(title="per category (at the threshold used)", title_justify="left")
+    table.add_column("category")
+    table.add_column("pairs", justify="right")
+    for label, _ in reports:
+        table.add_column(f"{label}: served", justify="right")
+    for name, row in first["per_category"].items():
+        kind = "wrong " if row["traps"] and not row["should_hit"] else ""
+        cells = [f"{kind}{_pct(r['per_category'][name]['served'])}" for _, r in reports]
+        table.add_row(name, str(row["pairs"]), *cells)
+    console.print(table)

@@ -1,0 +1,414 @@
+"""Guards: cheap textual checks that veto a semantic hit embeddings would wrongly allow.
+
+Sentence embeddings average words, so "order 48213" and "order 48231", "is it safe" and
+"is it not safe", "capital of France" and "capital of Germany" score close to 1. Each guard
+compares the cached request's text with the new one for one kind of difference and
+returns a reason to refuse, or ``None``. They are pure Python over precompiled regexes and
+run only on candidates already above the similarity threshold.
+
+=================  ===================================================================
+``numbers``        numbers, amounts, percentages, dates, times, weekdays, months,
+                   relative days, versions, ids, emails and URLs (normalised multisets)
+``negation``       negation cues (not, no, never, without, n't ...) counted per text
+``antonyms``       a word on one side, its opposite on the other (buy/sell, before/after,
+                   enable/disable ...), and un-/dis-/in- prefixed forms
+``entities``       names and code: capitalised words mid-sentence, acronyms, quoted
+                   strings, snake_case/camelCase, dotted names, files, paths, flags
+``direction``      the same words in other roles ("from A to B" vs "from B to A")
+``scope``          content words (stemmed, stopwords and question framing removed,
+                   everyday synonyms joined) must match up to a small tolerance
+=================  ===================================================================
+
+>>> guards = default_guards()
+>>> first_veto(guards, "Where is order 48213?", "Where's order #48231?")
+('numbers', 'numbers differ: num:48213 vs num:48231')
+>>> first_veto(guards, "Is it safe to eat raw eggs?", "Is it not safe to eat raw eggs?")[0]
+'negation'
+>>> first_veto(guards, "What is the capital of France?", "What's the capital of Germany?")[0]
+'entities'
+>>> first_veto(guards, "How do I reverse a list in Python?",
+...            "what's the best way to reverse a list in python") is None
+True
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import ClassVar
+
+from llmcache.vector import _lexicon as lex
+from llmcache.vector._numbers import extract_numbers
+from llmcache.vector._text import CACHE_SIZE as _CACHE
+from llmcache.vector._text import content_words as _content
+from llmcache.vector._text import is_typo as _is_typo
+from llmcache.vector._text import stem as _stem
+from llmcache.vector._text import tokens as _tokens
+from llmcache.vector._text import words as _words
+
+__all__ = [
+    "AntonymGuard",
+    "DirectionGuard",
+    "EntityGuard",
+    "Guard",
+    "NegationGuard",
+    "NumberGuard",
+    "ScopeGuard",
+    "default_guards",
+    "first_veto",
+]
+
+
+
+class Guard(ABC):
+    """One check between a cached request's text and a new one.
+
+    Subclasses set ``name`` (used in statistics and to switch guards off) and implement
+    `veto`. Guards must be symmetric and must not raise on any text.
+    """
+
+    name: ClassVar[str] = "guard"
+
+    @abstractmethod
+    def veto(self, cached: str, query: str) -> str | None:
+        """A short reason why ``cached``'s answer must not serve ``query``, or ``None``."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def first_veto(guards: Iterable[Guard], cached: str, query: str) -> tuple[str, str] | None:
+    """``(guard name, reason)`` of the first guard that vetoes, or ``None``."""
+    for guard in guards:
+        reason = guard.veto(cached, query)
+        if reason is not None:
+            return guard.name, reason
+    return None
+
+
+def _fmt(items: Iterable[str]) -> str:
+    shown = sorted(items)
+    return ", ".join(shown[:4]) + (" ..." if len(shown) > 4 else "") if shown else "-"
+
+
+# -------------------------------------------------------------------------------- numbers
+
+
+_DIGITS = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+@lru_cache(maxsize=_CACHE)
+def _digit_order(text: str) -> tuple[str, ...]:
+    return tuple(d.replace(",", "") for d in _DIGITS.findall(text))
+
+
+class NumberGuard(Guard):
+    """Veto when numbers, amounts, dates, times, versions, ids, emails or URLs differ.
+
+    Values are normalised ("$5" = "5 dollars", "1,000" = "1000", "two" = "2",
+    "March 5th" = "5 March") and compared as multisets; the same digits in another order
+    ("from 2 to 5", "from 5 to 2") veto too.
+
+    >>> NumberGuard().veto("Book a table for 2 at 7pm", "book a table for two at 19:00")
+    >>> NumberGuard().veto("Is 2024-03-05 a holiday?", "Is 2024-03-06 a holiday?")
+    'numbers differ: date:2024-3-5 vs date:2024-3-6'
+    """
+
+    name = "numbers"
+
+    def veto(self, cached: str, query: str) -> str | None:
+        a, b = extract_numbers(cached), extract_numbers(query)
+        if a != b:
+            return (f"numbers differ: {_fmt((a - b).elements())} vs "
+                    f"{_fmt((b - a).elements())}")
+        da, db = _digit_order(cached), _digit_order(query)
+        if da != db and sorted(da) == sorted(db):  # "from 2 to 5" is not "from 5 to 2"
+            return f"numbers in another order: {' '.join(da)} vs {' '.join(db)}"
+        return None
+
+
+# ------------------------------------------------------------------------------- negation
+
+
+@lru_cache(maxsize=_CACHE)
+def _negations(text: str) -> int:
+    return sum(1 for w in _words(text) if w in lex.NEGATION_CUES or w.endswith("n't"))
+
+
+class NegationGuard(Guard):
+    """Veto when the texts hold a different number of negation cues.
+
+    >>> NegationGuard().veto("Why won't my car start?", "why doesn't my car start")
+    >>> NegationGuard().veto("Can I pay by card?", "Can't I pay by card?")
+    'negation differs: 0 cue(s) vs 1'
+    """
+
+    name = "negation"
+
+    def veto(self, cached: str, query: str) -> str | None:
+        a, b = _negations(cached), _negations(query)
+        return None if a == b else f"negation differs: {a} cue(s) vs {b}"
+
+
+# ------------------------------------------------------------------------------- antonyms
+
+_ANTONYMS = tuple((frozenset(map(_stem, left)) | left, frozenset(map(_stem, right)) | right)
+                  for left, right in lex.ANTONYMS)
+# word -> the antonym pairs it belongs to, so a check looks only at pairs its words touch
+_PAIRS_OF: dict[str, list[int]] = {}
+for _i, (_left, _right) in enumerate(_ANTONYMS):
+    for _word in _left | _right:
+        _PAIRS_OF.setdefault(_word, []).append(_i)
+
+
+@lru_cache(maxsize=_CACHE)
+def _word_forms(text: str) -> frozenset[str]:
+    words = [w.split("'")[0] for w in _words(text)]
+    return frozenset(words) | frozenset(map(_stem, words))
+
+
+class AntonymGuard(Guard):
+    """Veto when one text has a word and the other its opposite (and not the word).
+
+    >>> AntonymGuard().veto("When should I buy Tesla stock?", "When should I sell Tesla stock?")
+    'opposites: buy vs sell'
+    >>> AntonymGuard().veto("how to install docker", "how to uninstall docker")
+    'opposites: install vs uninstall'
+    >>> AntonymGuard().veto("log in to the app", "login into the app")
+    """
+
+    name = "antonyms"
+
+    def veto(self, cached: str, query: str) -> str | None:
+        a, b = _word_forms(cached), _word_forms(query)
+        touched = sorted({i for word in a ^ b for i in _PAIRS_OF.get(word, ())})
+        for left, right in (_ANTONYMS[i] for i in touched):
+            for x, y in ((a, b), (b, a)):
+                if x & left and y & right and not x & right and not y & left:
+                    first, second = sorted(x & left)[0], sorted(y & right)[0]
+                    if x is b:
+                        first, second = second, first
+                    return f"opposites: {first} vs {second}"
+        only_a, only_b = a - b, b - a
+        for word in only_a:
+            for prefix in lex.NEGATING_PREFIXES:
+                if len(word) >= 4 and prefix + word in only_b:
+                    return f"opposites: {word} vs {prefix + word}"
+                if word.startswith(prefix) and len(word) - len(prefix) >= 4 \
+                        and word[len(prefix):] in only_b:
+                    return f"opposites: {word} vs {word[len(prefix):]}"
+        return None
+
+
+# ------------------------------------------------------------------------------- entities
+
+_ENTITY_PATTERNS = tuple(re.compile(p) for p in (
+    r"\"([^\"\n]{1,80})\"", "\u201c([^\u201d\n]{1,80})\u201d", r"`([^`\n]{1,80})`",
+    r"(?<!\w)'([^'\n]{1,80})'(?!\w)",
+    r"\b([A-Z]{2,}[0-9]*)s?\b",                          # acronyms: AWS, SQL, HTTP2
+    r"\b([a-z]+[A-Z][A-Za-z0-9]*)\b",                    # camelCase, iPhone, macOS
+    r"\b([A-Z][a-z0-9]+[A-Z][A-Za-z0-9]*)\b",            # PascalCase: JavaScript, GitHub
+    r"\b([A-Za-z0-9]+_[A-Za-z0-9_]+)\b",                 # snake_case
+    r"\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w+)+)(?:\(\))?",      # os.path.join, notes.txt
+    r"(?<![\w/])((?:~|\.{1,2})?/[\w.\-]+(?:/[\w.\-]+)*)",  # paths
+    r"(?<![\w-])(--?[A-Za-z][\w-]*)",                    # command-line flags
+    r"\b(\w+)\(\)",                                      # calls: print()
+    r"(?<!\w)[@#]([A-Za-z]\w+)",                          # mentions, hashtags
+))
+_CAPITALISED = re.compile(r"\b[A-Z][a-zA-Z'\-]*")
+_SENTENCE_END = frozenset(".!?:;\n\"'([*-\u2022>")
+_NOT_NAMES = frozenset({"i", "e g", "i e", "ok"})
+
+
+@lru_cache(maxsize=_CACHE)
+def _entities(text: str) -> frozenset[str]:
+    found: set[str] = set()
+    for pattern in _ENTITY_PATTERNS:
+        found.update(m.group(1) for m in pattern.finditer(text))
+    for m in _CAPITALISED.finditer(text):
+        before = text[:m.start()].rstrip()
+        word = m.group().lower().replace("\u2019", "'")
+        if before and before[-1] not in _SENTENCE_END and word not in lex.STOPWORDS \
+                and word not in lex.NEGATION_CUES:
+            found.add(m.group())
+    norm = {_normalized(_POSSESSIVE.sub("", e)) for e in found}
+    return frozenset(e for e in norm if e and e not in _NOT_NAMES)
+
+
+_POSSESSIVE = re.compile(r"['\u2019](?:s|m|re|ve|ll|d)?\b")
+_HYPHEN = re.compile(r"(?<=\w)-(?=\w)")
+
+
+def _normalized(text: str) -> str:
+    # "Wi-Fi" and "wifi", "Python's" and "python" compare equal.
+    return " ".join(re.findall(r"[a-z0-9]+", _HYPHEN.sub("", text.lower())))
+
+
+@lru_cache(maxsize=_CACHE)
+def _padded(text: str) -> str:
+    return f" {_normalized(_POSSESSIVE.sub('', text))} "
+
+
+class EntityGuard(Guard):
+    """Veto when a name, code identifier, file or quoted string of one text is absent from
+    the other (compared case-insensitively as words).
+
+    >>> EntityGuard().veto("How do I center a div in CSS?", "how do i center a div in css")
+    >>> EntityGuard().veto("Open config.yaml", "Open config.toml")
+    'entities differ: config yaml vs config toml'
+    """
+
+    name = "entities"
+
+    def veto(self, cached: str, query: str) -> str | None:
+        pa, pb = _padded(cached), _padded(query)
+        missing_a = [e for e in _entities(cached) if f" {e} " not in pb]
+        missing_b = [e for e in _entities(query) if f" {e} " not in pa]
+        if not missing_a and not missing_b:
+            return None
+        return f"entities differ: {_fmt(missing_a)} vs {_fmt(missing_b)}"
+
+
+# ---------------------------------------------------------------------- scope, direction
+
+
+def _drop_compounds(only: dict[str, str], other_only: dict[str, str], other: str) -> None:
+    """ "quicksort" in one text and "quick sort" in the other are one word."""
+    tokens = _tokens(other)
+    for stem, word in list(only.items()):
+        for (w1, s1, _), (w2, s2, _) in zip(tokens, tokens[1:], strict=False):
+            if w1 + w2 == word or _stem(w1 + w2) == stem:
+                del only[stem]
+                other_only.pop(s1, None)
+                other_only.pop(s2, None)
+                break
+
+
+class ScopeGuard(Guard):
+    """Veto when the texts are about different things: their content words differ.
+
+    Content words are lower-cased and stemmed; stopwords and question framing ("how do I",
+    "what's the best way to", "can you tell me") are dropped; everyday synonyms
+    (buy/purchase, fix/repair, photo/picture ...) count as one word; a word one edit away
+    from a word of the other text is taken for a typo. Quantifiers, comparatives and
+    why/when/where/who are content. Each text may keep words the other lacks up to a
+    weight of ``tolerance``: an ``-ly`` adverb or a word that hardly changes a request
+    ("app", "account", "home", "some") weighs 0.5, any other word 1. Two texts without a
+    content word match only if they have the same words.
+
+    >>> ScopeGuard().veto("How can I purchase a ticket?", "what's the way to buy tickets")
+    >>> ScopeGuard().veto("How do I cook rice?", "How do I cook rice in a microwave?")
+    'scope differs: - vs microwave'
+    >>> ScopeGuard().veto("Who founded Apple", "When was Apple founded")
+    'scope differs: who vs when'
+    """
+
+    name = "scope"
+
+    def __init__(self, tolerance: float = 0.5) -> None:
+        if tolerance < 0:
+            raise ValueError(f"tolerance must be >= 0, got {tolerance!r}")
+        self.tolerance = tolerance
+
+    def veto(self, cached: str, query: str) -> str | None:
+        a, b = _content(cached), _content(query)
+        only_a = {s: w for s, w in a.items() if s not in b}
+        only_b = {s: w for s, w in b.items() if s not in a}
+        for sa, wa in list(only_a.items()):
+            for sb, wb in list(only_b.items()):
+                if _is_typo(wa, wb):
+                    del only_a[sa], only_b[sb]
+                    break
+        _drop_compounds(only_a, only_b, query)
+        _drop_compounds(only_b, only_a, cached)
+        if not a or not b:
+            # Nothing to compare ("thanks!" vs "hello"): only the same words may match.
+            return None if _padded(cached) == _padded(query) else "scope: no content words"
+        if max(self._weight(only_a.values()), self._weight(only_b.values())) <= self.tolerance:
+            return None
+        return f"scope differs: {_fmt(only_a.values())} vs {_fmt(only_b.values())}"
+
+    @staticmethod
+    def _weight(words: Iterable[str]) -> float:
+        return sum(0.5 if w in lex.SOFT or (w.endswith("ly") and len(w) > 4) else 1.0
+                   for w in words)
+
+    def __repr__(self) -> str:
+        return f"ScopeGuard(tolerance={self.tolerance})"
+
+
+_DIRECTIONAL = {"to": "to", "into": "to", "from": "from", "than": "than", "over": "over",
+                "instead": "instead", "towards": "to", "toward": "to"}
+
+
+# "to" marks a destination only after a verb of moving or converting (or with a "from");
+# elsewhere it is mostly an infinitive ("how to", "want to learn").
+_TO_VERBS = frozenset(map(_stem, """convert translate migrate move copy send transfer switch
+change go get fly drive travel map cast export import upload download port sync add
+""".split()))
+
+
+@lru_cache(maxsize=_CACHE)
+def _roles(text: str) -> dict[str, frozenset[str]]:
+    """For each directional preposition, the content stems that follow it (within 3)."""
+    tokens = _tokens(text)
+    roles: dict[str, set[str]] = {}
+    has_from = any(word == "from" for word, _, _ in tokens)
+    for i, (word, _, _) in enumerate(tokens):
+        prep = _DIRECTIONAL.get(word)
+        if prep is None:
+            continue
+        if prep == "to" and not has_from and not any(
+                stem in _TO_VERBS for _, stem, _ in tokens[max(0, i - 5):i]):
+            continue
+        for _, stem, content in tokens[i + 1:i + 4]:
+            if content:
+                roles.setdefault(prep, set()).add(stem)
+                break
+    return {prep: frozenset(stems) for prep, stems in roles.items()}
+
+
+class DirectionGuard(Guard):
+    """Veto when the same words swap roles around to/from/than/over/into.
+
+    >>> DirectionGuard().veto("convert celsius to fahrenheit", "convert fahrenheit to celsius")
+    "roles differ: 'to' fahrenheit vs celsius"
+    >>> DirectionGuard().veto("how to convert a string to an int", "convert string into int")
+    """
+
+    name = "direction"
+
+    def veto(self, cached: str, query: str) -> str | None:
+        ra, rb = _roles(cached), _roles(query)
+        ca, cb = _content(cached), _content(query)
+        for prep in ra.keys() & rb.keys():
+            moved_a = [s for s in ra[prep] - rb[prep] if s in cb]
+            moved_b = [s for s in rb[prep] - ra[prep] if s in ca]
+            if moved_a and moved_b:
+                return f"roles differ: {prep!r} {_fmt(moved_a)} vs {_fmt(moved_b)}"
+        return None
+
+
+def default_guards() -> list[Guard]:
+    """A fresh list of every guard with its default settings, cheapest first.
+
+    >>> [guard.name for guard in default_guards()]
+    ['numbers', 'negation', 'antonyms', 'entities', 'direction', 'scope']
+    """
+    return [NumberGuard(), NegationGuard(), AntonymGuard(), EntityGuard(), DirectionGuard(),
+            ScopeGuard()]
+
+
+def guards_by_name(names: Sequence[str]) -> list[Guard]:
+    """The default guards whose names are in ``names`` (``ValueError`` for an unknown name).
+
+    >>> [g.name for g in guards_by_name(["scope", "numbers"])]
+    ['numbers', 'scope']
+    """
+    known = {guard.name: guard for guard in default_guards()}
+    unknown = sorted(set(names) - known.keys())
+    if unknown:
+        raise ValueError(f"unknown guard(s) {unknown}; known: {sorted(known)}")
+    return [guard for name, guard in known.items() if name in names]

@@ -1,0 +1,552 @@
+"""Exact top-k cosine search over float32 rows kept in one preallocated numpy matrix.
+
+Rows are L2-normalised on the way in, so a search is one matrix-vector product over the
+live rows (``matrix[:n] @ q``) followed by ``argmax`` (k=1) or ``argpartition`` (k>1). The
+buffer grows by doubling and removals move the last row into the hole, so the live rows
+stay contiguous and no add copies the whole matrix except on the rare doubling.
+
+>>> index = VectorIndex(3)
+>>> index.add(["cat", "car"], [[1.0, 0.1, 0.0], [0.0, 1.0, 0.2]])
+>>> [(hit.id, round(hit.score, 3)) for hit in index.search([1.0, 0.0, 0.0], k=2)]
+[('cat', 0.995), ('car', 0.0)]
+>>> index.search([0.0, 1.0, 0.0], threshold=0.99)   # nothing that close: no hit
+[]
+>>> index.remove(["cat"]), len(index), "car" in index
+(1, 1, True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+import threading
+import zipfile
+from collections.abc import Callable, Collection, Iterable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, NamedTuple, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+__all__ = ["IdFilter", "IndexFileError", "SearchHit", "VectorIndex", "VectorSearch"]
+
+Metric = Literal["cosine"]
+Matrix = npt.NDArray[np.float32]
+PathLike = str | os.PathLike[str]
+#: Restricts a search to some ids: a collection of ids, or a boolean mask aligned with
+#: ``index.ids()`` as it was when taken (row order changes on removal, so take it fresh).
+IdFilter = Collection[str] | npt.NDArray[np.bool_]
+
+_FORMAT = "llmcache-vector-index"
+_VERSION = 1
+# Score-matrix budget for one chunk of `search_batch`: (queries x rows) float32 must not
+# grow with the batch, or 1000 queries over 1M rows would ask for 4 GB at once.
+_BATCH_SCORE_BYTES = 64 * 1024 * 1024
+
+
+class SearchHit(NamedTuple):
+    """One result of a search: the stored id and its cosine similarity to the query."""
+
+    id: str
+    score: float
+
+
+class IndexFileError(ValueError):
+    """A saved index cannot be loaded: truncated, corrupt, foreign or inconsistent."""
+
+
+def _row_name(what: str, i: int, ids: Sequence[str] | None) -> str:
+    if what == "query":
+        return what
+    return f"{what}[{i}]" + (f" (id {ids[i]!r})" if ids else "")
+
+
+def checked_rows(vectors: npt.ArrayLike, dim: int, *, ids: Sequence[str] | None = None,
+                 what: str = "vectors") -> tuple[Matrix, npt.NDArray[np.float32]]:
+    """``vectors`` as float32 rows (n, dim) and their L2 norms, or a ``ValueError`` that
+    names the first bad row. The rows may alias the caller's array: never write to them."""
+    raw = np.asarray(vectors)
+    if raw.dtype.kind not in "iuf":  # strings, objects, bools: never silently converted
+        if raw.size == 0 and not ids:
+            raw = raw.astype(np.float32)
+        else:
+            raise ValueError(f"{what}: expected numbers, got dtype {raw.dtype}")
+    if raw.dtype != np.float32:
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is caught as inf below
+            raw = raw.astype(np.float32)
+    if raw.size == 0 and not ids:
+        return np.empty((0, dim), np.float32), np.empty(0, np.float32)
+    if raw.ndim != 2 or raw.shape[1] != dim:
+        raise ValueError(f"{what}: expected shape (n, {dim}), got {raw.shape}")
+    if ids is not None and len(ids) != raw.shape[0]:
+        raise ValueError(f"{len(ids)} ids for {raw.shape[0]} rows of {what}")
+    sumsq = np.einsum("ij,ij->i", raw, raw)  # einsum, unlike dot, does not warn on overflow
+    norms: npt.NDArray[np.float32] = np.sqrt(sumsq)
+    # Zero, NaN and inf land here, and so do float32 sums of squares that over- or
+    # underflowed: those rows are re-measured in float64 before anything is refused.
+    for i in np.flatnonzero(~((sumsq > 0) & (sumsq < np.inf))).tolist():
+        row = raw[i].astype(np.float64)
+        if not np.isfinite(row).all():
+            raise ValueError(f"{_row_name(what, i, ids)} contains NaN or inf")
+        scale = float(np.abs(row).max())
+        norm = scale * float(np.linalg.norm(row / scale)) if scale else 0.0
+        if not 0.0 < norm < float(np.finfo(np.float32).max):
+            why = "is a zero vector" if norm == 0.0 else "is too large to normalise"
+            raise ValueError(f"{_row_name(what, i, ids)} {why}: it has no direction to compare")
+        norms[i] = norm
+    return raw, norms
+
+
+def query_and_scale(query: npt.ArrayLike, dim: int) -> tuple[npt.NDArray[np.float32], float]:
+    """``query`` (dim,) as float32 (possibly the caller's own array) and ``1 / ||query||``;
+    ``ValueError`` if it is zero, NaN/inf or misshapen.
+
+    Scaling a query does not change which rows score best, so a search ranks with the raw
+    query and scales only the k scores it returns: no normalised copy per query."""
+    if isinstance(query, np.ndarray) and query.dtype == np.float32 and query.shape == (dim,):
+        sumsq = float(np.vdot(query, query))  # vdot, unlike dot, does not warn on overflow
+        if 0.0 < sumsq < math.inf:
+            return query, 1.0 / math.sqrt(sumsq)
+    arr = np.asarray(query)
+    if arr.ndim != 1:
+        raise ValueError(f"query: expected shape ({dim},), got {arr.shape}")
+    rows, norms = checked_rows(arr[None, :], dim, what="query")
+    slow: npt.NDArray[np.float32] = rows[0] / norms[0]
+    return slow, 1.0
+
+
+def normalized_query(query: npt.ArrayLike, dim: int) -> npt.NDArray[np.float32]:
+    """``query`` (dim,) as a new unit float32 vector (see `query_and_scale`)."""
+    q, scale = query_and_scale(query, dim)
+    unit: npt.NDArray[np.float32] = q * np.float32(scale)
+    return unit
+
+
+def top_k(scores: npt.NDArray[np.float32], k: int) -> list[int]:
+    """Positions of the ``k`` largest ``scores``, best first; ties go to the lower position.
+
+    ``argmax`` for k=1; for k>1 ``partition`` finds the k-th score and only the k winners
+    are sorted. Equal scores at the boundary (duplicate vectors) are settled by position,
+    so the answer never depends on how the partition happened to fall."""
+    n = int(scores.shape[0])
+    if k == 1:
+        return [int(scores.argmax())]
+    if k < n:
+        kth = scores[np.argpartition(scores, n - k)[n - k]]
+        above = np.flatnonzero(scores > kth)
+        level = np.flatnonzero(scores == kth)[: k - above.size]
+        chosen = np.concatenate((above, level))
+        result: list[int] = chosen[np.lexsort((chosen, -scores[chosen]))].tolist()
+        return result
+    ranked: list[int] = np.argsort(-scores, kind="stable").tolist()
+    return ranked
+
+
+def atomic_write(path: PathLike, write: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` so that a crash at any moment leaves either the old file or the new.
+
+    ``write`` fills a temporary file in the same directory (a rename must not cross file
+    systems); it is fsynced, renamed over ``path`` with `os.replace` (atomic on POSIX and
+    Windows), then the directory is fsynced so the rename itself survives a power cut."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(target.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make renames in ``directory`` durable; a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # Windows: directories cannot be opened, and NTFS journals renames
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class VectorSearch(Protocol):
+    """What `VectorIndex`, `ApproximateIndex` and `AutoIndex` share, for code that takes any."""
+
+    @property
+    def dim(self) -> int: ...
+    def add(self, ids: Sequence[str], vectors: npt.ArrayLike) -> None: ...
+    def add_one(self, id: str, vector: npt.ArrayLike) -> None: ...
+    def remove(self, ids: Iterable[str] | str) -> int: ...
+    def __len__(self) -> int: ...
+    def __contains__(self, id: object) -> bool: ...
+    def get_vector(self, id: str) -> npt.NDArray[np.float32]: ...
+    def ids(self) -> list[str]: ...
+    def search(self, query: npt.ArrayLike, k: int = 1, *, threshold: float | None = None,
+               filter_ids: IdFilter | None = None) -> list[SearchHit]: ...
+    def search_batch(self, queries: npt.ArrayLike, k: int = 1, *,
+                     threshold: float | None = None,
+                     filter_ids: IdFilter | None = None) -> list[list[SearchHit]]: ...
+    def save(self, path: PathLike) -> None: ...
+
+
+class VectorIndex:
+    """Exact cosine top-k over float32 rows with string ids; thread-safe.
+
+    Re-adding an id replaces its vector. Zero vectors and NaN/inf are refused with a
+    ``ValueError`` naming the row, before anything changes. One lock guards the matrix;
+    a search holds it for the product and never copies the matrix.
+
+    >>> index = VectorIndex(2, capacity=1)
+    >>> index.add_one("a", [3.0, 4.0])
+    >>> [round(x, 6) for x in index.get_vector("a").tolist()]   # stored normalised
+    [0.6, 0.8]
+    >>> index.add(["b", "c"], [[1.0, 0.0], [0.0, 1.0]])   # grows: max(needed, 2 x capacity)
+    >>> index.capacity, index.ids()
+    (3, ['a', 'b', 'c'])
+    >>> [[hit.id for hit in hits] for hits in index.search_batch([[1, 0], [0, 1]], k=1)]
+    [['b'], ['c']]
+    >>> index.search([1, 1], k=3, filter_ids={"b", "c"})[0].score > 0.7
+    True
+    >>> index.add_one("a", [0.0, 0.0])
+    Traceback (most recent call last):
+    ...
+    ValueError: vectors[0] (id 'a') is a zero vector: it has no direction to compare
+    """
+
+    def __init__(self, dim: int, *, capacity: int = 1024, metric: Metric = "cosine") -> None:
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1, got {dim}")
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        if metric != "cosine":
+            raise ValueError(f"metric must be 'cosine', got {metric!r}")
+        self._dim = dim
+        self._metric: Metric = metric
+        self._min_capacity = capacity
+        self._matrix: Matrix = np.empty((capacity, dim), dtype=np.float32)
+        self._ids: list[str] = []  # row -> id
+        self._rows: dict[str, int] = {}  # id -> row
+        self._lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def metric(self) -> Metric:
+        return self._metric
+
+    @property
+    def capacity(self) -> int:
+        """Rows the buffer holds before the next doubling."""
+        return int(self._matrix.shape[0])
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, id: object) -> bool:
+        return id in self._rows
+
+    def __repr__(self) -> str:
+        return f"VectorIndex(dim={self._dim}, size={len(self)}, capacity={self.capacity})"
+
+    def ids(self) -> list[str]:
+        """The stored ids in row order (a copy)."""
+        with self._lock:
+            return list(self._ids)
+
+    def get_vector(self, id: str) -> npt.NDArray[np.float32]:
+        """A copy of the stored (normalised) vector of ``id``; ``KeyError`` if absent."""
+        with self._lock:
+            vector: npt.NDArray[np.float32] = self._matrix[self._rows[id]].copy()
+        return vector
+
+    # ---------------------------------------------------------------- mutation
+
+    def add_one(self, id: str, vector: npt.ArrayLike) -> None:
+        """Add or replace one vector."""
+        self.add([id], np.asarray(vector)[None, :] if np.ndim(vector) == 1 else vector)
+
+    def add(self, ids: Sequence[str], vectors: npt.ArrayLike) -> None:
+        """Add rows ``vectors`` (n, dim) under ``ids``; an id already present is replaced.
+
+        All or nothing: a bad row raises before the index changes. Within one call a
+        repeated id keeps its last vector, as if added one by one.
+        """
+        if isinstance(ids, str):
+            raise TypeError("ids must be a sequence of ids; use add_one(id, vector) for one")
+        id_list = list(ids)
+        for id_ in id_list:
+            if not isinstance(id_, str):
+                raise TypeError(f"ids must be str, got {type(id_).__name__}: {id_!r}")
+        rows, norms = checked_rows(vectors, self._dim, ids=id_list)
+        if not id_list:
+            return
+        last = {id_: pos for pos, id_ in enumerate(id_list)}
+        if len(last) != len(id_list):
+            keep = np.fromiter(sorted(last.values()), dtype=np.intp, count=len(last))
+            rows, norms, id_list = rows[keep], norms[keep], [id_list[p] for p in keep]
+        with self._lock:
+            n = len(self._ids)
+            new_ids: list[str] = []
+            dest = np.empty(len(id_list), dtype=np.intp)
+            for j, id_ in enumerate(id_list):
+                row = self._rows.get(id_)
+                if row is None:
+                    row = n + len(new_ids)
+                    new_ids.append(id_)
+                dest[j] = row
+            self._reserve(n + len(new_ids))
+            if len(new_ids) == len(id_list):
+                # The common case, all new: normalise straight into the buffer, no temporary.
+                np.divide(rows, norms[:, None], out=self._matrix[n:n + len(new_ids)])
+            else:
+                self._matrix[dest] = rows / norms[:, None]
+            for id_ in new_ids:
+                self._rows[id_] = len(self._ids)
+                self._ids.append(id_)
+
+    def remove(self, ids: Iterable[str] | str) -> int:
+        """Remove ``ids`` (a single id may be passed as a str); returns how many were present.
+
+        Each hole is filled with the last row, so the live rows stay ``matrix[:n]``.
+        """
+        if isinstance(ids, str):
+            ids = [ids]
+        removed = 0
+        with self._lock:
+            matrix, id_of, row_of = self._matrix, self._ids, self._rows
+            for id_ in ids:
+                row = row_of.pop(id_, None)
+                if row is None:
+                    continue
+                last = len(id_of) - 1
+                if row != last:
+                    moved = id_of[last]
+                    matrix[row] = matrix[last]
+                    id_of[row] = moved
+                    row_of[moved] = row
+                id_of.pop()
+                removed += 1
+            n, cap = len(id_of), self.capacity
+            # Give memory back after a large purge; a quarter keeps grow/shrink amortised.
+            if cap > self._min_capacity and n < cap // 4:
+                self._resize(max(self._min_capacity, 2 * n))
+        return removed
+
+    def clear(self) -> None:
+        """Remove everything and return to the initial capacity."""
+        with self._lock:
+            self._ids.clear()
+            self._rows.clear()
+            self._matrix = np.empty((self._min_capacity, self._dim), dtype=np.float32)
+
+    def _reserve(self, needed: int) -> None:
+        if needed > self.capacity:
+            self._resize(max(needed, 2 * self.capacity))
+
+    def _resize(self, capacity: int) -> None:
+        n = len(self._ids)
+        grown: Matrix = np.empty((capacity, self._dim), dtype=np.float32)
+        grown[:n] = self._matrix[:n]
+        self._matrix = grown
+
+    # ------------------------------------------------------------------ search
+
+    def search(self, query: npt.ArrayLike, k: int = 1, *, threshold: float | None = None,
+               filter_ids: IdFilter | None = None) -> list[SearchHit]:
+        """The ``k`` stored vectors most similar to ``query``, best first.
+
+        ``threshold`` drops hits scoring below it; ``filter_ids`` restricts the candidates
+        (ids not in the index are ignored). The query is normalised, so scores are cosines.
+        """
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        q, scale = query_and_scale(query, self._dim)
+        with self._lock:
+            n = len(self._ids)
+            if n == 0:
+                return []
+            if filter_ids is None:
+                scores = self._matrix[:n] @ q
+                if k == 1:  # the hit path: nothing but the product, argmax and one hit
+                    row = int(scores.argmax())
+                    score = float(scores[row]) * scale
+                    if threshold is not None and score < threshold:
+                        return []
+                    return [SearchHit(self._ids[row], score)]
+                picked = top_k(scores, k)
+                found = zip(picked, scores[picked].tolist(), strict=True)
+            else:
+                rows = self._filter_rows(filter_ids, n)
+                if rows.size == 0:
+                    return []
+                if 4 * rows.size < n:  # few candidates: score only their rows
+                    scores = self._matrix[rows] @ q
+                else:  # most rows: one product beats gathering a big sub-matrix
+                    scores = (self._matrix[:n] @ q)[rows]
+                picked = top_k(scores, k)
+                found = zip(rows[picked].tolist(), scores[picked].tolist(), strict=True)
+            hits = [SearchHit(self._ids[r], s * scale) for r, s in found]
+        return [h for h in hits if threshold is None or h.score >= threshold]
+
+    def search_batch(self, queries: npt.ArrayLike, k: int = 1, *,
+                     threshold: float | None = None,
+                     filter_ids: IdFilter | None = None) -> list[list[SearchHit]]:
+        """`search` for each row of ``queries`` (m, dim), one matrix product per chunk."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        raw, norms = checked_rows(queries, self._dim, what="queries")
+        qs = raw / norms[:, None]
+        out: list[list[SearchHit]] = []
+        with self._lock:
+            n = len(self._ids)
+            if n == 0:
+                return [[] for _ in range(len(qs))]
+            rows = None if filter_ids is None else self._filter_rows(filter_ids, n)
+            if rows is not None and rows.size == 0:
+                return [[] for _ in range(len(qs))]
+            gather = rows is not None and 4 * rows.size < n
+            candidates = self._matrix[rows] if gather else self._matrix[:n]
+            step = max(1, _BATCH_SCORE_BYTES // (4 * n))
+            for start in range(0, len(qs), step):
+                scores = qs[start:start + step] @ candidates.T
+                if rows is not None and not gather:
+                    scores = scores[:, rows]
+                if k == 1:
+                    tops = scores.argmax(axis=1)[:, None].tolist()
+                else:  # per query, so ties break exactly as in `search`
+                    tops = [top_k(row_scores, k) for row_scores in scores]
+                for q_scores, top in zip(scores, tops, strict=True):
+                    best = q_scores[top].tolist()
+                    chosen = top if rows is None else rows[top].tolist()
+                    out.append([SearchHit(self._ids[r], s)
+                                for r, s in zip(chosen, best, strict=True)
+                                if threshold is None or s >= threshold])
+        return out
+
+    def _filter_rows(self, filter_ids: IdFilter, n: int) -> npt.NDArray[np.intp]:
+        if isinstance(filter_ids, np.ndarray) and filter_ids.dtype == np.bool_:
+            if filter_ids.shape != (n,):
+                raise ValueError(f"filter mask must have shape ({n},) like ids(), "
+                                 f"got {filter_ids.shape}")
+            return np.flatnonzero(filter_ids)
+        if isinstance(filter_ids, str):
+            raise TypeError("filter_ids must be a collection of ids, not a str")
+        row_of = self._rows
+        found = {row_of[id_] for id_ in filter_ids if id_ in row_of}
+        rows = np.fromiter(found, dtype=np.intp, count=len(found))
+        rows.sort()  # row order breaks ties the same way as an unfiltered search
+        return rows
+
+    # ------------------------------------------------------------- persistence
+
+    def save(self, path: PathLike) -> None:
+        """Write the index to ``path`` as one ``.npz`` (no pickles), crash-safely.
+
+        The archive goes to a temporary file in the same directory, is fsynced, then
+        renamed over ``path``: a crash at any moment leaves the old file or the new one.
+        The rows are copied under the lock and written outside it, so searches go on.
+        """
+        arrays = self._snapshot()
+        atomic_write(path, lambda f: _write_archive(f, arrays))
+
+    def _snapshot(self) -> dict[str, npt.NDArray[Any]]:
+        # Copies taken under the lock; the caller writes them to disk outside it.
+        with self._lock:
+            n = len(self._ids)
+            matrix = self._matrix[:n].copy()
+            ids = list(self._ids)
+        encoded = [id_.encode("utf-8", "surrogatepass") for id_ in ids]
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in encoded], out=offsets[1:])
+        meta = orjson.dumps({"format": _FORMAT, "version": _VERSION, "dim": self._dim,
+                             "metric": self._metric, "count": n})
+        return {"meta": np.frombuffer(meta, dtype=np.uint8), "matrix": matrix,
+                "ids": np.frombuffer(b"".join(encoded), dtype=np.uint8), "offsets": offsets}
+
+    @classmethod
+    def load(cls, path: PathLike) -> VectorIndex:
+        """Read an index written by `save`; `IndexFileError` if it is corrupt or foreign.
+
+        Loading never unpickles: ``np.load(..., allow_pickle=False)`` refuses object arrays.
+        ``FileNotFoundError`` passes through unchanged.
+        """
+        try:
+            # Our own handle: np.load(path) leaks its file when the zip is truncated.
+            with open(path, "rb") as fh:
+                data = np.load(fh, allow_pickle=False)
+                if not isinstance(data, np.lib.npyio.NpzFile):
+                    raise IndexFileError(f"{path}: not a vector index archive (.npz)")
+                with data:
+                    parts = {name: data[name] for name in ("meta", "matrix", "ids", "offsets")}
+        except FileNotFoundError:
+            raise
+        except IndexFileError:
+            raise
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise IndexFileError(f"{path}: cannot read vector index: {exc}") from exc
+        return cls._from_parts(Path(path), parts)
+
+    @classmethod
+    def _from_parts(cls, path: Path, parts: dict[str, Any]) -> VectorIndex:
+        def bad(why: str) -> IndexFileError:
+            return IndexFileError(f"{path}: corrupt vector index: {why}")
+
+        try:
+            meta = orjson.loads(parts["meta"].tobytes())
+        except orjson.JSONDecodeError as exc:
+            raise bad(f"unreadable header ({exc})") from exc
+        if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+            raise bad("not an llmcache vector index")
+        if meta.get("version") != _VERSION:
+            raise bad(f"format version {meta.get('version')!r}, this llmcache reads {_VERSION}")
+        dim, count = meta.get("dim"), meta.get("count")
+        if not isinstance(dim, int) or not isinstance(count, int) or dim < 1 or count < 0:
+            raise bad(f"bad dim/count in header: {dim!r}/{count!r}")
+        matrix, blob, offsets = parts["matrix"], parts["ids"], parts["offsets"]
+        if matrix.dtype != np.float32 or matrix.shape != (count, dim):
+            raise bad(f"matrix is {matrix.dtype}{matrix.shape}, header says "
+                      f"float32({count}, {dim})")
+        if offsets.dtype != np.int64 or offsets.shape != (count + 1,) or blob.ndim != 1:
+            raise bad(f"id table does not hold {count} ids")
+        if (offsets[0] != 0 or offsets[-1] != blob.size
+                or (count and bool((np.diff(offsets) < 0).any()))):
+            raise bad("id offsets out of order")
+        raw = blob.tobytes()
+        bounds = offsets.tolist()
+        try:
+            ids = [raw[a:b].decode("utf-8", "surrogatepass")
+                   for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        except UnicodeDecodeError as exc:
+            raise bad(f"id is not UTF-8 ({exc})") from exc
+        if len(set(ids)) != count:
+            raise bad("duplicate ids")
+        if not np.isfinite(matrix).all():
+            raise bad("matrix holds NaN or inf")
+        if meta.get("metric") != "cosine":
+            raise bad(f"metric {meta.get('metric')!r}, this llmcache knows 'cosine'")
+        index = cls(dim)
+        if count > index.capacity:
+            index._matrix = np.ascontiguousarray(matrix)  # adopt it: no second 1.5 GB copy
+        else:
+            index._matrix[:count] = matrix
+        index._ids = ids
+        index._rows = {id_: row for row, id_ in enumerate(ids)}
+        return index
+
+
+def _write_archive(f: BinaryIO, arrays: dict[str, npt.NDArray[Any]]) -> None:
+    # A seam for the crash tests: they replace it with a writer that dies half-way.
+    np.savez(f, allow_pickle=False, **arrays)
