@@ -358,7 +358,9 @@ class ClientCore:
         if isinstance(texts, str):
             raise TypeError("texts: expected a list of strings; wrap a single text in a list")
         texts = list(texts)
-        model = model or self.model
+        # A backend may embed with another model than it generates with (OpenAI's
+        # embed_model); the cache key must name the model that made the vectors.
+        model = model or getattr(self.backend, "embed_model", None) or self.model
         found = self.embeddings.get_batch(texts, model) if texts else {}
         missing = list(dict.fromkeys(t for t in texts if found.get(t) is None))
         return EmbedPlan(texts=texts, model=model, found=found, missing=missing)

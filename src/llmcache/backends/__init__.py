@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from llmcache.backends.base import AIResponse, AsyncBackend, Backend, EmbedResponse, StreamChunk
 from llmcache.backends.errors import (
+    AuthenticationError,
     BackendError,
     BackendTimeout,
     BackendUnavailable,
@@ -31,6 +32,7 @@ __all__ = [
     "AIResponse",
     "AsyncBackend",
     "AsyncMockBackend",
+    "AuthenticationError",
     "Backend",
     "BackendConflict",
     "BackendError",

@@ -7,6 +7,7 @@
     ├── BackendTimeout           no answer within the configured timeout
     ├── ModelNotFound            the server does not have the model (.model names it)
     ├── BadRequest               the server refused the request (HTTP 400 and friends)
+    │   └── AuthenticationError  the server refused the credentials (HTTP 401/403)
     ├── BadResponse              the reply was not what the protocol promises (bad JSON ...)
     └── StreamError              the server reported an error in the middle of a stream
 
@@ -17,6 +18,7 @@ None of these is ever cached. ``status_code`` is the HTTP status when there was 
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
     "BackendError",
     "BackendTimeout",
     "BackendUnavailable",
@@ -55,6 +57,14 @@ class ModelNotFound(BackendError):
 
 class BadRequest(BackendError):
     """The server refused the request as malformed or unsupported."""
+
+
+class AuthenticationError(BadRequest):
+    """The server refused the credentials (a missing, wrong or unauthorised API key).
+
+    A `BadRequest`, because retrying the same request cannot help; its message never holds
+    the key itself.
+    """
 
 
 class BadResponse(BackendError):

@@ -9,16 +9,20 @@ from types import TracebackType
 from llmcache_ollama.server.api import VERSION, OllamaAPI
 from llmcache_ollama.server.engines import EchoEngine, Engine
 from llmcache_ollama.server.handler import OllamaHTTPServer
+from llmcache_ollama.server.openai_api import OpenAIAPI
 from llmcache_ollama.server.state import CallCounter, Faults
 
 __all__ = ["OllamaServer"]
 
 
 class OllamaServer:
-    """Serves Ollama's HTTP API from `engine` (an `EchoEngine` by default).
+    """Serves Ollama's HTTP API from `engine` (an `EchoEngine` by default), and OpenAI's
+    under ``/v1`` (`openai_url`) from the same engine.
 
     ``port=0`` picks a free port; `url` is known once started. ``calls`` counts requests per
-    endpoint; change ``faults`` (a `Faults`) to inject failures while it runs.
+    endpoint (``openai.chat``, ``openai.embeddings``, ``openai.models`` for the OpenAI
+    routes); change ``faults`` (a `Faults`) to inject failures while it runs, and
+    ``openai`` (an `OpenAIAPI`) to require an API key or answer 429s.
 
     >>> import httpx
     >>> with OllamaServer(EchoEngine(latency_ms=1)) as server:
@@ -34,6 +38,7 @@ class OllamaServer:
         self.faults = faults if faults is not None else Faults()
         self.calls = CallCounter()
         self.api = OllamaAPI(self.engine, faults=self.faults, calls=self.calls, version=version)
+        self.openai = OpenAIAPI(self.engine, faults=self.faults, calls=self.calls)
         self._address = (host, port)
         self._httpd: OllamaHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -42,7 +47,7 @@ class OllamaServer:
         """Bind and serve in a daemon thread. Returns self."""
         if self._httpd is not None:
             raise RuntimeError("server already started")
-        httpd = OllamaHTTPServer(self._address, self.api)
+        httpd = OllamaHTTPServer(self._address, self.api, self.openai)
         # A short poll interval keeps stop() fast; the loop costs nothing measurable.
         thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                   name=f"ollama-server:{httpd.server_port}", daemon=True)
@@ -62,6 +67,11 @@ class OllamaServer:
         """The base URL, e.g. ``http://127.0.0.1:54321``."""
         host, port = self.address
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    @property
+    def openai_url(self) -> str:
+        """The base URL of the OpenAI-compatible API, e.g. ``http://127.0.0.1:54321/v1``."""
+        return f"{self.url}/v1"
 
     def stop(self) -> None:
         """Stop serving, close open connections and the listening socket. Idempotent."""

@@ -1,5 +1,6 @@
 """The HTTP/1.1 side of the server: stdlib ``http.server``, one daemon thread per connection,
-keep-alive, chunked transfer encoding for NDJSON streams. What to answer is `api`'s job."""
+keep-alive, chunked transfer encoding for NDJSON (and server-sent event) streams. What to
+answer is `api`'s job, and `openai_api`'s for paths under ``/v1/``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from llmcache_ollama.server.api import ApiError, OllamaAPI, Reply, Streamed
+from llmcache_ollama.server.openai_api import OpenAIAPI
 
 __all__ = ["OllamaHTTPServer", "OllamaHandler"]
 
@@ -59,6 +61,9 @@ class OllamaHandler(BaseHTTPRequestHandler):
             self._reply(Reply(exc.status, {"error": exc.message}))
             return
         path = urlsplit(self.path).path.rstrip("/") or "/"
+        if path == "/v1" or path.startswith("/v1/"):
+            self._openai(path, body)
+            return
         route = routes.get(path)
         if route is None:
             known = path in _GET or path in _POST
@@ -73,6 +78,24 @@ class OllamaHandler(BaseHTTPRequestHandler):
             answer = Reply(500, {"error": str(exc) or type(exc).__name__})
         if isinstance(answer, Streamed):
             self._stream(answer.lines)
+        else:
+            self._reply(answer)
+
+    def _openai(self, path: str, body: bytes | None) -> None:
+        api = self.server.openai
+        if api is None:
+            self._send(404, b"404 page not found", "text/plain; charset=utf-8")
+            return
+        method = "GET" if self.command == "HEAD" else self.command
+        try:
+            answer = api.handle(method, path, body, self.headers.get("Authorization"))
+        except Exception as exc:
+            logger.exception("engine failed on %s", path)
+            answer = Reply(500, {"error": {"message": str(exc) or type(exc).__name__,
+                                           "type": "server_error", "param": None,
+                                           "code": None}})
+        if isinstance(answer, Streamed):
+            self._stream(answer.lines, getattr(answer, "content_type", "application/x-ndjson"))
         else:
             self._reply(answer)
 
@@ -120,9 +143,10 @@ class OllamaHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _stream(self, lines: Iterator[Any]) -> None:
+    def _stream(self, lines: Iterator[Any],
+                content_type: str = "application/x-ndjson") -> None:
         self.send_response(200)
-        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Content-Type", content_type)
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         try:
@@ -159,8 +183,10 @@ class OllamaHTTPServer(ThreadingHTTPServer):
     # Bursts of hundreds of simultaneous connects must queue, not be refused.
     request_queue_size = 1024
 
-    def __init__(self, address: tuple[str, int], api: OllamaAPI) -> None:
+    def __init__(self, address: tuple[str, int], api: OllamaAPI,
+                 openai: OpenAIAPI | None = None) -> None:
         self.api = api
+        self.openai = openai
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         if ":" in address[0]:

@@ -1,0 +1,123 @@
+"""What `OpenAIClient` and `AsyncOpenAIClient` share: settings, the API key, retry logging."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from llmcache.backends.errors import BackendError, BackendTimeout
+from llmcache_openai._boundary import (
+    RetryClock,
+    make_timeout,
+    redact,
+    resolve_base_url,
+    scrub,
+    status_error,
+)
+
+__all__ = ["ClientBase", "logger"]
+
+logger = logging.getLogger("llmcache_openai")
+
+_USER_AGENT = "llmcache-openai/0.1.0"
+
+
+class _Secret:
+    """Holds the API key so that no repr, ``vars()`` dump or log line can show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | None) -> None:
+        self._value = value or None
+
+    def reveal(self) -> str | None:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "_Secret('***')" if self._value else "_Secret(None)"
+
+
+class ClientBase:
+    """Validated constructor arguments of both clients.
+
+    ``default_temperature`` is what the OpenAI API samples at when a request names none
+    (1.0); caches read it to decide whether such a request is deterministic (it is not).
+
+    The API key goes into the httpx client's ``Authorization`` header and nowhere else that
+    is printed: not into reprs, log lines, error messages (a server echoing it gets it
+    replaced), nor into anything a cache keys on (requests are keyed on what is asked, and
+    the key is not part of that).
+    """
+
+    default_temperature: float = 1.0
+
+    def __init__(self, base_url: str | None, *, model: str, api_key: str | None,
+                 embed_model: str | None, timeout: float | httpx.Timeout, retries: int,
+                 backoff: float, max_connections: int) -> None:
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"model must be a non-empty model name, got {model!r}")
+        if embed_model is not None and (not isinstance(embed_model, str) or not embed_model):
+            raise ValueError(f"embed_model must be a model name or None, got {embed_model!r}")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be an int >= 0, got {retries!r}")
+        if not isinstance(backoff, (int, float)) or not 0 <= backoff < float("inf"):
+            raise ValueError(f"backoff must be finite seconds >= 0, got {backoff!r}")
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int) or (
+                max_connections < 1):
+            raise ValueError(f"max_connections must be an int >= 1, got {max_connections!r}")
+        self._base_url = resolve_base_url(
+            base_url if base_url is not None else os.getenv("OPENAI_BASE_URL"))
+        #: The API's base URL without credentials.
+        self.base_url = redact(self._base_url)
+        self._key = _Secret(api_key if api_key is not None else os.getenv("OPENAI_API_KEY"))
+        #: The default model; each call may name another with ``model=``.
+        self.model = model
+        #: The model `embed` uses when the call names none (default: `model`).
+        self.embed_model = embed_model or model
+        self.timeout, self._budget = make_timeout(timeout)
+        self.retries = retries
+        self.backoff = float(backoff)
+        self.max_connections = max_connections
+
+    @property
+    def has_api_key(self) -> bool:
+        """Whether requests carry an API key (the key itself is never exposed)."""
+        return self._key.reveal() is not None
+
+    def _http_options(self, headers: Mapping[str, str] | None) -> dict[str, Any]:
+        """Keyword arguments for ``httpx.Client`` / ``httpx.AsyncClient``."""
+        merged = {"Accept": "application/json", "User-Agent": _USER_AGENT}
+        key = self._key.reveal()
+        if key is not None:
+            merged["Authorization"] = f"Bearer {key}"
+        merged.update(headers or {})
+        limits = httpx.Limits(max_connections=self.max_connections,
+                              max_keepalive_connections=self.max_connections)
+        # Redirects are not followed: a redirected POST would silently turn into a GET, and
+        # the Authorization header must not follow a redirect to another host.
+        return {"base_url": self._base_url, "timeout": self.timeout, "headers": merged,
+                "follow_redirects": False, "limits": limits}
+
+    def _status_error(self, status: int, content: bytes, model: str) -> BackendError:
+        return status_error(status, content, model, secret=self._key.reveal())
+
+    def _no_slot(self) -> BackendTimeout:
+        return BackendTimeout(f"all {self.max_connections} connections to {self.base_url} "
+                              f"stayed busy for {self.timeout.pool} s (pool timeout)")
+
+    def _clock(self) -> RetryClock:
+        return RetryClock(self.timeout, self._budget, self.retries, self.backoff)
+
+    def _model(self, model: str | None) -> str:
+        return model or self.model
+
+    def _log_retry(self, path: str, error: Exception, delay: float) -> None:
+        logger.info("retrying %s%s in %.2f s after: %s", self.base_url, path, delay,
+                    scrub(str(error), self._key.reveal()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r}, model={self.model!r})"
