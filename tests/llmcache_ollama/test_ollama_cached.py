@@ -89,7 +89,8 @@ def test_truncated_stream_stores_nothing(make_ollama_server: ServerFactory) -> N
 
 
 def test_followers_of_a_failed_call_get_its_exception(make_ollama_server: ServerFactory) -> None:
-    server = make_ollama_server(latency_ms=200, faults=Faults(server_error=True))
+    # A long call, so every thread joins the flight even on a loaded machine.
+    server = make_ollama_server(latency_ms=1000, faults=Faults(server_error=True))
     errors: list[BaseException] = []
     lock = threading.Lock()
     barrier = threading.Barrier(10)

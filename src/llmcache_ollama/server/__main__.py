@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-ctx", type=int, default=2048,
                         help="context size for --engine llama (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for --engine llama (default: all cores)")
+                        help="CPU threads generating tokens for --engine llama (default: "
+                             "half the cores; prompts are read with all of them)")
     parser.add_argument("--latency-ms", type=float, default=0.0,
                         help="sleep per request, in ms (default: %(default)s)")
     parser.add_argument("--per-item-ms", type=float, default=0.0,
@@ -75,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A timed wait, so the signal handler gets to run promptly on every platform.
         while not stop.wait(0.5):
             pass
+    close = getattr(server.engine, "close", None)  # a model engine frees its memory
+    if callable(close):
+        close()
     return 0
 
 
