@@ -87,13 +87,13 @@ class ClientCore:
     def __init__(self, backend: Any, cache: Any, policy: CachePolicy | None, *,
                  namespace: str, embedding_cache: EmbeddingCache | None,
                  semantic: SemanticTier | None = None) -> None:
-        from llmcache.decorators import _resolve_store
+        from llmcache._decorator_state import resolve_store
         from llmcache.metrics import metrics
 
         self.backend = backend
         self.semantic = semantic
         self.semantic_hits = 0
-        self.store: Store = _resolve_store(cache) if cache is not None else MemoryStore()
+        self.store: Store = resolve_store(cache) if cache is not None else MemoryStore()
         self.policy = policy or CachePolicy()
         self.namespace = namespace
         self.embeddings = embedding_cache if embedding_cache is not None else EmbeddingCache()
