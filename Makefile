@@ -54,7 +54,8 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict examples/ai_todo/src
 
 test: lint
-	$(BIN)/pytest -q -p no:cacheprovider -m "not real_model" --doctest-modules src tests
+	$(BIN)/pytest -q -p no:cacheprovider -m "not real_model"
+	$(BIN)/pytest -q -p no:cacheprovider --doctest-modules src
 
 test-real: $(LOCAL)
 	$(BIN)/pytest -q -p no:cacheprovider -m real_model
