@@ -261,3 +261,22 @@ async def test_semantic_tier_async() -> None:
         await cache.aupdate("How do I reverse a list in Python?", LLM, [Generation(text="r")])
         assert await cache.alookup("how do i reverse a list in python", LLM) == [
             Generation(text="r")]
+
+
+def test_plain_generation_fast_path_matches_load() -> None:
+    from langchain_core.load import dumpd, load
+    from langchain_core.outputs import ChatGeneration, Generation
+
+    from llmcache.integrations.langchain import _ALLOWED, _plain_generations
+
+    plain = [Generation(text="a"), Generation(text="b", generation_info={"k": [1, None]})]
+    payload = [dumpd(g) for g in plain]
+    fast = _plain_generations(payload)
+    assert fast == load(payload, allowed_objects=_ALLOWED) == plain
+    # Anything but a plain Generation with its own fields takes the allow-listed path.
+    chat = [dumpd(ChatGeneration(message=__import__("langchain_core.messages").messages
+                                 .AIMessage(content="hi")))]
+    assert _plain_generations(chat) is None
+    odd = [dict(payload[0], kwargs={**payload[0]["kwargs"], "extra": 1})]
+    assert _plain_generations(odd) is None
+    assert _plain_generations([{**payload[0], "id": ["os", "system"]}]) is None
