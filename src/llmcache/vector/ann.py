@@ -84,7 +84,10 @@ class ApproximateIndex:
     `VectorIndex`), filters of up to 20,000 ids are answered exactly, and the graph may
     store a compact type: on these machines usearch builds a bf16 graph about 3x faster
     than an f32 one. ``connectivity``, ``expansion_add`` and ``expansion_search`` are
-    HNSW's M, efConstruction and ef: raise ``expansion_search`` for recall.
+    HNSW's M, efConstruction and ef. ef=256 (usearch's default is 64) buys recall@1 of
+    about 0.99 at 1M embedding-like rows for about 2 ms a query; a missed neighbour is a
+    cache miss that costs a model call, far more than the milliseconds. Uniformly random
+    vectors, which have no neighbourhood structure, need far more (see the benchmark).
 
     >>> index = ApproximateIndex(2)
     >>> index.add(["a", "b"], [[1, 0], [0, 1]])
@@ -94,7 +97,7 @@ class ApproximateIndex:
     """
 
     def __init__(self, dim: int, *, metric: Metric = "cosine", connectivity: int = 16,
-                 expansion_add: int = 128, expansion_search: int = 64, dtype: str = "bf16",
+                 expansion_add: int = 128, expansion_search: int = 256, dtype: str = "bf16",
                  candidates: int = 16) -> None:
         _usearch()
         self._rows = VectorIndex(dim, metric=metric)
