@@ -64,10 +64,23 @@ class StreamRecorder:
         self._chunks.append(chunk)
 
     def finish(self) -> None:
+        complete = self._complete()
+        if complete is not None:
+            self._core.store_response(self._prep, complete[0], chunks=complete[1])
+
+    async def afinish(self) -> None:
+        """`finish` through the store's ``aset`` when it has one."""
+        complete = self._complete()
+        if complete is not None:
+            await self._core.astore_response(self._prep, complete[0], chunks=complete[1])
+
+    def _complete(self) -> tuple[AIResponse, list[dict[str, Any]]] | None:
+        """Counts the miss; the answer and the chunks to store, or None for a stream that
+        ended without its final chunk (incomplete: never stored)."""
         core, chunks = self._core, self._chunks
         core.misses += 1
         if not chunks or not chunks[-1].done:
-            return  # the server closed the stream without its final chunk: incomplete
+            return None
         last = chunks[-1]
         response = AIResponse(
             content="".join(c.content for c in chunks), model=last.model,
@@ -78,7 +91,7 @@ class StreamRecorder:
         )
         stored = [{k: v for k, v in c.to_dict().items() if k in _CHUNK_FIELDS}
                   for c in chunks]
-        core.store_response(self._prep, response, chunks=stored)
+        return response, stored
 
 
 class ClientCore:
@@ -213,7 +226,20 @@ class ClientCore:
         return value
 
     def lookup_stream(self, prep: Prepared) -> list[StreamChunk] | None:
-        entry = self._entry(prep)
+        return self._stream_hit(self._entry(prep))
+
+    async def alookup_stream(self, prep: Prepared) -> list[StreamChunk] | None:
+        """`lookup_stream` through the store's ``aget``: the same checks, without blocking."""
+        try:
+            entry = await self.aget(prep.key)
+        except Exception:
+            self.errors += 1
+            return None
+        if entry is None or entry.fingerprint != prep.fingerprint:
+            return None
+        return self._stream_hit(entry)
+
+    def _stream_hit(self, entry: CachedResponse | None) -> list[StreamChunk] | None:
         if entry is None:
             return None
         try:
@@ -261,15 +287,17 @@ class ClientCore:
         except Exception:
             self.errors += 1
 
-    async def astore_response(self, prep: Prepared, response: AIResponse) -> None:
+    async def astore_response(self, prep: Prepared, response: AIResponse, *,
+                              chunks: list[dict[str, Any]] | None = None) -> None:
         """`store_response` through the store's ``aset`` when it has one."""
         if self.aset is None:
-            self.store_response(prep, response)
+            self.store_response(prep, response, chunks=chunks)
             return
         if not prep.write or not self.policy.storable_reason(response.done_reason):
             return
         try:
             entry = to_entry(response, fingerprint=prep.fingerprint, ttl=prep.ttl)
+            entry.chunks = chunks
             await self.aset(prep.key, entry, prep.ttl)
         except (TypeError, ValueError) as exc:
             self.errors += 1

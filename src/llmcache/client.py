@@ -311,7 +311,10 @@ class AsyncCachedClient(ClientCore):
 
     async def _stream(self, prep: Prepared, upstream: Any) -> AsyncIterator[StreamChunk]:
         if prep.read:
-            replay = self.lookup_stream(prep)
+            # A store with coroutine methods (Redis, a tiered store) is awaited: a sync
+            # read there would block the event loop for a network round trip.
+            replay = (await self.alookup_stream(prep) if self.aget is not None
+                      else self.lookup_stream(prep))
             if replay is not None:
                 for chunk in replay:
                     yield chunk
@@ -320,7 +323,9 @@ class AsyncCachedClient(ClientCore):
         async for chunk in upstream():
             recorder.add(chunk)
             yield chunk
-        recorder.finish()  # only after a complete stream; see CachedClient._stream
+        # Only after a complete stream (see CachedClient._stream); awaits the store's
+        # ``aset`` when it has one.
+        await recorder.afinish()
 
     async def embed(self, texts: Sequence[str], *, model: str | None = None) -> EmbedResponse:
         """Vectors for `texts`; only texts missing from the embedding cache are sent."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,11 +15,14 @@ from llmcache import (
     AsyncCachedClient,
     AsyncMockBackend,
     CachedClient,
+    CachedResponse,
     CachePolicy,
+    DiskStore,
     EmbeddingCache,
     MemoryStore,
     MockBackend,
     StreamChunk,
+    TieredStore,
     cache_control,
 )
 from llmcache.backends.errors import BackendUnavailable
@@ -239,3 +244,121 @@ def test_namespaces_keep_tenants_apart() -> None:
     b = CachedClient(backend, store, namespace="b")
     a.generate("q", temperature=0)
     assert not b.generate("q", temperature=0).cached
+
+
+# -- async streams over a store with coroutine methods ---------------------------------------
+
+
+class RecordingTiered(TieredStore):
+    """A real memory -> disk TieredStore that notes which face each call used."""
+
+    def __init__(self, *tiers: Any) -> None:
+        super().__init__(*tiers)
+        self.calls: list[tuple[str, str]] = []
+
+    def get(self, key: str) -> CachedResponse | None:
+        self.calls.append(("get", key))
+        return super().get(key)
+
+    def set(self, key: str, entry: CachedResponse, ttl: float | None = None) -> None:
+        self.calls.append(("set", key))
+        super().set(key, entry, ttl)
+
+    async def aget(self, key: str) -> CachedResponse | None:
+        self.calls.append(("aget", key))
+        return await super().aget(key)
+
+    async def aset(self, key: str, entry: CachedResponse, ttl: float | None = None) -> None:
+        self.calls.append(("aset", key))
+        await super().aset(key, entry, ttl)
+
+    def faces(self) -> list[str]:
+        return [face for face, _ in self.calls]
+
+
+class FailingAsyncStore(MemoryStore):
+    """A third-party store whose coroutine methods raise (TieredStore's never do)."""
+
+    async def aget(self, key: str) -> CachedResponse | None:
+        raise ConnectionError("down")
+
+    async def aset(self, key: str, entry: CachedResponse, ttl: float | None = None) -> None:
+        raise ConnectionError("down")
+
+
+async def test_async_stream_looks_up_and_stores_through_the_store_coroutines(
+        tmp_path: Path) -> None:
+    backend = AsyncMockBackend()
+    store = RecordingTiered(MemoryStore(), DiskStore(tmp_path))
+    client = CachedClient(backend, store)
+    live = [c async for c in client.generate_stream("a b c", temperature=0)]
+    replay = [c async for c in client.generate_stream("a b c", temperature=0)]
+    assert [c.content for c in replay] == [c.content for c in live] and replay[-1].done
+    assert backend.call_count == 1 and (client.hits, client.misses) == (1, 1)
+    assert store.faces() == ["aget", "aset", "aget"]
+    # Another process: its own memory tier, the same disk; the entry keeps its chunks.
+    other = RecordingTiered(MemoryStore(), DiskStore(tmp_path))
+    again = [c async for c in CachedClient(backend, other).generate_stream("a b c",
+                                                                           temperature=0)]
+    assert [c.content for c in again] == [c.content for c in live]
+    assert other.faces() == ["aget"] and backend.call_count == 1
+    assert other.stats()["tier_hits"] == {"memory": 0, "disk": 1}
+
+
+async def test_async_stream_incomplete_failed_or_abandoned_is_never_stored(
+        tmp_path: Path) -> None:
+    class NoDone(AsyncMockBackend):
+        def generate_stream(self, prompt: str, **kwargs: Any) -> Any:
+            async def pieces() -> Any:
+                yield StreamChunk(content="a")
+                yield StreamChunk(content="b")
+            return pieces()
+
+    async def breaks(call: MockCall) -> Any:
+        async def pieces() -> Any:
+            yield "first "
+            raise BackendUnavailable("connection reset")
+        return pieces()
+
+    store = RecordingTiered(MemoryStore(), DiskStore(tmp_path))
+    chunks = [c async for c in CachedClient(NoDone(), store).generate_stream("q",
+                                                                            temperature=0)]
+    assert not chunks[-1].done
+    with pytest.raises(BackendUnavailable):
+        [c async for c in CachedClient(AsyncMockBackend(breaks), store).generate_stream(
+            "q", temperature=0)]
+    stream = CachedClient(AsyncMockBackend(), store).generate_stream("a b c d", temperature=0)
+    await stream.__anext__()
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert len(store) == 0 and store.faces() == ["aget"] * 3
+
+
+async def test_async_stream_lookup_rejects_another_requests_entry(tmp_path: Path) -> None:
+    backend = AsyncMockBackend()
+    store = RecordingTiered(MemoryStore(), DiskStore(tmp_path))
+    client = CachedClient(backend, store)
+    [c async for c in client.generate_stream("q", temperature=0)]
+    key = store.calls[-1][1]
+    stored = store.tiers[1].get(key)
+    assert stored is not None and stored.chunks
+    store.set(key, replace(stored, fingerprint="another request"))
+    [c async for c in client.generate_stream("q", temperature=0)]
+    assert backend.call_count == 2 and client.hits == 0
+
+
+async def test_async_stream_over_a_failing_async_store_still_streams() -> None:
+    backend = AsyncMockBackend()
+    client = CachedClient(backend, FailingAsyncStore())
+    for _ in range(2):
+        assert [c.content async for c in client.generate_stream("x", temperature=0)][-1] == ""
+    assert backend.call_count == 2 and client.errors == 4  # two lookups, two stores
+
+
+async def test_async_stream_policy_still_decides_what_is_stored(tmp_path: Path) -> None:
+    store = RecordingTiered(MemoryStore(), DiskStore(tmp_path))
+    client = CachedClient(AsyncMockBackend(), store, CachePolicy(temperature_threshold=0.5))
+    [c async for c in client.generate_stream("q", temperature=0.9)]
+    assert store.faces() == [] and len(store) == 0
+    with cache_control(no_store=True):
+        [c async for c in client.generate_stream("q", temperature=0)]
+    assert store.faces() == ["aget"] and len(store) == 0

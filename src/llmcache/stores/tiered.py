@@ -5,6 +5,13 @@ with the TTL it has left, so the next read of that key is served by the fastest 
 goes to every tier. A tier that raises is a miss for that tier (counted and logged once):
 one broken tier never fails the call.
 
+Every method has a coroutine twin (``aget``, ``aset``, ``adelete``, ``aget_many``,
+``aset_many``, ``aclear``, ``aclose``; ``async with``) that awaits the tiers that have their
+own (`RedisStore`) and calls the others inline (memory, disk: a hop to a thread would cost
+more than the read), so async code over memory -> Redis does not block its event loop on a
+Redis round trip (see `_tiered_async`). `CachedClient` and ``@cached_generate`` use the twins
+from async code.
+
 >>> import tempfile
 >>> from llmcache.entry import CachedResponse
 >>> from llmcache.stores import DiskStore, MemoryStore
@@ -24,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from llmcache.entry import CachedResponse
+from llmcache.stores._tiered_async import AsyncTieredMethods
 from llmcache.stores.base import ErrorLog, Store, check_ttl
 
 __all__ = ["TieredStore"]
@@ -31,7 +39,7 @@ __all__ = ["TieredStore"]
 logger = logging.getLogger(__name__)
 
 
-class TieredStore(Store):
+class TieredStore(AsyncTieredMethods, Store):
     """Several stores used as one, fastest first (e.g. memory, then disk, then Redis).
 
     ``promote=False`` turns off copying lower-tier hits upwards. `clock` (wall-clock seconds)
@@ -56,6 +64,7 @@ class TieredStore(Store):
             if not isinstance(tier, Store):
                 raise TypeError(f"tiers: expected Store instances, got {type(tier).__name__}")
         self._tiers = tiers
+        self._init_twins()
         names = [tier.name for tier in tiers]
         # Tier names key the stats; two tiers of one kind get their position appended.
         self._names = [name if names.count(name) == 1 else f"{name}[{i}]"
@@ -73,11 +82,6 @@ class TieredStore(Store):
     def tiers(self) -> tuple[Store, ...]:
         """The tiers, fastest first."""
         return self._tiers
-
-    def _failed(self, index: int, operation: str, exc: Exception) -> None:
-        self._errlog.report(f"{self._names[index]}.{operation}", exc)
-        with self._lock:
-            self._errors += 1
 
     def get(self, key: str) -> CachedResponse | None:
         """The first live entry found, fastest tier first; promoted to the faster tiers."""
@@ -100,18 +104,15 @@ class TieredStore(Store):
         return None
 
     def _promote_entry(self, index: int, key: str, entry: CachedResponse) -> None:
-        ttl = None
-        if entry.expires_at is not None:
-            ttl = entry.expires_at - self._clock()
-            if ttl <= 0:
-                return  # expired while we looked: copying it up would serve it again
+        promote, ttl = self._promotion_ttl(entry)
+        if not promote:
+            return
         for upper in range(index):
             try:
                 self._tiers[upper].set(key, entry, ttl)
             except Exception as exc:
                 self._failed(upper, "promote", exc)
-        with self._lock:
-            self._promotions += 1
+        self._promoted()
 
     def get_many(self, keys: Iterable[str]) -> dict[str, CachedResponse]:
         """The live entries among `keys`: each tier is asked once, for the keys still missing."""

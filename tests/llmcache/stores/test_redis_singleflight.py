@@ -67,7 +67,11 @@ def _decorate(store: Any, model: _Model, is_async: bool) -> Any:
 
 
 def _fleet_worker(url: str, name: str, mode: str, n: int, barrier: Any) -> None:
-    store = RedisStore(url, namespace=name, lock_lease=2.0, lock_wait=20.0)
+    # Generous timeouts: this test is about single-flight, and on a loaded 2-core machine a
+    # freshly spawned process can miss the default 0.25 s connect timeout, which (by design)
+    # degrades to a miss and an extra model call.
+    store = RedisStore(url, namespace=name, lock_lease=2.0, lock_wait=20.0,
+                       socket_timeout=5.0, connect_timeout=5.0)
     # A memory tier in front, as an application would have: the lock is found in the tier.
     tiered = TieredStore(MemoryStore(), store)
     model = _Model(url, name, 0.3)
