@@ -2,7 +2,11 @@
 
 A cache key must change whenever anything that changes a model's output changes, and must
 not change when nothing does. This module turns a request into *canonical bytes* (orjson with
-sorted keys, numbers normalised) and hashes them with xxh3_128.
+sorted keys, numbers normalised) and hashes them with xxh3_128. A `Request` is serialised as
+a fixed-order JSON array of its fields rather than an object: each field has its own slot,
+so nothing in one field can be read as another, and there are no field names to sort.
+`make_key` hashes values that are already canonical without copying them first (most are);
+`Request.to_canonical` builds the same data as fresh dicts and lists.
 
 Pure functions only; this module imports nothing else from llmcache.
 
@@ -11,8 +15,8 @@ Pure functions only; this module imports nothing else from llmcache.
 >>> b = Request(model="llama3", prompt="hi", options={"seed": 1.0, "temperature": -0.0})
 >>> make_key(a) == make_key(b)
 True
->>> make_key(a).startswith("v1:")
-True
+>>> make_key(a)[:3]
+'v2:'
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import orjson
 import xxhash
 
 __all__ = [
+    "FIELDS",
     "KEY_VERSION",
     "Request",
     "canonical_bytes",
@@ -37,15 +42,25 @@ __all__ = [
 ]
 
 #: Bumped whenever the canonical form changes, so old entries are never served.
-KEY_VERSION = 1
+#: 2: a request is a positional array (was an 11-key object); plain ints reach 2**64 - 1.
+KEY_VERSION = 2
 _PREFIX = f"v{KEY_VERSION}:"
 
 # Option spellings that mean the same thing to a model server.
 _OPTION_ALIASES = {"max_tokens": "num_predict"}
 
-_SCALARS = (str, bool, type(None))
-_I64 = 2**63
-_F64 = float(_I64)  # float-to-float compares are much cheaper than float-to-big-int
+# Ints orjson writes as plain numbers (int64 min .. uint64 max); others are tagged. The
+# bounds match orjson's so the request fast path can leave int sizes to it: it raises outside.
+_INT_MIN = -(2**63)
+_INT_END = 2**64
+_F_MIN = float(_INT_MIN)  # float-to-float compares are much cheaper than float-to-big-int
+_F_END = float(_INT_END)
+# Exact types orjson writes as `_norm` would (ints: within its range, which orjson checks;
+# floats are not here as they need a value check as well).
+_PLAIN = frozenset({str, int, bool, type(None)})
+_SORT = orjson.OPT_SORT_KEYS
+_dumps = orjson.dumps
+_xxh128 = xxhash.xxh3_128_hexdigest
 
 
 class _BadValue(Exception):
@@ -62,7 +77,7 @@ def _number(value: float) -> int | float:
     if value - value != 0.0:  # true only for NaN and the infinities
         raise _BadValue(ValueError, f"{value!r} is not a finite number; NaN and infinities "
                         "cannot be part of a cache key")
-    if value.is_integer() and -_F64 <= value < _F64:
+    if value.is_integer() and _F_MIN <= value < _F_END:
         # 1.0 == 1 and -0.0 == 0.0 must give one key; ints serialise without sign or dot.
         return int(value)
     return value
@@ -81,7 +96,7 @@ def _norm(value: Any) -> Any:
     if t is str or t is bool or value is None:
         return value
     if t is int:
-        return value if -_I64 <= value < _I64 else _big_int(value)
+        return value if _INT_MIN <= value < _INT_END else _big_int(value)
     if t is float:
         return _number(value)
     if t is dict or isinstance(value, Mapping):
@@ -91,7 +106,7 @@ def _norm(value: Any) -> Any:
                 raise _BadValue(TypeError, f"mapping keys must be str, got "
                                 f"{type(k).__name__} ({k!r})")
             tv = type(v)
-            if tv is str or tv is bool or v is None or (tv is int and -_I64 <= v < _I64):
+            if tv is str or tv is bool or v is None or (tv is int and _INT_MIN <= v < _INT_END):
                 out[k] = v
                 continue
             try:
@@ -117,6 +132,29 @@ def _norm(value: Any) -> Any:
         return _number(float(value))
     raise _BadValue(TypeError, f"values of type {type(value).__name__} cannot be part of a "
                     "cache key; pass str, int, float, bool, None, or lists and dicts of them")
+
+
+def _as_is(value: Any) -> bool:
+    # Whether orjson writes `value` exactly as it would write _norm(value), so the copy can be
+    # skipped: exact dicts, lists and tuples of str/int/bool/None and finite non-whole floats
+    # (`0.0 < v % 1.0` holds for no other float). Key types and int sizes are left to orjson,
+    # which raises on exactly those _norm would change or reject.
+    t = type(value)
+    if t is not list and t is not tuple:
+        if t is not dict:
+            return False
+        value = value.values()
+    for v in value:  # (type(v) again is faster than a local here)
+        if type(v) in _PLAIN:
+            continue
+        if type(v) is dict:  # one level inlined: chat messages are lists of flat dicts
+            for w in v.values():
+                if type(w) not in _PLAIN and not (type(w) is float and 0.0 < w % 1.0) \
+                        and not _as_is(w):
+                    return False
+        elif not (type(v) is float and 0.0 < v % 1.0) and not _as_is(v):
+            return False
+    return True
 
 
 def normalize(value: Any, path: str = "request") -> Any:
@@ -157,13 +195,35 @@ def _normalize_options(options: Mapping[str, Any] | None) -> dict[str, Any] | No
     return out
 
 
-def _image_ref(image: str | bytes, path: str) -> str:
+def _fix_flat_options(options: dict[str, Any]) -> dict[str, Any] | None:
+    # The scan in _fields met a value to change (and saw no max_tokens). Whole floats
+    # (temperature=0.0, the usual case) are mended in a copy; anything else takes the full
+    # path. Key types and int sizes are still left to orjson, as in _fields.
+    out = options.copy()
+    for k, v in options.items():
+        if type(v) is float:
+            if v % 1.0 == 0.0:  # whole and finite: NaN and infinities give NaN here
+                out[k] = int(v) if _F_MIN <= v < _F_END else v  # as _number does
+            elif not 0.0 < v % 1.0:
+                return _normalize_options(options)
+        elif type(v) not in _PLAIN:
+            return _normalize_options(options)
+    return out
+
+
+def _image_ref(image: str | bytes, index: int) -> str:
     if isinstance(image, (bytes, bytearray)):
         return "sha256:" + hashlib.sha256(image).hexdigest()
     if isinstance(image, str):
         # base64 text: hash it too, so keys stay small and never hold the image itself.
         return "sha256:" + hashlib.sha256(image.encode()).hexdigest()
-    raise TypeError(f"{path}: an image must be bytes or base64 str, got {type(image).__name__}")
+    raise TypeError(f"request.images[{index}]: an image must be bytes or base64 str, got "
+                    f"{type(image).__name__}")
+
+
+#: Field names of `Request.to_canonical`, in the order of the array that is hashed.
+FIELDS = ("v", "model", "ns", "prompt", "system", "messages", "format", "options", "tools",
+          "images", "extra")
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,50 +250,102 @@ class Request:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_canonical(self) -> dict[str, Any]:
-        """The request as normalised JSON data (what the key is computed from).
+        """The request as normalised JSON data, keyed by `FIELDS` (absent fields are ``null``).
 
-        Absent fields are kept as ``null`` so the shape is fixed: one dict literal is the
-        cheapest way to build it, and the key stays unambiguous.
+        Its values, in order, are exactly what `canonical_bytes` serialises:
+
+        >>> r = Request(model="m", prompt="p", options={"seed": 1.0})
+        >>> c = r.to_canonical()
+        >>> c["options"], c["messages"]
+        ({'seed': 1}, None)
+        >>> orjson.dumps(tuple(c.values()), option=orjson.OPT_SORT_KEYS) == canonical_bytes(r)
+        True
+
+        A subclass that overrides this method decides what its keys hold: they then hash
+        the dict it returns (with its field names).
         """
-        model, prompt = self.model, self.prompt
-        if type(model) is not str or not model:
-            raise ValueError("request.model: a model name is required (for example 'llama3')")
-        if prompt is not None and type(prompt) is not str:
-            raise TypeError(f"request.prompt: expected str, got {type(prompt).__name__}")
-        system, fmt = self.system, self.format
-        if system is not None and type(system) is not str:
-            raise TypeError(f"request.system: expected str, got {type(system).__name__}")
-        return {
-            "v": KEY_VERSION,
-            "model": model,
-            "ns": self.namespace,
-            "prompt": prompt,
-            "system": system,
-            "messages": None if self.messages is None
-            else normalize(self.messages, "request.messages"),
-            "format": fmt if fmt is None or type(fmt) is str
-            else normalize(fmt, "request.format"),
-            "options": _normalize_options(self.options),
-            "tools": normalize(self.tools, "request.tools") if self.tools else None,
-            "images": [_image_ref(im, f"request.images[{i}]")
-                       for i, im in enumerate(self.images)] if self.images else None,
-            "extra": normalize(self.extra, "request.extra") if self.extra else None,
-        }
+        return dict(zip(FIELDS, _fields(self, False), strict=True))
+
+
+_to_canonical = Request.to_canonical  # to tell when a subclass or a test redefines it
+
+
+def _fields(r: Request, scan: bool) -> tuple[Any, ...]:
+    # The one place a request is normalised: `to_canonical` and the hashed bytes share it.
+    # With `scan`, values that are already canonical (`_as_is`) are used as they are, with no
+    # copy, as the caller serialises them at once (a dict changed meanwhile by another thread
+    # is the caller's race, as it was when the copy could see it half-changed). That leaves
+    # key types and int sizes to orjson, which raises TypeError on both; the caller then
+    # retries without `scan`, and `normalize` gives the usual error or the tagged big int.
+    model, prompt, system, fmt, options = r.model, r.prompt, r.system, r.format, r.options
+    if type(model) is not str or not model:
+        raise ValueError("request.model: a model name is required (for example 'llama3')")
+    if type(prompt) is not str and prompt is not None:  # str first: the common case
+        raise TypeError(f"request.prompt: expected str, got {type(prompt).__name__}")
+    if type(system) is not str and system is not None:
+        raise TypeError(f"request.system: expected str, got {type(system).__name__}")
+    if fmt is not None and type(fmt) is not str and not (scan and _as_is(fmt)):
+        fmt = normalize(fmt, "request.format")
+    if not options:
+        options = None
+    elif scan and type(options) is dict and "max_tokens" not in options:
+        for v in options.values():  # _as_is inlined: options are on every request
+            if type(v) is float:
+                if 0.0 < v % 1.0:
+                    continue
+            elif type(v) in _PLAIN:
+                continue
+            options = _fix_flat_options(options)
+            break
+    else:
+        options = _normalize_options(options)
+    messages, tools, images = r.messages, r.tools, r.images
+    extra: Mapping[str, Any] | None = r.extra
+    if messages is not None and not (scan and _as_is(messages)):
+        messages = normalize(messages, "request.messages")
+    if not tools:
+        tools = None
+    elif not (scan and _as_is(tools)):
+        tools = normalize(tools, "request.tools")
+    if not extra:
+        extra = None
+    elif not (scan and _as_is(extra)):
+        extra = normalize(extra, "request.extra")
+    return (KEY_VERSION, model, r.namespace, prompt, system, messages, fmt, options, tools,
+            [_image_ref(im, i) for i, im in enumerate(images)] if images else None, extra)
+
+
+def _request_bytes(request: Request) -> bytes:
+    data = _fields(request, True)
+    try:
+        return _dumps(data, option=_SORT)
+    except orjson.JSONEncodeError:
+        pass  # a non-str key or an int beyond 64 bits, left to orjson by _fields(scan=True)
+    return _dumps(_fields(request, False), option=_SORT)
 
 
 def canonical_bytes(value: Request | Any) -> bytes:
     """Canonical JSON bytes of a `Request` or of any JSON-like value.
 
+    A request becomes the array of its `FIELDS` values, in that order:
+
+    >>> canonical_bytes(Request(model="m", prompt="p", options={"top_p": 0.5}))
+    b'[2,"m","","p",null,null,null,{"top_p":0.5},null,null,null]'
     >>> canonical_bytes({"b": 1.0, "a": [True, None]})
     b'{"a":[true,null],"b":1}'
     """
-    data = value.to_canonical() if isinstance(value, Request) else normalize(value, "value")
-    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    if type(value) is Request or isinstance(value, Request):
+        if type(value).to_canonical is _to_canonical:
+            return _request_bytes(value)
+        # A subclass (or a test double) that redefines to_canonical decides what its key
+        # holds; its dict is hashed with the field names, as all requests were before v2.
+        return _dumps(value.to_canonical(), option=_SORT)
+    return _dumps(normalize(value, "value"), option=_SORT)
 
 
 def hash_bytes(data: bytes) -> str:
-    """The versioned key for already-canonical bytes (``v1:`` + xxh3_128 hex)."""
-    return _PREFIX + xxhash.xxh3_128_hexdigest(data)
+    """The versioned key for already-canonical bytes (``v2:`` + xxh3_128 hex)."""
+    return _PREFIX + _xxh128(data)
 
 
 def fingerprint(data: bytes) -> str:
@@ -252,20 +364,27 @@ def canonical_call(ident: str, namespace: str, args: Any) -> bytes:
     call (the hit path is a few microseconds in all).
 
     >>> canonical_call("mod.f", "", {"t": 0.0, "p": "x"})
-    b'[1,"mod.f","",{"p":"x","t":0}]'
+    b'[2,"mod.f","",{"p":"x","t":0}]'
     """
     try:
         data = _norm(args)
     except _BadValue as exc:
         where = "args" + "".join(reversed(exc.parts))
         raise exc.kind(f"{where}: {exc.message}") from None
-    return orjson.dumps((KEY_VERSION, ident, namespace, data), option=orjson.OPT_SORT_KEYS)
+    return _dumps((KEY_VERSION, ident, namespace, data), option=_SORT)
 
 
 def make_key(request: Request | Any) -> str:
-    """The cache key of a request: ``v1:`` followed by the xxh3_128 hex of its canonical bytes.
+    """The cache key of a request: ``v2:`` followed by the xxh3_128 hex of its canonical bytes.
 
     >>> make_key(Request(model="m", prompt="a")) != make_key(Request(model="m", prompt="b"))
     True
     """
-    return hash_bytes(canonical_bytes(request))
+    if type(request) is not Request or Request.to_canonical is not _to_canonical:
+        return _PREFIX + _xxh128(canonical_bytes(request))
+    data = _fields(request, True)  # _request_bytes inlined: a call is ~5% of the total here
+    try:
+        return _PREFIX + _xxh128(_dumps(data, option=_SORT))
+    except orjson.JSONEncodeError:
+        pass  # as in _request_bytes
+    return _PREFIX + _xxh128(_dumps(_fields(request, False), option=_SORT))

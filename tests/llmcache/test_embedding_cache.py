@@ -13,6 +13,7 @@ import pytest
 
 from llmcache import embeddings as emb_mod
 from llmcache.embeddings import EmbeddingCache, as_vector
+from llmcache.keys import KEY_VERSION
 
 
 def _vec(i: int, dim: int = 4) -> list[float]:
@@ -31,7 +32,7 @@ def test_memory_get_set_and_model_scope() -> None:
 def test_keys_are_unambiguous() -> None:
     # The chapter's f"{model}|{text}" made these collide.
     assert EmbeddingCache.make_key("b|c", "a") != EmbeddingCache.make_key("c", "a|b")
-    assert EmbeddingCache.make_key("t", "m").startswith("v1:")
+    assert EmbeddingCache.make_key("t", "m").startswith(f"v{KEY_VERSION}:")
 
 
 def test_returned_arrays_are_read_only_and_not_aliased() -> None:

@@ -64,7 +64,7 @@ def record_from_entry(key: str, entry: CachedResponse) -> tuple[str | None, str 
 
 
 def index_file(directory: Path, partition: str) -> Path:
-    """Where the index of ``partition`` (a ``v1:<hex>`` key) is saved."""
+    """Where the index of ``partition`` (a ``v2:<hex>`` key) is saved."""
     return directory / f"{partition.rpartition(':')[2]}.index"
 
 

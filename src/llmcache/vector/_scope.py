@@ -13,7 +13,7 @@ import numpy as np
 import orjson
 
 from llmcache.entry import CachedResponse, JSONValue
-from llmcache.keys import Request, fingerprint, hash_bytes
+from llmcache.keys import Request, canonical_bytes, fingerprint, hash_bytes
 from llmcache.stores.base import ErrorLog
 from llmcache.vector._persist import META_KEY, Record
 from llmcache.vector.embedders import Embedder, Matrix
@@ -191,7 +191,7 @@ def make_record(request: Request, value: CachedResponse | JSONValue,
     """The record of ``request`` and the entry to store for it (fingerprinted, carrying
     its record in ``metadata["_semantic"]`` for rebuilds)."""
     canonical = request.to_canonical()
-    data = orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)  # == canonical_bytes
+    data = canonical_bytes(request)  # so the exact key is `make_key`'s
     key, fp = hash_bytes(data), fingerprint(data)
     split = split_request(canonical)
     scope = hash_bytes(orjson.dumps(split[0], option=orjson.OPT_SORT_KEYS)) if split else None

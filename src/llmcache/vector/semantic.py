@@ -42,7 +42,7 @@ from typing import Any
 import orjson
 
 from llmcache.entry import CachedResponse, JSONValue
-from llmcache.keys import Request, fingerprint, hash_bytes
+from llmcache.keys import Request, canonical_bytes, fingerprint, hash_bytes, make_key
 from llmcache.stores.base import Store, check_ttl
 from llmcache.stores.disk import DiskStore
 from llmcache.stores.memory import MemoryStore
@@ -235,7 +235,7 @@ class SemanticCache:
         self._check_open()
         limit = self.threshold if threshold is None else self._check_threshold(threshold)
         canonical = request.to_canonical()
-        data = orjson.dumps(canonical, option=_OPT)
+        data = canonical_bytes(request)  # the exact key is `make_key`'s
         key = hash_bytes(data)
         split = split_request(canonical)
         entry = self._store.get(key)
@@ -368,7 +368,7 @@ class SemanticCache:
 
     def delete(self, request: Request) -> bool:
         """Remove the entry cached for exactly ``request``; True if there was one."""
-        key = hash_bytes(orjson.dumps(request.to_canonical(), option=_OPT))
+        key = make_key(request)
         with self._lock:
             record = self._records.get(key)
             if record is not None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from llmcache.entry import CachedResponse
-from llmcache.keys import Request
+from llmcache.keys import Request, make_key
 from llmcache.stores.memory import MemoryStore
 from llmcache.vector.embedders import HashingEmbedder, Matrix
 from llmcache.vector.guards import NumberGuard
@@ -349,3 +349,16 @@ def test_threads_share_one_cache_safely() -> None:
     assert not errors
     assert len(cache) == 50
     assert sum(len(i) for i in cache._indexes.values()) == 50  # index and records agree
+
+
+def test_exact_entries_live_under_make_key_and_delete_finds_them() -> None:
+    # One key scheme for every tier: an entry cached semantically can be read, inspected
+    # and deleted by its `make_key`, like any other.
+    store = MemoryStore()
+    cache = SemanticCache(HashingEmbedder(dim=64), store=store)
+    request = Request(model="m", prompt="how do I exit vim", options={"temperature": 0.0})
+    cache.set(request, "type :q")
+    entry = store.get(make_key(request))
+    assert entry is not None and entry.content == "type :q"
+    assert cache.delete(request)
+    assert store.get(make_key(request)) is None and cache.get(request) is None
