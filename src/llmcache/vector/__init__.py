@@ -8,7 +8,8 @@ switches from the first to the second above a size you set.
 
 from __future__ import annotations
 
-from llmcache.vector.ann import ApproximateIndex, AutoIndex, ann_available, make_index
+from llmcache.vector.ann import ApproximateIndex, ann_available
+from llmcache.vector.autoindex import AutoIndex, make_index
 from llmcache.vector.embedders import (
     BackendEmbedder,
     Embedder,

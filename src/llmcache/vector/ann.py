@@ -1,18 +1,11 @@
-"""Approximate nearest-neighbour search (HNSW, on usearch) behind the `VectorIndex` interface,
-and `AutoIndex`, which starts exact and switches to approximate above a size you choose.
+"""Approximate nearest-neighbour search (HNSW, on usearch) behind the `VectorIndex` interface.
 
 usearch is the optional extra ``ann`` (``pip install 'llmcache[ann]'``), imported only when
 an approximate index is made. Exact search reads every row per query (about 25 ms at
 100k x 384 on 2 cores); the graph visits a few thousand, at the price of sometimes missing
 the true nearest neighbour (``benchmarks/test_bench_vector.py`` measures how often).
-
->>> index = make_index(2, approximate_above=2)
->>> index.add(["a", "b"], [[1, 0], [0, 1]])
->>> index.is_approximate
-False
->>> index.add_one("c", [1, 1])   # 3 > 2 rows: a graph is built over the rows
->>> index.is_approximate, index.search([1, 0.1])[0].id
-(True, 'a')
+`AutoIndex` and `make_index` (exact while small, a graph built in the background beyond a
+size you choose) live in `llmcache.vector.autoindex` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -49,14 +42,27 @@ from llmcache.vector.index import (
 if TYPE_CHECKING:
     from usearch.index import Index as _Graph
 
-__all__ = ["ApproximateIndex", "AutoIndex", "ann_available", "make_index"]
+__all__ = ["ApproximateIndex", "AutoIndex", "ann_available", "auto_expansion_search",
+           "make_index"]
 
 INSTALL_HINT = "pip install 'llmcache[ann]'"
 _FORMAT = "llmcache-ann-index"
-_VERSION = 1
+_VERSION = 2  # 2: options hold expansion_search only when pinned (null: auto)
 # Up to this many allowed ids, a filtered search is exact over their rows: a small filter
 # (one tenant's entries) would otherwise need a very deep walk of the whole graph.
 _EXACT_FILTER_MAX = 20_000
+# The default ef: flat up to _EF_FLAT_ROWS rows, then in proportion to the rows, capped.
+# Calibrated on the benchmark's embedding-like set (recall@1 >= 0.99 at 100k, 300k, 1M).
+_EF_MIN, _EF_MAX, _EF_FLAT_ROWS = 256, 4096, 125_000
+
+
+def auto_expansion_search(rows: int) -> int:
+    """The ef `ApproximateIndex` uses by default for a graph of ``rows`` rows.
+
+    >>> [auto_expansion_search(n) for n in (1_000, 125_000, 300_000, 1_000_000, 10**8)]
+    [256, 256, 615, 2048, 4096]
+    """
+    return min(_EF_MAX, max(_EF_MIN, -(-rows * _EF_MIN // _EF_FLAT_ROWS)))
 
 
 def _usearch() -> ModuleType:
@@ -84,12 +90,18 @@ class ApproximateIndex:
     `VectorIndex`), filters of up to 20,000 ids are answered exactly, and the graph may
     store a compact type: on these machines usearch builds a bf16 graph about 3x faster
     than an f32 one. ``connectivity``, ``expansion_add`` and ``expansion_search`` are
-    HNSW's M, efConstruction and ef; usearch's default ef is 64. Measured on the
-    benchmark's embedding-like set at 1M x 384 (exact search: 80-140 ms there), recall@1
-    of noisy copies is 0.92 at ef=256 (about 1 ms a query), 0.985 at 1024 (7 ms) and
-    0.997 at 2048 (15 ms). A missed neighbour is a cache miss that costs a model call, so
-    large indexes should raise ``expansion_search``. Uniformly random vectors, which have
-    no neighbourhood structure, need far more (see ``benchmarks/test_bench_vector.py``).
+    HNSW's M, efConstruction and ef (usearch's own default ef is 64).
+
+    A graph with a fixed ef finds the true nearest row less often as it grows, so by default
+    (``expansion_search=None``) ef follows the size: 256 up to 125,000 rows, then in
+    proportion to the rows (2,048 at 1M), at most 4,096. Measured on the benchmark's
+    embedding-like vectors (``benchmarks/test_bench_vector.py``), recall@1 of noisy copies
+    of stored rows: 1.00 at 100k with ef 256, 0.994 at 300k with ef 512, 0.996 at 1M with
+    ef 2048 (about 15 ms a query on 2 busy cores, against 80-140 ms for exact search; a
+    fixed ef of 256 gave 0.92 there). A missed neighbour is a cache miss that costs a model
+    call, which is why the default leans to recall. Pass an int to pin ef, or set
+    `expansion_search` later. Uniformly random vectors, which have no neighbourhood
+    structure, need far more.
 
     >>> index = ApproximateIndex(2)
     >>> index.add(["a", "b"], [[1, 0], [0, 1]])
@@ -99,13 +111,16 @@ class ApproximateIndex:
     """
 
     def __init__(self, dim: int, *, metric: Metric = "cosine", connectivity: int = 16,
-                 expansion_add: int = 128, expansion_search: int = 256, dtype: str = "bf16",
-                 candidates: int = 16) -> None:
+                 expansion_add: int = 128, expansion_search: int | None = None,
+                 dtype: str = "bf16", candidates: int = 16) -> None:
         _usearch()
+        if expansion_search is not None and expansion_search < 1:
+            raise ValueError(f"expansion_search must be >= 1 (or None: it follows the size), "
+                             f"got {expansion_search}")
         self._rows = VectorIndex(dim, metric=metric)
+        self._pinned_ef = expansion_search  # None: ef follows the number of rows
         self._options: dict[str, Any] = {"connectivity": connectivity, "dtype": dtype,
-                                         "expansion_add": expansion_add,
-                                         "expansion_search": expansion_search}
+                                         "expansion_add": expansion_add}
         self._candidates = max(1, candidates)
         self._graph = self._new_graph()
         self._keys: dict[str, int] = {}  # id -> graph key; a replaced vector gets a new key
@@ -116,7 +131,42 @@ class ApproximateIndex:
     def _new_graph(self) -> _Graph:
         # Inner product on unit rows is cosine without usearch re-normalising every pair.
         graph: _Graph = _usearch().Index(ndim=self.dim, metric="ip", **self._options)
+        graph.expansion_search = self._ef_for(0)  # type: ignore[misc]  # stubs miss the setter
         return graph
+
+    def _ef_for(self, rows: int) -> int:
+        if self._pinned_ef is not None:
+            return self._pinned_ef
+        return auto_expansion_search(rows)
+
+    def _tune(self) -> None:
+        # Called by every writer (under the lock): ef follows the size unless pinned.
+        ef = self._ef_for(len(self._keys))
+        if self._graph.expansion_search != ef:
+            self._graph.expansion_search = ef  # type: ignore[misc]  # stubs miss the setter
+
+    @property
+    def expansion_search(self) -> int:
+        """HNSW's ef now: how many candidates a search keeps while walking the graph.
+
+        Setting it pins it; setting ``None`` lets it follow the size again.
+
+        >>> index = ApproximateIndex(2)
+        >>> index.expansion_search
+        256
+        >>> index.expansion_search = 1024
+        >>> index.expansion_search
+        1024
+        """
+        return int(self._graph.expansion_search)
+
+    @expansion_search.setter
+    def expansion_search(self, value: int | None) -> None:
+        if value is not None and value < 1:
+            raise ValueError(f"expansion_search must be >= 1 (or None), got {value}")
+        with self._lock:
+            self._pinned_ef = value
+            self._tune()
 
     @property
     def dim(self) -> int:
@@ -164,16 +214,20 @@ class ApproximateIndex:
         if not id_list:
             return
         keys = np.arange(self._next_key, self._next_key + len(id_list), dtype=np.uint64)
-        self._graph.add(keys, unit)
+        # One thread: usearch's concurrent inserts leave about 0.1% of nodes unreachable
+        # from the entry point (a permanent miss for that entry); measured none with one.
+        self._graph.add(keys, unit, threads=1)
         self._next_key += len(id_list)
         stale = [self._keys[id_] for id_ in id_list if id_ in self._keys]
-        if stale:
+        if stale:  # a replaced vector's old node becomes a tombstone
             self._graph.remove(np.array(stale, dtype=np.uint64))
             for key in stale:
                 del self._id_of[key]
+        self._count_slots(added=len(id_list), freed=len(stale))
         for id_, key in zip(id_list, keys.tolist(), strict=True):
             self._keys[id_] = key
             self._id_of[key] = id_
+        self._tune()
 
     @classmethod
     def from_exact(cls, rows: VectorIndex, **options: Any) -> ApproximateIndex:
@@ -185,8 +239,35 @@ class ApproximateIndex:
             index._link(list(rows._ids), rows._matrix[:len(rows._ids)])
         return index
 
+    # usearch leaves a removed node in the graph, marked free, and gives its slot to a later
+    # add; counted here since usearch's count (stats.nodes - len) walks the whole graph.
+    _free_slots: int | None = None  # None until counted: a loaded graph may hold some
+
+    @property
+    def tombstones(self) -> int:
+        """Removed nodes still in the graph (still walked by searches, still in memory)
+        until later adds reuse them. `AutoIndex` rebuilds its graph once they pass 25% of
+        the live rows; for a bare index, ``from_exact`` over a copy of the rows does it.
+
+        >>> index = ApproximateIndex(2)
+        >>> index.add(["a", "b", "c"], [[1, 0], [0, 1], [1, 1]])
+        >>> index.remove(["a", "b"]), index.tombstones
+        (2, 2)
+        >>> index.add_one("d", [1, 2]); index.tombstones   # a free slot is reused
+        1
+        """
+        with self._lock:
+            if self._free_slots is None:
+                self._free_slots = int(self._graph.stats.nodes) - len(self._graph)
+            return self._free_slots
+
+    def _count_slots(self, *, added: int, freed: int) -> None:
+        if self._free_slots is not None:  # each added key takes a free slot if there is one
+            self._free_slots = max(0, self._free_slots - added) + freed
+
     def remove(self, ids: Iterable[str] | str) -> int:
-        """Remove ``ids``; returns how many were present. The graph keeps tombstones."""
+        """Remove ``ids``; returns how many were present. Their nodes become `tombstones`
+        (``compact=True`` would unlink them, but walks the whole graph every call)."""
         if isinstance(ids, str):
             ids = [ids]
         with self._lock:
@@ -197,11 +278,14 @@ class ApproximateIndex:
                 for key in keys:
                     del self._id_of[key]
                 self._rows.remove(present)
+                self._count_slots(added=0, freed=len(keys))
+                self._tune()
         return len(present)
 
     def clear(self) -> None:
         with self._lock:
             self._graph = self._new_graph()
+            self._free_slots = 0
             self._rows.clear()
             self._keys.clear()
             self._id_of.clear()
@@ -300,7 +384,9 @@ class ApproximateIndex:
                 self._graph.save(str(graph))
                 arrays = self._rows._snapshot()
                 manifest = {"format": _FORMAT, "version": _VERSION, "dim": self.dim,
-                            "options": self._options, "candidates": self._candidates,
+                            "options": {**self._options,
+                                        "expansion_search": self._pinned_ef},
+                            "candidates": self._candidates,
                             "next_key": self._next_key, "graph": graph.name,
                             "rows": rows.name, "ids": list(self._keys),
                             "keys": list(self._keys.values())}
@@ -332,12 +418,15 @@ class ApproximateIndex:
             raise bad(f"unreadable manifest ({exc})") from exc
         if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
             raise bad("not an llmcache approximate index manifest")
-        if manifest.get("version") != _VERSION:
-            raise bad(f"format version {manifest.get('version')!r}, this reads {_VERSION}")
+        version = manifest.get("version")
+        if version not in (1, _VERSION):
+            raise bad(f"format version {version!r}, this reads 1 and {_VERSION}")
         try:
             dim, ids, keys = int(manifest["dim"]), list(manifest["ids"]), manifest["keys"]
             names = [str(manifest["graph"]), str(manifest["rows"])]
             options, digest = dict(manifest["options"]), str(manifest["graph_xxh3_64"])
+            if version == 1:  # version 1 saved the old fixed default (256), not a choice
+                options.pop("expansion_search", None)
             next_key, candidates = int(manifest["next_key"]), int(manifest["candidates"])
         except (KeyError, TypeError, ValueError) as exc:
             raise bad(f"missing or malformed field ({exc!r})") from exc
@@ -371,6 +460,7 @@ class ApproximateIndex:
         index._keys = dict(zip(ids, keys, strict=True))
         index._id_of = dict(zip(keys, ids, strict=True))
         index._next_key = next_key
+        index._tune()  # usearch's load does not keep ef
         return index
 
 
@@ -384,106 +474,5 @@ def _digest(path: Path, *, fsync: bool = False) -> str:
     return str(hasher.hexdigest())
 
 
-class AutoIndex:
-    """Exact `VectorIndex` while small; once it holds more than ``approximate_above`` rows,
-    a graph is built over them (`ApproximateIndex.from_exact`, no copy of the rows) and it
-    stays approximate, so it never flips back and forth around the line.
-
-    ``approximate_above=None`` never switches. The ``ann`` extra is checked when the index
-    is made, not at the add that crosses the line. The graph is built inside that add (on
-    2 cores about 15 s for 50k rows of dim 384): other writers wait, searches go on
-    against the exact rows. ``ann_options`` go to `ApproximateIndex`.
-    """
-
-    def __init__(self, dim: int, *, approximate_above: int | None = 50_000,
-                 capacity: int = 1024, metric: Metric = "cosine", **ann_options: Any) -> None:
-        if approximate_above is not None:
-            if approximate_above < 0:
-                raise ValueError(f"approximate_above must be >= 0, got {approximate_above}")
-            _usearch()
-        self.approximate_above = approximate_above
-        self._ann_options = ann_options
-        self._impl: VectorIndex | ApproximateIndex = VectorIndex(dim, capacity=capacity,
-                                                                 metric=metric)
-        self._write_lock = threading.Lock()  # writers and the switch, one at a time
-
-    @property
-    def is_approximate(self) -> bool:
-        return isinstance(self._impl, ApproximateIndex)
-
-    @property
-    def backend(self) -> VectorIndex | ApproximateIndex:
-        """The index that holds the rows now."""
-        return self._impl
-
-    @property
-    def dim(self) -> int:
-        return self._impl.dim
-
-    def __len__(self) -> int:
-        return len(self._impl)
-
-    def __contains__(self, id: object) -> bool:
-        return id in self._impl
-
-    def __repr__(self) -> str:
-        return f"AutoIndex({self._impl!r}, approximate_above={self.approximate_above})"
-
-    def ids(self) -> list[str]:
-        return self._impl.ids()
-
-    def get_vector(self, id: str) -> npt.NDArray[np.float32]:
-        return self._impl.get_vector(id)
-
-    def add_one(self, id: str, vector: npt.ArrayLike) -> None:
-        self.add([id], np.asarray(vector)[None, :] if np.ndim(vector) == 1 else vector)
-
-    def add(self, ids: Sequence[str], vectors: npt.ArrayLike) -> None:
-        with self._write_lock:
-            impl, limit = self._impl, self.approximate_above
-            impl.add(ids, vectors)
-            if isinstance(impl, VectorIndex) and limit is not None and len(impl) > limit:
-                self._impl = ApproximateIndex.from_exact(impl, **self._ann_options)
-
-    def remove(self, ids: Iterable[str] | str) -> int:
-        with self._write_lock:
-            return self._impl.remove(ids)
-
-    def clear(self) -> None:
-        with self._write_lock:
-            self._impl.clear()
-
-    def search(self, query: npt.ArrayLike, k: int = 1, *, threshold: float | None = None,
-               filter_ids: IdFilter | None = None) -> list[SearchHit]:
-        return self._impl.search(query, k, threshold=threshold, filter_ids=filter_ids)
-
-    def search_batch(self, queries: npt.ArrayLike, k: int = 1, *,
-                     threshold: float | None = None,
-                     filter_ids: IdFilter | None = None) -> list[list[SearchHit]]:
-        return self._impl.search_batch(queries, k, threshold=threshold, filter_ids=filter_ids)
-
-    def save(self, path: PathLike) -> None:
-        """Save in the format of the current backend; `load` tells the two apart."""
-        self._impl.save(path)
-
-    @classmethod
-    def load(cls, path: PathLike, *, approximate_above: int | None = 50_000,
-             **ann_options: Any) -> AutoIndex:
-        """Load what any of the three index classes saved (a zip archive is exact)."""
-        with open(path, "rb") as f:
-            exact = f.read(2) == b"PK"
-        impl = VectorIndex.load(path) if exact else ApproximateIndex.load(path)
-        index = cls(impl.dim, approximate_above=approximate_above, **ann_options)
-        index._impl = impl
-        return index
-
-
-def make_index(dim: int, *, approximate_above: int | None = 50_000,
-               **options: Any) -> AutoIndex:
-    """An index that is exact up to ``approximate_above`` rows and approximate beyond.
-
-    ``options`` go to `AutoIndex` (``capacity``, and `ApproximateIndex` settings such as
-    ``expansion_search``). ``ImportError`` naming the ``ann`` extra when usearch is
-    missing, unless ``approximate_above`` is None.
-    """
-    return AutoIndex(dim, approximate_above=approximate_above, **options)
+# Re-exported for old imports; last, because autoindex.py imports this module.
+from llmcache.vector.autoindex import AutoIndex, make_index  # noqa: E402

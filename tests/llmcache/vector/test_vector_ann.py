@@ -243,7 +243,9 @@ def test_corrupt_or_mismatched_files_are_refused(tmp_path: Path) -> None:
 def test_auto_index_switches_once_and_keeps_every_row(tmp_path: Path) -> None:
     rng = np.random.default_rng(9)
     vectors = rng.standard_normal((120, DIM)).astype(np.float32)
-    index = make_index(DIM, approximate_above=100, expansion_search=100)
+    # background=False: the graph is built inside the add that crosses the line (the
+    # background switch is tested in test_vector_autoindex.py).
+    index = make_index(DIM, approximate_above=100, background=False, expansion_search=100)
     index.add([f"v{i}" for i in range(90)], vectors[:90])
     assert not index.is_approximate and isinstance(index.backend, VectorIndex)
     index.save(tmp_path / "exact")

@@ -101,4 +101,4 @@ def test_vector_index_under_concurrent_writers_and_readers(tmp_path: Path) -> No
 def test_auto_index_switching_under_concurrent_writers_and_readers(tmp_path: Path) -> None:
     index = make_index(DIM, approximate_above=40)
     _hammer(index, tmp_path, rounds=60)
-    assert index.is_approximate
+    assert index.wait_ready(timeout=60) and index.is_approximate  # the switch is in the background
