@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ import orjson
 from llmcache.entry import CachedResponse
 from llmcache.vector.index import IndexFileError, VectorIndex, VectorSearch, atomic_write
 
-__all__ = ["MANIFEST", "Record", "index_file", "load_index", "read_manifest",
-           "record_from_entry", "write_manifest"]
+__all__ = ["MANIFEST", "Record", "index_file", "load_index", "load_partition_index",
+           "partition_index", "read_manifest", "record_from_entry", "try_load_index",
+           "write_manifest"]
 
 logger = logging.getLogger("llmcache.vector.semantic")
 
@@ -79,6 +81,30 @@ def load_index(path: Path) -> VectorSearch:
     return ApproximateIndex.load(path)
 
 
+def partition_index(dim: int, approximate_above: int | None) -> VectorSearch:
+    """A new partition's index: exact, turning approximate above ``approximate_above`` rows
+    when the ``ann`` extra is installed (`AutoIndex`; usearch is imported only then)."""
+    from llmcache.vector.ann import ann_installed
+
+    if approximate_above is None or not ann_installed():
+        return VectorIndex(dim, capacity=16)  # partitions are many and mostly small
+    from llmcache.vector.autoindex import AutoIndex
+
+    return AutoIndex(dim, approximate_above=approximate_above, capacity=16)
+
+
+def load_partition_index(path: Path, approximate_above: int | None) -> VectorSearch:
+    """`load_index`, wrapped as `partition_index` would make it, so a restored partition
+    still switches (or rebuilds its graph) as it grows."""
+    from llmcache.vector.ann import ann_installed
+
+    if approximate_above is None or not ann_installed():
+        return load_index(path)
+    from llmcache.vector.autoindex import AutoIndex
+
+    return AutoIndex.load(path, approximate_above=approximate_above, capacity=16)
+
+
 def write_manifest(directory: Path, embedder: str, records: list[Record]) -> None:
     rows = [[r.key, r.scope, r.text, r.fingerprint, r.expires_at] for r in records]
     data = orjson.dumps({"format": _FORMAT, "version": _VERSION, "embedder": embedder,
@@ -116,10 +142,12 @@ def read_manifest(directory: Path) -> tuple[str, list[Record]] | None:
         return None
 
 
-def try_load_index(path: Path) -> VectorSearch | None:
-    """The index saved at ``path``, or ``None`` (missing, corrupt, or needing an extra)."""
+def try_load_index(path: Path, loader: Callable[[Path], VectorSearch] = load_index,
+                   ) -> VectorSearch | None:
+    """The index ``loader`` reads at ``path``, or ``None`` (missing, corrupt, or needing an
+    extra)."""
     try:
-        return load_index(path)
+        return loader(path)
     except FileNotFoundError:
         return None
     except (IndexFileError, OSError, ValueError, ImportError) as exc:

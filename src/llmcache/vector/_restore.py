@@ -99,7 +99,7 @@ def restore(cache: SemanticCache) -> None:
     rebuilt = 0
     for partition, members in groups.items():
         path = index_file(directory, partition)
-        index = try_load_index(path) if same_embedder else None
+        index = try_load_index(path, cache._index_loader) if same_embedder else None
         wanted = {r.key for r in members}
         if index is not None:
             stale = [id_ for id_ in index.ids() if id_ not in wanted]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import os
 import threading
 import uuid
@@ -42,8 +43,8 @@ from llmcache.vector.index import (
 if TYPE_CHECKING:
     from usearch.index import Index as _Graph
 
-__all__ = ["ApproximateIndex", "AutoIndex", "ann_available", "auto_expansion_search",
-           "make_index"]
+__all__ = ["ApproximateIndex", "AutoIndex", "ann_available", "ann_installed",
+           "auto_expansion_search", "make_index"]
 
 INSTALL_HINT = "pip install 'llmcache[ann]'"
 _FORMAT = "llmcache-ann-index"
@@ -79,6 +80,19 @@ def ann_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def ann_installed() -> bool:
+    """Whether usearch is installed, without importing it.
+
+    Code that may never build a graph checks this instead of importing: usearch loaded into
+    a process before llama.cpp breaks llama's tokenizer (``std::bad_cast``), so it is loaded
+    only when a graph is actually made.
+    """
+    try:
+        return importlib.util.find_spec("usearch") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 class ApproximateIndex:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from llmcache.vector.ann import ApproximateIndex, _usearch
+from llmcache.vector.ann import ApproximateIndex, _usearch, ann_installed
 from llmcache.vector.index import IdFilter, Metric, PathLike, SearchHit, VectorIndex
 
 __all__ = ["AutoIndex", "make_index"]
@@ -121,7 +121,8 @@ class AutoIndex:
         if approximate_above is not None:
             if approximate_above < 0:
                 raise ValueError(f"approximate_above must be >= 0, got {approximate_above}")
-            _usearch()
+            if not ann_installed():  # checked without importing it: see ann_installed
+                _usearch()  # raises the ImportError that names the extra
         if tombstone_ratio is not None and not tombstone_ratio > 0:
             raise ValueError(f"tombstone_ratio must be > 0 or None, got {tombstone_ratio}")
         if not retry_after >= 0:

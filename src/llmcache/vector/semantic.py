@@ -35,6 +35,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -46,7 +47,12 @@ from llmcache.keys import Request, canonical_bytes, fingerprint, hash_bytes, mak
 from llmcache.stores.base import Store, check_ttl
 from llmcache.stores.disk import DiskStore
 from llmcache.stores.memory import MemoryStore
-from llmcache.vector._persist import Record
+from llmcache.vector._persist import (
+    Record,
+    load_index,
+    load_partition_index,
+    partition_index,
+)
 from llmcache.vector._scope import (
     Candidate,
     QueryVectors,
@@ -59,7 +65,7 @@ from llmcache.vector._scope import (
 )
 from llmcache.vector.embedders import Embedder, Matrix
 from llmcache.vector.guards import Guard, default_guards
-from llmcache.vector.index import VectorIndex, VectorSearch
+from llmcache.vector.index import VectorSearch
 from llmcache.vector.verifier import Verifier
 
 __all__ = ["DEFAULT_THRESHOLD", "Candidate", "SemanticCache", "SemanticHit", "split_request"]
@@ -70,10 +76,6 @@ logger = logging.getLogger(__name__)
 #: evaluation in ``llmcache eval``): below it unrelated short texts start to score close.
 DEFAULT_THRESHOLD = 0.7
 _OPT = orjson.OPT_SORT_KEYS
-
-
-def _default_index(dim: int) -> VectorSearch:
-    return VectorIndex(dim, capacity=16)  # partitions are many and mostly small
 
 
 class SemanticCache:
@@ -90,9 +92,11 @@ class SemanticCache:
     Entries go to ``store`` (default: a `MemoryStore`, or a `DiskStore` in
     ``persist_path/entries`` when ``persist_path`` is given); with ``persist_path`` the
     indexes are saved in ``persist_path/index`` by `save` and `close`, and rebuilt from
-    the stored entries when missing or corrupt. ``index_factory(dim)`` makes a partition's
-    index (an exact `VectorIndex` by default; ``lambda d: make_index(d)`` for one that
-    turns approximate when large).
+    the stored entries when missing or corrupt. A partition's index is exact until it holds
+    more than ``approximate_above`` entries (raise ``max_entries`` to get there), then, with
+    the ``ann`` extra installed, an HNSW graph is built in the background and takes over
+    (`AutoIndex`); ``None`` keeps every index exact. ``index_factory(dim)`` replaces that
+    choice with your own index per partition.
 
     Call `set` only with answers the model produced for that request, never with the
     answer of a semantic hit: a chain of hits would drift away from the original question.
@@ -104,7 +108,8 @@ class SemanticCache:
                  grey_zone: tuple[float, float] | None = None, store: Store | None = None,
                  persist_path: str | os.PathLike[str] | None = None,
                  index_factory: Callable[[int], VectorSearch] | None = None,
-                 candidates: int = 8, clock: Callable[[], float] = time.time) -> None:
+                 approximate_above: int | None = 50_000, candidates: int = 8,
+                 clock: Callable[[], float] = time.time) -> None:
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
             raise ValueError(f"max_entries: expected an int >= 1, got {max_entries!r}")
         if grey_zone is not None and not -1.0 <= grey_zone[0] <= grey_zone[1] <= 1.0:
@@ -121,7 +126,20 @@ class SemanticCache:
         self.grey_zone = grey_zone
         self.candidates = candidates
         self._clock = clock
-        self._index_factory = index_factory or _default_index
+        if approximate_above is not None and (isinstance(approximate_above, bool) or
+                                              not isinstance(approximate_above, int)
+                                              or approximate_above < 0):
+            raise ValueError(f"approximate_above: expected an int >= 0 or None, "
+                             f"got {approximate_above!r}")
+        self.approximate_above = approximate_above
+        self._index_factory: Callable[[int], VectorSearch]
+        self._index_loader: Callable[[Path], VectorSearch]
+        if index_factory is None:
+            self._index_factory = partial(partition_index, approximate_above=approximate_above)
+            self._index_loader = partial(load_partition_index,
+                                         approximate_above=approximate_above)
+        else:  # the caller's own indexes: loaded as saved
+            self._index_factory, self._index_loader = index_factory, load_index
         self._dir = Path(persist_path) if persist_path is not None else None
         self._owns_store = store is None
         if store is None:
