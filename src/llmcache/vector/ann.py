@@ -10,35 +10,20 @@ size you choose) live in `llmcache.vector.autoindex` and are re-exported here.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
-import os
 import threading
-import uuid
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
-import xxhash
 
-from llmcache.vector.index import (
-    IdFilter,
-    IndexFileError,
-    Metric,
-    PathLike,
-    SearchHit,
-    VectorIndex,
-    _write_archive,
-    atomic_write,
-    checked_rows,
-    normalized_query,
-    top_k,
-)
+from llmcache.vector import _ann_io
+from llmcache.vector._index_io import atomic_write
+from llmcache.vector._rows import checked_rows, normalized_query, top_k
+from llmcache.vector.index import IdFilter, Metric, PathLike, SearchHit, VectorIndex
 
 if TYPE_CHECKING:
     from usearch.index import Index as _Graph
@@ -47,8 +32,6 @@ __all__ = ["ApproximateIndex", "AutoIndex", "ann_available", "ann_installed",
            "auto_expansion_search", "make_index"]
 
 INSTALL_HINT = "pip install 'llmcache[ann]'"
-_FORMAT = "llmcache-ann-index"
-_VERSION = 2  # 2: options hold expansion_search only when pinned (null: auto)
 # Up to this many allowed ids, a filtered search is exact over their rows: a small filter
 # (one tenant's entries) would otherwise need a very deep walk of the whole graph.
 _EXACT_FILTER_MAX = 20_000
@@ -389,103 +372,12 @@ class ApproximateIndex:
         saves, and of saves that crashed, are deleted after it. Searches wait while the
         graph is written; the rows are written outside the lock.
         """
-        target = Path(path)
-        tag = uuid.uuid4().hex[:16]
-        graph, rows = (target.with_name(f"{target.name}.{tag}.{ext}") for ext in ("usearch",
-                                                                                  "npz"))
-        try:
-            with self._lock:
-                self._graph.save(str(graph))
-                arrays = self._rows._snapshot()
-                manifest = {"format": _FORMAT, "version": _VERSION, "dim": self.dim,
-                            "options": {**self._options,
-                                        "expansion_search": self._pinned_ef},
-                            "candidates": self._candidates,
-                            "next_key": self._next_key, "graph": graph.name,
-                            "rows": rows.name, "ids": list(self._keys),
-                            "keys": list(self._keys.values())}
-            atomic_write(rows, lambda f: _write_archive(f, arrays))
-            manifest["graph_xxh3_64"] = _digest(graph, fsync=True)
-            atomic_write(target, lambda f: f.write(orjson.dumps(manifest)))
-        except BaseException:
-            for leftover in (graph, rows):
-                with contextlib.suppress(OSError):
-                    leftover.unlink()
-            raise
-        for ext in ("usearch", "npz"):
-            for old in target.parent.glob(f"{target.name}.*.{ext}"):
-                if old.name not in (graph.name, rows.name):
-                    with contextlib.suppress(OSError):
-                        old.unlink()
+        _ann_io.save_approximate(self, path, atomic_write)  # ann's: a test seam
 
     @classmethod
     def load(cls, path: PathLike) -> ApproximateIndex:
         """Read an index written by `save`; `IndexFileError` if anything does not match."""
-        target = Path(path)
-
-        def bad(why: str) -> IndexFileError:
-            return IndexFileError(f"{target}: corrupt approximate index: {why}")
-
-        try:
-            manifest = orjson.loads(target.read_bytes())
-        except orjson.JSONDecodeError as exc:
-            raise bad(f"unreadable manifest ({exc})") from exc
-        if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
-            raise bad("not an llmcache approximate index manifest")
-        version = manifest.get("version")
-        if version not in (1, _VERSION):
-            raise bad(f"format version {version!r}, this reads 1 and {_VERSION}")
-        try:
-            dim, ids, keys = int(manifest["dim"]), list(manifest["ids"]), manifest["keys"]
-            names = [str(manifest["graph"]), str(manifest["rows"])]
-            options, digest = dict(manifest["options"]), str(manifest["graph_xxh3_64"])
-            if version == 1:  # version 1 saved the old fixed default (256), not a choice
-                options.pop("expansion_search", None)
-            next_key, candidates = int(manifest["next_key"]), int(manifest["candidates"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise bad(f"missing or malformed field ({exc!r})") from exc
-        if any(Path(name).name != name for name in names):
-            raise bad(f"data file names {names} leave the directory")
-        if (len(ids) != len(keys) or len(set(ids)) != len(ids)
-                or not all(isinstance(i, str) for i in ids)
-                or not all(isinstance(key, int) and 0 <= key < next_key for key in keys)):
-            raise bad("id map does not hold unique ids and keys")
-        graph_path, rows_path = (target.with_name(name) for name in names)
-        for data in (graph_path, rows_path):
-            if not data.exists():
-                raise bad(f"data file {data.name} is missing")
-        if _digest(graph_path) != digest:
-            raise bad(f"graph file {graph_path.name} does not match its checksum")
-        rows = VectorIndex.load(rows_path)
-        if rows.dim != dim or len(rows) != len(ids) or set(rows._ids) != set(ids):
-            raise bad(f"rows file holds {len(rows)} rows of dim {rows.dim}, "
-                      f"manifest says {len(ids)} of dim {dim}")
-        index = cls(dim, candidates=candidates, **options)
-        try:
-            index._graph.load(str(graph_path))
-        except (RuntimeError, ValueError) as exc:
-            raise bad(f"usearch cannot read {graph_path.name}: {exc}") from exc
-        graph = index._graph
-        if (len(graph) != len(keys) or graph.ndim != dim
-                or (keys and not bool(np.all(graph.contains(np.array(keys, np.uint64)))))):
-            raise bad(f"graph holds {len(graph)} rows of dim {graph.ndim}, manifest says "
-                      f"{len(keys)} of dim {dim}")
-        index._rows = rows
-        index._keys = dict(zip(ids, keys, strict=True))
-        index._id_of = dict(zip(keys, ids, strict=True))
-        index._next_key = next_key
-        index._tune()  # usearch's load does not keep ef
-        return index
-
-
-def _digest(path: Path, *, fsync: bool = False) -> str:
-    hasher = xxhash.xxh3_64()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 22):
-            hasher.update(chunk)
-        if fsync:
-            os.fsync(f.fileno())
-    return str(hasher.hexdigest())
+        return _ann_io.load_approximate(cls, path)
 
 
 # Re-exported for old imports; last, because autoindex.py imports this module.

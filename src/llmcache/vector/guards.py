@@ -40,7 +40,10 @@ from functools import lru_cache
 from typing import ClassVar
 
 from llmcache.vector import _lexicon as lex
+from llmcache.vector._entities import entities as _entities
+from llmcache.vector._entities import padded as _padded
 from llmcache.vector._numbers import extract_numbers
+from llmcache.vector._roles import roles as _roles
 from llmcache.vector._text import CACHE_SIZE as _CACHE
 from llmcache.vector._text import content_words as _content
 from llmcache.vector._text import is_typo as _is_typo
@@ -58,6 +61,7 @@ __all__ = [
     "ScopeGuard",
     "default_guards",
     "first_veto",
+    "guards_by_name",
 ]
 
 
@@ -204,52 +208,6 @@ class AntonymGuard(Guard):
 
 # ------------------------------------------------------------------------------- entities
 
-_ENTITY_PATTERNS = tuple(re.compile(p) for p in (
-    r"\"([^\"\n]{1,80})\"", "\u201c([^\u201d\n]{1,80})\u201d", r"`([^`\n]{1,80})`",
-    r"(?<!\w)'([^'\n]{1,80})'(?!\w)",
-    r"\b([A-Z]{2,}[0-9]*)s?\b",                          # acronyms: AWS, SQL, HTTP2
-    r"\b([a-z]+[A-Z][A-Za-z0-9]*)\b",                    # camelCase, iPhone, macOS
-    r"\b([A-Z][a-z0-9]+[A-Z][A-Za-z0-9]*)\b",            # PascalCase: JavaScript, GitHub
-    r"\b([A-Za-z0-9]+_[A-Za-z0-9_]+)\b",                 # snake_case
-    r"\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w+)+)(?:\(\))?",      # os.path.join, notes.txt
-    r"(?<![\w/])((?:~|\.{1,2})?/[\w.\-]+(?:/[\w.\-]+)*)",  # paths
-    r"(?<![\w-])(--?[A-Za-z][\w-]*)",                    # command-line flags
-    r"\b(\w+)\(\)",                                      # calls: print()
-    r"(?<!\w)[@#]([A-Za-z]\w+)",                          # mentions, hashtags
-))
-_CAPITALISED = re.compile(r"\b[A-Z][a-zA-Z'\-]*")
-_SENTENCE_END = frozenset(".!?:;\n\"'([*-\u2022>")
-_NOT_NAMES = frozenset({"i", "e g", "i e", "ok"})
-
-
-@lru_cache(maxsize=_CACHE)
-def _entities(text: str) -> frozenset[str]:
-    found: set[str] = set()
-    for pattern in _ENTITY_PATTERNS:
-        found.update(m.group(1) for m in pattern.finditer(text))
-    for m in _CAPITALISED.finditer(text):
-        before = text[:m.start()].rstrip()
-        word = m.group().lower().replace("\u2019", "'")
-        if before and before[-1] not in _SENTENCE_END and word not in lex.STOPWORDS \
-                and word not in lex.NEGATION_CUES:
-            found.add(m.group())
-    norm = {_normalized(_POSSESSIVE.sub("", e)) for e in found}
-    return frozenset(e for e in norm if e and e not in _NOT_NAMES)
-
-
-_POSSESSIVE = re.compile(r"['\u2019](?:s|m|re|ve|ll|d)?\b")
-_HYPHEN = re.compile(r"(?<=\w)-(?=\w)")
-
-
-def _normalized(text: str) -> str:
-    # "Wi-Fi" and "wifi", "Python's" and "python" compare equal.
-    return " ".join(re.findall(r"[a-z0-9]+", _HYPHEN.sub("", text.lower())))
-
-
-@lru_cache(maxsize=_CACHE)
-def _padded(text: str) -> str:
-    return f" {_normalized(_POSSESSIVE.sub('', text))} "
-
 
 class EntityGuard(Guard):
     """Veto when a name, code identifier, file or quoted string of one text is absent from
@@ -337,37 +295,6 @@ class ScopeGuard(Guard):
 
     def __repr__(self) -> str:
         return f"ScopeGuard(tolerance={self.tolerance})"
-
-
-_DIRECTIONAL = {"to": "to", "into": "to", "from": "from", "than": "than", "over": "over",
-                "instead": "instead", "towards": "to", "toward": "to"}
-
-
-# "to" marks a destination only after a verb of moving or converting (or with a "from");
-# elsewhere it is mostly an infinitive ("how to", "want to learn").
-_TO_VERBS = frozenset(map(_stem, """convert translate migrate move copy send transfer switch
-change go get fly drive travel map cast export import upload download port sync add
-""".split()))
-
-
-@lru_cache(maxsize=_CACHE)
-def _roles(text: str) -> dict[str, frozenset[str]]:
-    """For each directional preposition, the content stems that follow it (within 3)."""
-    tokens = _tokens(text)
-    roles: dict[str, set[str]] = {}
-    has_from = any(word == "from" for word, _, _ in tokens)
-    for i, (word, _, _) in enumerate(tokens):
-        prep = _DIRECTIONAL.get(word)
-        if prep is None:
-            continue
-        if prep == "to" and not has_from and not any(
-                stem in _TO_VERBS for _, stem, _ in tokens[max(0, i - 5):i]):
-            continue
-        for _, stem, content in tokens[i + 1:i + 4]:
-            if content:
-                roles.setdefault(prep, set()).add(stem)
-                break
-    return {prep: frozenset(stems) for prep, stems in roles.items()}
 
 
 class DirectionGuard(Guard):

@@ -17,31 +17,34 @@ stay contiguous and no add copies the whole matrix except on the rare doubling.
 
 from __future__ import annotations
 
-import contextlib
-import math
 import os
-import tempfile
 import threading
-import zipfile
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import orjson
+
+from llmcache.vector._index_io import archive_arrays, read_archive, unpack_archive
+
+# The row helpers and the file writes, used by every index, re-exported from where they lived.
+from llmcache.vector._index_io import atomic_write as atomic_write
+from llmcache.vector._index_io import fsync_dir as fsync_dir
+from llmcache.vector._rows import Matrix as Matrix
+from llmcache.vector._rows import checked_rows as checked_rows
+from llmcache.vector._rows import normalized_query as normalized_query
+from llmcache.vector._rows import query_and_scale as query_and_scale
+from llmcache.vector._rows import top_k as top_k
 
 __all__ = ["IdFilter", "IndexFileError", "SearchHit", "VectorIndex", "VectorSearch"]
 
 Metric = Literal["cosine"]
-Matrix = npt.NDArray[np.float32]
 PathLike = str | os.PathLike[str]
 #: Restricts a search to some ids: a collection of ids, or a boolean mask aligned with
 #: ``index.ids()`` as it was when taken (row order changes on removal, so take it fresh).
 IdFilter = Collection[str] | npt.NDArray[np.bool_]
 
-_FORMAT = "llmcache-vector-index"
-_VERSION = 1
 # Score-matrix budget for one chunk of `search_batch`: (queries x rows) float32 must not
 # grow with the batch, or 1000 queries over 1M rows would ask for 4 GB at once.
 _BATCH_SCORE_BYTES = 64 * 1024 * 1024
@@ -56,128 +59,6 @@ class SearchHit(NamedTuple):
 
 class IndexFileError(ValueError):
     """A saved index cannot be loaded: truncated, corrupt, foreign or inconsistent."""
-
-
-def _row_name(what: str, i: int, ids: Sequence[str] | None) -> str:
-    if what == "query":
-        return what
-    return f"{what}[{i}]" + (f" (id {ids[i]!r})" if ids else "")
-
-
-def checked_rows(vectors: npt.ArrayLike, dim: int, *, ids: Sequence[str] | None = None,
-                 what: str = "vectors") -> tuple[Matrix, npt.NDArray[np.float32]]:
-    """``vectors`` as float32 rows (n, dim) and their L2 norms, or a ``ValueError`` that
-    names the first bad row. The rows may alias the caller's array: never write to them."""
-    raw = np.asarray(vectors)
-    if raw.dtype.kind not in "iuf":  # strings, objects, bools: never silently converted
-        if raw.size == 0 and not ids:
-            raw = raw.astype(np.float32)
-        else:
-            raise ValueError(f"{what}: expected numbers, got dtype {raw.dtype}")
-    if raw.dtype != np.float32:
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow is caught as inf below
-            raw = raw.astype(np.float32)
-    if raw.size == 0 and not ids:
-        return np.empty((0, dim), np.float32), np.empty(0, np.float32)
-    if raw.ndim != 2 or raw.shape[1] != dim:
-        raise ValueError(f"{what}: expected shape (n, {dim}), got {raw.shape}")
-    if ids is not None and len(ids) != raw.shape[0]:
-        raise ValueError(f"{len(ids)} ids for {raw.shape[0]} rows of {what}")
-    sumsq = np.einsum("ij,ij->i", raw, raw)  # einsum, unlike dot, does not warn on overflow
-    norms: npt.NDArray[np.float32] = np.sqrt(sumsq)
-    # Zero, NaN and inf land here, and so do float32 sums of squares that over- or
-    # underflowed: those rows are re-measured in float64 before anything is refused.
-    for i in np.flatnonzero(~((sumsq > 0) & (sumsq < np.inf))).tolist():
-        row = raw[i].astype(np.float64)
-        if not np.isfinite(row).all():
-            raise ValueError(f"{_row_name(what, i, ids)} contains NaN or inf")
-        scale = float(np.abs(row).max())
-        norm = scale * float(np.linalg.norm(row / scale)) if scale else 0.0
-        if not 0.0 < norm < float(np.finfo(np.float32).max):
-            why = "is a zero vector" if norm == 0.0 else "is too large to normalise"
-            raise ValueError(f"{_row_name(what, i, ids)} {why}: it has no direction to compare")
-        norms[i] = norm
-    return raw, norms
-
-
-def query_and_scale(query: npt.ArrayLike, dim: int) -> tuple[npt.NDArray[np.float32], float]:
-    """``query`` (dim,) as float32 (possibly the caller's own array) and ``1 / ||query||``;
-    ``ValueError`` if it is zero, NaN/inf or misshapen.
-
-    Scaling a query does not change which rows score best, so a search ranks with the raw
-    query and scales only the k scores it returns: no normalised copy per query."""
-    if isinstance(query, np.ndarray) and query.dtype == np.float32 and query.shape == (dim,):
-        sumsq = float(np.vdot(query, query))  # vdot, unlike dot, does not warn on overflow
-        if 0.0 < sumsq < math.inf:
-            return query, 1.0 / math.sqrt(sumsq)
-    arr = np.asarray(query)
-    if arr.ndim != 1:
-        raise ValueError(f"query: expected shape ({dim},), got {arr.shape}")
-    rows, norms = checked_rows(arr[None, :], dim, what="query")
-    slow: npt.NDArray[np.float32] = rows[0] / norms[0]
-    return slow, 1.0
-
-
-def normalized_query(query: npt.ArrayLike, dim: int) -> npt.NDArray[np.float32]:
-    """``query`` (dim,) as a new unit float32 vector (see `query_and_scale`)."""
-    q, scale = query_and_scale(query, dim)
-    unit: npt.NDArray[np.float32] = q * np.float32(scale)
-    return unit
-
-
-def top_k(scores: npt.NDArray[np.float32], k: int) -> list[int]:
-    """Positions of the ``k`` largest ``scores``, best first; ties go to the lower position.
-
-    ``argmax`` for k=1; for k>1 ``partition`` finds the k-th score and only the k winners
-    are sorted. Equal scores at the boundary (duplicate vectors) are settled by position,
-    so the answer never depends on how the partition happened to fall."""
-    n = int(scores.shape[0])
-    if k == 1:
-        return [int(scores.argmax())]
-    if k < n:
-        kth = scores[np.argpartition(scores, n - k)[n - k]]
-        above = np.flatnonzero(scores > kth)
-        level = np.flatnonzero(scores == kth)[: k - above.size]
-        chosen = np.concatenate((above, level))
-        result: list[int] = chosen[np.lexsort((chosen, -scores[chosen]))].tolist()
-        return result
-    ranked: list[int] = np.argsort(-scores, kind="stable").tolist()
-    return ranked
-
-
-def atomic_write(path: PathLike, write: Callable[[BinaryIO], object]) -> None:
-    """Write ``path`` so that a crash at any moment leaves either the old file or the new.
-
-    ``write`` fills a temporary file in the same directory (a rename must not cross file
-    systems); it is fsynced, renamed over ``path`` with `os.replace` (atomic on POSIX and
-    Windows), then the directory is fsynced so the rename itself survives a power cut."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(target.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make renames in ``directory`` durable; a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:  # Windows: directories cannot be opened, and NTFS journals renames
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class VectorSearch(Protocol):
@@ -468,13 +349,7 @@ class VectorIndex:
             n = len(self._ids)
             matrix = self._matrix[:n].copy()
             ids = list(self._ids)
-        encoded = [id_.encode("utf-8", "surrogatepass") for id_ in ids]
-        offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum([len(b) for b in encoded], out=offsets[1:])
-        meta = orjson.dumps({"format": _FORMAT, "version": _VERSION, "dim": self._dim,
-                             "metric": self._metric, "count": n})
-        return {"meta": np.frombuffer(meta, dtype=np.uint8), "matrix": matrix,
-                "ids": np.frombuffer(b"".join(encoded), dtype=np.uint8), "offsets": offsets}
+        return archive_arrays(self._dim, self._metric, ids, matrix)
 
     @classmethod
     def load(cls, path: PathLike) -> VectorIndex:
@@ -483,60 +358,12 @@ class VectorIndex:
         Loading never unpickles: ``np.load(..., allow_pickle=False)`` refuses object arrays.
         ``FileNotFoundError`` passes through unchanged.
         """
-        try:
-            # Our own handle: np.load(path) leaks its file when the zip is truncated.
-            with open(path, "rb") as fh:
-                data = np.load(fh, allow_pickle=False)
-                if not isinstance(data, np.lib.npyio.NpzFile):
-                    raise IndexFileError(f"{path}: not a vector index archive (.npz)")
-                with data:
-                    parts = {name: data[name] for name in ("meta", "matrix", "ids", "offsets")}
-        except FileNotFoundError:
-            raise
-        except IndexFileError:
-            raise
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            raise IndexFileError(f"{path}: cannot read vector index: {exc}") from exc
-        return cls._from_parts(Path(path), parts)
+        return cls._from_parts(Path(path), read_archive(path))
 
     @classmethod
     def _from_parts(cls, path: Path, parts: dict[str, Any]) -> VectorIndex:
-        def bad(why: str) -> IndexFileError:
-            return IndexFileError(f"{path}: corrupt vector index: {why}")
-
-        try:
-            meta = orjson.loads(parts["meta"].tobytes())
-        except orjson.JSONDecodeError as exc:
-            raise bad(f"unreadable header ({exc})") from exc
-        if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
-            raise bad("not an llmcache vector index")
-        if meta.get("version") != _VERSION:
-            raise bad(f"format version {meta.get('version')!r}, this llmcache reads {_VERSION}")
-        dim, count = meta.get("dim"), meta.get("count")
-        if not isinstance(dim, int) or not isinstance(count, int) or dim < 1 or count < 0:
-            raise bad(f"bad dim/count in header: {dim!r}/{count!r}")
-        matrix, blob, offsets = parts["matrix"], parts["ids"], parts["offsets"]
-        if matrix.dtype != np.float32 or matrix.shape != (count, dim):
-            raise bad(f"matrix is {matrix.dtype}{matrix.shape}, header says "
-                      f"float32({count}, {dim})")
-        if offsets.dtype != np.int64 or offsets.shape != (count + 1,) or blob.ndim != 1:
-            raise bad(f"id table does not hold {count} ids")
-        if (offsets[0] != 0 or offsets[-1] != blob.size
-                or (count and bool((np.diff(offsets) < 0).any()))):
-            raise bad("id offsets out of order")
-        raw = blob.tobytes()
-        bounds = offsets.tolist()
-        try:
-            ids = [raw[a:b].decode("utf-8", "surrogatepass")
-                   for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        except UnicodeDecodeError as exc:
-            raise bad(f"id is not UTF-8 ({exc})") from exc
-        if len(set(ids)) != count:
-            raise bad("duplicate ids")
-        if not np.isfinite(matrix).all():
-            raise bad("matrix holds NaN or inf")
-        if meta.get("metric") != "cosine":
-            raise bad(f"metric {meta.get('metric')!r}, this llmcache knows 'cosine'")
+        dim, ids, matrix = unpack_archive(path, parts)
+        count = len(ids)
         index = cls(dim)
         if count > index.capacity:
             index._matrix = np.ascontiguousarray(matrix)  # adopt it: no second 1.5 GB copy

@@ -40,13 +40,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import orjson
-
 from llmcache.entry import CachedResponse, JSONValue
-from llmcache.keys import Request, canonical_bytes, fingerprint, hash_bytes, make_key
+from llmcache.keys import Request, hash_bytes, make_key
 from llmcache.stores.base import Store, check_ttl
 from llmcache.stores.disk import DiskStore
 from llmcache.stores.memory import MemoryStore
+from llmcache.vector import _lookup
 from llmcache.vector._persist import (
     Record,
     load_index,
@@ -58,9 +57,7 @@ from llmcache.vector._scope import (
     QueryVectors,
     SemanticHit,
     _Query,
-    judge,
     make_record,
-    public_entry,
     split_request,
 )
 from llmcache.vector.embedders import Embedder, Matrix
@@ -75,7 +72,6 @@ logger = logging.getLogger(__name__)
 #: Chosen on the bundled labeled set with WordLlama and the default guards (see the
 #: evaluation in ``llmcache eval``): below it unrelated short texts start to score close.
 DEFAULT_THRESHOLD = 0.7
-_OPT = orjson.OPT_SORT_KEYS
 
 
 class SemanticCache:
@@ -250,27 +246,7 @@ class SemanticCache:
 
     def _begin(self, request: Request, threshold: float | None) -> SemanticHit | _Query | None:
         """The exact hit, or what the semantic lookup needs, or ``None`` for a miss."""
-        self._check_open()
-        limit = self.threshold if threshold is None else self._check_threshold(threshold)
-        canonical = request.to_canonical()
-        data = canonical_bytes(request)  # the exact key is `make_key`'s
-        key = hash_bytes(data)
-        split = split_request(canonical)
-        entry = self._store.get(key)
-        if entry is not None and entry.fingerprint == fingerprint(data):
-            text = split[1] if split else None
-            with self._lock:
-                if key in self._records:
-                    self._records.move_to_end(key)
-                self._counts["exact_hits"] += 1
-            return SemanticHit(public_entry(entry, 1.0, text, True), 1.0, True, text, key)
-        if split is not None:
-            partition = self._partition(hash_bytes(orjson.dumps(split[0], option=_OPT)))
-            with self._lock:
-                if partition in self._indexes:  # nothing to compare with: no embedding
-                    return _Query(key, partition, split[1], limit)
-        self._miss()
-        return None
+        return _lookup.begin(self, request, threshold)
 
     def _miss(self) -> None:
         with self._lock:
@@ -279,38 +255,10 @@ class SemanticCache:
     def _screen(self, query: _Query, vec: Matrix | None) -> Iterator[tuple[Record, Candidate]]:
         """Candidates that may be served, best first, judged one at a time (a lookup
         usually stops at the first, so the guards run once)."""
-        if vec is None:
-            return
-        zone = self.grey_zone if self.verifier is not None else None
-        lower = min(query.threshold, zone[0]) if zone else query.threshold
-        with self._lock:
-            self._sweep(self._clock())
-            index = self._indexes.get(query.partition)
-            hits = index.search(vec, k=self.candidates, threshold=lower) if index else []
-            found = [(self._records[h.id], min(1.0, h.score)) for h in hits
-                     if h.id in self._records]  # float rounding can give 1.0000001
-        for record, score in found:
-            assert record.text is not None
-            candidate = judge(self.guards, record.key, record.text, query.text, score,
-                              query.threshold, self.verifier is not None, self.grey_zone)
-            if candidate.veto is None or candidate.verify:
-                yield record, candidate
-            elif candidate.veto[0] in self._vetoes:
-                with self._lock:
-                    self._vetoes[candidate.veto[0]] += 1
+        return _lookup.screen(self, query, vec)
 
     def _serve(self, record: Record, candidate: Candidate) -> SemanticHit | None:
-        entry = self._store.get(record.key)
-        with self._lock:
-            if entry is None or entry.fingerprint != record.fingerprint:
-                if self._records.get(record.key) is record:
-                    self._forget(record, delete=entry is not None)  # gone or replaced
-                return None
-            if record.key in self._records:
-                self._records.move_to_end(record.key)
-            self._counts["semantic_hits"] += 1
-        public = public_entry(entry, candidate.similarity, record.text, False)
-        return SemanticHit(public, candidate.similarity, False, record.text, record.key)
+        return _lookup.serve(self, record, candidate)
 
     def _verdict(self, ok: bool) -> None:
         with self._lock:
@@ -364,23 +312,7 @@ class SemanticCache:
         ...                                                     prompt="Where is order 48231?"))]
         [('Where is order 48213?', 'numbers')]
         """
-        split = split_request(request.to_canonical())
-        if split is None:
-            return []
-        partition = self._partition(hash_bytes(orjson.dumps(split[0], option=_OPT)))
-        vec = self._vectors.get(split[1])
-        with self._lock:
-            index = self._indexes.get(partition)
-            hits = index.search(vec, k=k or len(index)) if index and vec is not None else []
-            found = [(self._records[h.id], min(1.0, h.score)) for h in hits
-                     if h.id in self._records]
-        out = []
-        for record, score in found:
-            assert record.text is not None
-            veto = next(((g.name, r) for g in self.guards
-                         if (r := g.veto(record.text, split[1])) is not None), None)
-            out.append(Candidate(record.key, record.text, score, veto))
-        return out
+        return _lookup.explain(self, request, k)
 
     # ------------------------------------------------------------------ management
 
