@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ from llmcache_ollama.server.llama_engine import (
     find_smollm2_gguf,
     llama_cpp_available,
 )
+from llmcache_ollama.server.process import spawn_server
 
 
 def test_find_smollm2_gguf_by_path_without_importing(tmp_path: Path) -> None:
@@ -66,25 +65,8 @@ def _llama_server_process() -> Iterator[str]:
         find_smollm2_gguf()
     except ModelFileNotFound as exc:
         pytest.skip(str(exc))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llmcache_ollama.server", "--engine", "llama", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()  # printed once it listens
-        if not url:
-            raise RuntimeError(f"the model server did not start: {process.stderr.read()}")
+    with spawn_server(engine="llama") as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,9 @@ a *wrong answer*. The similarity and the guards' verdict are taken once per pair
 threshold can be scored without embedding again, and the sweep finds the threshold with
 the most pairs served while wrong answers stay within a budget.
 
+`serve_pairs` runs each pair through `SemanticCache.get` itself instead, so a `Verifier`
+and its grey zone take part (``benchmarks/verifier_eval.py``); `tally` sums what it served.
+
 Used by ``llmcache eval`` and ``benchmarks/semantic_eval.py``.
 
 >>> from llmcache.vector.embedders import HashingEmbedder
@@ -33,9 +36,10 @@ from llmcache.keys import Request
 from llmcache.vector.embedders import Embedder, HashingEmbedder, WordLlamaEmbedder
 from llmcache.vector.guards import Guard, default_guards
 from llmcache.vector.semantic import DEFAULT_THRESHOLD, SemanticCache
+from llmcache.vector.verifier import Verifier
 
 __all__ = ["EMBEDDERS", "Pair", "Scored", "best_threshold", "evaluate", "load_pairs",
-           "make_embedder", "render", "score_pairs", "summarize"]
+           "make_embedder", "render", "score_pairs", "serve_pairs", "summarize", "tally"]
 
 EMBEDDERS = ("wordllama", "hashing")
 #: The labeled set shipped with the package (written by hand for llmcache).
@@ -116,8 +120,67 @@ def score_pairs(pairs: Sequence[Pair], embedder: Embedder,
         cache.close()
 
 
+def serve_pairs(pairs: Sequence[Pair], embedder: Embedder, *, threshold: float | None = None,
+                guards: Sequence[Guard] | None = None, verifier: Verifier | None = None,
+                grey_zone: tuple[float, float] | None = None) -> list[bool]:
+    """Whether `SemanticCache.get` serves each ``b`` the answer cached for its ``a`` (each
+    pair in its own namespace), with ``verifier`` asked as the cache asks it (one pair at a
+    time, so each question is about that pair alone).
+
+    >>> from llmcache.backends.mock import MockBackend
+    >>> pairs = [Pair("Where is order 48213?", "where is order 48213", True)]
+    >>> no = Verifier(MockBackend(lambda call: "No"))
+    >>> serve_pairs(pairs, HashingEmbedder(), threshold=0.5), serve_pairs(
+    ...     pairs, HashingEmbedder(), threshold=0.5, verifier=no)   # asked about every hit
+    ([True], [False])
+    """
+    cache = SemanticCache(embedder, threshold=DEFAULT_THRESHOLD if threshold is None
+                          else threshold, guards=guards, verifier=verifier,
+                          grey_zone=grey_zone, max_entries=max(1, len(pairs)))
+    try:
+        served = []
+        for i, pair in enumerate(pairs):
+            cache.set(Request(model="eval", prompt=pair.a, namespace=f"pair-{i}"), i)
+            hit = cache.get(Request(model="eval", prompt=pair.b, namespace=f"pair-{i}"))
+            served.append(hit is not None and hit.content == i)
+        return served
+    finally:
+        cache.close()
+
+
 def _share(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
+
+
+def _per_category(rows: Sequence[tuple[Pair, bool]]) -> dict[str, Any]:
+    """Pairs, should-hit pairs, traps and the share served per category (and the share of
+    traps served, where there are traps); ``rows`` are (pair, served)."""
+    categories: dict[str, list[tuple[Pair, bool]]] = {}
+    for row in rows:
+        categories.setdefault(row[0].category, []).append(row)
+    per_category: dict[str, Any] = {}
+    for name, members in sorted(categories.items()):
+        should = sum(pair.same_answer for pair, _ in members)
+        out: dict[str, Any] = {"pairs": len(members), "should_hit": should,
+                               "traps": len(members) - should,
+                               "served": _share(sum(s for _, s in members), len(members))}
+        if should < len(members):
+            out["wrong"] = _share(sum(s for pair, s in members if not pair.same_answer),
+                                  len(members) - should)
+        per_category[name] = out
+    return per_category
+
+
+def tally(pairs: Sequence[Pair], served: Sequence[bool]) -> dict[str, Any]:
+    """Shares of should-hit pairs served and of traps served (wrong), overall and per
+    category, for ``served`` as `serve_pairs` returns it."""
+    if len(pairs) != len(served):
+        raise ValueError(f"{len(pairs)} pairs but {len(served)} verdicts")
+    hits = [s for p, s in zip(pairs, served, strict=True) if p.same_answer]
+    traps = [s for p, s in zip(pairs, served, strict=True) if not p.same_answer]
+    return {"pairs": len(pairs), "should_hit": len(hits), "traps": len(traps),
+            "served": _share(sum(hits), len(hits)), "wrong": _share(sum(traps), len(traps)),
+            "per_category": _per_category(list(zip(pairs, served, strict=True)))}
 
 
 def best_threshold(scored: Sequence[Scored], budget: float) -> dict[str, Any]:
@@ -144,20 +207,7 @@ def summarize(scored: Sequence[Scored], threshold: float, budget: float) -> dict
     best threshold under ``budget``, and the traps that were served."""
     hits = [s for s in scored if s.pair.same_answer]
     traps = [s for s in scored if not s.pair.same_answer]
-    categories: dict[str, list[Scored]] = {}
-    for s in scored:
-        categories.setdefault(s.pair.category, []).append(s)
-    per_category: dict[str, Any] = {}
-    for name, members in sorted(categories.items()):
-        served = sum(s.served(threshold) for s in members)
-        should = sum(s.pair.same_answer for s in members)
-        row: dict[str, Any] = {"pairs": len(members), "should_hit": should,
-                               "traps": len(members) - should,
-                               "served": _share(served, len(members))}
-        if should < len(members):
-            row["wrong"] = _share(sum(s.served(threshold) for s in members
-                                      if not s.pair.same_answer), len(members) - should)
-        per_category[name] = row
+    per_category = _per_category([(s.pair, s.served(threshold)) for s in scored])
     vetoes: dict[str, dict[str, int]] = {"should_hit": {}, "traps": {}}
     for s in scored:
         if s.veto is not None:
