@@ -6,6 +6,13 @@ same answer? The verdict is cached per unordered pair and model, so each pair co
 call at most. Anything but a clear "yes" (a "no", an unreadable reply, a failing backend)
 means "do not serve": a miss costs a model call, a wrong answer costs far more.
 
+Measure a judge before trusting it (``benchmarks/verifier_eval.py --judge-all``): on the
+bundled pairs a judge that is always right, asked with ``grey_zone=(0.5, threshold)`` (only
+candidates the cache would otherwise refuse), lifts the served share from 49% to 90% with no
+more wrong answers; SmolLM2-135M agrees with the labels half the time and turns 0.5% wrong
+answers into 13%. That zone also means a poor judge can never take away a hit the cache
+already serves.
+
 >>> from llmcache.backends.mock import MockBackend
 >>> backend = MockBackend(lambda call: "Yes.")
 >>> verifier = Verifier(backend)
