@@ -4,14 +4,10 @@ Keep the two in step: `tests/llmcache_ollama/test_ollama_parity.py` checks they 
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import orjson
 
 from llmcache.backends.base import (
     AIResponse,
@@ -21,14 +17,11 @@ from llmcache.backends.base import (
     Message,
     StreamChunk,
 )
-from llmcache.backends.errors import BackendUnavailable
 from llmcache_ollama._base import ClientBase
-from llmcache_ollama._boundary import is_retryable, map_errors, status_error
 from llmcache_ollama._protocol import (
     Call,
     StreamDecoder,
     chat_call,
-    decode_object,
     embed_call,
     generate_call,
     models_of,
@@ -36,13 +29,12 @@ from llmcache_ollama._protocol import (
     to_response,
     version_of,
 )
+from llmcache_ollama._transport import AsyncTransport
 
 __all__ = ["AsyncOllamaClient"]
 
-_JSON = {"Content-Type": "application/json"}
 
-
-class AsyncOllamaClient(ClientBase, AsyncBackend):
+class AsyncOllamaClient(ClientBase, AsyncTransport, AsyncBackend):
     """The asyncio client of an Ollama server; the same constructor and methods as
     `OllamaClient`, as coroutines (``*_stream`` methods return async iterators).
 
@@ -64,78 +56,18 @@ class AsyncOllamaClient(ClientBase, AsyncBackend):
                  headers: Mapping[str, str] | None = None, max_connections: int = 16) -> None:
         super().__init__(host, model=model, timeout=timeout, retries=retries, backoff=backoff,
                          max_connections=max_connections)
-        self._http = httpx.AsyncClient(transport=transport, **self._http_options(headers))
-        self._slots = asyncio.BoundedSemaphore(max_connections)
-
-    # -- transport ---------------------------------------------------------------------------
-
-    @asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        if self._slots.locked():  # only a contended acquire pays for a timer
-            try:
-                await asyncio.wait_for(self._slots.acquire(), self.timeout.pool)
-            except asyncio.TimeoutError:
-                raise self._no_slot() from None
-        else:
-            await self._slots.acquire()
-        try:
-            yield
-        finally:
-            self._slots.release()
-
-    async def _attempt(self, request: httpx.Request, model: str,
-                       stream: bool) -> httpx.Response:
-        if self._http.is_closed:
-            raise BackendUnavailable(f"{type(self).__name__} is closed")
-        with map_errors(self.host):
-            response = await self._http.send(request, stream=stream)
-            if response.is_success:
-                return response
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-        raise status_error(response.status_code, response.content, model)
-
-    async def _send(self, method: str, path: str, body: dict[str, Any] | None, model: str, *,
-                    stream: bool = False) -> httpx.Response:
-        clock = self._clock()
-        content = orjson.dumps(body) if body is not None else None
-        while True:
-            request = self._http.build_request(method, path, content=content,
-                                               headers=_JSON if body is not None else None,
-                                               timeout=clock.timeout())
-            try:
-                return await self._attempt(request, model, stream)
-            except BackendUnavailable as error:
-                delay = clock.next_delay() if is_retryable(error) else None
-                if delay is None:
-                    raise
-                self._log_retry(path, error, delay)
-                await asyncio.sleep(delay)
-
-    async def _json(self, method: str, path: str, body: dict[str, Any] | None,
-                    model: str) -> tuple[dict[str, Any], float]:
-        started = time.perf_counter()
-        async with self._slot():
-            response = await self._send(method, path, body, model)
-        return decode_object(response.content), (time.perf_counter() - started) * 1000
+        self._connect(transport, headers)
 
     async def _stream(self, call: Call) -> AsyncIterator[StreamChunk]:
-        async with self._slot():
-            response = await self._send("POST", call.path, call.body, call.model, stream=True)
-            try:
-                decoder = StreamDecoder(call)
-                with map_errors(self.host, streaming=True):
-                    async for line in response.aiter_lines():
-                        chunk = decoder.feed(line)
-                        if chunk is not None:
-                            yield chunk
-                            if chunk.done:
-                                return
-                decoder.finish()
-            finally:
-                await response.aclose()
+        async with self._streaming(call.path, call.body, call.model) as response:
+            decoder = StreamDecoder(call)
+            async for line in response.aiter_lines():
+                chunk = decoder.feed(line)
+                if chunk is not None:
+                    yield chunk
+                    if chunk.done:
+                        return
+            decoder.finish()
 
     # -- the API ----------------------------------------------------------------------------
 
@@ -199,7 +131,3 @@ class AsyncOllamaClient(ClientBase, AsyncBackend):
     async def version(self) -> str:
         """The server's version string (``GET /api/version``)."""
         return version_of((await self._json("GET", "/api/version", None, self.model))[0])
-
-    async def aclose(self) -> None:
-        """Close the connection pool. Idempotent."""
-        await self._http.aclose()

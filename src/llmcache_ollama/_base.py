@@ -9,8 +9,16 @@ from typing import Any
 
 import httpx
 
-from llmcache.backends.errors import BackendTimeout
-from llmcache_ollama._boundary import RetryClock, make_timeout, redact, resolve_host
+from llmcache.backends.errors import BackendError, BackendTimeout
+from llmcache_ollama._boundary import (
+    RetryClock,
+    is_retryable,
+    make_timeout,
+    map_errors,
+    redact,
+    resolve_host,
+    status_error,
+)
 
 __all__ = ["ClientBase", "logger"]
 
@@ -80,6 +88,17 @@ class ClientBase:
 
     def _log_retry(self, path: str, error: Exception, delay: float) -> None:
         logger.info("retrying %s%s in %.2f s after: %s", self.host, path, delay, error)
+
+    # The hooks the shared transport (`_transport`) calls, bound to this plugin's boundary.
+
+    def _errors(self, *, streaming: bool = False) -> map_errors:
+        return map_errors(self.host, streaming=streaming)
+
+    def _status_error(self, status: int, content: bytes, model: str) -> BackendError:
+        return status_error(status, content, model)
+
+    def _retryable(self, error: BackendError) -> bool:
+        return is_retryable(error)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(host={self.host!r}, model={self.model!r})"

@@ -21,16 +21,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from llmcache.backends.base import AIResponse, EmbedResponse, Format, Message, StreamChunk
 from llmcache.backends.errors import BadResponse, StreamError
+from llmcache_ollama._transport import (
+    decode_object,
+    input_texts,
+    int_field,
+    refuse_reserved,
+    str_field,
+)
 
 __all__ = [
     "Call",
     "StreamDecoder",
     "chat_call",
-    "decode_object",
     "embed_call",
     "generate_call",
     "models_of",
@@ -39,8 +43,8 @@ __all__ = [
     "version_of",
 ]
 
-# Keys the client sets itself; letting **extra override them would send a request whose
-# shape the parser does not expect (e.g. ``stream=True`` on a non-streaming call).
+# Keys the client sets itself, refused in **extra (e.g. ``stream=True`` on a non-streaming
+# call would send a request whose shape the parser does not expect).
 _RESERVED = frozenset({"model", "prompt", "messages", "stream", "input"})
 
 
@@ -78,10 +82,7 @@ def _message(message: Message) -> dict[str, Any]:
 
 def _finish(body: dict[str, Any], format: Format, options: dict[str, Any],
             extra: Mapping[str, Any]) -> dict[str, Any]:
-    clash = _RESERVED.intersection(extra)
-    if clash:
-        raise TypeError(f"unexpected keyword argument(s) {sorted(clash)}: the client sets "
-                        "these itself (use the *_stream methods to stream)")
+    refuse_reserved(_RESERVED, extra)
     if format:
         body["format"] = dict(format) if isinstance(format, Mapping) else format
     if options:
@@ -119,38 +120,8 @@ def chat_call(messages: Sequence[Message], *, model: str, stream: bool,
 
 def embed_call(texts: Sequence[str], *, model: str, **extra: Any) -> Call:
     """A ``POST /api/embed`` with list input (one request for the whole batch)."""
-    if isinstance(texts, str):
-        raise TypeError("embed() takes a sequence of texts; wrap a single string in a list")
-    body = _finish({"model": model, "input": list(texts)}, None, {}, extra)
+    body = _finish({"model": model, "input": input_texts(texts)}, None, {}, extra)
     return Call("/api/embed", body, model)
-
-
-def decode_object(content: bytes | str) -> dict[str, Any]:
-    """Parse one JSON object, or raise `BadResponse`."""
-    try:
-        value = orjson.loads(content)
-    except orjson.JSONDecodeError as exc:
-        raise BadResponse(f"server sent invalid JSON: {exc}; body starts "
-                          f"{content[:80]!r}") from exc
-    if not isinstance(value, dict):
-        raise BadResponse(f"server sent JSON {type(value).__name__}, expected an object")
-    return value
-
-
-def _int(obj: Mapping[str, Any], key: str) -> int:
-    value = obj.get(key, 0)
-    if value is None:
-        return 0
-    if type(value) is not int:
-        raise BadResponse(f"field {key!r} should be an integer, got {value!r}")
-    return value
-
-
-def _str(obj: Mapping[str, Any], key: str, default: str | None = None) -> str | None:
-    value = obj.get(key, default)
-    if value is not None and not isinstance(value, str):
-        raise BadResponse(f"field {key!r} should be a string, got {type(value).__name__}")
-    return value
 
 
 def _tool_calls(obj: Mapping[str, Any]) -> list[dict[str, Any]] | None:
@@ -165,11 +136,11 @@ def _tool_calls(obj: Mapping[str, Any]) -> list[dict[str, Any]] | None:
 def _payload(call: Call, obj: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
     """The text field of a reply line, and the object holding thinking/tool_calls."""
     if not call.chat:
-        return _str(obj, "response"), obj
+        return str_field(obj, "response"), obj
     message = obj.get("message")
     if not isinstance(message, dict):
         raise BadResponse("chat reply has no 'message' object")
-    return _str(message, "content", ""), message
+    return str_field(message, "content", ""), message
 
 
 def to_response(call: Call, obj: dict[str, Any], wall_ms: float) -> AIResponse:
@@ -180,14 +151,14 @@ def to_response(call: Call, obj: dict[str, Any], wall_ms: float) -> AIResponse:
         raise BadResponse("generate reply has no 'response' text")
     if obj.get("done") is not True:
         raise BadResponse("non-streamed reply is not final ('done' is not true)")
-    prompt, completion = _int(obj, "prompt_eval_count"), _int(obj, "eval_count")
-    total = _int(obj, "total_duration")
-    return AIResponse(content=text, model=_str(obj, "model") or call.model,
+    prompt, completion = int_field(obj, "prompt_eval_count"), int_field(obj, "eval_count")
+    total = int_field(obj, "total_duration")
+    return AIResponse(content=text, model=str_field(obj, "model") or call.model,
                       tokens_used=prompt + completion,
                       duration_ms=total / 1e6 if total else wall_ms,
                       prompt_tokens=prompt, completion_tokens=completion,
-                      done_reason=_str(obj, "done_reason"),
-                      tool_calls=_tool_calls(holder), thinking=_str(holder, "thinking"),
+                      done_reason=str_field(obj, "done_reason"),
+                      tool_calls=_tool_calls(holder), thinking=str_field(holder, "thinking"),
                       raw=obj)
 
 
@@ -219,11 +190,11 @@ class StreamDecoder:
             raise StreamError(str(error), status_code=-1)
         text, holder = _payload(self.call, obj)
         self.done = obj.get("done") is True
-        return StreamChunk(content=text or "", model=_str(obj, "model") or self.call.model,
-                           done=self.done, done_reason=_str(obj, "done_reason"),
-                           prompt_tokens=_int(obj, "prompt_eval_count"),
-                           completion_tokens=_int(obj, "eval_count"),
-                           tool_calls=_tool_calls(holder), thinking=_str(holder, "thinking"),
+        return StreamChunk(content=text or "", model=str_field(obj, "model") or self.call.model,
+                           done=self.done, done_reason=str_field(obj, "done_reason"),
+                           prompt_tokens=int_field(obj, "prompt_eval_count"),
+                           completion_tokens=int_field(obj, "eval_count"),
+                           tool_calls=_tool_calls(holder), thinking=str_field(holder, "thinking"),
                            raw=obj)
 
     def finish(self) -> None:
@@ -243,9 +214,9 @@ def to_embed(call: Call, obj: dict[str, Any], wall_ms: float) -> EmbedResponse:
         embeddings = [[float(x) for x in v] for v in vectors]
     except (TypeError, ValueError) as exc:
         raise BadResponse(f"embeddings are not lists of numbers: {exc}") from exc
-    total = _int(obj, "total_duration")
-    return EmbedResponse(embeddings=embeddings, model=_str(obj, "model") or call.model,
-                         prompt_tokens=_int(obj, "prompt_eval_count"),
+    total = int_field(obj, "total_duration")
+    return EmbedResponse(embeddings=embeddings, model=str_field(obj, "model") or call.model,
+                         prompt_tokens=int_field(obj, "prompt_eval_count"),
                          duration_ms=total / 1e6 if total else wall_ms)
 
 

@@ -1,26 +1,20 @@
 """`OllamaClient`: the blocking Ollama client on httpx. Its asyncio twin is in `_async.py`;
-both build requests and parse replies with `_protocol`, and map errors with `_boundary`."""
+both build requests and parse replies with `_protocol`, map errors with `_boundary`, and send
+through the transport the HTTP plugins share (`llmcache_ollama._transport`)."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
-import orjson
 
 from llmcache.backends.base import AIResponse, Backend, EmbedResponse, Format, Message, StreamChunk
-from llmcache.backends.errors import BackendUnavailable
 from llmcache_ollama._base import ClientBase
-from llmcache_ollama._boundary import is_retryable, map_errors, status_error
 from llmcache_ollama._protocol import (
     Call,
     StreamDecoder,
     chat_call,
-    decode_object,
     embed_call,
     generate_call,
     models_of,
@@ -28,13 +22,12 @@ from llmcache_ollama._protocol import (
     to_response,
     version_of,
 )
+from llmcache_ollama._transport import SyncTransport
 
 __all__ = ["OllamaClient"]
 
-_JSON = {"Content-Type": "application/json"}
 
-
-class OllamaClient(ClientBase, Backend):
+class OllamaClient(ClientBase, SyncTransport, Backend):
     """A blocking client of an Ollama server (or anything speaking its HTTP API).
 
     ``host`` defaults to ``$OLLAMA_HOST``, then ``http://127.0.0.1:11434``; ``timeout`` (seconds
@@ -58,72 +51,18 @@ class OllamaClient(ClientBase, Backend):
                  headers: Mapping[str, str] | None = None, max_connections: int = 16) -> None:
         super().__init__(host, model=model, timeout=timeout, retries=retries, backoff=backoff,
                          max_connections=max_connections)
-        self._http = httpx.Client(transport=transport, **self._http_options(headers))
-        self._slots = threading.BoundedSemaphore(max_connections)
-
-    # -- transport ---------------------------------------------------------------------------
-
-    @contextmanager
-    def _slot(self) -> Iterator[None]:
-        if not self._slots.acquire(timeout=self.timeout.pool):
-            raise self._no_slot()
-        try:
-            yield
-        finally:
-            self._slots.release()
-
-    def _attempt(self, request: httpx.Request, model: str, stream: bool) -> httpx.Response:
-        if self._http.is_closed:
-            raise BackendUnavailable(f"{type(self).__name__} is closed")
-        with map_errors(self.host):
-            response = self._http.send(request, stream=stream)
-            if response.is_success:
-                return response
-            try:
-                response.read()
-            finally:
-                response.close()
-        raise status_error(response.status_code, response.content, model)
-
-    def _send(self, method: str, path: str, body: dict[str, Any] | None, model: str, *,
-              stream: bool = False) -> httpx.Response:
-        clock = self._clock()
-        content = orjson.dumps(body) if body is not None else None
-        while True:
-            request = self._http.build_request(method, path, content=content,
-                                               headers=_JSON if body is not None else None,
-                                               timeout=clock.timeout())
-            try:
-                return self._attempt(request, model, stream)
-            except BackendUnavailable as error:
-                delay = clock.next_delay() if is_retryable(error) else None
-                if delay is None:
-                    raise
-                self._log_retry(path, error, delay)
-                time.sleep(delay)
-
-    def _json(self, method: str, path: str, body: dict[str, Any] | None,
-              model: str) -> tuple[dict[str, Any], float]:
-        started = time.perf_counter()
-        with self._slot():
-            response = self._send(method, path, body, model)
-        return decode_object(response.content), (time.perf_counter() - started) * 1000
+        self._connect(transport, headers)
 
     def _stream(self, call: Call) -> Iterator[StreamChunk]:
-        with self._slot():
-            response = self._send("POST", call.path, call.body, call.model, stream=True)
-            try:
-                decoder = StreamDecoder(call)
-                with map_errors(self.host, streaming=True):
-                    for line in response.iter_lines():
-                        chunk = decoder.feed(line)
-                        if chunk is not None:
-                            yield chunk
-                            if chunk.done:
-                                return
-                decoder.finish()
-            finally:
-                response.close()
+        with self._streaming(call.path, call.body, call.model) as response:
+            decoder = StreamDecoder(call)
+            for line in response.iter_lines():
+                chunk = decoder.feed(line)
+                if chunk is not None:
+                    yield chunk
+                    if chunk.done:
+                        return
+            decoder.finish()
 
     # -- the API ----------------------------------------------------------------------------
 
@@ -189,7 +128,3 @@ class OllamaClient(ClientBase, Backend):
     def version(self) -> str:
         """The server's version string (``GET /api/version``)."""
         return version_of(self._json("GET", "/api/version", None, self.model)[0])
-
-    def close(self) -> None:
-        """Close the connection pool. Idempotent."""
-        self._http.close()

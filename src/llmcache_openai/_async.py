@@ -4,14 +4,10 @@ Keep the two in step: `tests/llmcache_openai/test_openai_client.py` runs every c
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import orjson
 
 from llmcache.backends.base import (
     AIResponse,
@@ -21,14 +17,12 @@ from llmcache.backends.base import (
     Message,
     StreamChunk,
 )
-from llmcache.backends.errors import BackendUnavailable
+from llmcache_ollama._transport import AsyncTransport
 from llmcache_openai._base import ClientBase
-from llmcache_openai._boundary import is_retryable, map_errors
 from llmcache_openai._protocol import (
     Call,
     StreamDecoder,
     chat_call,
-    decode_object,
     embed_call,
     generate_call,
     models_of,
@@ -38,10 +32,8 @@ from llmcache_openai._protocol import (
 
 __all__ = ["AsyncOpenAIClient"]
 
-_JSON = {"Content-Type": "application/json"}
 
-
-class AsyncOpenAIClient(ClientBase, AsyncBackend):
+class AsyncOpenAIClient(ClientBase, AsyncTransport, AsyncBackend):
     """The asyncio client of OpenAI-compatible servers; the same constructor and methods as
     `OpenAIClient`, as coroutines (``*_stream`` methods return async iterators).
 
@@ -65,78 +57,18 @@ class AsyncOpenAIClient(ClientBase, AsyncBackend):
         super().__init__(base_url, model=model, api_key=api_key, embed_model=embed_model,
                          timeout=timeout, retries=retries, backoff=backoff,
                          max_connections=max_connections)
-        self._http = httpx.AsyncClient(transport=transport, **self._http_options(headers))
-        self._slots = asyncio.BoundedSemaphore(max_connections)
-
-    # -- transport ---------------------------------------------------------------------------
-
-    @asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        if self._slots.locked():  # only a contended acquire pays for a timer
-            try:
-                await asyncio.wait_for(self._slots.acquire(), self.timeout.pool)
-            except asyncio.TimeoutError:
-                raise self._no_slot() from None
-        else:
-            await self._slots.acquire()
-        try:
-            yield
-        finally:
-            self._slots.release()
-
-    async def _attempt(self, request: httpx.Request, model: str,
-                       stream: bool) -> httpx.Response:
-        if self._http.is_closed:
-            raise BackendUnavailable(f"{type(self).__name__} is closed")
-        with map_errors(self.base_url):
-            response = await self._http.send(request, stream=stream)
-            if response.is_success:
-                return response
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-        raise self._status_error(response.status_code, response.content, model)
-
-    async def _send(self, method: str, path: str, body: dict[str, Any] | None, model: str, *,
-                    stream: bool = False) -> httpx.Response:
-        clock = self._clock()
-        content = orjson.dumps(body) if body is not None else None
-        while True:
-            request = self._http.build_request(method, path, content=content,
-                                               headers=_JSON if body is not None else None,
-                                               timeout=clock.timeout())
-            try:
-                return await self._attempt(request, model, stream)
-            except BackendUnavailable as error:
-                delay = clock.next_delay() if is_retryable(error) else None
-                if delay is None:
-                    raise
-                self._log_retry(path, error, delay)
-                await asyncio.sleep(delay)
-
-    async def _json(self, method: str, path: str, body: dict[str, Any] | None,
-                    model: str) -> tuple[dict[str, Any], float]:
-        started = time.perf_counter()
-        async with self._slot():
-            response = await self._send(method, path, body, model)
-        return decode_object(response.content), (time.perf_counter() - started) * 1000
+        self._connect(transport, headers)
 
     async def _stream(self, call: Call) -> AsyncIterator[StreamChunk]:
-        async with self._slot():
-            response = await self._send("POST", call.path, call.body, call.model, stream=True)
-            try:
-                decoder = StreamDecoder(call)
-                with map_errors(self.base_url, streaming=True):
-                    async for text in response.aiter_text():
-                        for chunk in decoder.feed(text):
-                            yield chunk
-                            if chunk.done:
-                                return
-                for chunk in decoder.finish():
+        async with self._streaming(call.path, call.body, call.model) as response:
+            decoder = StreamDecoder(call)
+            async for text in response.aiter_text():
+                for chunk in decoder.feed(text):
                     yield chunk
-            finally:
-                await response.aclose()
+                    if chunk.done:
+                        return
+            for chunk in decoder.finish():
+                yield chunk
 
     # -- the API ----------------------------------------------------------------------------
 
@@ -198,7 +130,3 @@ class AsyncOpenAIClient(ClientBase, AsyncBackend):
     async def list_models(self) -> list[dict[str, Any]]:
         """The server's models (``GET /models``)."""
         return models_of((await self._json("GET", "/models", None, self.model))[0])
-
-    async def aclose(self) -> None:
-        """Close the connection pool. Idempotent."""
-        await self._http.aclose()

@@ -12,7 +12,9 @@ import httpx
 from llmcache.backends.errors import BackendError, BackendTimeout
 from llmcache_openai._boundary import (
     RetryClock,
+    is_retryable,
     make_timeout,
+    map_errors,
     redact,
     resolve_base_url,
     scrub,
@@ -104,6 +106,12 @@ class ClientBase:
 
     def _status_error(self, status: int, content: bytes, model: str) -> BackendError:
         return status_error(status, content, model, secret=self._key.reveal())
+
+    def _errors(self, *, streaming: bool = False) -> map_errors:
+        return map_errors(self.base_url, streaming=streaming)
+
+    def _retryable(self, error: BackendError) -> bool:
+        return is_retryable(error)
 
     def _no_slot(self) -> BackendTimeout:
         return BackendTimeout(f"all {self.max_connections} connections to {self.base_url} "

@@ -31,13 +31,18 @@ import orjson
 
 from llmcache.backends.base import AIResponse, EmbedResponse, Format, Message, StreamChunk
 from llmcache.backends.errors import BadResponse, StreamError
-from llmcache_ollama._protocol import decode_object
+from llmcache_ollama._transport import (
+    decode_object,
+    input_texts,
+    int_field,
+    refuse_reserved,
+    str_field,
+)
 
 __all__ = [
     "Call",
     "StreamDecoder",
     "chat_call",
-    "decode_object",
     "embed_call",
     "generate_call",
     "models_of",
@@ -45,8 +50,7 @@ __all__ = [
     "to_response",
 ]
 
-# Keys the client sets itself; letting **extra override them would send a request whose
-# shape the parser does not expect.
+# Keys the client sets itself, refused in **extra and in options.
 _RESERVED = frozenset({"model", "messages", "stream", "input"})
 _RENAMED = {"num_predict": "max_tokens"}
 _RESPONSE_FORMATS = frozenset({"text", "json_object", "json_schema"})
@@ -145,10 +149,7 @@ def _options(options: Mapping[str, Any] | None, temperature: float | None,
 
 def _finish(body: dict[str, Any], stream: bool, format: Format, options: dict[str, Any],
             extra: Mapping[str, Any]) -> dict[str, Any]:
-    clash = _RESERVED.intersection(extra) | _RESERVED.intersection(options)
-    if clash:
-        raise TypeError(f"unexpected keyword argument(s) {sorted(clash)}: the client sets "
-                        "these itself (use the *_stream methods to stream)")
+    refuse_reserved(_RESERVED, extra, options)
     body.update(options)
     fmt = response_format(format)
     if fmt is not None:
@@ -187,30 +188,12 @@ def chat_call(messages: Sequence[Message], *, model: str, stream: bool,
 
 def embed_call(texts: Sequence[str], *, model: str, **extra: Any) -> Call:
     """A ``POST /embeddings`` for the whole batch, asking for float vectors."""
-    if isinstance(texts, str):
-        raise TypeError("embed() takes a sequence of texts; wrap a single string in a list")
-    body = _finish({"model": model, "input": list(texts), "encoding_format": "float"}, False,
-                   None, {}, extra)
+    body = _finish({"model": model, "input": input_texts(texts), "encoding_format": "float"},
+                   False, None, {}, extra)
     return Call("/embeddings", body, model)
 
 
 # -- replies ----------------------------------------------------------------------------------
-
-def _int(obj: Mapping[str, Any] | None, key: str) -> int:
-    value = (obj or {}).get(key)
-    if value is None:
-        return 0
-    if type(value) is not int:
-        raise BadResponse(f"field {key!r} should be an integer, got {value!r}")
-    return value
-
-
-def _str(obj: Mapping[str, Any], key: str) -> str | None:
-    value = obj.get(key)
-    if value is not None and not isinstance(value, str):
-        raise BadResponse(f"field {key!r} should be a string, got {type(value).__name__}")
-    return value
-
 
 def _dict(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
@@ -251,7 +234,7 @@ def _choice(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _thinking(holder: Mapping[str, Any]) -> str | None:
-    return _str(holder, "reasoning_content") or _str(holder, "reasoning")
+    return str_field(holder, "reasoning_content") or str_field(holder, "reasoning")
 
 
 def to_response(call: Call, obj: dict[str, Any], wall_ms: float) -> AIResponse:
@@ -259,12 +242,12 @@ def to_response(call: Call, obj: dict[str, Any], wall_ms: float) -> AIResponse:
     choice = _choice(obj)
     message = _dict(choice.get("message"), "choices[0].message")
     usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else None
-    prompt, completion = _int(usage, "prompt_tokens"), _int(usage, "completion_tokens")
-    return AIResponse(content=_str(message, "content") or "",
-                      model=_str(obj, "model") or call.model,
+    prompt, completion = int_field(usage, "prompt_tokens"), int_field(usage, "completion_tokens")
+    return AIResponse(content=str_field(message, "content") or "",
+                      model=str_field(obj, "model") or call.model,
                       tokens_used=prompt + completion, duration_ms=wall_ms,
                       prompt_tokens=prompt, completion_tokens=completion,
-                      done_reason=_str(choice, "finish_reason"),
+                      done_reason=str_field(choice, "finish_reason"),
                       tool_calls=_tool_calls(message.get("tool_calls")),
                       thinking=_thinking(message), raw=obj)
 
@@ -340,17 +323,17 @@ class StreamDecoder:
         if error is not None or event == "error":
             message = error.get("message") if isinstance(error, dict) else error
             raise StreamError(str(message or data), status_code=-1)
-        self._model = _str(obj, "model") or self._model
+        self._model = str_field(obj, "model") or self._model
         if isinstance(obj.get("usage"), dict):
             self._usage = obj["usage"]
         choices = obj.get("choices") or []
         if not isinstance(choices, list) or not choices:
             return None  # the usage event
         choice = _dict(choices[0], "choices[0]")
-        self._finish = _str(choice, "finish_reason") or self._finish
+        self._finish = str_field(choice, "finish_reason") or self._finish
         delta = _dict(choice.get("delta") or {}, "choices[0].delta")
         self._add_tools(delta.get("tool_calls"))
-        text, thinking = _str(delta, "content") or "", _thinking(delta)
+        text, thinking = str_field(delta, "content") or "", _thinking(delta)
         if not text and not thinking:
             return None
         return StreamChunk(content=text, model=self._model, thinking=thinking, raw=obj)
@@ -371,8 +354,8 @@ class StreamDecoder:
     def _final(self) -> StreamChunk:
         calls = [self._tools[i] for i in sorted(self._tools)]
         return StreamChunk(content="", model=self._model, done=True, done_reason=self._finish,
-                           prompt_tokens=_int(self._usage, "prompt_tokens"),
-                           completion_tokens=_int(self._usage, "completion_tokens"),
+                           prompt_tokens=int_field(self._usage, "prompt_tokens"),
+                           completion_tokens=int_field(self._usage, "completion_tokens"),
                            tool_calls=_tool_calls(calls) if calls else None,
                            raw={"finish_reason": self._finish, "usage": self._usage})
 
@@ -396,8 +379,8 @@ def to_embed(call: Call, obj: dict[str, Any], wall_ms: float) -> EmbedResponse:
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise BadResponse(f"embeddings are not lists of numbers: {exc!r}") from exc
     usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else None
-    return EmbedResponse(embeddings=embeddings, model=_str(obj, "model") or call.model,
-                         prompt_tokens=_int(usage, "prompt_tokens"), duration_ms=wall_ms)
+    return EmbedResponse(embeddings=embeddings, model=str_field(obj, "model") or call.model,
+                         prompt_tokens=int_field(usage, "prompt_tokens"), duration_ms=wall_ms)
 
 
 def models_of(obj: dict[str, Any]) -> list[dict[str, Any]]:
