@@ -3,50 +3,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from ai_todo.cli import BENCHMARK_INPUTS, app
 from typer.testing import CliRunner
 
-from llmcache_ollama.server.llama_engine import (
-    ModelFileNotFound,
-    find_smollm2_gguf,
-    llama_cpp_available,
-)
-from llmcache_ollama.server.process import spawn_server
-
 pytestmark = pytest.mark.real_model
 
 
-@contextlib.contextmanager
-def _llama_server_process() -> Iterator[str]:
-    """``python -m llmcache_ollama.server --engine llama`` in its own process (as `make demo`
-    runs it: llama.cpp cannot load a model in a process that imported usearch first, and
-    the test session imports it); yields its URL."""
-    if not llama_cpp_available():
-        pytest.skip("llama-cpp-python is not installed (make test-real installs it)")
-    try:
-        find_smollm2_gguf()
-    except ModelFileNotFound as exc:
-        pytest.skip(str(exc))
-    with spawn_server(engine="llama") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def llama_url() -> Iterator[str]:
-    with _llama_server_process() as url:
-        yield url
-
-
 def test_cold_then_warm_benchmark_and_search_on_the_real_model(
-        llama_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        llama_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
-    for name, value in {"AI_TODO_HOME": str(home), "OLLAMA_HOST": llama_url,
+    for name, value in {"AI_TODO_HOME": str(home), "OLLAMA_HOST": llama_server,
                         "AI_TODO_BACKEND": "ollama", "AI_TODO_MODEL": "smollm2",
                         "AI_TODO_EMBEDDER": "auto", "COLUMNS": "200"}.items():
         monkeypatch.setenv(name, value)

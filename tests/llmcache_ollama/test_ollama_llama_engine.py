@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,9 +14,7 @@ from llmcache_ollama.server.__main__ import main as server_main
 from llmcache_ollama.server.llama_engine import (
     ModelFileNotFound,
     find_smollm2_gguf,
-    llama_cpp_available,
 )
-from llmcache_ollama.server.process import spawn_server
 
 
 def test_find_smollm2_gguf_by_path_without_importing(tmp_path: Path) -> None:
@@ -52,27 +48,6 @@ SCHEMA = {"type": "object",
                          "priority": {"enum": ["low", "medium", "high"]},
                          "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 2}},
           "required": ["title", "priority", "tags"]}
-
-
-@contextlib.contextmanager
-def _llama_server_process() -> Iterator[str]:
-    """``python -m llmcache_ollama.server --engine llama`` in its own process (as `make demo`
-    runs it: llama.cpp cannot load a model in a process that imported usearch first, and
-    the test session imports it); yields its URL."""
-    if not llama_cpp_available():
-        pytest.skip("llama-cpp-python is not installed (make test-real installs it)")
-    try:
-        find_smollm2_gguf()
-    except ModelFileNotFound as exc:
-        pytest.skip(str(exc))
-    with spawn_server(engine="llama") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def llama_server() -> Iterator[str]:
-    with _llama_server_process() as url:
-        yield url
 
 
 def _post(url: str, path: str, body: dict[str, object]) -> httpx.Response:
