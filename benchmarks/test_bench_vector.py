@@ -23,12 +23,12 @@ at ef = 64, 256, 1024 and the index's default for its size (256 up to 125k rows,
 1M; see `ApproximateIndex`). At 10k the same is printed for uniformly random vectors, the
 worst case for any graph index (no neighbourhood structure at all): measured once at 1M they
 gave recall@1 0.31 / 0.70 / 0.97 / 1.00 at ef 64 / 256 / 1024 / 4096 for noisy copies. On
-the embedding-like set at 1M (build 650 s on 2 cores), noisy copies: 0.745 / 0.916 / 0.986 /
-0.996 at ef 64 / 256 / 1024 / 2048 (the default there), at 0.09x the exact search's median
-in the same run (25 ms against 296 ms on a loaded machine). Fresh random queries, which are
+the embedding-like set at 1M (graph built with one thread: 1015 s), noisy copies: 0.747 /
+0.924 / 0.989 / 0.997 at ef 64 / 256 / 1024 / 2048 (the default there), at 0.22x the exact
+search's median in the same run (15 ms against 69 ms). Fresh random queries, which are
 near no stored row (a cache miss whatever the index says), reach 0.94 at ef 2048.
 
-The 1M cases (1.5 GB matrix; the graph takes 11 minutes to build on 2 cores, more when busy)
+The 1M cases (1.5 GB matrix; the graph takes about 17 minutes to build, more when busy)
 run only with ``LLMCACHE_BENCH_LARGE=1``. ``LLMCACHE_BENCH_CACHE=DIR`` keeps the built 1M
 approximate index in DIR (about 3 GB) and loads it on later runs, timing save and load.
 The OPENBLAS_* environment is left as it is.

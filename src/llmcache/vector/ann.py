@@ -93,8 +93,8 @@ class ApproximateIndex:
     (``expansion_search=None``) ef follows the size: 256 up to 125,000 rows, then in
     proportion to the rows (2,048 at 1M), at most 4,096. Measured on the benchmark's
     embedding-like vectors (``benchmarks/test_bench_vector.py``), recall@1 of noisy copies
-    of stored rows: 1.00 at 100k with ef 256, 0.994 at 300k with ef 512, 0.996 at 1M with
-    ef 2048 (about 15 ms a query on 2 busy cores, against 80-140 ms for exact search; a
+    of stored rows: 1.00 at 100k with ef 256, 0.994 at 300k with ef 512, 0.997 at 1M with
+    ef 2048 (15 ms a query against 69 ms for exact search in the same run, 2 cores; a
     fixed ef of 256 gave 0.92 there). A missed neighbour is a cache miss that costs a model
     call, which is why the default leans to recall. Pass an int to pin ef, or set
     `expansion_search` later. Uniformly random vectors, which have no neighbourhood
