@@ -19,6 +19,7 @@ from llmcache_ollama._boundary import (
     resolve_host,
     status_error,
 )
+from llmcache_ollama._transport import check_settings
 
 __all__ = ["ClientBase", "logger"]
 
@@ -48,15 +49,8 @@ class ClientBase:
 
     def __init__(self, host: str | None, *, model: str, timeout: float | httpx.Timeout,
                  retries: int, backoff: float, max_connections: int) -> None:
-        if not isinstance(model, str) or not model:
-            raise ValueError(f"model must be a non-empty model name, got {model!r}")
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"retries must be an int >= 0, got {retries!r}")
-        if not isinstance(backoff, (int, float)) or not 0 <= backoff < float("inf"):
-            raise ValueError(f"backoff must be finite seconds >= 0, got {backoff!r}")
-        if isinstance(max_connections, bool) or not isinstance(max_connections, int) or (
-                max_connections < 1):
-            raise ValueError(f"max_connections must be an int >= 1, got {max_connections!r}")
+        check_settings(model=model, retries=retries, backoff=backoff,
+                       max_connections=max_connections)
         self._base_url = resolve_host(host if host is not None else os.getenv("OLLAMA_HOST"))
         #: The server's base URL without credentials.
         self.host = redact(self._base_url)

@@ -46,6 +46,7 @@ __all__ = [
     "Clock",
     "SyncTransport",
     "Transport",
+    "check_settings",
     "decode_object",
     "input_texts",
     "int_field",
@@ -256,6 +257,20 @@ class AsyncTransport(Transport):
 
 
 # -- requests ---------------------------------------------------------------------------------
+
+def check_settings(*, model: object, retries: object, backoff: object,
+                   max_connections: object) -> None:
+    """The constructor checks every HTTP client makes, each naming its argument."""
+    if not isinstance(model, str) or not model:
+        raise ValueError(f"model must be a non-empty model name, got {model!r}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be an int >= 0, got {retries!r}")
+    if not isinstance(backoff, (int, float)) or not 0 <= backoff < float("inf"):
+        raise ValueError(f"backoff must be finite seconds >= 0, got {backoff!r}")
+    if isinstance(max_connections, bool) or not isinstance(max_connections, int) or (
+            max_connections < 1):
+        raise ValueError(f"max_connections must be an int >= 1, got {max_connections!r}")
+
 
 def refuse_reserved(reserved: frozenset[str], *given: Iterable[str]) -> None:
     """Raise `TypeError` if a caller's fields name one the client sets itself: letting them

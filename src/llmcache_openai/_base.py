@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from llmcache.backends.errors import BackendError, BackendTimeout
+from llmcache_ollama._transport import check_settings
 from llmcache_openai._boundary import (
     RetryClock,
     is_retryable,
@@ -60,17 +61,10 @@ class ClientBase:
     def __init__(self, base_url: str | None, *, model: str, api_key: str | None,
                  embed_model: str | None, timeout: float | httpx.Timeout, retries: int,
                  backoff: float, max_connections: int) -> None:
-        if not isinstance(model, str) or not model:
-            raise ValueError(f"model must be a non-empty model name, got {model!r}")
+        check_settings(model=model, retries=retries, backoff=backoff,
+                       max_connections=max_connections)
         if embed_model is not None and (not isinstance(embed_model, str) or not embed_model):
             raise ValueError(f"embed_model must be a model name or None, got {embed_model!r}")
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"retries must be an int >= 0, got {retries!r}")
-        if not isinstance(backoff, (int, float)) or not 0 <= backoff < float("inf"):
-            raise ValueError(f"backoff must be finite seconds >= 0, got {backoff!r}")
-        if isinstance(max_connections, bool) or not isinstance(max_connections, int) or (
-                max_connections < 1):
-            raise ValueError(f"max_connections must be an int >= 1, got {max_connections!r}")
         self._base_url = resolve_base_url(
             base_url if base_url is not None else os.getenv("OPENAI_BASE_URL"))
         #: The API's base URL without credentials.
