@@ -68,7 +68,11 @@ def screen(cache: SemanticCache, query: _Query,
     with cache._lock:
         cache._sweep(cache._clock())
         index = cache._indexes.get(query.partition)
-        hits = index.search(vec, k=cache.candidates, threshold=lower) if index else []
+    # The search runs outside the cache's lock (the index has its own), so lookups in other
+    # partitions and writes go on meanwhile: a search over 100k rows takes milliseconds. An
+    # id removed or replaced in between is dropped here or refused by `serve`.
+    hits = index.search(vec, k=cache.candidates, threshold=lower) if index is not None else []
+    with cache._lock:
         found = [(cache._records[h.id], min(1.0, h.score)) for h in hits
                  if h.id in cache._records]  # float rounding can give 1.0000001
     for record, score in found:

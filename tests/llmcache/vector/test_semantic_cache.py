@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -362,3 +363,52 @@ def test_exact_entries_live_under_make_key_and_delete_finds_them() -> None:
     assert entry is not None and entry.content == "type :q"
     assert cache.delete(request)
     assert store.get(make_key(request)) is None and cache.get(request) is None
+
+
+def test_lookups_racing_writes_and_clears_serve_only_right_answers() -> None:
+    # Searches run outside the cache's lock; whatever they race with (replacing, deleting,
+    # evicting, clearing), a hit must be the answer cached for a request of that partition
+    # whose text is the matched one.
+    cache = SemanticCache(HashingEmbedder(dim=128), threshold=0.3, guards=(), max_entries=60)
+    models = ["m0", "m1", "m2"]
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def writer(seed: int) -> None:
+        try:
+            for i in range(400):
+                model, n = models[(seed + i) % 3], (seed * 7 + i) % 40
+                request = Request(model=model, prompt=f"question {n} about topic {n}")
+                if i % 50 == 49:
+                    cache.clear()
+                elif i % 5 == 4:
+                    cache.delete(request)
+                else:
+                    cache.set(request, f"{model}:{n}")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def reader(seed: int) -> None:
+        try:
+            i = 0
+            while not stop.is_set():
+                model, n = models[(seed + i) % 3], (seed * 3 + i) % 40
+                hit = cache.get(Request(model=model, prompt=f"question {n} about topic {n}?"))
+                if hit is not None:
+                    assert hit.entry.content == f"{model}:{hit.matched_prompt.split()[1]}", hit
+                i += 1
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    writers = [threading.Thread(target=writer, args=(s,)) for s in range(2)]
+    readers = [threading.Thread(target=reader, args=(s,)) for s in range(3)]
+    for thread in writers + readers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    stop.set()
+    for thread in readers:
+        thread.join()
+    assert not errors, errors[0]
+    assert sum(len(i) for i in cache._indexes.values()) == len(
+        [r for r in cache._records.values() if r.partition is not None])
