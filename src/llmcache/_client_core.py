@@ -188,8 +188,32 @@ class ClientCore:
             return None
         return entry
 
+    async def _aentry(self, prep: Prepared) -> CachedResponse | None:
+        """`_entry` through the store's ``aget``: the same checks, without blocking."""
+        try:
+            entry: CachedResponse | None = await self.aget(prep.key)
+        except Exception:
+            self.errors += 1
+            return None
+        if entry is None or entry.fingerprint != prep.fingerprint:
+            return None
+        return entry
+
     def lookup(self, prep: Prepared) -> AIResponse | None:
-        entry = self._entry(prep)
+        return self._response_hit(self._entry(prep))
+
+    async def alookup(self, prep: Prepared) -> AIResponse | None:
+        """`lookup` through the store's ``aget``."""
+        return self._response_hit(await self._aentry(prep))
+
+    def lookup_stream(self, prep: Prepared) -> list[StreamChunk] | None:
+        return self._stream_hit(self._entry(prep))
+
+    async def alookup_stream(self, prep: Prepared) -> list[StreamChunk] | None:
+        """`lookup_stream` through the store's ``aget``."""
+        return self._stream_hit(await self._aentry(prep))
+
+    def _response_hit(self, entry: CachedResponse | None) -> AIResponse | None:
         if entry is None:
             return None
         try:
@@ -203,41 +227,6 @@ class ClientCore:
         self.hits += 1
         self.tokens_saved += entry.tokens_used
         return value
-
-    async def alookup(self, prep: Prepared) -> AIResponse | None:
-        """`lookup` through the store's ``aget``: the same checks, without blocking."""
-        try:
-            entry = await self.aget(prep.key)
-        except Exception:
-            self.errors += 1
-            return None
-        if entry is None or entry.fingerprint != prep.fingerprint:
-            return None
-        try:
-            value = restore_value(entry)
-        except (ValueError, TypeError, KeyError):
-            self.errors += 1
-            return None
-        if not isinstance(value, AIResponse):
-            self.errors += 1
-            return None
-        self.hits += 1
-        self.tokens_saved += entry.tokens_used
-        return value
-
-    def lookup_stream(self, prep: Prepared) -> list[StreamChunk] | None:
-        return self._stream_hit(self._entry(prep))
-
-    async def alookup_stream(self, prep: Prepared) -> list[StreamChunk] | None:
-        """`lookup_stream` through the store's ``aget``: the same checks, without blocking."""
-        try:
-            entry = await self.aget(prep.key)
-        except Exception:
-            self.errors += 1
-            return None
-        if entry is None or entry.fingerprint != prep.fingerprint:
-            return None
-        return self._stream_hit(entry)
 
     def _stream_hit(self, entry: CachedResponse | None) -> list[StreamChunk] | None:
         if entry is None:
