@@ -15,6 +15,15 @@ takes part, and `flight_for` finds one in a store or among a `TieredStore`'s tie
   over.
 - Waiting is bounded: past `wait` seconds a waiter calls the model itself. A lock service
   that fails (Redis down) means no coordination: every caller calls the model. Never a hang.
+- A call never waits on a lock its own call chain holds (a decorated function calling
+  itself, ``f(a) -> g(b) -> f(a)``): that wait could only end with `wait`, so it calls the
+  model at once (counted in ``reentered``). The chain is `llmcache.singleflight`'s: a lock
+  this process holds is a node of its wait-for graph while held, in the holder's chain (a
+  thread, or a task and the tasks it starts), so a wait on a lock another chain of this
+  process holds that would close a cycle (thread 1 holds ``a`` and waits on ``b``, thread 2
+  holds ``b`` and waits on ``a``) calls the model at once too. Locks are told apart by
+  provider object and key. A cycle across processes cannot be seen from here: `wait`
+  bounds it.
 
 Waiters poll rather than subscribe to a pub/sub channel: a message published before a
 waiter subscribes is lost and a holder that dies publishes nothing, so a subscriber would
@@ -41,11 +50,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from llmcache.singleflight import InFlight, begin_wait, end_wait, lead, unlead
 
 __all__ = ["AsyncLockProvider", "DistributedFlight", "LockProvider", "find_lock_provider",
            "flight_for"]
@@ -56,6 +68,14 @@ T = TypeVar("T")
 
 _POLL_FIRST = 0.005  # seconds between a waiter's first polls; doubles up to _POLL_MAX
 _POLL_MAX = 0.05
+
+# The locks this process holds now, by (id of the provider, key): nodes of the in-process
+# wait-for graph, so that a waiter here can tell whether the holder's chain is its own, or
+# waits on its own. An entry lives while its holder holds the lock (which keeps the provider,
+# and so its id, alive).
+_Ident = tuple[int, str]
+_holders: dict[_Ident, InFlight] = {}
+_holders_lock = threading.Lock()
 
 
 @runtime_checkable
@@ -154,12 +174,14 @@ class DistributedFlight:
         self.wait = float(wait)
         self._async = isinstance(provider, AsyncLockProvider)
         self._counts = {"led": 0, "waited": 0, "found": 0, "wait_timeouts": 0,
-                        "unavailable": 0}
+                        "unavailable": 0, "reentered": 0}
 
     def stats(self) -> dict[str, int]:
         """``led``: calls made holding the lock; ``waited``: callers that found it held;
         ``found``: answers read after waiting; ``wait_timeouts``: waits that passed `wait`;
-        ``unavailable``: calls made without coordination because the lock service failed."""
+        ``unavailable``: calls made without coordination because the lock service failed;
+        ``reentered``: calls made at once because the lock was held by their own call chain
+        (or by a chain of this process waiting on theirs)."""
         return dict(self._counts)
 
     def _bump(self, name: str) -> None:
@@ -167,6 +189,9 @@ class DistributedFlight:
 
     def do(self, key: str, lookup: Callable[[], Any], compute: Callable[[], T], *,
            miss: Any = None) -> T:
+        """The value of `key`: read after another holder's call, or `compute()`d holding the
+        lock (or without it: lock service down, `wait` passed, re-entry)."""
+        ident = (id(self.provider), key)
         deadline = time.monotonic() + self.wait
         delay = _POLL_FIRST
         waited = False
@@ -177,7 +202,7 @@ class DistributedFlight:
                 self._bump("unavailable")
                 return compute()
             if token is not None:
-                return self._hold(key, token, lookup, compute, miss)
+                return self._hold(ident, token, lookup, compute, miss)
             if not waited:
                 waited = True
                 self._bump("waited")
@@ -187,16 +212,41 @@ class DistributedFlight:
                 logger.warning("waited %.1fs for another process's answer to %s; calling "
                                "the model here", self.wait, key)
                 return compute()
-            time.sleep(min(delay, deadline - now))
+            if not self._pause(ident, min(delay, deadline - now)):
+                self._reentered(key)
+                return compute()
             delay = min(delay * 2, _POLL_MAX)
             value = lookup()
             if value is not miss:
                 self._bump("found")
                 return value  # type: ignore[no-any-return]
 
-    def _hold(self, key: str, token: str, lookup: Callable[[], Any], compute: Callable[[], T],
-              miss: Any) -> T:
+    def _pause(self, ident: _Ident, seconds: float) -> bool:
+        """Sleep between polls; ``False`` (at once) when the lock is held by this process
+        and waiting would never end (see the module docstring)."""
+        holder = _holders.get(ident)
+        if holder is None:
+            time.sleep(seconds)
+            return True
+        waiting = begin_wait(holder)
+        if waiting is None:
+            return False
+        try:
+            time.sleep(seconds)
+        finally:
+            end_wait(holder, waiting)
+        return True
+
+    def _reentered(self, key: str) -> None:
+        self._bump("reentered")
+        logger.debug("the lock of %s is held by this call's own chain: calling the model "
+                     "without waiting", key)
+
+    def _hold(self, ident: _Ident, token: str, lookup: Callable[[], Any],
+              compute: Callable[[], T], miss: Any) -> T:
+        key = ident[1]
         renewal = _Renewal(self.provider, key, token, self.lease)
+        holder, leading = _hold_here(ident)
         try:
             # The previous holder may have stored the answer between our miss and our lock.
             value = lookup()
@@ -206,12 +256,15 @@ class DistributedFlight:
             self._bump("led")
             return compute()
         finally:
+            _release_here(ident, holder, leading)
             renewal.stop()
             with contextlib.suppress(Exception):  # unreleased, it expires after the lease
                 self.provider.unlock(key, token)
 
     async def ado(self, key: str, lookup: Callable[[], Awaitable[Any]],
                   compute: Callable[[], Awaitable[T]], *, miss: Any = None) -> T:
+        """The coroutine twin of `do`."""
+        ident = (id(self.provider), key)
         deadline = time.monotonic() + self.wait
         delay = _POLL_FIRST
         waited = False
@@ -222,7 +275,7 @@ class DistributedFlight:
                 self._bump("unavailable")
                 return await compute()
             if token is not None:
-                return await self._ahold(key, token, lookup, compute, miss)
+                return await self._ahold(ident, token, lookup, compute, miss)
             if not waited:
                 waited = True
                 self._bump("waited")
@@ -232,15 +285,33 @@ class DistributedFlight:
                 logger.warning("waited %.1fs for another process's answer to %s; calling "
                                "the model here", self.wait, key)
                 return await compute()
-            await asyncio.sleep(min(delay, deadline - now))
+            if not await self._apause(ident, min(delay, deadline - now)):
+                self._reentered(key)
+                return await compute()
             delay = min(delay * 2, _POLL_MAX)
             value = await lookup()
             if value is not miss:
                 self._bump("found")
                 return value  # type: ignore[no-any-return]
 
-    async def _ahold(self, key: str, token: str, lookup: Callable[[], Awaitable[Any]],
+    async def _apause(self, ident: _Ident, seconds: float) -> bool:
+        holder = _holders.get(ident)
+        if holder is None:
+            await asyncio.sleep(seconds)
+            return True
+        waiting = begin_wait(holder)
+        if waiting is None:
+            return False
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            end_wait(holder, waiting)
+        return True
+
+    async def _ahold(self, ident: _Ident, token: str, lookup: Callable[[], Awaitable[Any]],
                      compute: Callable[[], Awaitable[T]], miss: Any) -> T:
+        key = ident[1]
+        holder, leading = _hold_here(ident)
         renewal = asyncio.create_task(self._arenew(key, token))
         try:
             value = await lookup()
@@ -250,6 +321,7 @@ class DistributedFlight:
             self._bump("led")
             return await compute()
         finally:
+            _release_here(ident, holder, leading)
             renewal.cancel()  # not awaited: a late renewal after `unlock` is a no-op
             with contextlib.suppress(Exception):
                 await self._call("unlock", key, token)
@@ -271,3 +343,21 @@ class DistributedFlight:
         if self._async:
             return await getattr(self.provider, "a" + name)(*args)
         return await asyncio.to_thread(getattr(self.provider, name), *args)
+
+
+def _hold_here(ident: _Ident) -> tuple[InFlight, contextvars.Token[frozenset[InFlight]]]:
+    """Register the lock just taken as held by this process and led by the current chain."""
+    holder = InFlight()
+    with _holders_lock:
+        # A holder already there lost its lease (the lock was free for us to take): ours is
+        # the one a waiter now waits on.
+        _holders[ident] = holder
+    return holder, lead(holder)
+
+
+def _release_here(ident: _Ident, holder: InFlight,
+                  leading: contextvars.Token[frozenset[InFlight]]) -> None:
+    unlead(leading)
+    with _holders_lock:
+        if _holders.get(ident) is holder:
+            del _holders[ident]

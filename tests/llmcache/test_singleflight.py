@@ -136,3 +136,126 @@ async def test_async_followers_get_the_exception() -> None:
                                    return_exceptions=True)
     assert all(isinstance(r, ValueError) for r in results)
     assert flight.in_flight() == 0
+
+
+# --- re-entry (issue 13, finding 3): a call never waits on a flight its own chain leads ----
+
+
+@pytest.mark.timeout(5)
+def test_a_call_inside_the_leader_runs_on_its_own() -> None:
+    flight: SingleFlight[str] = SingleFlight()
+
+    def outer() -> str:
+        inner, shared = flight.do_ex("k", lambda: "inner")
+        assert not shared
+        return f"outer({inner})"
+
+    assert flight.do_ex("k", outer) == ("outer(inner)", False)
+    assert flight.in_flight() == 0
+
+
+@pytest.mark.timeout(5)
+def test_a_cycle_through_two_flights_runs_on_its_own() -> None:
+    first: SingleFlight[str] = SingleFlight()
+    second: SingleFlight[str] = SingleFlight()
+
+    def a() -> str:
+        return "a>" + second.do("b", lambda: "b>" + first.do("a", lambda: "a!"))
+
+    assert first.do("a", a) == "a>b>a!"
+
+
+@pytest.mark.timeout(5)
+def test_the_chain_ends_with_the_call() -> None:
+    """After leading a key, the same thread follows another thread's call on it again."""
+    flight: SingleFlight[str] = SingleFlight()
+    assert flight.do("k", lambda: "mine") == "mine"
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        release.wait(2)
+        return "theirs"
+
+    leader = threading.Thread(target=flight.do, args=("k", slow), daemon=True)
+    leader.start()
+    started.wait(2)
+    threading.Timer(0.05, release.set).start()
+    assert flight.do_ex("k", lambda: "mine") == ("theirs", True)
+    leader.join()
+
+
+@pytest.mark.timeout(5)
+def test_a_thread_cycle_is_broken_by_the_second_waiter() -> None:
+    flight: SingleFlight[str] = SingleFlight()
+    both = threading.Barrier(2)
+    results: dict[str, str] = {}
+
+    def lead(mine: str, other: str) -> None:
+        def body() -> str:
+            both.wait(2)  # both keys are led now; each thread asks for the other key
+            return f"{mine}>" + flight.do(other, lambda: f"{other}!")
+        results[mine] = flight.do(mine, body)
+
+    threads = [threading.Thread(target=lead, args=pair, daemon=True)
+               for pair in (("a", "b"), ("b", "a"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results in ({"a": "a>b>a!", "b": "b>a!"}, {"a": "a>b!", "b": "b>a>b!"})
+    assert flight.in_flight() == 0
+
+
+@pytest.mark.timeout(5)
+async def test_async_call_inside_the_leader_runs_on_its_own() -> None:
+    flight: AsyncSingleFlight[str] = AsyncSingleFlight()
+
+    async def inner() -> str:
+        return "inner"
+
+    async def outer() -> str:
+        # Through a task the leader's call started: tasks inherit the chain.
+        value, shared = await asyncio.create_task(flight.do_ex("k", inner))
+        assert not shared
+        return f"outer({value})"
+
+    assert await flight.do_ex("k", outer) == ("outer(inner)", False)
+    assert flight.in_flight() == 0
+
+
+@pytest.mark.timeout(5)
+async def test_async_follower_outside_the_chain_still_waits() -> None:
+    flight: AsyncSingleFlight[str] = AsyncSingleFlight()
+    calls = 0
+
+    async def outer() -> str:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.02)
+        return "x"
+
+    results = await asyncio.gather(flight.do_ex("k", outer), flight.do_ex("k", outer))
+    assert results == [("x", False), ("x", True)]
+    assert calls == 1
+
+
+@pytest.mark.timeout(5)
+async def test_async_task_cycle_is_broken() -> None:
+    flight: AsyncSingleFlight[str] = AsyncSingleFlight()
+    arrived = 0
+
+    async def lead(mine: str, other: str) -> str:
+        async def body() -> str:
+            nonlocal arrived
+            arrived += 1
+            while arrived < 2:
+                await asyncio.sleep(0.001)
+
+            async def theirs() -> str:
+                return f"{other}!"
+            return f"{mine}>" + await flight.do(other, theirs)
+        return await flight.do(mine, body)
+
+    a, b = await asyncio.gather(lead("a", "b"), lead("b", "a"))
+    assert {"a": a, "b": b} in ({"a": "a>b>a!", "b": "b>a!"}, {"a": "a>b!", "b": "b>a>b!"})

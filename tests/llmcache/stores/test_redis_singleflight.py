@@ -248,7 +248,7 @@ def test_a_failed_holder_hands_over_at_once(redis_url: str) -> None:
         assert result == ["second"]
         assert time.monotonic() - start < 2.0  # not the 10 s lease: the lock was released
         assert waiter.stats() == {"led": 1, "waited": 1, "found": 0, "wait_timeouts": 0,
-                                  "unavailable": 0}
+                                  "unavailable": 0, "reentered": 0}
 
 
 def test_no_lock_service_means_every_caller_calls() -> None:
