@@ -341,19 +341,32 @@ def backends(
         raise typer.Exit(1)
 
 
+def _within(low: float, high: float) -> Any:
+    """An option callback refusing NaN, inf and numbers outside [low, high] as bad usage
+    (click's own ranges let NaN through and name one bound only)."""
+
+    def check(value: float | None) -> float | None:
+        if value is not None and not low <= value <= high:  # False for NaN
+            raise typer.BadParameter(f"expected a number in [{low:g}, {high:g}], got {value}")
+        return value
+
+    return check
+
+
 @app.command("eval")
 def eval_pairs(
     pairs: Annotated[Path, typer.Argument(help='JSON lines: {"a", "b", "same_answer", '
                                                '"category"}.', show_default=False)],
     embedder: Annotated[str, typer.Option(help="wordllama (bundled, extra 'semantic') or "
                                                "hashing.")] = "wordllama",
-    threshold: Annotated[float | None, typer.Option(help="Similarity threshold (default: "
-                                                         "the cache's).")] = None,
+    threshold: Annotated[float | None, typer.Option(
+        callback=_within(-1.0, 1.0),
+        help="Similarity threshold in [-1, 1] (default: the cache's).")] = None,
     guards: Annotated[bool, typer.Option("--guards/--no-guards",
                                          help="Apply the default guards.")] = True,
-    budget: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of traps allowed "
-                                                                 "a wrong answer when "
-                                                                 "choosing a threshold.")]
+    budget: Annotated[float, typer.Option(
+        callback=_within(0.0, 1.0),
+        help="Share of traps in [0, 1] allowed a wrong answer when choosing a threshold.")]
     = 0.02,
     as_json: JsonOption = False,
 ) -> None:

@@ -93,3 +93,27 @@ def test_bundled_embedder_keeps_wrong_answers_within_budget() -> None:
         report = json.loads(result.stdout)
         assert report["wrong"] <= 0.02, report["wrong_pairs"]
         assert report["served"] >= 0.45
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1.5", "-1.01", "1e999"])
+def test_threshold_out_of_range_is_a_usage_error(pairs: Path, value: str) -> None:
+    result = run("eval", str(pairs), "--embedder", "hashing", "--threshold", value, "--json")
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.replace("│", " ").split())
+    assert "--threshold" in message and "[-1, 1]" in message, message
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-0.1", "1.01"])
+def test_budget_out_of_range_is_a_usage_error(pairs: Path, value: str) -> None:
+    result = run("eval", str(pairs), "--embedder", "hashing", "--budget", value, "--json")
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.replace("│", " ").split())
+    assert "--budget" in message and "[0, 1]" in message, message
+
+
+def test_range_ends_are_accepted(pairs: Path) -> None:
+    for args in (["--threshold", "-1"], ["--threshold", "1"], ["--budget", "0"],
+                 ["--budget", "1"]):
+        result = run("eval", str(pairs), "--embedder", "hashing", *args, "--json")
+        assert result.exit_code == 0, result.output

@@ -23,6 +23,7 @@ from llmcache.vector._scope import (
     split_request,
 )
 from llmcache.vector.embedders import Matrix
+from llmcache.vector.index import SearchHit
 
 if TYPE_CHECKING:
     from llmcache.vector.semantic import SemanticCache
@@ -67,6 +68,8 @@ def screen(cache: SemanticCache, query: _Query,
     lower = min(query.threshold, zone[0]) if zone else query.threshold
     with cache._lock:
         cache._sweep(cache._clock())
+        if not cache._fits(query.partition, vec):
+            return
         index = cache._indexes.get(query.partition)
     # The search runs outside the cache's lock (the index has its own), so lookups in other
     # partitions and writes go on meanwhile: a search over 100k rows takes milliseconds. An
@@ -110,7 +113,9 @@ def explain(cache: SemanticCache, request: Request, k: int | None) -> list[Candi
     vec = cache._vectors.get(split[1])
     with cache._lock:
         index = cache._indexes.get(partition)
-        hits = index.search(vec, k=k or len(index)) if index and vec is not None else []
+        hits: list[SearchHit] = []
+        if index and vec is not None and index.dim == vec.shape[0]:  # else: not comparable
+            hits = index.search(vec, k=k or len(index))
         found = [(cache._records[h.id], min(1.0, h.score)) for h in hits
                  if h.id in cache._records]
     out = []

@@ -2,7 +2,8 @@
 
 The entries themselves live in the cache's `Store` (a `DiskStore` when persisted). Beside
 it, in ``<persist_path>/index/``, go one index file per partition and a manifest listing
-the records (key, scope, text, fingerprint, expiry) in LRU order. Every file is written to
+the records (key, scope, text, fingerprint, expiry) in LRU order and the identity of the
+embedder that made the vectors (name, size, version). Every file is written to
 a temporary name and renamed, so a crash leaves the old file or the new one; whatever is
 missing or unreadable is rebuilt from the stored entries (each carries its record in
 ``metadata["_semantic"]``).
@@ -20,11 +21,12 @@ from typing import Any
 import orjson
 
 from llmcache.entry import CachedResponse
+from llmcache.vector.embedders import Embedder, declared_dim, embedder_version
 from llmcache.vector.index import IndexFileError, VectorIndex, VectorSearch, atomic_write
 
-__all__ = ["MANIFEST", "Record", "index_file", "load_index", "load_partition_index",
-           "partition_index", "read_manifest", "record_from_entry", "try_load_index",
-           "write_manifest"]
+__all__ = ["MANIFEST", "EmbedderIdentity", "Record", "index_file", "load_index",
+           "load_partition_index", "partition_index", "read_manifest", "record_from_entry",
+           "try_load_index", "write_manifest"]
 
 logger = logging.getLogger("llmcache.vector.semantic")
 
@@ -105,15 +107,53 @@ def load_partition_index(path: Path, approximate_above: int | None) -> VectorSea
     return AutoIndex.load(path, approximate_above=approximate_above, capacity=16)
 
 
-def write_manifest(directory: Path, embedder: str, records: list[Record]) -> None:
+@dataclass(frozen=True, slots=True)
+class EmbedderIdentity:
+    """What the saved vectors were made by: the embedder's name, size and version.
+
+    ``dim`` is ``None`` when unknown (an embedder not yet asked, a manifest written before
+    llmcache recorded it): an unknown size matches any, and the indexes' own sizes decide.
+    """
+
+    name: str
+    dim: int | None = None
+    version: str | None = None
+
+    @classmethod
+    def of(cls, embedder: Embedder) -> EmbedderIdentity:
+        """``embedder``'s identity now (its size is not asked of a server)."""
+        return cls(embedder.name, declared_dim(embedder), embedder_version(embedder))
+
+    def same_as(self, other: EmbedderIdentity) -> bool:
+        return (self.name == other.name and self.version == other.version
+                and (self.dim is None or other.dim is None or self.dim == other.dim))
+
+    def __str__(self) -> str:
+        dim = "?" if self.dim is None else str(self.dim)
+        return self.name + f" ({dim}-dim" + (f", version {self.version})"
+                                             if self.version is not None else ")")
+
+
+def write_manifest(directory: Path, embedder: EmbedderIdentity, records: list[Record]) -> None:
     rows = [[r.key, r.scope, r.text, r.fingerprint, r.expires_at] for r in records]
-    data = orjson.dumps({"format": _FORMAT, "version": _VERSION, "embedder": embedder,
+    data = orjson.dumps({"format": _FORMAT, "version": _VERSION, "embedder": embedder.name,
+                         "embedder_dim": embedder.dim, "embedder_version": embedder.version,
                          "records": rows})
     atomic_write(directory / MANIFEST, lambda f: f.write(data))
 
 
-def read_manifest(directory: Path) -> tuple[str, list[Record]] | None:
-    """``(embedder name, records)`` from the manifest, or ``None`` if absent or unusable."""
+def _identity(data: dict[str, Any]) -> EmbedderIdentity:
+    name, dim, version = data["embedder"], data.get("embedder_dim"), data.get("embedder_version")
+    if not isinstance(name, str) or not (version is None or isinstance(version, str)) \
+            or not (dim is None or (isinstance(dim, int) and not isinstance(dim, bool)
+                                    and dim >= 1)):
+        raise ValueError("bad embedder identity")
+    return EmbedderIdentity(name, dim, version)
+
+
+def read_manifest(directory: Path) -> tuple[EmbedderIdentity, list[Record]] | None:
+    """``(embedder identity, records)`` from the manifest, or ``None`` if absent or
+    unusable."""
     path = directory / MANIFEST
     try:
         data = orjson.loads(path.read_bytes())
@@ -135,7 +175,7 @@ def read_manifest(directory: Path) -> tuple[str, list[Record]] | None:
                     or not (expires is None or isinstance(expires, (int, float))):
                 raise ValueError("bad record")
             records.append(Record(key, scope, None, text, fp, expires))
-        return str(data["embedder"]), records
+        return _identity(data), records
     except (KeyError, TypeError, ValueError) as exc:
         logger.warning("semantic index manifest %s is corrupt (%s); rebuilding from the "
                        "stored entries", path, exc)

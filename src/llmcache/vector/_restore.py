@@ -4,8 +4,10 @@ On open the manifest says which records existed, the store says which entries st
 and each partition's index file gives the vectors. Whatever disagrees is repaired: records
 whose entry is gone are dropped, entries without a record (a crash after a write, before
 the next save) are read back from their ``metadata["_semantic"]``, and rows missing from
-an index (or a whole index that is missing, corrupt, or from another embedder) are
-embedded again.
+an index (or a whole index that is missing, corrupt, or made by another embedder: another
+name, size or version) are embedded again. An embedder that fails or answers nonsense
+while doing so leaves those entries to exact lookups (counted, logged once); the next open
+tries again. Opening never fails for it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from llmcache.vector._persist import (
+    EmbedderIdentity,
     Record,
     index_file,
     read_manifest,
@@ -25,6 +28,7 @@ from llmcache.vector._persist import (
     try_load_index,
     write_manifest,
 )
+from llmcache.vector.embedders import EmbeddingError, Matrix, declared_dim, unit_embeddings
 from llmcache.vector.index import VectorSearch
 
 if TYPE_CHECKING:
@@ -41,11 +45,10 @@ def _store_keys(store: Any) -> set[str] | None:
     return set(keys()) if callable(keys) else None
 
 
-def _records(cache: SemanticCache) -> tuple[OrderedDict[str, Record], bool]:
+def _records(cache: SemanticCache) -> tuple[OrderedDict[str, Record], EmbedderIdentity | None]:
     records: OrderedDict[str, Record] = OrderedDict()
     assert cache._dir is not None
     manifest = read_manifest(cache._dir / "index")
-    same_embedder = manifest is not None and manifest[0] == cache.embedder.name
     for record in manifest[1] if manifest is not None else []:
         record.partition = cache._partition(record.scope) if record.scope else None
         records[record.key] = record
@@ -69,20 +72,34 @@ def _records(cache: SemanticCache) -> tuple[OrderedDict[str, Record], bool]:
     while len(records) > cache.max_entries:
         _, oldest = records.popitem(last=False)
         cache._store.delete(oldest.key)
-    return records, same_embedder
+    return records, manifest[0] if manifest is not None else None
 
 
-def _embed(cache: SemanticCache, records: list[Record]) -> tuple[list[str], np.ndarray]:
+def _embed(cache: SemanticCache, records: list[Record],
+           dim: int | None) -> tuple[list[str], Matrix | None]:
+    """Keys and unit rows of ``records``' texts, ``dim`` wide (``None``: as the embedder
+    declares, or as its first answer is). Rows with NaN, or without meaning, are left out;
+    an embedder that fails or answers the wrong shape raises `EmbeddingError`."""
     keys: list[str] = []
-    rows: list[np.ndarray] = []
+    rows: list[Matrix] = []
     for start in range(0, len(records), _EMBED_BATCH):
         chunk = records[start:start + _EMBED_BATCH]
-        vecs = cache.embedder.embed([r.text or "" for r in chunk])
+        try:
+            raw = cache.embedder.embed([r.text or "" for r in chunk])
+        except Exception as exc:
+            raise EmbeddingError(f"{cache.embedder.name}: embed failed ({exc!r})") from exc
+        if dim is None:
+            dim = declared_dim(cache.embedder)
+        vecs, bad = unit_embeddings(raw, len(chunk), dim, cache.embedder.name)
+        dim = int(vecs.shape[1])
+        if bad.any():
+            cache._vectors.failed(EmbeddingError(f"{cache.embedder.name}: embed returned "
+                                                 f"NaN or inf for {int(bad.sum())} texts"))
         for record, vec in zip(chunk, vecs, strict=True):
             if np.any(vec):  # a zero vector has no direction: exact lookups only
                 keys.append(record.key)
                 rows.append(vec)
-    return keys, np.asarray(rows, dtype=np.float32)
+    return keys, np.stack(rows) if rows else None
 
 
 def restore(cache: SemanticCache) -> None:
@@ -90,16 +107,31 @@ def restore(cache: SemanticCache) -> None:
     assert cache._dir is not None
     directory = cache._dir / "index"
     directory.mkdir(parents=True, exist_ok=True)
-    records, same_embedder = _records(cache)
+    records, saved = _records(cache)
+    current = EmbedderIdentity.of(cache.embedder)
+    same_embedder = saved is not None and saved.same_as(current)
     groups: dict[str, list[Record]] = {}
     for record in records.values():
         if record.partition is not None and record.text is not None:
             groups.setdefault(record.partition, []).append(record)
+    if saved is not None and not same_embedder and groups:
+        logger.warning("semantic cache %s: its indexes were made by embedder %s, this one "
+                       "is %s; embedding the stored texts again", cache._dir, saved, current)
+        cache._counts["stale_partitions"] += len(groups)
     indexes: dict[str, VectorSearch] = {}
     rebuilt = 0
+    embedding = True  # until the embedder fails: then one failure, not one per partition
+    resized = 0
     for partition, members in groups.items():
         path = index_file(directory, partition)
         index = try_load_index(path, cache._index_loader) if same_embedder else None
+        if index is not None and current.dim is not None and index.dim != current.dim:
+            if not resized:  # once: every partition of the cache is likely in this state
+                logger.warning("semantic index %s holds %d-dim vectors, embedder %s gives "
+                               "%d; embedding the texts of such indexes again", path,
+                               index.dim, current.name, current.dim)
+            resized += 1
+            index = None
         wanted = {r.key for r in members}
         if index is not None:
             stale = [id_ for id_ in index.ids() if id_ not in wanted]
@@ -107,16 +139,23 @@ def restore(cache: SemanticCache) -> None:
                 index.remove(stale)
                 cache._dirty.add(partition)
         missing = [r for r in members if index is None or r.key not in index]
-        if missing:
-            keys, vectors = _embed(cache, missing)
-            if keys:
+        if missing and embedding:
+            try:
+                keys, vectors = _embed(cache, missing,
+                                       index.dim if index is not None else current.dim)
+            except EmbeddingError as exc:  # exact lookups only for now; tried again at open
+                cache._vectors.failed(exc)
+                embedding, keys, vectors = False, [], None
+            if vectors is not None:
                 if index is None:
                     index = cache._index_factory(int(vectors.shape[1]))
                 index.add(keys, vectors)
-            rebuilt += len(missing)
+            rebuilt += len(keys)
+        if missing:
             cache._dirty.add(partition)
         if index is not None and len(index):
             indexes[partition] = index
+    cache._counts["stale_partitions"] += resized
     known = {index_file(directory, p).name for p in indexes}
     for path in directory.glob("*.index"):
         if path.name not in known:
@@ -146,7 +185,7 @@ def save(cache: SemanticCache) -> None:
                 path.unlink(missing_ok=True)
             else:
                 index.save(path)
-        write_manifest(directory, cache.embedder.name, records)
+        write_manifest(directory, EmbedderIdentity.of(cache.embedder), records)
     except BaseException:
         with cache._lock:  # try again at the next save
             cache._dirty.update(dirty)

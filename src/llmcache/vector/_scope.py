@@ -16,7 +16,13 @@ from llmcache.entry import CachedResponse, JSONValue
 from llmcache.keys import Request, canonical_bytes, fingerprint, hash_bytes
 from llmcache.stores.base import ErrorLog
 from llmcache.vector._persist import META_KEY, Record
-from llmcache.vector.embedders import Embedder, Matrix
+from llmcache.vector.embedders import (
+    Embedder,
+    EmbeddingError,
+    Matrix,
+    declared_dim,
+    unit_embeddings,
+)
 from llmcache.vector.guards import Guard
 
 __all__ = ["SOFT_GUARDS", "Candidate", "QueryVectors", "SemanticHit", "judge",
@@ -129,8 +135,10 @@ class QueryVectors:
     """The embedder behind a small memory of recent texts, degrading to "no vector".
 
     The memory makes ``set`` after a missed ``get`` of the same text embed nothing. A
-    failing embedder (a model server down) is logged once and counted, and the text is
-    then looked up and stored for exact matching only: the caller still gets its answer.
+    failing embedder (a model server down), or one answering something that is not one
+    finite row of the size it declares (another size, NaN, the wrong shape), is logged
+    once and counted, and the text is then looked up and stored for exact matching only:
+    the caller still gets its answer.
     """
 
     def __init__(self, embedder: Embedder, size: int = 256) -> None:
@@ -143,20 +151,27 @@ class QueryVectors:
 
     def _recall(self, text: str) -> tuple[bool, Matrix | None]:
         with self._lock:
-            if text in self._recent:
-                self._recent.move_to_end(text)
-                return True, self._recent[text]
-        return False, None
+            if text not in self._recent:
+                return False, None
+            self._recent.move_to_end(text)
+            vec = self._recent[text]
+        # A vector remembered before the embedder changed size is embedded again.
+        dim = declared_dim(self.embedder)
+        return vec is None or dim is None or vec.shape[0] == dim, vec
 
-    def _remember(self, text: str, rows: Matrix) -> Matrix | None:
-        vec = rows[0] if rows.shape[0] and np.any(rows[0]) else None  # zero: no meaning
+    def _remember(self, text: str, raw: Any) -> Matrix | None:
+        rows, bad = unit_embeddings(raw, 1, declared_dim(self.embedder), self.embedder.name)
+        if bad[0]:
+            raise EmbeddingError(f"{self.embedder.name}: embed returned NaN or inf")
+        vec = rows[0] if np.any(rows[0]) else None  # zero: no meaning
         with self._lock:
             self._recent[text] = vec
             while len(self._recent) > self.size:
                 self._recent.popitem(last=False)
         return vec
 
-    def _failed(self, exc: Exception) -> None:
+    def failed(self, exc: Exception) -> None:
+        """Count (and log, once per kind) an embedding that could not be used."""
         with self._lock:
             self.errors += 1
         self._log.report("embed", exc)
@@ -166,11 +181,10 @@ class QueryVectors:
         if found:
             return vec
         try:
-            rows = self.embedder.embed([text])
+            return self._remember(text, self.embedder.embed([text]))
         except Exception as exc:  # any embedder failure: exact matching only
-            self._failed(exc)
+            self.failed(exc)
             return None
-        return self._remember(text, rows)
 
     async def aget(self, text: str) -> Matrix | None:
         found, vec = self._recall(text)
@@ -178,11 +192,11 @@ class QueryVectors:
             return vec
         aembed = getattr(self.embedder, "aembed", None)
         try:
-            rows = await aembed([text]) if aembed is not None else self.embedder.embed([text])
+            raw = await aembed([text]) if aembed is not None else self.embedder.embed([text])
+            return self._remember(text, raw)
         except Exception as exc:
-            self._failed(exc)
+            self.failed(exc)
             return None
-        return self._remember(text, rows)
 
 
 def make_record(request: Request, value: CachedResponse | JSONValue,

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from llmcache.vector._arguments import check_int, check_real
 from llmcache.vector.ann import ApproximateIndex, _usearch, ann_installed
 from llmcache.vector.index import IdFilter, Metric, PathLike, SearchHit, VectorIndex
 
@@ -119,14 +120,15 @@ class AutoIndex:
                  tombstone_ratio: float | None = 0.25, retry_after: float = 60.0,
                  **ann_options: Any) -> None:
         if approximate_above is not None:
-            if approximate_above < 0:
-                raise ValueError(f"approximate_above must be >= 0, got {approximate_above}")
+            approximate_above = check_int("approximate_above", approximate_above, minimum=0,
+                                          none=True)
             if not ann_installed():  # checked without importing it: see ann_installed
                 _usearch()  # raises the ImportError that names the extra
-        if tombstone_ratio is not None and not tombstone_ratio > 0:
-            raise ValueError(f"tombstone_ratio must be > 0 or None, got {tombstone_ratio}")
-        if not retry_after >= 0:
-            raise ValueError(f"retry_after must be >= 0, got {retry_after}")
+        if tombstone_ratio is not None:
+            tombstone_ratio = check_real("tombstone_ratio", tombstone_ratio,
+                                         "a finite number > 0 or None", lambda x: x > 0)
+        retry_after = check_real("retry_after", retry_after, "finite seconds >= 0",
+                                 lambda x: x >= 0)
         self.approximate_above = approximate_above
         self.background = background
         self.tombstone_ratio = tombstone_ratio

@@ -8,8 +8,12 @@
 - `HashingEmbedder`: hashed words and character trigrams; needs nothing, deterministic,
   for tests and as a last-resort fallback (it measures word overlap, not meaning).
 
-An embedder's ``name`` goes into the semantic cache's partition keys, so vectors of two
-embedders (or of one model at two sizes) never share an index.
+An embedder's identity is its ``name``, its ``dim`` and, when it has one, its ``version``:
+the name goes into the semantic cache's partition keys, so vectors of two embedders never
+share an index, and a persisted cache reopened under another identity (same name, other
+size or version) embeds its stored texts again instead of comparing vectors that do not
+compare. Vectors an embedder returns are checked (`unit_embeddings`): the wrong shape, NaN
+or inf is an `EmbeddingError`, which the semantic cache counts as a miss.
 
 >>> emb = HashingEmbedder(dim=64)
 >>> vecs = emb.embed(["reset my password", "reset my password please", ""])
@@ -27,6 +31,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import math
 import os
 import re
 import threading
@@ -40,13 +45,18 @@ import xxhash
 
 from llmcache.backends.base import AsyncBackend, Backend
 from llmcache.embeddings import EmbeddingCache
+from llmcache.vector._arguments import check_int
 
 __all__ = [
     "BackendEmbedder",
     "Embedder",
+    "EmbeddingError",
     "HashingEmbedder",
     "WordLlamaEmbedder",
+    "declared_dim",
+    "embedder_version",
     "normalize_rows",
+    "unit_embeddings",
 ]
 
 Matrix = npt.NDArray[np.float32]
@@ -58,6 +68,10 @@ class Embedder(Protocol):
 
     A text with nothing to embed may give a zero row; callers treat it as "no meaning"
     (the semantic cache then falls back to exact matching for it).
+
+    ``name``, ``dim`` and an optional ``version`` attribute (any string; bump it when the
+    weights change under the same name and size) make the embedder's identity: a persisted
+    `SemanticCache` reopened with another identity embeds its stored texts again.
     """
 
     name: str
@@ -85,6 +99,81 @@ def normalize_rows(vectors: Any, dim: int | None = None) -> Matrix:
     return np.ascontiguousarray(arr)
 
 
+class EmbeddingError(ValueError):
+    """An embedder answered something other than ``(n, dim)`` finite numbers."""
+
+
+def declared_dim(embedder: Embedder) -> int | None:
+    """The size ``embedder`` says its vectors have, or ``None`` when it does not know yet
+    (a `BackendEmbedder` before its first answer: it is not asked here) or says nonsense.
+
+    >>> declared_dim(HashingEmbedder(dim=32))
+    32
+    """
+    try:
+        dim = embedder._dim if isinstance(embedder, BackendEmbedder) else embedder.dim
+    except Exception:  # a property that fails is "unknown", never a failed call
+        return None
+    return dim if isinstance(dim, int) and not isinstance(dim, bool) and dim >= 1 else None
+
+
+def embedder_version(embedder: Embedder) -> str | None:
+    """``embedder``'s optional ``version`` attribute, as a string (``None`` if absent)."""
+    version = getattr(embedder, "version", None)
+    return None if version is None else str(version)
+
+
+def unit_embeddings(raw: Any, count: int, dim: int | None,
+                    name: str = "embedder") -> tuple[Matrix, npt.NDArray[np.bool_]]:
+    """What an embedder returned for ``count`` texts, checked: C-contiguous float32 unit
+    rows (zero rows stay zero) and a mask of the rows that held NaN or inf (zeroed).
+
+    `EmbeddingError` when ``raw`` is not a ``(count, dim)`` array of numbers (``dim=None``:
+    any width). Norms are taken in float64, so rows too large for float32 still normalise.
+
+    >>> rows, bad = unit_embeddings([[3e38, 4e38], [float("nan"), 0.0]], 2, 2)
+    >>> [round(x, 3) for x in rows[0].tolist()], rows[1].tolist(), bad.tolist()
+    ([0.6, 0.8], [0.0, 0.0], [False, True])
+    >>> try:
+    ...     unit_embeddings([[1.0, 0.0]], 1, 3, "mine")
+    ... except EmbeddingError as exc:
+    ...     print(exc)
+    mine: embed returned shape (1, 2) for 1 texts, expected (1, 3)
+    """
+    try:
+        arr = np.asarray(raw)
+    except Exception as exc:  # ragged lists and the like
+        raise EmbeddingError(f"{name}: embed returned no array ({exc})") from None
+    if arr.dtype.kind not in "iuf":
+        raise EmbeddingError(f"{name}: embed returned {arr.dtype} values, expected numbers")
+    if arr.ndim != 2 or arr.shape[0] != count or arr.shape[1] < 1 \
+            or (dim is not None and arr.shape[1] != dim):
+        raise EmbeddingError(f"{name}: embed returned shape {arr.shape} for {count} texts, "
+                             f"expected ({count}, {dim or 'dim'})")
+    if arr.dtype == np.float32:
+        # The usual answer: finite rows whose float32 norms neither over- nor underflowed
+        # (NaN and inf fail the comparisons). No float64 copy; one row (a lookup's query)
+        # in plain floats, since numpy's per-call costs dominate at that size.
+        unit: Matrix
+        if count == 1:
+            sumsq = float(np.vdot(arr, arr))  # vdot, unlike dot, does not warn on overflow
+            if 1e-30 < sumsq < 1e30:
+                unit = np.ascontiguousarray(arr * np.float32(1.0 / math.sqrt(sumsq)))
+                return unit, np.zeros(1, dtype=np.bool_)
+        else:
+            sums = np.einsum("ij,ij->i", arr, arr)  # einsum does not warn on overflow either
+            if bool(((sums > 1e-30) & (sums < 1e30)).all()):
+                unit = np.ascontiguousarray(arr / np.sqrt(sums)[:, None])
+                return unit, np.zeros(count, dtype=np.bool_)
+    rows = arr.astype(np.float64)
+    bad: npt.NDArray[np.bool_] = np.asarray(~np.isfinite(rows).all(axis=1), dtype=np.bool_)
+    rows[bad] = 0.0
+    norms = np.linalg.norm(rows, axis=1)
+    ok = norms > 0
+    rows[ok] /= norms[ok, None]
+    return np.ascontiguousarray(rows, dtype=np.float32), bad
+
+
 # ------------------------------------------------------------------------------ hashing
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -102,10 +191,8 @@ class HashingEmbedder:
     """
 
     def __init__(self, dim: int = 256, *, seed: int = 0) -> None:
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 8:
-            raise ValueError(f"dim: expected an int >= 8, got {dim!r}")
-        self.dim = dim
-        self.seed = seed
+        self.dim = dim = check_int("dim", dim, minimum=8)
+        self.seed = seed = check_int("seed", seed, minimum=0)
         self.name = f"hashing-v1-{dim}" + (f"-s{seed}" if seed else "")
 
     def _features(self, text: str) -> Iterator[tuple[str, float]]:
@@ -157,7 +244,7 @@ class BackendEmbedder:
             raise ValueError("model: name the embedding model (the backend has no default)")
         self.cache = cache if cache is not None else EmbeddingCache(max_entries=10_000)
         self.name = name or f"backend:{self.model}"
-        self._dim = dim
+        self._dim = None if dim is None else check_int("dim", dim, minimum=1, none=True)
 
     @property
     def dim(self) -> int:
@@ -307,7 +394,7 @@ class WordLlamaEmbedder:
     """
 
     def __init__(self, dim: int = 256) -> None:
-        if dim not in _WORDLLAMA_DIMS:
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim not in _WORDLLAMA_DIMS:
             raise ValueError(f"dim: WordLlama ships sizes {_WORDLLAMA_DIMS}, got {dim!r}")
         self.dim = dim
         self.name = f"wordllama-{_WORDLLAMA_CONFIG}-{dim}"

@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from llmcache.keys import Request
+from llmcache.vector._arguments import check_real
 from llmcache.vector.embedders import Embedder, HashingEmbedder, WordLlamaEmbedder
 from llmcache.vector.guards import Guard, default_guards
 from llmcache.vector.semantic import DEFAULT_THRESHOLD, SemanticCache
@@ -229,7 +230,9 @@ def summarize(scored: Sequence[Scored], threshold: float, budget: float) -> dict
 def evaluate(pairs: Sequence[Pair], embedder: Embedder, *, threshold: float | None = None,
              guards: Sequence[Guard] | None = None, budget: float = 0.02) -> dict[str, Any]:
     """Score ``pairs`` and summarise them at ``threshold`` (default: the cache's)."""
-    used = DEFAULT_THRESHOLD if threshold is None else threshold
+    used = DEFAULT_THRESHOLD if threshold is None else check_real(
+        "threshold", threshold, "a cosine in [-1, 1]", lambda x: -1.0 <= x <= 1.0)
+    budget = check_real("budget", budget, "a share in [0, 1]", lambda x: 0.0 <= x <= 1.0)
     report = summarize(score_pairs(pairs, embedder, guards), used, budget)
     report["embedder"] = embedder.name
     report["guards"] = [g.name for g in (default_guards() if guards is None else guards)]

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, Literal, NamedTuple, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from llmcache.vector._arguments import check_int
 from llmcache.vector._index_io import archive_arrays, read_archive, unpack_archive
 
 # The row helpers and the file writes, used by every index, re-exported from where they lived.
@@ -106,10 +107,8 @@ class VectorIndex:
     """
 
     def __init__(self, dim: int, *, capacity: int = 1024, metric: Metric = "cosine") -> None:
-        if dim < 1:
-            raise ValueError(f"dim must be >= 1, got {dim}")
-        if capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        dim = check_int("dim", dim, minimum=1)
+        capacity = check_int("capacity", capacity, minimum=1)
         if metric != "cosine":
             raise ValueError(f"metric must be 'cosine', got {metric!r}")
         self._dim = dim

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 import os
 import threading
 import time
@@ -46,6 +47,7 @@ from llmcache.stores.base import Store, check_ttl
 from llmcache.stores.disk import DiskStore
 from llmcache.stores.memory import MemoryStore
 from llmcache.vector import _lookup
+from llmcache.vector._arguments import check_int, check_real
 from llmcache.vector._persist import (
     Record,
     load_index,
@@ -60,7 +62,7 @@ from llmcache.vector._scope import (
     make_record,
     split_request,
 )
-from llmcache.vector.embedders import Embedder, Matrix
+from llmcache.vector.embedders import Embedder, EmbeddingError, Matrix, declared_dim
 from llmcache.vector.guards import Guard, default_guards
 from llmcache.vector.index import VectorSearch
 from llmcache.vector.verifier import Verifier
@@ -72,6 +74,27 @@ logger = logging.getLogger(__name__)
 #: Chosen on the bundled labeled set with WordLlama and the default guards (see the
 #: evaluation in ``llmcache eval``): below it unrelated short texts start to score close.
 DEFAULT_THRESHOLD = 0.7
+
+
+def _check_ttl(ttl: float | None) -> float | None:
+    # A store's check, plus finiteness: an infinite expiry does not survive the manifest's
+    # JSON, and None already says "never".
+    ttl = check_ttl(ttl)
+    if ttl is not None and not math.isfinite(ttl):
+        raise ValueError(f"ttl: expected seconds > 0 and finite (None: no expiry), got {ttl!r}")
+    return ttl
+
+
+def _check_grey_zone(grey_zone: object) -> tuple[float, float]:
+    valid = "(lo, hi) with -1 <= lo <= hi <= 1"
+    if not isinstance(grey_zone, tuple | list) or len(grey_zone) != 2:
+        raise ValueError(f"grey_zone: expected {valid}, got {grey_zone!r}")
+    try:
+        lo = check_real("grey_zone", grey_zone[0], valid, lambda x: -1.0 <= x <= 1.0)
+        hi = check_real("grey_zone", grey_zone[1], valid, lambda x: lo <= x <= 1.0)
+    except ValueError:
+        raise ValueError(f"grey_zone: expected {valid}, got {grey_zone!r}") from None
+    return lo, hi
 
 
 class SemanticCache:
@@ -88,7 +111,12 @@ class SemanticCache:
     Entries go to ``store`` (default: a `MemoryStore`, or a `DiskStore` in
     ``persist_path/entries`` when ``persist_path`` is given); with ``persist_path`` the
     indexes are saved in ``persist_path/index`` by `save` and `close`, and rebuilt from
-    the stored entries when missing or corrupt. A partition's index is exact until it holds
+    the stored entries when missing or corrupt, or made by an embedder of another identity
+    (name, ``dim``, ``version``). An embedder that fails or answers vectors that are not
+    of the size it declares (or NaN) is a miss, counted in ``stats()["embedding_errors"]``
+    and logged once, never an exception; one that changes size while the cache runs starts
+    each partition it meets anew (its entries stay for exact lookups), counted in
+    ``stats()["stale_partitions"]``. A partition's index is exact until it holds
     more than ``approximate_above`` entries (raise ``max_entries`` to get there), then, with
     the ``ann`` extra installed, an HNSW graph is built in the background and takes over
     (`AutoIndex`); ``None`` keeps every index exact. ``index_factory(dim)`` replaces that
@@ -106,27 +134,18 @@ class SemanticCache:
                  index_factory: Callable[[int], VectorSearch] | None = None,
                  approximate_above: int | None = 50_000, candidates: int = 8,
                  clock: Callable[[], float] = time.time) -> None:
-        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
-            raise ValueError(f"max_entries: expected an int >= 1, got {max_entries!r}")
-        if grey_zone is not None and not -1.0 <= grey_zone[0] <= grey_zone[1] <= 1.0:
-            raise ValueError(f"grey_zone: expected (lo, hi) with -1 <= lo <= hi <= 1, "
-                             f"got {grey_zone!r}")
-        if candidates < 1:
-            raise ValueError(f"candidates: expected an int >= 1, got {candidates!r}")
         self.embedder = embedder
         self.threshold = self._check_threshold(threshold)
-        self.max_entries = max_entries
-        self.ttl = check_ttl(ttl)
+        self.max_entries = check_int("max_entries", max_entries, minimum=1)
+        self.ttl = _check_ttl(ttl)
         self.guards: tuple[Guard, ...] = tuple(default_guards() if guards is None else guards)
         self.verifier = verifier
-        self.grey_zone = grey_zone
-        self.candidates = candidates
+        self.grey_zone = None if grey_zone is None else _check_grey_zone(grey_zone)
+        self.candidates = check_int("candidates", candidates, minimum=1)
         self._clock = clock
-        if approximate_above is not None and (isinstance(approximate_above, bool) or
-                                              not isinstance(approximate_above, int)
-                                              or approximate_above < 0):
-            raise ValueError(f"approximate_above: expected an int >= 0 or None, "
-                             f"got {approximate_above!r}")
+        if approximate_above is not None:
+            approximate_above = check_int("approximate_above", approximate_above, minimum=0,
+                                          none=True)
         self.approximate_above = approximate_above
         self._index_factory: Callable[[int], VectorSearch]
         self._index_loader: Callable[[Path], VectorSearch]
@@ -149,7 +168,9 @@ class SemanticCache:
         self._expiry: list[tuple[float, str]] = []
         self._vectors = QueryVectors(embedder)
         self._counts = dict.fromkeys(("exact_hits", "semantic_hits", "misses", "sets",
-                                      "evictions", "expirations", "verified", "refused"), 0)
+                                      "evictions", "expirations", "verified", "refused",
+                                      "stale_partitions"), 0)
+        self._stale_logged = False
         self._vetoes = {guard.name: 0 for guard in self.guards}
         self._closed = False
         if self._dir is not None:
@@ -161,10 +182,8 @@ class SemanticCache:
 
     @staticmethod
     def _check_threshold(threshold: float) -> float:
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
-                or not -1.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold: expected a cosine in [-1, 1], got {threshold!r}")
-        return float(threshold)
+        return check_real("threshold", threshold, "a cosine in [-1, 1]",
+                          lambda x: -1.0 <= x <= 1.0)
 
     def _partition(self, scope_key: str) -> str:
         return hash_bytes(f"{self.embedder.name}\0{scope_key}".encode())
@@ -190,8 +209,36 @@ class SemanticCache:
                 self._forget(record)
                 self._counts["expirations"] += 1
 
+    def _fits(self, partition: str, vec: Matrix) -> bool:
+        """Whether ``vec`` can be compared with ``partition``'s index (caller holds the lock).
+
+        An index of another size holds vectors of an earlier embedder under the same name:
+        when ``vec`` has the size the embedder declares now, the index is dropped (its
+        entries stay for exact lookups; a reopened cache embeds their texts again) and the
+        partition starts anew. Otherwise the vector is the odd one out and is refused."""
+        index = self._indexes.get(partition)
+        dim = int(vec.shape[0])
+        if index is None or index.dim == dim:
+            return True
+        if declared_dim(self.embedder) != dim:
+            self._vectors.failed(EmbeddingError(
+                f"{self.embedder.name}: a {dim}-dim vector for an index of {index.dim}"))
+            return False
+        del self._indexes[partition]
+        self._dirty.add(partition)
+        self._counts["stale_partitions"] += 1
+        if not self._stale_logged:
+            self._stale_logged = True
+            logger.warning("SemanticCache(%s): a partition's index holds %d-dim vectors, the "
+                           "embedder now gives %d; the partition starts anew (its entries "
+                           "stay for exact lookups; further ones are only counted)",
+                           self.embedder.name, index.dim, dim)
+        return True
+
     def _index_vector(self, record: Record, vec: Matrix) -> None:
         assert record.partition is not None
+        if not self._fits(record.partition, vec):
+            return
         index = self._indexes.get(record.partition)
         if index is None:
             index = self._indexes[record.partition] = self._index_factory(int(vec.shape[0]))
@@ -202,7 +249,7 @@ class SemanticCache:
 
     def _prepare(self, request: Request, value: CachedResponse | JSONValue,
                  ttl: float | None) -> tuple[Record, CachedResponse, float | None]:
-        ttl = check_ttl(ttl)
+        ttl = _check_ttl(ttl)
         ttl = self.ttl if ttl is None else ttl
         record, entry = make_record(request, value, self._partition,
                                     None if ttl is None else self._clock() + ttl)
@@ -341,7 +388,8 @@ class SemanticCache:
 
     def stats(self) -> dict[str, Any]:
         """Entries, partitions, hits (exact and semantic), misses, evictions, vetoes per
-        guard, and the verifier's calls and verdicts."""
+        guard, embeddings that could not be used, partitions whose vectors came from an
+        embedder of another identity, and the verifier's calls and verdicts."""
         with self._lock:
             self._sweep(self._clock())
             hits = self._counts["exact_hits"] + self._counts["semantic_hits"]

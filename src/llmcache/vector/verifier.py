@@ -39,6 +39,7 @@ from llmcache.entry import CachedResponse
 from llmcache.keys import canonical_bytes, hash_bytes
 from llmcache.stores.base import Store
 from llmcache.stores.memory import MemoryStore
+from llmcache.vector._arguments import check_int, check_real
 
 __all__ = ["DEFAULT_PROMPT", "Verifier", "parse_verdict"]
 
@@ -111,6 +112,10 @@ class Verifier:
                  max_tokens: int | None = 16, ttl: float | None = None) -> None:
         if "{a}" not in prompt or "{b}" not in prompt:
             raise ValueError("prompt must contain the placeholders {a} and {b}")
+        if max_tokens is not None:
+            max_tokens = check_int("max_tokens", max_tokens, minimum=1, none=True)
+        if ttl is not None:
+            ttl = check_real("ttl", ttl, "finite seconds > 0 or None", lambda x: x > 0)
         self.backend = backend
         self.model = model or getattr(backend, "model", "") or ""
         self.store: Store = store if store is not None else MemoryStore(max_entries=10_000)
