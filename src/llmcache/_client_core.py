@@ -3,6 +3,7 @@ embedding plans. Nothing here does I/O with the backend, so it is written once."
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 from collections.abc import Mapping, Sequence
@@ -10,10 +11,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import orjson
 
 from llmcache._semantic_glue import SemanticTier
 from llmcache._values import restore_value, to_entry
-from llmcache.backends.base import AIResponse, EmbedResponse, StreamChunk
+from llmcache.backends.base import (
+    AIResponse,
+    EmbedResponse,
+    StreamChunk,
+    check_messages,
+    check_prompt,
+    check_sampling,
+)
 from llmcache.distributed import flight_for
 from llmcache.embeddings import EmbeddingCache
 from llmcache.entry import CachedResponse
@@ -52,6 +61,39 @@ class EmbedPlan:
     missing: list[str] = field(default_factory=list)
 
 
+def _checked(chunk: StreamChunk) -> StreamChunk:
+    """`chunk` if its fields have the types a consumer relies on (it may come from a shared
+    tier), else ValueError."""
+    calls = chunk.tool_calls
+    if (not isinstance(chunk.content, str) or not isinstance(chunk.model, str)
+            or not (chunk.thinking is None or isinstance(chunk.thinking, str))
+            or not (calls is None or (isinstance(calls, list)
+                                      and all(isinstance(c, dict) for c in calls)))
+            or type(chunk.done) is not bool
+            or type(chunk.prompt_tokens) is not int
+            or type(chunk.completion_tokens) is not int
+            or not (chunk.done_reason is None or isinstance(chunk.done_reason, str))):
+        raise ValueError("entry.chunks: a chunk field has an unexpected type")
+    return chunk
+
+
+def _chunks_of(response: AIResponse) -> list[StreamChunk]:
+    """A plain answer as a stream: its thinking, its text, then the final chunk with the tool
+    calls (where the OpenAI plugin's streams put them too), token counts and reason."""
+    model = response.model
+    chunks = []
+    if response.thinking:
+        chunks.append(StreamChunk(content="", model=model, thinking=response.thinking))
+    if response.content:
+        chunks.append(StreamChunk(content=response.content, model=model))
+    chunks.append(StreamChunk(content="", model=model, done=True,
+                              done_reason=response.done_reason,
+                              prompt_tokens=response.prompt_tokens,
+                              completion_tokens=response.completion_tokens,
+                              tool_calls=response.tool_calls))
+    return [_checked(c) for c in chunks]
+
+
 class StreamRecorder:
     """Collects a live stream's chunks; stores them only when the stream completed."""
 
@@ -76,10 +118,16 @@ class StreamRecorder:
 
     def _complete(self) -> tuple[AIResponse, list[dict[str, Any]]] | None:
         """Counts the miss; the answer and the chunks to store, or None for a stream that
-        ended without its final chunk (incomplete: never stored)."""
+        ended without its final chunk (incomplete: never stored) or may not be stored.
+
+        The answer is what a plain call would have returned: the text and the thinking
+        deltas joined, the tool calls of every chunk in order (a chunk's ``tool_calls`` are
+        complete calls: backends assemble fragments, as the OpenAI plugin does), the token
+        counts and the reason of the final chunk.
+        """
         core, chunks = self._core, self._chunks
         core.misses += 1
-        if not chunks or not chunks[-1].done:
+        if not self._prep.write or not chunks or not chunks[-1].done:
             return None
         last = chunks[-1]
         response = AIResponse(
@@ -88,9 +136,18 @@ class StreamRecorder:
             prompt_tokens=last.prompt_tokens, completion_tokens=last.completion_tokens,
             done_reason=last.done_reason,
             tool_calls=[tc for c in chunks for tc in (c.tool_calls or [])] or None,
+            thinking="".join(c.thinking for c in chunks if c.thinking) or None,
         )
-        stored = [{k: v for k, v in c.to_dict().items() if k in _CHUNK_FIELDS}
-                  for c in chunks]
+        try:
+            # A private copy: the consumer holds (and may mutate) the live chunks, and a
+            # memory tier keeps what it is given.
+            stored = orjson.loads(orjson.dumps(
+                [{k: v for k, v in c.to_dict().items() if k in _CHUNK_FIELDS}
+                 for c in chunks]))
+        except TypeError as exc:
+            core.errors += 1
+            logger.warning("not caching a stream whose chunks cannot be encoded: %s", exc)
+            return None
         return response, stored
 
 
@@ -111,6 +168,7 @@ class ClientCore:
         self.namespace = namespace
         self.embeddings = embedding_cache if embedding_cache is not None else EmbeddingCache()
         self.hits = self.misses = self.coalesced = self.errors = self.tokens_saved = 0
+        self.bypasses = 0
         # Decided once, here: a lock shared between processes (None: in-process
         # single-flight only), and the store's coroutine methods for the async client.
         self.flight = flight_for(self.store)
@@ -143,7 +201,17 @@ class ClientCore:
                                   getattr(self.backend, "default_temperature", None))
         cacheable = not bypass and self.policy.cacheable(temperature=temperature,
                                                          seed=options.get("seed"))
-        data = canonical_bytes(request)
+        try:
+            data = canonical_bytes(request)
+        except orjson.JSONEncodeError as exc:
+            # Text UTF-8 cannot encode (a lone surrogate): no key can hold it, so the call
+            # goes to the backend without the cache (a counted bypass, not a failed call).
+            self.bypasses += 1
+            if self.bypasses == 1:
+                logger.warning("calling without the cache: the request cannot be keyed (%s)",
+                               exc)
+            return Prepared(key="", fingerprint="", read=False, write=False, ttl=None,
+                            call_kwargs=call_kwargs)
         return Prepared(key=hash_bytes(data), fingerprint=fingerprint(data),
                         read=cacheable and control.read, write=cacheable and control.write,
                         ttl=control.ttl if control.ttl is not None else self.policy.ttl,
@@ -154,7 +222,10 @@ class ClientCore:
                          format: Any, options: Mapping[str, Any] | None,
                          images: Sequence[str | bytes] | None, temperature: float | None,
                          max_tokens: int | None, extra: dict[str, Any],
-                         bypass: bool) -> Prepared:
+                         bypass: bool, method: str = "generate") -> Prepared:
+        where = f"{type(self).__name__}.{method}"
+        check_prompt(prompt, where)
+        check_sampling(where, temperature=temperature, max_tokens=max_tokens, options=options)
         opts = self._options(options, temperature, max_tokens)
         model = model or self.model
         request = Request(model=model, prompt=prompt, system=system, format=format,
@@ -167,7 +238,12 @@ class ClientCore:
     def prepare_chat(self, messages: Sequence[Mapping[str, Any]], model: str | None,
                      tools: Sequence[Mapping[str, Any]] | None, format: Any,
                      options: Mapping[str, Any] | None, temperature: float | None,
-                     max_tokens: int | None, extra: dict[str, Any], bypass: bool) -> Prepared:
+                     max_tokens: int | None, extra: dict[str, Any], bypass: bool,
+                     method: str = "chat") -> Prepared:
+        where = f"{type(self).__name__}.{method}"
+        check_messages(messages, where)
+        check_sampling(where, temperature=temperature, max_tokens=max_tokens, options=options,
+                       tools=tools)
         opts = self._options(options, temperature, max_tokens)
         model = model or self.model
         request = Request(model=model, messages=messages, format=format, options=opts,
@@ -242,24 +318,24 @@ class ClientCore:
 
     @staticmethod
     def _replay(entry: CachedResponse) -> list[StreamChunk]:
+        """The chunks a streamed hit gives back: the stored stream's own, or, for an answer
+        stored by a plain call, chunks carrying all it had (thinking, text, and a final
+        chunk with the tool calls, token counts and reason). Fresh objects on every call;
+        ValueError/TypeError for a malformed entry."""
         if not isinstance(entry.content, str):
             raise TypeError("entry.content: a stream replays text")
         if not entry.chunks:
-            # Stored from a plain call: replay it as one piece and the closing chunk.
-            meta = entry.metadata
-            return [StreamChunk(content=entry.content, model=entry.model),
-                    StreamChunk(content="", model=entry.model, done=True,
-                                done_reason=meta.get("done_reason"),
-                                prompt_tokens=entry.prompt_tokens,
-                                completion_tokens=entry.completion_tokens)]
+            value = restore_value(entry)
+            if isinstance(value, str):  # an entry with no AIResponse fields: text only
+                value = AIResponse(content=value, model=entry.model)
+            if not isinstance(value, AIResponse):
+                raise TypeError("entry: a stream replays a model's answer")
+            return _chunks_of(value)
         out = []
-        for item in entry.chunks:
+        for item in orjson.loads(orjson.dumps(entry.chunks)):
             if not isinstance(item, dict) or not set(item) <= _CHUNK_FIELDS:
                 raise ValueError("entry.chunks: unexpected chunk shape")
-            chunk = StreamChunk(**item)
-            if not isinstance(chunk.content, str):
-                raise TypeError("entry.chunks: content must be text")
-            out.append(chunk)
+            out.append(_checked(StreamChunk(**item)))
         return out
 
     def store_response(self, prep: Prepared, response: AIResponse, *,
@@ -360,13 +436,14 @@ class ClientCore:
     def copy_shared(self, response: AIResponse) -> AIResponse:
         """A follower's own copy of the leader's answer."""
         self.coalesced += 1
+        # Deep: a follower changing its tool call's arguments must not change the leader's.
         return replace(response, raw=dict(response.raw),
-                       tool_calls=None if response.tool_calls is None
-                       else [dict(tc) for tc in response.tool_calls])
+                       tool_calls=copy.deepcopy(response.tool_calls))
 
     def counters(self) -> dict[str, int | float]:
         return {"hits": self.hits, "semantic_hits": self.semantic_hits,
                 "misses": self.misses, "coalesced": self.coalesced,
+                "bypasses": self.bypasses,
                 "errors": self.errors, "tokens_saved": self.tokens_saved}
 
     # -- embeddings ------------------------------------------------------------------------

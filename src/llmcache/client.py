@@ -12,7 +12,16 @@ methods are coroutines and which is an async context manager.
   methods (``aget``/``aset``) when it has them.
 - A completed stream is stored with its chunks and a hit replays them in order; a stream that
   fails, is abandoned or is cancelled is never stored; one cut by the token limit is stored
-  only when the policy says so. Streamed and plain calls share entries.
+  only when the policy says so. Streamed and plain calls share entries, and each face gives
+  back all the other stored: text, thinking, tool calls, token counts and the reason (a
+  plain answer replays as a thinking chunk, a text chunk and a final chunk holding the tool
+  calls, counts and reason; a stream's answer joins its text and thinking deltas and
+  gathers every chunk's tool calls).
+- Arguments are checked where they are passed: a ``messages`` that is not a list of
+  ``{'role': ..., 'content': ...}`` mappings, a ``prompt`` that is not text, a
+  ``temperature`` that is not a finite number raise an error naming the method, the
+  argument and the fix, before anything is sent or stored. A request no key can hold (text
+  with a lone surrogate) goes to the backend without the cache, counted in ``bypasses``.
 - ``embed`` goes through an `EmbeddingCache` and sends only the missing texts, once each, in
   one request.
 
@@ -145,7 +154,8 @@ class CachedClient(ClientCore):
                         bypass_cache: bool = False, **extra: Any) -> Iterator[StreamChunk]:
         """Stream a completion; a hit replays the stored chunks in order."""
         prep = self.prepare_generate(prompt, model, system, format, options, images,
-                                     temperature, max_tokens, extra, bypass_cache)
+                                     temperature, max_tokens, extra, bypass_cache,
+                                     "generate_stream")
         return self._stream(prep, lambda: self.backend.generate_stream(prompt,
                                                                        **prep.call_kwargs))
 
@@ -157,7 +167,7 @@ class CachedClient(ClientCore):
                     **extra: Any) -> Iterator[StreamChunk]:
         """Stream the next turn of `messages`; a hit replays the stored chunks in order."""
         prep = self.prepare_chat(messages, model, tools, format, options, temperature,
-                                 max_tokens, extra, bypass_cache)
+                                 max_tokens, extra, bypass_cache, "chat_stream")
         return self._stream(prep, lambda: self.backend.chat_stream(messages,
                                                                    **prep.call_kwargs))
 
@@ -280,34 +290,37 @@ class AsyncCachedClient(ClientCore):
         response, shared = await self._flight.do_ex(prep.key, lead)
         return self.copy_shared(response) if shared else response
 
-    async def generate_stream(self, prompt: str, *, model: str | None = None,
-                              system: str | None = None,
-                              format: str | Mapping[str, Any] | None = None,
-                              options: Mapping[str, Any] | None = None,
-                              images: Sequence[str | bytes] | None = None,
-                              temperature: float | None = None, max_tokens: int | None = None,
-                              bypass_cache: bool = False,
-                              **extra: Any) -> AsyncIterator[StreamChunk]:
-        """Stream a completion; a hit replays the stored chunks in order."""
+    # Plain methods returning the async generator, as `AsyncBackend`'s are: the arguments
+    # are checked (and the key planned) where the caller passes them, as in `CachedClient`.
+    def generate_stream(self, prompt: str, *, model: str | None = None,
+                        system: str | None = None,
+                        format: str | Mapping[str, Any] | None = None,
+                        options: Mapping[str, Any] | None = None,
+                        images: Sequence[str | bytes] | None = None,
+                        temperature: float | None = None, max_tokens: int | None = None,
+                        bypass_cache: bool = False,
+                        **extra: Any) -> AsyncIterator[StreamChunk]:
+        """Stream a completion (an async iterator); a hit replays the stored chunks in
+        order."""
         prep = self.prepare_generate(prompt, model, system, format, options, images,
-                                     temperature, max_tokens, extra, bypass_cache)
-        async for chunk in self._stream(prep, lambda: self.backend.generate_stream(
-                prompt, **prep.call_kwargs)):
-            yield chunk
+                                     temperature, max_tokens, extra, bypass_cache,
+                                     "generate_stream")
+        return self._stream(prep, lambda: self.backend.generate_stream(prompt,
+                                                                       **prep.call_kwargs))
 
-    async def chat_stream(self, messages: Sequence[Message], *, model: str | None = None,
-                          tools: Sequence[Mapping[str, Any]] | None = None,
-                          format: str | Mapping[str, Any] | None = None,
-                          options: Mapping[str, Any] | None = None,
-                          temperature: float | None = None, max_tokens: int | None = None,
-                          bypass_cache: bool = False,
-                          **extra: Any) -> AsyncIterator[StreamChunk]:
-        """Stream the next turn of `messages`; a hit replays the stored chunks in order."""
+    def chat_stream(self, messages: Sequence[Message], *, model: str | None = None,
+                    tools: Sequence[Mapping[str, Any]] | None = None,
+                    format: str | Mapping[str, Any] | None = None,
+                    options: Mapping[str, Any] | None = None,
+                    temperature: float | None = None, max_tokens: int | None = None,
+                    bypass_cache: bool = False,
+                    **extra: Any) -> AsyncIterator[StreamChunk]:
+        """Stream the next turn of `messages` (an async iterator); a hit replays the stored
+        chunks in order."""
         prep = self.prepare_chat(messages, model, tools, format, options, temperature,
-                                 max_tokens, extra, bypass_cache)
-        async for chunk in self._stream(prep, lambda: self.backend.chat_stream(
-                messages, **prep.call_kwargs)):
-            yield chunk
+                                 max_tokens, extra, bypass_cache, "chat_stream")
+        return self._stream(prep, lambda: self.backend.chat_stream(messages,
+                                                                   **prep.call_kwargs))
 
     async def _stream(self, prep: Prepared, upstream: Any) -> AsyncIterator[StreamChunk]:
         if prep.read:

@@ -21,9 +21,7 @@ from llmcache_ollama._base import ClientBase
 from llmcache_ollama._protocol import (
     Call,
     StreamDecoder,
-    chat_call,
     embed_call,
-    generate_call,
     models_of,
     to_embed,
     to_response,
@@ -78,9 +76,10 @@ class AsyncOllamaClient(ClientBase, AsyncTransport, AsyncBackend):
                        temperature: float | None = None, max_tokens: int | None = None,
                        **extra: Any) -> AIResponse:
         """Complete `prompt`; see `OllamaClient.generate`."""
-        call = generate_call(prompt, model=self._model(model), stream=False, system=system,
-                             format=format, options=options, images=images,
-                             temperature=temperature, max_tokens=max_tokens, **extra)
+        call = self._generate_call(prompt, model=self._model(model), stream=False,
+                                   system=system, format=format, options=options,
+                                   images=images, temperature=temperature,
+                                   max_tokens=max_tokens, **extra)
         return to_response(call, *await self._json("POST", call.path, call.body, call.model))
 
     def generate_stream(self, prompt: str, *, model: str | None = None,
@@ -93,7 +92,7 @@ class AsyncOllamaClient(ClientBase, AsyncTransport, AsyncBackend):
 
         Exhaust or ``aclose()`` the iterator: an open stream holds a connection.
         """
-        return self._stream(generate_call(
+        return self._stream(self._generate_call(
             prompt, model=self._model(model), stream=True, system=system, format=format,
             options=options, images=images, temperature=temperature, max_tokens=max_tokens,
             **extra))
@@ -103,9 +102,9 @@ class AsyncOllamaClient(ClientBase, AsyncTransport, AsyncBackend):
                    options: Mapping[str, Any] | None = None, temperature: float | None = None,
                    max_tokens: int | None = None, **extra: Any) -> AIResponse:
         """Answer the next turn; see `OllamaClient.chat`."""
-        call = chat_call(messages, model=self._model(model), stream=False, tools=tools,
-                         format=format, options=options, temperature=temperature,
-                         max_tokens=max_tokens, **extra)
+        call = self._chat_call(messages, model=self._model(model), stream=False, tools=tools,
+                               format=format, options=options, temperature=temperature,
+                               max_tokens=max_tokens, **extra)
         return to_response(call, *await self._json("POST", call.path, call.body, call.model))
 
     def chat_stream(self, messages: Sequence[Message], *, model: str | None = None,
@@ -114,7 +113,7 @@ class AsyncOllamaClient(ClientBase, AsyncTransport, AsyncBackend):
                     max_tokens: int | None = None,
                     **extra: Any) -> AsyncIterator[StreamChunk]:
         """Like `chat`, an async iterator of chunks."""
-        return self._stream(chat_call(
+        return self._stream(self._chat_call(
             messages, model=self._model(model), stream=True, tools=tools, format=format,
             options=options, temperature=temperature, max_tokens=max_tokens, **extra))
 

@@ -14,9 +14,7 @@ from llmcache_ollama._base import ClientBase
 from llmcache_ollama._protocol import (
     Call,
     StreamDecoder,
-    chat_call,
     embed_call,
-    generate_call,
     models_of,
     to_embed,
     to_response,
@@ -76,9 +74,10 @@ class OllamaClient(ClientBase, SyncTransport, Backend):
         shortcuts for ``options["temperature"]`` and ``options["num_predict"]``; ``extra``
         fields (``think``, ``keep_alive``, ``suffix`` ...) are sent as they are.
         """
-        call = generate_call(prompt, model=self._model(model), stream=False, system=system,
-                             format=format, options=options, images=images,
-                             temperature=temperature, max_tokens=max_tokens, **extra)
+        call = self._generate_call(prompt, model=self._model(model), stream=False,
+                                   system=system, format=format, options=options,
+                                   images=images, temperature=temperature,
+                                   max_tokens=max_tokens, **extra)
         return to_response(call, *self._json("POST", call.path, call.body, call.model))
 
     def generate_stream(self, prompt: str, *, model: str | None = None,
@@ -91,7 +90,7 @@ class OllamaClient(ClientBase, SyncTransport, Backend):
 
         Exhaust or ``close()`` the iterator: an open stream holds a connection.
         """
-        return self._stream(generate_call(
+        return self._stream(self._generate_call(
             prompt, model=self._model(model), stream=True, system=system, format=format,
             options=options, images=images, temperature=temperature, max_tokens=max_tokens,
             **extra))
@@ -101,9 +100,9 @@ class OllamaClient(ClientBase, SyncTransport, Backend):
              options: Mapping[str, Any] | None = None, temperature: float | None = None,
              max_tokens: int | None = None, **extra: Any) -> AIResponse:
         """Answer the next turn (``POST /api/chat``); tool calls land in ``tool_calls``."""
-        call = chat_call(messages, model=self._model(model), stream=False, tools=tools,
-                         format=format, options=options, temperature=temperature,
-                         max_tokens=max_tokens, **extra)
+        call = self._chat_call(messages, model=self._model(model), stream=False, tools=tools,
+                               format=format, options=options, temperature=temperature,
+                               max_tokens=max_tokens, **extra)
         return to_response(call, *self._json("POST", call.path, call.body, call.model))
 
     def chat_stream(self, messages: Sequence[Message], *, model: str | None = None,
@@ -111,7 +110,7 @@ class OllamaClient(ClientBase, SyncTransport, Backend):
                     options: Mapping[str, Any] | None = None, temperature: float | None = None,
                     max_tokens: int | None = None, **extra: Any) -> Iterator[StreamChunk]:
         """Like `chat`, yielding chunks as they arrive."""
-        return self._stream(chat_call(
+        return self._stream(self._chat_call(
             messages, model=self._model(model), stream=True, tools=tools, format=format,
             options=options, temperature=temperature, max_tokens=max_tokens, **extra))
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
 
+from llmcache.backends.base import Message, check_messages, check_prompt, check_sampling
 from llmcache.backends.errors import BackendError, BackendTimeout
 from llmcache_ollama._transport import check_settings
 from llmcache_openai._boundary import (
@@ -21,6 +22,7 @@ from llmcache_openai._boundary import (
     scrub,
     status_error,
 )
+from llmcache_openai._protocol import Call, chat_call, generate_call
 
 __all__ = ["ClientBase", "logger"]
 
@@ -116,6 +118,24 @@ class ClientBase:
 
     def _model(self, model: str | None) -> str:
         return model or self.model
+
+    # Both calls are built here, after checking what the caller passed: a wrong type gets an
+    # error naming the method, the argument and the fix, and nothing is sent.
+
+    def _generate_call(self, prompt: str, *, stream: bool, **fields: Any) -> Call:
+        where = f"{type(self).__name__}.generate{'_stream' if stream else ''}"
+        check_prompt(prompt, where)
+        check_sampling(where, temperature=fields.get("temperature"),
+                       max_tokens=fields.get("max_tokens"), options=fields.get("options"))
+        return generate_call(prompt, stream=stream, **fields)
+
+    def _chat_call(self, messages: Sequence[Message], *, stream: bool, **fields: Any) -> Call:
+        where = f"{type(self).__name__}.chat{'_stream' if stream else ''}"
+        check_messages(messages, where)
+        check_sampling(where, temperature=fields.get("temperature"),
+                       max_tokens=fields.get("max_tokens"), options=fields.get("options"),
+                       tools=fields.get("tools"))
+        return chat_call(messages, stream=stream, **fields)
 
     def _log_retry(self, path: str, error: Exception, delay: float) -> None:
         logger.info("retrying %s%s in %.2f s after: %s", self.base_url, path, delay,

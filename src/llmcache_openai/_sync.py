@@ -16,9 +16,7 @@ from llmcache_openai._base import ClientBase
 from llmcache_openai._protocol import (
     Call,
     StreamDecoder,
-    chat_call,
     embed_call,
-    generate_call,
     models_of,
     to_embed,
     to_response,
@@ -80,9 +78,10 @@ class OpenAIClient(ClientBase, SyncTransport, Backend):
         others are sent as they are), ``temperature`` and ``max_tokens`` are shortcuts;
         ``extra`` fields (``user``, ``logprobs``, ``reasoning_effort`` ...) go in the body.
         """
-        call = generate_call(prompt, model=self._model(model), stream=False, system=system,
-                             format=format, options=options, images=images,
-                             temperature=temperature, max_tokens=max_tokens, **extra)
+        call = self._generate_call(prompt, model=self._model(model), stream=False,
+                                   system=system, format=format, options=options,
+                                   images=images, temperature=temperature,
+                                   max_tokens=max_tokens, **extra)
         return to_response(call, *self._json("POST", call.path, call.body, call.model))
 
     def generate_stream(self, prompt: str, *, model: str | None = None,
@@ -95,7 +94,7 @@ class OpenAIClient(ClientBase, SyncTransport, Backend):
 
         Exhaust or ``close()`` the iterator: an open stream holds a connection.
         """
-        return self._stream(generate_call(
+        return self._stream(self._generate_call(
             prompt, model=self._model(model), stream=True, system=system, format=format,
             options=options, images=images, temperature=temperature, max_tokens=max_tokens,
             **extra))
@@ -106,9 +105,9 @@ class OpenAIClient(ClientBase, SyncTransport, Backend):
              max_tokens: int | None = None, **extra: Any) -> AIResponse:
         """Answer the next turn (``POST /chat/completions``); tool calls land in
         ``tool_calls`` with their arguments parsed."""
-        call = chat_call(messages, model=self._model(model), stream=False, tools=tools,
-                         format=format, options=options, temperature=temperature,
-                         max_tokens=max_tokens, **extra)
+        call = self._chat_call(messages, model=self._model(model), stream=False, tools=tools,
+                               format=format, options=options, temperature=temperature,
+                               max_tokens=max_tokens, **extra)
         return to_response(call, *self._json("POST", call.path, call.body, call.model))
 
     def chat_stream(self, messages: Sequence[Message], *, model: str | None = None,
@@ -116,7 +115,7 @@ class OpenAIClient(ClientBase, SyncTransport, Backend):
                     options: Mapping[str, Any] | None = None, temperature: float | None = None,
                     max_tokens: int | None = None, **extra: Any) -> Iterator[StreamChunk]:
         """Like `chat`, yielding chunks as the events arrive."""
-        return self._stream(chat_call(
+        return self._stream(self._chat_call(
             messages, model=self._model(model), stream=True, tools=tools, format=format,
             options=options, temperature=temperature, max_tokens=max_tokens, **extra))
 

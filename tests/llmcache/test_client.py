@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from llmcache import (
+    AIResponse,
     AsyncCachedClient,
     AsyncMockBackend,
     CachedClient,
@@ -362,3 +363,108 @@ async def test_async_stream_policy_still_decides_what_is_stored(tmp_path: Path) 
     with cache_control(no_store=True):
         [c async for c in client.generate_stream("q", temperature=0)]
     assert store.faces() == ["aget"] and len(store) == 0
+
+
+# -- arguments checked where the user passes them (issue 13, finding 8) -----------------------
+
+USER = [{"role": "user", "content": "hi"}]
+# method, positional argument, keyword arguments, error, what the message must name
+BAD_ARGUMENTS = [
+    ("chat", "hello", {}, TypeError,
+     ["messages", "chat", "[{'role': 'user', 'content': 'hello'}]"]),
+    ("chat", {"role": "user", "content": "hi"}, {}, TypeError, ["messages", "chat", "list"]),
+    ("chat", ["hello"], {}, TypeError, ["messages[0]", "'role'", "'content'"]),
+    ("chat", [{"content": "hi"}], {}, ValueError, ["messages[0]", "'role'"]),
+    ("chat", [{"role": "user"}], {}, ValueError, ["messages[0]", "'content'"]),
+    ("chat", [{"role": 1, "content": "hi"}], {}, TypeError, ["messages[0]['role']"]),
+    ("chat", USER, {"temperature": "0.0"}, TypeError, ["temperature", "chat"]),
+    ("chat", USER, {"tools": {"type": "function"}}, TypeError, ["tools", "chat"]),
+    ("generate", 5, {}, TypeError, ["prompt", "generate", "str"]),
+    ("generate", ["hi"], {}, TypeError, ["prompt", "generate"]),
+    ("generate", "hi", {"temperature": "0.0"}, TypeError, ["temperature", "generate"]),
+    ("generate", "hi", {"temperature": [0]}, TypeError, ["temperature", "list"]),
+    ("generate", "hi", {"temperature": True}, TypeError, ["temperature", "bool"]),
+    ("generate", "hi", {"temperature": float("nan")}, ValueError, ["temperature", "nan"]),
+    ("generate", "hi", {"options": {"temperature": "0"}}, TypeError,
+     ["options['temperature']"]),
+    ("generate", "hi", {"options": "fast"}, TypeError, ["options"]),
+    ("generate", "hi", {"max_tokens": "5"}, TypeError, ["max_tokens"]),
+]
+BAD_IDS = [f"{m}-{i}" for i, (m, *_) in enumerate(BAD_ARGUMENTS)]
+
+
+@pytest.mark.parametrize(("method", "given", "kwargs", "error", "names"), BAD_ARGUMENTS,
+                         ids=BAD_IDS)
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_bad_arguments_name_themselves_and_store_nothing(
+        method: str, given: Any, kwargs: dict[str, Any], error: type[Exception],
+        names: list[str], stream: bool) -> None:
+    backend = MockBackend()
+    client = CachedClient(backend, MemoryStore())
+    name = f"{method}_stream" if stream else method
+    with pytest.raises(error) as caught:
+        getattr(client, name)(given, **kwargs)  # raises where the arguments are passed
+    for word in [f"CachedClient.{name}", *names]:
+        assert word in str(caught.value)
+    assert backend.call_count == 0 and len(client.store) == 0
+
+
+@pytest.mark.parametrize(("method", "given", "kwargs", "error", "names"), BAD_ARGUMENTS,
+                         ids=BAD_IDS)
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_bad_arguments_async(method: str, given: Any, kwargs: dict[str, Any],
+                                   error: type[Exception], names: list[str],
+                                   stream: bool) -> None:
+    backend = AsyncMockBackend()
+    client = CachedClient(backend, MemoryStore())
+    name = f"{method}_stream" if stream else method
+    with pytest.raises(error) as caught:
+        result = getattr(client, name)(given, **kwargs)
+        assert not stream  # a stream raises when it is asked for, before any iteration
+        await result
+    for word in [f"AsyncCachedClient.{name}", *names]:
+        assert word in str(caught.value)
+    assert backend.call_count == 0 and len(client.store) == 0
+
+
+def test_good_arguments_still_pass() -> None:
+    client = CachedClient(MockBackend(), MemoryStore())
+    history = [{"role": "system", "content": "terse"}, *USER,
+               {"role": "assistant", "tool_calls": [{"function": {"name": "f"}}]},
+               {"role": "tool", "content": "4"}]
+    assert client.chat(tuple(history), temperature=0, max_tokens=5,
+                       options={"temperature": 0.0}).content == "echo: hi"
+    assert client.generate("hi", temperature=1).content == "echo: hi"
+
+
+async def test_a_request_no_key_can_hold_is_a_counted_bypass() -> None:
+    # A lone surrogate cannot be encoded as UTF-8: the call still gets the model's answer.
+    backend = MockBackend()
+    client = CachedClient(backend, MemoryStore())
+    for _ in range(2):
+        assert client.generate("a\ud800b", temperature=0).content == "echo: a\ud800b"
+    chunks = list(client.chat_stream([{"role": "user", "content": "\udfff"}], temperature=0))
+    assert chunks[-1].done
+    assert backend.call_count == 3 and len(client.store) == 0
+    assert client.counters()["bypasses"] == 3 and client.counters()["errors"] == 0
+    aclient = CachedClient(AsyncMockBackend(), MemoryStore())
+    assert (await aclient.generate("\ud800", temperature=0)).content == "echo: \ud800"
+    assert aclient.counters()["bypasses"] == 1
+
+
+async def test_followers_get_their_own_tool_calls() -> None:
+    def call() -> dict[str, Any]:
+        return {"function": {"name": "f", "arguments": {"city": "Paris"}}}
+
+    async def slow(c: MockCall) -> AIResponse:
+        await asyncio.sleep(0.05)
+        return AIResponse(content="", model="m", tool_calls=[call()], done_reason="stop")
+
+    client = CachedClient(AsyncMockBackend(slow), MemoryStore())
+    answers = await asyncio.gather(*(client.chat(USER, temperature=0) for _ in range(5)))
+    assert client.counters()["coalesced"] == 4
+    for i, changed in enumerate(answers):
+        assert changed.tool_calls is not None
+        changed.tool_calls[0]["function"]["arguments"]["city"] = "Rome"
+        assert [a.tool_calls == [call()] for a in answers] == [False] * (i + 1) + [True] * (4 - i)
+    assert (await client.chat(USER, temperature=0)).tool_calls == [call()]

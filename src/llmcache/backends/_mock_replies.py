@@ -83,6 +83,25 @@ class _MockReplies:
                           prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                           tokens_used=prompt_tokens + completion_tokens, done_reason="stop")
 
+    def _joined(self, call: MockCall, pieces: list[Any], started: float) -> AIResponse:
+        """Pieces answering a plain call: all that a stream of them carries (text and
+        thinking joined, every chunk's tool calls, the final chunk's counts and reason)."""
+        chunks = [self._as_chunk(call, p) for p in pieces]
+        text = "".join(c.content for c in chunks)
+        last = chunks[-1] if chunks and chunks[-1].done else None
+        if last is None:
+            response = self._response(call, text, started)
+        else:
+            response = AIResponse(
+                content=text, model=last.model or call.model,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                prompt_tokens=last.prompt_tokens, completion_tokens=last.completion_tokens,
+                tokens_used=last.prompt_tokens + last.completion_tokens,
+                done_reason=last.done_reason)
+        response.thinking = "".join(c.thinking or "" for c in chunks) or None
+        response.tool_calls = [tc for c in chunks for tc in c.tool_calls or []] or None
+        return response
+
     def _chunks_of(self, call: MockCall, response: AIResponse) -> list[StreamChunk]:
         chunks = [StreamChunk(content=p, model=response.model)
                   for p in _word_pieces(response.content)]

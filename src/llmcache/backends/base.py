@@ -12,6 +12,7 @@ False
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -24,6 +25,9 @@ __all__ = [
     "Backend",
     "EmbedResponse",
     "StreamChunk",
+    "check_messages",
+    "check_prompt",
+    "check_sampling",
 ]
 
 Message = Mapping[str, Any]
@@ -52,7 +56,10 @@ class AIResponse:
 
 @dataclass(slots=True)
 class StreamChunk:
-    """One piece of a streamed answer; the last has ``done=True`` and the token counts."""
+    """One piece of a streamed answer; the last has ``done=True``, the token counts and the
+    reason. ``content`` and ``thinking`` are deltas (a stream's text is their join);
+    ``tool_calls`` are complete calls (a stream's calls are those of all its chunks, in
+    order), so a backend whose server streams fragments assembles them first."""
 
     content: str
     model: str = ""
@@ -76,6 +83,110 @@ class EmbedResponse:
     model: str
     prompt_tokens: int = 0
     duration_ms: float = 0.0
+
+
+# -- the arguments every backend and cache takes, checked where the user passes them --------
+
+_EXAMPLE = "[{'role': 'user', 'content': 'hello'}]"
+_MISSING = object()
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_prompt(prompt: object, where: str) -> None:
+    """TypeError (naming `where`, the argument and the fix) unless `prompt` is a str.
+
+    >>> check_prompt(5, "OllamaClient.generate")
+    Traceback (most recent call last):
+    ...
+    TypeError: OllamaClient.generate: prompt must be a str, got int 5; pass the text, e.g. \
+generate('hello')
+    """
+    if not isinstance(prompt, str):
+        raise TypeError(f"{where}: prompt must be a str, got {type(prompt).__name__} "
+                        f"{_short(prompt)}; pass the text, e.g. generate('hello')")
+
+
+def check_messages(messages: object, where: str) -> None:
+    """Raise unless `messages` is a list (or tuple) of mappings, each with a str ``role`` and
+    a ``content`` (an assistant turn may carry ``tool_calls`` instead): TypeError for a
+    wrong type, ValueError for a missing key, naming `where`, the argument and the fix.
+
+    >>> check_messages("hello", "CachedClient.chat")
+    Traceback (most recent call last):
+    ...
+    TypeError: CachedClient.chat: messages must be a list of messages, got str 'hello'; \
+pass [{'role': 'user', 'content': 'hello'}]
+    """
+    # Exact-type tests first: this runs on every cached call, and ABC checks cost more.
+    if type(messages) is not list and type(messages) is not tuple and (
+            isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Sequence)):
+        fix = (f"[{{'role': 'user', 'content': {messages!r}}}]" if isinstance(messages, str)
+               and len(messages) <= 40 else _EXAMPLE)
+        if isinstance(messages, Mapping):
+            fix = "a list holding it, [message]"
+        raise TypeError(f"{where}: messages must be a list of messages, got "
+                        f"{type(messages).__name__} {_short(messages)}; pass {fix}")
+    for i, message in enumerate(messages):
+        if type(message) is not dict and not isinstance(message, Mapping):
+            raise TypeError(f"{where}: messages[{i}] must be a dict with 'role' and "
+                            f"'content', got {type(message).__name__} {_short(message)}; "
+                            f"pass messages like {_EXAMPLE}")
+        role = message.get("role", _MISSING)
+        if type(role) is not str:
+            if role is _MISSING:
+                raise ValueError(f"{where}: messages[{i}] has no 'role'; each message needs "
+                                 f"one ('system', 'user', 'assistant' or 'tool'), e.g. "
+                                 f"{_EXAMPLE}")
+            if not isinstance(role, str):
+                raise TypeError(f"{where}: messages[{i}]['role'] must be a str, got "
+                                f"{type(role).__name__}")
+        if "content" not in message and not message.get("tool_calls"):
+            raise ValueError(f"{where}: messages[{i}] has no 'content'; each message needs "
+                             f"one (or 'tool_calls'), e.g. {_EXAMPLE}")
+
+
+def _check_number(value: object, name: str, where: str) -> None:
+    if type(value) is not float and type(value) is not int and (
+            isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise TypeError(f"{where}: {name} must be a number such as 0.2, got "
+                        f"{type(value).__name__} {_short(value)}")
+    if not math.isfinite(value):
+        raise ValueError(f"{where}: {name} must be a finite number, got {value!r}")
+
+
+def check_sampling(where: str, *, temperature: object = None, max_tokens: object = None,
+                   options: object = None, tools: object = None) -> None:
+    """Raise (naming `where` and the argument) unless ``temperature`` (and
+    ``options['temperature']``) is a finite number, ``max_tokens`` an int, ``options`` a
+    mapping and ``tools`` a list of mappings; None passes for each.
+
+    >>> check_sampling("CachedClient.generate", temperature="0.0")
+    Traceback (most recent call last):
+    ...
+    TypeError: CachedClient.generate: temperature must be a number such as 0.2, got str '0.0'
+    """
+    if temperature is not None:
+        _check_number(temperature, "temperature", where)
+    if max_tokens is not None and (isinstance(max_tokens, bool)
+                                   or not isinstance(max_tokens, int)):
+        raise TypeError(f"{where}: max_tokens must be an int, got "
+                        f"{type(max_tokens).__name__} {_short(max_tokens)}")
+    if options is not None:
+        if not isinstance(options, Mapping):
+            raise TypeError(f"{where}: options must be a dict such as {{'top_p': 0.9}}, got "
+                            f"{type(options).__name__} {_short(options)}")
+        if options.get("temperature") is not None:
+            _check_number(options["temperature"], "options['temperature']", where)
+    if tools is not None and (isinstance(tools, (str, bytes, Mapping))
+                              or not isinstance(tools, Sequence)
+                              or not all(isinstance(t, Mapping) for t in tools)):
+        raise TypeError(f"{where}: tools must be a list of tool dicts such as "
+                        "[{'type': 'function', 'function': {...}}], got "
+                        f"{type(tools).__name__} {_short(tools)}")
 
 
 _B = TypeVar("_B", bound="Backend")

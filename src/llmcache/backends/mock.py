@@ -9,9 +9,10 @@ A handler may return:
 - a ``str``: the answer's content (token counts are word counts);
 - an `AIResponse`: returned as is (a copy, so callers may mutate it);
 - an iterable of ``str`` / `StreamChunk` pieces (for the async mock, also an async
-  iterable): streamed piece by piece, or joined for non-streaming calls. An exception raised
-  while iterating surfaces mid-stream, after the earlier pieces were delivered; this is how
-  to simulate a stream that breaks half-way.
+  iterable): streamed piece by piece, or joined for non-streaming calls (text and thinking
+  joined, the tool calls of every chunk, a final ``done`` chunk's counts and reason). An
+  exception raised while iterating surfaces mid-stream, after the earlier pieces were
+  delivered; this is how to simulate a stream that breaks half-way.
 
 Raising from the handler makes the call fail (e.g. with a `BackendError`), which is how
 failures, flaky servers and "fail after N calls" are expressed. ``embed`` also consults the
@@ -220,7 +221,7 @@ class MockBackend(_MockCore, Backend):
         started = time.perf_counter()
         result = self._run(call)
         if self._is_pieces(result):
-            result = "".join(self._piece_text(p) for p in result)
+            return self._joined(call, list(result), started)
         return self._response(call, result, started)
 
     def _stream(self, call: MockCall) -> Iterator[StreamChunk]:
@@ -303,9 +304,9 @@ class AsyncMockBackend(_MockCore, AsyncBackend):
         started = time.perf_counter()
         result = await self._run(call)
         if isinstance(result, AsyncIterable):
-            result = "".join([self._piece_text(p) async for p in result])
-        elif self._is_pieces(result):
-            result = "".join(self._piece_text(p) for p in result)
+            return self._joined(call, [p async for p in result], started)
+        if self._is_pieces(result):
+            return self._joined(call, list(result), started)
         return self._response(call, result, started)
 
     async def _stream(self, call: MockCall) -> AsyncIterator[StreamChunk]:

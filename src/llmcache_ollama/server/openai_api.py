@@ -43,6 +43,7 @@ __all__ = ["EventStream", "OpenAIAPI", "OpenAIError"]
 _CREATED = 1735689600  # 2025-01-01, for model listings
 _FINGERPRINT = "fp_llmcache"
 _FORMATS = {"text", "json_object", "json_schema"}
+_ARGUMENT_PIECE = 8  # characters of a tool call's arguments per streamed fragment
 
 
 class OpenAIError(Exception):
@@ -351,6 +352,18 @@ class _Completion:
                               "arguments": json.dumps(call["function"]["arguments"])}}
                 for i, call in enumerate(self.completion.tool_calls or [])]
 
+    def _tool_call_fragments(self, index: int, call: dict[str, Any],
+                             usage: bool) -> Iterator[dict[str, Any]]:
+        # As OpenAI streams a tool call: its id and name first with empty arguments, then
+        # the arguments' JSON text in pieces, each fragment keyed by the call's index.
+        function = call["function"]
+        head = dict(call, index=index, function={"name": function["name"], "arguments": ""})
+        yield self._chunk({"tool_calls": [head]}, usage=usage)
+        text = function["arguments"]
+        for start in range(0, len(text), _ARGUMENT_PIECE):
+            piece = {"index": index, "function": {"arguments": text[start:start + _ARGUMENT_PIECE]}}
+            yield self._chunk({"tool_calls": [piece]}, usage=usage)
+
     def _finish_reason(self) -> str:
         return "tool_calls" if self.completion.tool_calls else self.completion.done_reason
 
@@ -394,10 +407,8 @@ class _Completion:
             raise RuntimeError("an error occurred while generating: injected fault")
         if truncate_after is not None:
             raise _Stop
-        calls = self._tool_calls()
-        if calls:
-            yield self._chunk({"tool_calls": [dict(c, index=i) for i, c in enumerate(calls)]},
-                              usage=usage)
+        for index, call in enumerate(self._tool_calls()):
+            yield from self._tool_call_fragments(index, call, usage)
         yield self._chunk({}, self._finish_reason(), usage=usage)
         if usage:
             yield self._envelope("chat.completion.chunk") | {"choices": [],
