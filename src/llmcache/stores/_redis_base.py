@@ -1,6 +1,6 @@
 """What the sync and async halves of `RedisStore` share: the lazy import of redis-py, URL
-redaction, the circuit breaker, the lock scripts, and `RedisCore` (settings, clients,
-counters, encoding and decoding).
+redaction, the circuit breaker, the lock and generation scripts, and `RedisCore` (settings,
+clients, counters, the generation last seen, encoding and decoding).
 
 Nothing here imports redis-py at module level: ``import llmcache`` must work without the
 ``redis`` extra.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import threading
 import time
@@ -19,14 +20,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from llmcache.entry import CachedResponse, Codec, JSONCodec
+from llmcache.errors import StoreError
 from llmcache.stores.base import ErrorLog, StoreStats, check_ttl
 
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
 
-__all__ = ["AsyncConn", "Breaker", "RedisCore", "check_namespace", "import_redis", "lease_ms",
-           "redact_url"]
+__all__ = ["AsyncConn", "Breaker", "GenView", "RedisCore", "check_namespace", "import_redis",
+           "lease_ms", "redact_url"]
 
 logger = logging.getLogger("llmcache.stores.redis")
 
@@ -48,6 +50,82 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
     return redis.call('pexpire', KEYS[1], ARGV[2])
 end
 return 0
+"""
+
+# The generation of a namespace: an integer under ``{namespace}:gen`` (absent: 0), part of
+# every entry's name (``{namespace}:{gen}:{key}``). `clear` raises it, which makes every
+# earlier entry unreachable at once, whatever the sweep of the old names manages to delete
+# and whatever comes back later (a replica, an old snapshot). Every script raises the stored
+# value to the caller's `floor` (the highest it has seen) first: a server restored from a
+# snapshot taken before a clear is moved forward again by the first client that saw it, and
+# a client never reads under a generation it knows to be over. Garbage in the key (not a
+# canonical integer) is treated as the floor. The scripts name entry keys they build
+# themselves, which a single Redis server allows (Redis Cluster would not; RedisStore
+# connects to one server).
+_GENERATION_LUA = """
+local function generation(key, floor)
+    local raw = redis.call('get', key)
+    local gen = tonumber(raw or '0')
+    if gen == nil or gen ~= math.floor(gen) or gen < 0 then
+        gen = -1
+    end
+    if gen < floor or (raw and (gen <= 0 or raw ~= string.format('%d', gen))) then
+        if floor > 0 then
+            redis.call('set', key, string.format('%d', floor))
+        else
+            redis.call('del', key)
+        end
+        return floor
+    end
+    return gen
+end
+"""
+# KEYS[1] the generation; ARGV: prefix, floor, then entry keys -> {gen, value, ...}
+READ_LUA = _GENERATION_LUA + """
+local gen = generation(KEYS[1], tonumber(ARGV[2]))
+local out = {gen}
+if #ARGV > 2 then
+    local names = {}
+    for i = 3, #ARGV do
+        names[#names + 1] = ARGV[1] .. string.format('%d', gen) .. ':' .. ARGV[i]
+    end
+    local values = redis.call('mget', unpack(names))
+    for i = 1, #values do
+        out[i + 1] = values[i]
+    end
+end
+return out
+"""
+# ARGV: prefix, floor, PX milliseconds ('0': none), then key, value pairs -> gen
+WRITE_LUA = _GENERATION_LUA + """
+local gen = generation(KEYS[1], tonumber(ARGV[2]))
+local head = ARGV[1] .. string.format('%d', gen) .. ':'
+local px = tonumber(ARGV[3])
+for i = 4, #ARGV, 2 do
+    if px > 0 then
+        redis.call('set', head .. ARGV[i], ARGV[i + 1], 'PX', px)
+    else
+        redis.call('set', head .. ARGV[i], ARGV[i + 1])
+    end
+end
+return gen
+"""
+# ARGV: prefix, floor, key -> {removed, gen}
+DELETE_LUA = _GENERATION_LUA + """
+local gen = generation(KEYS[1], tonumber(ARGV[2]))
+return {redis.call('del', ARGV[1] .. string.format('%d', gen) .. ':' .. ARGV[3]), gen}
+"""
+# ARGV: floor, the wanted new generation (now in ms) -> the new generation, above the old.
+# A time-based value keeps generations unique even when a restored snapshot took the
+# counter back and nobody repaired it before the next clear.
+BUMP_LUA = _GENERATION_LUA + """
+local gen = generation(KEYS[1], tonumber(ARGV[1]))
+local new = tonumber(ARGV[2])
+if new <= gen then
+    new = gen + 1
+end
+redis.call('set', KEYS[1], string.format('%d', new))
+return new
 """
 
 # Namespaces become the literal prefix of every key and of the SCAN pattern used by
@@ -147,11 +225,28 @@ class Breaker:
 
 
 class AsyncConn(NamedTuple):
-    """One event loop's async client and its lock scripts."""
+    """One event loop's async client and its scripts."""
 
     client: redis.asyncio.Redis
     unlock: Any  # redis.commands.core.AsyncScript
     renew: Any
+    read: Any
+    write: Any
+    delete: Any
+    bump: Any
+
+
+class GenView(NamedTuple):
+    """The generation a client last saw, read and replaced as one value so that a reader
+    never pairs one generation's entry name with another's expected bytes."""
+
+    gen: int
+    raw: bytes | None  # what GET of the generation key returns at this generation
+    prefix: str  # ``{namespace}:{gen}:``
+
+    @classmethod
+    def of(cls, namespace: str, gen: int) -> GenView:
+        return cls(gen, None if gen == 0 else b"%d" % gen, f"{namespace}:{gen}:")
 
 
 def _positive(name: str, value: float) -> float:
@@ -163,6 +258,8 @@ def _positive(name: str, value: float) -> float:
 class RedisCore:
     """Settings, clients, counters and the codec of a `RedisStore` (see its docstring for
     the constructor's arguments)."""
+
+    name = "redis"
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, namespace: str = "llmcache",
                  default_ttl: float | None = None, codec: Codec | None = None,
@@ -177,8 +274,14 @@ class RedisCore:
         self._safe_url = redact_url(url)
         self._namespace = check_namespace(namespace)
         self._prefix = f"{namespace}:"
+        self._prefix_b = self._prefix.encode()
         self._lock_prefix = f"{namespace}:lock:"
-        self._lock_prefix_b = self._lock_prefix.encode()
+        self._gen_key = f"{namespace}:gen"
+        # Until Redis confirms otherwise a namespace is at generation 0 (never cleared): the
+        # first read checks it in the same round trip (see `RedisStore.get`).
+        self._view = GenView.of(namespace, 0)
+        self._seen_at = -math.inf  # time.monotonic() when Redis last confirmed `_view`
+        self._view_lock = threading.Lock()
         self._default_ttl = check_ttl(default_ttl)
         self._codec: Codec = JSONCodec() if codec is None else codec
         self._decode_bytes = self._codec.decode
@@ -196,10 +299,15 @@ class RedisCore:
             exceptions.ConnectionError, exceptions.TimeoutError, OSError, asyncio.TimeoutError)
         self._errors: tuple[type[BaseException], ...] = (exceptions.RedisError,
                                                          *self._down_errors)
+        self._oom_error: type[BaseException] = exceptions.OutOfMemoryError
         self._owns_client = client is None
         self._client: redis.Redis = client if client is not None else self._new_client()
         self._unlock = self._client.register_script(UNLOCK_LUA)
         self._renew = self._client.register_script(RENEW_LUA)
+        self._read = self._client.register_script(READ_LUA)
+        self._write = self._client.register_script(WRITE_LUA)
+        self._delete = self._client.register_script(DELETE_LUA)
+        self._bump = self._client.register_script(BUMP_LUA)
         self._aconns: dict[asyncio.AbstractEventLoop, AsyncConn] = {}
         self._stats = StoreStats()
         self._skipped = 0
@@ -236,8 +344,8 @@ class RedisCore:
             client = Redis.from_url(self._url, retry=Retry(NoBackoff(), 0),
                                     socket_timeout=self._socket_timeout,
                                     socket_connect_timeout=self._connect_timeout)
-            conn = AsyncConn(client, client.register_script(UNLOCK_LUA),
-                             client.register_script(RENEW_LUA))
+            conn = AsyncConn(client, *(client.register_script(lua) for lua in (
+                UNLOCK_LUA, RENEW_LUA, READ_LUA, WRITE_LUA, DELETE_LUA, BUMP_LUA)))
             self._aconns[loop] = conn
         return conn
 
@@ -270,24 +378,78 @@ class RedisCore:
         return ConnectionError(f"Redis skipped for {self._breaker.retry_after}s after a "
                                f"failure ({self._breaker.last_error})")
 
+    def _not_done(self, operation: str, exc: BaseException) -> StoreError:
+        """Count `exc` and say that `operation` did not happen (or that it cannot tell)."""
+        self._failed(operation, exc)
+        return StoreError(f"{self!r}: {operation} failed ({type(exc).__name__}: {exc}); "
+                          f"it did not happen or it cannot tell", store=self.name,
+                          operation=operation)
+
+    # -- the generation -------------------------------------------------------------------
+
+    def _saw(self, gen: Any) -> None:
+        """Redis confirmed generation `gen` (never lower than the floor this client sent):
+        adopt it if it is newer than the one held."""
+        gen = int(gen)
+        if gen != self._view.gen:
+            with self._view_lock:  # two readers must not take the view back
+                if gen > self._view.gen:
+                    self._view = GenView.of(self._namespace, gen)
+        self._seen_at = time.monotonic()
+
+    def seen_generation(self) -> tuple[int | None, float]:
+        """(the namespace's generation as Redis last confirmed it, the `time.monotonic` of
+        that confirmation); ``(None, -inf)`` before Redis ever answered. No I/O."""
+        return self._known_generation(), self._seen_at
+
+    def _known_generation(self) -> int | None:
+        return None if self._seen_at == -math.inf else self._view.gen
+
+    def _bump_args(self) -> list[int]:
+        floor = self._view.gen
+        return [floor, max(floor + 1, int(time.time() * 1000))]
+
+    def _read_args(self, keys: list[str]) -> list[Any]:
+        return [self._prefix, self._view.gen, *keys]
+
+    def _write_args(self, encoded: list[tuple[str, bytes, int]]) -> list[Any]:
+        """One WRITE_LUA call's arguments: entries that share one TTL (all of a `set_many`)."""
+        args: list[Any] = [self._prefix, self._view.gen, encoded[0][2]]
+        for key, data, _ in encoded:
+            args += (key, data)
+        return args
+
+    def _stale(self, name: bytes, gen: int | None) -> bool:
+        """Whether the sweep of a clear that reached `gen` deletes `name` (a key of this
+        namespace): entries of older generations and of the layout before generations;
+        never the generation key or a lock. ``gen=None``: every entry."""
+        rest = name[len(self._prefix_b):]
+        head, colon, _ = rest.partition(b":")
+        if not colon:
+            return rest != b"gen"
+        if head == b"lock":
+            return False
+        return gen is None or not head.isdigit() or int(head) < gen
+
     # -- encoding -------------------------------------------------------------------------
 
-    def _name(self, key: str) -> str:
+    def _name(self, key: str, view: GenView) -> str:
         if type(key) is not str:
             raise TypeError(f"key: expected str, got {type(key).__name__}")
-        return self._prefix + key
+        return view.prefix + key
 
     def _encode(self, key: str, entry: CachedResponse,
-                ttl: float | None) -> tuple[str, bytes, int | None]:
-        """(Redis key, value bytes, PX milliseconds or None) for a write."""
-        name = self._name(key)
+                ttl: float | None) -> tuple[str, bytes, int]:
+        """(key, value bytes, PX milliseconds or 0 for none) for a write."""
+        if type(key) is not str:
+            raise TypeError(f"key: expected str, got {type(key).__name__}")
         if key.startswith("lock:"):
             raise ValueError(f"key: {key!r} starts with 'lock:', which is reserved for locks")
         ttl = check_ttl(ttl)
         if ttl is None:
             ttl = self._default_ttl
         data = self._codec.encode(entry.with_ttl(ttl, self._clock()))
-        return name, data, None if ttl is None else lease_ms(ttl)
+        return key, data, 0 if ttl is None else lease_ms(ttl)
 
     def _entry(self, data: Any, operation: str) -> CachedResponse | None:
         """The live entry in `data` (bytes read from Redis: untrusted), or ``None``.
@@ -324,16 +486,7 @@ class RedisCore:
             self._stats.misses += len(keys) - len(found)
         return found
 
-    def _count_writes(self, operation: str, results: list[Any]) -> None:
-        for result in results:
-            if isinstance(result, BaseException):  # e.g. OOM on one write of a pipeline
-                self._failed(operation, result)
-            else:
-                self._count("sets")
-
-    def _is_entry(self, name: bytes) -> bool:
-        return not name.startswith(self._lock_prefix_b)
-
-    def _pattern(self) -> str:
+    def _pattern(self, gen: int | None = None) -> str:
+        """SCAN pattern of the namespace (`gen` ``None``) or of one generation's entries."""
         # The namespace is a plain word (see `check_namespace`): no glob characters to escape.
-        return f"{self._prefix}*"
+        return f"{self._prefix}*" if gen is None else f"{self._prefix}{gen}:*"

@@ -217,7 +217,9 @@ class MemoryStore(Store):
             cache.popitem()
 
     def delete(self, key: str) -> bool:
-        """Remove `key`; True if a live entry was there."""
+        """Remove `key`: True if a live entry was there, False if not. Nothing here can
+        fail, so it never raises `llmcache.errors.StoreError` (a closed store raises
+        ``RuntimeError``, as every method does)."""
         with self._lock:
             self._cache.expire()  # an expired entry counts as an expiration, not a delete
             try:
@@ -228,7 +230,9 @@ class MemoryStore(Store):
             return True
 
     def clear(self) -> None:
-        """Remove every entry (counters are kept)."""
+        """Remove every entry (counters are kept). It always happens: never raises
+        `llmcache.errors.StoreError`. In front of a shared tier, `TieredStore` also keys
+        this tier by the shared generation, so a clear elsewhere reaches it too."""
         with self._lock:
             if not isinstance(self._cache, _Closed):
                 self._cache = self._new_cache()

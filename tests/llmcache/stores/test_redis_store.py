@@ -48,7 +48,7 @@ def test_round_trip_through_the_codec(store: RedisStore, raw: redis.Redis) -> No
     assert got is not None
     assert got.to_dict() == {**entry.to_dict(), "expires_at": got.expires_at}
     assert got.expires_at is not None and abs(got.expires_at - (time.time() + 60)) < 5
-    data = raw.get("t:k")
+    data = raw.get("t:0:k")  # {namespace}:{generation}:{key}, generation 0 until a clear
     assert isinstance(data, bytes) and data.startswith(JSONCodec.MAGIC)  # never a pickle
     assert store.get("absent") is None
     assert store.stats()["hits"] == 1 and store.stats()["misses"] == 1
@@ -58,14 +58,14 @@ def test_ttl_is_per_entry_and_in_milliseconds(redis_url: str, raw: redis.Redis) 
     with RedisStore(redis_url, namespace="t", default_ttl=30) as store:
         store.set("short", _entry(), ttl=0.2)
         store.set("default", _entry())
-        assert 0 < raw.pttl("t:short") <= 200
-        assert 29_000 < raw.pttl("t:default") <= 30_000
+        assert 0 < raw.pttl("t:0:short") <= 200
+        assert 29_000 < raw.pttl("t:0:default") <= 30_000
         assert store.get("short") is not None
         time.sleep(0.3)
         assert store.get("short") is None
     with RedisStore(redis_url, namespace="t") as store:
         store.set("forever", _entry())
-        assert raw.pttl("t:forever") == -1
+        assert raw.pttl("t:0:forever") == -1
         got = store.get("forever")
         assert got is not None and got.expires_at is None
         with pytest.raises(ValueError):
@@ -115,11 +115,11 @@ def test_namespace_and_reserved_keys_are_checked(redis_url: str) -> None:
             store.get(b"k")  # type: ignore[arg-type]
 
 
-def test_get_many_is_one_mget_and_set_many_one_pipeline(store: RedisStore,
+def test_get_many_is_one_mget_and_set_many_one_script_call(store: RedisStore,
                                                          raw: redis.Redis) -> None:
     entries = {f"k{i}": _entry(f"v{i}") for i in range(100)}
     store.set_many(entries, ttl=60)
-    assert 59_000 < raw.pttl("t:k7") <= 60_000
+    assert 59_000 < raw.pttl("t:0:k7") <= 60_000
     before = raw.info("commandstats").get("cmdstat_mget", {}).get("calls", 0)
     found = store.get_many([*entries, "k3", "missing"])
     after = raw.info("commandstats")["cmdstat_mget"]["calls"]
@@ -141,18 +141,18 @@ def test_planted_pickles_and_garbage_are_misses_never_unpickled(
         def __reduce__(self) -> Any:
             return (Path.touch, (marker,))
 
-    raw.set("t:pickle", pickle.dumps(Exploit()))
-    raw.set("t:garbage", b"\x00\xff garbage")
-    raw.set("t:badjson", JSONCodec.MAGIC + b"{not json")
-    raw.set("t:badtypes", JSONCodec.MAGIC + b'{"content": "x", "hits": "many"}')
-    raw.hset("t:hash", "f", "v")  # WRONGTYPE on GET
+    raw.set("t:0:pickle", pickle.dumps(Exploit()))
+    raw.set("t:0:garbage", b"\x00\xff garbage")
+    raw.set("t:0:badjson", JSONCodec.MAGIC + b"{not json")
+    raw.set("t:0:badtypes", JSONCodec.MAGIC + b'{"content": "x", "hits": "many"}')
+    raw.hset("t:0:hash", "f", "v")  # MGET reads a key of another type as missing
     names = ["pickle", "garbage", "badjson", "badtypes", "hash"]
     for name in names:
         assert store.get(name) is None, name
     assert store.get_many(names[:4]) == {}
     assert not marker.exists()
     stats = store.stats()
-    assert stats["errors"] == 9 and stats["hits"] == 0
+    assert stats["errors"] == 8 and stats["hits"] == 0  # 4 gets, 4 in get_many; hash: a miss
     assert not stats["circuit_open"]  # bad data says nothing about the server
     store.set("garbage", _entry("fixed"))
     assert store.get("garbage").content == "fixed"  # type: ignore[union-attr]
@@ -190,7 +190,7 @@ async def test_async_twins(redis_url: str, raw: redis.Redis) -> None:
         assert token is not None and await store.atry_lock("x", 5) is None
         assert await store.arenew("x", token, 10) and not await store.aunlock("x", "other")
         assert await store.aunlock("x", token)
-        raw.set("t:planted", pickle.dumps({"x": 1}))
+        raw.set("t:0:planted", pickle.dumps({"x": 1}))
         assert await store.aget("planted") is None
         await store.aclear()
         assert len(store) == 0
@@ -227,7 +227,7 @@ def test_memory_disk_redis_promotes_to_every_faster_tier(redis_url: str,
 
 
 def _shared_generate(store: Any, calls: list[str]) -> Any:
-    @cached_generate(cache=store)
+    @cached_generate(cache=store, namespace="shared")
     def generate(prompt: str) -> str:
         calls.append(prompt)
         return prompt.upper()
@@ -256,3 +256,95 @@ def test_import_llmcache_needs_no_redis_and_the_error_names_the_extra() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.strip() == "False"  # imported only when a store is built
+
+
+# -- clear and delete: reported when they did not happen, never undone later ----------------
+
+
+def test_delete_is_true_then_false_and_clear_returns_none(store: RedisStore) -> None:
+    store.set("k", _entry())
+    assert store.delete("k") is True
+    assert store.delete("k") is False
+    assert store.clear() is None
+    assert store.stats()["deletes"] == 1
+
+
+def test_an_entry_that_comes_back_after_a_clear_is_never_served(
+        redis_url: str, raw: redis.Redis) -> None:
+    with RedisStore(redis_url, namespace="t") as here, \
+            RedisStore(redis_url, namespace="t") as elsewhere:
+        here.set("k", _entry("old"))
+        assert elsewhere.get("k").content == "old"  # type: ignore[union-attr]
+        (name,) = raw.keys("t:*")
+        data = raw.get(name)
+        here.clear()
+        assert raw.keys("t:*") == [b"t:gen"]  # the old entries were swept as well
+        # The old entry reappears (a replica that missed the UNLINK, a restored backup).
+        raw.set(name, data)  # type: ignore[arg-type]
+        assert here.get("k") is None
+        assert elsewhere.get("k") is None  # another client, which had not seen the clear
+        assert elsewhere.get_many(["k"]) == {} and here.get_many(["k"]) == {}
+        assert len(here) == 0
+        here.set("k", _entry("new"))
+        assert elsewhere.get("k").content == "new"  # type: ignore[union-attr]
+        assert here.stats()["generation"] == elsewhere.stats()["generation"] > 0
+
+
+def test_a_generation_that_went_back_is_moved_forward_again(
+        redis_url: str, raw: redis.Redis) -> None:
+    with RedisStore(redis_url, namespace="t") as store:
+        store.set("k", _entry("old"))
+        old_name, old_gen = raw.keys("t:*")[0], raw.get("t:gen")
+        assert old_gen is None  # generation 0: never cleared
+        store.clear()
+        new_gen = raw.get("t:gen")
+        store.set("k", _entry("new"))
+        # Redis loses the clear (FLUSHALL, or a restart from an older snapshot) and the old
+        # entry is back under the old generation.
+        raw.flushall()
+        raw.set(old_name, JSONCodec().encode(_entry("old")))
+        assert store.get("k") is None  # not "old": this client saw the clear
+        assert raw.get("t:gen") == new_gen  # and put the generation back where it was
+        with RedisStore(redis_url, namespace="t") as fresh:  # a process started afterwards
+            assert fresh.get("k") is None
+        for garbage in (b"not a number", b"-3", b"1.5", b"007"):
+            raw.set("t:gen", garbage)
+            assert store.get("k") is None and store.generation() == int(new_gen)  # type: ignore
+            assert raw.get("t:gen") == new_gen
+
+
+def test_clear_sweeps_older_generations_and_the_old_layout_but_keeps_locks(
+        redis_url: str, raw: redis.Redis) -> None:
+    with RedisStore(redis_url, namespace="t") as store:
+        raw.set("t:v3:from-before-generations", b"x")
+        raw.set("t:5:older", b"x")
+        raw.set("t:plain", b"x")
+        token = store.try_lock("k", 30)
+        store.set("k", _entry())
+        store.clear()
+        gen = raw.get("t:gen")
+        assert gen is not None
+        assert sorted(raw.keys("t:*")) == [b"t:gen", b"t:lock:k"]
+        assert raw.get("t:lock:k") == token.encode()  # type: ignore[union-attr]
+        # A newer generation's entries (another client cleared meanwhile) are not swept.
+        raw.set(b"t:" + str(int(gen) + 10).encode() + b":newer", b"x")
+        store.clear()
+        assert int(raw.get("t:gen")) > int(gen)  # type: ignore[arg-type]
+
+
+async def test_async_clear_and_delete_match_the_sync_ones(redis_url: str,
+                                                          raw: redis.Redis) -> None:
+    async with RedisStore(redis_url, namespace="t") as here, \
+            RedisStore(redis_url, namespace="t") as elsewhere:
+        await here.aset("k", _entry("old"))
+        (name,) = raw.keys("t:*")
+        data = raw.get(name)
+        assert (await elsewhere.aget("k")).content == "old"  # type: ignore[union-attr]
+        await here.aclear()
+        raw.set(name, data)  # type: ignore[arg-type]
+        assert await elsewhere.aget("k") is None and await here.aget("k") is None
+        assert await elsewhere.aget_many(["k"]) == {}
+        assert await elsewhere.ageneration() == here.stats()["generation"]
+        await elsewhere.aset("k", _entry("new"))
+        assert await here.adelete("k") is True and await here.adelete("k") is False
+

@@ -27,6 +27,7 @@ from llmcache import (
     TieredStore,
     cached_generate,
 )
+from llmcache.errors import StoreError
 from llmcache.stores.redis import RedisStore
 from llmcache.testing import StoreConformance
 
@@ -168,7 +169,7 @@ async def test_async_writes_go_through_every_tier(redis_url: str, tmp_path: Path
         for tier in (memory, disk, plain):
             got = tier.get("k")
             assert got is not None and got.content == "all"
-        assert 0 < raw.pttl("t:k") <= 60_000
+        assert 0 < raw.pttl("t:0:k") <= 60_000
         await tiered.aset_many({"a": _entry("A"), "b": _entry("B")}, ttl=60)
         assert all(tier.get_many(["a", "b"]).keys() == {"a", "b"}
                    for tier in (memory, disk, plain))
@@ -207,8 +208,11 @@ async def test_a_killed_redis_tier_is_a_counted_miss_in_async_code(
         await tiered.aset("k2", _entry("kept"), ttl=60)  # Redis drops it, memory keeps it
         kept = await tiered.aget("k2")
         assert kept is not None and kept.content == "kept"
-        assert await tiered.adelete("k2") is True
-        await tiered.aclear()
+        with pytest.raises(StoreError, match="redis"):
+            await tiered.adelete("k2")  # gone from memory; Redis cannot tell: reported
+        assert memory.get("k2") is None
+        with pytest.raises(StoreError, match="redis"):
+            await tiered.aclear()
         stats = tiered.stats()
         assert (stats["misses"], stats["tier_hits"]) == (3, {"memory": 1, "redis": 0})
         redis_stats = stats["tiers"][1]
@@ -274,8 +278,11 @@ async def test_a_tier_whose_coroutines_raise_is_a_counted_miss(
             assert got is not None and got.content == "v"
         assert (await store.aget_many(["k"])).keys() == {"k"}
         await store.aset_many({"a": _entry()})
-        assert await store.adelete("k") is True
-        await store.aclear()
+        with pytest.raises(StoreError, match="broken"):
+            await store.adelete("k")
+        assert memory.get("k") is None  # every tier was tried
+        with pytest.raises(StoreError, match="broken"):
+            await store.aclear()
     stats = store.stats()
     assert stats["tier_hits"] == {"broken": 0, "memory": 4}
     # set, 3 gets and their 3 promotions, get_many and its promotion, set_many, delete, clear
@@ -391,7 +398,7 @@ async def test_async_cached_generate_over_memory_and_redis_reads_redis_asynchron
     calls: list[str] = []
     async with RecordingRedis(redis_url, namespace="t") as shared:
         def make() -> Any:
-            @cached_generate(cache=TieredStore(MemoryStore(), shared))
+            @cached_generate(cache=TieredStore(MemoryStore(), shared), namespace="t")
             async def generate(prompt: str) -> str:
                 calls.append(prompt)
                 return prompt.upper()
@@ -433,7 +440,7 @@ async def test_async_client_stream_checks_fingerprint_and_expiry_on_the_async_pa
 
         [c async for c in reader().generate_stream("q", temperature=0)]
         (name,) = raw.keys("t:*")
-        key = name.decode().removeprefix("t:")
+        key = name.decode().removeprefix("t:0:")
         # Another request's entry under this key (a collision, a poisoned shared tier).
         planted = shared.get(key)
         assert planted is not None

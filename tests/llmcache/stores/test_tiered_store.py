@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from llmcache.entry import CachedResponse
+from llmcache.errors import StoreError
 from llmcache.stores import DiskStore, MemoryStore, Store, TieredStore
 
 
@@ -154,8 +155,10 @@ def test_a_failing_tier_is_a_miss_counted_and_logged_once(
             got = store.get("k")
             assert got is not None and got.content == "v"
         assert store.get_many(["k"]).keys() == {"k"}
-        assert store.delete("k") is True
-        store.clear()
+        with pytest.raises(StoreError, match="broken"):
+            store.delete("k")  # removed from memory, unknown in `broken`: not a plain True
+        with pytest.raises(StoreError, match="broken"):
+            store.clear()
         assert len(TieredStore(memory, broken)) == 0
     stats = store.stats()
     assert stats["tier_hits"] == {"broken": 0, "memory": 4}
@@ -188,6 +191,8 @@ def test_misuse_raises() -> None:
         TieredStore()
     with pytest.raises(TypeError):
         TieredStore(object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="generation_check"):
+        TieredStore(MemoryStore(), generation_check=-1)
     store = TieredStore(MemoryStore())
     with pytest.raises(ValueError):
         store.set("k", CachedResponse(content="v"), ttl=-5)
@@ -211,3 +216,29 @@ def test_memory_in_front_of_disk(tmp_path: Path) -> None:
         assert stats["tier_hits"] == {"memory": 0, "disk": 1}
         assert [t["tier"] for t in stats["tiers"]] == ["memory", "disk"]
         assert stats["tiers"][1]["entries"] == 2 == len(store)
+
+
+def test_a_delete_or_clear_that_failed_in_one_tier_raises_after_trying_every_tier() -> None:
+    memory, broken, other = MemoryStore(), BrokenStore(), MemoryStore()
+    store = TieredStore(memory, broken, other)
+    for tier in (memory, other):
+        tier.set("k", CachedResponse(content="v"))
+    with pytest.raises(StoreError) as raised:
+        store.delete("k")
+    assert raised.value.operation == "delete" and raised.value.store == "tiered"
+    assert "broken" in str(raised.value) and "memory" not in str(raised.value)
+    assert memory.get("k") is None and other.get("k") is None  # every tier was tried
+    memory.set("k", CachedResponse(content="v"))
+    other.set("j", CachedResponse(content="w"))
+    with pytest.raises(StoreError, match=r"clear.*broken") as raised:
+        store.clear()
+    assert raised.value.operation == "clear"
+    assert len(memory) == 0 and len(other) == 0
+    assert store.stats()["errors"] == 2
+
+
+def test_delete_reports_true_false_and_clear_returns_when_every_tier_did_it() -> None:
+    store = TieredStore(MemoryStore(), MemoryStore())
+    store.set("k", CachedResponse(content="v"))
+    assert store.delete("k") is True and store.delete("k") is False
+    assert store.clear() is None
