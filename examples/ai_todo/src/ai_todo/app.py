@@ -3,8 +3,13 @@
 The model is reached through ``llmcache.get_backend`` (the async twin of the named backend
 when one is installed, e.g. ``ollama`` -> ``ollama-async``), behind a ``CachedOllamaClient``
 whose `ResponseCache` persists in ``<home>/cache``: a repeated note is answered from disk in a
-new process. Metrics are the app's own `MetricsCollector`, merged into ``<home>/metrics.json``
-when the command ends, so ``ai-todo stats`` in a fresh process shows every earlier run.
+new process. Between the cache and the model sits a `CheckedBackend`, so an answer that fails
+validation is never stored. Metrics are the app's own `MetricsCollector`, merged into
+``<home>/metrics.json`` when the command ends, so ``ai-todo stats`` in a fresh process shows
+every earlier run.
+
+Nothing is created until a command writes: the parts open lazily, and the data folder is made
+by the first write (a task, the response cache, the metrics of a command that ran).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 import httpx
 
 from ai_todo.config import Settings
-from ai_todo.extraction import TaskExtractor
+from ai_todo.extraction import CheckedBackend, TaskExtractor
 from ai_todo.repository import TaskRepository
 from ai_todo.search import TaskSearch
 from ai_todo.services import OptimizedTaskService, PendingInputs
@@ -112,20 +117,23 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def load_metrics(path: Path) -> MetricsCollector:
-    """The metrics saved at `path` (empty if there are none; a damaged file is set aside)."""
+def load_metrics(path: Path, *, set_aside: bool = True) -> MetricsCollector:
+    """The metrics saved at `path` (empty if there are none). A damaged file reads as empty,
+    and is moved to ``*.bad.json`` when `set_aside` (a writer's job: `stats` only reads)."""
     try:
         return MetricsCollector.load(path, missing_ok=True)
     except ValueError as exc:
-        logger.warning("%s; starting the metrics afresh", exc)
-        with contextlib.suppress(OSError):
-            os.replace(path, path.with_suffix(".bad.json"))
+        logger.warning("%s; %s", exc, "starting the metrics afresh" if set_aside
+                       else "showing none")
+        if set_aside:
+            with contextlib.suppress(OSError):
+                os.replace(path, path.with_suffix(".bad.json"))
         return MetricsCollector()
 
 
 def save_metrics(path: Path, measured: MetricsCollector) -> None:
-    """Merge `measured` into the file at `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Merge `measured` into the file at `path` (whose folder must exist: metrics alone never
+    create a data folder)."""
     with _file_lock(path.with_name(path.name + ".lock")):
         total = load_metrics(path)
         total.merge(measured)
@@ -138,11 +146,8 @@ class TodoApp:
 
     def __init__(self, settings: Settings, *, backend: AsyncBackend | None = None) -> None:
         self.settings = settings
-        settings.home.mkdir(parents=True, exist_ok=True)
         self.metrics = MetricsCollector()
-        # A day: the extraction prompt carries today's date, so older answers never match.
-        self.response_cache = ResponseCache(max_entries=10_000, ttl_seconds=_DAY,
-                                            persist_path=settings.cache_dir)
+        self._response_cache: ResponseCache | None = None
         self._backend = backend
         self._ai: AsyncCachedOllamaClient | None = None
         self._repo: TaskRepository | None = None
@@ -156,10 +161,21 @@ class TodoApp:
         return self._backend
 
     @property
+    def response_cache(self) -> ResponseCache:
+        """The response cache on disk (opened, and its folder made, on first use)."""
+        if self._response_cache is None:
+            # A day: the extraction prompt carries today's date, so older answers never match.
+            self._response_cache = ResponseCache(max_entries=10_000, ttl_seconds=_DAY,
+                                                 persist_path=self.settings.cache_dir)
+        return self._response_cache
+
+    @property
     def ai(self) -> AsyncCachedOllamaClient:
-        """The chapter's ``CachedOllamaClient`` around the async backend."""
+        """A ``CachedOllamaClient`` around the async backend, which answers are checked
+        against before the cache may store them (`CheckedBackend`)."""
         if self._ai is None:
-            self._ai = AsyncCachedOllamaClient(self.backend, self.response_cache)
+            self._ai = AsyncCachedOllamaClient(CheckedBackend(self.backend),
+                                               self.response_cache)
         return self._ai
 
     @property
@@ -185,7 +201,11 @@ class TodoApp:
 
     def cache_stats(self) -> dict[str, Any]:
         """The response cache's statistics. Entries are on disk; hits and misses are the disk
-        tier's, summed over every process (the memory tier's live and die with a process)."""
+        tier's, summed over every process (the memory tier's live and die with a process).
+        A cache never written is reported empty, without creating it."""
+        if self._response_cache is None and not self.settings.cache_dir.exists():
+            return {"memory_entries": 0, "disk_entries": 0, "hits": 0, "misses": 0,
+                    "bytes_on_disk": None, "hit_rate": 0.0}
         stats = self.response_cache.stats()
         tiers = stats.get("store", {}).get("tiers") or []
         disk = tiers[-1] if tiers else {}
@@ -212,10 +232,10 @@ class TodoApp:
                 elif self._backend is not None:
                     await self._backend.aclose()
             finally:
-                for part in (self._embeddings, self._repo, self.response_cache):
+                for part in (self._embeddings, self._repo, self._response_cache):
                     if part is not None:
                         part.close()
-                if self.metrics.get_summary():
+                if self.metrics.get_summary() and self.settings.home.is_dir():
                     try:
                         save_metrics(self.settings.metrics_path, self.metrics)
                     except OSError as exc:

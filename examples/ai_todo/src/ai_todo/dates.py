@@ -4,7 +4,8 @@ Small models copy words well and count days badly, so the extraction schema lets
 answer either an ISO date or the date words of the note ("tomorrow", "by Friday",
 "December 12"); `resolve_due` turns them into a date against the same "today" that the
 prompt gave the model. `mentions_date` tells whether a note names a date at all, so a due
-date the model invented for a note without one is caught as invalid.
+date the model invented for a note without one is dropped. Words of urgency ("urgent",
+"asap") set a priority, not a date.
 
 >>> today = date(2025, 11, 26)  # a Wednesday
 >>> [resolve_due(s, today).isoformat() for s in ("tomorrow", "by Friday", "2025-12-24")]
@@ -13,8 +14,8 @@ date the model invented for a note without one is caught as invalid.
 (datetime.date(2025, 12, 12), None)
 >>> mentions_date("call mom in the afternoon"), mentions_date("finish report by Friday")
 (True, True)
->>> mentions_date("schedule dentist appointment"), resolve_due("urgent", today)
-(False, datetime.date(2025, 11, 26))
+>>> mentions_date("schedule dentist appointment"), mentions_date("review pull request urgent")
+(False, False)
 """
 
 from __future__ import annotations
@@ -33,8 +34,7 @@ _MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if
 _MONTHS["sept"] = 9
 _TODAY_WORDS = ("today", "tonight", "this morning", "this afternoon", "this evening",
                 "in the morning", "in the afternoon", "in the evening", "afternoon",
-                "morning", "evening", "now", "asap", "urgent", "urgently", "eod",
-                "end of day")
+                "morning", "evening", "now", "eod", "end of day")
 _ISO = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})\s*$")
 _IN_N = re.compile(r"\bin\s+(\d{1,3}|a|an|one|two|three|four|five|six|seven)\s+"
                    r"(day|days|week|weeks)\b")
@@ -120,8 +120,7 @@ def date_words(text: str) -> set[str]:
     words = set(_WORD.findall(text.lower()))
     known = set(_WEEKDAYS) | set(_MONTHS) | {"today", "tonight", "tomorrow", "week", "weekend",
                                               "month", "morning", "afternoon", "evening",
-                                              "asap", "urgent", "urgently", "eod",
-                                              "days", "day"}
+                                              "eod", "days", "day"}
     found = words & known
     found |= {w for w in words if re.fullmatch(r"\d{1,4}(st|nd|rd|th)?", w)}
     if _ISO.search(text) or re.search(r"\d{4}-\d{2}-\d{2}", text):

@@ -2,34 +2,42 @@
 
 The model is asked for JSON matching `TASK_SCHEMA` (Ollama's ``format`` takes the schema, and
 a server that supports it, such as llama.cpp's grammar, can only emit that shape). The answer
-is then checked here anyway — servers differ, and a schema cannot say "the due date must be
-the one the note names" — by `parse_proposal`. Malformed or invalid output gets ONE retry
-whose prompt quotes the problem; a second failure raises `ExtractionError` (the service then
-keeps the user's text as a task flagged for review).
+is then checked here anyway — servers differ, and some ignore the schema — by
+`parse_proposal`. Malformed or invalid output gets ONE retry whose prompt quotes the problem;
+a second failure raises `ExtractionError` (the service then keeps the user's text as a task
+flagged for review, and the command exits non-zero).
+
+The fields a small model cannot be trusted with are decided by rules on the note, not by the
+model (`note_priority`, `ai_todo.dates`): a task is ``urgent`` only when the note says so
+(urgent, asap, immediately, critical...), ``high`` only when it says important; its due date
+is the date the note names, and none when it names none.
 
 Requests run at temperature 0 with a fixed seed: the same note on the same day is the same
-request, so the cached client answers it from the cache — the retry included. An answer
-that breaks the rules stays cached: a deterministic model would give it again, so asking
-again would only cost model time (the retry, a different request, is what changes the
-answer). An answer that is not JSON at all is dropped from the cache, though: with a schema
-that is no model's considered answer but a glitch, and the next run should ask again.
+request, so the cached client answers it from the cache. Only answers that pass
+`parse_proposal` are ever cached: `TaskExtractor` puts the check in force while it asks, and
+`CheckedBackend` (between the cache and the model) raises `InvalidAnswer` for an answer that
+fails it, so the cache, which never stores a call that raised, never sees it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
 
 from ai_todo.dates import date_words, mentions_date, resolve_due
-from ai_todo.models import PRIORITIES, TaskInput, TaskProposal, normalize_tags
-from llmcache import AIResponse
+from ai_todo.models import PRIORITIES, Priority, TaskInput, TaskProposal, normalize_tags
+from llmcache import AIResponse, AsyncBackend, EmbedResponse, StreamChunk
 
-__all__ = ["TASK_SCHEMA", "ChatClient", "Extraction", "ExtractionError", "TaskExtractor",
-           "build_messages", "parse_proposal", "retry_schema"]
+__all__ = ["TASK_SCHEMA", "ChatClient", "CheckedBackend", "Extraction", "ExtractionError",
+           "InvalidAnswer", "TaskExtractor", "answer_check", "build_messages", "note_priority",
+           "parse_proposal", "retry_schema"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +73,7 @@ _EXAMPLES: tuple[tuple[str, dict[str, Any]], ...] = (
      {"title": "Pick up the parcel", "due_date": "tomorrow", "priority": "medium",
       "tags": ["errand"]}),
     ("email the client asap",
-     {"title": "Email the client", "due_date": "asap", "priority": "urgent",
+     {"title": "Email the client", "due_date": None, "priority": "urgent",
       "tags": ["work"]}),
     ("water the plants",
      {"title": "Water the plants", "due_date": None, "priority": "medium",
@@ -73,6 +81,16 @@ _EXAMPLES: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 _MAX_ECHOED = 400  # characters of a bad answer quoted back in the retry
+
+# What the note must say for a priority above medium (or for low). Checked in this order:
+# "not urgent" holds the word "urgent".
+_PRIORITY_RULES: tuple[tuple[Priority, re.Pattern[str]], ...] = (
+    ("low", re.compile(r"\b(low[- ]priority|not urgent|non-urgent|no rush|not important|"
+                       r"someday|eventually|whenever)\b", re.IGNORECASE)),
+    ("urgent", re.compile(r"\b(urgent|urgently|asap|immediately|critical|emergency)\b",
+                          re.IGNORECASE)),
+    ("high", re.compile(r"\b(important|high[- ]priority)\b", re.IGNORECASE)),
+)
 
 
 class ChatClient(Protocol):
@@ -145,7 +163,22 @@ def retry_schema(note: str, today: date) -> dict[str, Any]:
     return schema
 
 
+def note_priority(note: str) -> Priority | None:
+    """The priority the note's own words set, or None when they set none.
+
+    >>> [note_priority(n) for n in ("review pull request urgent", "not urgent: tidy up",
+    ...                             "pay rent, important", "buy milk")]
+    ['urgent', 'low', 'high', None]
+    """
+    for level, pattern in _PRIORITY_RULES:
+        if pattern.search(note):
+            return level
+    return None
+
+
 def _check_due(value: Any, note: str, today: date) -> date | None:
+    """The model's due date for a note whose date words `resolve_due` cannot resolve alone
+    ("on the 3rd"): it must be a date, use the note's words or an ISO date, and not be past."""
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "null",
                                                                              "none")):
         return None
@@ -155,17 +188,8 @@ def _check_due(value: Any, note: str, today: date) -> date | None:
     if due is None:
         raise ValueError(f"due_date {value!r} is not a date: give YYYY-MM-DD, the note's own "
                          "date words (like \"tomorrow\" or \"Friday\"), or null")
-    if not mentions_date(note):
-        raise ValueError(f"due_date {value!r} is made up: the note names no date, so "
-                         "due_date must be null")
     own = ", ".join(sorted(date_words(note) - {"iso-date"}))
-    expected = resolve_due(note, today)
-    if expected is not None:
-        # Judged by the date meant, not the words: "today" for a note saying "asap" is fine.
-        if due != expected:
-            raise ValueError(f"due_date {value!r} is {due.isoformat()}, but the note says "
-                             f"{own}, which is {expected.isoformat()}")
-    elif "iso-date" not in date_words(value) and not date_words(value) - {"day", "days"} \
+    if "iso-date" not in date_words(value) and not date_words(value) - {"day", "days"} \
             <= date_words(note):
         raise ValueError(f"due_date {value!r} is not in the note, whose date words are: "
                          f"{own}; use those, or null")
@@ -175,15 +199,30 @@ def _check_due(value: Any, note: str, today: date) -> date | None:
     return due
 
 
+def _due(value: Any, note: str, today: date) -> date | None:
+    """The date the note names, whatever the model answered; none when it names none."""
+    if not mentions_date(note):
+        return None
+    named = resolve_due(note, today)
+    if named is None:
+        return _check_due(value, note, today)
+    if named < today:
+        raise ValueError(f"the note's date {named.isoformat()} is in the past (today is "
+                         f"{today.isoformat()})")
+    return named
+
+
 def parse_proposal(text: str, note: str, today: date) -> TaskProposal:
     """Validate a model answer against the schema and the note; ``ValueError`` says what is
-    wrong, in words the retry prompt can quote.
+    wrong, in words the retry prompt can quote. Priority and due date follow the note's
+    words (`note_priority`, `ai_todo.dates`): the model's answer counts only where the note
+    says nothing (a priority of low or medium) or more than the rules can read.
 
     >>> today = date(2025, 11, 26)
-    >>> parse_proposal('{"title": "Buy milk", "due_date": "tomorrow", "priority": "low",'
+    >>> parse_proposal('{"title": "Buy milk", "due_date": "Friday", "priority": "urgent",'
     ...                ' "tags": ["Shopping"]}', "buy milk tomorrow", today)
     TaskProposal(title='Buy milk', description=None, due_date=datetime.date(2025, 11, 27), \
-priority='low', tags=('shopping',))
+priority='medium', tags=('shopping',))
     >>> parse_proposal('{"title": ""}', "x", today)
     Traceback (most recent call last):
     ...
@@ -203,17 +242,100 @@ priority='low', tags=('shopping',))
         priority = priority.strip().lower()
     if priority not in PRIORITIES:
         raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, got {priority!r}")
+    stated = note_priority(note)
+    if stated is not None:
+        priority = stated
+    elif priority in ("high", "urgent"):
+        priority = "medium"  # nothing in the note ranks it above the default
     tags = normalize_tags(data.get("tags") or [])
     description = data.get("description")
     if description is not None and not isinstance(description, str):
         raise ValueError("description must be a string or null")
-    due = _check_due(data.get("due_date"), note, today)
+    due = _due(data.get("due_date"), note, today)
     return TaskProposal(title=title, description=description, due_date=due,
                         priority=priority, tags=tags)
 
 
+# -- refusing invalid answers before the cache stores them ----------------------------------
+
+_check: ContextVar[Callable[[str], object] | None] = ContextVar("ai_todo_answer_check",
+                                                                default=None)
+
+
+@contextlib.contextmanager
+def answer_check(check: Callable[[str], object]) -> Iterator[None]:
+    """Put `check` in force for the model calls made inside the block: a `CheckedBackend`
+    runs it on each answer's text and turns its ``ValueError`` into `InvalidAnswer`. Tasks
+    started inside the block inherit it (it is a context variable)."""
+    token = _check.set(check)
+    try:
+        yield
+    finally:
+        _check.reset(token)
+
+
+class InvalidAnswer(Exception):
+    """A model answer refused by the `answer_check` in force. Raised between the model and
+    the cache, so the cache never stores it. ``response`` is the answer, ``problem`` what is
+    wrong with it."""
+
+    def __init__(self, problem: str, response: AIResponse) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.response = response
+
+
+class CheckedBackend(AsyncBackend):
+    """`backend` whose ``chat`` and ``generate`` answers must pass the `answer_check` in force
+    (none: every answer passes). Wrapped by a caching client, it is the check's place: after
+    the model, before the store. Streams and embeddings pass through unchecked."""
+
+    def __init__(self, backend: AsyncBackend) -> None:
+        self.backend = backend
+        self.model = backend.model
+
+    @staticmethod
+    def _checked(response: AIResponse) -> AIResponse:
+        check = _check.get()
+        if check is not None:
+            try:
+                check(response.content)
+            except ValueError as exc:
+                raise InvalidAnswer(str(exc), response) from None
+        return response
+
+    async def generate(self, prompt: str, **kwargs: Any) -> AIResponse:
+        return self._checked(await self.backend.generate(prompt, **kwargs))
+
+    async def chat(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> AIResponse:
+        return self._checked(await self.backend.chat(messages, **kwargs))
+
+    async def generate_stream(self, prompt: str, **kwargs: Any) -> AsyncIterator[StreamChunk]:
+        async for chunk in self.backend.generate_stream(prompt, **kwargs):
+            yield chunk
+
+    async def chat_stream(self, messages: Sequence[Mapping[str, Any]],
+                          **kwargs: Any) -> AsyncIterator[StreamChunk]:
+        async for chunk in self.backend.chat_stream(messages, **kwargs):
+            yield chunk
+
+    async def embed(self, texts: Sequence[str], *, model: str | None = None) -> EmbedResponse:
+        return await self.backend.embed(texts, model=model)
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
+
+@dataclass(frozen=True)
+class _Refused:
+    answer: str
+    problem: str
+    cached: bool
+
+
 class TaskExtractor:
-    """Extracts a `TaskProposal` from a note through ``client.chat`` (see the module doc)."""
+    """Extracts a `TaskProposal` from a note through ``client.chat`` (see the module doc).
+    With a client over a `CheckedBackend`, invalid answers never reach its cache."""
 
     def __init__(self, client: ChatClient, *, model: str | None = None,
                  temperature: float = 0.0, max_tokens: int = 160, seed: int = 0,
@@ -238,24 +360,18 @@ class TaskExtractor:
             kwargs["model"] = self.model
         return await self.client.chat(messages, temperature=self.temperature, **kwargs)
 
-    def _forget(self, messages: list[dict[str, str]], answer: str,
-                schema: Mapping[str, Any] = TASK_SCHEMA) -> None:
-        """Drop a cached answer that is not JSON (best effort: any `CachedClient`)."""
+    async def _attempt(self, messages: list[dict[str, str]], schema: Mapping[str, Any],
+                       note: str, today: date, attempt: int) -> Extraction | _Refused:
+        with answer_check(lambda text: parse_proposal(text, note, today)):
+            try:
+                response = await self._ask(messages, schema)
+            except InvalidAnswer as exc:
+                return _Refused(exc.response.content, exc.problem, cached=False)
         try:
-            json.loads(answer)
-            return
-        except ValueError:
-            pass
-        prepare = getattr(self.client, "prepare_chat", None)
-        store = getattr(self.client, "store", None)
-        if prepare is None or store is None:
-            return
-        try:
-            prep = prepare(messages, self.model, None, schema, self._options(),
-                           self.temperature, None, {}, False)
-            store.delete(prep.key)
-        except Exception:  # the cache is an optimisation; never fail extraction over it
-            logger.debug("could not drop an invalid cached answer", exc_info=True)
+            return Extraction(parse_proposal(response.content, note, today), response, attempt)
+        except ValueError as exc:
+            # A client without the check, or an entry cached before it: refused all the same.
+            return _Refused(response.content, str(exc), cached=response.cached)
 
     async def extract(self, task_input: TaskInput) -> Extraction:
         """A validated proposal for the note; `ExtractionError` after two invalid answers.
@@ -263,24 +379,19 @@ class TaskExtractor:
         note = task_input.text
         today = self.today()
         messages = build_messages(note, today)
-        response = await self._ask(messages)
-        try:
-            return Extraction(parse_proposal(response.content, note, today), response, 1)
-        except ValueError as exc:
-            problem = str(exc)
-        logger.info("invalid extraction for %r (%s); retrying once", note, problem)
-        self._forget(messages, response.content)
+        first = await self._attempt(messages, TASK_SCHEMA, note, today, 1)
+        if isinstance(first, Extraction):
+            return first
+        logger.info("invalid extraction for %r (%s); retrying once", note, first.problem)
         retry = messages + [
-            {"role": "assistant", "content": response.content[:_MAX_ECHOED]},
-            {"role": "user", "content": f"That answer is invalid: {problem}. Answer again "
-                                        f"with only the corrected JSON for the note: {note}"}]
-        schema = retry_schema(note, today)
-        second = await self._ask(retry, schema)
-        try:
-            return Extraction(parse_proposal(second.content, note, today), second, 2)
-        except ValueError as exc:
-            self._forget(retry, second.content, schema)
-            raise ExtractionError(
-                f"the model gave no valid task for {note!r} in 2 attempts: {exc}",
-                raw_output=second.content, attempts=2, problem=str(exc),
-                cached=second.cached) from None
+            {"role": "assistant", "content": first.answer[:_MAX_ECHOED]},
+            {"role": "user", "content": f"That answer is invalid: {first.problem}. Answer "
+                                        f"again with only the corrected JSON for the note: "
+                                        f"{note}"}]
+        second = await self._attempt(retry, retry_schema(note, today), note, today, 2)
+        if isinstance(second, Extraction):
+            return second
+        raise ExtractionError(
+            f"the model gave no valid task for {note!r} in 2 attempts: {second.problem}",
+            raw_output=second.answer, attempts=2, problem=second.problem,
+            cached=second.cached)

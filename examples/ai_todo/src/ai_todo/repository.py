@@ -235,9 +235,13 @@ class TaskRepository:
     def resolve(self, id_or_prefix: str) -> Task:
         """The one task whose id starts with `id_or_prefix` (at least 4 characters)."""
         key = id_or_prefix.strip().lower()
-        if len(key) < 4 or not all(c in "0123456789abcdef" for c in key):
-            raise TaskNotFound(f"{id_or_prefix!r} is not a task id: give at least the first 4 "
-                               "characters shown by `ai-todo list`", path=self.path)
+        if len(key) < 4:
+            raise TaskNotFound(f"{id_or_prefix!r} is too short: give at least the first 4 "
+                               "characters of a task id shown by `ai-todo list`",
+                               path=self.path)
+        if not all(c in "0123456789abcdef" for c in key):
+            raise TaskNotFound(f"no task matches {id_or_prefix!r}: task ids are hexadecimal "
+                               "(0-9, a-f), as `ai-todo list` shows them", path=self.path)
         with self._read() as db:
             rows = db.execute("SELECT * FROM tasks WHERE id >= ? AND id < ? LIMIT 2",
                               (key, key + "g")).fetchall()

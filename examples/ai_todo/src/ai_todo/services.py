@@ -1,10 +1,10 @@
-"""The task services: `TaskService` (one note at a time) and `OptimizedTaskService` (the
-chapter's batch path: parallel extraction, one transaction, batched indexing).
+"""The task services: `TaskService` (one note at a time) and `OptimizedTaskService` (the batch
+path: parallel extraction, one transaction, batched indexing).
 
 The user's text is never lost:
 
 - the model gives no valid task (after its one retry) -> the text is saved as a task flagged
-  ``needs_review``;
+  ``needs_review`` (and ``ai-todo add`` exits non-zero with the reason);
 - the model server is down -> the same, for `create_task` (a benchmark asks to fail instead);
 - the database refuses the write (locked, read-only) -> the texts are appended to
   ``pending.jsonl`` in the data folder and `TaskNotSaved` says so; the next successful
@@ -40,13 +40,15 @@ OnBackendError = Literal["keep", "raise"]
 @dataclass(frozen=True)
 class CreateResult:
     """A created task; ``error`` says why it needs review (None when the model's answer
-    was used). ``cached`` is True when that answer came from the cache."""
+    was used), ``backend_failed`` whether that was the model server failing rather than its
+    answers. ``cached`` is True when the answer used came from the cache."""
 
     task: Task
     cached: bool = False
     attempts: int = 0
     error: str | None = None
     duration_ms: float = 0.0
+    backend_failed: bool = False
 
     @property
     def needs_review(self) -> bool:
@@ -125,7 +127,7 @@ class TaskService:
                 raise
             note = f"the model could not be reached: {exc}"
             return CreateResult(Task.from_raw(task_input, note), error=note,
-                                duration_ms=_ms(started))
+                                duration_ms=_ms(started), backend_failed=True)
         task = Task.from_proposal(extraction.proposal, task_input)
         return CreateResult(task, cached=extraction.cached, attempts=extraction.attempts,
                             duration_ms=_ms(started))
@@ -240,8 +242,8 @@ class TaskService:
 
 
 class OptimizedTaskService(TaskService):
-    """The chapter's optimised service: extractions in parallel (bounded), ONE transaction
-    for the batch, one batched embedding request for the index."""
+    """The optimised service: extractions in parallel (bounded), ONE transaction for the
+    batch, one batched embedding request for the index."""
 
     async def create_tasks_batch(
             self, inputs: Sequence[TaskInput], *, max_concurrent: int = 3,
