@@ -15,7 +15,10 @@ chapter's version read in-process metrics and always showed nothing.
     llmcache --version
 
 ``--path`` may also come from ``LLMCACHE_PATH``. Exit codes: 0 success, 1 a missing key or
-a declined confirmation, 2 bad usage (including a path that is not a cache directory).
+a declined confirmation, 2 bad usage (including a path that is not a cache directory, or one
+that cannot be opened), 3 the cache could not do the job: ``stats`` on a corrupt database
+(``clear`` recovers one: it keeps a copy aside and starts an empty cache), a ``clear`` that
+did not happen.
 
 >>> from typer.testing import CliRunner
 >>> CliRunner().invoke(app, ["--version"]).output.startswith("llmcache ")
@@ -68,6 +71,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 # Files diskcache keeps in every cache directory; their absence means "not a cache".
 _CACHE_DB = "cache.db"
 USAGE_ERROR = 2
+STORE_ERROR = 3
 
 
 def _out() -> Console:
@@ -100,11 +104,27 @@ def _open_store(path: Path) -> Iterator[DiskStore]:
     from llmcache.stores.disk import DiskStore  # lazy: `llmcache --help` stays fast
 
     try:
-        store = DiskStore(path)
-    except Exception as exc:  # a corrupt or foreign database, a permission problem ...
-        _fail(f"{path}: cannot open the cache: {type(exc).__name__}: {exc}", USAGE_ERROR)
+        # strict: a directory that cannot be opened is an error here, not a miss-only tier.
+        store = DiskStore(path, strict=True)
+    except Exception as exc:  # a foreign database, a permission problem, a full disk ...
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        _fail(f"{path}: cannot open the cache: {type(cause).__name__}: {cause}", USAGE_ERROR)
     with store:
         yield store
+
+
+def _damage(path: Path) -> str | None:
+    """What is wrong with the cache's database, None when it is sound (read-only: reads
+    every page, writes nothing)."""
+    import sqlite3
+
+    from llmcache.stores.disk import DiskStore
+
+    _check_cache_dir(path)
+    try:
+        return DiskStore.check_database(path)
+    except (sqlite3.Error, OSError) as exc:
+        _fail(f"{path}: cannot read the cache: {type(exc).__name__}: {exc}", USAGE_ERROR)
 
 
 def _size(nbytes: float) -> str:
@@ -150,7 +170,7 @@ def _root(
 # own counts), not the cache an application keeps in the directory: showing them would
 # mislead.
 _NOT_THE_CACHES = frozenset({"path", "size_limit", "default_ttl", "lru_by_access",
-                             "this_process"})
+                             "this_process", "available"})
 _SIZE_KEYS = ("bytes", "volume", "size")
 
 
@@ -167,6 +187,11 @@ def _cache_figures(store: DiskStore, path: Path) -> dict[str, Any]:
 @app.command()
 def stats(path: PathOption, as_json: JsonOption = False) -> None:
     """Show entries, size on disk, and the hits and misses recorded in the cache."""
+    problem = _damage(path)
+    if problem is not None:  # figures read from a damaged database would be made up
+        _fail(f"{path}: the cache database is corrupt ({problem}); "
+              f"'llmcache clear --path {path}' keeps a copy of it and starts an empty cache",
+              STORE_ERROR)
     with _open_store(path) as store:
         figures = _cache_figures(store, path)
     if as_json:
@@ -201,13 +226,46 @@ def clear(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
     = False,
 ) -> None:
-    """Delete every entry of the cache (asks first unless --yes)."""
+    """Delete every entry of the cache (asks first unless --yes).
+
+    A corrupt database is recovered instead: a copy of it is kept aside and the cache starts
+    empty. Exits with 3 when the entries could not be deleted.
+    """
+    from llmcache.errors import StoreError
+
+    problem = _damage(path)
+    if problem is not None:
+        _clear_corrupt(path, problem, yes)
+        return
     with _open_store(path) as store:
         count = len(store)
         if not yes:
             typer.confirm(f"Delete all {count} entries from {path}?", abort=True)
-        store.clear()
-    _out().print(f"Cleared {count} entries from {escape(str(path))}.", soft_wrap=True)
+        try:
+            store.clear()
+        except StoreError as exc:
+            _fail(f"{path}: the cache was not cleared: {exc}", STORE_ERROR)
+        recovered = store.recovered
+    note = f" The database was corrupt: a copy of it is at {recovered[-1]}." if recovered else ""
+    _out().print(escape(f"Cleared {count} entries from {path}.{note}"), soft_wrap=True)
+
+
+def _clear_corrupt(path: Path, problem: str, yes: bool) -> None:
+    from llmcache.errors import StoreError
+
+    if not yes:
+        typer.confirm(f"{path}: the cache database is corrupt ({problem}). Keep a copy of it "
+                      f"aside and start an empty cache?", abort=True)
+    # The store logs the recovery; the message below says it on stdout.
+    with _quiet("llmcache.stores.disk"), _open_store(path) as store:
+        try:  # opening may have recovered it already (a destroyed header)
+            copy = store.recovered[-1] if store.recovered else store.recover(problem)
+            store.clear()  # anything another process wrote since
+        except StoreError as exc:
+            _fail(f"{path}: the corrupt cache could not be recovered: {exc}", STORE_ERROR)
+    kept = f"a copy of it is at {copy}" if copy is not None else "no copy of it could be kept"
+    _out().print(escape(f"The cache database was corrupt ({problem}); {kept}. The cache at "
+                        f"{path} is now empty."), soft_wrap=True)
 
 
 @app.command()

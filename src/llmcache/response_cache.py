@@ -15,13 +15,18 @@ True
 
 from __future__ import annotations
 
+import math
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+import orjson
 
 from llmcache.entry import CachedResponse
 from llmcache.keys import Request, canonical_bytes, fingerprint, hash_bytes
@@ -49,6 +54,10 @@ class ResponseCache:
             raise ValueError(f"max_entries: expected a whole number >= 1, got {max_entries!r}")
         self.max_entries = max_entries
         self.ttl_seconds = check_ttl(ttl_seconds)
+        if persist_path is not None and os.fspath(persist_path) == "":
+            raise ValueError("persist_path: expected a cache directory, got an empty path (it "
+                             "would put cache.db in the working directory); pass a directory "
+                             "such as '.llmcache', or None for memory only")
         self.persist_path = Path(persist_path) if persist_path is not None else None
         self.namespace = namespace
         self.store: Store = store if store is not None else self._build(max_bytes,
@@ -89,7 +98,15 @@ class ResponseCache:
             system: str | None = None, options: Mapping[str, Any] | None = None,
             messages: Sequence[Mapping[str, Any]] | None = None,
             ttl: float | None = None) -> None:
-        """Store `content` as the answer to this request."""
+        """Store `content` as the answer to this request.
+
+        `content` is the answer as str (or JSON-like data: dicts with str keys, lists,
+        finite numbers, bools, None; stored as a copy); `tokens_used` a whole number >= 0.
+        Anything else raises TypeError or ValueError naming the argument, and nothing is
+        stored: a disk tier could not keep it, so memory and disk would answer differently.
+        """
+        _check_json(content, "content")
+        _check_count(tokens_used, "tokens_used")
         request = self._request(prompt, temperature, model, format, system, options, messages)
         entry = CachedResponse(content=content, model=model, tokens_used=tokens_used)
         self.set_request(request, entry, ttl=ttl)
@@ -108,11 +125,13 @@ class ResponseCache:
 
     def set_request(self, request: Request, entry: CachedResponse, *,
                     ttl: float | None = None) -> None:
-        """Store `entry` as the answer to a full `Request`."""
+        """Store `entry` as the answer to a full `Request` (checked as `set` checks its
+        arguments: TypeError or ValueError naming the field, nothing stored)."""
+        copied = _checked_copy(entry)
         data = canonical_bytes(request)
         ttl = check_ttl(ttl) if ttl is not None else self.ttl_seconds
         now = time.time()
-        stamped = entry.with_ttl(ttl, now)
+        stamped = copied.with_ttl(ttl, now)
         stamped.fingerprint = fingerprint(data)
         stamped.created_at = now
         self.store.set(hash_bytes(data), stamped, ttl)
@@ -155,3 +174,68 @@ class ResponseCache:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+_JSON_LIKE = ("str or JSON-like data (dicts with str keys, lists, finite numbers, bools, "
+              "None)")
+
+
+def _check_json(value: Any, name: str) -> None:
+    """Raise TypeError or ValueError, naming `name`, unless `value` is what every tier can
+    store and give back equal (a disk or Redis tier writes JSON)."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return
+    if t is float:
+        if not math.isfinite(value):
+            raise ValueError(f"{name}: {value!r} cannot be stored (JSON has no NaN or "
+                             "infinity); store None or a string in its place")
+        return
+    if t is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise TypeError(f"{name}: dict keys must be str, got {type(key).__name__} "
+                                f"{key!r}; convert the keys with str()")
+            _check_json(item, f"{name}[{key!r}]")
+        return
+    if t is list or t is tuple:
+        for i, item in enumerate(value):
+            _check_json(item, f"{name}[{i}]")
+        return
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{name}: expected {_JSON_LIKE}, got {t.__name__}; decode it first, "
+                        f"e.g. {name}.decode('utf-8')")
+    raise TypeError(f"{name}: expected {_JSON_LIKE}, got {t.__name__}; convert it first, "
+                    f"e.g. with str()")
+
+
+def _check_count(value: Any, name: str) -> None:
+    if type(value) is not int:
+        raise TypeError(f"{name}: expected a whole number of tokens (int), got "
+                        f"{type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name}: expected a number of tokens >= 0, got {value}")
+
+
+def _checked_copy(entry: CachedResponse) -> CachedResponse:
+    """`entry` checked field by field, with private copies of its JSON data (the caller may
+    mutate its own objects later; tuples become lists, as a disk tier gives them back)."""
+    if not isinstance(entry, CachedResponse):
+        raise TypeError(f"entry: expected a CachedResponse, got {type(entry).__name__}")
+    _check_json(entry.content, "entry.content")
+    for name in ("prompt_tokens", "completion_tokens", "tokens_used", "hits"):
+        _check_count(getattr(entry, name), f"entry.{name}")
+    if type(entry.model) is not str:
+        raise TypeError(f"entry.model: expected str, got {type(entry.model).__name__}")
+    if entry.chunks is not None:
+        if type(entry.chunks) is not list:
+            raise TypeError(f"entry.chunks: expected a list or None, got "
+                            f"{type(entry.chunks).__name__}")
+        _check_json(entry.chunks, "entry.chunks")
+    if type(entry.metadata) is not dict:
+        raise TypeError(f"entry.metadata: expected a dict, got {type(entry.metadata).__name__}")
+    _check_json(entry.metadata, "entry.metadata")
+    data = orjson.loads(orjson.dumps({"content": entry.content, "chunks": entry.chunks,
+                                      "metadata": entry.metadata}))
+    return replace(entry, content=data["content"], chunks=data["chunks"],
+                   metadata=data["metadata"])

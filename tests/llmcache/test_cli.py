@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -146,6 +147,100 @@ def test_clear_asks_first(cache: Path) -> None:
     accepted = run("clear", "--path", str(cache), input="y\n")
     assert accepted.exit_code == 0, accepted.output
     assert stored_entries(cache) == 0
+
+
+# -- a damaged cache: stats and clear say so ------------------------------------------------
+
+
+@pytest.fixture
+def corrupt(tmp_path: Path) -> Path:
+    """A cache of 20 entries with random bytes over every page from the Cache table's root
+    on: it opens, and every read or write of an entry fails."""
+    path = tmp_path / "cache"
+    with DiskStore(path) as store:
+        for i in range(20):
+            store.set(f"k{i}", CachedResponse(content=f"v{i}" * 200))
+    db = path / "cache.db"
+    with db.open("r+b") as f:
+        f.seek(4 * 4096)
+        f.write(random.Random(13).randbytes(db.stat().st_size - 4 * 4096))
+    return path
+
+
+def copies(path: Path) -> list[Path]:
+    return [p for p in path.glob("cache.db.corrupt-*") if not p.name.endswith("-wal")]
+
+
+def test_stats_on_a_corrupt_database_fails_naming_the_problem_and_the_fix(corrupt: Path) -> None:
+    before = (corrupt / "cache.db").read_bytes()
+    for args in ([], ["--json"]):
+        result = run("stats", "--path", str(corrupt), *args)
+        assert result.exit_code == 3, result.output
+        assert result.stdout == ""
+        assert "corrupt" in result.stderr and "llmcache clear" in result.stderr
+    assert (corrupt / "cache.db").read_bytes() == before  # stats repairs nothing
+    assert copies(corrupt) == []
+
+
+def test_clear_on_a_corrupt_database_recovers_it_and_says_so(corrupt: Path) -> None:
+    result = run("clear", "--path", str(corrupt), "--yes")
+    assert result.exit_code == 0, result.output
+    [copy] = copies(corrupt)
+    assert "corrupt" in result.stdout and str(copy) in result.stdout
+    assert "Cleared 20" not in result.stdout
+    assert DiskStore.check_database(corrupt) is None
+    with DiskStore(corrupt) as store:  # an empty cache that works again
+        assert len(store) == 0
+        store.set("k", CachedResponse(content="v"))
+        got = store.get("k")
+        assert got is not None and got.content == "v"
+    assert run("stats", "--path", str(corrupt)).exit_code == 0
+
+
+def test_clear_asks_before_recovering_a_corrupt_database(corrupt: Path) -> None:
+    before = (corrupt / "cache.db").read_bytes()
+    declined = run("clear", "--path", str(corrupt), input="n\n")
+    assert declined.exit_code == 1
+    assert "corrupt" in declined.output
+    assert (corrupt / "cache.db").read_bytes() == before and copies(corrupt) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB tmpfs (mounting needs root, as CI runs; skipped where refused)."""
+    mountpoint = tmp_path / "disk"
+    mountpoint.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
+                              str(mountpoint)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or 'refused'}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=True)
+
+
+def test_a_clear_that_did_not_happen_exits_non_zero(small_disk: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    path = small_disk / "cache"
+    with DiskStore(path) as store:
+        for i in range(20):
+            store.set(f"k{i}", CachedResponse(content="v" * 300))
+
+    def fill_the_disk_then_accept(*args: object, **kwargs: object) -> bool:
+        with (small_disk / "filler").open("wb", buffering=0) as filler:
+            with pytest.raises(OSError):  # ENOSPC: the disk filled up while clear asked
+                while True:
+                    filler.write(b"x" * 4096)
+        return True
+
+    monkeypatch.setattr("typer.confirm", fill_the_disk_then_accept)
+    result = run("clear", "--path", str(path))
+    assert result.exit_code == 3, result.output
+    assert "not cleared" in result.stderr and "disk is full" in result.stderr
+    assert "Cleared" not in result.stdout
+    (small_disk / "filler").unlink()
+    assert stored_entries(path) == 20
 
 
 # -- inspect and keys ------------------------------------------------------------------------

@@ -88,3 +88,51 @@ def test_bad_arguments_name_the_field() -> None:
         ResponseCache(ttl_seconds=-1)
     with pytest.raises(ValueError, match="temperature"):
         ResponseCache().get("p", float("nan"), "m")
+
+
+@pytest.mark.parametrize(("kwargs", "error", "names"), [
+    ({"content": object()}, TypeError, "content"),
+    ({"content": b"answer"}, TypeError, "content"),
+    ({"content": float("nan")}, ValueError, "content"),
+    ({"content": {"score": float("inf")}}, ValueError, "content"),
+    ({"content": {1: "not a str key"}}, TypeError, "content"),
+    ({"content": "a", "tokens_used": "many"}, TypeError, "tokens_used"),
+    ({"content": "a", "tokens_used": 2.5}, TypeError, "tokens_used"),
+    ({"content": "a", "tokens_used": True}, TypeError, "tokens_used"),
+    ({"content": "a", "tokens_used": -1}, ValueError, "tokens_used"),
+])
+def test_set_refuses_what_it_cannot_store_and_stores_nothing(
+        tmp_path: Path, kwargs: dict[str, object], error: type[Exception], names: str) -> None:
+    with ResponseCache(persist_path=tmp_path / "cache") as cache:
+        with pytest.raises(error, match=names):
+            cache.set("p", 0.0, "m", **kwargs)  # type: ignore[arg-type]
+        assert cache.get("p", 0.0, "m") is None
+        assert cache.stats()["memory_entries"] == 0 and cache.stats()["disk_entries"] == 0
+
+
+def test_set_request_refuses_an_entry_a_disk_tier_would_drop() -> None:
+    from llmcache.keys import Request
+
+    cache = ResponseCache()
+    request = Request(model="m", prompt="p")
+    with pytest.raises(ValueError, match="content"):
+        cache.set_request(request, CachedResponse(content=float("nan")))
+    with pytest.raises(TypeError, match="completion_tokens"):
+        cache.set_request(request, CachedResponse(content="a", completion_tokens="3"))  # type: ignore[arg-type]
+    assert cache.get_request(request) is None
+
+
+def test_json_content_still_roundtrips(tmp_path: Path) -> None:
+    with ResponseCache(persist_path=tmp_path / "cache") as cache:
+        cache.set("p", 0.0, "m", {"tasks": [1, 2.5, None, True, "x"]})  # type: ignore[arg-type]
+    with ResponseCache(persist_path=tmp_path / "cache") as cache:
+        hit = cache.get("p", 0.0, "m")
+        assert hit is not None and hit.content == {"tasks": [1, 2.5, None, True, "x"]}
+
+
+def test_an_empty_persist_path_is_refused(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="persist_path"):
+        ResponseCache(persist_path="")
+    assert list(tmp_path.iterdir()) == []  # no cache.db in the working directory

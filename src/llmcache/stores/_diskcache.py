@@ -1,16 +1,33 @@
-"""diskcache plumbing for `DiskStore`: a reader that never unpickles, crash-safe opening,
-and hit/miss counters that outlive the process without a write on every hit."""
+"""diskcache plumbing for `DiskStore`: a reader that never unpickles, recovery from a
+corrupt database, and hit/miss counters that outlive the process without a write on every hit.
+
+A corrupt database is recovered in place: its bytes are copied to a
+``cache.db.corrupt-<time>-<pid>`` sibling, then sqlite's backup API overwrites it with an
+empty diskcache database. The file stays the same file, so the connections every thread and
+process holds on it stay valid and see the empty database at their next statement (sqlite's
+own locking orders this with their reads and writes). Only when sqlite cannot write to the
+file at all (its header is destroyed) is it renamed aside instead, and stores that still hold
+the old file reopen when they see that ``cache.db`` is another file. A lock file in the
+directory, holding the time of the last recovery, makes one recovery serve every thread and
+process that met the same damage.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 import weakref
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import diskcache
 from diskcache.core import DBNAME, DEFAULT_SETTINGS, MODE_PICKLE
@@ -18,20 +35,46 @@ from diskcache.core import DBNAME, DEFAULT_SETTINGS, MODE_PICKLE
 from llmcache.entry import CodecError
 from llmcache.stores.base import ErrorLog, StoreStats
 
-__all__ = ["BACKEND_ERRORS", "PERSISTED", "STATS_DIR", "Counters", "fork_generation", "open_cache"]
+try:
+    import fcntl
+except ImportError:  # Windows: recoveries by several processes at once are not serialised
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["BACKEND_ERRORS", "PERSISTED", "STATS_DIR", "Counters", "DiskStats", "NotOpen",
+           "Opened", "Recovery", "database_problem", "db_inode", "fork_generation",
+           "is_corruption", "open_cache", "recover_database"]
 
 logger = logging.getLogger("llmcache.stores.disk")
 
 STATS_DIR = ".llmcache-stats"
 _FLUSH_SECONDS = 1.0
-PERSISTED = ("hits", "misses", "sets", "deletes", "expirations", "errors")
-BACKEND_ERRORS = (sqlite3.Error, OSError, diskcache.Timeout)
+PERSISTED = ("hits", "misses", "sets", "deletes", "expirations", "errors", "recoveries")
+_RECOVERY_LOCK = ".llmcache-recovery.lock"
+# Primary sqlite result codes of a damaged file: SQLITE_CORRUPT and SQLITE_NOTADB; of a
+# lock held by another connection: SQLITE_BUSY and SQLITE_LOCKED.
+_CORRUPT_CODES = frozenset({11, 26})
+_BUSY_OR_LOCKED = frozenset({5, 6})
+
+
+class NotOpen(Exception):  # noqa: N818 - a state, raised where a store's tier is missing
+    """The cache directory could not be opened (the store is a miss-only tier for now)."""
+
+
+BACKEND_ERRORS = (sqlite3.Error, OSError, diskcache.Timeout, NotOpen)
+
+
+@dataclass(slots=True)
+class DiskStats(StoreStats):
+    """`StoreStats` plus ``recoveries``: corrupt databases moved aside."""
+
+    recoveries: int = 0
+
+
 # diskcache names value files "ab/cd/<28 hex>.val"; anything else in a row was planted.
 _VALUE_FILE = re.compile(r"[0-9a-f]{2}[/\\][0-9a-f]{2}[/\\][0-9a-f]{28}\.val\Z")
 # Pragmas are read back from the database's Settings table, which anyone sharing the
 # directory can write: always pass the defaults so planted values are overwritten at open.
 _PRAGMAS = {k: v for k, v in DEFAULT_SETTINGS.items() if k.startswith("sqlite_")}
-# The statement diskcache's own `Cache.get` runs when reads do not update the row.
 
 _fork_generation = 0  # bumped in a forked child; see `_after_fork_in_child`
 
@@ -72,32 +115,258 @@ def _inode(path: str) -> int | None:
         return None
 
 
-def open_cache(directory: str, timeout: float, **settings: Any) -> Any:
-    """Open a diskcache, moving a corrupt database aside (with a warning) and starting empty.
+def db_inode(directory: str | os.PathLike[str]) -> int | None:
+    """The inode of the database file now at ``directory/cache.db`` (None: no such file)."""
+    return _inode(os.path.join(directory, DBNAME))
 
-    Other errors (permissions, a path that is a file) raise: they are configuration
-    mistakes that should be seen at startup, not hidden as misses.
+
+def is_corruption(exc: BaseException) -> bool:
+    """True for sqlite's "database disk image is malformed" and "file is not a database"."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
+    if isinstance(code, int):
+        return code & 0xFF in _CORRUPT_CODES
+    text = str(exc)
+    return "malformed" in text or "not a database" in text
+
+
+@contextlib.contextmanager
+def _recovery_lock(directory: str, timeout: float) -> Iterator[int | None]:
+    """Hold the directory's recovery lock (shared by threads and processes: each holder
+    opens the file anew), waiting up to `timeout` seconds: a process stopped while holding
+    it must not stop the others for ever. Yields the lock file's descriptor."""
+    try:
+        fd = os.open(os.path.join(directory, _RECOVERY_LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield None  # no lock file (read-only directory?): the recovery will most likely fail
+        return
+    try:
+        if fcntl is not None:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise diskcache.Timeout("another process holds the recovery lock "
+                                                "for longer than the timeout") from None
+                    time.sleep(0.005)
+        yield fd
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _last_recovery(fd: int | None) -> float:
+    if fd is None:
+        return 0.0
+    try:
+        return float(os.pread(fd, 64, 0).decode("ascii").strip() or 0)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return 0.0  # a damaged lock file only costs an extra recovery
+
+
+def _note_recovery(fd: int | None) -> None:
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{time.time():.6f}\n".encode("ascii"), 0)
+
+
+def _aside_name(db: str) -> str:
+    stem = f"{db}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    name, n = stem, 1
+    while os.path.lexists(name):
+        n += 1
+        name = f"{stem}-{n}"
+    return name
+
+
+def _copy_aside(db: str, aside: str) -> bool:
+    """Copy the damaged file (and its write-ahead log) for a post-mortem; False if the copy
+    could not be made (a full disk): the recovery goes on without it."""
+    try:
+        shutil.copyfile(db, aside)
+        with contextlib.suppress(FileNotFoundError):
+            shutil.copyfile(db + "-wal", aside + "-wal")
+    except OSError:
+        for name in (aside, aside + "-wal"):
+            with contextlib.suppress(OSError):
+                os.remove(name)
+        return False
+    return True
+
+
+def _reset_in_place(directory: str, db: str, timeout: float) -> None:
+    """Overwrite the database at `db` with an empty diskcache database through sqlite's
+    backup API, which takes the write lock and tells every connection that the file
+    changed."""
+    with tempfile.TemporaryDirectory(prefix=".llmcache-fresh-", dir=directory,
+                                     ignore_cleanup_errors=True) as fresh:
+        diskcache.Cache(fresh, disk=_SafeDisk, **_PRAGMAS).close()
+        source = sqlite3.connect(os.path.join(fresh, DBNAME))
+        try:
+            target = sqlite3.connect(db, timeout=min(timeout, 0.05), isolation_level=None)
+            try:
+                try:
+                    _backup(source, target, timeout)
+                except sqlite3.DatabaseError:
+                    if not _extend_to_header_size(db):
+                        raise
+                    _backup(source, target, timeout)
+            finally:
+                target.close()
+        finally:
+            source.close()
+
+
+def _backup(source: sqlite3.Connection, target: sqlite3.Connection, timeout: float) -> None:
+    """`source.backup(target)`, giving up after `timeout` seconds of a held write lock:
+    Python's own loop would wait for it for ever (for ever indeed when the holder is the
+    calling thread, inside a transaction)."""
+    deadline = time.monotonic() + timeout
+
+    def progress(status: int, remaining: int, total: int) -> None:
+        if status in _BUSY_OR_LOCKED and time.monotonic() >= deadline:
+            raise diskcache.Timeout("the database stayed locked by another writer")
+
+    source.backup(target, progress=progress, sleep=0.005)
+
+
+def _extend_to_header_size(db: str) -> bool:
+    """Zero-fill a truncated database up to the size its header declares (sqlite will not
+    write to a file shorter than that); False if there is nothing to extend."""
+    try:
+        with open(db, "rb") as f:
+            header = f.read(100)
+        size = os.path.getsize(db)
+    except OSError:
+        return False
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        return False
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    declared = page_size * int.from_bytes(header[28:32], "big")
+    if declared <= size:
+        return False
+    os.truncate(db, declared)
+    return True
+
+
+class Recovery(NamedTuple):
+    """What `recover_database` did: where the damaged bytes went (None: no copy could be
+    made), and whether the file was renamed (stores must open the new one) rather than
+    reset in place."""
+
+    aside: str | None
+    renamed: bool
+
+
+def recover_database(directory: str, *, failed_at: float, reason: str, timeout: float,
+                     force: bool = False) -> Recovery | None:
+    """Recover the corrupt ``cache.db`` of `directory`: copy it aside, then reset it in
+    place to an empty database (rename it aside if it cannot be written at all); log a
+    warning.
+
+    Returns None, doing nothing, if a recovery (by any thread or process) happened at or
+    after `failed_at` (wall-clock seconds, minus a second for the time between meeting the
+    damage and getting here) unless `force`. Raises OSError or ``sqlite3.Error`` if the
+    file can neither be reset nor renamed (a full or read-only disk), `diskcache.Timeout`
+    if another process holds the recovery lock or the write lock for longer than `timeout`.
     """
     db = os.path.join(directory, DBNAME)
+    with _recovery_lock(directory, timeout) as fd:
+        if not force and _last_recovery(fd) >= failed_at - 1.0:
+            return None
+        if not os.path.exists(db):
+            return None
+        aside = _aside_name(db)
+        copied = _copy_aside(db, aside)
+        try:
+            _reset_in_place(directory, db, timeout)
+            result = Recovery(aside if copied else None, renamed=False)
+        except sqlite3.DatabaseError as exc:
+            if not is_corruption(exc):  # a full or read-only disk: renaming would not help
+                raise
+            if copied:
+                for name in (aside, aside + "-wal"):
+                    with contextlib.suppress(OSError):
+                        os.remove(name)
+            os.replace(db, aside)
+            for name in (db + "-wal", db + "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(name, aside + name[len(db):])
+            result = Recovery(aside, renamed=True)
+        _note_recovery(fd)
+    if result.renamed:
+        done = f"moved it aside to {result.aside}"
+    elif result.aside is not None:
+        done = f"kept a copy at {result.aside}"
+    else:
+        done = "could keep no copy of it (no space?)"
+    logger.warning("disk cache %s: the database is corrupt (%s); %s and started an empty one "
+                   "(value files of the old entries stay in the directory)", directory, reason,
+                   done)
+    return result
+
+
+class Opened(NamedTuple):
+    """An open diskcache, the inode of the database it opened, and where the damaged bytes
+    of corrupt databases met while opening went."""
+
+    cache: Any
+    inode: int | None
+    recovered: list[str | None]
+
+
+def open_cache(directory: str, timeout: float, **settings: Any) -> Opened:
+    """Open a diskcache, recovering a corrupt database (with a warning) and starting empty.
+
+    Other errors (permissions, a full disk, a path that is a file) raise; the store decides
+    whether they stop it (``strict=True``) or make it a miss-only tier.
+    """
+    db = os.path.join(directory, DBNAME)
+    recovered: list[str | None] = []
     for attempt in range(3):
         before = _inode(db)
         try:
-            return diskcache.Cache(directory, timeout=timeout, disk=_SafeDisk,
-                                   **_PRAGMAS, **settings)
+            cache = diskcache.Cache(directory, timeout=timeout, disk=_SafeDisk,
+                                    **_PRAGMAS, **settings)
         except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) or attempt == 2:
+            if not is_corruption(exc) or attempt == 2:
                 raise
-            if _inode(db) != before:
-                continue  # another process already replaced the file: just reopen
-            suffix = f".corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-            for name in (db, db + "-wal", db + "-shm"):
-                try:
-                    os.replace(name, name + suffix)
-                except FileNotFoundError:
-                    pass
-            logger.warning("disk cache %s: database is corrupt (%s); moved it aside to %s "
-                           "and starting empty", directory, exc, db + suffix)
+            done = recover_database(directory, failed_at=time.time(), timeout=timeout,
+                                    reason=f"{type(exc).__name__}: {exc}")
+            if done is not None:
+                recovered.append(done.aside)
+            continue  # recovered here or by another process: open again
+        after = _inode(db)
+        if before is None or after == before or attempt == 2:
+            return Opened(cache, after, recovered)
+        cache.close()  # renamed while opening: this connection may be on the old file
     raise AssertionError("unreachable")
+
+
+def database_problem(path: str | os.PathLike[str]) -> str | None:
+    """What sqlite's ``quick_check`` finds wrong with the database (a cache directory's
+    ``cache.db``, or a database file), None when it is sound.
+
+    Opens the file read-only and reads every page, so it finds damage no single get or set
+    would meet. Errors other than corruption (no such file, permissions) raise.
+    """
+    db = Path(path) / DBNAME if Path(path).is_dir() else Path(path)
+    con = sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        rows = con.execute("PRAGMA quick_check(1)").fetchall()
+    except sqlite3.DatabaseError as exc:
+        if is_corruption(exc):
+            return str(exc)
+        raise
+    finally:
+        con.close()
+    found = [" ".join(str(row[0]).split()) for row in rows]
+    return None if found == ["ok"] else "; ".join(found)
 
 
 class Counters:
@@ -109,18 +378,53 @@ class Counters:
     """
 
     def __init__(self, directory: str, timeout: float, errors: ErrorLog) -> None:
-        self.stats = StoreStats()
+        self.stats = DiskStats()
         self.lock = threading.Lock()
         self.next_flush = time.monotonic() + _FLUSH_SECONDS
         self._flushed = dict.fromkeys(PERSISTED, 0)
         self._flush_lock = threading.Lock()
         self._errors = errors
-        self._cache: Any = None
-        try:
-            self._cache = open_cache(directory, timeout, eviction_policy="none")
-        except (*BACKEND_ERRORS, ValueError) as exc:
-            errors.report("open stats", exc)  # counters then stay per-process
+        self._directory = directory
+        self._timeout = timeout
+        self._cache: Any = None  # opened by `open`, once the store's own database opened
+        self._inode: int | None = None
         _all_counters.add(self)
+
+    def open(self) -> None:
+        """Open the side cache if it is not open (counts stay per-process until it is)."""
+        with self._flush_lock:
+            if self._cache is None:
+                self._open()
+
+    def _open(self) -> None:
+        try:
+            opened = open_cache(self._directory, self._timeout, eviction_policy="none")
+        except (*BACKEND_ERRORS, ValueError) as exc:
+            self._errors.report("open stats", exc)
+            return
+        self._cache, self._inode = opened.cache, opened.inode
+
+    def _failed(self, operation: str, exc: BaseException) -> None:
+        """Report `exc`; recover a corrupt side cache, reopen one another process renamed
+        (the caller holds ``_flush_lock``)."""
+        self._errors.report(operation, exc)
+        corrupt = is_corruption(exc)
+        if corrupt:
+            try:
+                done = recover_database(self._directory, failed_at=time.time(),
+                                        reason=f"{type(exc).__name__}: {exc}",
+                                        timeout=self._timeout)
+            except BACKEND_ERRORS as recover_exc:
+                self._errors.report("recover stats", recover_exc)
+                return
+            if done is not None and not done.renamed:
+                return  # reset in place: the connections stay valid
+        if db_inode(self._directory) == self._inode:
+            return
+        with contextlib.suppress(*BACKEND_ERRORS):
+            self._cache.close()
+        self._cache = None
+        self._open()
 
     def forget(self) -> None:
         """In a forked child: start from zero with fresh locks (the parent flushes its own
@@ -155,7 +459,7 @@ class Counters:
                         if n:
                             self._cache.incr(name, n)
             except BACKEND_ERRORS as exc:
-                self._errors.report("flush stats", exc)  # kept for the next flush
+                self._failed("flush stats", exc)  # the counts are kept for the next flush
                 return
             with self.lock:
                 for name, n in delta.items():
@@ -172,16 +476,17 @@ class Counters:
                 try:
                     stored = {name: int(self._cache.get(name, 0)) for name in PERSISTED}
                 except (*BACKEND_ERRORS, CodecError, TypeError, ValueError) as exc:
-                    self._errors.report("read stats", exc)
+                    self._failed("read stats", exc)
             with self.lock:
                 delta = self._unflushed()
         return {name: stored[name] + delta[name] for name in PERSISTED}
 
     def reset(self) -> None:
+        """Zero the persisted totals; raises what the side cache raised if it could not."""
         with self._flush_lock, self.lock:
             self._flushed = {name: getattr(self.stats, name) for name in PERSISTED}
         if self._cache is not None:
-            self._cache.clear(retry=True)
+            self._cache.clear()  # no retry: diskcache would retry a full disk for ever
 
     def close(self) -> None:
         self.flush()

@@ -2,8 +2,9 @@
 
 A store maps string keys to `CachedResponse` entries with an optional per-entry TTL. Stores
 never raise on a failing backend during `get`/`set`: a broken tier degrades to a miss, counts
-the error in `stats()` and logs it once (see `ErrorLog`). Misuse (a negative TTL, a closed
-store) still raises.
+the error in `stats()` and logs it once (see `ErrorLog`). `delete` and `clear` are explicit
+operations whose caller must know the outcome: they raise `llmcache.errors.StoreError` when
+they did not happen. Misuse (a negative TTL, a closed store) still raises.
 
 >>> from llmcache import MemoryStore, CachedResponse
 >>> with MemoryStore(max_entries=10) as store:
@@ -93,11 +94,20 @@ class Store(ABC):
 
     @abstractmethod
     def delete(self, key: str) -> bool:
-        """Remove `key`; True if it was there."""
+        """Remove `key`: True if an entry was removed, False if there was none.
+
+        Unlike `get` and `set`, a delete that did not happen is never silent: raises
+        `llmcache.errors.StoreError` when the tier failed, so that it could not delete or
+        cannot tell whether it did (down, timed out, locked by another process).
+        """
 
     @abstractmethod
     def clear(self) -> None:
-        """Remove every entry."""
+        """Remove every entry.
+
+        Returns only once the entries are gone; raises `llmcache.errors.StoreError` when the
+        clear did not happen or happened only in part (the tier failed midway).
+        """
 
     @abstractmethod
     def __len__(self) -> int:

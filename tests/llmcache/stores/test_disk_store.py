@@ -7,7 +7,9 @@ import logging
 import multiprocessing
 import os
 import pathlib
+import random
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import diskcache
 import pytest
 
 from llmcache.entry import CachedResponse, JSONCodec
+from llmcache.errors import StoreError
 from llmcache.stores import DiskStore
 
 
@@ -438,3 +441,215 @@ def test_every_json_content_type_roundtrips(store: DiskStore, content: object) -
     store.set("k", CachedResponse(content=content, chunks=["a"], expires_at=None))
     got = store.get("k")
     assert got is not None and got.content == content and got.chunks == ["a"]
+
+
+# --- a tier that cannot open, corruption anywhere, operations that did not happen ----------
+
+
+def _filled(path: Path, n: int = 20) -> Path:
+    with DiskStore(path) as store:
+        for i in range(n):
+            store.set(f"k{i}", CachedResponse(content=f"v{i}" * 200))
+    return path
+
+
+def _copies(directory: Path) -> list[Path]:
+    """The copies of recovered databases in `directory` (without their -wal files)."""
+    return [p for p in directory.glob("cache.db.corrupt-*")
+            if not p.name.endswith(("-wal", "-shm"))]
+
+
+def _corrupt_the_entries(db: Path) -> None:
+    """Random bytes over every page from the Cache table's root on: the header, the schema
+    and the Settings table (pages 1-4, read at open) stay intact, so the database opens and
+    fails on use, as a database damaged in the middle does."""
+    size = db.stat().st_size
+    with db.open("r+b") as f:
+        f.seek(4 * 4096)
+        f.write(random.Random(13).randbytes(size - 4 * 4096))
+
+
+def test_an_empty_path_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="path"):
+        DiskStore("")
+    assert list(tmp_path.iterdir()) == []  # no cache.db in the working directory
+
+
+def test_a_path_that_is_a_file_is_a_miss_only_tier(tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "not-a-dir"
+    path.write_text("a file")
+    with caplog.at_level(logging.WARNING, logger="llmcache.stores.disk"):
+        store = DiskStore(path)
+        with store:
+            assert store.available is False
+            for _ in range(3):
+                store.set("k", CachedResponse(content="v"))
+                assert store.get("k") is None
+            assert store.get_many(["k"]) == {} and len(store) == 0 and store.keys() == []
+            stats = store.stats()
+            assert stats["errors"] >= 1 and stats["sets"] == 0 and stats["misses"] == 3
+    assert path.read_text() == "a file"
+    logged = [r for r in caplog.records if str(path) in r.getMessage()]
+    assert len(logged) == 1 and "open" in logged[0].getMessage()
+
+
+def test_strict_raises_a_store_error_with_the_cause(tmp_path: Path) -> None:
+    path = tmp_path / "not-a-dir"
+    path.write_text("a file")
+    with pytest.raises(StoreError, match="not-a-dir") as info:
+        DiskStore(path, strict=True)
+    assert isinstance(info.value.__cause__, (sqlite3.Error, OSError))
+    assert info.value.operation == "open"
+
+
+def test_an_unavailable_tier_retries_opening_after_retry_after(tmp_path: Path) -> None:
+    path = tmp_path / "later"
+    path.write_text("a file for now")
+    with DiskStore(path, retry_after=3600) as patient, DiskStore(path, retry_after=0.01) as eager:
+        path.unlink()  # the operator fixes the mistake
+        time.sleep(0.02)  # past eager's retry_after: its next call reopens
+        for store in (patient, eager):
+            store.set("k", CachedResponse(content="v"))
+        assert patient.available is False and patient.get("k") is None
+        assert eager.available is True
+        got = eager.get("k")
+        assert got is not None and got.content == "v"
+
+
+def test_delete_and_clear_under_lock_contention_raise(tmp_path: Path) -> None:
+    with DiskStore(_filled(tmp_path), timeout=0.05) as store:
+        holder = sqlite3.connect(tmp_path / "cache.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            with pytest.raises(StoreError, match="delete") as deleted:
+                store.delete("k1")
+            assert deleted.value.operation == "delete"
+            with pytest.raises(StoreError, match="clear"):
+                store.clear()
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert store.get("k1") is not None  # nothing was deleted
+        assert store.delete("k1") is True
+        assert store.delete("k1") is False
+        store.clear()
+        assert len(store) == 0
+
+
+def test_delete_and_clear_on_an_unavailable_tier_raise(tmp_path: Path) -> None:
+    path = tmp_path / "file"
+    path.write_text("x")
+    with DiskStore(path) as store:
+        with pytest.raises(StoreError):
+            store.delete("k")
+        with pytest.raises(StoreError):
+            store.clear()
+
+
+def test_a_database_corrupt_in_the_middle_is_recovered_and_started_empty(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _corrupt_the_entries(_filled(tmp_path) / "cache.db")
+    with caplog.at_level(logging.WARNING, logger="llmcache.stores.disk"):
+        with DiskStore(tmp_path) as store:
+            assert store.recovered == []  # it opens: the damage is met on use
+            assert store.get("k1") is None
+            store.set("fresh", CachedResponse(content="new"))
+            got = store.get("fresh")
+            assert got is not None and got.content == "new"
+            assert store.delete("fresh") is True
+            assert store.stats()["recoveries"] == 1
+            [aside] = store.recovered
+    assert aside.parent == tmp_path and aside.name.startswith("cache.db.corrupt-")
+    assert _copies(tmp_path) == [aside]
+    assert DiskStore.check_database(tmp_path) is None
+    assert DiskStore.check_database(aside.parent / aside.name) is not None
+    warnings = [r.getMessage() for r in caplog.records if "corrupt" in r.getMessage()]
+    assert len(warnings) == 1 and str(aside) in warnings[0]
+
+
+def test_two_stores_on_one_corrupt_database_recover_it_once(tmp_path: Path) -> None:
+    _filled(tmp_path)
+    with DiskStore(tmp_path) as store:  # open on the sound file, as another process would be
+        assert store.get("k3") is not None
+        _corrupt_the_entries(tmp_path / "cache.db")
+        with DiskStore(tmp_path) as other:
+            assert other.get("k3") is None  # meets the damage first and recovers
+            got = store.get("k4")
+            assert got is None or got.content == "v4" * 200  # never another entry's value
+            store.set("after", CachedResponse(content="a"))
+            got = other.get("after")
+            assert got is not None and got.content == "a"  # one database for both
+            assert len(other.recovered) == 1 and store.recovered == []
+            assert other.stats()["recoveries"] == 1
+    assert len(_copies(tmp_path)) == 1
+
+
+def test_a_store_follows_a_database_renamed_aside_by_another(tmp_path: Path) -> None:
+    _filled(tmp_path)
+    with DiskStore(tmp_path) as store:
+        assert store.get("k1") is not None
+        with (tmp_path / "cache.db").open("r+b") as f:
+            f.write(os.urandom(100))  # the header destroyed: sqlite can no longer write it
+        with DiskStore(tmp_path) as other:  # renames it aside at open, starts a new file
+            assert len(other.recovered) == 1
+            got = store.get("k2")
+            assert got is None or got.content == "v2" * 200
+            store.set("after", CachedResponse(content="a"))
+            got = other.get("after")
+            assert got is not None and got.content == "a"
+
+
+def test_threads_meeting_corruption_recover_once(tmp_path: Path) -> None:
+    import threading
+
+    _corrupt_the_entries(_filled(tmp_path, n=60) / "cache.db")
+    errors: list[BaseException] = []
+    with DiskStore(tmp_path) as store:
+        barrier = threading.Barrier(8)
+
+        def work(n: int) -> None:
+            try:
+                barrier.wait()
+                for i in range(30):
+                    got = store.get(f"k{(n + i) % 60}")
+                    assert got is None or got.content == f"v{(n + i) % 60}" * 200
+                    store.set(f"t{n}-{i}", CachedResponse(content=f"{n}-{i}"))
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert store.stats()["recoveries"] == 1
+        store.set("after", CachedResponse(content="a"))  # (the threads may all have
+        got = store.get("after")  # finished while the recovery ran)
+        assert got is not None and got.content == "a"
+    assert len(_copies(tmp_path)) == 1
+
+
+@pytest.mark.timeout(10)  # before: each key's recovery waited for this thread's own lock
+def test_get_many_meeting_corruption_recovers_after_its_transaction(tmp_path: Path) -> None:
+    _corrupt_the_entries(_filled(tmp_path) / "cache.db")
+    with DiskStore(tmp_path) as store:
+        assert store.get_many([f"k{i}" for i in range(20)]) == {}
+        assert store.stats()["recoveries"] == 1
+        store.set("k1", CachedResponse(content="fresh"))
+        assert {k: v.content for k, v in store.get_many(["k1", "k2"]).items()} == {"k1": "fresh"}
+
+
+def test_a_corrupt_stats_database_is_recovered_too(tmp_path: Path) -> None:
+    _filled(tmp_path)
+    _corrupt_the_entries(tmp_path / ".llmcache-stats" / "cache.db")
+    with DiskStore(tmp_path) as store:
+        for _ in range(3):
+            assert store.get("k1") is not None
+            store.stats()  # flushes this process's counts
+        assert store.stats()["hits"] == 3  # counted and persisted again
+    with DiskStore(tmp_path) as store:
+        assert store.stats()["hits"] == 3
+    assert len(_copies(tmp_path / ".llmcache-stats")) == 1
