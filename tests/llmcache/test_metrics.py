@@ -231,3 +231,18 @@ def test_log_summary_uses_logging(caplog: pytest.LogCaptureFixture,
 
 def test_module_level_collector_exists() -> None:
     assert isinstance(metrics, MetricsCollector)
+
+
+def test_metrics_takes_no_private_name_from_another_module() -> None:
+    # STYLE: a module is one concept; metrics once imported its statistics' private record
+    # and helpers from a module cut off to keep metrics.py short.
+    import ast
+    import importlib
+
+    # importlib, not `import llmcache.metrics as m`: the package's `metrics` is the collector
+    module = importlib.import_module("llmcache.metrics")
+    tree = ast.parse(Path(str(module.__file__)).read_text(encoding="utf-8"))
+    taken = [f"{node.module}.{alias.name}" for node in ast.walk(tree)
+             if isinstance(node, ast.ImportFrom) and node.module != "__future__"
+             for alias in node.names if alias.name.startswith("_")]
+    assert taken == []

@@ -1,4 +1,4 @@
-"""What a `SemanticCache` keeps about each entry, and how it is saved next to the entries.
+"""What a `SemanticCache` keeps about each entry, and how it is saved and opened again.
 
 The entries themselves live in the cache's `Store` (a `DiskStore` when persisted). Beside
 it, in ``<persist_path>/index/``, go one index file per partition and a manifest listing
@@ -7,26 +7,48 @@ embedder that made the vectors (name, size, version). Every file is written to
 a temporary name and renamed, so a crash leaves the old file or the new one; whatever is
 missing or unreadable is rebuilt from the stored entries (each carries its record in
 ``metadata["_semantic"]``).
+
+On open (`read_persisted`) the manifest says which records existed, the store says which entries
+still do, and each partition's index file gives the vectors. Whatever disagrees is
+repaired: records whose entry is gone are dropped, entries without a record (a crash after
+a write, before the next save) are read back from their ``metadata["_semantic"]``, and rows
+missing from an index (or a whole index that is missing, corrupt, or made by another
+embedder: another name, size or version) are embedded again. An embedder that fails or
+answers nonsense while doing so leaves those entries to exact lookups (counted, logged
+once); the next open tries again. Opening never fails for it.
+
+These functions take what they work on as arguments and give back what they found; the
+cache's state stays the cache's (`SemanticCache` calls them with its own).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from llmcache.entry import CachedResponse
-from llmcache.vector.embedders import Embedder, declared_dim, embedder_version
+from llmcache.stores.base import Store
+from llmcache.vector.embedders import (
+    Embedder,
+    EmbeddingError,
+    Matrix,
+    declared_dim,
+    embedder_version,
+    unit_embeddings,
+)
 from llmcache.vector.index import IndexFileError, VectorIndex, VectorSearch, atomic_write
 
-__all__ = ["MANIFEST", "EmbedderIdentity", "Record", "index_file", "load_index",
+__all__ = ["MANIFEST", "EmbedderIdentity", "Record", "Restored", "index_file", "load_index",
            "load_partition_index", "partition_index", "read_manifest", "record_from_entry",
-           "try_load_index", "write_manifest"]
+           "read_persisted", "try_load_index", "write_manifest", "write_persisted"]
 
 logger = logging.getLogger("llmcache.vector.semantic")
 
@@ -34,6 +56,7 @@ MANIFEST = "manifest.json"
 _FORMAT = "llmcache-semantic-manifest"
 _VERSION = 1
 META_KEY = "_semantic"  # where an entry carries its record, for rebuilds
+_EMBED_BATCH = 512
 
 
 @dataclass(slots=True)
@@ -195,3 +218,173 @@ def try_load_index(path: Path, loader: Callable[[Path], VectorSearch] = load_ind
         with contextlib.suppress(OSError):
             path.unlink()
         return None
+
+
+# ----------------------------------------------------------------- opening and saving
+
+
+@dataclass(slots=True)
+class Restored:
+    """What `read_persisted` read back: the records in LRU order (oldest first), the partitions'
+    indexes, the partitions whose index file must be written at the next save, and how
+    many partitions' vectors came from an embedder of another identity (embedded again)."""
+
+    records: OrderedDict[str, Record]
+    indexes: dict[str, VectorSearch]
+    dirty: set[str]
+    stale_partitions: int
+
+
+def _store_keys(store: Any) -> set[str] | None:
+    keys = getattr(store, "keys", None)
+    return set(keys()) if callable(keys) else None
+
+
+def _read_records(directory: Path, store: Store, partition_of: Callable[[str], str],
+                  max_entries: int, now: float,
+                  ) -> tuple[OrderedDict[str, Record], EmbedderIdentity | None]:
+    """The records of the manifest in ``directory`` that ``store`` still holds, plus the
+    entries it holds that the manifest missed; expired ones and the oldest beyond
+    ``max_entries`` are deleted from the store."""
+    records: OrderedDict[str, Record] = OrderedDict()
+    manifest = read_manifest(directory)
+    for record in manifest[1] if manifest is not None else []:
+        record.partition = partition_of(record.scope) if record.scope else None
+        records[record.key] = record
+    keys = _store_keys(store)
+    if keys is not None:
+        for key in [k for k in records if k not in keys]:
+            del records[key]
+        for key in sorted(keys - records.keys()):
+            entry = store.get(key)
+            parsed = record_from_entry(key, entry) if entry is not None else None
+            if entry is None or parsed is None:
+                continue  # expired meanwhile, or not written by a semantic cache
+            scope, text = parsed
+            records[key] = Record(key, scope, partition_of(scope) if scope else None,
+                                  text, entry.fingerprint, entry.expires_at)
+    for record in [r for r in records.values()
+                   if r.expires_at is not None and r.expires_at <= now]:
+        del records[record.key]
+        store.delete(record.key)
+    while len(records) > max_entries:
+        _, oldest = records.popitem(last=False)
+        store.delete(oldest.key)
+    return records, manifest[0] if manifest is not None else None
+
+
+def _embed(embedder: Embedder, records: list[Record], dim: int | None,
+           embed_failed: Callable[[Exception], None]) -> tuple[list[str], Matrix | None]:
+    """Keys and unit rows of ``records``' texts, ``dim`` wide (``None``: as the embedder
+    declares, or as its first answer is). Rows with NaN, or without meaning, are left out
+    (reported to ``embed_failed``); an embedder that fails or answers the wrong shape
+    raises `EmbeddingError`."""
+    keys: list[str] = []
+    rows: list[Matrix] = []
+    for start in range(0, len(records), _EMBED_BATCH):
+        chunk = records[start:start + _EMBED_BATCH]
+        try:
+            raw = embedder.embed([r.text or "" for r in chunk])
+        except Exception as exc:
+            raise EmbeddingError(f"{embedder.name}: embed failed ({exc!r})") from exc
+        if dim is None:
+            dim = declared_dim(embedder)
+        vecs, bad = unit_embeddings(raw, len(chunk), dim, embedder.name)
+        dim = int(vecs.shape[1])
+        if bad.any():
+            embed_failed(EmbeddingError(f"{embedder.name}: embed returned NaN or inf for "
+                                        f"{int(bad.sum())} texts"))
+        for record, vec in zip(chunk, vecs, strict=True):
+            if np.any(vec):  # a zero vector has no direction: exact lookups only
+                keys.append(record.key)
+                rows.append(vec)
+    return keys, np.stack(rows) if rows else None
+
+
+def read_persisted(path: Path, store: Store, embedder: Embedder, *,
+            partition_of: Callable[[str], str], max_entries: int, now: float,
+            new_index: Callable[[int], VectorSearch],
+            load_index: Callable[[Path], VectorSearch],
+            embed_failed: Callable[[Exception], None]) -> Restored:
+    """Read the records and indexes of the cache persisted at ``path`` (its entries are in
+    ``store``), repairing what is off (see the module docstring).
+
+    ``partition_of(scope)`` names a scope's partition under ``embedder``; ``new_index(dim)``
+    and ``load_index(file)`` make and read a partition's index; ``embed_failed`` hears of
+    every embedding that could not be used.
+    """
+    directory = path / "index"
+    directory.mkdir(parents=True, exist_ok=True)
+    records, saved = _read_records(directory, store, partition_of, max_entries, now)
+    current = EmbedderIdentity.of(embedder)
+    same_embedder = saved is not None and saved.same_as(current)
+    groups: dict[str, list[Record]] = {}
+    for record in records.values():
+        if record.partition is not None and record.text is not None:
+            groups.setdefault(record.partition, []).append(record)
+    stale = 0
+    if saved is not None and not same_embedder and groups:
+        logger.warning("semantic cache %s: its indexes were made by embedder %s, this one "
+                       "is %s; embedding the stored texts again", path, saved, current)
+        stale += len(groups)
+    indexes: dict[str, VectorSearch] = {}
+    dirty: set[str] = set()
+    rebuilt = 0
+    embedding = True  # until the embedder fails: then one failure, not one per partition
+    resized = 0
+    for partition, members in groups.items():
+        file = index_file(directory, partition)
+        index = try_load_index(file, load_index) if same_embedder else None
+        if index is not None and current.dim is not None and index.dim != current.dim:
+            if not resized:  # once: every partition of the cache is likely in this state
+                logger.warning("semantic index %s holds %d-dim vectors, embedder %s gives "
+                               "%d; embedding the texts of such indexes again", file,
+                               index.dim, current.name, current.dim)
+            resized += 1
+            index = None
+        wanted = {r.key for r in members}
+        if index is not None:
+            gone = [id_ for id_ in index.ids() if id_ not in wanted]
+            if gone:
+                index.remove(gone)
+                dirty.add(partition)
+        missing = [r for r in members if index is None or r.key not in index]
+        if missing and embedding:
+            try:
+                keys, vectors = _embed(embedder, missing,
+                                       index.dim if index is not None else current.dim,
+                                       embed_failed)
+            except EmbeddingError as exc:  # exact lookups only for now; tried again at open
+                embed_failed(exc)
+                embedding, keys, vectors = False, [], None
+            if vectors is not None:
+                if index is None:
+                    index = new_index(int(vectors.shape[1]))
+                index.add(keys, vectors)
+            rebuilt += len(keys)
+        if missing:
+            dirty.add(partition)
+        if index is not None and len(index):
+            indexes[partition] = index
+    known = {index_file(directory, p).name for p in indexes}
+    for file in directory.glob("*.index"):
+        if file.name not in known:
+            file.unlink(missing_ok=True)
+    if rebuilt:
+        logger.info("semantic cache %s: embedded %d entries again to rebuild its index",
+                    path, rebuilt)
+    return Restored(records, indexes, dirty, stale + resized)
+
+
+def write_persisted(path: Path, embedder: EmbedderIdentity, records: list[Record],
+         changed: dict[str, VectorSearch | None]) -> None:
+    """Write the ``changed`` partitions' indexes (``None`` or empty: delete the file) of
+    the cache persisted at ``path``, then the manifest listing ``records``."""
+    directory = path / "index"
+    for partition, index in changed.items():
+        file = index_file(directory, partition)
+        if index is None or not len(index):
+            file.unlink(missing_ok=True)
+        else:
+            index.save(file)
+    write_manifest(directory, embedder, records)

@@ -25,7 +25,7 @@ from llmcache.vector.embedders import (
 )
 from llmcache.vector.guards import Guard
 
-__all__ = ["SOFT_GUARDS", "Candidate", "QueryVectors", "SemanticHit", "judge",
+__all__ = ["SOFT_GUARDS", "Candidate", "QueryVectors", "SemanticHit", "SemanticQuery", "judge",
            "make_record", "public_entry", "split_request"]
 
 logger = logging.getLogger("llmcache.vector.semantic")
@@ -94,7 +94,7 @@ class Candidate:
 
 
 @dataclass(slots=True)
-class _Query:
+class SemanticQuery:
     """What a semantic lookup needs once the exact lookup missed."""
 
     key: str

@@ -5,31 +5,48 @@ an approximate index is made. Exact search reads every row per query (about 25 m
 100k x 384 on 2 cores); the graph visits a few thousand, at the price of sometimes missing
 the true nearest neighbour (``benchmarks/test_bench_vector.py`` measures how often).
 `AutoIndex` and `make_index` (exact while small, a graph built in the background beyond a
-size you choose) live in `llmcache.vector.autoindex` and are re-exported here.
+size you choose) are built on this module, in `llmcache.vector.autoindex`.
+
+The file format lives here too: `ApproximateIndex.save` writes a JSON manifest (settings,
+the id -> graph key map, an xxh3 checksum of the graph file) naming the graph's file and a
+`VectorIndex` archive of the rows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import os
 import threading
+import uuid
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
+import xxhash
 
-from llmcache.vector import _ann_io
-from llmcache.vector._index_io import atomic_write
-from llmcache.vector._rows import checked_rows, normalized_query, top_k
-from llmcache.vector.index import IdFilter, Metric, PathLike, SearchHit, VectorIndex
+from llmcache.vector._rows import checked_rows, normalized_query
+from llmcache.vector.index import (
+    IdFilter,
+    IndexFileError,
+    Metric,
+    PathLike,
+    SearchHit,
+    VectorIndex,
+    atomic_write,
+    write_archive,
+)
 
 if TYPE_CHECKING:
     from usearch.index import Index as _Graph
 
-__all__ = ["ApproximateIndex", "AutoIndex", "ann_available", "ann_installed",
-           "auto_expansion_search", "make_index"]
+__all__ = ["ApproximateIndex", "ann_available", "ann_installed", "auto_expansion_search",
+           "require_ann"]
 
 INSTALL_HINT = "pip install 'llmcache[ann]'"
 # Up to this many allowed ids, a filtered search is exact over their rows: a small filter
@@ -38,6 +55,9 @@ _EXACT_FILTER_MAX = 20_000
 # The default ef: flat up to _EF_FLAT_ROWS rows, then in proportion to the rows, capped.
 # Calibrated on the benchmark's embedding-like set (recall@1 >= 0.99 at 100k, 300k, 1M).
 _EF_MIN, _EF_MAX, _EF_FLAT_ROWS = 256, 4096, 125_000
+
+_FORMAT = "llmcache-ann-index"
+_VERSION = 2  # 2: options hold expansion_search only when pinned (null: auto)
 
 
 def auto_expansion_search(rows: int) -> int:
@@ -76,6 +96,13 @@ def ann_installed() -> bool:
         return importlib.util.find_spec("usearch") is not None
     except (ImportError, ValueError):
         return False
+
+
+def require_ann() -> None:
+    """Raise the ``ImportError`` naming the ``ann`` extra unless usearch is installed,
+    without importing it when it is (see `ann_installed`)."""
+    if not ann_installed():
+        _usearch()
 
 
 class ApproximateIndex:
@@ -231,10 +258,14 @@ class ApproximateIndex:
         """Build a graph over ``rows`` and adopt them (no copy): ``rows`` belongs to the new
         index from now on and must not be used directly any more."""
         index = cls(rows.dim, **options)
-        with rows._lock:
-            index._rows = rows
-            index._link(list(rows._ids), rows._matrix[:len(rows._ids)])
+        index._rows = rows
+        index._link(*rows.view())
         return index
+
+    def exact_copy(self) -> VectorIndex:
+        """A `VectorIndex` holding a copy of the rows, without the graph: ``from_exact``
+        over it builds a fresh graph (one without `tombstones`)."""
+        return self._rows.copy()
 
     # usearch leaves a removed node in the graph, marked free, and gives its slot to a later
     # add; counted here since usearch's count (stats.nodes - len) walks the whole graph.
@@ -244,7 +275,7 @@ class ApproximateIndex:
     def tombstones(self) -> int:
         """Removed nodes still in the graph (still walked by searches, still in memory)
         until later adds reuse them. `AutoIndex` rebuilds its graph once they pass 25% of
-        the live rows; for a bare index, ``from_exact`` over a copy of the rows does it.
+        the live rows; for a bare index, ``from_exact(index.exact_copy())`` does it.
 
         >>> index = ApproximateIndex(2)
         >>> index.add(["a", "b", "c"], [[1, 0], [0, 1], [1, 1]])
@@ -338,21 +369,16 @@ class ApproximateIndex:
 
     def _rescore(self, q: npt.NDArray[np.float32], keys: list[int], k: int,
                  threshold: float | None) -> list[SearchHit]:
+        # The graph's candidates scored exactly by the rows (ties broken by row order).
         if not keys:
             return []
-        row_of, id_of = self._rows._rows, self._id_of
-        rows = np.fromiter((row_of[id_of[key]] for key in keys), dtype=np.intp,
-                           count=len(keys))
-        rows.sort()  # row order breaks ties, as in VectorIndex
-        scores = self._rows._matrix[rows] @ q
-        picked = top_k(scores, min(k, len(keys)))
-        return [SearchHit(self._rows._ids[r], s)
-                for r, s in zip(rows[picked].tolist(), scores[picked].tolist(), strict=True)
-                if threshold is None or s >= threshold]
+        id_of = self._id_of
+        return self._rows.search(q, min(k, len(keys)), threshold=threshold,
+                                 filter_ids=[id_of[key] for key in keys])
 
     def _allowed(self, filter_ids: IdFilter) -> set[str]:
         if isinstance(filter_ids, np.ndarray) and filter_ids.dtype == np.bool_:
-            ids = self._rows._ids
+            ids = self._rows.ids()
             if filter_ids.shape != (len(ids),):
                 raise ValueError(f"filter mask must have shape ({len(ids)},) like ids(), "
                                  f"got {filter_ids.shape}")
@@ -372,13 +398,101 @@ class ApproximateIndex:
         saves, and of saves that crashed, are deleted after it. Searches wait while the
         graph is written; the rows are written outside the lock.
         """
-        _ann_io.save_approximate(self, path, atomic_write)  # ann's: a test seam
+        target = Path(path)
+        tag = uuid.uuid4().hex[:16]
+        graph, rows = (target.with_name(f"{target.name}.{tag}.{ext}") for ext in ("usearch",
+                                                                                  "npz"))
+        try:
+            with self._lock:
+                self._graph.save(str(graph))
+                arrays = self._rows.archive()
+                manifest = {"format": _FORMAT, "version": _VERSION, "dim": self.dim,
+                            "options": {**self._options,
+                                        "expansion_search": self._pinned_ef},
+                            "candidates": self._candidates,
+                            "next_key": self._next_key, "graph": graph.name,
+                            "rows": rows.name, "ids": list(self._keys),
+                            "keys": list(self._keys.values())}
+            atomic_write(rows, lambda f: write_archive(f, arrays))
+            manifest["graph_xxh3_64"] = graph_digest(graph, fsync=True)
+            atomic_write(target, lambda f: f.write(orjson.dumps(manifest)))
+        except BaseException:
+            for leftover in (graph, rows):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+            raise
+        for ext in ("usearch", "npz"):
+            for old in target.parent.glob(f"{target.name}.*.{ext}"):
+                if old.name not in (graph.name, rows.name):
+                    with contextlib.suppress(OSError):
+                        old.unlink()
 
     @classmethod
     def load(cls, path: PathLike) -> ApproximateIndex:
         """Read an index written by `save`; `IndexFileError` if anything does not match."""
-        return _ann_io.load_approximate(cls, path)
+        target = Path(path)
+
+        def bad(why: str) -> IndexFileError:
+            return IndexFileError(f"{target}: corrupt approximate index: {why}")
+
+        try:
+            manifest = orjson.loads(target.read_bytes())
+        except orjson.JSONDecodeError as exc:
+            raise bad(f"unreadable manifest ({exc})") from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
+            raise bad("not an llmcache approximate index manifest")
+        version = manifest.get("version")
+        if version not in (1, _VERSION):
+            raise bad(f"format version {version!r}, this reads 1 and {_VERSION}")
+        try:
+            dim, ids, keys = int(manifest["dim"]), list(manifest["ids"]), manifest["keys"]
+            names = [str(manifest["graph"]), str(manifest["rows"])]
+            options, digest = dict(manifest["options"]), str(manifest["graph_xxh3_64"])
+            if version == 1:  # version 1 saved the old fixed default (256), not a choice
+                options.pop("expansion_search", None)
+            next_key, candidates = int(manifest["next_key"]), int(manifest["candidates"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise bad(f"missing or malformed field ({exc!r})") from exc
+        if any(Path(name).name != name for name in names):
+            raise bad(f"data file names {names} leave the directory")
+        if (len(ids) != len(keys) or len(set(ids)) != len(ids)
+                or not all(isinstance(i, str) for i in ids)
+                or not all(isinstance(key, int) and 0 <= key < next_key for key in keys)):
+            raise bad("id map does not hold unique ids and keys")
+        graph_path, rows_path = (target.with_name(name) for name in names)
+        for data in (graph_path, rows_path):
+            if not data.exists():
+                raise bad(f"data file {data.name} is missing")
+        if graph_digest(graph_path) != digest:
+            raise bad(f"graph file {graph_path.name} does not match its checksum")
+        rows = VectorIndex.load(rows_path)
+        if rows.dim != dim or len(rows) != len(ids) or set(rows.ids()) != set(ids):
+            raise bad(f"rows file holds {len(rows)} rows of dim {rows.dim}, "
+                      f"manifest says {len(ids)} of dim {dim}")
+        index = cls(dim, candidates=candidates, **options)
+        try:
+            index._graph.load(str(graph_path))
+        except (RuntimeError, ValueError) as exc:
+            raise bad(f"usearch cannot read {graph_path.name}: {exc}") from exc
+        graph = index._graph
+        if (len(graph) != len(keys) or graph.ndim != dim
+                or (keys and not bool(np.all(graph.contains(np.array(keys, np.uint64)))))):
+            raise bad(f"graph holds {len(graph)} rows of dim {graph.ndim}, manifest says "
+                      f"{len(keys)} of dim {dim}")
+        index._rows = rows
+        index._keys = dict(zip(ids, keys, strict=True))
+        index._id_of = dict(zip(keys, ids, strict=True))
+        index._next_key = next_key
+        index._tune()  # usearch's load does not keep ef
+        return index
 
 
-# Re-exported for old imports; last, because autoindex.py imports this module.
-from llmcache.vector.autoindex import AutoIndex, make_index  # noqa: E402
+def graph_digest(path: Path, *, fsync: bool = False) -> str:
+    """xxh3-64 of the file at ``path``, hex; ``fsync`` also flushes it to disk."""
+    hasher = xxhash.xxh3_64()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 22):
+            hasher.update(chunk)
+        if fsync:
+            os.fsync(f.fileno())
+    return str(hasher.hexdigest())

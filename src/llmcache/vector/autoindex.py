@@ -17,14 +17,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from llmcache.vector._arguments import check_int, check_real
-from llmcache.vector.ann import ApproximateIndex, _usearch, ann_installed
+from llmcache.vector.ann import ApproximateIndex, require_ann
 from llmcache.vector.index import IdFilter, Metric, PathLike, SearchHit, VectorIndex
 
 __all__ = ["AutoIndex", "make_index"]
@@ -55,19 +55,6 @@ class _Build:
         self.rows: VectorIndex | None = rows  # handed to the new graph, then dropped here
         self.journal: list[_Op] = []
         self.done = threading.Event()  # set once this build is swapped in, failed or dropped
-
-
-def _copy_rows(source: VectorIndex) -> VectorIndex:
-    # One matrix copy under the source's lock (10 ms at 50k x 384, 18 ms at 100k): the
-    # builder must not read rows that writers move (a removal fills its hole with the last).
-    with source._lock:
-        n = len(source._ids)
-        copy = VectorIndex(source.dim, capacity=max(1, n), metric=source.metric)
-        copy._matrix[:n] = source._matrix[:n]
-        copy._ids = list(source._ids)
-        copy._rows = dict(source._rows)
-    copy._min_capacity = source._min_capacity
-    return copy
 
 
 def _replay(index: ApproximateIndex, ops: list[_Op]) -> None:
@@ -122,8 +109,7 @@ class AutoIndex:
         if approximate_above is not None:
             approximate_above = check_int("approximate_above", approximate_above, minimum=0,
                                           none=True)
-            if not ann_installed():  # checked without importing it: see ann_installed
-                _usearch()  # raises the ImportError that names the extra
+            require_ann()  # checked without importing usearch: see ann_installed
         if tombstone_ratio is not None:
             tombstone_ratio = check_real("tombstone_ratio", tombstone_ratio,
                                          "a finite number > 0 or None", lambda x: x > 0)
@@ -240,19 +226,22 @@ class AutoIndex:
         if self._build is not None or time.monotonic() < self._next_attempt:
             return
         impl = self._impl
+        copy_rows: Callable[[], VectorIndex]
         if isinstance(impl, VectorIndex):
             if self.approximate_above is None or len(impl) <= self.approximate_above:
                 return
-            source = impl
+            copy_rows = impl.copy
         else:
             dead = impl.tombstones
             if (self.tombstone_ratio is None or dead < _MIN_TOMBSTONES
                     or dead <= self.tombstone_ratio * len(impl)):
                 return
-            source = impl._rows
+            copy_rows = impl.exact_copy
         build: _Build | None = None
         try:
-            build = self._build = _Build(_copy_rows(source))
+            # One matrix copy under the rows' lock (10 ms at 50k x 384, 18 ms at 100k): the
+            # builder must not read rows that writers move (a removal fills its hole).
+            build = self._build = _Build(copy_rows())
             if self.background:
                 threading.Thread(target=self._run, args=(build,), daemon=True,
                                  name="llmcache-autoindex-build").start()

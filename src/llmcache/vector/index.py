@@ -13,25 +13,31 @@ stay contiguous and no add copies the whole matrix except on the rare doubling.
 []
 >>> index.remove(["cat"]), len(index), "car" in index
 (1, 1, True)
+
+The file format lives here too: `VectorIndex.save` writes one ``.npz`` archive of four
+arrays, never a pickle: ``meta`` (a JSON header), ``matrix`` (the unit rows), ``ids`` (the
+ids' UTF-8 bytes, end to end) and ``offsets`` (where each id starts), through
+`atomic_write`, which every index file and the semantic cache's manifest go through.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import threading
-from collections.abc import Collection, Iterable, Sequence
+import zipfile
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from llmcache.vector._arguments import check_int
-from llmcache.vector._index_io import archive_arrays, read_archive, unpack_archive
 
-# The row helpers and the file writes, used by every index, re-exported from where they lived.
-from llmcache.vector._index_io import atomic_write as atomic_write
-from llmcache.vector._index_io import fsync_dir as fsync_dir
+# The row helpers, used by every index, re-exported from where they lived.
 from llmcache.vector._rows import Matrix as Matrix
 from llmcache.vector._rows import checked_rows as checked_rows
 from llmcache.vector._rows import normalized_query as normalized_query
@@ -49,6 +55,9 @@ IdFilter = Collection[str] | npt.NDArray[np.bool_]
 # Score-matrix budget for one chunk of `search_batch`: (queries x rows) float32 must not
 # grow with the batch, or 1000 queries over 1M rows would ask for 4 GB at once.
 _BATCH_SCORE_BYTES = 64 * 1024 * 1024
+
+_ARCHIVE_FORMAT = "llmcache-vector-index"
+_ARCHIVE_VERSION = 1
 
 
 class SearchHit(NamedTuple):
@@ -339,16 +348,21 @@ class VectorIndex:
         renamed over ``path``: a crash at any moment leaves the old file or the new one.
         The rows are copied under the lock and written outside it, so searches go on.
         """
-        arrays = self._snapshot()
-        atomic_write(path, lambda f: _write_archive(f, arrays))
+        arrays = self.archive()
+        atomic_write(path, lambda f: write_archive(f, arrays))
 
-    def _snapshot(self) -> dict[str, npt.NDArray[Any]]:
-        # Copies taken under the lock; the caller writes them to disk outside it.
+    def archive(self) -> dict[str, npt.NDArray[Any]]:
+        """The arrays of this index's file, copied under the lock, for `write_archive`.
+
+        `save` is this plus `atomic_write`; an index that keeps its rows in a `VectorIndex`
+        (`ApproximateIndex`) takes them with its own state, under its own lock, and writes
+        them outside it.
+        """
         with self._lock:
             n = len(self._ids)
             matrix = self._matrix[:n].copy()
             ids = list(self._ids)
-        return archive_arrays(self._dim, self._metric, ids, matrix)
+        return _archive_arrays(self._dim, self._metric, ids, matrix)
 
     @classmethod
     def load(cls, path: PathLike) -> VectorIndex:
@@ -357,11 +371,11 @@ class VectorIndex:
         Loading never unpickles: ``np.load(..., allow_pickle=False)`` refuses object arrays.
         ``FileNotFoundError`` passes through unchanged.
         """
-        return cls._from_parts(Path(path), read_archive(path))
+        return cls._from_parts(Path(path), _read_archive(path))
 
     @classmethod
     def _from_parts(cls, path: Path, parts: dict[str, Any]) -> VectorIndex:
-        dim, ids, matrix = unpack_archive(path, parts)
+        dim, ids, matrix = _unpack_archive(path, parts)
         count = len(ids)
         index = cls(dim)
         if count > index.capacity:
@@ -372,7 +386,154 @@ class VectorIndex:
         index._rows = {id_: row for row, id_ in enumerate(ids)}
         return index
 
+    # ------------------------------------------------- for indexes built on this one
 
-def _write_archive(f: BinaryIO, arrays: dict[str, npt.NDArray[Any]]) -> None:
-    # A seam for the crash tests: they replace it with a writer that dies half-way.
+    def copy(self) -> VectorIndex:
+        """A new index holding a copy of these rows (one matrix copy, under the lock).
+
+        >>> index = VectorIndex(2)
+        >>> index.add(["a"], [[1.0, 0.0]])
+        >>> twin = index.copy(); twin.add_one("b", [0.0, 1.0])
+        >>> index.ids(), twin.ids()
+        (['a'], ['a', 'b'])
+        """
+        with self._lock:
+            n = len(self._ids)
+            twin = VectorIndex(self._dim, capacity=max(1, n), metric=self._metric)
+            twin._matrix[:n] = self._matrix[:n]
+            twin._ids = list(self._ids)
+            twin._rows = dict(self._rows)
+        twin._min_capacity = self._min_capacity
+        return twin
+
+    def view(self) -> tuple[list[str], Matrix]:
+        """The ids and their unit rows as they are now: a copy of the ids and a read-only
+        view of the matrix, not a copy of it. A later `add` or `remove` may change what the
+        view shows (a removal moves the last row into the hole): read it while nobody writes
+        to the index, as `ApproximateIndex.from_exact` does with the index it adopts."""
+        with self._lock:
+            view = self._matrix[:len(self._ids)]
+            view.flags.writeable = False  # this view only; the index still writes its matrix
+            return list(self._ids), view
+
+
+# ----------------------------------------------------------------- the file format
+
+
+def atomic_write(path: PathLike, write: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` so that a crash at any moment leaves either the old file or the new.
+
+    ``write`` fills a temporary file in the same directory (a rename must not cross file
+    systems); it is fsynced, renamed over ``path`` with `os.replace` (atomic on POSIX and
+    Windows), then the directory is fsynced so the rename itself survives a power cut."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(target.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make renames in ``directory`` durable; a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # Windows: directories cannot be opened, and NTFS journals renames
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_archive(f: BinaryIO, arrays: dict[str, npt.NDArray[Any]]) -> None:
+    """Write the arrays of `VectorIndex.archive` into ``f`` as an ``.npz`` (no pickles)."""
+    # Looked up at each save, so the crash tests can replace it with a writer that dies.
     np.savez(f, allow_pickle=False, **arrays)
+
+
+def _archive_arrays(dim: int, metric: str, ids: list[str],
+                    matrix: Matrix) -> dict[str, npt.NDArray[Any]]:
+    """The arrays of an archive holding ``ids`` and their rows ``matrix`` (copies the
+    caller took under its lock)."""
+    n = len(ids)
+    encoded = [id_.encode("utf-8", "surrogatepass") for id_ in ids]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    meta = orjson.dumps({"format": _ARCHIVE_FORMAT, "version": _ARCHIVE_VERSION, "dim": dim,
+                         "metric": metric, "count": n})
+    return {"meta": np.frombuffer(meta, dtype=np.uint8), "matrix": matrix,
+            "ids": np.frombuffer(b"".join(encoded), dtype=np.uint8), "offsets": offsets}
+
+
+def _read_archive(path: PathLike) -> dict[str, Any]:
+    """The four arrays of the archive at ``path``, unchecked; `IndexFileError` if it cannot
+    be read as one, ``FileNotFoundError`` unchanged."""
+    try:
+        # Our own handle: np.load(path) leaks its file when the zip is truncated.
+        with open(path, "rb") as fh:
+            data = np.load(fh, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise IndexFileError(f"{path}: not a vector index archive (.npz)")
+            with data:
+                parts = {name: data[name] for name in ("meta", "matrix", "ids", "offsets")}
+    except FileNotFoundError:
+        raise
+    except IndexFileError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise IndexFileError(f"{path}: cannot read vector index: {exc}") from exc
+    return parts
+
+
+def _unpack_archive(path: Path, parts: dict[str, Any]) -> tuple[int, list[str], Any]:
+    """``(dim, ids, matrix)`` of an archive's arrays, every one checked against the header;
+    `IndexFileError` naming the first inconsistency."""
+
+    def bad(why: str) -> IndexFileError:
+        return IndexFileError(f"{path}: corrupt vector index: {why}")
+
+    try:
+        meta = orjson.loads(parts["meta"].tobytes())
+    except orjson.JSONDecodeError as exc:
+        raise bad(f"unreadable header ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != _ARCHIVE_FORMAT:
+        raise bad("not an llmcache vector index")
+    if meta.get("version") != _ARCHIVE_VERSION:
+        raise bad(f"format version {meta.get('version')!r}, "
+                  f"this llmcache reads {_ARCHIVE_VERSION}")
+    dim, count = meta.get("dim"), meta.get("count")
+    if not isinstance(dim, int) or not isinstance(count, int) or dim < 1 or count < 0:
+        raise bad(f"bad dim/count in header: {dim!r}/{count!r}")
+    matrix, blob, offsets = parts["matrix"], parts["ids"], parts["offsets"]
+    if matrix.dtype != np.float32 or matrix.shape != (count, dim):
+        raise bad(f"matrix is {matrix.dtype}{matrix.shape}, header says "
+                  f"float32({count}, {dim})")
+    if offsets.dtype != np.int64 or offsets.shape != (count + 1,) or blob.ndim != 1:
+        raise bad(f"id table does not hold {count} ids")
+    if (offsets[0] != 0 or offsets[-1] != blob.size
+            or (count and bool((np.diff(offsets) < 0).any()))):
+        raise bad("id offsets out of order")
+    raw = blob.tobytes()
+    bounds = offsets.tolist()
+    try:
+        ids = [raw[a:b].decode("utf-8", "surrogatepass")
+               for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    except UnicodeDecodeError as exc:
+        raise bad(f"id is not UTF-8 ({exc})") from exc
+    if len(set(ids)) != count:
+        raise bad("duplicate ids")
+    if not np.isfinite(matrix).all():
+        raise bad("matrix holds NaN or inf")
+    if meta.get("metric") != "cosine":
+        raise bad(f"metric {meta.get('metric')!r}, this llmcache knows 'cosine'")
+    return dim, ids, matrix

@@ -41,30 +41,36 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import orjson
+
 from llmcache.entry import CachedResponse, JSONValue
-from llmcache.keys import Request, hash_bytes, make_key
+from llmcache.keys import Request, canonical_bytes, fingerprint, hash_bytes, make_key
 from llmcache.stores.base import Store, check_ttl
 from llmcache.stores.disk import DiskStore
 from llmcache.stores.memory import MemoryStore
-from llmcache.vector import _lookup
 from llmcache.vector._arguments import check_int, check_real
 from llmcache.vector._persist import (
+    EmbedderIdentity,
     Record,
     load_index,
     load_partition_index,
     partition_index,
+    read_persisted,
+    write_persisted,
 )
 from llmcache.vector._scope import (
     Candidate,
     QueryVectors,
     SemanticHit,
-    _Query,
+    SemanticQuery,
+    judge,
     make_record,
+    public_entry,
     split_request,
 )
 from llmcache.vector.embedders import Embedder, EmbeddingError, Matrix, declared_dim
 from llmcache.vector.guards import Guard, default_guards
-from llmcache.vector.index import VectorSearch
+from llmcache.vector.index import SearchHit, VectorSearch
 from llmcache.vector.verifier import Verifier
 
 __all__ = ["DEFAULT_THRESHOLD", "Candidate", "SemanticCache", "SemanticHit", "split_request"]
@@ -74,6 +80,8 @@ logger = logging.getLogger(__name__)
 #: Chosen on the bundled labeled set with WordLlama and the default guards (see the
 #: evaluation in ``llmcache eval``): below it unrelated short texts start to score close.
 DEFAULT_THRESHOLD = 0.7
+
+_OPT = orjson.OPT_SORT_KEYS
 
 
 def _check_ttl(ttl: float | None) -> float | None:
@@ -174,9 +182,7 @@ class SemanticCache:
         self._vetoes = {guard.name: 0 for guard in self.guards}
         self._closed = False
         if self._dir is not None:
-            from llmcache.vector._restore import restore
-
-            restore(self)
+            self._restore(self._dir)
 
     # ------------------------------------------------------------------ helpers
 
@@ -291,21 +297,80 @@ class SemanticCache:
 
     # ------------------------------------------------------------------ reading
 
-    def _begin(self, request: Request, threshold: float | None) -> SemanticHit | _Query | None:
+    def _begin(self, request: Request,
+               threshold: float | None) -> SemanticHit | SemanticQuery | None:
         """The exact hit, or what the semantic lookup needs, or ``None`` for a miss."""
-        return _lookup.begin(self, request, threshold)
+        self._check_open()
+        limit = self.threshold if threshold is None else self._check_threshold(threshold)
+        canonical = request.to_canonical()
+        data = canonical_bytes(request)  # the exact key is `make_key`'s
+        key = hash_bytes(data)
+        split = split_request(canonical)
+        entry = self._store.get(key)
+        if entry is not None and entry.fingerprint == fingerprint(data):
+            text = split[1] if split else None
+            with self._lock:
+                if key in self._records:
+                    self._records.move_to_end(key)
+                self._counts["exact_hits"] += 1
+            return SemanticHit(public_entry(entry, 1.0, text, True), 1.0, True, text, key)
+        if split is not None:
+            partition = self._partition(hash_bytes(orjson.dumps(split[0], option=_OPT)))
+            with self._lock:
+                if partition in self._indexes:  # nothing to compare with: no embedding
+                    return SemanticQuery(key, partition, split[1], limit)
+        self._miss()
+        return None
 
     def _miss(self) -> None:
         with self._lock:
             self._counts["misses"] += 1
 
-    def _screen(self, query: _Query, vec: Matrix | None) -> Iterator[tuple[Record, Candidate]]:
+    def _screen(self, query: SemanticQuery,
+                vec: Matrix | None) -> Iterator[tuple[Record, Candidate]]:
         """Candidates that may be served, best first, judged one at a time (a lookup
         usually stops at the first, so the guards run once)."""
-        return _lookup.screen(self, query, vec)
+        if vec is None:
+            return
+        zone = self.grey_zone if self.verifier is not None else None
+        lower = min(query.threshold, zone[0]) if zone else query.threshold
+        with self._lock:
+            self._sweep(self._clock())
+            if not self._fits(query.partition, vec):
+                return
+            index = self._indexes.get(query.partition)
+        # The search runs outside the cache's lock (the index has its own), so lookups in
+        # other partitions and writes go on meanwhile: a search over 100k rows takes
+        # milliseconds. An id removed or replaced in between is dropped here or refused by
+        # `_serve`.
+        hits = index.search(vec, k=self.candidates, threshold=lower) if index is not None else []
+        with self._lock:
+            found = [(self._records[h.id], min(1.0, h.score)) for h in hits
+                     if h.id in self._records]  # float rounding can give 1.0000001
+        for record, score in found:
+            assert record.text is not None
+            candidate = judge(self.guards, record.key, record.text, query.text, score,
+                              query.threshold, self.verifier is not None, self.grey_zone)
+            if candidate.veto is None or candidate.verify:
+                yield record, candidate
+            elif candidate.veto[0] in self._vetoes:
+                with self._lock:
+                    self._vetoes[candidate.veto[0]] += 1
 
     def _serve(self, record: Record, candidate: Candidate) -> SemanticHit | None:
-        return _lookup.serve(self, record, candidate)
+        """The hit for a screened ``candidate``, or ``None`` if its entry is gone or
+        replaced."""
+        entry = self._store.get(record.key)
+        with self._lock:
+            if entry is None or entry.fingerprint != record.fingerprint:
+                if self._records.get(record.key) is record:
+                    self._forget(record, delete=entry is not None)  # gone or replaced
+                return None
+            if record.key in self._records:
+                self._records.move_to_end(record.key)
+            self._counts["semantic_hits"] += 1
+        public = public_entry(entry, candidate.similarity, record.text, False)
+        return SemanticHit(public, candidate.similarity, False, record.text, record.key)
 
     def _verdict(self, ok: bool) -> None:
         with self._lock:
@@ -314,7 +379,7 @@ class SemanticCache:
     def get(self, request: Request, *, threshold: float | None = None) -> SemanticHit | None:
         """The cached answer for ``request`` or for a request close enough, else ``None``."""
         query = self._begin(request, threshold)
-        if not isinstance(query, _Query):
+        if not isinstance(query, SemanticQuery):
             return query
         for record, candidate in self._screen(query, self._vectors.get(query.text)):
             if candidate.verify:
@@ -333,7 +398,7 @@ class SemanticCache:
                    threshold: float | None = None) -> SemanticHit | None:
         """`get` for async code (awaits ``aembed`` and the verifier's `averify`)."""
         query = self._begin(request, threshold)
-        if not isinstance(query, _Query):
+        if not isinstance(query, SemanticQuery):
             return query
         for record, candidate in self._screen(query, await self._vectors.aget(query.text)):
             if candidate.verify:
@@ -359,7 +424,25 @@ class SemanticCache:
         ...                                                     prompt="Where is order 48231?"))]
         [('Where is order 48213?', 'numbers')]
         """
-        return _lookup.explain(self, request, k)
+        split = split_request(request.to_canonical())
+        if split is None:
+            return []
+        partition = self._partition(hash_bytes(orjson.dumps(split[0], option=_OPT)))
+        vec = self._vectors.get(split[1])
+        with self._lock:
+            index = self._indexes.get(partition)
+            hits: list[SearchHit] = []
+            if index and vec is not None and index.dim == vec.shape[0]:  # else: not comparable
+                hits = index.search(vec, k=k or len(index))
+            found = [(self._records[h.id], min(1.0, h.score)) for h in hits
+                     if h.id in self._records]
+        out = []
+        for record, score in found:
+            assert record.text is not None
+            veto = next(((g.name, r) for g in self.guards
+                         if (r := g.veto(record.text, split[1])) is not None), None)
+            out.append(Candidate(record.key, record.text, score, veto))
+        return out
 
     # ------------------------------------------------------------------ management
 
@@ -405,9 +488,30 @@ class SemanticCache:
         """Write the changed indexes and the manifest (no-op without ``persist_path``)."""
         if self._dir is None:
             return
-        from llmcache.vector._restore import save
+        with self._lock:
+            records = list(self._records.values())
+            changed = {p: self._indexes.get(p) for p in self._dirty}
+            self._dirty.clear()
+        try:
+            write_persisted(self._dir, EmbedderIdentity.of(self.embedder), records, changed)
+        except BaseException:
+            with self._lock:  # try again at the next save
+                self._dirty.update(changed)
+            raise
 
-        save(self)
+    def _restore(self, path: Path) -> None:
+        """Take the records and indexes of the cache persisted at ``path`` (at open)."""
+        restored = read_persisted(
+            path, self._store, self.embedder, partition_of=self._partition,
+            max_entries=self.max_entries, now=self._clock(), new_index=self._index_factory,
+            load_index=self._index_loader, embed_failed=self._vectors.failed)
+        self._records = restored.records
+        self._indexes = restored.indexes
+        self._dirty = restored.dirty
+        self._counts["stale_partitions"] += restored.stale_partitions
+        self._expiry = [(r.expires_at, r.key) for r in restored.records.values()
+                        if r.expires_at is not None]
+        heapq.heapify(self._expiry)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -276,3 +276,16 @@ def test_auto_index_never_switches_without_a_limit() -> None:
     assert not index.is_approximate and index.remove("a") == 1 and "a" not in index
     with pytest.raises(ValueError):
         AutoIndex(DIM, approximate_above=-1)
+
+
+@needs_usearch
+def test_a_graph_rebuilt_from_an_exact_copy_has_no_tombstones() -> None:
+    approx, exact, vectors = pair(200)
+    approx.remove([f"v{i}" for i in range(0, 200, 2)])
+    assert approx.tombstones == 100
+    fresh = ApproximateIndex.from_exact(approx.exact_copy())
+    assert fresh.tombstones == 0 and sorted(fresh.ids()) == sorted(approx.ids())
+    for q in vectors[1:40:2]:
+        assert fresh.search(q, k=3) == approx.search(q, k=3)
+    fresh.add_one("new", vectors[0])  # the copy is the new index's own: the old one is
+    assert "new" not in approx        # untouched

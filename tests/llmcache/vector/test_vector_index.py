@@ -288,3 +288,21 @@ def test_random_adds_and_removes_then_search_equals_brute_force(
                                                                                  query, k)):
         return
     assert_same(hits, expected, stored, query)
+
+
+def test_copy_and_view_serve_the_indexes_built_on_this_one() -> None:
+    # ApproximateIndex and AutoIndex use these instead of the index's private attributes.
+    index = VectorIndex(DIM, capacity=2)
+    vectors = np.random.default_rng(3).standard_normal((5, DIM)).astype(np.float32)
+    index.add([f"v{i}" for i in range(5)], vectors)
+    twin = index.copy()
+    index.remove(["v0"])
+    assert twin.ids() == [f"v{i}" for i in range(5)] and len(index) == 4
+    np.testing.assert_allclose(twin.get_vector("v0"), unit(vectors[0]), atol=1e-6)
+    ids, rows = index.view()
+    assert ids == index.ids() and rows.shape == (4, DIM) and not rows.flags.writeable
+    np.testing.assert_allclose(rows, [index.get_vector(id_) for id_ in ids])
+    with pytest.raises(ValueError, match="read-only"):
+        rows[0, 0] = 1.0
+    index.add_one("v9", vectors[0])  # the index itself still writes its matrix
+    assert index.search(vectors[0])[0].id == "v9"

@@ -79,7 +79,7 @@ def test_a_failed_save_leaves_the_old_file_intact(tmp_path: Path, failure: str,
     old.save(path)
     before = path.read_bytes()
     if failure == "writer":
-        monkeypatch.setattr(index_module, "_write_archive", _dies_half_way)
+        monkeypatch.setattr(index_module, "write_archive", _dies_half_way)
     else:
         def boom(*args: object) -> None:
             raise OSError(5, f"{failure} failed")
@@ -103,7 +103,7 @@ def test_a_process_killed_mid_save_leaves_the_old_file_loadable(tmp_path: Path) 
             f.write(b"PK\\x03\\x04" + b"x" * 100_000)
             f.flush()
             os._exit(9)  # no cleanup, no finally: like a power cut or a SIGKILL
-        m._write_archive = die
+        m.write_archive = die
         index = m.VectorIndex({DIM})
         index.add(["a", "b"], np.ones((2, {DIM})))
         index.save({str(path)!r})
@@ -135,7 +135,7 @@ def test_truncated_or_garbled_files_raise_a_clear_error(tmp_path: Path) -> None:
 
 def _archive(path: Path, **overrides: Any) -> None:
     """A well-formed archive of 3 ids, with some members replaced."""
-    arrays = make(3)._snapshot()
+    arrays = make(3).archive()
     arrays.update(overrides)
     with path.open("wb") as f:
         np.savez(f, **arrays)
