@@ -10,11 +10,19 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from llmcache._semantic_glue import SemanticTier, request_from_args
+from llmcache._semantic_glue import SAMPLING, SemanticTier, request_from_args
 from llmcache._values import restore_value, to_entry
 from llmcache.distributed import flight_for
 from llmcache.entry import CachedResponse
-from llmcache.keys import canonical_call, fingerprint, hash_bytes
+from llmcache.keys import (
+    IDENTITY_ATTR,
+    NotKeyable,
+    callable_name,
+    canonical_call,
+    fingerprint,
+    function_identity,
+    hash_bytes,
+)
 from llmcache.policy import CachePolicy
 from llmcache.stores.base import Store, check_ttl
 from llmcache.stores.memory import MemoryStore
@@ -42,10 +50,11 @@ class _Binder:
     ``inspect.Signature.bind`` costs several microseconds, more than the whole cache hit is
     allowed; this does the common case (no ``*args``/``**kwargs``, no positional-only) with
     a zip and a dict update, and falls back to ``bind`` for everything else, including every
-    call that is an error (so the user sees Python's own TypeError).
+    call that is an error (Python's own TypeError, with the function's name put in front).
     """
 
-    def __init__(self, func: Callable[..., Any]) -> None:
+    def __init__(self, func: Callable[..., Any], name: str) -> None:
+        self._name = name
         self._sig = inspect.signature(func)
         params = list(self._sig.parameters.values())
         self._fast = all(p.kind in _FAST_KINDS for p in params)
@@ -73,19 +82,62 @@ class _Binder:
         return self._slow(args, kwargs)
 
     def _slow(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        ba = self._sig.bind(*args, **kwargs)
+        try:
+            ba = self._sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self._name}{self._sig}: {exc}") from None
         ba.apply_defaults()
         return dict(ba.arguments)
 
+    def names(self) -> frozenset[str]:
+        return self._names
+
+    def position(self, name: str) -> int:
+        """Where `name` is among the positional parameters, or -1."""
+        for i, p in enumerate(self._sig.parameters.values()):
+            if p.name == name:
+                positional = p.kind in (inspect.Parameter.POSITIONAL_ONLY,
+                                        inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                return i if positional else -1
+        return -1
+
 
 def _sampling(bound: Mapping[str, Any]) -> tuple[Any, Any]:
-    """(temperature, seed) from the arguments or from an ``options`` mapping among them."""
+    """(temperature, seed) from the arguments or from an ``options`` mapping among them;
+    options win over a parameter's default (`check_agreement` refused a passed argument
+    that disagrees with them)."""
     temperature, seed = bound.get("temperature"), bound.get("seed")
     options = bound.get("options")
     if options is not None and isinstance(options, Mapping):
         temperature = options.get("temperature", temperature)
         seed = options.get("seed", seed)
     return temperature, seed
+
+
+def check_agreement(bound: Mapping[str, Any], names: tuple[tuple[str, int], ...],
+                    args: tuple[Any, ...], kwargs: Mapping[str, Any], func: str) -> None:
+    """Raise ValueError when a sampling argument the caller passed (``temperature=``) and
+    the same key in an ``options`` argument disagree: one of them would be silently
+    dropped somewhere. A parameter's default is not something the caller said: ``options``
+    overrides it. `names`: (parameter, its position or -1)."""
+    options = bound.get("options")
+    if not options or not isinstance(options, Mapping):
+        return
+    for name, position in names:
+        value = bound.get(name)
+        if value is None or name not in options:
+            continue
+        if name not in kwargs and not 0 <= position < len(args):
+            continue
+        other = options[name]
+        same_kind = type(value) is type(other) or (_number(value) and _number(other))
+        if not same_kind or value != other:  # 0 and 0.0 agree; True and 1 do not
+            raise ValueError(f"{func}(): {name}={value!r} and options[{name!r}]={other!r} "
+                             "disagree; pass only one of them")
+
+
+def _number(value: Any) -> bool:
+    return type(value) in (int, float)
 
 
 class CallState:
@@ -102,10 +154,19 @@ class CallState:
         self.ttl = check_ttl(ttl) if ttl is not None else policy.ttl
         self.key = key
         self.namespace = namespace
-        self.ident = f"{func.__module__}.{func.__qualname__}"
-        self.binder = _Binder(func)
+        self.name = callable_name(func)
+        # Computed once. Strict where the function's entries can meet another function's:
+        # a store or semantic tier passed in (others may use it, in this process or
+        # another), unless key= or namespace= says the caller has seen to it.
+        private = cache is None and semantic is None
+        self.ident = function_identity(
+            func, strict=not (private or key is not None or namespace))
+        self.binder = _Binder(func, self.name)
         self.check_sampling = policy.temperature_threshold is not None
-        self.hits = self.misses = self.errors = self.tokens_saved = 0
+        params = self.binder.names()
+        self.agree = tuple((n, self.binder.position(n)) for n in SAMPLING if n in params) \
+            if "options" in params else ()
+        self.hits = self.misses = self.errors = self.tokens_saved = self.bypasses = 0
         self.miss_ms = 0.0
         # Decided once, here, so the hit path never asks: a lock shared between processes
         # (None: in-process single-flight only), and the store's coroutine methods.
@@ -114,16 +175,34 @@ class CallState:
         self.aget: Any = aget if inspect.iscoroutinefunction(aget) else None
         self.aset: Any = aset if inspect.iscoroutinefunction(aset) else None
 
+    def mark(self, wrapper: Callable[..., Any]) -> None:
+        """Let functions that capture `wrapper` be identified by this function's identity."""
+        setattr(wrapper, IDENTITY_ATTR, (self.ident, id(wrapper)))
+
     def key_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str, bool]:
-        """(key, fingerprint, cacheable) of a call."""
+        """(key, fingerprint, cacheable) of a call; arguments the cache cannot hold (a lone
+        surrogate) make it not cacheable. Bad arguments raise, naming the function."""
         bound = self.binder.bind(args, kwargs)
+        if self.agree:
+            check_agreement(bound, self.agree, args, kwargs, self.name)
         cacheable = True
         if self.check_sampling:
             temperature, seed = _sampling(bound)
             if temperature is not None:
-                cacheable = self.policy.cacheable(temperature=temperature, seed=seed)
+                try:
+                    cacheable = self.policy.cacheable(temperature=temperature, seed=seed)
+                except TypeError as exc:
+                    raise TypeError(f"{self.name}(): {exc}") from None
         ident: Any = self.key(*args, **kwargs) if self.key is not None else bound
-        data = canonical_call(self.ident, self.namespace, ident)
+        try:
+            data = canonical_call(self.ident, self.namespace, ident)
+        except NotKeyable:
+            return "", "", False
+        except (TypeError, ValueError) as exc:
+            fix = ("make key= return str, numbers, bools, None, bytes, enums, or lists, "
+                   "tuples and dicts of them" if self.key is not None else
+                   "pass key= to @cached_generate to choose what identifies a call")
+            raise type(exc)(f"{self.name}(): {exc}; {fix}") from None
         return hash_bytes(data), fingerprint(data), cacheable
 
     def lookup(self, key: str, fp: str) -> Any:
@@ -201,6 +280,12 @@ class CallState:
         bound = self.binder.bind(args, kwargs)
         return request_from_args(bound, ident=self.ident, namespace=self.namespace)
 
+    def bypass(self, func: Callable[..., Any], args: tuple[Any, ...],
+               kwargs: dict[str, Any]) -> Any:
+        """Call `func` without the cache (counted)."""
+        self.bypasses += 1
+        return func(*args, **kwargs)
+
     def semantic_lookup(self, request: Any) -> Any:
         """A similar earlier call's answer from the semantic tier, or `MISS`."""
         if request is None or self.semantic is None:
@@ -257,12 +342,12 @@ class CallState:
     def counters(self) -> dict[str, int | float]:
         avg_miss = self.miss_ms / self.misses if self.misses else 0.0
         return {"hits": self.hits, "misses": self.misses, "errors": self.errors,
-                "semantic_hits": self.semantic_hits, "tokens_saved": self.tokens_saved,
-                "time_saved_ms": self.hits * avg_miss}
+                "bypasses": self.bypasses, "semantic_hits": self.semantic_hits,
+                "tokens_saved": self.tokens_saved, "time_saved_ms": self.hits * avg_miss}
 
     def clear(self) -> None:
         self.store.clear()
-        self.hits = self.misses = self.errors = self.tokens_saved = 0
+        self.hits = self.misses = self.errors = self.tokens_saved = self.bypasses = 0
         self.miss_ms = 0.0
 
 

@@ -3,10 +3,11 @@
 The semantic tier (`llmcache.vector.SemanticCache`) works on `Request` objects: it embeds
 the prompt (or the last user message) and scopes matches by everything else. A decorated
 function has arguments, not a request, so `request_from_args` maps them: ``prompt`` or
-``messages``, ``model``, ``system``, ``format``, ``options``, ``tools``, ``images`` become
-request fields; sampling arguments (``temperature``, ``seed`` ...) join the options; every
-other argument, and the function's identity, goes into ``extra`` — so two calls that
-differ in anything but the text never share a partition, and never answer each other.
+``messages`` are the text; ``model`` (when it is a plain string) names the model; every
+other argument, and ``model`` itself, goes into ``extra`` by its typed canonical value (as
+the exact key holds it), with the function's identity. So two calls that differ in
+anything but the text (a model given as a dict or an enum, ``temperature=0.25`` beside
+``options={"temperature": 0}``) never share a partition, and never answer each other.
 
 Only the miss path comes here; the exact hit path never does.
 """
@@ -17,13 +18,14 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from llmcache.entry import CachedResponse
-from llmcache.keys import Request
+from llmcache.keys import Request, canonical_call
 
-__all__ = ["SemanticTier", "request_from_args"]
+__all__ = ["SAMPLING", "SemanticTier", "request_from_args"]
 
-_FIELDS = frozenset({"model", "prompt", "messages", "system", "format", "options", "tools",
-                     "images"})
-_SAMPLING = ("temperature", "seed", "top_p", "top_k", "max_tokens", "num_predict", "stop")
+#: Arguments that often repeat a key of an ``options`` argument; the decorator refuses a
+#: call where the two disagree.
+SAMPLING = ("temperature", "seed", "top_p", "top_k", "max_tokens", "num_predict", "stop")
+_TEXT = ("prompt", "messages")
 
 
 class _Hit(Protocol):
@@ -49,23 +51,18 @@ class SemanticTier(Protocol):
 def request_from_args(bound: Mapping[str, Any], *, ident: str,
                       namespace: str) -> Request | None:
     """The `Request` a decorated call stands for, or None when it has no text to match
-    (no ``prompt`` str and no ``messages`` argument)."""
+    (no ``prompt`` str and no ``messages`` argument) or has arguments no key can hold
+    (possible with ``key=``: the exact tier still works, the semantic one is skipped)."""
     prompt, messages = bound.get("prompt"), bound.get("messages")
-    if not isinstance(prompt, str):
+    if type(prompt) is not str:
         prompt = None
     if prompt is None and not messages:
         return None
-    raw_options = bound.get("options")
-    options = dict(raw_options) if isinstance(raw_options, Mapping) else {}
-    for name in _SAMPLING:
-        if bound.get(name) is not None:
-            options.setdefault(name, bound[name])
-    extra = {k: v for k, v in bound.items() if k not in _FIELDS and k not in _SAMPLING}
-    extra["fn"] = ident
+    rest = {k: v for k, v in bound.items() if k not in _TEXT}
+    try:
+        args = canonical_call(ident, namespace, rest).decode()
+    except (TypeError, ValueError):
+        return None
     model = bound.get("model")
-    return Request(
-        model=model if isinstance(model, str) and model else ident,
-        prompt=prompt, messages=messages, system=bound.get("system"),
-        format=bound.get("format"), options=options or None, tools=bound.get("tools"),
-        images=bound.get("images"), namespace=namespace, extra=extra,
-    )
+    return Request(model=model if type(model) is str and model else ident, prompt=prompt,
+                   messages=messages, namespace=namespace, extra={"fn": ident, "args": args})

@@ -4,11 +4,16 @@ Storable results: ``str``; JSON-like data (dicts with str keys, lists, tuples, f
 numbers, bools, None); ``AIResponse``; ``CachedResponse``. The entry's ``metadata["kind"]``
 says which, so a hit gives back the same type. Text is immutable and returned as is; JSON
 data is copied on every hit (an orjson round trip), so a caller mutating its dict cannot
-change what the next caller gets.
+change what the next caller gets. A tuple comes back as a tuple: JSON has only lists, so
+the entry lists where the tuples were (``metadata["tuples"]``, paths from the root).
+
+`for_followers` is what the callers that waited on another caller's call get: the same
+value, their own copy of it when it is mutable data.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import replace
 from typing import Any
@@ -18,9 +23,11 @@ import orjson
 from llmcache.backends.base import AIResponse
 from llmcache.entry import CachedResponse
 
-__all__ = ["check_json", "restore_value", "to_entry"]
+__all__ = ["check_json", "for_followers", "restore_value", "to_entry"]
 
 _KIND = "kind"
+_TUPLES = "tuples"
+_IMMUTABLE = (str, int, float, bool, type(None))
 
 
 def check_json(value: Any, path: str = "result") -> None:
@@ -80,11 +87,78 @@ def to_entry(value: Any, *, fingerprint: str, ttl: float | None) -> CachedRespon
                        content=copied["content"], chunks=copied["chunks"],
                        metadata={**copied["metadata"], _KIND: "CachedResponse"})
     check_json(value)
+    json_meta: dict[str, Any] = {_KIND: "json"}
     if type(value) is dict or type(value) is list or type(value) is tuple:
+        tuples: list[list[str | int]] = []
+        _find_tuples(value, [], tuples)
+        if tuples:
+            json_meta[_TUPLES] = tuples
         # Store a private copy: the caller keeps (and may mutate) the object it returned.
         value = orjson.loads(orjson.dumps(value))
     return CachedResponse(content=value, fingerprint=fingerprint, created_at=now,
-                          expires_at=expires, metadata={_KIND: "json"})
+                          expires_at=expires, metadata=json_meta)
+
+
+def _find_tuples(value: Any, path: list[str | int], out: list[list[str | int]]) -> None:
+    t = type(value)
+    if t is dict:
+        for k, v in value.items():
+            if type(v) in (dict, list, tuple):
+                _find_tuples(v, [*path, k], out)
+    elif t is list or t is tuple:
+        if t is tuple:
+            out.append(path)
+        for i, v in enumerate(value):
+            if type(v) in (dict, list, tuple):
+                _find_tuples(v, [*path, i], out)
+
+
+def _retuple(value: Any, paths: Any) -> Any:
+    # Deepest first, so every parent on a path is still a list (assignable) when reached.
+    if type(paths) is not list:
+        raise ValueError("entry.metadata.tuples: expected a list of paths")
+    for path in sorted(paths, key=len, reverse=True):
+        if type(path) is not list:
+            raise ValueError("entry.metadata.tuples: expected a list of paths")
+        if not path:
+            value = _as_tuple(value)
+            continue
+        parent = value
+        try:
+            for step in path[:-1]:
+                parent = parent[step]
+            parent[path[-1]] = _as_tuple(parent[path[-1]])
+        except (LookupError, TypeError) as exc:
+            raise ValueError(f"entry.metadata.tuples: {path!r} is not in the value") from exc
+    return value
+
+
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    if type(value) is not list:
+        raise ValueError("entry.metadata.tuples: a path names something that is not a list")
+    return tuple(value)
+
+
+def for_followers(value: Any) -> Any:
+    """What a caller that waited on another's call gets: that call's value, as its own copy
+    when the value is data a caller could mutate (JSON-like, ``AIResponse``,
+    ``CachedResponse``); any other value (a set the policy did not store, an object) is the
+    same object the first caller got."""
+    t = type(value)
+    if t in _IMMUTABLE:
+        return value
+    if t is dict or t is list or t is tuple:
+        try:
+            check_json(value)
+        except (TypeError, ValueError):
+            return value
+        return copy.deepcopy(value)
+    if isinstance(value, (AIResponse, CachedResponse)):
+        try:
+            return copy.deepcopy(value)
+        except Exception:  # a raw payload that cannot be copied: shared, as other objects
+            return value
+    return value
 
 
 def restore_value(entry: CachedResponse) -> Any:
@@ -96,7 +170,9 @@ def restore_value(entry: CachedResponse) -> Any:
         content = entry.content
         if type(content) is str or content is None or type(content) in (int, float, bool):
             return content
-        return orjson.loads(orjson.dumps(content))
+        fresh = orjson.loads(orjson.dumps(content))
+        paths = entry.metadata.get(_TUPLES)
+        return fresh if paths is None else _retuple(fresh, paths)
     if kind == "AIResponse":
         meta = entry.metadata
         return AIResponse(content=entry.content, model=entry.model,

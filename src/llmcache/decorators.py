@@ -2,8 +2,11 @@
 
 The key is computed from the call's *bound* arguments with defaults applied, so
 ``f("x", model="m")`` and ``f(prompt="x", model="m")`` share an entry, plus the function's
-qualified name and the namespace. Concurrent callers with one key make one call
-(single-flight); the others get its result or its exception. Exceptions are never stored.
+identity (`llmcache.keys.function_identity`: its name, code and captured values) and the
+namespace. Arguments are keyed by type and value: ``1`` and ``1.0``, ``b"x"`` and ``"x"``,
+a tuple and a list are different calls. Concurrent callers with one key make one call
+(single-flight); the others get its result (their own copy of mutable data) or its
+exception. Exceptions are never stored.
 When the store is shared between processes and can hold locks (a `RedisStore`, alone or as a
 tier of a `TieredStore`), callers in all those processes make one call (see
 `llmcache.distributed`). An async function over a store with coroutine methods (``aget``,
@@ -32,7 +35,7 @@ from typing import Any, TypeVar, cast, overload
 from llmcache._decorator_state import MISS as _MISS
 from llmcache._decorator_state import CacheInfo, CallState, KeyFunc
 from llmcache._semantic_glue import SemanticTier
-from llmcache._values import restore_value, to_entry
+from llmcache._values import for_followers
 from llmcache.policy import CachePolicy, current_control
 from llmcache.singleflight import AsyncSingleFlight, SingleFlight
 
@@ -50,7 +53,7 @@ def _wrap_sync(state: CallState, func: Callable[..., Any]) -> Callable[..., Any]
         key, fp, cacheable = state.key_of(args, kwargs)
         control = current_control()
         if not cacheable or not (control.read or control.write):
-            return func(*args, **kwargs)
+            return state.bypass(func, args, kwargs)
         if control.read:
             value = state.lookup(key, fp)
             if value is not _MISS:
@@ -73,7 +76,7 @@ def _wrap_sync(state: CallState, func: Callable[..., Any]) -> Callable[..., Any]
                 state.semantic_store(request, fp, result, ttl)
             return result
 
-        def lead() -> Any:
+        def find() -> Any:
             if control.read:  # another flight may have stored it since our lookup
                 again = state.lookup(key, fp)
                 if again is not _MISS:
@@ -84,12 +87,15 @@ def _wrap_sync(state: CallState, func: Callable[..., Any]) -> Callable[..., Any]
                                             miss=_MISS)
             return compute()
 
-        result, shared = flight.do_ex(key, lead)
-        if shared:
-            # Followers get their own copy, so one caller mutating a dict cannot change
-            # what another received.
-            return restore_value(to_entry(result, fingerprint=fp, ttl=None))
-        return result
+        def lead() -> tuple[Any, Any]:
+            # The followers' snapshot is taken before the leader's caller can mutate it.
+            value = find()
+            return value, for_followers(value)
+
+        (value, snapshot), shared = flight.do_ex(key, lead)
+        # Followers get what the leader got, their own copy of mutable data, whatever the
+        # policy stored (a value it did not store, such as a set, is shared as it is).
+        return for_followers(snapshot) if shared else value
 
     return wrapper
 
@@ -121,7 +127,7 @@ def _wrap_async(state: CallState, func: Callable[..., Awaitable[Any]]) -> Callab
                 await state.asemantic_store(request, fp, result, ttl)
             return result
 
-        async def lead() -> Any:
+        async def find() -> Any:
             if control.read:
                 again = await lookup(key, fp)
                 if again is not _MISS:
@@ -131,10 +137,12 @@ def _wrap_async(state: CallState, func: Callable[..., Awaitable[Any]]) -> Callab
                                                    miss=_MISS)
             return await compute()
 
-        result, shared = await flight.do_ex(key, lead)
-        if shared:
-            return restore_value(to_entry(result, fingerprint=fp, ttl=None))
-        return result
+        async def lead() -> tuple[Any, Any]:
+            value = await find()
+            return value, for_followers(value)
+
+        (value, snapshot), shared = await flight.do_ex(key, lead)
+        return for_followers(snapshot) if shared else value
 
     # Two wrappers, chosen here, so the hit path of a sync store is exactly what it was.
     if alookup is None:
@@ -143,7 +151,7 @@ def _wrap_async(state: CallState, func: Callable[..., Awaitable[Any]]) -> Callab
             key, fp, cacheable = state.key_of(args, kwargs)
             control = current_control()
             if not cacheable or not (control.read or control.write):
-                return await func(*args, **kwargs)
+                return await state.bypass(func, args, kwargs)
             if control.read:
                 value = state.lookup(key, fp)
                 if value is not _MISS:
@@ -155,7 +163,7 @@ def _wrap_async(state: CallState, func: Callable[..., Awaitable[Any]]) -> Callab
             key, fp, cacheable = state.key_of(args, kwargs)
             control = current_control()
             if not cacheable or not (control.read or control.write):
-                return await func(*args, **kwargs)
+                return await state.bypass(func, args, kwargs)
             if control.read:
                 value = await alookup(key, fp)
                 if value is not _MISS:
@@ -185,16 +193,30 @@ def cached_generate(func: F | None = None, /, *, cache: Any = None, ttl: float |
     ``cache``: a store (default: a private ``MemoryStore(max_entries=1024)``) or a
     ``ResponseCache``. ``ttl``: seconds entries live (default: the policy's). ``policy``: a
     `CachePolicy` (default: temperature threshold 0.3, read from a ``temperature`` argument
-    or ``options["temperature"]``). ``key``: a callable taking the function's arguments and
-    returning JSON-like data to key on instead of all the arguments. ``namespace``: keeps
-    tenants or applications apart. ``semantic``: a `llmcache.vector.SemanticCache` asked
-    after an exact miss, for a similar earlier call's answer (the function needs a
-    ``prompt`` or ``messages`` argument; every other argument scopes the match).
+    or ``options["temperature"]``; the two must agree when both are given). ``key``: a
+    callable taking the function's arguments and returning data to key on instead of all
+    the arguments. ``namespace``: keeps tenants or applications apart. ``semantic``: a
+    `llmcache.vector.SemanticCache` asked after an exact miss, for a similar earlier call's
+    answer (the function needs a ``prompt`` or ``messages`` argument; every other argument
+    scopes the match).
 
-    Return values may be str, JSON-like data (dicts, lists, numbers, bools, None) and
-    ``AIResponse``/``CachedResponse``; anything else raises TypeError and nothing is stored.
-    The wrapper has ``cache_info()``, ``cache_clear()``, ``uncached`` (the original function)
-    and ``cache`` (the store).
+    The function is keyed by what it computes (`llmcache.keys.function_identity`): its
+    name, its code and the values it captured, so two closures from one factory never share
+    entries, and a module-level function keeps its entries across restarts. On a store or
+    semantic tier passed in, a function whose identity cannot be derived (it captures a
+    client object or a list, or is a method bound to an object) raises TypeError here;
+    ``key=`` or ``namespace=`` says the caller keeps such functions apart.
+
+    Arguments may be str, bytes, numbers, bools, None, enum members, and lists, tuples,
+    sets and dicts of them; anything else raises TypeError naming the argument (or use
+    ``key=``). A call whose text the cache cannot hold (a lone surrogate) runs without the
+    cache and counts as a bypass.
+
+    Return values may be str, JSON-like data (dicts, lists, tuples, numbers, bools, None)
+    and ``AIResponse``/``CachedResponse``; anything else raises TypeError and nothing is
+    stored. A hit gives back the same types (a tuple stays a tuple). The wrapper has
+    ``cache_info()``, ``cache_counters()`` (hits, misses, errors, bypasses ...),
+    ``cache_clear()``, ``uncached`` (the original function) and ``cache`` (the store).
 
     >>> import asyncio
     >>> @cached_generate(ttl=60, namespace="docs")
@@ -216,6 +238,7 @@ def cached_generate(func: F | None = None, /, *, cache: Any = None, ttl: float |
         wrapper.uncached = f  # type: ignore[attr-defined]
         wrapper.cache = state.store  # type: ignore[attr-defined]
         wrapper.cache_counters = state.counters  # type: ignore[attr-defined]
+        state.mark(wrapper)
         _register_metrics(state)
         return cast(F, wrapper)
 
@@ -227,4 +250,4 @@ def cached_generate(func: F | None = None, /, *, cache: Any = None, ttl: float |
 def _register_metrics(state: CallState) -> None:
     from llmcache.metrics import metrics
 
-    metrics.register_source(f"cached_generate:{state.ident}", state.counters)
+    metrics.register_source(f"cached_generate:{state.name}", state.counters)

@@ -56,9 +56,17 @@ class CachePolicy:
 
     def cacheable(self, *, temperature: float | None = None, seed: int | None = None) -> bool:
         """Whether a request with this temperature and seed may be read from and written to
-        the cache. A missing temperature counts as cacheable (the caller chose no sampling)."""
+        the cache. A missing temperature counts as cacheable (the caller chose no sampling).
+
+        A temperature that is not a number (``"0.0"``, a list, ``True``) raises TypeError.
+        """
         if temperature is None or self.temperature_threshold is None:
             return True
+        if type(temperature) is not float and type(temperature) is not int \
+                and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))):
+            raise TypeError(f"temperature={temperature!r} is not a number "
+                            f"({type(temperature).__name__}); pass a number such as 0.0, or "
+                            "None to leave it to the model")
         if seed is not None and self.cache_seeded:
             return True
         return bool(temperature <= self.temperature_threshold)
@@ -91,8 +99,9 @@ _DEFAULT = CacheControl()
 @contextmanager
 def cache_control(*, bypass: bool = False, no_store: bool = False, refresh: bool = False,
                   ttl: float | None = None) -> Iterator[CacheControl]:
-    """Change caching for the calls made inside the block (threads and tasks started inside
-    inherit it through contextvars).
+    """Change caching for the calls made inside the block (tasks started inside inherit it
+    through contextvars; a `threading.Thread` does not: enter the block in the thread, or
+    run the thread's target with ``contextvars.copy_context().run``).
 
     ``bypass``: no read, no write. ``no_store``: read, but do not write. ``refresh``: skip
     the read, call the model, and write the fresh answer. ``ttl``: lifetime of what is

@@ -1,4 +1,4 @@
-"""The positional canonical form (KEY_VERSION 2) and the fast path that builds it.
+"""The positional canonical form (KEY_VERSION 2, kept in 3) and the fast path that builds it.
 
 `make_key` / `canonical_bytes` skip copying values that are already canonical and leave
 key types and int sizes to orjson; `Request.to_canonical` always normalises in full. These
@@ -150,10 +150,10 @@ def test_the_format_is_pinned() -> None:
     # If this fails, the hashed bytes changed: bump KEY_VERSION and re-pin.
     request = Request(model="llama3", prompt="hi", system="s", namespace="ns",
                       options={"temperature": 0.2, "seed": 1.0})
-    assert KEY_VERSION == 2
+    assert KEY_VERSION == 3
     assert canonical_bytes(request) == (
-        b'[2,"llama3","ns","hi","s",null,null,{"seed":1,"temperature":0.2},null,null,null]')
-    assert make_key(request) == "v2:943575dcf3196f71916a4316c8111441"
+        b'[3,"llama3","ns","hi","s",null,null,{"seed":1,"temperature":0.2},null,null,null]')
+    assert make_key(request) == "v3:3ba8c30bc524cd652bafa17414072782"
 
 
 def _key(**options: Any) -> str:

@@ -16,7 +16,7 @@ def semantic() -> SemanticCache:
 def test_decorator_serves_a_paraphrase_and_keeps_scopes() -> None:
     calls: list[str] = []
 
-    @cached_generate(semantic=semantic())
+    @cached_generate(semantic=semantic(), namespace="t")  # it captures `calls`
     def answer(prompt: str, model: str = "m", temperature: float = 0.0, style: str = "") -> str:
         calls.append(prompt)
         return f"answer to {prompt}"
@@ -35,7 +35,7 @@ def test_decorator_serves_a_paraphrase_and_keeps_scopes() -> None:
 async def test_async_decorator_semantic_hit() -> None:
     calls: list[str] = []
 
-    @cached_generate(semantic=semantic())
+    @cached_generate(semantic=semantic(), namespace="t")  # it captures `calls`
     async def answer(prompt: str, model: str = "m") -> dict[str, Any]:
         calls.append(prompt)
         return {"answer": prompt}
