@@ -33,15 +33,15 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 @pytest.fixture(scope="session")
 def llama_server() -> Iterator[str]:
-    """The URL of ``python -m llmcache_ollama.server --engine llama`` in its own process (as
+    """The URL of ``python -m llmcache_testserver --engine llama`` in its own process (as
     `make demo` runs it: llama.cpp cannot load a model in a process that imported usearch
     first, and the test session imports it); skips when the local model is not installed."""
-    from llmcache_ollama.server.llama_engine import (
+    from llmcache_testserver.llama_engine import (
         ModelFileNotFound,
         find_smollm2_gguf,
         llama_cpp_available,
     )
-    from llmcache_ollama.server.process import spawn_server
+    from llmcache_testserver.process import spawn_server
 
     if not llama_cpp_available():
         pytest.skip("llama-cpp-python is not installed (make test-real installs it)")
@@ -273,12 +273,20 @@ def pg_table() -> str:
     return f"t_{uuid.uuid4().hex[:16]}"
 
 
-@pytest.fixture
-def postgres_fault_server() -> Iterator[PostgresServer]:
-    """A private Postgres this test may kill and restart."""
+@pytest.fixture(scope="session")
+def _postgres_fault_server() -> Iterator[PostgresServer]:
     server = PostgresServer()
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def postgres_fault_server(_postgres_fault_server: PostgresServer) -> PostgresServer:
+    """A Postgres apart from the session's, which this test may kill and restart (running
+    when the test starts; shared by the tests that kill, one at a time)."""
+    if not _postgres_fault_server.alive():
+        _postgres_fault_server.start()
+    return _postgres_fault_server
