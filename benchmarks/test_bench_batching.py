@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from llmcache_testserver import EchoEngine, OllamaServer
 
 from llmcache import BatchConfig, EmbeddingBatcher
 from llmcache_ollama import AsyncOllamaClient
-from llmcache_ollama.server import EchoEngine, OllamaServer
 
 N = 1000
 CONFIG = BatchConfig(max_batch_size=50, max_wait_ms=5, max_concurrent=8)

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from llmcache_testserver import EchoEngine, OllamaServer
 
 from llmcache import MemoryStore, cached_generate
 from llmcache_ollama import AsyncOllamaClient, CachedOllamaClient, OllamaClient
-from llmcache_ollama.server import EchoEngine, OllamaServer
 
 PROMPT = "Extract the task from: finish the quarterly report by Friday, high priority."
 

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from llmcache_testserver.process import ServerStartError, spawn_server
 
 from llmcache.backends.base import AIResponse, Format
 from llmcache.vector.embedders import Embedder
@@ -57,7 +58,6 @@ from llmcache.vector.eval import (
 from llmcache.vector.semantic import DEFAULT_THRESHOLD
 from llmcache.vector.verifier import DEFAULT_PROMPT, Verifier
 from llmcache_ollama import OllamaClient
-from llmcache_ollama.server.process import ServerStartError, spawn_server
 
 # The variants of the question. Examples in FEWSHOT are not taken from the labeled sets;
 # fixed text comes first so llama.cpp reuses its evaluated prefix from call to call.
@@ -130,9 +130,9 @@ def parse_zone(text: str) -> tuple[float, float]:
 @contextlib.contextmanager
 def local_model_server(model_path: str | None = None,
                        threads: int | None = None) -> Iterator[str]:
-    """``python -m llmcache_ollama.server --engine llama`` on a free loopback port, in its
+    """``python -m llmcache_testserver --engine llama`` on a free loopback port, in its
     own process (as ``make demo`` and the real-model tests run it); yields its URL."""
-    from llmcache_ollama.server.llama_engine import find_smollm2_gguf, llama_cpp_available
+    from llmcache_testserver.llama_engine import find_smollm2_gguf, llama_cpp_available
 
     if not llama_cpp_available():
         raise SystemExit("llama-cpp-python is not installed: pip install 'llmcache[local]'")

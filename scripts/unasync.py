@@ -36,8 +36,6 @@ PAIRS: list[tuple[str, str]] = [
     ("src/llmcache/_async_postgres_io.py", "src/llmcache/_sync_postgres_io.py"),
     ("src/llmcache/stores/_async_postgres.py", "src/llmcache/stores/_sync_postgres.py"),
     ("src/llmcache/vector/_async_pgvector.py", "src/llmcache/vector/_sync_pgvector.py"),
-    ("src/llmcache/stores/_async_redis.py", "src/llmcache/stores/_sync_redis.py"),
-    ("src/llmcache/stores/_async_tiered.py", "src/llmcache/stores/_sync_tiered.py"),
     # The HTTP layer the model-server plugins share, the plugins' clients, the mock backend
     # and the backend conformance suite.
     ("src/llmcache_http/_async_transport.py", "src/llmcache_http/_sync_transport.py"),
@@ -46,8 +44,6 @@ PAIRS: list[tuple[str, str]] = [
     ("src/llmcache_openai/_async_client.py", "src/llmcache_openai/_sync_client.py"),
     ("src/llmcache/backends/_async_mock.py", "src/llmcache/backends/_sync_mock.py"),
     ("src/llmcache/_async_backend_conformance.py", "src/llmcache/_sync_backend_conformance.py"),
-    # The cache path's runner (llmcache._pipeline).
-    ("src/llmcache/_pipeline/_async_runner.py", "src/llmcache/_pipeline/_sync_runner.py"),
 ]
 
 #: Whole-word renames beyond the generic rules, async name -> sync name.

@@ -38,8 +38,6 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: Cycles known and being removed elsewhere: frozenset of module names -> who and why.
 KNOWN_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"llmcache.backends.mock", "llmcache.backends._mock_replies"}):
-        "issue 14 item 4: the mock and its replies, being merged by helper H5",
 }
 
 

@@ -2,7 +2,7 @@
 # `make demo`: the ai_todo app on a real model, cold then warm.
 #
 # Uses the Ollama at OLLAMA_HOST when one answers and has the model (AI_TODO_MODEL, default
-# smollm2); otherwise starts the package's Ollama-compatible server on SmolLM2-135M
+# smollm2); otherwise starts the project's test server (llmcache_testserver) on SmolLM2-135M
 # (llama.cpp) and stops it on exit. Data goes to a fresh temporary AI_TODO_HOME, so the
 # first benchmark is truly cold; the second runs in a new process, warm from the disk cache.
 #
@@ -75,7 +75,7 @@ else
     elif [ "$status" -eq 1 ]; then
         echo "No Ollama answers at $host; starting the bundled server on SmolLM2-135M (llama.cpp)."
     fi
-    "$PY" -m llmcache_ollama.server "${SERVER_ARGS[@]}" --port 0 >"$work/server.url" \
+    "$PY" -m llmcache_testserver "${SERVER_ARGS[@]}" --port 0 >"$work/server.url" \
         2>"$work/server.log" &
     server_pid=$!
     for _ in $(seq 1 600); do

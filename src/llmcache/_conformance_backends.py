@@ -1,26 +1,45 @@
-"""The backend half of `llmcache.testing`: `BackendConformance` and its asyncio twin.
+"""What the backend suites of `llmcache.testing` share: their settings and their checks.
 
-Each test states one rule of `Backend` / `AsyncBackend`; the checks on what comes back are
-written once (``_check_*``) and shared by both suites, which differ only in how they call.
+Each test of `AsyncBackendConformance` (written by hand) and of `BackendConformance`
+(generated from it by ``scripts/unasync.py``) states one rule of `AsyncBackend` / `Backend`;
+the checks on what comes back are written once, here (``check_*``), as are the helpers
+(`raises`, `skip`, `same_model`) and the settings a subclass overrides (`BackendSettings`).
+The asyncio suite's tests are coroutines that `run_tests_in_event_loops` runs, each in its own
+`asyncio.run` loop, so that neither pytest nor an asyncio plugin is needed to run them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import math
 import unittest
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from llmcache.backends.base import AIResponse, AsyncBackend, Backend, EmbedResponse, StreamChunk
-from llmcache.backends.errors import BackendError, ModelNotFound
+from llmcache.backends.base import AIResponse, EmbedResponse, StreamChunk
+from llmcache.backends.errors import ModelNotFound
 
-__all__ = ["AsyncBackendConformance", "BackendConformance", "raises", "same_model", "skip"]
+__all__ = [
+    "BackendSettings",
+    "LENGTH_REASON",
+    "SAME_ANSWER",
+    "check_embed",
+    "check_json",
+    "check_missing",
+    "check_reordered",
+    "check_response",
+    "check_stream",
+    "raises",
+    "run_tests_in_event_loops",
+    "same_model",
+    "skip",
+]
 
-_T = TypeVar("_T")
 _E = TypeVar("_E", bound=BaseException)
+_C = TypeVar("_C", bound=type)
 
 
 @contextmanager
@@ -45,7 +64,7 @@ def same_model(a: str, b: str) -> bool:
     return a.removesuffix(":latest") == b.removesuffix(":latest")
 
 
-class _Settings:
+class BackendSettings:
     """What both backend suites read; override the attributes to fit the server."""
 
     #: A second model the server has, for the ``model=`` override (None: test skipped).
@@ -70,10 +89,11 @@ class _Settings:
 
 # -- checks shared by both suites --------------------------------------------------------------
 
-_SAME = "the joined stream differs from the plain answer to the same request"
-_LENGTH = "an answer cut by the token limit must say done_reason='length'"
+SAME_ANSWER = "the joined stream differs from the plain answer to the same request"
+LENGTH_REASON = "an answer cut by the token limit must say done_reason='length'"
 
-def _check_response(response: AIResponse) -> None:
+
+def check_response(response: AIResponse) -> None:
     assert isinstance(response, AIResponse), type(response)
     assert isinstance(response.content, str), f"content is {type(response.content).__name__}"
     assert isinstance(response.model, str) and response.model, "a response names its model"
@@ -82,7 +102,7 @@ def _check_response(response: AIResponse) -> None:
         assert isinstance(count, int) and count >= 0, f"token count {count!r}"
 
 
-def _check_stream(chunks: list[StreamChunk]) -> str:
+def check_stream(chunks: list[StreamChunk]) -> str:
     """The joined text of a complete stream: one ``done`` chunk, and it comes last."""
     assert chunks, "a stream yields at least its final chunk"
     assert all(isinstance(c, StreamChunk) and isinstance(c.content, str) for c in chunks)
@@ -91,7 +111,7 @@ def _check_stream(chunks: list[StreamChunk]) -> str:
     return "".join(c.content for c in chunks)
 
 
-def _check_embed(result: EmbedResponse, texts: Sequence[str]) -> None:
+def check_embed(result: EmbedResponse, texts: Sequence[str]) -> None:
     assert isinstance(result, EmbedResponse)
     assert len(result.embeddings) == len(texts), (
         f"{len(result.embeddings)} vectors for {len(texts)} texts")
@@ -103,14 +123,14 @@ def _check_embed(result: EmbedResponse, texts: Sequence[str]) -> None:
         assert by_text.setdefault(text, vector) == vector, "same text, same vector"
 
 
-def _check_reordered(first: EmbedResponse, texts: Sequence[str],
+def check_reordered(first: EmbedResponse, texts: Sequence[str],
                      second: EmbedResponse, reordered: Sequence[str]) -> None:
     vectors = dict(zip(texts, first.embeddings, strict=True))
     for text, vector in zip(reordered, second.embeddings, strict=True):
         assert vectors[text] == vector, f"vector of {text!r} depends on its batch position"
 
 
-def _check_json(content: str) -> None:
+def check_json(content: str) -> None:
     try:
         value = json.loads(content)
     except ValueError:
@@ -118,269 +138,26 @@ def _check_json(content: str) -> None:
     assert isinstance(value, dict), f"format='json' answered {value!r}, not an object"
 
 
-def _check_missing(caught: list[ModelNotFound], missing: str) -> None:
+def check_missing(caught: list[ModelNotFound], missing: str) -> None:
     assert same_model(caught[0].model, missing), caught[0].model
 
 
-class BackendConformance(_Settings):
-    """The `Backend` contract, run against ``make_backend()`` (see `llmcache.testing`)."""
+# -- the asyncio suite's tests, run without an asyncio plugin ---------------------------------
 
-    def make_backend(self) -> Backend:
-        """A new backend on the server under test; each test closes the one it made."""
-        raise NotImplementedError("override make_backend() to return the backend under test")
+def _in_a_loop(test: Callable[[Any], Coroutine[Any, Any, None]]) -> Callable[[Any], None]:
+    def run(self: Any) -> None:
+        asyncio.run(test(self))
 
-    @contextmanager
-    def backend(self) -> Iterator[Backend]:
-        with self.make_backend() as backend:
-            yield backend
-
-    def test_is_a_backend_with_a_default_model(self) -> None:
-        with self.backend() as backend:
-            assert isinstance(backend, Backend)
-            assert isinstance(backend.model, str) and backend.model
-
-    def test_generate(self) -> None:
-        with self.backend() as backend:
-            _check_response(backend.generate(self.prompt, options=self.options))
-            _check_response(backend.generate(self.prompt, system=self.system))
-
-    def test_generate_stream_ends_with_done_and_joins_to_generate(self) -> None:
-        with self.backend() as backend:
-            text = _check_stream(list(backend.generate_stream(self.prompt,
-                                                              options=self.options)))
-            if self.deterministic:
-                reply = backend.generate(self.prompt, options=self.options)
-                assert text == reply.content, _SAME
-
-    def test_chat(self) -> None:
-        with self.backend() as backend:
-            _check_response(backend.chat(self.messages, options=self.options))
-
-    def test_chat_stream_ends_with_done_and_joins_to_chat(self) -> None:
-        with self.backend() as backend:
-            text = _check_stream(list(backend.chat_stream(self.messages, options=self.options)))
-            if self.deterministic:
-                assert text == backend.chat(self.messages, options=self.options).content, _SAME
-
-    def test_embed_shape_and_order(self) -> None:
-        if not self.supports_embed:
-            raise skip("supports_embed is False")
-        texts, reordered = list(self.texts), list(reversed(self.texts))
-        with self.backend() as backend:
-            first = backend.embed(texts, model=self.embed_model)
-            _check_embed(first, texts)
-            second = backend.embed(reordered, model=self.embed_model)
-            _check_reordered(first, texts, second, reordered)
-
-    def test_model_override(self) -> None:
-        if self.other_model is None:
-            raise skip("no other_model to switch to")
-        with self.backend() as backend:
-            default = backend.model
-            reply = backend.generate(self.prompt, model=self.other_model)
-            chunks = list(backend.chat_stream(self.messages, model=self.other_model))
-            assert same_model(reply.model, self.other_model), reply.model
-            assert same_model(chunks[-1].model, self.other_model), chunks[-1].model
-            assert backend.model == default, "a per-call model= must not change the default"
-
-    def test_unknown_model_is_model_not_found(self) -> None:
-        missing = self.missing_model
-        calls: list[Callable[[Backend], object]] = [
-            lambda b: b.generate(self.prompt, model=missing),
-            lambda b: b.chat(self.messages, model=missing),
-            lambda b: list(b.generate_stream(self.prompt, model=missing)),
-            lambda b: list(b.chat_stream(self.messages, model=missing)),
-        ]
-        if self.supports_embed:
-            calls.append(lambda b: b.embed(["x"], model=missing))
-        with self.backend() as backend:
-            for call in calls:
-                with raises(ModelNotFound) as caught:
-                    call(backend)
-                _check_missing(caught, missing)
-
-    def test_token_limit_reports_length(self) -> None:
-        if not self.supports_token_limit:
-            raise skip("supports_token_limit is False")
-        options = {**self.options, "num_predict": 2}
-        with self.backend() as backend:
-            reply = backend.generate(self.prompt, options=options)
-            assert reply.done_reason == "length", _LENGTH
-            chunks = list(backend.generate_stream(self.prompt, options=options))
-            assert chunks[-1].done_reason == "length", _LENGTH
-
-    def test_json_format(self) -> None:
-        if not self.supports_json_format:
-            raise skip("supports_json_format is False")
-        with self.backend() as backend:
-            _check_json(backend.generate(self.prompt, format="json").content)
-            _check_json(backend.chat(self.messages, format="json").content)
-
-    def test_context_manager_and_idempotent_close(self) -> None:
-        backend = self.make_backend()
-        with backend as entered:
-            assert entered is backend
-        backend.close()
-        with raises(BackendError):
-            backend.generate(self.prompt)
-
-    def test_abandoned_streams_release_their_connections(self) -> None:
-        with self.backend() as backend:
-            for _ in range(20):
-                stream = backend.generate_stream(self.prompt)
-                next(stream)
-                getattr(stream, "close", lambda: None)()  # a generator: release it now
-            _check_response(backend.generate(self.prompt))
+    # Not functools.wraps: a __wrapped__ coroutine function would make pytest's asyncio
+    # plugins take the test for theirs.
+    run.__name__, run.__qualname__, run.__doc__ = test.__name__, test.__qualname__, test.__doc__
+    return run
 
 
-class AsyncBackendConformance(_Settings):
-    """The `AsyncBackend` contract; each test runs in its own `asyncio.run` loop, and
-    ``make_backend()`` is called inside it."""
-
-    def make_backend(self) -> AsyncBackend:
-        """A new async backend on the server under test (called inside the test's loop)."""
-        raise NotImplementedError("override make_backend() to return the backend under test")
-
-    def run(self, scenario: Callable[[AsyncBackend], Awaitable[_T]]) -> _T:
-        async def main() -> _T:
-            async with self.make_backend() as backend:
-                return await scenario(backend)
-
-        return asyncio.run(main())
-
-    @staticmethod
-    async def collect(chunks: Any) -> list[StreamChunk]:
-        return [chunk async for chunk in chunks]
-
-    def test_is_a_backend_with_a_default_model(self) -> None:
-        async def scenario(backend: AsyncBackend) -> None:
-            assert isinstance(backend, AsyncBackend)
-            assert isinstance(backend.model, str) and backend.model
-
-        self.run(scenario)
-
-    def test_generate(self) -> None:
-        async def scenario(backend: AsyncBackend) -> None:
-            _check_response(await backend.generate(self.prompt, options=self.options))
-            _check_response(await backend.generate(self.prompt, system=self.system))
-
-        self.run(scenario)
-
-    def test_generate_stream_ends_with_done_and_joins_to_generate(self) -> None:
-        async def scenario(backend: AsyncBackend) -> None:
-            text = _check_stream(await self.collect(
-                backend.generate_stream(self.prompt, options=self.options)))
-            if self.deterministic:
-                reply = await backend.generate(self.prompt, options=self.options)
-                assert text == reply.content, _SAME
-
-        self.run(scenario)
-
-    def test_chat(self) -> None:
-        async def scenario(backend: AsyncBackend) -> None:
-            _check_response(await backend.chat(self.messages, options=self.options))
-
-        self.run(scenario)
-
-    def test_chat_stream_ends_with_done_and_joins_to_chat(self) -> None:
-        async def scenario(backend: AsyncBackend) -> None:
-            text = _check_stream(await self.collect(
-                backend.chat_stream(self.messages, options=self.options)))
-            if self.deterministic:
-                reply = await backend.chat(self.messages, options=self.options)
-                assert text == reply.content, _SAME
-
-        self.run(scenario)
-
-    def test_embed_shape_and_order(self) -> None:
-        if not self.supports_embed:
-            raise skip("supports_embed is False")
-        texts, reordered = list(self.texts), list(reversed(self.texts))
-
-        async def scenario(backend: AsyncBackend) -> None:
-            first = await backend.embed(texts, model=self.embed_model)
-            _check_embed(first, texts)
-            second = await backend.embed(reordered, model=self.embed_model)
-            _check_reordered(first, texts, second, reordered)
-
-        self.run(scenario)
-
-    def test_model_override(self) -> None:
-        other = self.other_model
-        if other is None:
-            raise skip("no other_model to switch to")
-
-        async def scenario(backend: AsyncBackend) -> None:
-            default = backend.model
-            reply = await backend.generate(self.prompt, model=other)
-            chunks = await self.collect(backend.chat_stream(self.messages, model=other))
-            assert same_model(reply.model, other), reply.model
-            assert same_model(chunks[-1].model, other), chunks[-1].model
-            assert backend.model == default, "a per-call model= must not change the default"
-
-        self.run(scenario)
-
-    def test_unknown_model_is_model_not_found(self) -> None:
-        missing = self.missing_model
-        calls: list[Callable[[AsyncBackend], Awaitable[object]]] = [
-            lambda b: b.generate(self.prompt, model=missing),
-            lambda b: b.chat(self.messages, model=missing),
-            lambda b: self.collect(b.generate_stream(self.prompt, model=missing)),
-            lambda b: self.collect(b.chat_stream(self.messages, model=missing)),
-        ]
-        if self.supports_embed:
-            calls.append(lambda b: b.embed(["x"], model=missing))
-
-        async def scenario(backend: AsyncBackend) -> None:
-            for call in calls:
-                with raises(ModelNotFound) as caught:
-                    await call(backend)
-                _check_missing(caught, missing)
-
-        self.run(scenario)
-
-    def test_token_limit_reports_length(self) -> None:
-        if not self.supports_token_limit:
-            raise skip("supports_token_limit is False")
-        options = {**self.options, "num_predict": 2}
-
-        async def scenario(backend: AsyncBackend) -> None:
-            reply = await backend.generate(self.prompt, options=options)
-            assert reply.done_reason == "length", _LENGTH
-            chunks = await self.collect(backend.generate_stream(self.prompt, options=options))
-            assert chunks[-1].done_reason == "length", _LENGTH
-
-        self.run(scenario)
-
-    def test_json_format(self) -> None:
-        if not self.supports_json_format:
-            raise skip("supports_json_format is False")
-
-        async def scenario(backend: AsyncBackend) -> None:
-            _check_json((await backend.generate(self.prompt, format="json")).content)
-            _check_json((await backend.chat(self.messages, format="json")).content)
-
-        self.run(scenario)
-
-    def test_context_manager_and_idempotent_close(self) -> None:
-        async def main() -> None:
-            backend = self.make_backend()
-            async with backend as entered:
-                assert entered is backend
-            await backend.aclose()
-            with raises(BackendError):
-                await backend.generate(self.prompt)
-
-        asyncio.run(main())
-
-    def test_abandoned_streams_release_their_connections(self) -> None:
-        async def scenario(backend: AsyncBackend) -> None:
-            for _ in range(20):
-                stream = backend.generate_stream(self.prompt)
-                await anext(stream)
-                aclose = getattr(stream, "aclose", None)  # an async generator: release it now
-                if aclose is not None:
-                    await aclose()
-            _check_response(await backend.generate(self.prompt))
-
-        self.run(scenario)
+def run_tests_in_event_loops(cls: _C) -> _C:
+    """Make each ``async def test_*`` that `cls` defines a plain method running it in a
+    fresh `asyncio.run` loop (the class keeps its other coroutines as they are)."""
+    for name, value in list(vars(cls).items()):
+        if name.startswith("test_") and inspect.iscoroutinefunction(value):
+            setattr(cls, name, _in_a_loop(value))
+    return cls

@@ -21,13 +21,15 @@ interface (in the spirit of keyring's ``keyring.testing.backend`` and cachetools
   ``model=`` overrides, a token limit, JSON mode, `ModelNotFound`, context managers.
 
 The suites import no test framework: their checks are ``assert`` statements with messages
-(skips raise `unittest.SkipTest`, which pytest reports as skips), and the async suite drives
-each scenario with `asyncio.run` (``make_backend`` is called inside that loop), so neither
-pytest nor an asyncio plugin is needed to import or run them. pytest creates a fresh
+(skips raise `unittest.SkipTest`, which pytest reports as skips), and each test of the async
+suite runs in its own `asyncio.run` loop (``make_backend`` is called inside it; a subclass's
+own ``async def test_*`` methods run the same way), so neither pytest nor an asyncio plugin
+is needed to import or run them. The async backend suite is written by hand and the
+blocking one generated from it, so the two check the same rules. pytest creates a fresh
 instance per test, so ``self.clock`` is fresh too; fixtures a subclass needs (a server, a
 directory) can be stored on ``self`` by an autouse fixture of its own. For pytest's full
-assertion introspection, put ``pytest.register_assert_rewrite("llmcache.testing",
-"llmcache._conformance_backends")`` at the top of your ``conftest.py``.
+assertion introspection, put ``pytest.register_assert_rewrite(*llmcache.testing.MODULES)``
+at the top of your ``conftest.py``.
 
 >>> from llmcache.stores import MemoryStore
 >>> class CheckMemory(StoreConformance):
@@ -46,12 +48,9 @@ from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
 
-from llmcache._conformance_backends import (
-    AsyncBackendConformance,
-    BackendConformance,
-    raises,
-    same_model,
-)
+from llmcache._async_backend_conformance import AsyncBackendConformance
+from llmcache._conformance_backends import raises, same_model
+from llmcache._sync_backend_conformance import BackendConformance
 from llmcache.entry import CachedResponse
 from llmcache.keys import hash_bytes
 from llmcache.stores.base import Store
@@ -60,10 +59,15 @@ __all__ = [
     "AsyncBackendConformance",
     "BackendConformance",
     "FakeClock",
+    "MODULES",
     "StoreConformance",
     "raises",
     "same_model",
 ]
+
+#: The modules holding the suites' ``assert`` statements, for ``pytest.register_assert_rewrite``.
+MODULES = ("llmcache.testing", "llmcache._conformance_backends",
+           "llmcache._async_backend_conformance", "llmcache._sync_backend_conformance")
 
 
 class FakeClock:

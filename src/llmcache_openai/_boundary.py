@@ -1,9 +1,8 @@
-"""Where httpx meets llmcache for the OpenAI plugin: base URLs, error mapping, retries.
+"""Where an OpenAI-compatible API meets llmcache: base URLs, error replies, retries.
 
-Transport errors map as in the Ollama plugin (its `map_errors`, `RetryClock` and
-`make_timeout` are reused, not copied); HTTP statuses map from OpenAI's error bodies
-(``{"error": {"message", "type", "code"}}``, or the flatter shapes of vLLM and FastAPI
-servers)::
+httpx exceptions are mapped by the shared `llmcache_http.map_errors`; HTTP statuses map here,
+from OpenAI's error bodies (``{"error": {"message", "type", "code"}}``, or the flatter shapes
+of vLLM and FastAPI servers)::
 
     httpx.ConnectError                       -> BackendUnavailable  (retried)
     httpx.TimeoutException, HTTP 408         -> BackendTimeout
@@ -28,7 +27,6 @@ from __future__ import annotations
 import re
 import urllib.parse
 
-import httpx
 import orjson
 
 from llmcache.backends.errors import (
@@ -40,19 +38,9 @@ from llmcache.backends.errors import (
     BadResponse,
     ModelNotFound,
 )
-from llmcache_ollama._boundary import RetryClock, make_timeout, map_errors, redact
+from llmcache_http import connection_refused, redact, scrub
 
-__all__ = [
-    "DEFAULT_BASE_URL",
-    "RetryClock",
-    "is_retryable",
-    "make_timeout",
-    "map_errors",
-    "redact",
-    "resolve_base_url",
-    "scrub",
-    "status_error",
-]
+__all__ = ["DEFAULT_BASE_URL", "is_retryable", "resolve_base_url", "status_error"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -72,11 +60,6 @@ def resolve_base_url(url: str | None) -> str:
         raise ValueError(f"base_url must be an http(s) URL such as http://localhost:8000/v1, "
                          f"got {redact(url)!r}")
     return url.rstrip("/")
-
-
-def scrub(text: str, secret: str | None) -> str:
-    """`text` with every occurrence of `secret` replaced."""
-    return text.replace(secret, "[redacted]") if secret else text
 
 
 def _details(content: bytes, status: int) -> tuple[str, str | None]:
@@ -124,6 +107,5 @@ def status_error(status: int, content: bytes, model: str, *,
 
 def is_retryable(error: BackendError) -> bool:
     """Refused connections, rate limits and server errors; never an answer in progress."""
-    if not isinstance(error, BackendUnavailable):
-        return False
-    return error.status_code in RETRY_STATUSES or isinstance(error.__cause__, httpx.ConnectError)
+    return connection_refused(error) or (
+        isinstance(error, BackendUnavailable) and error.status_code in RETRY_STATUSES)

@@ -31,13 +31,7 @@ import orjson
 
 from llmcache.backends.base import AIResponse, EmbedResponse, Format, Message, StreamChunk
 from llmcache.backends.errors import BadResponse, StreamError
-from llmcache_ollama._transport import (
-    decode_object,
-    input_texts,
-    int_field,
-    refuse_reserved,
-    str_field,
-)
+from llmcache_http import decode_object, input_texts, int_field, refuse_reserved, str_field
 
 __all__ = [
     "Call",

@@ -8,8 +8,9 @@ import re
 import threading
 from pathlib import Path
 
+from llmcache_testserver import Completion, EchoEngine, ModelSpec, Prompt
+
 from llmcache import DiskStore
-from llmcache_ollama.server import Completion, EchoEngine, ModelSpec, Prompt
 
 __all__ = ["MODELS", "TaskEngine", "cached_answers", "task_json"]
 

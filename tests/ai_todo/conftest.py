@@ -19,9 +19,8 @@ import pytest
 from ai_todo.cli import app
 from ai_todo_fakes import TaskEngine
 from click.testing import Result
+from llmcache_testserver import OllamaServer
 from typer.testing import CliRunner
-
-from llmcache_ollama.server import OllamaServer
 
 
 @pytest.fixture

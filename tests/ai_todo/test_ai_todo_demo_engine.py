@@ -21,10 +21,9 @@ import pytest
 from ai_todo.repository import TaskRepository
 from ai_todo_fakes import TaskEngine, cached_answers
 from click.testing import Result
-
-from llmcache_ollama.server import EchoEngine, OllamaServer, Prompt
-from llmcache_ollama.server.demo_engine import DemoEngine, fit, task_for
-from llmcache_ollama.server.process import spawn_server
+from llmcache_testserver import EchoEngine, OllamaServer, Prompt
+from llmcache_testserver.demo_engine import DemoEngine, fit, task_for
+from llmcache_testserver.process import spawn_server
 
 Cli = Callable[..., Result]
 
@@ -125,7 +124,7 @@ def test_add_list_done_on_the_demo_engine(cli: Cli, home: Path) -> None:
 
 
 def test_the_server_flag_and_the_command_in_processes_of_their_own(tmp_path: Path) -> None:
-    # What the example's README shows: `python -m llmcache_ollama.server --engine demo`,
+    # What the example's README shows: `python -m llmcache_testserver --engine demo`,
     # then `ai-todo add` in a process of its own.
     home = tmp_path / "home"
     with spawn_server(engine="demo") as url:

@@ -12,11 +12,11 @@ from ai_todo.extraction import TaskExtractor
 from ai_todo.models import TaskInput
 from ai_todo.repository import TaskRepository
 from ai_todo_fakes import TaskEngine
+from llmcache_testserver import EchoEngine, OllamaServer
 
 from llmcache import register_backend
 from llmcache.backends.mock import MockBackend
 from llmcache.backends.registry import unregister_backend
-from llmcache_ollama.server import EchoEngine, OllamaServer
 
 NOTES = ["buy groceries tomorrow", "finish report by Friday", "call mom in the afternoon",
          "schedule dentist appointment", "review pull request urgent"]

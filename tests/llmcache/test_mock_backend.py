@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from llmcache.backends import AIResponse, AsyncBackend, Backend, StreamChunk
-from llmcache.backends.errors import BackendUnavailable, StreamError
+from llmcache.backends.errors import BackendUnavailable, ModelNotFound, StreamError
 from llmcache.backends.mock import AsyncMockBackend, MockBackend, MockCall, hashed_embedding
+from llmcache.testing import AsyncBackendConformance, BackendConformance
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi you"},
             {"role": "assistant", "content": "hello"}, {"role": "user", "content": "2 + 2?"}]
@@ -344,3 +345,47 @@ async def test_sync_and_async_twins_agree(handler: Any) -> None:
     assert list(sync.chat_stream(MESSAGES)) == [c async for c in asyn.chat_stream(MESSAGES)]
     assert _strip(sync.embed(["x y", "z"])) == _strip(await asyn.embed(["x y", "z"]))
     assert sync.calls == asyn.calls
+
+
+# -- both twins pass the public conformance suites --------------------------------------------
+
+MISSING = BackendConformance.missing_model
+
+
+def _like_a_server(call: MockCall) -> Any:
+    """A handler making the mock answer as the suites expect of a model server."""
+    if call.model == MISSING:
+        raise ModelNotFound(MISSING)
+    if call.method == "embed":
+        return None  # the deterministic vectors
+    text = '{"answer": "blue"}' if call.format == "json" else f"echo: {call.text}"
+    limit = call.options.get("num_predict")
+    if limit is None:
+        return text
+    words = [f"{word} " for word in text.split()[:limit]]
+    return [*words, StreamChunk(content="", model=call.model, done=True, done_reason="length")]
+
+
+class TestMockBackendConformance(BackendConformance):
+    other_model = "other"
+
+    def make_backend(self) -> Backend:
+        return MockBackend(_like_a_server)
+
+
+class TestAsyncMockBackendConformance(AsyncBackendConformance):
+    other_model = "other"
+
+    def make_backend(self) -> AsyncBackend:
+        return AsyncMockBackend(_like_a_server)
+
+    async def test_a_subclass_may_add_async_tests(self) -> None:
+        # Run in its own event loop like the inherited ones, without an asyncio plugin.
+        async with self.backend() as backend:
+            assert (await backend.generate("hi")).content == "echo: hi"
+
+
+def test_the_async_suite_runs_without_an_event_loop_or_plugin() -> None:
+    suite = TestAsyncMockBackendConformance()
+    assert suite.test_generate() is None
+    assert suite.test_a_subclass_may_add_async_tests() is None

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
+from llmcache_testserver import EchoEngine, Engine, Faults, OllamaServer
 
 from llmcache_ollama import AsyncOllamaClient, OllamaClient
-from llmcache_ollama.server import EchoEngine, Engine, Faults, OllamaServer
 
 ServerFactory = Callable[..., OllamaServer]
 

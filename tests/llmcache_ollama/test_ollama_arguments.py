@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from llmcache_testserver import OllamaServer
 
 from llmcache import MemoryStore
 from llmcache_ollama import (
@@ -15,7 +16,6 @@ from llmcache_ollama import (
     CachedOllamaClient,
     OllamaClient,
 )
-from llmcache_ollama.server import OllamaServer
 
 USER = [{"role": "user", "content": "hi"}]
 # method, positional argument, keyword arguments, error, what the message must name

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from llmcache_testserver import Faults, OllamaServer
 
 from llmcache import BackendError, MemoryStore, ResponseCache, StreamError
 from llmcache_ollama import (
@@ -16,7 +17,6 @@ from llmcache_ollama import (
     CachedOllamaClient,
     OllamaClient,
 )
-from llmcache_ollama.server import Faults, OllamaServer
 
 ServerFactory = Callable[..., OllamaServer]
 

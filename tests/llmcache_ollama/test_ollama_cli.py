@@ -1,4 +1,4 @@
-"""``python -m llmcache_ollama.server`` as a process: prints its URL, serves, stops on SIGTERM."""
+"""``python -m llmcache_testserver`` as a process: prints its URL, serves, stops on SIGTERM."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ import subprocess
 import sys
 
 import httpx
-
-from llmcache_ollama.server.__main__ import build_parser
+from llmcache_testserver.__main__ import build_parser
 
 
 def test_cli_prints_its_url_and_serves() -> None:
-    command = [sys.executable, "-m", "llmcache_ollama.server", "--port", "0",
+    command = [sys.executable, "-m", "llmcache_testserver", "--port", "0",
                "--engine", "echo", "--latency-ms", "1", "--per-item-ms", "0"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True) as process:

@@ -8,10 +8,10 @@ import math
 
 import httpx
 import pytest
+from llmcache_testserver import OllamaServer
 
 from llmcache.backends import AIResponse, Backend, EmbedResponse, StreamChunk
 from llmcache_ollama import OllamaClient
-from llmcache_ollama.server import OllamaServer
 
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather in a city",

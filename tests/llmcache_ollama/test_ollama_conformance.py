@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from llmcache_testserver import OllamaServer
 
 from llmcache.backends import AsyncBackend, Backend
 from llmcache.testing import AsyncBackendConformance, BackendConformance
 from llmcache_ollama import AsyncOllamaClient, OllamaClient
-from llmcache_ollama.server import OllamaServer
 
 
 class _OnTheTestServer:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from llmcache_testserver import Faults, OllamaServer
 
 from llmcache.backends import (
     BackendError,
@@ -21,7 +22,6 @@ from llmcache.backends import (
     StreamError,
 )
 from llmcache_ollama import AsyncOllamaClient, OllamaClient
-from llmcache_ollama.server import Faults, OllamaServer
 
 if TYPE_CHECKING:  # fixtures' types; conftest is not importable as a module at run time
     from conftest import AsyncCountingTransport, CountingTransport, ServerFactory

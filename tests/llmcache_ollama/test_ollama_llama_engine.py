@@ -9,9 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from llmcache_ollama.server.__main__ import main as server_main
-from llmcache_ollama.server.llama_engine import (
+from llmcache_testserver.__main__ import main as server_main
+from llmcache_testserver.llama_engine import (
     ModelFileNotFound,
     find_smollm2_gguf,
 )

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
-from llmcache_ollama.server import Faults, OllamaServer
+from llmcache_testserver import Faults, OllamaServer
 
 ollama = pytest.importorskip("ollama")
 

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from llmcache_testserver import OllamaServer
 
 from llmcache.backends import AIResponse, AsyncBackend, BackendError, StreamChunk
 from llmcache_ollama import AsyncOllamaClient, OllamaClient
-from llmcache_ollama.server import OllamaServer
 
 TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {
     "type": "object", "required": ["q"], "properties": {"q": {"type": "string"}}}}}

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from llmcache_ollama.server.process import ServerStartError, spawn_server
+from llmcache_testserver.process import ServerStartError, spawn_server
 
 
 def test_the_child_serves_then_stops_when_the_block_ends() -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from llmcache_testserver import OllamaServer
 
 from llmcache import AIResponse, DiskStore, StreamChunk
 from llmcache_ollama import AsyncOllamaClient, CachedOllamaClient, OllamaClient
-from llmcache_ollama.server import OllamaServer
 
 TOOLS = [{"type": "function", "function": {"name": "weather", "parameters": {
     "type": "object", "required": ["city"], "properties": {"city": {"type": "string"}}}}}]

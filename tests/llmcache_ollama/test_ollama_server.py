@@ -13,8 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from llmcache_ollama.server import Completion, EchoEngine, OllamaServer, Prompt
+from llmcache_testserver import Completion, EchoEngine, OllamaServer, Prompt
 
 ServerFactory = Callable[..., OllamaServer]
 

@@ -11,8 +11,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-
-from llmcache_ollama.server import OllamaServer
+from llmcache_testserver import OllamaServer
 
 USER = [{"role": "user", "content": "hi there"}]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from llmcache_testserver import EchoEngine, OllamaServer
 
-from llmcache_ollama.server import EchoEngine, OllamaServer
 from llmcache_openai import AsyncOpenAIClient, OpenAIClient
 
 MODEL = "llama3.2"

@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from llmcache_testserver import OllamaServer
 
 from llmcache import AsyncCachedClient, CachedClient, MemoryStore
-from llmcache_ollama.server import OllamaServer
 from llmcache_openai import AsyncOpenAIClient, OpenAIClient
 
 USER = [{"role": "user", "content": "hi"}]

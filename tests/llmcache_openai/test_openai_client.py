@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from llmcache_testserver import OllamaServer
 
 from llmcache.backends import AIResponse, BackendError, BadRequest, StreamChunk
-from llmcache_ollama.server import OllamaServer
 from llmcache_openai import AsyncOpenAIClient, OpenAIClient
 
 TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {

@@ -5,10 +5,10 @@ not."""
 from __future__ import annotations
 
 import pytest
+from llmcache_testserver import OllamaServer
 
 from llmcache.backends import AsyncBackend, Backend
 from llmcache.testing import AsyncBackendConformance, BackendConformance
-from llmcache_ollama.server import OllamaServer
 from llmcache_openai import AsyncOpenAIClient, OpenAIClient
 
 

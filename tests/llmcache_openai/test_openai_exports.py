@@ -12,11 +12,11 @@ import types
 from importlib.metadata import entry_points
 
 import pytest
+from llmcache_testserver import OllamaServer
 
 import llmcache_openai
 from llmcache.backends import get_backend
 from llmcache.backends.registry import GROUP
-from llmcache_ollama.server import OllamaServer
 from llmcache_openai import AsyncOpenAIClient, OpenAIClient
 
 
@@ -51,9 +51,8 @@ def test_registered_as_openai(server: OllamaServer) -> None:
 
 
 @pytest.mark.parametrize("module_name", [
-    "llmcache_openai", "llmcache_openai._sync", "llmcache_openai._async",
-    "llmcache_openai._protocol", "llmcache_openai._boundary",
-    "llmcache_ollama.server.openai_api"])
+    "llmcache_openai", "llmcache_openai._protocol", "llmcache_openai._boundary",
+    "llmcache_testserver.openai_api"])
 def test_doctests_run(module_name: str) -> None:
     failures, tried = doctest.testmod(importlib.import_module(module_name))
     assert failures == 0 and tried > 0

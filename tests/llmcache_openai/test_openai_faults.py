@@ -7,6 +7,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+from llmcache_testserver import EchoEngine, Faults, OllamaServer
 
 from llmcache.backends import (
     BackendTimeout,
@@ -15,7 +16,6 @@ from llmcache.backends import (
     StreamChunk,
     StreamError,
 )
-from llmcache_ollama.server import EchoEngine, Faults, OllamaServer
 from llmcache_openai import AsyncOpenAIClient, OpenAIClient
 
 

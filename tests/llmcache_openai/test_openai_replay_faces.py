@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from llmcache_testserver import OllamaServer
 
 from llmcache import AIResponse, AsyncCachedClient, CachedClient, DiskStore, StreamChunk
-from llmcache_ollama.server import OllamaServer
 from llmcache_openai import AsyncOpenAIClient, OpenAIClient
 
 TOOLS = [{"type": "function", "function": {"name": "weather", "parameters": {

@@ -10,10 +10,10 @@ from typing import Any
 
 import orjson
 import pytest
+from llmcache_testserver import OllamaServer
 
 from llmcache import AuthenticationError, BadRequest, CachedClient, DiskStore
 from llmcache.keys import Request
-from llmcache_ollama.server import OllamaServer
 from llmcache_openai import AsyncOpenAIClient, OpenAIClient
 
 KEY = "sk-test-Zq81u2VvKx0d9LmNa7"

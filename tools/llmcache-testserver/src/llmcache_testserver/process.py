@@ -30,7 +30,7 @@ class ServerStartError(RuntimeError):
 def spawn_server(*, engine: str = "llama", model_path: str | None = None,
                  threads: int | None = None, extra_args: Sequence[str] = (),
                  stop_timeout: float = 30.0) -> Iterator[str]:
-    """``python -m llmcache_ollama.server`` on ``127.0.0.1`` and a free port, in a child
+    """``python -m llmcache_testserver`` on ``127.0.0.1`` and a free port, in a child
     process; yields its base URL once it listens, and stops it on exit (terminate, then
     kill after ``stop_timeout`` seconds).
 
@@ -38,7 +38,7 @@ def spawn_server(*, engine: str = "llama", model_path: str | None = None,
     ``echo``. Raises `ServerStartError` with the child's standard error when it exits
     before listening (a missing model file, a port it cannot bind).
     """
-    command = [sys.executable, "-m", "llmcache_ollama.server", "--engine", engine,
+    command = [sys.executable, "-m", "llmcache_testserver", "--engine", engine,
                "--host", "127.0.0.1", "--port", "0"]
     if model_path:
         command += ["--model-path", model_path]

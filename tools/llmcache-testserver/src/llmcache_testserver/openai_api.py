@@ -14,7 +14,7 @@ Errors are ``{"error": {"message", "type", "param", "code"}}`` with OpenAI's sta
 lasts). The server's `Faults` apply as on the Ollama routes; a stream fault sends an
 ``{"error": ...}`` event and ends without ``[DONE]``.
 
->>> from llmcache_ollama.server.engines import EchoEngine
+>>> from llmcache_testserver.engines import EchoEngine
 >>> api = OpenAIAPI(EchoEngine())
 >>> reply = api.handle("POST", "/v1/chat/completions",
 ...     b'{"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]}')
@@ -34,9 +34,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from llmcache_ollama.server.api import Reply, Streamed, _normalised
-from llmcache_ollama.server.engines import Completion, Engine, ModelSpec, Prompt, count_words
-from llmcache_ollama.server.state import CallCounter, Faults, canonical_model
+from llmcache_testserver.api import Reply, Streamed, _normalised
+from llmcache_testserver.engines import Completion, Engine, ModelSpec, Prompt, count_words
+from llmcache_testserver.state import CallCounter, Faults, canonical_model
 
 __all__ = ["EventStream", "OpenAIAPI", "OpenAIError"]
 

@@ -13,7 +13,7 @@ implements the server's `Engine` protocol:
   without repetition penalties: see `LlamaCppEngine.generate`);
 - one lock serialises the model: a llama.cpp context is not thread-safe, and the server
   answers each request on its own thread (requests queue, as Ollama's do);
-- run it in its own process (``python -m llmcache_ollama.server --engine llama``): a process
+- run it in its own process (``python -m llmcache_testserver --engine llama``): a process
   that imported usearch (the ``ann`` extra) before loading the model cannot load it;
 - embeddings are not offered: a 135M chat model makes poor sentence vectors, so the model
   does not claim the ``embedding`` capability and the server answers ``/api/embed`` with
@@ -37,7 +37,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from llmcache_ollama.server.engines import Completion, ModelSpec, Prompt
+from llmcache_testserver.engines import Completion, ModelSpec, Prompt
 
 __all__ = ["DEFAULT_ALIASES", "LlamaCppEngine", "ModelFileNotFound", "find_smollm2_gguf",
            "llama_cpp_available"]
@@ -168,7 +168,7 @@ class LlamaCppEngine:
                 # llama-cpp-python 0.3.36). The server's own process never imports it.
                 raise ValueError(f"{exc}: usearch was imported first in this process, and "
                                  "llama.cpp cannot load a model after it; run the model "
-                                 "in its own process (python -m llmcache_ollama.server "
+                                 "in its own process (python -m llmcache_testserver "
                                  "--engine llama) or load it before importing usearch"
                                  ) from exc
             raise

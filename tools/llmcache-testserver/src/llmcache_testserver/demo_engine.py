@@ -1,6 +1,6 @@
 """`DemoEngine`: a stand-in model that turns a note into a to-do task, for demos and tests.
 
-``python -m llmcache_ollama.server --engine demo`` serves it. Every completion is a task as
+``python -m llmcache_testserver --engine demo`` serves it. Every completion is a task as
 JSON, derived from the note (the prompt, or the last user message of a chat) by a few fixed
 rules, so the example app and the docs run end to end on any machine, in milliseconds,
 without a model:
@@ -35,7 +35,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from llmcache_ollama.server.engines import (
+from llmcache_testserver.engines import (
     Completion,
     EchoEngine,
     ModelSpec,

@@ -16,12 +16,12 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from llmcache_ollama.server.api import ApiError, OllamaAPI, Reply, Streamed
-from llmcache_ollama.server.openai_api import OpenAIAPI
+from llmcache_testserver.api import ApiError, OllamaAPI, Reply, Streamed
+from llmcache_testserver.openai_api import OpenAIAPI
 
 __all__ = ["OllamaHTTPServer", "OllamaHandler"]
 
-logger = logging.getLogger("llmcache_ollama.server")
+logger = logging.getLogger("llmcache_testserver")
 
 _GET = {"/": "root", "/api/version": "version", "/api/tags": "tags"}
 _POST = {"/api/generate": "generate", "/api/chat": "chat", "/api/embed": "embed",

@@ -1,4 +1,4 @@
-"""``python -m llmcache_ollama.server``: run the Ollama-compatible server until SIGINT/SIGTERM.
+"""``python -m llmcache_testserver``: run the Ollama-compatible server until SIGINT/SIGTERM.
 
 It prints its URL (one line, flushed) once it listens, so a parent process can read the
 port chosen with ``--port 0``.
@@ -13,15 +13,15 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from llmcache_ollama.server.app import OllamaServer
-from llmcache_ollama.server.engines import EchoEngine, Engine
+from llmcache_testserver.app import OllamaServer
+from llmcache_testserver.engines import EchoEngine, Engine
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m llmcache_ollama.server",
+        prog="python -m llmcache_testserver",
         description="Serve Ollama's HTTP API from a deterministic engine (for tests and "
                     "benchmarks) or a local llama.cpp model (--engine llama). Prints its "
                     "URL, then serves until SIGINT or SIGTERM.")
@@ -54,12 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _engine(args: argparse.Namespace) -> Engine:
     if args.engine == "llama":
         # Imported here: the echo engine must not need llama-cpp-python.
-        from llmcache_ollama.server.llama_engine import LlamaCppEngine, find_smollm2_gguf
+        from llmcache_testserver.llama_engine import LlamaCppEngine, find_smollm2_gguf
 
         path = args.model_path or find_smollm2_gguf()
         return LlamaCppEngine(path, n_ctx=args.num_ctx, n_threads=args.threads)
     if args.engine == "demo":
-        from llmcache_ollama.server.demo_engine import DemoEngine
+        from llmcache_testserver.demo_engine import DemoEngine
 
         return DemoEngine(latency_ms=args.latency_ms, per_item_ms=args.per_item_ms, dim=args.dim)
     return EchoEngine(latency_ms=args.latency_ms, per_item_ms=args.per_item_ms, dim=args.dim)

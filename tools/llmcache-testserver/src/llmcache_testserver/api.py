@@ -2,7 +2,7 @@
 JSON document) or a `Streamed` (NDJSON lines) out. Statuses and messages follow Ollama's
 server (see ``OLLAMA_API.md``); the HTTP side lives in `handler`.
 
->>> from llmcache_ollama.server.engines import EchoEngine
+>>> from llmcache_testserver.engines import EchoEngine
 >>> api = OllamaAPI(EchoEngine())
 >>> reply = api.handle("generate", b'{"model": "llama3.2", "prompt": "hi", "stream": false}')
 >>> reply.status, reply.body["response"]
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from llmcache_ollama.server.engines import Completion, Engine, ModelSpec, Prompt, count_words
-from llmcache_ollama.server.state import CallCounter, Faults, canonical_model
+from llmcache_testserver.engines import Completion, Engine, ModelSpec, Prompt, count_words
+from llmcache_testserver.state import CallCounter, Faults, canonical_model
 
 __all__ = ["ApiError", "OllamaAPI", "Reply", "Streamed", "VERSION"]
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import threading
 from types import TracebackType
 
-from llmcache_ollama.server.api import VERSION, OllamaAPI
-from llmcache_ollama.server.engines import EchoEngine, Engine
-from llmcache_ollama.server.handler import OllamaHTTPServer
-from llmcache_ollama.server.openai_api import OpenAIAPI
-from llmcache_ollama.server.state import CallCounter, Faults
+from llmcache_testserver.api import VERSION, OllamaAPI
+from llmcache_testserver.engines import EchoEngine, Engine
+from llmcache_testserver.handler import OllamaHTTPServer
+from llmcache_testserver.openai_api import OpenAIAPI
+from llmcache_testserver.state import CallCounter, Faults
 
 __all__ = ["OllamaServer"]
 

@@ -1,0 +1,194 @@
+"""What every HTTP model client shares, sync or async: validated settings and the hooks its
+transport calls.
+
+`Transport` and `AsyncTransport` send through the hooks of `TransportHooks`:
+
+    _http_options(headers)   keyword arguments for the httpx client (base URL, auth header ...)
+    _clock()                 a fresh retry clock for one call (budget, backoff, retries left)
+    _no_slot()               the error for "every connection stayed busy" (pool timeout)
+    _log_retry(path, e, s)   the log line before a retry
+    _errors(streaming=)      a context manager mapping httpx exceptions into our error tree
+    _status_error(...)       the error for a non-2xx reply
+    _retryable(error)        whether a failed attempt may be sent again
+
+A plugin's client class derives from its own base on `HTTPClientBase`, which fills in the
+protocol, and from `ModelClient` or `AsyncModelClient` (a transport with ``generate``,
+``chat`` and their streams). `HTTPClientBase` implements the hooks that are the same for
+every JSON-over-HTTP model API and leaves these to the plugin:
+
+    _status_error(status, content, model)   the error for a non-2xx reply
+    _retryable(error)                       whether a failed attempt may be sent again
+    _build_generate(prompt, stream=, ...)   the plugin's request for ``generate``
+    _build_chat(messages, stream=, ...)     the plugin's request for ``chat``
+
+and, optionally, ``_auth_headers()`` (headers carrying a credential) and ``_secret()`` (a
+string no log line may show).
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+import httpx
+
+from llmcache.backends.base import Message, check_messages, check_prompt, check_sampling
+from llmcache.backends.errors import BackendError, BackendTimeout
+from llmcache_http._boundary import RetryClock, make_timeout, map_errors, redact, scrub
+from llmcache_http._checks import check_settings
+
+__all__ = ["Call", "Clock", "HTTPClientBase", "TransportHooks"]
+
+
+class Call(Protocol):
+    """One request a plugin's protocol built: where it goes, what it sends, which model."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def body(self) -> dict[str, Any]: ...
+
+    @property
+    def model(self) -> str: ...
+
+
+CallT = TypeVar("CallT", bound=Call)
+
+
+class Clock(Protocol):
+    """Retry bookkeeping for one call (e.g. `RetryClock`)."""
+
+    def timeout(self) -> httpx.Timeout: ...
+
+    def next_delay(self) -> float | None: ...
+
+
+class TransportHooks(ABC):
+    """The settings and hooks `Transport` and `AsyncTransport` read (see the module
+    docstring); `HTTPClientBase` implements them."""
+
+    timeout: httpx.Timeout
+    max_connections: int
+
+    @abstractmethod
+    def _http_options(self, headers: Mapping[str, str] | None) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def _clock(self) -> Clock: ...
+
+    @abstractmethod
+    def _no_slot(self) -> BackendError: ...
+
+    @abstractmethod
+    def _log_retry(self, path: str, error: Exception, delay: float) -> None: ...
+
+    @abstractmethod
+    def _errors(self, *, streaming: bool = False) -> AbstractContextManager[object]: ...
+
+    @abstractmethod
+    def _status_error(self, status: int, content: bytes, model: str) -> BackendError: ...
+
+    @abstractmethod
+    def _retryable(self, error: BackendError) -> bool: ...
+
+
+class HTTPClientBase(TransportHooks, Generic[CallT]):
+    """Validated constructor arguments and the transport's hooks (see the module docstring).
+
+    ``max_connections`` bounds the requests in flight with a semaphore, not only httpx's
+    pool: once requests queue inside httpcore's pool, each pool event costs CPU in
+    proportion to the queue times the pool (1000 gathered requests over one connection
+    measured 76 s, against 1.4 s waiting on a semaphore instead). httpcore 1.0's pool also
+    does O(pool²) work per event, so the default (16) is small.
+
+    Headers live only inside the httpx client: nothing here prints or logs them, since they
+    may carry an API key (the same goes for credentials in the URL, see `redact`).
+    """
+
+    #: The logger of the plugin's retries.
+    _logger: ClassVar[logging.Logger]
+    #: The ``User-Agent`` the plugin sends.
+    _user_agent: ClassVar[str]
+
+    def __init__(self, base_url: str, *, model: str, timeout: float | httpx.Timeout,
+                 retries: int, backoff: float, max_connections: int) -> None:
+        check_settings(model=model, retries=retries, backoff=backoff,
+                       max_connections=max_connections)
+        self._base_url = base_url
+        #: The server's URL without credentials, for messages.
+        self._where = redact(base_url)
+        #: The default model; each call may name another with ``model=``.
+        self.model = model
+        self.timeout, self._budget = make_timeout(timeout)
+        self.retries = retries
+        self.backoff = float(backoff)
+        self.max_connections = max_connections
+
+    # -- the hooks the plugin supplies (and `_status_error`, `_retryable`) ----------------
+
+    @abstractmethod
+    def _build_generate(self, prompt: str, *, stream: bool, **fields: Any) -> CallT: ...
+
+    @abstractmethod
+    def _build_chat(self, messages: Sequence[Message], *, stream: bool,
+                    **fields: Any) -> CallT: ...
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {}
+
+    def _secret(self) -> str | None:
+        return None
+
+    # -- the hooks the transport calls -------------------------------------------------------
+
+    def _http_options(self, headers: Mapping[str, str] | None) -> dict[str, Any]:
+        """Keyword arguments for ``httpx.Client`` / ``httpx.AsyncClient``."""
+        merged = {"Accept": "application/json", "User-Agent": self._user_agent,
+                  **self._auth_headers(), **(headers or {})}
+        limits = httpx.Limits(max_connections=self.max_connections,
+                              max_keepalive_connections=self.max_connections)
+        # Redirects are not followed: a redirected POST would silently turn into a GET, and
+        # an Authorization header must not follow a redirect to another host.
+        return {"base_url": self._base_url, "timeout": self.timeout, "headers": merged,
+                "follow_redirects": False, "limits": limits}
+
+    def _clock(self) -> RetryClock:
+        return RetryClock(self.timeout, self._budget, self.retries, self.backoff)
+
+    def _no_slot(self) -> BackendTimeout:
+        return BackendTimeout(f"all {self.max_connections} connections to {self._where} "
+                              f"stayed busy for {self.timeout.pool} s (pool timeout)")
+
+    def _errors(self, *, streaming: bool = False) -> map_errors:
+        return map_errors(self._where, streaming=streaming)
+
+    def _log_retry(self, path: str, error: Exception, delay: float) -> None:
+        self._logger.info("retrying %s%s in %.2f s after: %s", self._where, path, delay,
+                          scrub(str(error), self._secret()))
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _model(self, model: str | None) -> str:
+        return model or self.model
+
+    # Both calls are built here, after checking what the caller passed: a wrong type gets an
+    # error naming the method, the argument and the fix, and nothing is sent.
+
+    def _generate_call(self, prompt: str, *, stream: bool, **fields: Any) -> CallT:
+        where = f"{type(self).__name__}.generate{'_stream' if stream else ''}"
+        check_prompt(prompt, where)
+        check_sampling(where, temperature=fields.get("temperature"),
+                       max_tokens=fields.get("max_tokens"), options=fields.get("options"))
+        return self._build_generate(prompt, stream=stream, **fields)
+
+    def _chat_call(self, messages: Sequence[Message], *, stream: bool, **fields: Any) -> CallT:
+        where = f"{type(self).__name__}.chat{'_stream' if stream else ''}"
+        check_messages(messages, where)
+        check_sampling(where, temperature=fields.get("temperature"),
+                       max_tokens=fields.get("max_tokens"), options=fields.get("options"),
+                       tools=fields.get("tools"))
+        return self._build_chat(messages, stream=stream, **fields)
