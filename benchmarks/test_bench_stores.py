@@ -4,11 +4,14 @@
 
 Targets (DESIGN.md): a DiskStore hit (bytes read *and* decoded into an entry) within 1.3x of
 a raw diskcache ``Cache.get`` of the same encoded bytes; a MemoryStore hit no slower than a
-cachetools ``TTLCache`` get under a ``threading.Lock``. ``conftest.py`` prints the ratios.
+cachetools ``TTLCache`` get under a ``threading.Lock``. No target, a watch: what a
+`TieredStore` (memory -> disk) adds to a hit in its memory tier, sync and through its
+coroutine, against a MemoryStore hit. ``conftest.py`` prints the ratios.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from pathlib import Path
@@ -18,7 +21,7 @@ import cachetools
 import diskcache
 
 from llmcache.entry import CachedResponse, JSONCodec
-from llmcache.stores import DiskStore, MemoryStore
+from llmcache.stores import DiskStore, MemoryStore, TieredStore
 
 KEY = "v1:0f3a9c2e7d114b8a9e6c5d4b3a291807"
 
@@ -69,3 +72,61 @@ def test_memory_hit_memory_store_get(benchmark: Any) -> None:
     store = MemoryStore(max_entries=1000)
     store.set(KEY, _entry(), ttl=3600)
     assert benchmark(store.get, KEY) is not None
+
+
+# -- TieredStore: what walking the tiers adds to a hit in the fastest one -------------------
+
+_AWAITS = 100  # hits per event-loop turn in the async cases: amortizes run_until_complete
+
+
+def test_tiered_hit_baseline_memory_store_get(benchmark: Any) -> None:
+    benchmark.group = "tiered hit in memory"
+    benchmark.extra_info["role"] = "baseline"
+    store = MemoryStore(max_entries=1000)
+    store.set(KEY, _entry(), ttl=3600)
+    assert benchmark(store.get, KEY) is not None
+
+
+def test_tiered_hit_tiered_store_get(benchmark: Any, tmp_path: Path) -> None:
+    benchmark.group = "tiered hit in memory"
+    benchmark.extra_info["role"] = "candidate"
+    with TieredStore(MemoryStore(max_entries=1000), DiskStore(tmp_path)) as store:
+        store.set(KEY, _entry(), ttl=3600)
+        assert benchmark(store.get, KEY) is not None
+
+
+def test_tiered_ahit_baseline_memory_store_get(benchmark: Any) -> None:
+    benchmark.group = f"tiered async hit in memory, {_AWAITS} per call"
+    benchmark.extra_info["role"] = "baseline"
+    store = MemoryStore(max_entries=1000)
+    store.set(KEY, _entry(), ttl=3600)
+
+    async def hits() -> CachedResponse | None:
+        for _ in range(_AWAITS):
+            got = store.get(KEY)
+        return got
+
+    loop = asyncio.new_event_loop()
+    try:
+        assert benchmark(lambda: loop.run_until_complete(hits())) is not None
+    finally:
+        loop.close()
+
+
+def test_tiered_ahit_tiered_store_aget(benchmark: Any, tmp_path: Path) -> None:
+    benchmark.group = f"tiered async hit in memory, {_AWAITS} per call"
+    benchmark.extra_info["role"] = "candidate"
+    store = TieredStore(MemoryStore(max_entries=1000), DiskStore(tmp_path))
+    store.set(KEY, _entry(), ttl=3600)
+
+    async def hits() -> CachedResponse | None:
+        for _ in range(_AWAITS):
+            got = await store.aget(KEY)
+        return got
+
+    loop = asyncio.new_event_loop()
+    try:
+        assert benchmark(lambda: loop.run_until_complete(hits())) is not None
+        loop.run_until_complete(store.aclose())
+    finally:
+        loop.close()

@@ -36,6 +36,8 @@ PAIRS: list[tuple[str, str]] = [
     ("src/llmcache/_async_postgres_io.py", "src/llmcache/_sync_postgres_io.py"),
     ("src/llmcache/stores/_async_postgres.py", "src/llmcache/stores/_sync_postgres.py"),
     ("src/llmcache/vector/_async_pgvector.py", "src/llmcache/vector/_sync_pgvector.py"),
+    ("src/llmcache/stores/_async_redis.py", "src/llmcache/stores/_sync_redis.py"),
+    ("src/llmcache/stores/_async_tiered.py", "src/llmcache/stores/_sync_tiered.py"),
     # The HTTP layer the model-server plugins share, the plugins' clients, the mock backend
     # and the backend conformance suite.
     ("src/llmcache_http/_async_transport.py", "src/llmcache_http/_sync_transport.py"),

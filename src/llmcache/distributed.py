@@ -172,7 +172,8 @@ class DistributedFlight:
         self.provider = provider
         self.lease = float(lease)
         self.wait = float(wait)
-        self._async = isinstance(provider, AsyncLockProvider)
+        # Decided once: the provider's coroutines when it has them (see `_alock`).
+        self._aprovider = provider if isinstance(provider, AsyncLockProvider) else None
         self._counts = {"led": 0, "waited": 0, "found": 0, "wait_timeouts": 0,
                         "unavailable": 0, "reentered": 0}
 
@@ -270,7 +271,7 @@ class DistributedFlight:
         waited = False
         while True:
             try:
-                token = await self._call("try_lock", key, self.lease)
+                token = await self._alock(key)
             except Exception:
                 self._bump("unavailable")
                 return await compute()
@@ -324,25 +325,36 @@ class DistributedFlight:
             _release_here(ident, holder, leading)
             renewal.cancel()  # not awaited: a late renewal after `unlock` is a no-op
             with contextlib.suppress(Exception):
-                await self._call("unlock", key, token)
+                await self._aunlock(key, token)
 
     async def _arenew(self, key: str, token: str) -> None:
         while True:
             await asyncio.sleep(self.lease / 3)
             try:
-                if not await self._call("renew", key, token, self.lease):
+                if not await self._arenew_once(key, token):
                     logger.warning("lost the lock of %s before the call ended: another "
                                    "process may call the model too", key)
                     return
             except Exception:
                 continue
 
-    async def _call(self, name: str, *args: Any) -> Any:
-        """A provider method: its coroutine twin when it has one, else the sync method in a
-        worker thread (a lock round trip must not block the event loop)."""
-        if self._async:
-            return await getattr(self.provider, "a" + name)(*args)
-        return await asyncio.to_thread(getattr(self.provider, name), *args)
+    # The provider's coroutines when it has them, else its sync methods in a worker thread:
+    # a lock round trip must not block the event loop.
+
+    async def _alock(self, key: str) -> str | None:
+        if self._aprovider is not None:
+            return await self._aprovider.atry_lock(key, self.lease)
+        return await asyncio.to_thread(self.provider.try_lock, key, self.lease)
+
+    async def _arenew_once(self, key: str, token: str) -> bool:
+        if self._aprovider is not None:
+            return await self._aprovider.arenew(key, token, self.lease)
+        return await asyncio.to_thread(self.provider.renew, key, token, self.lease)
+
+    async def _aunlock(self, key: str, token: str) -> bool:
+        if self._aprovider is not None:
+            return await self._aprovider.aunlock(key, token)
+        return await asyncio.to_thread(self.provider.unlock, key, token)
 
 
 def _hold_here(ident: _Ident) -> tuple[InFlight, contextvars.Token[frozenset[InFlight]]]:

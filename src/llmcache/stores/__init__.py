@@ -1,5 +1,7 @@
 """Cache tiers: `MemoryStore` (in-process), `DiskStore` (shared by the processes of one
-machine) and `TieredStore` (several of them in front of each other), behind `Store`.
+machine), `RedisStore` (shared by hosts) and `TieredStore` (several of them in front of each
+other), behind `Store` (the sync interface) and `AsyncStore` (the coroutine one, which every
+`Store` has).
 
 >>> from llmcache.entry import CachedResponse
 >>> store = MemoryStore(max_entries=10)
@@ -10,10 +12,11 @@ machine) and `TieredStore` (several of them in front of each other), behind `Sto
 
 from __future__ import annotations
 
-from llmcache.stores.base import Store, StoreStats
+from llmcache.stores.base import AsyncStore, Store, StoreStats
 from llmcache.stores.disk import DiskStore
 from llmcache.stores.memory import MemoryStore
 from llmcache.stores.redis import RedisStore
 from llmcache.stores.tiered import TieredStore
 
-__all__ = ["DiskStore", "MemoryStore", "RedisStore", "Store", "StoreStats", "TieredStore"]
+__all__ = ["AsyncStore", "DiskStore", "MemoryStore", "RedisStore", "Store", "StoreStats",
+           "TieredStore"]

@@ -1,6 +1,7 @@
 """What the sync and async halves of `RedisStore` share: the lazy import of redis-py, URL
 redaction, the circuit breaker, the lock and generation scripts, and `RedisCore` (settings,
-clients, counters, the generation last seen, encoding and decoding).
+clients and their connections, counters, the generation last seen, encoding and decoding).
+Everything that does I/O is in `_async_redis` (by hand) and `_sync_redis` (generated).
 
 Nothing here imports redis-py at module level: ``import llmcache`` must work without the
 ``redis`` extra.
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
     import redis
     import redis.asyncio
 
-__all__ = ["AsyncConn", "Breaker", "GenView", "RedisCore", "check_namespace", "import_redis",
-           "lease_ms", "redact_url"]
+__all__ = ["AsyncConn", "Breaker", "Conn", "GenView", "RedisCore", "check_namespace",
+           "import_redis", "lease_ms", "redact_url"]
 
 logger = logging.getLogger("llmcache.stores.redis")
 
@@ -127,6 +128,8 @@ end
 redis.call('set', KEYS[1], string.format('%d', new))
 return new
 """
+# In the order of the script fields of `Conn` and `AsyncConn`.
+_SCRIPTS = (UNLOCK_LUA, RENEW_LUA, READ_LUA, WRITE_LUA, DELETE_LUA, BUMP_LUA)
 
 # Namespaces become the literal prefix of every key and of the SCAN pattern used by
 # `len()` and `clear()`. A ':' inside one would let namespace "a" match the keys of "a:b"
@@ -224,6 +227,18 @@ class Breaker:
         return bool(self.down_until)
 
 
+class Conn(NamedTuple):
+    """The sync client and its scripts."""
+
+    client: redis.Redis
+    unlock: Any  # redis.commands.core.Script
+    renew: Any
+    read: Any
+    write: Any
+    delete: Any
+    bump: Any
+
+
 class AsyncConn(NamedTuple):
     """One event loop's async client and its scripts."""
 
@@ -302,12 +317,8 @@ class RedisCore:
         self._oom_error: type[BaseException] = exceptions.OutOfMemoryError
         self._owns_client = client is None
         self._client: redis.Redis = client if client is not None else self._new_client()
-        self._unlock = self._client.register_script(UNLOCK_LUA)
-        self._renew = self._client.register_script(RENEW_LUA)
-        self._read = self._client.register_script(READ_LUA)
-        self._write = self._client.register_script(WRITE_LUA)
-        self._delete = self._client.register_script(DELETE_LUA)
-        self._bump = self._client.register_script(BUMP_LUA)
+        self._sync_conn = Conn(self._client,
+                               *(self._client.register_script(lua) for lua in _SCRIPTS))
         self._aconns: dict[asyncio.AbstractEventLoop, AsyncConn] = {}
         self._stats = StoreStats()
         self._skipped = 0
@@ -327,9 +338,14 @@ class RedisCore:
                               socket_timeout=self._socket_timeout,
                               socket_connect_timeout=self._connect_timeout)
 
+    def _conn(self) -> Conn:
+        """The sync client and its scripts."""
+        return self._sync_conn
+
     def _aconn(self) -> AsyncConn | None:
         """This event loop's async client (created on first use), or ``None`` when the
-        store wraps a caller's sync client."""
+        store wraps a caller's sync client (the coroutines then run the sync methods in a
+        worker thread)."""
         if not self._owns_client:
             return None
         loop = asyncio.get_running_loop()
@@ -344,8 +360,7 @@ class RedisCore:
             client = Redis.from_url(self._url, retry=Retry(NoBackoff(), 0),
                                     socket_timeout=self._socket_timeout,
                                     socket_connect_timeout=self._connect_timeout)
-            conn = AsyncConn(client, *(client.register_script(lua) for lua in (
-                UNLOCK_LUA, RENEW_LUA, READ_LUA, WRITE_LUA, DELETE_LUA, BUMP_LUA)))
+            conn = AsyncConn(client, *(client.register_script(lua) for lua in _SCRIPTS))
             self._aconns[loop] = conn
         return conn
 

@@ -6,6 +6,14 @@ the error in `stats()` and logs it once (see `ErrorLog`). `delete` and `clear` a
 operations whose caller must know the outcome: they raise `llmcache.errors.StoreError` when
 they did not happen. Misuse (a negative TTL, a closed store) still raises.
 
+Async code uses the same contract through `AsyncStore`, the coroutine face (``aget``,
+``aset``, ``adelete``, ``aclear``, ``aget_many``, ``aset_many``, ``aclose``, ``async with``).
+Every `Store` is an `AsyncStore`: a memory or disk store runs its sync methods inline (a hop
+to a worker thread would cost more than the read), a network store (`RedisStore`,
+`PostgresStore`) awaits its round trips. `AsyncStore.awaitable_io` tells them apart, once,
+so a caller on a hot path can call the sync method and skip a coroutine where awaiting
+gains nothing.
+
 >>> from llmcache import MemoryStore, CachedResponse
 >>> with MemoryStore(max_entries=10) as store:
 ...     store.set("k", CachedResponse(content="v"), ttl=60)
@@ -25,9 +33,13 @@ from typing import Any, TypeVar
 
 from llmcache.entry import CachedResponse
 
-__all__ = ["ErrorLog", "Store", "StoreStats", "check_ttl"]
+__all__ = ["AsyncStore", "ErrorLog", "Store", "StoreStats", "check_ttl", "inline_store"]
 
 _S = TypeVar("_S", bound="Store")
+_A = TypeVar("_A", bound="AsyncStore")
+
+# The coroutine methods a `Store` subclass may write itself (see `Store.__init_subclass__`).
+_TWINS = ("aget", "aset", "adelete", "aclear", "aget_many", "aset_many")
 
 
 @dataclass(slots=True)
@@ -78,11 +90,105 @@ class ErrorLog:
                              type(exc).__name__, exc)
 
 
-class Store(ABC):
-    """A cache tier. Subclasses implement the five abstract methods; batch methods and the
-    context manager come for free."""
+class AsyncStore(ABC):
+    """The coroutine face of a cache tier: what async code awaits.
+
+    The contract is `Store`'s, method for method: ``aget`` and ``aset`` (and the batches)
+    never raise on a failing backend (a miss, a dropped write; counted and logged once),
+    ``adelete`` and ``aclear`` raise `llmcache.errors.StoreError` when they did not happen,
+    misuse raises. Subclasses implement the four abstract coroutines; the batches, ``aclose``
+    and ``async with`` come for free. Every `Store` is one (see `Store`); subclass
+    `AsyncStore` alone for a tier that only async code uses.
+
+    `awaitable_io` is decided once per class (or per instance, for `TieredStore`): True
+    when the coroutines wait on I/O without blocking the event loop, False when they run
+    the sync methods inline. A caller holding a `Store` decides once which face to call:
+
+    >>> import asyncio
+    >>> from llmcache import CachedResponse, MemoryStore
+    >>> store = MemoryStore()
+    >>> store.awaitable_io  # a memory read: no I/O to wait for
+    False
+    >>> async def read(key):
+    ...     return await store.aget(key) if store.awaitable_io else store.get(key)
+    >>> store.set("k", CachedResponse(content="v"))
+    >>> asyncio.run(read("k")).content
+    'v'
+    """
 
     name: str = "store"
+    #: Whether awaiting this store's coroutines frees the event loop while it waits on I/O
+    #: (a network tier). False: they run the sync methods inline, so calling those directly
+    #: does the same work without a coroutine.
+    awaitable_io: bool = True
+
+    @abstractmethod
+    async def aget(self, key: str) -> CachedResponse | None:
+        """The live entry under `key`, or ``None`` (missing, expired, or the tier failed)."""
+
+    @abstractmethod
+    async def aset(self, key: str, entry: CachedResponse, ttl: float | None = None) -> None:
+        """Store `entry` under `key` for `ttl` seconds (``None``: until evicted)."""
+
+    @abstractmethod
+    async def adelete(self, key: str) -> bool:
+        """Remove `key`: True if an entry was removed, False if there was none; raises
+        `llmcache.errors.StoreError` when it did not happen or cannot tell (see
+        `Store.delete`)."""
+
+    @abstractmethod
+    async def aclear(self) -> None:
+        """Remove every entry; raises `llmcache.errors.StoreError` when the clear did not
+        happen or happened only in part (see `Store.clear`)."""
+
+    async def aget_many(self, keys: Iterable[str]) -> dict[str, CachedResponse]:
+        """The live entries among `keys` (missing ones are left out)."""
+        found: dict[str, CachedResponse] = {}
+        for key in keys:
+            entry = await self.aget(key)
+            if entry is not None:
+                found[key] = entry
+        return found
+
+    async def aset_many(self, entries: Mapping[str, CachedResponse],
+                        ttl: float | None = None) -> None:
+        """Store several entries with one TTL."""
+        for key, entry in entries.items():
+            await self.aset(key, entry, ttl)
+
+    async def aclose(self) -> None:
+        """Release files and connections (those of the running event loop first). Idempotent."""
+        return None
+
+    async def __aenter__(self: _A) -> _A:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+
+class Store(AsyncStore):
+    """A cache tier. Subclasses implement the five abstract methods; batch methods, the
+    context managers and the coroutine face come for free.
+
+    The inherited coroutine methods (``aget`` ...) call the sync ones inline and
+    `awaitable_io` is False. A subclass that writes its own coroutine methods (a network
+    tier) is awaited: `awaitable_io` becomes True for it unless it sets the attribute.
+    """
+
+    awaitable_io = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Decided here, once per class, so that no caller probes a store per call: a class
+        # that brings coroutines of its own (itself or through a mixin) is awaited, any
+        # other inherits the answer of the store class it extends.
+        super().__init_subclass__(**kwargs)
+        if "awaitable_io" in vars(cls):
+            return
+        parent = next(base for base in cls.__mro__[1:] if issubclass(base, Store))
+        own = any(getattr(cls, name) is not getattr(parent, name) for name in _TWINS)
+        cls.awaitable_io = own or parent.awaitable_io
 
     @abstractmethod
     def get(self, key: str) -> CachedResponse | None:
@@ -141,3 +247,53 @@ class Store(ABC):
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+    # -- the coroutine face, inline: memory and disk answer faster than a thread hop -------
+
+    async def aget(self, key: str) -> CachedResponse | None:
+        """`get`, run inline."""
+        return self.get(key)
+
+    async def aset(self, key: str, entry: CachedResponse, ttl: float | None = None) -> None:
+        """`set`, run inline."""
+        self.set(key, entry, ttl)
+
+    async def adelete(self, key: str) -> bool:
+        """`delete`, run inline (raises `StoreError` as it does)."""
+        return self.delete(key)
+
+    async def aclear(self) -> None:
+        """`clear`, run inline (raises `StoreError` as it does)."""
+        self.clear()
+
+    async def aget_many(self, keys: Iterable[str]) -> dict[str, CachedResponse]:
+        """`get_many`, run inline."""
+        return self.get_many(keys)
+
+    async def aset_many(self, entries: Mapping[str, CachedResponse],
+                        ttl: float | None = None) -> None:
+        """`set_many`, run inline."""
+        self.set_many(entries, ttl)
+
+    async def aclose(self) -> None:
+        """`close`, run inline."""
+        self.close()
+
+
+def inline_store(store: AsyncStore) -> Store | None:
+    """The store whose sync methods async code should call instead of awaiting it, or
+    ``None`` when awaiting it frees the event loop (or it has no sync face).
+
+    Ask once, where a caller takes its store, never per call:
+
+    >>> import asyncio
+    >>> from llmcache import CachedResponse, MemoryStore
+    >>> store = MemoryStore()
+    >>> store.set("k", CachedResponse(content="v"))
+    >>> inline = inline_store(store)
+    >>> async def read(key):
+    ...     return inline.get(key) if inline is not None else await store.aget(key)
+    >>> asyncio.run(read("k")).content
+    'v'
+    """
+    return store if isinstance(store, Store) and not store.awaitable_io else None

@@ -1,10 +1,12 @@
 """Shared tier on Redis (redis-py, the ``redis`` extra): one cache for many processes and hosts.
 
-`RedisStore` is a `Store` (sync methods, usable alone or as a tier of `TieredStore`) with
-coroutine twins (``aget``, ``aset``, ``adelete``, ``aclear``, ``aget_many``, ``aset_many``,
-``ageneration``, ``aclose``) on ``redis.asyncio``, so async code never blocks its event loop
-on a round trip. One class rather than two: a tier, a decorator and a client can all take
-the same object, and the sync and async paths share counters, circuit breaker and locks.
+`RedisStore` is a `Store` (sync methods, usable alone or as a tier of `TieredStore`) and
+an `AsyncStore` with real coroutines (``aget``, ``aset``, ``adelete``, ``aclear``,
+``aget_many``, ``aset_many``, ``ageneration``, ``aclose``; ``awaitable_io`` is True) on
+``redis.asyncio``, so async code never blocks its event loop on a round trip. One class
+rather than two: a tier, a decorator and a client can all take the same object, and the
+sync and async paths share counters, circuit breaker and locks. The coroutines are written
+by hand (`llmcache.stores._async_redis`); the sync methods are generated from them.
 
 - Values are the package codec's bytes (`JSONCodec` by default), never pickles; bytes read
   back are untrusted, and anything that does not decode is a miss (counted in ``errors``).
@@ -83,21 +85,17 @@ reconnects (like redis-py's own clients).
 from __future__ import annotations
 
 import asyncio
-import secrets
-import time
-from collections.abc import Iterable, Mapping
-from types import TracebackType
 from typing import Any
 
-from llmcache.entry import CachedResponse
-from llmcache.stores._redis_async import AsyncRedisMethods
-from llmcache.stores._redis_base import _BATCH, MISSING_EXTRA, lease_ms
+from llmcache.stores._async_redis import AsyncRedisMethods
+from llmcache.stores._redis_base import _BATCH, MISSING_EXTRA
+from llmcache.stores._sync_redis import RedisMethods
 from llmcache.stores.base import Store
 
 __all__ = ["MISSING_EXTRA", "RedisStore"]
 
 
-class RedisStore(AsyncRedisMethods, Store):
+class RedisStore(RedisMethods, AsyncRedisMethods, Store):
     """A Redis tier shared by processes and hosts (see the module docstring).
 
     `url`: ``redis://``, ``rediss://`` (TLS) or ``unix://``, with an optional password
@@ -122,196 +120,15 @@ class RedisStore(AsyncRedisMethods, Store):
         """The key prefix of this store's entries (``{namespace}:{key}``)."""
         return self._namespace
 
-    # -- the Store interface ----------------------------------------------------------------
-
-    def get(self, key: str) -> CachedResponse | None:
-        """The live entry under `key`; ``None`` when missing, undecodable or Redis failed.
-
-        One round trip: ``MGET`` of the generation and of the entry's name under the
-        generation this client holds. Only when the generation moved (a clear, here or in
-        another process, or a server restored from an old snapshot) is the entry read again,
-        under the generation Redis holds now."""
-        view = self._view
-        name = self._name(key, view)
-        if not self._up():
-            self._count("misses")
-            return None
-        try:
-            # execute_command: redis-py's `mget` wrapper cost ~5 us more per hit here (1.37x
-            # raw GET instead of 1.25x); it is untyped, hence the ignore.
-            gen_raw, data = self._client.execute_command(  # type: ignore[no-untyped-call]
-                "MGET", self._gen_key, name)
-            if gen_raw == view.raw:
-                self._seen_at = time.monotonic()
-            else:
-                gen, data = self._read(keys=[self._gen_key], args=self._read_args([key]))
-                self._saw(gen)
-        except self._errors as exc:
-            self._failed("get", exc)
-            self._count("misses")
-            return None
-        if self._breaker.down_until:
-            self._breaker.success()
-        return self._decode(data, "get")
-
-    def set(self, key: str, entry: CachedResponse, ttl: float | None = None) -> None:
-        """Store `entry` for `ttl` seconds (default: `default_ttl`) under the current
-        generation; dropped if Redis fails."""
-        encoded = self._encode(key, entry, ttl)
-        if not self._up():
-            return
-        try:
-            gen = self._write(keys=[self._gen_key], args=self._write_args([encoded]))
-        except self._errors as exc:
-            self._failed("set", exc)
-            return
-        self._ok()
-        self._saw(gen)
-        self._count("sets")
-
-    def delete(self, key: str) -> bool:
-        """Remove `key`: True if it was there, False if it was not.
-
-        Raises `StoreError` when Redis failed, timed out or is known to be down (it did not
-        happen, or cannot tell): an explicit operation is tried even while the circuit
-        breaker skips Redis for `get` and `set`."""
-        if type(key) is not str:
-            raise TypeError(f"key: expected str, got {type(key).__name__}")
-        try:
-            removed, gen = self._delete(keys=[self._gen_key],
-                                        args=[self._prefix, self._view.gen, key])
-        except self._errors as exc:
-            raise self._not_done("delete", exc) from exc
-        self._ok()
-        self._saw(gen)
-        if removed:
-            self._count("deletes")
-        return bool(removed)
-
-    def get_many(self, keys: Iterable[str]) -> dict[str, CachedResponse]:
-        """The live entries among `keys` in one round trip (one MGET per 500 keys,
-        pipelined, each with the generation, as in `get`)."""
-        keys = list(dict.fromkeys(keys))
-        view = self._view
-        names = [self._name(key, view) for key in keys]
-        if not names:
-            return {}
-        if not self._up():
-            self._count("misses", len(names))
-            return {}
-        try:
-            if len(names) <= _BATCH:
-                chunks = [self._client.mget([self._gen_key, *names])]
-            else:
-                pipe = self._client.pipeline(transaction=False)
-                for i in range(0, len(names), _BATCH):
-                    pipe.mget([self._gen_key, *names[i:i + _BATCH]])
-                chunks = pipe.execute()
-            if all(chunk[0] == view.raw for chunk in chunks):
-                self._seen_at = time.monotonic()
-                values = [v for chunk in chunks for v in chunk[1:]]
-            else:
-                values = self._read_again(keys)
-        except self._errors as exc:
-            self._failed("get_many", exc)
-            self._count("misses", len(names))
-            return {}
-        self._ok()
-        return self._decode_many(keys, values)
-
-    def _read_again(self, keys: list[str]) -> list[Any]:
-        """`keys`' values under the generation Redis holds now (after it moved)."""
-        values: list[Any] = []
-        for i in range(0, len(keys), _BATCH):
-            gen, *chunk = self._read(keys=[self._gen_key],
-                                     args=self._read_args(keys[i:i + _BATCH]))
-            self._saw(gen)
-            values += chunk
-        return values
-
-    def set_many(self, entries: Mapping[str, CachedResponse], ttl: float | None = None) -> None:
-        """Store several entries with one TTL: one round trip per 500 entries."""
-        encoded = [self._encode(key, entry, ttl) for key, entry in entries.items()]
-        if not encoded or not self._up():
-            return
-        for i in range(0, len(encoded), _BATCH):
-            chunk = encoded[i:i + _BATCH]
-            try:
-                gen = self._write(keys=[self._gen_key], args=self._write_args(chunk))
-            except self._errors as exc:
-                self._failed("set_many", exc)
-                return
-            self._ok()
-            self._saw(gen)
-            self._count("sets", len(chunk))
-
-    def clear(self) -> None:
-        """Make every entry of this namespace unreachable, then delete them.
-
-        The generation is raised first (one round trip): from then on no client reads an
-        earlier entry, including one that comes back later. Then the earlier generations'
-        entries are deleted (SCAN + UNLINK in batches of 500); if that sweep fails half-way
-        the clear still happened (the rest is unreachable; the error is counted and logged,
-        and the next clear sweeps again). Locks stay: they expire by themselves, and
-        dropping one could start a second model call.
-
-        Raises `StoreError` when the generation could not be raised (Redis down, paused,
-        or refusing writes): the clear did not happen, or it cannot tell. It is tried even
-        while the circuit breaker skips Redis for `get` and `set`."""
-        try:
-            gen = self._bump_generation()
-        except self._errors as exc:
-            raise self._not_done("clear", exc) from exc
-        self._ok()
-        self._saw(gen)
-        try:
-            self._sweep(gen)
-        except self._errors as exc:
-            self._failed("clear (sweep)", exc)
-
-    def _bump_generation(self) -> int:
-        try:
-            return int(self._bump(keys=[self._gen_key], args=self._bump_args()))
-        except self._oom_error:
-            # Redis is full and refuses writes, the bump included; deletes are allowed, so
-            # free this namespace's entries first and try once more.
-            self._sweep(None)
-            return int(self._bump(keys=[self._gen_key], args=self._bump_args()))
-
-    def _sweep(self, gen: int | None) -> None:
-        batch: list[bytes] = []
-        for name in self._client.scan_iter(match=self._pattern(), count=_BATCH):
-            if self._stale(name, gen):
-                batch.append(name)
-            if len(batch) >= _BATCH:
-                self._client.unlink(*batch)
-                batch = []
-        if batch:
-            self._client.unlink(*batch)
-
-    def generation(self) -> int | None:
-        """The namespace's generation, read from Redis (moved forward first if Redis went
-        back to an older one). When Redis fails: the last one seen, ``None`` if it never
-        answered. `TieredStore` keys its local tiers by it."""
-        if not self._up():
-            return self._known_generation()
-        try:
-            (gen,) = self._read(keys=[self._gen_key], args=self._read_args([]))
-        except self._errors as exc:
-            self._failed("generation", exc)
-            return self._known_generation()
-        self._ok()
-        self._saw(gen)
-        return int(gen)
-
     def _size(self) -> int | None:
         if not self._up():
             return None
+        conn = self._conn()
         try:
-            (gen,) = self._read(keys=[self._gen_key], args=self._read_args([]))
+            (gen,) = conn.read(keys=[self._gen_key], args=self._read_args([]))
             self._saw(gen)
-            size = sum(1 for _ in self._client.scan_iter(match=self._pattern(gen),
-                                                         count=_BATCH))
+            size = sum(1 for _ in conn.client.scan_iter(match=self._pattern(gen),
+                                                        count=_BATCH))
         except self._errors as exc:
             self._failed("len", exc)
             return None
@@ -355,46 +172,12 @@ class RedisStore(AsyncRedisMethods, Store):
         if self._owns_client:
             self._client.close()
 
-    async def __aenter__(self) -> RedisStore:
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.aclose()
+    async def aclose(self) -> None:
+        """Close this event loop's connections, then the rest of the store (see `close`)."""
+        conn = self._aconns.pop(asyncio.get_running_loop(), None)
+        if conn is not None:
+            await conn.client.aclose()
+        self.close()
 
     def __repr__(self) -> str:
         return f"RedisStore({self._safe_url!r}, namespace={self._namespace!r})"
-
-    # -- cross-process single-flight (llmcache.distributed.LockProvider) --------------------
-
-    def try_lock(self, key: str, lease: float) -> str | None:
-        """Take the lock of `key` for `lease` seconds: a token, or ``None`` when another
-        caller holds it. Raises when Redis cannot tell (down, timeout, circuit open)."""
-        if not self._up():
-            raise self._unavailable()
-        token = secrets.token_hex(16)
-        try:
-            taken = self._client.set(self._lock_prefix + key, token, nx=True,
-                                     px=lease_ms(lease))
-        except self._errors as exc:
-            self._failed("lock", exc)
-            raise
-        self._ok()
-        return token if taken else None
-
-    def renew(self, key: str, token: str, lease: float) -> bool:
-        """Extend the lock to `lease` seconds from now if `token` still holds it."""
-        return self._script(self._renew, "renew", key, token, lease_ms(lease))
-
-    def unlock(self, key: str, token: str) -> bool:
-        """Release the lock if `token` still holds it (never another caller's)."""
-        return self._script(self._unlock, "unlock", key, token)
-
-    def _script(self, script: Any, operation: str, key: str, *args: Any) -> bool:
-        try:
-            result = script(keys=[self._lock_prefix + key], args=list(args))
-        except self._errors as exc:
-            self._failed(operation, exc)
-            raise
-        self._ok()
-        return bool(result)

@@ -280,6 +280,48 @@ async def test_async_flights_in_one_loop_make_one_call(redis_url: str) -> None:
         assert await store.atry_lock("k", 1) is not None  # released
 
 
+class _SyncLocks:
+    """A lock provider with sync methods only: its coroutine callers use worker threads."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self.store = store
+        self.lock_lease, self.lock_wait = store.lock_lease, store.lock_wait
+        self.threads: set[str] = set()
+
+    def try_lock(self, key: str, lease: float) -> str | None:
+        self.threads.add(threading.current_thread().name)
+        return self.store.try_lock(key, lease)
+
+    def renew(self, key: str, token: str, lease: float) -> bool:
+        return self.store.renew(key, token, lease)
+
+    def unlock(self, key: str, token: str) -> bool:
+        self.threads.add(threading.current_thread().name)
+        return self.store.unlock(key, token)
+
+
+async def test_async_flights_over_a_sync_only_provider_use_threads(redis_url: str) -> None:
+    async with RedisStore(redis_url, namespace="lks") as store:
+        locks = _SyncLocks(store)
+        calls: list[int] = []
+
+        async def lookup() -> Any:
+            entry = await store.aget("k")
+            return None if entry is None else entry.content
+
+        async def compute() -> str:
+            calls.append(1)
+            await asyncio.sleep(0.3)
+            await store.aset("k", CachedResponse(content="v"))
+            return "v"
+
+        flights = [DistributedFlight(locks, lease=0.2, wait=10) for _ in range(3)]
+        results = await asyncio.gather(*(f.ado("k", lookup, compute) for f in flights))
+        assert results == ["v"] * 3 and calls == [1]
+        assert threading.current_thread().name not in locks.threads  # never on the loop
+        assert store.try_lock("k", 1) is not None  # released
+
+
 # --- CachedClient ---------------------------------------------------------------------------
 
 
