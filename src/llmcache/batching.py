@@ -1,4 +1,4 @@
-"""Collect single requests into batches: the chapter's `BatchProcessor`, corrected.
+"""Collect single requests into batches: `BatchProcessor` and `EmbeddingBatcher`.
 
 A batch is dispatched as soon as it is full, or ``max_wait_ms`` after its first item,
 whichever comes first; at most ``max_concurrent`` batches are in flight. While every slot is

@@ -1,24 +1,28 @@
-"""The ``llmcache`` command: look into a disk cache and the installed backends.
+"""The ``llmcache`` command: look into a disk cache, check and repair it, list the backends.
 
-Every figure comes from the cache directory itself (entry count, size, the hit and miss
-counters the disk tier persists), so a fresh process shows what earlier processes did; the
-chapter's version read in-process metrics and always showed nothing.
+Every figure comes from the cache directory itself (entries, size, the counters every
+process that used it persisted), so a fresh process shows what earlier processes did.
 
 ::
 
-    llmcache stats   --path DIR          entries, size on disk, hits and misses
-    llmcache inspect --path DIR KEY      one entry (KEY may be a unique prefix)
+    llmcache stats   --path DIR          entries, size on disk, calls, hits and misses
     llmcache keys    --path DIR          the keys held
-    llmcache clear   --path DIR [--yes]  delete every entry
+    llmcache inspect --path DIR KEY      one entry (KEY may be a unique prefix)
+    llmcache doctor  --path DIR          check the database, every entry, the statistics
+    llmcache doctor  --path DIR --repair ... and repair what is damaged, saying how
+    llmcache clear   --path DIR [--yes]  delete every entry and reset the statistics
     llmcache backends [--check]          installed backend plugins
     llmcache eval PAIRS.jsonl [--json]   semantic cache quality on labeled pairs
     llmcache --version
 
-``--path`` may also come from ``LLMCACHE_PATH``. Exit codes: 0 success, 1 a missing key or
-a declined confirmation, 2 bad usage (including a path that is not a cache directory, or one
-that cannot be opened), 3 the cache could not do the job: ``stats`` on a corrupt database
-(``clear`` recovers one: it keeps a copy aside and starts an empty cache), a ``clear`` that
-did not happen.
+``stats``, ``keys``, ``inspect`` and ``doctor`` without ``--repair`` change nothing in the
+directory, not even a counter (they read it through `llmcache.stores.disk.DiskReader`).
+
+``--path`` may also come from ``LLMCACHE_PATH``. Exit codes: 0 success, 1 a missing key, a
+declined confirmation, or problems ``doctor`` found, 2 bad usage (including a path that is
+not a cache directory, or one that cannot be opened), 3 the command could not do its job: a
+corrupt database (``doctor --repair`` recovers it), an entry or statistics that cannot be
+read, a clear or repair that did not happen.
 
 >>> from typer.testing import CliRunner
 >>> CliRunner().invoke(app, ["--version"]).output.startswith("llmcache ")
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -48,7 +53,7 @@ import llmcache
 if TYPE_CHECKING:
     from llmcache.backends.registry import BackendInfo
     from llmcache.entry import CachedResponse
-    from llmcache.stores.disk import DiskStore
+    from llmcache.stores.disk import Damage, DiskReader, DiskStore
 
 __all__ = ["app", "main"]
 
@@ -57,6 +62,8 @@ app = typer.Typer(
     help="Inspect llmcache disk caches and the installed backend plugins.",
     no_args_is_help=True,
     add_completion=False,
+    # Plain click help: typer's rich help panels print `<bool>` for every flag.
+    rich_markup_mode=None,
     # A traceback's locals could hold cached content or API keys: never print them.
     pretty_exceptions_show_locals=False,
 )
@@ -64,12 +71,13 @@ app = typer.Typer(
 PathOption = Annotated[
     Path,
     typer.Option("--path", "-p", envvar="LLMCACHE_PATH", show_default=False,
-                 help="Cache directory (a DiskStore path). Env: LLMCACHE_PATH."),
+                 help="Cache directory (a DiskStore or ResponseCache path)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 # Files diskcache keeps in every cache directory; their absence means "not a cache".
 _CACHE_DB = "cache.db"
+PROBLEMS_FOUND = 1
 USAGE_ERROR = 2
 STORE_ERROR = 3
 
@@ -87,6 +95,11 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _warn(message: str) -> None:
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[bold yellow]warning:[/] {escape(message)}")
+
+
 def _check_cache_dir(path: Path) -> Path:
     if not path.exists():
         _fail(f"{path}: no such directory", USAGE_ERROR)
@@ -98,8 +111,10 @@ def _check_cache_dir(path: Path) -> Path:
 
 
 @contextmanager
-def _open_store(path: Path) -> Iterator[DiskStore]:
-    """Open an existing cache; never create one where the user mistyped a path."""
+def _open_store(path: Path, not_done: str) -> Iterator[DiskStore]:
+    """Open an existing cache to change it; never create one where the user mistyped. The
+    commands that change a cache looked into it first, so a cache that cannot be opened now
+    (a full disk, permissions) means the change did not happen: `not_done` says which."""
     _check_cache_dir(path)
     from llmcache.stores.disk import DiskStore  # lazy: `llmcache --help` stays fast
 
@@ -108,23 +123,48 @@ def _open_store(path: Path) -> Iterator[DiskStore]:
         store = DiskStore(path, strict=True)
     except Exception as exc:  # a foreign database, a permission problem, a full disk ...
         cause = exc.__cause__ if exc.__cause__ is not None else exc
-        _fail(f"{path}: cannot open the cache: {type(cause).__name__}: {cause}", USAGE_ERROR)
+        _fail(f"{path}: {not_done}: cannot open the cache: {type(cause).__name__}: {cause}",
+              STORE_ERROR)
     with store:
         yield store
 
 
-def _damage(path: Path) -> str | None:
-    """What is wrong with the cache's database, None when it is sound (read-only: reads
-    every page, writes nothing)."""
-    import sqlite3
+@contextmanager
+def _open_reader(path: Path) -> Iterator[DiskReader]:
+    """Look into an existing cache without changing anything in its directory."""
+    _check_cache_dir(path)
+    from llmcache.stores.disk import DiskReader
 
+    try:
+        reader = DiskReader(path)
+    except OSError as exc:
+        _fail(f"{path}: cannot read the cache: {type(exc).__name__}: {exc}", USAGE_ERROR)
+    with reader:
+        try:
+            yield reader
+        except sqlite3.DatabaseError as exc:  # met while reading: say what it is and the fix
+            _unreadable(path, exc)
+
+
+def _repair_hint(path: Path) -> str:
+    return f"'llmcache doctor --path {path} --repair'"
+
+
+def _unreadable(path: Path, exc: sqlite3.Error | OSError) -> NoReturn:
     from llmcache.stores.disk import DiskStore
 
-    _check_cache_dir(path)
-    try:
-        return DiskStore.check_database(path)
-    except (sqlite3.Error, OSError) as exc:
-        _fail(f"{path}: cannot read the cache: {type(exc).__name__}: {exc}", USAGE_ERROR)
+    if isinstance(exc, sqlite3.DatabaseError) and DiskStore.check_database(path) is not None:
+        _fail(f"{path}: the cache database is corrupt ({exc}); {_repair_hint(path)} keeps a "
+              f"copy of it and starts an empty cache", STORE_ERROR)
+    _fail(f"{path}: cannot read the cache: {type(exc).__name__}: {exc}", STORE_ERROR)
+
+
+def _corrupt(reader: DiskReader, path: Path) -> None:
+    """Exit 3 when the cache's database is damaged: figures read from it would be made up."""
+    problem = reader.check()
+    if problem is not None:
+        _fail(f"{path}: the cache database is corrupt ({problem}); {_repair_hint(path)} "
+              f"keeps a copy of it and starts an empty cache", STORE_ERROR)
 
 
 def _size(nbytes: float) -> str:
@@ -133,10 +173,6 @@ def _size(nbytes: float) -> str:
             return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
         nbytes /= 1024
     raise AssertionError("unreachable")
-
-
-def _dir_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def _when(timestamp: float | None, *, never: str = "never") -> str:
@@ -166,36 +202,43 @@ def _root(
     """Inspect llmcache disk caches and the installed backend plugins."""
 
 
-# Figures that describe how *this* process opened the store (its constructor defaults, its
-# own counts), not the cache an application keeps in the directory: showing them would
-# mislead.
-_NOT_THE_CACHES = frozenset({"path", "size_limit", "default_ttl", "lru_by_access",
-                             "this_process", "available"})
-_SIZE_KEYS = ("bytes", "volume", "size")
+# -- stats -----------------------------------------------------------------------------------
+
+_CALLS = ("hits", "misses", "coalesced", "bypasses", "uncacheable")
 
 
-def _cache_figures(store: DiskStore, path: Path) -> dict[str, Any]:
-    raw = store.stats()
-    figures = {k: v for k, v in raw.items() if k not in _NOT_THE_CACHES}
-    size = next((raw[k] for k in _SIZE_KEYS if isinstance(raw.get(k), int)), None)
-    for k in _SIZE_KEYS:
-        figures.pop(k, None)
-    figures["size_on_disk"] = size if size is not None else _dir_size(path)
-    return figures
+def _figures(reader: DiskReader, path: Path) -> dict[str, Any]:
+    """What `stats` shows. ``hits``, ``misses`` ... are calls, each counted once by the door
+    that answered it; ``store_reads`` are the store's reads (a miss may read twice)."""
+    counts = reader.counters()
+    calls = {name: counts[f"call_{name}"] for name in (*_CALLS, "semantic_hits",
+                                                        "tokens_saved")}
+    hits, misses = calls["hits"], calls["misses"]
+    return {
+        "path": str(path), "entries": len(reader), "size_on_disk": reader.volume(),
+        "calls": sum(calls[name] for name in _CALLS), **calls,
+        "hit_rate": hits / (hits + misses) if hits + misses else None,
+        "store_reads": {"hits": counts["hits"], "misses": counts["misses"]},
+        **{name: counts[name] for name in ("sets", "deletes", "expirations", "errors",
+                                           "recoveries")},
+        "counted_since": _when(counts["since"], never="") or None,
+    }
 
 
-@app.command()
+@app.command(short_help="Entries, size, calls, hits and misses.")
 def stats(path: PathOption, as_json: JsonOption = False) -> None:
-    """Show entries, size on disk, and the hits and misses recorded in the cache."""
-    problem = _damage(path)
-    if problem is not None:  # figures read from a damaged database would be made up
-        _fail(f"{path}: the cache database is corrupt ({problem}); "
-              f"'llmcache clear --path {path}' keeps a copy of it and starts an empty cache",
-              STORE_ERROR)
-    with _open_store(path) as store:
-        figures = _cache_figures(store, path)
+    """Show entries, size on disk, and the calls recorded in the cache: hits, misses,
+    bypasses, uncacheable calls (each call counted once), the hit rate (hits / (hits +
+    misses)), and the store's own reads, writes and faults. Changes nothing."""
+    with _open_reader(path) as reader:
+        _corrupt(reader, path)
+        problem = reader.check_statistics()
+        if problem is not None:
+            _fail(f"{path}: the statistics database is corrupt ({problem}); "
+                  f"{_repair_hint(path)} starts counting again", STORE_ERROR)
+        figures = _figures(reader, path)
     if as_json:
-        _print_json({"path": str(path), **figures})
+        _print_json(figures)
         return
     table = Table()
     table.add_column("statistic")
@@ -205,109 +248,150 @@ def stats(path: PathOption, as_json: JsonOption = False) -> None:
     out = _out()
     out.print(Text(f"llmcache disk cache {path}", style="bold"), soft_wrap=True)
     out.print(table)
+    reads = figures["store_reads"]
+    if not figures["calls"] and reads["hits"] + reads["misses"]:
+        out.print("No calls were reported: the programs that used this cache read it "
+                  "directly, so only the store reads count them.", soft_wrap=True)
 
 
 def _stat_rows(figures: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    yield "entries", str(figures.get("entries", "?"))
+    yield "entries", str(figures["entries"])
     yield "size on disk", _size(figures["size_on_disk"])
-    hits, misses = figures.get("hits"), figures.get("misses")
-    if isinstance(hits, int) and isinstance(misses, int):
-        rate = f"{100 * hits / (hits + misses):.1f}%" if hits + misses else "-"
-        yield from (("hits", str(hits)), ("misses", str(misses)), ("hit rate", rate))
-    shown = {"entries", "size_on_disk", "hits", "misses"}
-    for key, value in figures.items():
-        if key not in shown:
-            yield key.replace("_", " "), str(value)
+    yield "calls", str(figures["calls"])
+    for name in ("hits", "misses"):
+        yield name, str(figures[name])
+    rate = figures["hit_rate"]
+    yield "hit rate", "-" if rate is None else f"{100 * rate:.1f}%"
+    for name in ("semantic_hits", "coalesced", "bypasses", "uncacheable", "tokens_saved"):
+        yield name.replace("_", " "), str(figures[name])
+    reads = figures["store_reads"]
+    yield "store reads: hits", str(reads["hits"])
+    yield "store reads: misses", str(reads["misses"])
+    for name in ("sets", "deletes", "expirations", "errors", "recoveries"):
+        yield name, str(figures[name])
+    yield "counting since", figures["counted_since"] or "-"
 
 
-@app.command()
+# -- clear -----------------------------------------------------------------------------------
+
+
+@app.command(short_help="Delete every entry, reset the statistics.")
 def clear(
     path: PathOption,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
     = False,
 ) -> None:
-    """Delete every entry of the cache (asks first unless --yes).
+    """Delete every entry of the cache and reset its statistics (asks first unless --yes);
+    says so when there is nothing to clear.
 
     A corrupt database is recovered instead: a copy of it is kept aside and the cache starts
     empty. Exits with 3 when the entries could not be deleted.
     """
     from llmcache.errors import StoreError
 
-    problem = _damage(path)
+    with _open_reader(path) as reader:
+        problem = reader.check()
+        count = 0 if problem else len(reader)
+        counts = _counts_or_none(reader)
     if problem is not None:
-        _clear_corrupt(path, problem, yes)
+        _clear_corrupt(path, problem, yes, counts)
         return
-    with _open_store(path) as store:
+    counted = counts is None or any(v for k, v in counts.items() if k != "since")
+    if not count and not counted:
+        _out().print(escape(f"Nothing to clear: the cache at {path} holds no entries and no "
+                            f"statistics."), soft_wrap=True)
+        return
+    if not yes:
+        typer.confirm(f"Delete all {count} entries from {path} and reset its statistics?"
+                      if count else
+                      f"The cache at {path} holds no entries. Reset its statistics?",
+                      abort=True)
+    with _open_store(path, "the cache was not cleared") as store:
         count = len(store)
-        if not yes:
-            typer.confirm(f"Delete all {count} entries from {path}?", abort=True)
         try:
             store.clear()
+            _reset_statistics(store, counts)
         except StoreError as exc:
             _fail(f"{path}: the cache was not cleared: {exc}", STORE_ERROR)
         recovered = store.recovered
     note = f" The database was corrupt: a copy of it is at {recovered[-1]}." if recovered else ""
-    _out().print(escape(f"Cleared {count} entries from {path}.{note}"), soft_wrap=True)
+    _out().print(escape(f"Cleared {count} entries from {path} and reset its statistics "
+                        f"({_summary(counts)}).{note}"), soft_wrap=True)
 
 
-def _clear_corrupt(path: Path, problem: str, yes: bool) -> None:
+def _counts_or_none(reader: DiskReader) -> dict[str, Any] | None:
+    try:
+        return reader.counters()
+    except sqlite3.DatabaseError:
+        return None  # damaged statistics: clear resets them anyway
+
+
+def _reset_statistics(store: DiskStore, counts: dict[str, Any] | None) -> None:
+    if counts is None:  # damaged: a reset would fail on them the same way
+        store.recover_statistics("found damaged by llmcache clear")
+    else:
+        store.reset_stats()
+
+
+def _summary(counts: dict[str, Any] | None) -> str:
+    if counts is None:
+        return "they could not be read"
+    calls = sum(counts[f"call_{name}"] for name in _CALLS)
+    return (f"{calls} calls: {counts['call_hits']} hits, {counts['call_misses']} misses; "
+            f"{counts['hits'] + counts['misses']} store reads")
+
+
+def _clear_corrupt(path: Path, problem: str, yes: bool, counts: dict[str, Any] | None) -> None:
     from llmcache.errors import StoreError
 
     if not yes:
         typer.confirm(f"{path}: the cache database is corrupt ({problem}). Keep a copy of it "
-                      f"aside and start an empty cache?", abort=True)
+                      f"aside, start an empty cache and reset its statistics?", abort=True)
     # The store logs the recovery; the message below says it on stdout.
-    with _quiet("llmcache.stores.disk"), _open_store(path) as store:
+    with _quiet("llmcache.stores.disk"), _open_store(path, "it was not recovered") as store:
         try:  # opening may have recovered it already (a destroyed header)
             copy = store.recovered[-1] if store.recovered else store.recover(problem)
             store.clear()  # anything another process wrote since
+            _reset_statistics(store, counts)
         except StoreError as exc:
             _fail(f"{path}: the corrupt cache could not be recovered: {exc}", STORE_ERROR)
-    kept = f"a copy of it is at {copy}" if copy is not None else "no copy of it could be kept"
-    _out().print(escape(f"The cache database was corrupt ({problem}); {kept}. The cache at "
-                        f"{path} is now empty."), soft_wrap=True)
+    _out().print(escape(f"The cache database was corrupt ({problem}); {_kept(copy)}. The cache "
+                        f"at {path} is now empty and its statistics are reset."), soft_wrap=True)
 
 
-@app.command()
+# -- keys and inspect ------------------------------------------------------------------------
+
+
+@app.command(short_help="List the keys held, one a line.")
 def keys(
     path: PathOption,
     limit: Annotated[int, typer.Option(min=0, help="Show at most this many (0: all).")] = 0,
 ) -> None:
-    """List the keys held in the cache, one a line."""
-    with _open_store(path) as store:
-        for n, key in enumerate(store.iterkeys()):
+    """List the keys held in the cache, one a line. Changes nothing."""
+    with _open_reader(path) as reader:
+        for n, key in enumerate(reader.iterkeys()):
             if limit and n >= limit:
                 break
             typer.echo(key)
 
 
-def _look(store: DiskStore, key: str) -> CachedResponse | None:
-    # Looking must not count as a hit (it would skew the persisted hit rate) nor delete an
-    # expired entry; `peek` does neither where the store offers it.
-    peek = getattr(store, "peek", None)
-    result: CachedResponse | None = peek(key) if callable(peek) else store.get(key)
-    return result
-
-
-def _resolve_key(store: DiskStore, path: Path, key: str) -> tuple[str, CachedResponse]:
+def _resolve_key(reader: DiskReader, path: Path, key: str) -> str:
+    # Keys are long hashes, so like git accept a unique prefix.
     matches: list[str] = []
-    # Scanning the keys first means only a key that exists is ever read, so a typo does not
-    # add a miss to the counters; keys are long hashes, so like git accept a unique prefix.
-    for candidate in store.iterkeys():
+    for candidate in reader.iterkeys():
         if candidate == key:
-            matches = [key]
-            break
+            return key
         if key and candidate.startswith(key):
             matches.append(candidate)
     if len(matches) > 1:
         shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
         _fail(f"{key!r} matches {len(matches)} keys in {path}: {shown}")
-    if matches and (entry := _look(store, matches[0])) is not None:
-        return matches[0], entry
-    _fail(f"no entry with key {key!r} in {path}")
+    if not matches:
+        _fail(f"no entry with key {key!r} in {path}")
+    return matches[0]
 
 
-@app.command()
+@app.command(short_help="Show one entry, by key or unique prefix.")
 def inspect(
     path: PathOption,
     key: Annotated[str, typer.Argument(help="The entry's key, or a unique prefix of it.")],
@@ -316,21 +400,39 @@ def inspect(
     preview: Annotated[int, typer.Option(min=0, help="Characters of content to show "
                                                     "(0: all).")] = 300,
 ) -> None:
-    """Show one entry: model, created and expiry times, hits, tokens, fingerprint, content."""
-    with _open_store(path) as store:
-        found, entry = _resolve_key(store, path, key)
+    """Show one entry: model, created and expiry times, hits, tokens, fingerprint, content.
+    Changes nothing (looking is not a hit)."""
+    from llmcache.entry import CodecError
+
+    with _open_reader(path) as reader:
+        found = _resolve_key(reader, path, key)
+        try:
+            entry = reader.peek(found)
+        except CodecError as exc:
+            _fail(f"{path}: the entry {found} cannot be read ({exc}); {_repair_hint(path)} "
+                  f"deletes it", STORE_ERROR)
+        if entry is None:  # deleted by another process since the scan
+            _fail(f"no entry with key {key!r} in {path}")
+        try:
+            entry.hits = reader.hits_of(found, entry)
+            counted = True
+        except sqlite3.DatabaseError as exc:
+            _warn(f"{path}: the entry's hits cannot be read ({exc}); {_repair_hint(path)} "
+                  f"repairs the statistics")
+            counted = False
     if as_json:
         _print_json(entry.to_dict())
         return
     table = Table(show_header=False, box=None, padding=(0, 2, 0, 0))
     table.add_column(style="bold")
     table.add_column(overflow="fold")
-    for name, value in _entry_rows(found, entry, preview):
+    for name, value in _entry_rows(found, entry, preview, counted):
         table.add_row(name, Text(value))  # Text: cached content is never read as markup
     _out().print(table)
 
 
-def _entry_rows(key: str, entry: CachedResponse, preview: int) -> Iterator[tuple[str, str]]:
+def _entry_rows(key: str, entry: CachedResponse, preview: int,
+                counted: bool) -> Iterator[tuple[str, str]]:
     content = entry.content if isinstance(entry.content, str) else orjson.dumps(
         entry.content, default=str).decode()
     if preview and len(content) > preview:
@@ -340,7 +442,7 @@ def _entry_rows(key: str, entry: CachedResponse, preview: int) -> Iterator[tuple
     yield "created", _when(entry.created_at)
     expired = entry.expires_at is not None and entry.expires_at <= time.time()
     yield "expires", _when(entry.expires_at) + (" (expired)" if expired else "")
-    yield "hits", str(entry.hits)
+    yield "hits", str(entry.hits) if counted else "?"
     yield "tokens", (f"{entry.tokens_used} (prompt {entry.prompt_tokens}, "
                      f"completion {entry.completion_tokens})")
     yield "fingerprint", entry.fingerprint or "-"
@@ -349,6 +451,82 @@ def _entry_rows(key: str, entry: CachedResponse, preview: int) -> Iterator[tuple
     if entry.metadata:
         yield "metadata", orjson.dumps(entry.metadata, default=str).decode()
     yield "content", content
+
+
+# -- doctor ----------------------------------------------------------------------------------
+
+
+@app.command(short_help="Check the cache; --repair repairs it.")
+def doctor(
+    path: PathOption,
+    repair: Annotated[bool, typer.Option("--repair", help="Repair what is damaged and say "
+                                                          "what was done.")] = False,
+) -> None:
+    """Check the cache: its database (every page), every entry, its statistics. Exits 1
+    when something is damaged; changes nothing.
+
+    With --repair: a corrupt database is copied aside and the cache starts empty, entries
+    that cannot be read are deleted, damaged statistics are copied aside and counting starts
+    again; exits 0 when everything was repaired, 3 when a repair failed. Entries are read
+    with the default JSON codec: do not repair a cache written with another codec.
+    """
+    with _open_reader(path) as reader:
+        problem = reader.check()
+        damaged = list(reader.damaged()) if problem is None else []
+        entries = len(reader) if problem is None else None
+        stats_problem = reader.check_statistics()
+    out = _out()
+    out.print(Text(f"llmcache disk cache {path}", style="bold"), soft_wrap=True)
+    out.print(escape(f"database: {_state(problem)}"), soft_wrap=True)
+    if entries is not None:
+        out.print(escape(f"entries: {entries}, {len(damaged) or 'none'} damaged"),
+                  soft_wrap=True)
+        for damage in damaged:
+            out.print(escape(f"  {damage.key}: {damage.reason}"), soft_wrap=True)
+    out.print(escape(f"statistics: {_state(stats_problem)}"), soft_wrap=True)
+    found = (problem is not None) + bool(damaged) + (stats_problem is not None)
+    if not found:
+        out.print("No problems found" + ("; nothing to repair." if repair else "."))
+        return
+    if not repair:
+        out.print(escape(f"Found {found} problem{'s' if found > 1 else ''}; "
+                         f"{_repair_hint(path)} repairs them."), soft_wrap=True)
+        raise typer.Exit(PROBLEMS_FOUND)
+    _repair(path, problem, damaged, stats_problem)
+
+
+def _state(problem: str | None) -> str:
+    return "ok" if problem is None else f"corrupt ({problem})"
+
+
+def _repair(path: Path, problem: str | None, damaged: list[Damage],
+            stats_problem: str | None) -> None:
+    from llmcache.errors import StoreError
+
+    out = _out()
+    # One store for every repair, the statistics first: the other repairs count into them.
+    with _quiet("llmcache.stores.disk"), _open_store(path, "it was not repaired") as store:
+        try:
+            if stats_problem is not None:
+                aside = store.recover_statistics(stats_problem)
+                out.print(escape(f"The statistics database was corrupt; {_kept(aside)}. "
+                                 f"Counting starts again from zero."), soft_wrap=True)
+            if problem is not None:
+                # Opening may have recovered it already (a destroyed header).
+                copy = store.recovered[-1] if store.recovered else store.recover(problem)
+                store.clear()  # anything another process wrote since
+                out.print(escape(f"The cache database was corrupt; {_kept(copy)}. The cache "
+                                 f"is now empty."), soft_wrap=True)
+            if damaged:
+                deleted = store.delete_damaged()
+                out.print(escape(f"Deleted {len(deleted)} damaged entries: "
+                                 f"{', '.join(d.key for d in deleted)}."), soft_wrap=True)
+        except StoreError as exc:
+            _fail(f"{path}: the repair did not happen: {exc}", STORE_ERROR)
+
+
+def _kept(copy: Path | None) -> str:
+    return f"a copy of it is at {copy}" if copy is not None else "no copy of it was kept"
 
 
 @contextmanager
@@ -378,7 +556,7 @@ def _status(info: BackendInfo, check: bool) -> Text:
     return Text("ok", style="green")
 
 
-@app.command()
+@app.command(short_help="List the installed backend plugins.")
 def backends(
     check: Annotated[bool, typer.Option("--check", help="Also import each plugin; exit 1 if "
                                                         "any fails or conflicts.")] = False,

@@ -1,9 +1,10 @@
 """A cache of embedding vectors, scoped by model, in memory and optionally in SQLite.
 
-The chapter's `EmbeddingCache`, corrected: model-scoped unambiguous keys (xxh3_128 of the
-canonical bytes of model and text), a bounded LRU front, optional TTL, one SQL query for a
-whole `get_batch`, one transaction for a `set_batch`, a lock for threads, recovery from a
-corrupt file, and vectors stored as raw little-endian float32 bytes (never pickled).
+`EmbeddingCache` keeps each text's vector once per model: model-scoped unambiguous keys
+(xxh3_128 of the canonical bytes of model and text), a bounded LRU front, optional TTL, one
+SQL query for a whole `get_batch`, one transaction for a `set_batch`, a lock for threads,
+recovery from a corrupt file, and vectors stored as raw little-endian float32 bytes (never
+pickled).
 
 Returned arrays are read-only and cannot be made writable, so no caller can change what
 the cache holds (copy with ``np.array(v)`` when you need to modify one).

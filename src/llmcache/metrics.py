@@ -1,10 +1,11 @@
 """Performance metrics: latencies, cache hits, errors and batches per operation.
 
-`MetricsCollector` is the chapter's collector, corrected: thread-safe, bounded in memory
-(percentiles come from a reservoir of the most recent samples per operation), usable from
-sync and async code, and persistable so a fresh process (a ``stats`` command) can show what
-an earlier one measured. Caches keep their own cheap counters and are *pulled* through
-`register_source` at summary time, so no cache hit ever waits on the collector's lock.
+`MetricsCollector` measures operations (``with metrics.measure("generate"):``): it is
+thread-safe, bounded in memory (percentiles come from a reservoir of the most recent samples
+per operation), usable from sync and async code, and persistable so a fresh process (a
+``stats`` command) can show what an earlier one measured. Caches keep their own cheap
+counters and are *pulled* through `register_source` at summary time, so no cache hit ever
+waits on the collector's lock.
 
 >>> m = MetricsCollector()
 >>> with m.measure("generate") as h:
@@ -473,5 +474,5 @@ class MetricsCollector:
             raise ValueError(f"{os.fspath(path)}: {exc}") from exc
 
 
-#: The process-wide collector the chapter's code imports.
+#: The process-wide collector: ``from llmcache import metrics``.
 metrics = MetricsCollector()

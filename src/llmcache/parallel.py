@@ -1,9 +1,9 @@
-"""Bounded-concurrency helpers: the chapter's `parallel_map` and `parallel_first`, corrected.
+"""Bounded-concurrency helpers: `parallel_map` and `parallel_first`.
 
 `parallel_map` runs a pool of at most ``max_concurrent`` workers pulling from the input
 iterator, so a million items never become a million coroutines; the first failure cancels the
-rest. `parallel_first` returns the first *successful* result (the chapter returned the first
-*completed* task even when it had failed).
+rest. `parallel_first` returns the first *successful* result, not the first task to finish
+when that one failed.
 
 >>> import asyncio
 >>> async def square(x: int) -> int:

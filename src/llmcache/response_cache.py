@@ -1,9 +1,10 @@
-"""`ResponseCache`: the chapter's response cache, on llmcache's stores.
+"""`ResponseCache`: a prompt-level cache of model answers, in memory and optionally on disk.
 
-It keeps the chapter's constructor and method shapes and fixes its defects: keys are
-canonical and unambiguous, eviction is true LRU, it is thread-safe, a hit does not write to
-disk, expired entries are swept, and a read that lands on another request's entry (by
-collision or tampering) is a miss.
+``get(prompt, temperature, model, format)`` and ``set(...)`` over llmcache's stores: keys
+are canonical and unambiguous (the whole request, hashed), eviction is true LRU, it is
+thread-safe, a hit does not write to disk, expired entries are swept, and a read that lands
+on another request's entry (by collision or tampering) is a miss. With ``persist_path``, its
+hits and misses are saved with the disk tier's counters, so ``llmcache stats`` shows them.
 
 >>> cache = ResponseCache(max_entries=100, ttl_seconds=60)
 >>> cache.set("2+2?", 0.0, "llama3", "4", tokens_used=3)
@@ -60,11 +61,11 @@ class ResponseCache:
                              "such as '.llmcache', or None for memory only")
         self.persist_path = Path(persist_path) if persist_path is not None else None
         self.namespace = namespace
-        self.store: Store = store if store is not None else self._build(max_bytes,
-                                                                         disk_size_limit)
         self._lock = threading.Lock()
         self._hits = 0
         self._misses = 0
+        self.store: Store = store if store is not None else self._build(max_bytes,
+                                                                         disk_size_limit)
 
     def _build(self, max_bytes: int | None, disk_size_limit: int) -> Store:
         memory = MemoryStore(max_entries=self.max_entries, max_bytes=max_bytes,
@@ -73,7 +74,13 @@ class ResponseCache:
             return memory
         disk = DiskStore(self.persist_path, size_limit=disk_size_limit,
                          default_ttl=self.ttl_seconds)
+        # Every get is one call: the disk tier persists these counts (a hit answered by the
+        # memory tier never reaches it, a miss reads it once), so `llmcache stats` is true.
+        disk.count_calls_from(self._call_counts)
         return TieredStore(memory, disk)
+
+    def _call_counts(self) -> dict[str, int]:
+        return {"hits": self._hits, "misses": self._misses}
 
     def _request(self, prompt: str, temperature: float | None, model: str,
                  format: str | Mapping[str, Any] | None, system: str | None,
@@ -141,7 +148,8 @@ class ResponseCache:
         self.store.clear()
 
     def stats(self) -> dict[str, Any]:
-        """The chapter's counts (memory_entries, disk_entries, total_hits) and more."""
+        """Entries per tier (``memory_entries``, ``disk_entries``), ``total_hits``,
+        ``misses``, ``hit_rate`` and the store's own figures (``store``)."""
         store_stats = self.store.stats()
         tiers = store_stats.get("tiers")
         memory_entries = disk_entries = 0

@@ -41,6 +41,8 @@ def cache(tmp_path: Path) -> Path:
     """A cache directory written (and closed) by another store, as an app would leave it."""
     path = tmp_path / "cache"
     with DiskStore(path) as store:
+        # The door that made the calls below reports them, as the cache's doors do.
+        store.count_calls_from(lambda: {"hits": 2, "misses": 1})
         store.set(KEY, CachedResponse(content="The [bold]answer[/bold] is 42", model="llama3",
                                       prompt_tokens=3, completion_tokens=6, tokens_used=9,
                                       fingerprint="f1ngerpr1nt", chunks=["The ", "answer"]),
@@ -66,7 +68,7 @@ def test_version() -> None:
     assert result.stdout == f"llmcache {llmcache.__version__}\n"
 
 
-@pytest.mark.parametrize("command", ["stats", "clear", "inspect", "keys", "backends"])
+@pytest.mark.parametrize("command", ["stats", "clear", "inspect", "keys", "doctor", "backends"])
 def test_every_command_has_help(command: str) -> None:
     result = run(command, "--help")
     assert result.exit_code == 0, result.output
@@ -97,6 +99,7 @@ def test_stats_json(cache: Path) -> None:
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout)
     assert (figures["entries"], figures["hits"], figures["misses"]) == (2, 2, 1)
+    assert figures["store_reads"] == {"hits": 2, "misses": 1}
     assert figures["path"] == str(cache) and figures["size_on_disk"] > 0
     # How this process opened the store says nothing about the application's cache.
     assert not {"size_limit", "this_process", "default_ttl"} & set(figures)
@@ -177,7 +180,7 @@ def test_stats_on_a_corrupt_database_fails_naming_the_problem_and_the_fix(corrup
         result = run("stats", "--path", str(corrupt), *args)
         assert result.exit_code == 3, result.output
         assert result.stdout == ""
-        assert "corrupt" in result.stderr and "llmcache clear" in result.stderr
+        assert "corrupt" in result.stderr and "llmcache doctor" in result.stderr
     assert (corrupt / "cache.db").read_bytes() == before  # stats repairs nothing
     assert copies(corrupt) == []
 
@@ -189,6 +192,8 @@ def test_clear_on_a_corrupt_database_recovers_it_and_says_so(corrupt: Path) -> N
     assert "corrupt" in result.stdout and str(copy) in result.stdout
     assert "Cleared 20" not in result.stdout
     assert DiskStore.check_database(corrupt) is None
+    assert "statistics are reset" in result.stdout
+    assert json.loads(run("stats", "--path", str(corrupt), "--json").stdout)["sets"] == 0
     with DiskStore(corrupt) as store:  # an empty cache that works again
         assert len(store) == 0
         store.set("k", CachedResponse(content="v"))
@@ -237,7 +242,8 @@ def test_a_clear_that_did_not_happen_exits_non_zero(small_disk: Path,
     monkeypatch.setattr("typer.confirm", fill_the_disk_then_accept)
     result = run("clear", "--path", str(path))
     assert result.exit_code == 3, result.output
-    assert "not cleared" in result.stderr and "disk is full" in result.stderr
+    # It asked before it opened the cache to change it: opening on the full disk failed.
+    assert "not cleared" in result.stderr and "OperationalError" in result.stderr
     assert "Cleared" not in result.stdout
     (small_disk / "filler").unlink()
     assert stored_entries(path) == 20
@@ -363,3 +369,258 @@ def test_console_script(cache: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2
     assert str(cache / "nope") in bad.stderr and "Traceback" not in bad.stderr
+
+
+# -- help texts ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["stats", "clear", "inspect", "keys", "doctor", "backends",
+                                     "eval"])
+def test_help_names_the_environment_variable_once_and_shows_no_bool_metavar(
+        command: str) -> None:
+    result = run(command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.stdout
+    assert result.stdout.count("LLMCACHE_PATH") == (0 if command in ("backends", "eval")
+                                                    else 1)
+
+
+# -- true statistics, from a fresh process ---------------------------------------------------
+
+
+def run_script(source: str, *args: str) -> None:
+    done = subprocess.run([sys.executable, "-c", source, *args], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def stats_json(path: Path) -> dict[str, object]:
+    """`llmcache stats --json` from a process of its own, as a user would run it."""
+    done = subprocess.run([str(SCRIPT), "stats", "--path", str(path), "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    figures: dict[str, object] = json.loads(done.stdout)
+    return figures
+
+
+def inspect_json(path: Path, key: str) -> dict[str, object]:
+    result = run("inspect", "--path", str(path), key, "--json")
+    assert result.exit_code == 0, result.output
+    entry: dict[str, object] = json.loads(result.stdout)
+    return entry
+
+
+RESPONSE_CACHE_APP = """
+import sys
+from llmcache import ResponseCache
+cache = ResponseCache(persist_path=sys.argv[1])
+for i in range(30):  # 30 misses, each answered by the model and stored
+    assert cache.get(f"question {i}", 0.0, "llama3.2") is None
+    cache.set(f"question {i}", 0.0, "llama3.2", f"answer {i}", tokens_used=7)
+for i in range(10):  # 10 hits
+    assert cache.get(f"question {i}", 0.0, "llama3.2").content == f"answer {i}"
+cache.close()
+"""
+
+
+def test_stats_of_a_response_cache_count_each_call_once(tmp_path: Path) -> None:
+    run_script(RESPONSE_CACHE_APP, str(tmp_path))
+    figures = stats_json(tmp_path)
+    assert (figures["hits"], figures["misses"], figures["calls"]) == (10, 30, 40)
+    assert figures["hit_rate"] == 0.25
+    assert (figures["bypasses"], figures["uncacheable"]) == (0, 0)
+    table = run("stats", "--path", str(tmp_path)).stdout
+    assert "25.0%" in table
+
+
+DOOR_APP = """
+import sys
+from llmcache.entry import CachedResponse
+from llmcache.stores.disk import DiskStore
+
+# A door reporting the outcome of every call it answers, as the cache's doors do.
+counts = dict.fromkeys(["hits", "misses", "coalesced", "bypasses", "uncacheable",
+                        "semantic_hits", "tokens_saved"], 0)
+store = DiskStore(sys.argv[1])
+def report():
+    return counts
+store.count_calls_from(report)
+store.count_calls_from(report)  # registering twice counts once
+for i in range(30):
+    assert store.get(f"k{i}") is None and store.get(f"k{i}") is None  # read twice
+    counts["misses"] += 1
+    store.set(f"k{i}", CachedResponse(content="v", tokens_used=5))
+for i in range(10):
+    assert store.get(f"k{i}") is not None
+    counts["hits"] += 1
+    counts["tokens_saved"] += 5
+counts["hits"] += 2; counts["semantic_hits"] += 2  # two answered by the semantic tier
+counts["bypasses"] += 4; counts["uncacheable"] += 3; counts["coalesced"] += 5
+"""
+
+
+def test_call_outcomes_reported_by_the_doors_are_counted_once(tmp_path: Path) -> None:
+    run_script(DOOR_APP, str(tmp_path))
+    figures = stats_json(tmp_path)
+    assert {name: figures[name] for name in ("hits", "misses", "semantic_hits", "coalesced",
+                                             "bypasses", "uncacheable", "tokens_saved",
+                                             "calls")} == {
+        "hits": 12, "misses": 30, "semantic_hits": 2, "coalesced": 5, "bypasses": 4,
+        "uncacheable": 3, "tokens_saved": 50, "calls": 12 + 30 + 5 + 4 + 3}
+    assert figures["hit_rate"] == 12 / (12 + 30)
+    # The store's own reads are a separate, labelled figure: each miss was read twice.
+    assert figures["store_reads"] == {"hits": 10, "misses": 60}
+
+
+DECORATED_APP = """
+import sys
+from llmcache import cached_generate
+from llmcache.policy import cache_control
+from llmcache.stores.disk import DiskStore
+
+store = DiskStore(sys.argv[1])
+
+@cached_generate(cache=store, namespace="app")
+def generate(prompt: str, model: str = "llama3.2", temperature: float = 0.0) -> str:
+    return prompt.upper()
+
+for i in range(30):
+    generate(f"note {i}", model="llama3.2")
+for i in range(10):
+    generate(f"note {i}", model="llama3.2")
+with cache_control(bypass=True):
+    for i in range(4):
+        generate(f"note {i}", model="llama3.2")
+for i in range(3):
+    generate(f"note {i}", model="llama3.2", temperature=0.9)
+store.close()
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="needs the pipeline's hook: the runner registers its "
+                   "call counters with store.count_calls_from (helper W1)")
+def test_decorated_calls_into_a_disk_store_are_counted_once(tmp_path: Path) -> None:
+    run_script(DECORATED_APP, str(tmp_path))
+    figures = stats_json(tmp_path)
+    assert (figures["hits"], figures["misses"]) == (10, 30)
+    assert (figures["bypasses"], figures["uncacheable"]) == (4, 3)
+    assert figures["hit_rate"] == 0.25
+
+
+@pytest.mark.xfail(strict=True, reason="needs the pipeline's codec to set "
+                   "CachedResponse.model from a str `model` argument (helper W1)")
+def test_a_decorator_entry_records_the_model_its_call_named(tmp_path: Path) -> None:
+    run_script(DECORATED_APP, str(tmp_path))
+    with DiskStore(tmp_path) as store:
+        key = store.keys()[0]
+    assert inspect_json(tmp_path, key)["model"] == "llama3.2"
+
+
+ENTRY_HITS_APP = """
+import sys
+from llmcache import cached_generate
+from llmcache.stores.disk import DiskStore
+
+store = DiskStore(sys.argv[1])
+
+@cached_generate(cache=store, namespace="app")
+def generate(prompt: str) -> str:
+    return "answer to " + prompt
+
+for prompt, calls in (("a", 5), ("b", 2), ("c", 1)):
+    for _ in range(calls):
+        generate(prompt)
+"""  # never closed: the counts are flushed at exit
+
+
+def test_each_entry_shows_its_own_hits_from_a_fresh_process(tmp_path: Path) -> None:
+    run_script(ENTRY_HITS_APP, str(tmp_path))
+    with DiskStore(tmp_path) as store:
+        keys = store.keys()
+    entries = {str(inspect_json(tmp_path, key)["content"])[-1]: key for key in keys}
+    hits = {prompt: inspect_json(tmp_path, key)["hits"] for prompt, key in entries.items()}
+    assert hits == {"a": 4, "b": 1, "c": 0}
+    shown = run("inspect", "--path", str(tmp_path), entries["a"]).stdout
+    assert ["hits", "4"] in [line.split() for line in shown.splitlines()]
+
+
+def test_a_replaced_entry_starts_from_zero_hits(tmp_path: Path) -> None:
+    with DiskStore(tmp_path) as store:
+        store.set("k", CachedResponse(content="old"))
+        for _ in range(3):
+            store.get("k")
+    with DiskStore(tmp_path) as store:
+        store.set("k", CachedResponse(content="new"))  # a new entry under the same key
+        store.get("k")
+    assert inspect_json(tmp_path, "k")["hits"] == 1
+
+
+def test_hits_are_not_written_one_by_one(tmp_path: Path) -> None:
+    """A hit costs no write: the side database changes at the flush, not at each hit."""
+    with DiskStore(tmp_path) as store:
+        store.set("k", CachedResponse(content="v"))
+        store.stats()  # flushes what the set counted
+        side = tmp_path / ".llmcache-stats"
+        before = {p.name: p.read_bytes() for p in side.iterdir()}
+        for _ in range(50):
+            store.get("k")
+        assert {p.name: p.read_bytes() for p in side.iterdir()} == before
+    assert inspect_json(tmp_path, "k")["hits"] == 50
+
+
+def test_clear_resets_the_statistics_and_says_so(tmp_path: Path) -> None:
+    run_script(RESPONSE_CACHE_APP, str(tmp_path))
+    result = run("clear", "--path", str(tmp_path), "--yes")
+    assert result.exit_code == 0, result.output
+    assert "Cleared 30 entries" in result.stdout
+    assert "10 hits" in result.stdout and "30 misses" in result.stdout  # what was reset
+    figures = stats_json(tmp_path)
+    assert (figures["entries"], figures["hits"], figures["misses"], figures["calls"]) == \
+        (0, 0, 0, 0)
+    assert figures["store_reads"] == {"hits": 0, "misses": 0}
+    assert figures["counted_since"] is not None
+
+
+def test_clear_says_when_there_is_nothing_to_clear(tmp_path: Path) -> None:
+    with DiskStore(tmp_path):
+        pass
+    result = run("clear", "--path", str(tmp_path))  # no input: it must not ask
+    assert result.exit_code == 0, result.output
+    assert "Nothing to clear" in result.stdout
+    assert "Delete all 0" not in result.output
+
+
+def test_clear_of_an_empty_cache_with_statistics_asks_to_reset_them(tmp_path: Path) -> None:
+    with DiskStore(tmp_path) as store:
+        store.get("nothing")
+    declined = run("clear", "--path", str(tmp_path), input="n\n")
+    assert declined.exit_code == 1
+    assert "Delete all" not in declined.output and "statistics" in declined.output
+    assert stats_json(tmp_path)["store_reads"] == {"hits": 0, "misses": 1}
+    accepted = run("clear", "--path", str(tmp_path), input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert stats_json(tmp_path)["store_reads"] == {"hits": 0, "misses": 0}
+
+
+USER_FACING_MODULES = ["llmcache.cli", "llmcache.response_cache", "llmcache.embeddings",
+                       "llmcache.metrics", "llmcache.batching", "llmcache.parallel",
+                       "llmcache_ollama.cached"]
+
+
+@pytest.mark.parametrize("name", USER_FACING_MODULES)
+def test_docstrings_do_not_assume_the_book(name: str) -> None:
+    import importlib
+    import inspect as pyinspect
+
+    module = importlib.import_module(name)
+    texts = [module.__doc__ or ""]
+    for _, obj in pyinspect.getmembers(module):
+        if getattr(obj, "__module__", None) == name:
+            texts.append(pyinspect.getdoc(obj) or "")
+            for _, member in pyinspect.getmembers(obj):
+                texts.append(getattr(member, "__doc__", None) or "")
+    # Sphinx reads `#:` comments as the documentation of what follows them.
+    texts += [line for line in pyinspect.getsource(module).splitlines()
+              if line.lstrip().startswith("#:")]
+    for word in ("chapter", "the book"):
+        assert not [text for text in texts if word in text.lower()], (name, word)

@@ -1,5 +1,7 @@
 """diskcache plumbing for `DiskStore`: a reader that never unpickles, recovery from a
-corrupt database, and hit/miss counters that outlive the process without a write on every hit.
+corrupt database, read-only connections that leave the directory as it was, and counters
+(the store's reads, the calls its doors answered, each entry's hits) that outlive the process
+without a write on every hit.
 
 A corrupt database is recovered in place: its bytes are copied to a
 ``cache.db.corrupt-<time>-<pid>`` sibling, then sqlite's backup API overwrites it with an
@@ -24,7 +26,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -40,15 +42,26 @@ try:
 except ImportError:  # Windows: recoveries by several processes at once are not serialised
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["BACKEND_ERRORS", "PERSISTED", "STATS_DIR", "Counters", "DiskStats", "NotOpen",
-           "Opened", "Recovery", "database_problem", "db_inode", "fork_generation",
-           "is_corruption", "open_cache", "recover_database"]
+__all__ = ["BACKEND_ERRORS", "CALL_COUNTS", "ENTRY_HITS", "PERSISTED", "SINCE", "STATS_DIR",
+           "CallSource", "Counters", "DiskStats", "NotOpen", "Opened", "ReadOnlyDatabase",
+           "Recovery", "SafeDisk", "database_problem", "db_inode", "fork_generation",
+           "is_corruption", "open_cache", "parse_entry_hits", "recover_database"]
 
 logger = logging.getLogger("llmcache.stores.disk")
 
 STATS_DIR = ".llmcache-stats"
 _FLUSH_SECONDS = 1.0
-PERSISTED = ("hits", "misses", "sets", "deletes", "expirations", "errors", "recoveries")
+# What a door reports about the calls it answered (see `Counters.follow`); ``hits`` includes
+# ``semantic_hits``, the part of them the semantic tier answered.
+CALL_COUNTS = ("hits", "misses", "coalesced", "bypasses", "uncacheable", "semantic_hits",
+               "tokens_saved")
+# The store's own counts (reads, writes, faults), then the doors' call counts.
+PERSISTED = ("hits", "misses", "sets", "deletes", "expirations", "errors", "recoveries",
+             *(f"call_{name}" for name in CALL_COUNTS))
+# Side-cache rows besides the counters: when counting (re)started, and each entry's hits.
+SINCE = "since"
+ENTRY_HITS = "entry_hits:"
+CallSource = Callable[[], Mapping[str, Any]]
 _RECOVERY_LOCK = ".llmcache-recovery.lock"
 # Primary sqlite result codes of a damaged file: SQLITE_CORRUPT and SQLITE_NOTADB; of a
 # lock held by another connection: SQLITE_BUSY and SQLITE_LOCKED.
@@ -65,9 +78,17 @@ BACKEND_ERRORS = (sqlite3.Error, OSError, diskcache.Timeout, NotOpen)
 
 @dataclass(slots=True)
 class DiskStats(StoreStats):
-    """`StoreStats` plus ``recoveries``: corrupt databases moved aside."""
+    """`StoreStats` plus ``recoveries`` (corrupt databases moved aside) and the calls the
+    doors over the store reported (``call_*``, see `CALL_COUNTS`)."""
 
     recoveries: int = 0
+    call_hits: int = 0
+    call_misses: int = 0
+    call_coalesced: int = 0
+    call_bypasses: int = 0
+    call_uncacheable: int = 0
+    call_semantic_hits: int = 0
+    call_tokens_saved: int = 0
 
 
 # diskcache names value files "ab/cd/<28 hex>.val"; anything else in a row was planted.
@@ -89,7 +110,7 @@ class _ForeignKey:
     """Stands for a pickled key written by another client; such keys are never unpickled."""
 
 
-class _SafeDisk(diskcache.Disk):  # type: ignore[misc]
+class SafeDisk(diskcache.Disk):  # type: ignore[misc]
     """diskcache serialisation that never unpickles and never touches files outside the
     cache directory (rows are untrusted when other programs share the directory)."""
 
@@ -204,7 +225,7 @@ def _reset_in_place(directory: str, db: str, timeout: float) -> None:
     changed."""
     with tempfile.TemporaryDirectory(prefix=".llmcache-fresh-", dir=directory,
                                      ignore_cleanup_errors=True) as fresh:
-        diskcache.Cache(fresh, disk=_SafeDisk, **_PRAGMAS).close()
+        diskcache.Cache(fresh, disk=SafeDisk, **_PRAGMAS).close()
         source = sqlite3.connect(os.path.join(fresh, DBNAME))
         try:
             target = sqlite3.connect(db, timeout=min(timeout, 0.05), isolation_level=None)
@@ -331,7 +352,7 @@ def open_cache(directory: str, timeout: float, **settings: Any) -> Opened:
     for attempt in range(3):
         before = _inode(db)
         try:
-            cache = diskcache.Cache(directory, timeout=timeout, disk=_SafeDisk,
+            cache = diskcache.Cache(directory, timeout=timeout, disk=SafeDisk,
                                     **_PRAGMAS, **settings)
         except sqlite3.DatabaseError as exc:
             if not is_corruption(exc) or attempt == 2:
@@ -348,25 +369,92 @@ def open_cache(directory: str, timeout: float, **settings: Any) -> Opened:
     raise AssertionError("unreachable")
 
 
+class ReadOnlyDatabase:
+    """A read-only sqlite connection to a cache database that leaves the directory exactly as
+    it was: no write, and no file created or left behind.
+
+    sqlite's ``mode=ro`` still creates the ``-wal`` and ``-shm`` files of a database in WAL
+    mode (diskcache's) and leaves them there. So while no write-ahead log exists (no
+    application has the database open, or every one closed it) the file is opened
+    ``immutable``: read as a plain file, with no lock and no side file. When a log exists an
+    application is writing, or left writes in it: the connection reads through the log and
+    sqlite's locks, as any reader does (its side files exist already). A read that fails on
+    an immutable connection is tried once more on a new connection (through the log if one
+    appeared): an application may have written and checkpointed meanwhile.
+    """
+
+    def __init__(self, file: str | os.PathLike[str]) -> None:
+        self.file = Path(file)
+        self._con: sqlite3.Connection | None = None
+        self._immutable = False
+
+    def _log_exists(self) -> bool:
+        return os.path.exists(f"{self.file}-wal")
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self.file.is_file():  # sqlite would create it (mode=ro refuses; be plain)
+            raise FileNotFoundError(f"{self.file}: no such database file")
+        self._immutable = not self._log_exists()
+        params = "?mode=ro&immutable=1" if self._immutable else "?mode=ro"
+        self._con = sqlite3.connect(self.file.resolve().as_uri() + params, uri=True,
+                                    isolation_level=None, check_same_thread=False)
+        return self._con
+
+    def rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        """All rows of one query. Raises ``sqlite3.Error`` or OSError."""
+        con = self._con if self._con is not None else self._connect()
+        try:
+            return con.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError:
+            if not self._immutable:
+                raise
+        self.close()
+        return self._connect().execute(sql, args).fetchall()
+
+    def problem(self) -> str | None:
+        """What sqlite's ``quick_check`` finds wrong (it reads every page), None when the
+        database is sound. Errors other than damage (permissions) raise."""
+        try:
+            rows = self.rows("PRAGMA quick_check(1)")
+        except sqlite3.DatabaseError as exc:
+            if is_corruption(exc):
+                return str(exc)
+            raise
+        found = [" ".join(str(row[0]).split()) for row in rows]
+        return None if found == ["ok"] else "; ".join(found)
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+
 def database_problem(path: str | os.PathLike[str]) -> str | None:
     """What sqlite's ``quick_check`` finds wrong with the database (a cache directory's
     ``cache.db``, or a database file), None when it is sound.
 
-    Opens the file read-only and reads every page, so it finds damage no single get or set
-    would meet. Errors other than corruption (no such file, permissions) raise.
+    Reads every page, so it finds damage no single get or set would meet, and changes
+    nothing in the directory (see `ReadOnlyDatabase`). Errors other than corruption (no
+    such file, permissions) raise.
     """
     db = Path(path) / DBNAME if Path(path).is_dir() else Path(path)
-    con = sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True)
+    reader = ReadOnlyDatabase(db)
     try:
-        rows = con.execute("PRAGMA quick_check(1)").fetchall()
-    except sqlite3.DatabaseError as exc:
-        if is_corruption(exc):
-            return str(exc)
-        raise
+        return reader.problem()
     finally:
-        con.close()
-    found = [" ".join(str(row[0]).split()) for row in rows]
-    return None if found == ["ok"] else "; ".join(found)
+        reader.close()
+
+
+def parse_entry_hits(row: Any) -> tuple[float, int] | None:
+    """(created_at, hits) from a side-cache row written by `Counters` (None if it is not
+    one: another writer's row is never trusted)."""
+    if type(row) is not str:
+        return None
+    created, _, hits = row.partition(" ")
+    try:
+        return float(created), int(hits)
+    except ValueError:
+        return None
 
 
 class Counters:
@@ -374,13 +462,19 @@ class Counters:
 
     Counting happens in memory; `flush` adds what changed since the last flush to the side
     cache, at most once per `_FLUSH_SECONDS` from the hot paths, so counting a hit costs a
-    lock, not a write.
+    lock, not a write. Three kinds of counts go there: the store's own (`stats`: reads,
+    writes, faults), the calls the doors over the store answered (pulled from the sources
+    given to `follow` at each flush, so a door's hit costs nothing more here), and each
+    entry's hits (`entry_hits`, by key, with the entry's ``created_at`` so a replaced entry
+    starts from zero).
     """
 
     def __init__(self, directory: str, timeout: float, errors: ErrorLog) -> None:
         self.stats = DiskStats()
         self.lock = threading.Lock()
         self.next_flush = time.monotonic() + _FLUSH_SECONDS
+        # key -> [created_at, hits since the last flush]; written under `lock` by the store.
+        self.entry_hits: dict[str, list[Any]] = {}
         self._flushed = dict.fromkeys(PERSISTED, 0)
         self._flush_lock = threading.Lock()
         self._errors = errors
@@ -388,6 +482,10 @@ class Counters:
         self._timeout = timeout
         self._cache: Any = None  # opened by `open`, once the store's own database opened
         self._inode: int | None = None
+        # Each source with the totals it reported at the last pull.
+        self._sources: list[tuple[CallSource, dict[str, int]]] = []
+        # Where the damaged bytes of side caches recovered at open went (None: no copy).
+        self.recovered: list[str | None] = []
         _all_counters.add(self)
 
     def open(self) -> None:
@@ -403,6 +501,46 @@ class Counters:
             self._errors.report("open stats", exc)
             return
         self._cache, self._inode = opened.cache, opened.inode
+        self.recovered.extend(opened.recovered)
+        try:
+            if len(self._cache) == 0:  # a new side cache: counting starts now
+                self._cache.add(SINCE, time.time())
+        except BACKEND_ERRORS as exc:
+            self._errors.report("open stats", exc)
+
+    def follow(self, source: CallSource) -> None:
+        """Add the counts `source` reports (running totals by `CALL_COUNTS` name) to the
+        persisted call counts at each flush; a source given twice is followed once."""
+        with self.lock:
+            if all(known != source for known, _ in self._sources):
+                self._sources.append((source, {}))
+
+    def _pull(self) -> None:
+        """Add what each followed source counted since the last pull (the caller holds
+        ``_flush_lock``). Sources are called outside `lock`: a door may take its own lock."""
+        with self.lock:
+            sources = list(self._sources)
+        for source, seen in sources:
+            try:
+                current = source()
+            except Exception as exc:  # a door's failure must not stop the store's counting
+                self._errors.report("read call counts", exc)
+                continue
+            delta: dict[str, int] = {}
+            for name in CALL_COUNTS:
+                value = current.get(name, 0)
+                if type(value) is not int:
+                    continue
+                change = value - seen.get(name, 0)
+                seen[name] = value
+                if change:
+                    # Fewer than last time: the door's counters were reset, it counted anew.
+                    delta[name] = change if change > 0 else value
+            if delta:
+                with self.lock:
+                    for name, n in delta.items():
+                        field = f"call_{name}"
+                        setattr(self.stats, field, getattr(self.stats, field) + n)
 
     def _failed(self, operation: str, exc: BaseException) -> None:
         """Report `exc`; recover a corrupt side cache, reopen one another process renamed
@@ -419,12 +557,33 @@ class Counters:
                 return
             if done is not None and not done.renamed:
                 return  # reset in place: the connections stay valid
+        self._reopen_if_moved()
+
+    def _reopen_if_moved(self) -> None:
         if db_inode(self._directory) == self._inode:
             return
         with contextlib.suppress(*BACKEND_ERRORS):
             self._cache.close()
         self._cache = None
         self._open()
+
+    def recover(self, reason: str) -> str | None:
+        """Recover the side cache now (it is corrupt): its bytes are copied aside (the copy's
+        path is returned, None if none could be kept) and it starts empty. A side cache sound
+        again by now (recovered when it was opened, or by another process) is left as it is.
+        Raises what the recovery raised when it could not be done."""
+        with self._flush_lock:
+            if database_problem(self._directory) is None:  # recovered meanwhile
+                return self.recovered[-1] if self.recovered else None
+            done = recover_database(self._directory, failed_at=time.time(), reason=reason,
+                                    timeout=self._timeout, force=True)
+            if self._cache is None:
+                self._open()
+            else:
+                self._reopen_if_moved()
+            if self._cache is not None:
+                self._cache.add(SINCE, time.time())
+        return None if done is None else done.aside
 
     def forget(self) -> None:
         """In a forked child: start from zero with fresh locks (the parent flushes its own
@@ -433,6 +592,15 @@ class Counters:
         for name in PERSISTED:
             setattr(self.stats, name, 0)
         self._flushed = dict.fromkeys(PERSISTED, 0)
+        self.entry_hits = {}
+        # The sources' last totals were pulled just before the fork (`before_fork`): what
+        # they report beyond them is this child's own calls.
+
+    def before_fork(self) -> None:
+        """Pull the doors' counts into this process's, so a forked child counts only the
+        calls it makes itself."""
+        with self._flush_lock:
+            self._pull()
 
     def add(self, name: str) -> None:
         with self.lock:
@@ -445,21 +613,32 @@ class Counters:
         return {name: current[name] - self._flushed[name] for name in PERSISTED}
 
     def flush(self) -> None:
-        if self._cache is None or not self._flush_lock.acquire(blocking=False):
+        if not self._flush_lock.acquire(blocking=False):
             return  # another thread is flushing: its numbers include ours
         try:
             self.next_flush = time.monotonic() + _FLUSH_SECONDS
+            self._pull()
+            if self._cache is None:
+                return
             with self.lock:
                 delta = self._unflushed()
-            if not any(delta.values()):
+                entries, self.entry_hits = self.entry_hits, {}
+            if not any(delta.values()) and not entries:
                 return
             try:
                 with self._cache.transact():
                     for name, n in delta.items():
                         if n:
                             self._cache.incr(name, n)
+                    for key, (created, n) in entries.items():
+                        self._add_entry_hits(key, created, n)
             except BACKEND_ERRORS as exc:
-                self._failed("flush stats", exc)  # the counts are kept for the next flush
+                with self.lock:  # kept for the next flush, as the counts are
+                    for key, (created, n) in entries.items():
+                        kept = self.entry_hits.setdefault(key, [created, 0])
+                        if kept[0] == created:
+                            kept[1] += n
+                self._failed("flush stats", exc)
                 return
             with self.lock:
                 for name, n in delta.items():
@@ -467,11 +646,20 @@ class Counters:
         finally:
             self._flush_lock.release()
 
+    def _add_entry_hits(self, key: str, created: float, n: int) -> None:
+        # One row per key: a replaced entry (another created_at) overwrites the old count.
+        row = ENTRY_HITS + key
+        before = parse_entry_hits(self._cache.get(row))
+        if before is not None and before[0] == created:
+            n += before[1]
+        self._cache.set(row, f"{created!r} {n}")
+
     def totals(self) -> dict[str, int]:
         """Counts over every process that used the directory (this one included)."""
         self.flush()
         stored = dict.fromkeys(PERSISTED, 0)
         with self._flush_lock:  # no flush may move counts between the two reads below
+            self._pull()
             if self._cache is not None:
                 try:
                     stored = {name: int(self._cache.get(name, 0)) for name in PERSISTED}
@@ -482,11 +670,16 @@ class Counters:
         return {name: stored[name] + delta[name] for name in PERSISTED}
 
     def reset(self) -> None:
-        """Zero the persisted totals; raises what the side cache raised if it could not."""
-        with self._flush_lock, self.lock:
-            self._flushed = {name: getattr(self.stats, name) for name in PERSISTED}
-        if self._cache is not None:
-            self._cache.clear()  # no retry: diskcache would retry a full disk for ever
+        """Zero the persisted totals and hit counts; raises what the side cache raised if it
+        could not."""
+        with self._flush_lock:
+            self._pull()  # the doors' counts so far belong to the time before the reset
+            with self.lock:
+                self._flushed = {name: getattr(self.stats, name) for name in PERSISTED}
+                self.entry_hits = {}
+            if self._cache is not None:
+                self._cache.clear()  # no retry: diskcache would retry a full disk for ever
+                self._cache.set(SINCE, time.time())
 
     def close(self) -> None:
         self.flush()
@@ -495,6 +688,11 @@ class Counters:
 
 
 _all_counters: weakref.WeakSet[Counters] = weakref.WeakSet()
+
+
+def _before_fork() -> None:
+    for counters in list(_all_counters):
+        counters.before_fork()
 
 
 def _after_fork_in_child() -> None:
@@ -508,4 +706,4 @@ def _after_fork_in_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)

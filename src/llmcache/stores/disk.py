@@ -1,8 +1,12 @@
 """Persistent tier on `diskcache`: shared by the threads and processes of one machine.
 
-Values are the codec's bytes, never pickles, and whatever is read back is untrusted. Hit/miss
-counters survive the process: they are kept in memory and added to a small side cache
-(``.llmcache-stats`` inside the directory) about once a second, so a hit never writes.
+Values are the codec's bytes, never pickles, and whatever is read back is untrusted.
+Counters survive the process: they are kept in memory and added to a small side cache
+(``.llmcache-stats`` inside the directory) about once a second, so a hit never writes. There
+are three kinds: the store's own (``hits`` and ``misses`` count *reads*: a door that reads
+twice before it calls the model counts two), the calls the doors over the store answered
+(each call once, as the door counted it: see `DiskStore.count_calls_from`), and each entry's
+hits. `DiskReader` shows all of them, and the entries, without changing anything.
 
 What happens on each fault (``tests/faults/test_disk_faults.py`` tries each one through a
 cached client):
@@ -61,10 +65,13 @@ from diskcache.core import MODE_RAW
 
 from llmcache.entry import CachedResponse, Codec, CodecError, JSONCodec
 from llmcache.errors import StoreError
+from llmcache.stores._disk_reader import Damage, DiskReader, row_problem
 from llmcache.stores._diskcache import (
     BACKEND_ERRORS,
+    CALL_COUNTS,
     PERSISTED,
     STATS_DIR,
+    CallSource,
     Counters,
     NotOpen,
     Opened,
@@ -77,7 +84,7 @@ from llmcache.stores._diskcache import (
 )
 from llmcache.stores.base import ErrorLog, Store, check_ttl
 
-__all__ = ["DiskStore"]
+__all__ = ["Damage", "DiskReader", "DiskStore"]
 
 logger = logging.getLogger(__name__)
 
@@ -428,6 +435,11 @@ class DiskStore(Store):
         counters = self._counters
         with counters.lock:
             counters.stats.hits += 1
+            counted = counters.entry_hits.get(key)
+            if counted is not None and counted[0] == entry.created_at:
+                counted[1] += 1
+            else:
+                counters.entry_hits[key] = [entry.created_at, 1]
         if time.monotonic() >= counters.next_flush:
             counters.flush()
         return entry
@@ -558,12 +570,82 @@ class DiskStore(Store):
                     raise self._not_done("clear", exc) from exc
 
     def reset_stats(self) -> None:
-        """Zero the persisted counters (for every process using this directory); raises
-        `StoreError` if they could not be zeroed."""
+        """Zero the persisted counters and entry hit counts (for every process using this
+        directory); raises `StoreError` if they could not be zeroed."""
         try:
             self._counters.reset()
         except BACKEND_ERRORS as exc:
             raise self._not_done("reset_stats", exc) from exc
+
+    def count_calls_from(self, source: CallSource) -> None:
+        """Persist the call counts of a door over this store (a decorated function, a
+        client, a `ResponseCache`), so ``llmcache stats`` shows each call once.
+
+        `source` returns the door's running totals, by name: ``hits`` (every call answered
+        from the cache, semantic hits included), ``misses`` (calls that went to the model
+        through the cache), ``coalesced`` (calls that shared a concurrent miss's answer),
+        ``bypasses`` (calls told to skip the cache), ``uncacheable`` (calls the policy kept
+        out of it, such as a high temperature), ``semantic_hits`` (the part of ``hits`` the
+        semantic tier answered) and ``tokens_saved``; missing names count 0. It is called at
+        each flush of the counters (about once a second while the store is used, and at
+        close and exit), never on a hit, so it must be cheap and must not use this store.
+        Totals that go down (the door's counters were reset) count anew from zero. A source
+        given twice is followed once.
+
+        >>> import tempfile
+        >>> counts = {"hits": 0, "misses": 0}
+        >>> with DiskStore(tempfile.mkdtemp()) as store:
+        ...     store.count_calls_from(lambda: counts)
+        ...     counts["misses"] += 1; counts["hits"] += 3
+        ...     store.stats()["calls"]["hits"]
+        3
+        """
+        if not callable(source):
+            raise TypeError(f"source: expected a callable returning counts, got "
+                            f"{type(source).__name__}")
+        self._counters.follow(source)
+
+    def delete_damaged(self) -> list[Damage]:
+        """Delete every entry that cannot be read (a planted pickle, foreign bytes, a value
+        file missing or outside the directory, bytes of another codec than this store's) and
+        return them; an entry another process rewrote meanwhile is kept. Raises `StoreError`
+        when the entries could not be read or deleted."""
+        deleted: list[Damage] = []
+        try:
+            with DiskReader(self._path, codec=self._codec) as reader:
+                found = list(reader.damaged())
+            for damage in found:
+                if self._delete_if_damaged(damage.row):
+                    deleted.append(damage)
+        except BACKEND_ERRORS as exc:
+            raise self._not_done("delete_damaged", exc) from exc
+        return deleted
+
+    def _delete_if_damaged(self, rowid: int) -> bool:
+        with self._cache.transact():
+            con = self._connect()
+            row = con.execute("SELECT key, raw, mode, filename, value FROM Cache "
+                              "WHERE rowid = ?", (rowid,)).fetchone()
+            if row is None or row_problem(self._disk, self._codec, *row) is None:
+                return False
+            con.execute("DELETE FROM Cache WHERE rowid = ?", (rowid,))
+        if row[3] is not None:
+            self._disk.remove(row[3])  # refuses a path outside the directory
+        self._counters.add("deletes")
+        return True
+
+    def recover_statistics(self, reason: str = "asked to") -> Path | None:
+        """Recover the statistics' side database (``llmcache doctor --repair`` calls this
+        when `DiskReader.check_statistics` finds damage): its bytes are copied to a
+        ``cache.db.corrupt-<time>-<pid>`` sibling (returned; None if no copy could be made)
+        and counting starts again from zero. Raises `StoreError` if it could not be done."""
+        try:
+            aside = self._counters.recover(reason)
+        except BACKEND_ERRORS as exc:
+            raise StoreError(f"{self!r}: could not recover the statistics "
+                             f"({type(exc).__name__}: {exc})", store=self.name,
+                             operation="recover_statistics") from exc
+        return None if aside is None else Path(aside)
 
     def __len__(self) -> int:
         """Number of entries (expired ones not yet swept included); 0 if the disk fails."""
@@ -588,9 +670,10 @@ class DiskStore(Store):
 
     def stats(self) -> dict[str, Any]:
         """Entries, bytes on disk (``volume``) and the counters summed over every process
-        that has used this directory (``recoveries``: corrupt databases recovered);
-        ``this_process`` holds this process's own counts, ``available`` whether the
-        directory is open."""
+        that has used this directory: the store's reads (``hits``, ``misses``), writes and
+        faults (``recoveries``: corrupt databases recovered), and under ``calls`` what the
+        doors reported (see `count_calls_from`); ``this_process`` holds this process's own
+        counts, ``available`` whether the directory is open."""
         try:
             volume: int | None = int(self._cache.volume())
         except BACKEND_ERRORS as exc:
@@ -600,7 +683,9 @@ class DiskStore(Store):
             "path": str(self._path), "entries": len(self), "volume": volume,
             "size_limit": self._size_limit, "default_ttl": self._default_ttl,
             "lru_by_access": self._lru, "available": self.available}
-        result.update(self._counters.totals())
+        totals = self._counters.totals()
+        result.update({k: v for k, v in totals.items() if not k.startswith("call_")})
+        result["calls"] = {name: totals[f"call_{name}"] for name in CALL_COUNTS}
         with self._counters.lock:
             result["this_process"] = {name: getattr(self._stats, name) for name in PERSISTED}
         return result

@@ -19,6 +19,7 @@ import pytest
 from llmcache.entry import CachedResponse, JSONCodec
 from llmcache.errors import StoreError
 from llmcache.stores import DiskStore
+from llmcache.stores.disk import DiskReader
 
 
 class FakeClock:
@@ -653,3 +654,106 @@ def test_a_corrupt_stats_database_is_recovered_too(tmp_path: Path) -> None:
     with DiskStore(tmp_path) as store:
         assert store.stats()["hits"] == 3
     assert len(_copies(tmp_path / ".llmcache-stats")) == 1
+
+
+# --- call counts of the doors, entry hits, repairs (what `llmcache` shows and does) -----------
+
+
+def test_a_doors_call_counts_are_added_as_they_grow_and_after_a_reset(tmp_path: Path) -> None:
+    counts = {"hits": 0, "misses": 0, "bypasses": 0}
+    with DiskStore(tmp_path) as store:
+        store.count_calls_from(lambda: counts)
+        counts.update(hits=3, misses=2)
+        assert store.stats()["calls"]["hits"] == 3  # pulled at the flush stats() makes
+        counts.update(hits=5, bypasses=1)
+        calls = store.stats()["calls"]
+        assert (calls["hits"], calls["misses"], calls["bypasses"]) == (5, 2, 1)
+        counts.update(hits=1, misses=0, bypasses=0)  # the door's counters were reset
+        assert store.stats()["calls"]["hits"] == 6
+        assert store.stats()["hits"] == 0  # the store's reads are another figure
+    with DiskStore(tmp_path) as again:  # persisted
+        assert (again.stats()["calls"]["hits"], again.stats()["calls"]["misses"]) == (6, 2)
+
+
+def test_a_failing_door_source_is_logged_and_skipped(tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> dict[str, int]:
+        raise RuntimeError("door gone")
+
+    with DiskStore(tmp_path) as store:
+        store.count_calls_from(broken)
+        store.count_calls_from(lambda: {"misses": 2, "hits": "many", "coalesced": 1.5})
+        store.set("k", CachedResponse(content="v"))
+        with caplog.at_level(logging.WARNING):
+            calls = store.stats()["calls"]
+        assert (calls["misses"], calls["hits"], calls["coalesced"]) == (2, 0, 0)
+        assert store.get("k") is not None
+    assert "door gone" in caplog.text
+    with pytest.raises(TypeError, match="callable"):
+        DiskStore(tmp_path).count_calls_from({"hits": 1})  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork of a threaded process
+def test_a_forked_child_counts_only_the_calls_it_made(tmp_path: Path) -> None:
+    counts = {"hits": 0, "misses": 0}
+    with DiskStore(tmp_path) as store:
+        store.count_calls_from(lambda: counts)
+        counts.update(hits=3, misses=1)  # not pulled yet when the fork happens
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                counts["hits"] += 2  # the child's own calls
+                store.close()
+            except BaseException:
+                code = 2
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        calls = store.stats()["calls"]
+    assert (calls["hits"], calls["misses"]) == (3 + 2, 1)
+
+
+def test_delete_damaged_deletes_only_what_cannot_be_read(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = tmp_path / "pwned"
+    with diskcache.Cache(str(tmp_path / "cache")) as plain:
+        plain.set("planted", _Planted(marker))
+        plain.set("foreign", b"not an entry")
+        plain.set("later-fixed", b"not an entry either")
+    with DiskStore(tmp_path / "cache") as store:
+        store.set("sound", CachedResponse(content="v" * 40_000))  # in a value file
+        with DiskReader(tmp_path / "cache") as reader:
+            found = list(reader.damaged())
+        assert sorted(d.key for d in found) == ["foreign", "later-fixed", "planted"]
+        # Another process rewrites one of them between the scan and the delete.
+        store.set("later-fixed", CachedResponse(content="fixed"))
+        monkeypatch.setattr(DiskReader, "damaged", lambda self: iter(found))
+        deleted = store.delete_damaged()
+        assert sorted(d.key for d in deleted) == ["foreign", "planted"]
+        assert sorted(store.keys()) == ["later-fixed", "sound"]
+        sound = store.get("sound")
+        assert sound is not None and sound.content == "v" * 40_000
+        assert store.stats()["deletes"] == 2
+    assert not marker.exists()
+
+
+def test_recover_statistics_copies_them_aside_and_counts_from_zero(tmp_path: Path) -> None:
+    _filled(tmp_path)
+    with DiskStore(tmp_path) as store:
+        for i in range(300):
+            store.get(f"none{i}")
+            store.set(f"e{i}", CachedResponse(content="e"))
+    _corrupt_the_entries(tmp_path / ".llmcache-stats" / "cache.db")
+    with DiskReader(tmp_path) as reader:
+        assert reader.check_statistics() is not None
+    with DiskStore(tmp_path) as store:
+        aside = store.recover_statistics("found by a test")
+        assert aside is not None and aside.exists()
+        assert store.stats()["misses"] == 0
+        store.get("k1")
+    with DiskReader(tmp_path) as reader:
+        assert reader.check_statistics() is None
+        assert reader.counters()["hits"] == 1
+        assert reader.counters()["since"] is not None
