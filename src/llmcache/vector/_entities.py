@@ -10,6 +10,7 @@ from functools import lru_cache
 
 from llmcache.vector import _lexicon as lex
 from llmcache.vector._text import CACHE_SIZE as _CACHE
+from llmcache.vector._text import bundled as _bundled
 
 __all__ = ["entities", "padded"]
 
@@ -22,7 +23,8 @@ _ENTITY_PATTERNS = tuple(re.compile(p) for p in (
     r"\b([A-Za-z0-9]+_[A-Za-z0-9_]+)\b",                 # snake_case
     r"\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w+)+)(?:\(\))?",      # os.path.join, notes.txt
     r"(?<![\w/])((?:~|\.{1,2})?/[\w.\-]+(?:/[\w.\-]+)*)",  # paths
-    r"(?<![\w-])(--?[A-Za-z][\w-]*)",                    # command-line flags
+    r"(?<![\w-])(--[A-Za-z][\w-]*)",                     # long flags (short: SymbolGuard)
+    r"(?<![\w-])([A-Za-z]-[A-Za-z]\w*)",                 # t-test, x-axis, k-means
     r"\b(\w+)\(\)",                                      # calls: print()
     r"(?<!\w)[@#]([A-Za-z]\w+)",                          # mentions, hashtags
 ))
@@ -34,6 +36,7 @@ _NOT_NAMES = frozenset({"i", "e g", "i e", "ok"})
 @lru_cache(maxsize=_CACHE)
 def entities(text: str) -> frozenset[str]:
     """Names and code in ``text``, normalised (lower case, words joined by single spaces)."""
+    text = _bundled(text)
     found: set[str] = set()
     for pattern in _ENTITY_PATTERNS:
         found.update(m.group(1) for m in pattern.finditer(text))
@@ -59,4 +62,4 @@ def _normalized(text: str) -> str:
 @lru_cache(maxsize=_CACHE)
 def padded(text: str) -> str:
     """``text`` normalised like `entities`, with a space at each end for word look-ups."""
-    return f" {_normalized(_POSSESSIVE.sub('', text))} "
+    return f" {_normalized(_POSSESSIVE.sub('', _bundled(text)))} "

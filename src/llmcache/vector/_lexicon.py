@@ -18,7 +18,7 @@ anyone anybody everyone everybody something anything everything thing things stu
 is are was were be been being am do does did doing done have has had having will would
 shall should can could may might must ought need needs needed
 what which how whats hows whatre whose whom
-please pls plz thanks thank thx hi hello hey ok okay yes yeah sure well oh um uh
+please pls plz ok okay yes yeah sure well oh um uh
 just also too very really actually basically simply exactly quite rather pretty fairly
 still even ever already yet maybe perhaps probably possibly usually generally typically
 normally currently basically literally honestly seriously kindly quickly
@@ -63,7 +63,7 @@ ANTONYMS: tuple[tuple[frozenset[str], frozenset[str]], ...] = tuple(
         ("higher", "lower"), ("highest", "lowest"), ("high", "low"),
         ("big bigger biggest large larger largest", "small smaller smallest"),
         ("long longer longest", "short shorter shortest"),
-        ("fast faster fastest", "slow slower slowest"),
+        ("fast faster fastest quick quicker quickest", "slow slower slowest"),
         ("cheap cheaper cheapest", "expensive"), ("early earlier", "late later"),
         ("new newer newest", "old older oldest"), ("first", "last"), ("true", "false"),
         ("positive", "negative"), ("left", "right"), ("north", "south"), ("east", "west"),
@@ -267,6 +267,9 @@ PHRASES = (
     (r"\bcheck[\s-]?in\b", "checkin"),
     (r"\bcheck[\s-]?out\b", "checkout"),
     (r"\bquick question\b", " "),
+    # "What's the simplest way to X?" asks "How do I X?" ("fastest", "cheapest" do not).
+    (r"\b(?:easiest|simplest|best|right|proper|correct|recommended|preferred|standard|usual"
+     r"|cleanest|ideal|good|easy|simple) (?:way|method) (?:to|of|for)\b", " "),
     (r"\bget(?:ting)? rid of\b", "remove"),
     (r"\bcustomer (?:support|service|care)\b", "customersupport"),
     (r"\bhow much (?:is|are|does|do)\b", "how much cost"),
@@ -278,6 +281,9 @@ PHRASES = (
     (r"\b(?:per|each|every) week\b", "weekly"),
     (r"\b(?:per|each|every) month\b", "monthly"),
     (r"\b(?:per|each|every) year\b", "yearly"),
+    # Arithmetic in words: `SymbolGuard` compares the operators ("divided by" is "/").
+    (r"\bdivided by\b|\bmultiplied by\b|\bto the power of\b|\bplus\b|\bminus\b"
+     r"|(?<=\d) times (?=\d)", " "),
 )
 
 # Words that are easily confused but mean different things: never treated as typos.
@@ -295,7 +301,9 @@ NUMBER_WORDS = {
     "seventy": 70, "eighty": 80, "ninety": 90, "dozen": 12, "couple": 2, "twice": 2,
     "double": 2, "triple": 3, "single": 1,
 }
-SCALE_WORDS = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9}
+SCALE_WORDS = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9,
+               "trillion": 10**12, "lakh": 10**5, "crore": 10**7,
+               "hundreds": 100, "thousands": 1000, "millions": 10**6, "billions": 10**9}
 ORDINAL_WORDS = {
     "first": 1, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
     "eighth": 8, "ninth": 9, "tenth": 10,
@@ -337,3 +345,83 @@ k m b bn kg g mg lb lbs oz km mi cm mm ml l gb mb kb tb gib mib ms s sec secs mi
 hr hrs px em rem pt x mph kph kmh c f w kw kwh v mah hz ghz mhz gbps mbps
 """.split())
 THOUSANDS = {"k": 1000, "bn": 10**9}
+
+# Words the stemmer keeps as they are: their "s" is not a plural ("https" is not "http").
+KEEP_FORM = frozenset("https wss ftps smtps imaps sftp".split())
+
+# Quantifier classes: a text's quantifiers are compared by class, so "all" = "every" =
+# "each" and "any" = "some" = "at least one", while "all" vs "any" or "most" differ.
+QUANTIFIERS = {
+    **dict.fromkeys("all every each everyone everybody everything".split(), "all"),
+    **dict.fromkeys("any some anyone anybody anything someone somebody something".split(),
+                    "some"),
+    **dict.fromkeys("none nobody nothing".split(), "none"),
+    "most": "most", "majority": "most", "few": "few", "several": "several", "many": "many",
+    "both": "both", "either": "either", "neither": "neither",
+}
+# Phrases read as one quantifier first (and the uses of those words that are not one).
+QUANTIFIER_PHRASES = (
+    (r"\bat least (?:one|1)\b|\ba single\b", " some "), (r"\bno one\b", " none "),
+    (r"\bthe majority of\b", " most "), (r"\ba few\b", " several "),
+    (r"\b(?:at all|all right|after all|any more|anymore|any longer|some ?times?|"
+     r"some ?how|some ?where|any ?how|any ?where|any ?way|every ?where|every ?day|each other|"
+     r"either way|many thanks)\b", " "),
+)
+
+# Words that relate two things symmetrically: "A and B" is "B and A", so they never mark
+# a role (see `OrderGuard`).
+SYMMETRIC = frozenset("and or nor vs versus between among both either neither plus & "
+                      "together each other mutual".split())
+
+# Relations read the other way round by their opposite: "A is slower than B" asks what
+# "B is faster than A" asks, and "A before B" what "B after A" does.
+CONVERSES: tuple[tuple[frozenset[str], frozenset[str]], ...] = tuple(
+    (frozenset(left.split()), frozenset(right.split())) for left, right in (
+        ("bigger larger greater", "smaller"), ("longer", "shorter"), ("taller", "shorter"),
+        ("faster quicker", "slower"), ("older", "younger newer"), ("heavier", "lighter"),
+        ("higher", "lower"), ("earlier", "later"), ("better", "worse"),
+        ("stronger", "weaker"), ("richer", "poorer"), ("warmer hotter", "colder cooler"),
+        ("cheaper", "pricier"), ("closer nearer", "farther further"), ("more", "less fewer"),
+        ("before", "after"), ("above", "below"), ("over", "under"), ("ahead", "behind"),
+        ("precede precedes preceded", "follow follows followed"), ("north", "south"),
+        ("east", "west"), ("buy buys bought", "sell sells sold"),
+        ("lend lends lent", "borrow borrows borrowed"),
+        ("send sends sent", "receive receives received"), ("parent", "child"),
+        ("outnumber outnumbers", "trail trails"),
+    )
+)
+
+# Courtesy that opens or closes a request and changes nothing in it ("Hi! ... Thanks so
+# much!"): `_text.plain` removes it before the guards compare. Only whole formulas at the
+# start or the end count: "How do I say thanks in French?" keeps its "thanks".
+GREETINGS = (r"(?:hi|hello|hey|hiya|howdy|greetings|good (?:morning|afternoon|evening|day)"
+             r"|morning|evening)(?: there| again| all| everyone| folks)?")
+THANKS = (r"(?:thanks|thank you|thx|ty|cheers|many thanks|much appreciated)"
+          r"(?: (?:so|very) much| a lot| a ton| in advance| again"
+          r"| for (?:your|the) (?:help|time|answer|reply))?")
+OPENERS = (  # may run straight into the request
+    r"sorry to (?:bother|trouble|disturb) you(?:,? but)?", r"excuse me(?:,? but)?",
+    r"if you don'?t mind(?: me asking| my asking)?", r"no rush(?:,? but)?",
+    r"quick (?:one|question)", r"(?:i'?d|i would) (?:really |greatly |very much )?appreciate"
+    r"(?: it)? if you could", r"(?:i )?hope you'?re (?:well|doing well)",
+    r"i have a (?:quick )?question", r"(?:a )?question for you")
+
+# Words of a chat turn that only greets, thanks or acknowledges ("ok cool", "perfect,
+# thanks", "hi again"), together with the stopwords: such a turn changes no answer.
+CHATTER = frozenset("""
+hi hello hey heya hiya howdy yo greetings morning afternoon evening day night there again
+everyone folks all thanks thank thx ty tysm cheers appreciate appreciated grateful much so
+ok okay k kk cool great nice awesome perfect excellent wonderful super sweet lovely
+brilliant fantastic amazing neat got gotcha understood noted alright fine good haha hah
+hehe lol wow oh ah ahh aha makes sense helps helpful welcome hope glad happy some bit
+sounds sound interesting hmm hmmm hm huh yay woohoo enough easy clear indeed agreed
+definitely totally fair quick
+""".split())
+
+# Words that point back into a conversation: a question holding one may need the turns
+# before it ("How long will it take?", "Which one should I pick?").
+ANAPHORA = frozenset("""
+it its it's itself this that these those they them their theirs there he him his she her
+hers one ones such same other others another else former latter above below previous
+then also too again more instead which both either here so
+""".split())

@@ -22,6 +22,8 @@ _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 _UNIT = "|".join(sorted((re.escape(u) for u in lex.UNITS), key=len, reverse=True))
 _CUR_WORD = "|".join(sorted(lex.CURRENCY_WORDS, key=len, reverse=True))
 _SCALE = r"(k|bn|million|billion|thousand|m|b)?"
+# A number followed by a scale word: "1.2 billion", "50 lakh", "2 hundred".
+_SCALED = "|".join(sorted(lex.SCALE_WORDS, key=len, reverse=True))
 
 
 def _plain(number: str) -> str:
@@ -39,8 +41,9 @@ def _value(number: str) -> str:
 
 
 def _scaled(number: str, scale: str | None) -> str:
-    factor = {"k": 1000, "thousand": 1000, "m": 10**6, "million": 10**6, "b": 10**9,
-              "bn": 10**9, "billion": 10**9}.get((scale or "").lower(), 1)
+    scale = (scale or "").lower()
+    factor = {"k": 1000, "m": 10**6, "b": 10**9, "bn": 10**9}.get(scale) \
+        or lex.SCALE_WORDS.get(scale, 1)
     return _value(str(Decimal(_plain(number)) * factor))
 
 
@@ -86,9 +89,14 @@ _RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], list[str]]], ...]
     (re.compile(rf"(?i)\b({_NUM})\s*(?:%|percent\b|per cent\b|pct\b)"),
      lambda m: [f"pct:{_value(m.group(1))}"]),
     (re.compile(r"(?i)\b(\d+)(?:st|nd|rd|th)\b"), lambda m: [f"num:{int(m.group(1))}"]),
+    (re.compile(rf"(?i)(?<![\w.#-])({_NUM})\s*({_SCALED})\b"),
+     lambda m: [f"num:{_scaled(m.group(1), m.group(2))}"]),
     (re.compile(rf"(?i)(?<![\w.#-])({_NUM})\s?({_UNIT})?(?![\w-])"),
      lambda m: _number_unit(m.group(1), m.group(2))),
     (re.compile(r"#(\d+)\b"), lambda m: [f"num:{int(m.group(1))}"]),
+    # A number joined to the word it counts: "a 3-year-old", "a 50-million-row table".
+    (re.compile(rf"(?i)(?<![\w.#-])({_NUM})-(?:({_SCALED})-)?(?=[a-z])"),
+     lambda m: [f"num:{_scaled(m.group(1), m.group(2))}"]),
     # Anything else holding a digit is an identifier: ORD-48213, A1B2, gpt-4o, x86, mp3.
     (re.compile(r"[#\w][\w#-]*\d[\w#-]*|[#\w]*\d[\w#-]*"),
      lambda m: ["id:" + m.group().lower().strip("#-")]),
@@ -96,10 +104,16 @@ _RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], list[str]]], ...]
 
 _WORDS = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)?")
 _NOT_ONE_BEFORE = frozenset("which the this that any no every each some another last first "
-                            "only a anyone someone no-one".split())
+                            "only a anyone someone no-one least".split())
 _NOT_ONE_AFTER = frozenset("of is are was that which who more another or and by to in on at "
                            "for with thing way can should would will does do".split())
 _PER_PERIOD = re.compile(r"(?i)\b(?:per|each|every) (day|week|month|year)\b")
+# "15 km a week" is "15 km per week"; "in a week" is no rate.
+_COUNTS = "|".join(["\\d[\\d,.]*", "once", "twice", "thrice", *lex.NUMBER_WORDS, *lex.SCALE_WORDS])
+_A_PERIOD = re.compile(rf"(?i)(\b(?:{_COUNTS})\s*(?:[^\s\d]{{1,12}}\s+)?)an? "
+                       r"(day|week|month|year)\b")
+_A_PERIOD_HINT = re.compile(r"(?i)\ban? (?:day|week|month|year)\b")
+_WORD_HYPHEN = re.compile(r"(?<=[A-Za-z])-(?=[A-Za-z])")
 _PERIODIC = {"day": "daily", "week": "weekly", "month": "monthly", "year": "yearly"}
 _REL_UNITS = lex.PERIODS | set(lex.WEEKDAYS) | set(lex.MONTHS)
 
@@ -128,8 +142,10 @@ def _number_words(words: list[tuple[str, str]]) -> list[str]:
                 flush()  # "two three" is two numbers, "twenty five" is one
             current += value
             active = True
-        elif word in lex.SCALE_WORDS and active:
+        elif word in lex.SCALE_WORDS:
+            # "a million" or "a few hundred" is a number too: the scale alone
             current = max(current, 1) * lex.SCALE_WORDS[word]
+            active = True
             if lex.SCALE_WORDS[word] >= 1000:
                 total, current = total + current, 0
         elif word == "and" and active:
@@ -177,6 +193,8 @@ def extract_numbers(text: str) -> Counter[str]:
     """
     found: Counter[str] = Counter()
     rest = text.replace("\u2019", "'")
+    if _A_PERIOD_HINT.search(rest):
+        rest = _A_PERIOD.sub(r"\1per \2", rest)
 
     def taker(convert: Callable[[re.Match[str]], list[str]]) -> Callable[[re.Match[str]], str]:
         def take(m: re.Match[str]) -> str:
@@ -188,6 +206,7 @@ def extract_numbers(text: str) -> Counter[str]:
     for pattern, convert in rules:
         rest = pattern.sub(taker(convert), rest)
     rest = _PER_PERIOD.sub(lambda m: _PERIODIC[m.group(1).lower()], rest)
+    rest = _WORD_HYPHEN.sub(" ", rest)  # "twenty-five", "seven-year-old"
     matches = list(_WORDS.finditer(rest))
     words = [(m.group(), m.group().lower()) for m in matches]
     found.update(_number_words(words))

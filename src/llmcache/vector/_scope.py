@@ -15,6 +15,7 @@ import orjson
 from llmcache.entry import CachedResponse, JSONValue
 from llmcache.keys import Request, canonical_bytes, fingerprint, hash_bytes
 from llmcache.stores.base import ErrorLog
+from llmcache.vector._conversation import chat_text, last_question
 from llmcache.vector._persist import META_KEY, Record
 from llmcache.vector.embedders import (
     Embedder,
@@ -37,11 +38,16 @@ def split_request(canonical: dict[str, Any]) -> tuple[dict[str, Any], str] | Non
     """``(scope, text)`` of a request's canonical form, or ``None`` if it has no text to
     match (no prompt and no user message with string content, or an empty one).
 
+    A prompt is its own text. A plain chat (see `llmcache.vector._conversation`) keeps its
+    system messages in the scope and is matched by the transcript of the turns that bear
+    on its last question, so a reworded or chattier history can hit; any other chat keeps
+    every turn but its last user message in the scope, and hits only the same history.
+
     >>> req = Request(model="m", messages=[{"role": "system", "content": "Be brief"},
     ...                                    {"role": "user", "content": "Hi there"}])
     >>> scope, text = split_request(req.to_canonical())
-    >>> text, scope["messages"][1]
-    ('Hi there', {'role': 'user', '\\x00query': True})
+    >>> text, scope["messages"]
+    ('Hi there', [{'role': 'system', 'content': 'Be brief'}])
     """
     prompt = canonical.get("prompt")
     if isinstance(prompt, str):
@@ -50,6 +56,9 @@ def split_request(canonical: dict[str, Any]) -> tuple[dict[str, Any], str] | Non
     messages = canonical.get("messages")
     if not isinstance(messages, list):
         return None
+    chat = chat_text(messages)
+    if chat is not None:
+        return {**canonical, "messages": chat[0], "\0kind": "transcript"}, chat[1]
     for i in range(len(messages) - 1, -1, -1):
         message = messages[i]
         if isinstance(message, dict) and message.get("role") == "user":
@@ -68,7 +77,8 @@ class SemanticHit:
     """A cached answer found for a request.
 
     ``entry.metadata["semantic"]`` repeats ``similarity``, ``matched_prompt`` (the cached
-    request's text) and ``exact``; ``key`` is the cached request's key.
+    request's text; for a chat, its last user message, though the whole history was
+    compared) and ``exact``; ``key`` is the cached request's key.
     """
 
     entry: CachedResponse
@@ -76,6 +86,11 @@ class SemanticHit:
     exact: bool
     matched_prompt: str | None
     key: str
+
+    def __post_init__(self) -> None:
+        # A chat is matched by its transcript; what matched is its last user message.
+        if self.matched_prompt is not None:
+            object.__setattr__(self, "matched_prompt", last_question(self.matched_prompt))
 
     @property
     def content(self) -> JSONValue:
@@ -222,5 +237,6 @@ def public_entry(entry: CachedResponse, similarity: float, text: str | None,
                  exact: bool) -> CachedResponse:
     """A copy of a stored entry as callers see it: our record out, the match's facts in."""
     metadata = {k: v for k, v in entry.metadata.items() if k != META_KEY}
-    metadata["semantic"] = {"similarity": similarity, "matched_prompt": text, "exact": exact}
+    shown = None if text is None else last_question(text)
+    metadata["semantic"] = {"similarity": similarity, "matched_prompt": shown, "exact": exact}
     return replace(entry, metadata=metadata)

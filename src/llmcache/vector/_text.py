@@ -11,10 +11,46 @@ from functools import lru_cache
 
 from llmcache.vector import _lexicon as lex
 
-__all__ = ["CACHE_SIZE", "content_words", "is_typo", "stem", "tokens", "words"]
+__all__ = ["CACHE_SIZE", "bundled", "content_words", "is_typo", "plain", "stem", "tokens",
+           "words"]
 
 CACHE_SIZE = 8192  # texts whose features are kept
 _WORD = re.compile(r"[a-z][a-z0-9]*(?:'[a-z]+)?")
+
+
+_PUNCT = r"[,.!:;\-\u2013\u2014]+"
+_LEAD = re.compile(rf"(?i)^\s*(?:(?:{lex.GREETINGS}|{lex.THANKS})\s*(?:{_PUNCT}\s*|$)"
+                   rf"|(?:{'|'.join(lex.OPENERS)})\s*(?:{_PUNCT}\s*)?)")
+_TRAIL = re.compile(rf"(?i)(?:^|(?<=[.!?])|(?<=[.!?][\"')]))\s*"
+                    rf"(?:{lex.THANKS}|{lex.GREETINGS})\s*[.!]*\s*$")
+
+
+_LABEL = re.compile(r"(?m)^(?:User|Assistant): ")
+
+
+def _plain_line(text: str) -> str:
+    out = text
+    for _ in range(4):
+        stripped = _TRAIL.sub("", _LEAD.sub("", out, count=1), count=1)
+        if stripped == out:
+            break
+        out = stripped
+    return out if out.strip() else text
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def plain(text: str) -> str:
+    """``text`` without the courtesy that opens or closes it ("Hi! Quick one: how do I ...?
+    Thanks so much!" is "how do I ...?"), or ``text`` itself when nothing else is left.
+    Each turn of a chat transcript (``User: ...`` lines) is read on its own."""
+    if "\n" not in text:
+        return _plain_line(text)
+    lines = []
+    for line in text.split("\n"):
+        label = _LABEL.match(line)
+        cut = label.end() if label else 0
+        lines.append(line[:cut] + _plain_line(line[cut:]))
+    return "\n".join(lines)
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -39,7 +75,7 @@ def stem(word: str) -> str:
     """A light, consistent stemmer: both sides of a comparison go through it, so a stem
     only has to be the same for inflections of one word, not a dictionary form."""
     word = lex.IRREGULAR.get(word, word)
-    if len(word) <= 3:
+    if len(word) <= 3 or word in lex.KEEP_FORM:
         return word
     word = _IZE.sub(r"iz\1", word)
     if word.endswith(("ies", "ied")) and len(word) > 4:
@@ -71,15 +107,34 @@ _PHRASES = tuple((re.compile(p), r) for p, r in (
     (r"\bfor what reason\b", "why"), (r"\bwhat is the reason\b", "why")))
 
 
+# "calculated" frames a question as "calculate" does: inflected stopwords are stopwords.
+_STOP_STEMS = frozenset(stem(w) for w in lex.STOPWORDS if len(w) > 3) - {
+    stem(w) for w in lex.KEEP}
+
+
 def _canon(word: str) -> str:
     base = stem(word)
     return _SYNONYM.get(base, base)
 
 
+_SHORT_FLAGS = re.compile(r"(?<!\S)-[A-Za-z]{1,6}(?:\s+-[A-Za-z]{1,6})*(?![\w-])")
+
+
+def bundled(text: str) -> str:
+    """Short flags as one bundle of sorted letters: `ls -la`, `ls -al`, `ls -a -l` agree."""
+    if "-" not in text:
+        return text
+    return _SHORT_FLAGS.sub(
+        lambda m: "-" + "".join(sorted(set(m.group().replace("-", "").replace(" ", "")))),
+        text)
+
+
 @lru_cache(maxsize=CACHE_SIZE)
 def tokens(text: str) -> tuple[tuple[str, str, bool], ...]:
     """``(word, canonical stem, is content)`` per word, numbers and negations dropped."""
-    lowered = text.lower().replace("\u2019", "'")
+    if "\n" in text:  # a chat transcript: its role labels are no words of the request
+        text = _LABEL.sub(" ", text)
+    lowered = bundled(text).lower().replace("\u2019", "'")
     for pattern, replacement in _PHRASES:
         lowered = pattern.sub(replacement, lowered)
     out: list[tuple[str, str, bool]] = []
@@ -88,7 +143,8 @@ def tokens(text: str) -> tuple[tuple[str, str, bool], ...]:
         if suffix == "t" or word in lex.NEGATION_CUES or word in _NUMBERS \
                 or any(c.isdigit() for c in word):
             continue  # negations and numbers have their own guards
-        content = word in lex.KEEP or (word not in lex.STOPWORDS and len(word) > 1)
+        content = word in lex.KEEP or (word not in lex.STOPWORDS and len(word) > 1
+                                       and stem(word) not in _STOP_STEMS)
         out.append((word, _canon(word), content))
     return tuple(out)
 

@@ -1,8 +1,10 @@
 """Measure a semantic cache on labeled pairs: how many repeats it serves, how many traps.
 
 A pairs file has one JSON object a line: ``{"a": ..., "b": ..., "same_answer": bool,
-"category": ...}``. Each pair is judged on its own (its own namespace, so its own
-partition): ``a`` is cached, ``b`` is looked up. A pair with ``same_answer`` true is
+"category": ...}``, where ``a`` and ``b`` are both questions (strings) or both chats (lists
+of ``{"role", "content"}`` messages, the last one the user's). Each pair is judged on its
+own (its own namespace, so its own partition): ``a`` is cached, ``b`` is looked up, a chat
+as the ``messages`` of its request. A pair with ``same_answer`` true is
 *served* when the lookup returns ``a``'s answer; a trap (``same_answer`` false) served is
 a *wrong answer*. The similarity and the guards' verdict are taken once per pair, so any
 threshold can be scored without embedding again, and the sweep finds the threshold with
@@ -39,21 +41,49 @@ from llmcache.vector.guards import Guard, default_guards
 from llmcache.vector.semantic import DEFAULT_THRESHOLD, SemanticCache
 from llmcache.vector.verifier import Verifier
 
-__all__ = ["EMBEDDERS", "Pair", "Scored", "best_threshold", "evaluate", "load_pairs",
-           "make_embedder", "render", "score_pairs", "serve_pairs", "summarize", "tally"]
+__all__ = ["EMBEDDERS", "Chat", "Pair", "Scored", "best_threshold", "evaluate", "load_pairs",
+           "make_embedder", "render", "request_for", "score_pairs", "serve_pairs", "summarize",
+           "tally"]
 
 EMBEDDERS = ("wordllama", "hashing")
 #: The labeled set shipped with the package (written by hand for llmcache).
 BUNDLED_PAIRS = Path(__file__).parent / "data" / "semantic_pairs.jsonl"
 BUNDLED_HOLDOUT = Path(__file__).parent / "data" / "semantic_pairs_holdout.jsonl"
 
+#: A chat: its messages, each ``{"role": ..., "content": ...}`` with string values.
+Chat = list[dict[str, str]]
+
 
 @dataclass(frozen=True, slots=True)
 class Pair:
-    a: str
-    b: str
+    a: str | Chat
+    b: str | Chat
     same_answer: bool
     category: str = "uncategorised"
+
+
+def _chat(value: object) -> Chat | None:
+    """``value`` as a chat: a non-empty list of role/content string messages."""
+    if not isinstance(value, list) or not value:
+        return None
+    chat: Chat = []
+    for message in value:
+        if not isinstance(message, dict) or set(message) != {"role", "content"} \
+                or not all(isinstance(v, str) for v in message.values()):
+            return None
+        chat.append(dict(message))
+    return chat
+
+
+def _side(value: object) -> str | Chat | None:
+    return value if isinstance(value, str) else _chat(value)
+
+
+def request_for(side: str | Chat, namespace: str) -> Request:
+    """The request a pair's side stands for: a prompt, or a chat's messages."""
+    if isinstance(side, str):
+        return Request(model="eval", prompt=side, namespace=namespace)
+    return Request(model="eval", messages=side, namespace=namespace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +111,13 @@ def load_pairs(path: str | os.PathLike[str]) -> list[Pair]:
                 raise ValueError(f"{path}:{n}: not JSON ({exc})") from None
             if not isinstance(obj, dict):
                 raise ValueError(f"{path}:{n}: expected an object")
-            a, b, same = obj.get("a"), obj.get("b"), obj.get("same_answer")
+            a, b = _side(obj.get("a")), _side(obj.get("b"))
+            same = obj.get("same_answer")
             category = obj.get("category", "uncategorised")
-            if not isinstance(a, str) or not isinstance(b, str) or not isinstance(same, bool) \
-                    or not isinstance(category, str):
-                raise ValueError(f'{path}:{n}: expected "a" and "b" strings, "same_answer" '
+            if a is None or b is None or isinstance(a, str) != isinstance(b, str) \
+                    or not isinstance(same, bool) or not isinstance(category, str):
+                raise ValueError(f'{path}:{n}: expected "a" and "b" both strings or both '
+                                 'chats (lists of {"role", "content"} strings), "same_answer" '
                                  'true or false, and an optional "category" string')
             pairs.append(Pair(a, b, same, category))
     if not pairs:
@@ -108,10 +140,10 @@ def score_pairs(pairs: Sequence[Pair], embedder: Embedder,
     cache = SemanticCache(embedder, guards=guards, max_entries=max(1, len(pairs)))
     try:
         for i, pair in enumerate(pairs):
-            cache.set(Request(model="eval", prompt=pair.a, namespace=f"pair-{i}"), "answer")
+            cache.set(request_for(pair.a, f"pair-{i}"), "answer")
         out = []
         for i, pair in enumerate(pairs):
-            found = cache.explain(Request(model="eval", prompt=pair.b, namespace=f"pair-{i}"))
+            found = cache.explain(request_for(pair.b, f"pair-{i}"))
             if found:
                 out.append(Scored(pair, found[0].similarity, found[0].veto))
             else:  # a text without meaning to the embedder (or without words): never served
@@ -141,8 +173,8 @@ def serve_pairs(pairs: Sequence[Pair], embedder: Embedder, *, threshold: float |
     try:
         served = []
         for i, pair in enumerate(pairs):
-            cache.set(Request(model="eval", prompt=pair.a, namespace=f"pair-{i}"), i)
-            hit = cache.get(Request(model="eval", prompt=pair.b, namespace=f"pair-{i}"))
+            cache.set(request_for(pair.a, f"pair-{i}"), i)
+            hit = cache.get(request_for(pair.b, f"pair-{i}"))
             served.append(hit is not None and hit.content == i)
         return served
     finally:

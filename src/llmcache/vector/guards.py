@@ -13,11 +13,23 @@ run only on candidates already above the similarity threshold.
 ``antonyms``       a word on one side, its opposite on the other (buy/sell, before/after,
                    enable/disable ...), and un-/dis-/in- prefixed forms
 ``entities``       names and code: capitalised words mid-sentence, acronyms, quoted
-                   strings, snake_case/camelCase, dotted names, files, paths, flags
+                   strings, snake_case/camelCase, dotted names, files, paths, long flags
+``quantifiers``    all/every/each vs any/some/at least one vs most, both vs either ...
+``symbols``        operators and their operands in order ("7 * 3" vs "7 + 3", "x++" vs
+                   "++x"), command-line flags, names ending in a symbol (C++, C#, B+)
 ``direction``      the same words in other roles ("from A to B" vs "from B to A")
+``order``          two terms trading places around a word they share ("Did Rome conquer
+                   Carthage?" vs "Did Carthage conquer Rome?")
 ``scope``          content words (stemmed, stopwords and question framing removed,
                    everyday synonyms joined) must match up to a small tolerance
 =================  ===================================================================
+
+A converse ("Is Go faster than Java?" / "Is Java slower than Go?": the terms trade places
+and the relation turns into its opposite, nothing else changes) asks the same question:
+the antonym, direction, order and scope guards let it through. Every guard ignores the
+courtesy that opens or closes a text ("Hi! ... Thanks so much!", `_text.plain`). A chat is
+compared as the transcript `SemanticCache` makes of it (`llmcache.vector._conversation`):
+the facts of its whole history count, and the scope and order guards read it turn by turn.
 
 >>> guards = default_guards()
 >>> first_veto(guards, "Where is order 48213?", "Where's order #48231?")
@@ -35,18 +47,25 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import ClassVar
 
 from llmcache.vector import _lexicon as lex
+from llmcache.vector._conversation import parse as _turns
 from llmcache.vector._entities import entities as _entities
 from llmcache.vector._entities import padded as _padded
 from llmcache.vector._numbers import extract_numbers
+from llmcache.vector._roles import converse as _converse
 from llmcache.vector._roles import roles as _roles
+from llmcache.vector._roles import swapped as _swapped
+from llmcache.vector._symbols import commutative_swap as _commutative_swap
+from llmcache.vector._symbols import symbols as _symbols
 from llmcache.vector._text import CACHE_SIZE as _CACHE
 from llmcache.vector._text import content_words as _content
 from llmcache.vector._text import is_typo as _is_typo
+from llmcache.vector._text import plain as _plain
 from llmcache.vector._text import stem as _stem
 from llmcache.vector._text import tokens as _tokens
 from llmcache.vector._text import words as _words
@@ -58,7 +77,10 @@ __all__ = [
     "Guard",
     "NegationGuard",
     "NumberGuard",
+    "OrderGuard",
+    "QuantifierGuard",
     "ScopeGuard",
+    "SymbolGuard",
     "default_guards",
     "first_veto",
     "guards_by_name",
@@ -123,12 +145,14 @@ class NumberGuard(Guard):
     name = "numbers"
 
     def veto(self, cached: str, query: str) -> str | None:
+        cached, query = _plain(cached), _plain(query)
         a, b = extract_numbers(cached), extract_numbers(query)
         if a != b:
             return (f"numbers differ: {_fmt((a - b).elements())} vs "
                     f"{_fmt((b - a).elements())}")
         da, db = _digit_order(cached), _digit_order(query)
-        if da != db and sorted(da) == sorted(db):  # "from 2 to 5" is not "from 5 to 2"
+        # "from 2 to 5" is not "from 5 to 2", but "17 + 26" is "26 + 17"
+        if da != db and sorted(da) == sorted(db) and not _commutative_swap(cached, query):
             return f"numbers in another order: {' '.join(da)} vs {' '.join(db)}"
         return None
 
@@ -152,6 +176,7 @@ class NegationGuard(Guard):
     name = "negation"
 
     def veto(self, cached: str, query: str) -> str | None:
+        cached, query = _plain(cached), _plain(query)
         a, b = _negations(cached), _negations(query)
         return None if a == b else f"negation differs: {a} cue(s) vs {b}"
 
@@ -186,6 +211,7 @@ class AntonymGuard(Guard):
     name = "antonyms"
 
     def veto(self, cached: str, query: str) -> str | None:
+        cached, query = _plain(cached), _plain(query)
         a, b = _word_forms(cached), _word_forms(query)
         touched = sorted({i for word in a ^ b for i in _PAIRS_OF.get(word, ())})
         for left, right in (_ANTONYMS[i] for i in touched):
@@ -194,6 +220,8 @@ class AntonymGuard(Guard):
                     first, second = sorted(x & left)[0], sorted(y & right)[0]
                     if x is b:
                         first, second = second, first
+                    if _converse(cached, query) is not None:
+                        return None  # "A slower than B" is "B faster than A"
                     return f"opposites: {first} vs {second}"
         only_a, only_b = a - b, b - a
         for word in only_a:
@@ -209,6 +237,15 @@ class AntonymGuard(Guard):
 # ------------------------------------------------------------------------------- entities
 
 
+def _mentions(padded: str, entity: str) -> bool:
+    """Whether ``padded`` holds ``entity``, or its plural or singular ("Mondays")."""
+    if f" {entity} " in padded:
+        return True
+    if len(entity) <= 3 or " " in entity:
+        return False
+    return f" {entity[:-1]} " in padded if entity.endswith("s") else f" {entity}s " in padded
+
+
 class EntityGuard(Guard):
     """Veto when a name, code identifier, file or quoted string of one text is absent from
     the other (compared case-insensitively as words).
@@ -221,15 +258,20 @@ class EntityGuard(Guard):
     name = "entities"
 
     def veto(self, cached: str, query: str) -> str | None:
+        cached, query = _plain(cached), _plain(query)
         pa, pb = _padded(cached), _padded(query)
-        missing_a = [e for e in _entities(cached) if f" {e} " not in pb]
-        missing_b = [e for e in _entities(query) if f" {e} " not in pa]
+        missing_a = [e for e in _entities(cached) if not _mentions(pb, e)]
+        missing_b = [e for e in _entities(query) if not _mentions(pa, e)]
         if not missing_a and not missing_b:
             return None
         return f"entities differ: {_fmt(missing_a)} vs {_fmt(missing_b)}"
 
 
 # ---------------------------------------------------------------------- scope, direction
+
+
+def _adverb(word: str) -> bool:
+    return word.endswith("ly") and len(word) > 4
 
 
 def _drop_compounds(only: dict[str, str], other_only: dict[str, str], other: str) -> None:
@@ -245,7 +287,9 @@ def _drop_compounds(only: dict[str, str], other_only: dict[str, str], other: str
 
 
 class ScopeGuard(Guard):
-    """Veto when the texts are about different things: their content words differ.
+    """Veto when the texts are about different things: their content words differ (in a
+    chat transcript, turn by turn: the last questions, the user's earlier turns, the
+    assistant's; a transcript never matches a text without earlier turns).
 
     Content words are lower-cased and stemmed; stopwords and question framing ("how do I",
     "what's the best way to", "can you tell me") are dropped; everyday synonyms
@@ -271,6 +315,22 @@ class ScopeGuard(Guard):
         self.tolerance = tolerance
 
     def veto(self, cached: str, query: str) -> str | None:
+        cached, query = _plain(cached), _plain(query)
+        ta, tb = _turns(cached), _turns(query)
+        if ta is None and tb is None:
+            return self._compare(cached, query)
+        if ta is None or tb is None:
+            return "history differs: earlier turns on one side only"
+        for part, x, y in (("", ta.last, tb.last),
+                           ("user turns: ", " ".join(ta.user), " ".join(tb.user)),
+                           ("assistant turns: ", " ".join(ta.assistant),
+                            " ".join(tb.assistant))):
+            reason = self._compare(x, y)
+            if reason is not None:
+                return part + reason
+        return None
+
+    def _compare(self, cached: str, query: str) -> str | None:
         a, b = _content(cached), _content(query)
         only_a = {s: w for s, w in a.items() if s not in b}
         only_b = {s: w for s, w in b.items() if s not in a}
@@ -281,17 +341,28 @@ class ScopeGuard(Guard):
                     break
         _drop_compounds(only_a, only_b, query)
         _drop_compounds(only_b, only_a, cached)
+        if only_a and only_b and (pair := _converse(cached, query)) is not None:
+            only_a.pop(pair[0], None)  # the relation turned over, with its terms
+            only_b.pop(pair[1], None)
+        if not a and not b and not cached.strip() and not query.strip():
+            return None  # two chats without earlier turns of one kind
         if not a or not b:
-            # Nothing to compare ("thanks!" vs "hello"): only the same words may match.
+            # Nothing to compare ("thanks!" vs "hello"): only the same words may match,
+            # unless both are formulas ("What's 15 / 3?"), which other guards compare.
+            if not a and not b and _symbols(cached).ops and _symbols(query).ops:
+                return None
             return None if _padded(cached) == _padded(query) else "scope: no content words"
-        if max(self._weight(only_a.values()), self._weight(only_b.values())) <= self.tolerance:
+        # An adverb added is a nuance, one replaced by another a change ("ripen quickly" /
+        # "ripen slowly"): adverbs weigh less only when one side alone has them.
+        adverbs = not (any(map(_adverb, only_a.values())) and any(map(_adverb, only_b.values())))
+        weight = max(self._weight(only_a.values(), adverbs), self._weight(only_b.values(), adverbs))
+        if weight <= self.tolerance:
             return None
         return f"scope differs: {_fmt(only_a.values())} vs {_fmt(only_b.values())}"
 
     @staticmethod
-    def _weight(words: Iterable[str]) -> float:
-        return sum(0.5 if w in lex.SOFT or (w.endswith("ly") and len(w) > 4) else 1.0
-                   for w in words)
+    def _weight(words: Iterable[str], adverbs: bool = True) -> float:
+        return sum(0.5 if w in lex.SOFT or (adverbs and _adverb(w)) else 1.0 for w in words)
 
     def __repr__(self) -> str:
         return f"ScopeGuard(tolerance={self.tolerance})"
@@ -308,13 +379,128 @@ class DirectionGuard(Guard):
     name = "direction"
 
     def veto(self, cached: str, query: str) -> str | None:
+        cached, query = _plain(cached), _plain(query)
         ra, rb = _roles(cached), _roles(query)
         ca, cb = _content(cached), _content(query)
         for prep in ra.keys() & rb.keys():
             moved_a = [s for s in ra[prep] - rb[prep] if s in cb]
             moved_b = [s for s in rb[prep] - ra[prep] if s in ca]
-            if moved_a and moved_b:
+            if moved_a and moved_b and _converse(cached, query) is None:
                 return f"roles differ: {prep!r} {_fmt(moved_a)} vs {_fmt(moved_b)}"
+        return None
+
+
+# ------------------------------------------------------ order, symbols, quantifiers
+
+
+class OrderGuard(Guard):
+    """Veto when two terms of both texts trade places around a word both share: the same
+    words, other roles (word-averaging embeddings score such pairs 1.0).
+
+    >>> OrderGuard().veto("Did Rome conquer Carthage?", "Did Carthage conquer Rome?")
+    "roles swapped around 'conquer': rome ... carthage vs carthage ... rome"
+    >>> OrderGuard().veto("In Go, how do I read a file?", "How do I read a file in Go?")
+    >>> OrderGuard().veto("Is Go faster than Java?", "Is Java slower than Go?")  # converse
+    """
+
+    name = "order"
+
+    def veto(self, cached: str, query: str) -> str | None:
+        cached, query = _plain(cached), _plain(query)
+        ta, tb = _turns(cached), _turns(query)
+        if ta is None or tb is None:
+            return self._compare(cached, query)
+        # Chats: the last questions, and the user's turns one by one when they pair up (a
+        # reworded history moves facts between and within turns freely).
+        pairs = [(ta.last, tb.last)]
+        if len(ta.user) == len(tb.user):
+            pairs += zip(ta.user, tb.user, strict=True)
+        return next((r for x, y in pairs if (r := self._compare(x, y)) is not None), None)
+
+    @staticmethod
+    def _compare(cached: str, query: str) -> str | None:
+        found = _swapped(cached, query)
+        if found is None or _converse(cached, query) is not None:
+            return None
+        words = {**_content(query), **_content(cached)}
+        x, pivot, y = (words.get(stem, stem) for stem in found)
+        return f"roles swapped around {pivot!r}: {x} ... {y} vs {y} ... {x}"
+
+
+class SymbolGuard(Guard):
+    """Veto when operators, their operands' order, command-line flags or names ending in
+    a symbol differ (see `llmcache.vector._symbols`).
+
+    >>> SymbolGuard().veto("What's 7 * 3?", "What's 7 + 3?")
+    'operators differ: * vs +'
+    >>> SymbolGuard().veto("What is 8 times 9?", "What's 9 × 8?")
+    >>> SymbolGuard().veto("Is C++ object-oriented?", "Is C object-oriented?")
+    'code tokens differ: c++ vs -'
+    """
+
+    name = "symbols"
+
+    def veto(self, cached: str, query: str) -> str | None:
+        cached, query = _plain(cached), _plain(query)
+        a, b = _symbols(cached), _symbols(query)
+        if a == b:
+            return None
+        ops_a = Counter(op for _, op, _ in a.ops)
+        ops_b = Counter(op for _, op, _ in b.ops)
+        if ops_a != ops_b:
+            return f"operators differ: {_fmt((ops_a - ops_b).elements())} vs " \
+                   f"{_fmt((ops_b - ops_a).elements())}"
+        if a.flags != b.flags:
+            return f"flags differ: {_fmt(a.flags - b.flags)} vs {_fmt(b.flags - a.flags)}"
+        if sorted(a.names) != sorted(b.names):
+            return f"code tokens differ: {_fmt(set(a.names) - set(b.names))} vs " \
+                   f"{_fmt(set(b.names) - set(a.names))}"
+        if a.ops != b.ops and not _operands_commute(a.ops, b.ops):
+            return "operands in another order: " + " ".join("".join(op) for op in a.ops) \
+                + " vs " + " ".join("".join(op) for op in b.ops)
+        return None
+
+
+def _operands_commute(a: tuple[tuple[str, str, str], ...],
+                      b: tuple[tuple[str, str, str], ...]) -> bool:
+    """One commutative operator whose two operands swapped ("a + b" / "b + a")."""
+    return len(a) == len(b) == 1 and a[0] == b[0][::-1] and _commutative_swap(
+        "1 " + a[0][1] + " 2", "2 " + b[0][1] + " 1")
+
+
+_QUANTIFIER_PHRASES = tuple((re.compile(p), r) for p, r in lex.QUANTIFIER_PHRASES)
+_LETTERS = re.compile(r"[a-z]+")
+_QUANTIFIER_WORDS = frozenset(lex.QUANTIFIERS) | {"least", "single", "one", "majority"}
+
+
+@lru_cache(maxsize=_CACHE)
+def _quantifiers(text: str) -> frozenset[str]:
+    lowered = text.lower().replace("\u2019", "'")
+    if _QUANTIFIER_WORDS.isdisjoint(_LETTERS.findall(lowered)):
+        return frozenset()  # most texts: none at all, no phrase to read
+    for pattern, replacement in _QUANTIFIER_PHRASES:
+        lowered = pattern.sub(replacement, lowered)
+    return frozenset(lex.QUANTIFIERS[w] for w in _LETTERS.findall(lowered)
+                     if w in lex.QUANTIFIERS)
+
+
+class QuantifierGuard(Guard):
+    """Veto when each text has a quantifier the other lacks: "all" and "every" are one,
+    "any", "some" and "at least one" another, "most", "both", "either" ... others. A
+    quantifier on one side only ("Any tips for ...?") is left to the scope guard.
+
+    >>> QuantifierGuard().veto("Do all birds fly?", "Do any birds fly?")
+    'quantifiers differ: all vs some'
+    >>> QuantifierGuard().veto("Are all cats carnivores?", "Is every cat a carnivore?")
+    """
+
+    name = "quantifiers"
+
+    def veto(self, cached: str, query: str) -> str | None:
+        cached, query = _plain(cached), _plain(query)
+        a, b = _quantifiers(cached), _quantifiers(query)
+        if a - b and b - a:
+            return f"quantifiers differ: {_fmt(a - b)} vs {_fmt(b - a)}"
         return None
 
 
@@ -322,10 +508,11 @@ def default_guards() -> list[Guard]:
     """A fresh list of every guard with its default settings, cheapest first.
 
     >>> [guard.name for guard in default_guards()]
-    ['numbers', 'negation', 'antonyms', 'entities', 'direction', 'scope']
+    ['numbers', 'negation', 'antonyms', 'quantifiers', 'entities', 'symbols', 'direction', \
+'order', 'scope']
     """
-    return [NumberGuard(), NegationGuard(), AntonymGuard(), EntityGuard(), DirectionGuard(),
-            ScopeGuard()]
+    return [NumberGuard(), NegationGuard(), AntonymGuard(), QuantifierGuard(), EntityGuard(),
+            SymbolGuard(), DirectionGuard(), OrderGuard(), ScopeGuard()]
 
 
 def guards_by_name(names: Sequence[str]) -> list[Guard]:

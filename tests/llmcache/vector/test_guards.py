@@ -200,7 +200,8 @@ def test_scope_tolerance_is_adjustable() -> None:
 
 def test_default_guards_and_selection() -> None:
     names = [g.name for g in default_guards()]
-    assert names == ["numbers", "negation", "antonyms", "entities", "direction", "scope"]
+    assert names == ["numbers", "negation", "antonyms", "quantifiers", "entities", "symbols",
+                     "direction", "order", "scope"]
     assert default_guards()[0] is not default_guards()[0]  # a fresh list each time
     assert [g.name for g in guards_by_name(["scope", "negation"])] == ["negation", "scope"]
     with pytest.raises(ValueError, match="unknown guard"):
@@ -217,3 +218,54 @@ def test_guards_never_raise(text: str) -> None:
     for guard in default_guards():
         guard.veto(text, "How do I reverse a list?")
         guard.veto("How do I reverse a list?", text)
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("Hi there! How do I descale a coffee maker? Thanks a lot!",
+     "How do I descale a coffee maker?"),
+    ("Sorry to trouble you, but how do I reset a router?", "How do I reset a router?"),
+    ("If you don't mind, how do I prune a rose bush?", "How do I prune a rose bush?"),
+    ("Quick one: how do I hard boil an egg? Cheers", "How do I hard boil an egg?"),
+    ("Good evening! What is a Roth IRA?", "What is a Roth IRA?"),
+    ("No rush, but how do I patch drywall?", "How do I patch drywall?"),
+    ("I'd really appreciate it if you could explain how a turbine works.",
+     "How does a turbine work?"),
+    ("What's the simplest way to sort a dict by value in Python?",
+     "How do I sort a dict by value in Python?"),
+])
+def test_courtesy_and_framing_change_nothing(a: str, b: str) -> None:
+    assert first_veto(default_guards(), a, b) is None
+    assert first_veto(default_guards(), b, a) is None
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("How do I say thanks in French?", "How do I say hello in French?"),
+    ("Is it rude to say no thanks?", "Is it rude to say thanks?"),
+    ("What's the fastest way to get to Paris?", "What's the slowest way to get to Paris?"),
+    ("Good morning in Japanese?", "Good evening in Japanese?"),
+])
+def test_courtesy_words_inside_the_question_still_count(a: str, b: str) -> None:
+    assert first_veto(default_guards(), a, b) is not None
+
+
+def test_an_adverb_replaced_is_a_change_an_adverb_added_a_nuance() -> None:
+    assert ScopeGuard().veto("Should I speak loudly?", "Should I speak softly?") is not None
+    assert ScopeGuard().veto("How do I tie a tie neatly?", "how do I tie a tie") is None
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("How do I find the area of a circle?", "How is the area of a circle calculated?"),
+    ("How do I write a haiku?", "Tips for writing a haiku?"),
+])
+def test_inflected_framing_words_are_framing(a: str, b: str) -> None:
+    assert ScopeGuard().veto(a, b) is None
+
+
+def test_doctests_run() -> None:
+    import doctest
+
+    from llmcache.vector import _conversation, _numbers, _symbols, guards
+
+    for module in (guards, _symbols, _conversation, _numbers):
+        failures, tried = doctest.testmod(module)
+        assert failures == 0 and tried > 0, module.__name__

@@ -253,8 +253,8 @@ def test_stats_and_repr(cache: SemanticCache) -> None:
     stats = cache.stats()
     assert stats["entries"] == 1 and stats["partitions"] == 1 and stats["sets"] == 1
     assert stats["verifier"] is None and stats["embedder"] == "hashing-v1-128"
-    assert set(stats["vetoes"]) == {"numbers", "negation", "antonyms", "entities",
-                                    "direction", "scope"}
+    assert set(stats["vetoes"]) == {"numbers", "negation", "antonyms", "quantifiers",
+                                    "entities", "symbols", "direction", "order", "scope"}
     assert "SemanticCache('hashing-v1-128'" in repr(cache)
 
 
