@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import Any, TypeVar
@@ -222,6 +222,15 @@ class Store(AsyncStore):
     def stats(self) -> dict[str, Any]:
         """Counters and sizes; subclasses add their own fields."""
         return {"entries": len(self)}
+
+    def count_calls_from(self, source: Callable[[], Mapping[str, Any]]) -> None:
+        """Let a door (a decorated function, a client) report its call counts to this store.
+
+        A store that persists statistics (`DiskStore`) keeps them, so ``llmcache stats``
+        in another process shows each call once; a `TieredStore` passes `source` on to its
+        tiers. Others ignore it. Doors call it once, when they are built, never on a hit.
+        """
+        return None
 
     def get_many(self, keys: Iterable[str]) -> dict[str, CachedResponse]:
         """The live entries among `keys` (missing ones are left out)."""

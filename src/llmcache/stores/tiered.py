@@ -61,6 +61,7 @@ taken before a clear                        first process that saw the clear; no
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from llmcache.stores._async_tiered import AsyncTieredMethods
@@ -114,6 +115,11 @@ class TieredStore(TieredMethods, AsyncTieredMethods, Store):
         """The key under which the local (not shared) tiers hold `key` now: `key` itself
         until a shared tier is cleared, then prefixed with its generation."""
         return self._key_prefix() + key
+
+    def count_calls_from(self, source: Callable[[], Mapping[str, Any]]) -> None:
+        """Pass a door's call counts on to every tier (a `DiskStore` tier persists them)."""
+        for tier in self._tiers:
+            tier.count_calls_from(source)
 
     def __len__(self) -> int:
         """Entries in the last (largest) tier."""

@@ -242,3 +242,14 @@ def test_delete_reports_true_false_and_clear_returns_when_every_tier_did_it() ->
     store.set("k", CachedResponse(content="v"))
     assert store.delete("k") is True and store.delete("k") is False
     assert store.clear() is None
+
+
+def test_a_doors_call_counts_reach_the_disk_tier_behind_memory(tmp_path: Path) -> None:
+    # A decorator over memory -> disk must persist its call counts in the disk tier, where
+    # `llmcache stats` reads them; the memory tier ignores them.
+    counts = {"hits": 2, "misses": 1}
+    with TieredStore(MemoryStore(), DiskStore(tmp_path)) as store:
+        store.count_calls_from(lambda: counts)
+    with DiskStore(tmp_path) as disk:
+        assert disk.stats()["calls"]["hits"] == 2
+        assert disk.stats()["calls"]["misses"] == 1
