@@ -46,6 +46,8 @@ PAIRS: list[tuple[str, str]] = [
     ("src/llmcache_openai/_async_client.py", "src/llmcache_openai/_sync_client.py"),
     ("src/llmcache/backends/_async_mock.py", "src/llmcache/backends/_sync_mock.py"),
     ("src/llmcache/_async_backend_conformance.py", "src/llmcache/_sync_backend_conformance.py"),
+    # The cache path's runner (llmcache._pipeline).
+    ("src/llmcache/_pipeline/_async_runner.py", "src/llmcache/_pipeline/_sync_runner.py"),
 ]
 
 #: Whole-word renames beyond the generic rules, async name -> sync name.

@@ -16,12 +16,16 @@ methods are coroutines and which is an async context manager.
   back all the other stored: text, thinking, tool calls, token counts and the reason (a
   plain answer replays as a thinking chunk, a text chunk and a final chunk holding the tool
   calls, counts and reason; a stream's answer joins its text and thinking deltas and
-  gathers every chunk's tool calls).
+  gathers every chunk's tool calls). A replayed chunk says ``cached=True``.
 - Arguments are checked where they are passed: a ``messages`` that is not a list of
   ``{'role': ..., 'content': ...}`` mappings, a ``prompt`` that is not text, a
   ``temperature`` that is not a finite number raise an error naming the method, the
   argument and the fix, before anything is sent or stored. A request no key can hold (text
   with a lone surrogate) goes to the backend without the cache, counted in ``bypasses``.
+- The temperature rule is every door's (`llmcache._pipeline.steps`): a call that sends no
+  temperature is cached, whatever the server samples at; one above the policy's threshold
+  without a seed is not (counted in ``uncacheable`` and logged once per client).
+  ``counters()`` counts every call once: hits, misses, coalesced, bypasses, uncacheable.
 - ``embed`` goes through an `EmbeddingCache` and sends only the missing texts, once each, in
   one request.
 
@@ -38,58 +42,71 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from llmcache._client_core import ClientCore, Prepared
-from llmcache._semantic_glue import SemanticTier
+from llmcache._client_core import ClientCore
+from llmcache._pipeline import AsyncRunner, Runner
+from llmcache._pipeline.function_key import HasStore
+from llmcache._pipeline.semantic import SemanticTier
 from llmcache.backends.base import AIResponse, AsyncBackend, Backend, EmbedResponse, StreamChunk
 from llmcache.embeddings import EmbeddingCache
 from llmcache.policy import CachePolicy
-from llmcache.singleflight import AsyncSingleFlight, SingleFlight
+from llmcache.stores.base import Store
 
-__all__ = ["AsyncCachedClient", "CachedClient"]
+# HasStore and SemanticTier appear in the clients' signatures: public here, so plugins built
+# on CachedClient import them from a public module.
+__all__ = ["AsyncCachedClient", "CachedClient", "HasStore", "SemanticTier"]
 
 Message = Mapping[str, Any]
+Cache = Store | HasStore | None
+_C = TypeVar("_C", bound="CachedClient")
 
 
-class CachedClient(ClientCore):
-    """Caching wrapper of a blocking `Backend` (see the module docstring)."""
-
-    backend: Backend
-
-    # Around an async backend the constructor hands back the async twin; mypy wants __new__
-    # to return a subtype, but the twin's methods are coroutines, so it cannot be one.
-    @overload
-    def __new__(  # type: ignore[misc]
-        cls, backend: AsyncBackend, cache: Any = ..., policy: CachePolicy | None = ...,
-        *, namespace: str = ..., embedding_cache: EmbeddingCache | None = ...,
-        semantic: SemanticTier | None = ...,
-    ) -> AsyncCachedClient: ...
-
-    @overload
-    def __new__(cls, backend: Backend, cache: Any = ..., policy: CachePolicy | None = ...,
-                *, namespace: str = ..., embedding_cache: EmbeddingCache | None = ...,
-        semantic: SemanticTier | None = ...,
-                ) -> CachedClient: ...
-
-    def __new__(cls, backend: Backend | AsyncBackend, cache: Any = None,
-                policy: CachePolicy | None = None, *, namespace: str = "",
-                embedding_cache: EmbeddingCache | None = None,
-                 semantic: SemanticTier | None = None) -> Any:
-        if cls is CachedClient and isinstance(backend, AsyncBackend):
-            return AsyncCachedClient(backend, cache, policy, namespace=namespace,
-                                     embedding_cache=embedding_cache, semantic=semantic)
-        return super().__new__(cls)
-
-    def __init__(self, backend: Backend, cache: Any = None, policy: CachePolicy | None = None,
-                 *, namespace: str = "", embedding_cache: EmbeddingCache | None = None,
+class _SyncCore(ClientCore[Backend]):
+    # __init__ lives here, a class above the one defining __new__, so that type checkers
+    # take CachedClient(...)'s type from __new__'s overloads (mypy prefers __init__ when one
+    # class defines both).
+    def __init__(self, backend: Backend, cache: Cache = None,
+                 policy: CachePolicy | None = None, *, namespace: str = "",
+                 embedding_cache: EmbeddingCache | None = None,
                  semantic: SemanticTier | None = None) -> None:
         if not isinstance(backend, Backend):
             raise TypeError(f"backend: expected an llmcache Backend, got "
                             f"{type(backend).__name__}")
         super().__init__(backend, cache, policy, namespace=namespace,
-                         embedding_cache=embedding_cache, semantic=semantic)
-        self._flight: SingleFlight[AIResponse] = SingleFlight()
+                         embedding_cache=embedding_cache, semantic=semantic, runner=Runner)
+
+
+class CachedClient(_SyncCore):
+    """Caching wrapper of a blocking `Backend` (see the module docstring).
+
+    ``CachedClient(backend, cache=None, policy=None, *, namespace="", embedding_cache=None,
+    semantic=None)``; around an `AsyncBackend` it gives an `AsyncCachedClient`.
+    """
+
+    _runner: Runner[AIResponse]
+
+    @overload
+    def __new__(cls, backend: AsyncBackend, cache: Cache = ...,
+                policy: CachePolicy | None = ..., *, namespace: str = ...,
+                embedding_cache: EmbeddingCache | None = ...,
+                semantic: SemanticTier | None = ...) -> AsyncCachedClient: ...
+
+    @overload
+    def __new__(cls: type[_C], backend: Backend, cache: Cache = ...,
+                policy: CachePolicy | None = ..., *, namespace: str = ...,
+                embedding_cache: EmbeddingCache | None = ...,
+                semantic: SemanticTier | None = ...) -> _C: ...
+
+    def __new__(cls, backend: Backend | AsyncBackend, cache: Cache = None,
+                policy: CachePolicy | None = None, *, namespace: str = "",
+                embedding_cache: EmbeddingCache | None = None,
+                semantic: SemanticTier | None = None) -> Any:
+        # Around an async backend the constructor hands back the async twin.
+        if cls is CachedClient and isinstance(backend, AsyncBackend):
+            return AsyncCachedClient(backend, cache, policy, namespace=namespace,
+                                     embedding_cache=embedding_cache, semantic=semantic)
+        return super().__new__(cls)
 
     def generate(self, prompt: str, *, model: str | None = None, system: str | None = None,
                  format: str | Mapping[str, Any] | None = None,
@@ -98,9 +115,9 @@ class CachedClient(ClientCore):
                  max_tokens: int | None = None, bypass_cache: bool = False,
                  **extra: Any) -> AIResponse:
         """Complete `prompt`, from the cache when the same request was answered before."""
-        prep = self.prepare_generate(prompt, model, system, format, options, images,
-                                     temperature, max_tokens, extra, bypass_cache)
-        return self._call(prep, lambda: self.backend.generate(prompt, **prep.call_kwargs))
+        plan, kwargs = self.prepare_generate(prompt, model, system, format, options, images,
+                                             temperature, max_tokens, extra, bypass_cache)
+        return self._runner.call(plan, self.backend.generate, (prompt,), kwargs)
 
     def chat(self, messages: Sequence[Message], *, model: str | None = None,
              tools: Sequence[Mapping[str, Any]] | None = None,
@@ -109,41 +126,9 @@ class CachedClient(ClientCore):
              max_tokens: int | None = None, bypass_cache: bool = False,
              **extra: Any) -> AIResponse:
         """Answer the next turn of `messages`, from the cache when possible."""
-        prep = self.prepare_chat(messages, model, tools, format, options, temperature,
-                                 max_tokens, extra, bypass_cache)
-        return self._call(prep, lambda: self.backend.chat(messages, **prep.call_kwargs))
-
-    def _call(self, prep: Prepared, upstream: Any) -> AIResponse:
-        if not prep.read and not prep.write:
-            return self.count_miss(upstream())
-        if prep.read:
-            hit = self.lookup(prep)
-            if hit is not None:
-                return hit
-
-        def compute() -> AIResponse:
-            similar = self.semantic_lookup(prep)
-            if similar is not None:
-                return similar
-            # The only place the backend is called on this path, so the only miss to count
-            # (a hit found by `lead`'s second lookup was counted as a hit).
-            response: AIResponse = self.count_miss(upstream())
-            self.store_response(prep, response)
-            self.semantic_store(prep, response)
-            return response
-
-        def lead() -> AIResponse:
-            if prep.read:
-                again = self.lookup(prep)
-                if again is not None:
-                    return again
-                if self.flight is not None and prep.write:
-                    # Other processes may miss this key too: one call among all of them.
-                    return self.flight.do(prep.key, lambda: self.lookup(prep), compute)
-            return compute()
-
-        response, shared = self._flight.do_ex(prep.key, lead)
-        return self.copy_shared(response) if shared else response
+        plan, kwargs = self.prepare_chat(messages, model, tools, format, options, temperature,
+                                         max_tokens, extra, bypass_cache)
+        return self._runner.call(plan, self.backend.chat, (messages,), kwargs)
 
     def generate_stream(self, prompt: str, *, model: str | None = None,
                         system: str | None = None,
@@ -152,12 +137,11 @@ class CachedClient(ClientCore):
                         images: Sequence[str | bytes] | None = None,
                         temperature: float | None = None, max_tokens: int | None = None,
                         bypass_cache: bool = False, **extra: Any) -> Iterator[StreamChunk]:
-        """Stream a completion; a hit replays the stored chunks in order."""
-        prep = self.prepare_generate(prompt, model, system, format, options, images,
-                                     temperature, max_tokens, extra, bypass_cache,
-                                     "generate_stream")
-        return self._stream(prep, lambda: self.backend.generate_stream(prompt,
-                                                                       **prep.call_kwargs))
+        """Stream a completion; a hit replays the stored chunks in order, marked cached."""
+        plan, kwargs = self.prepare_generate(prompt, model, system, format, options, images,
+                                             temperature, max_tokens, extra, bypass_cache,
+                                             "generate_stream")
+        return self._runner.stream(plan, self.backend.generate_stream, (prompt,), kwargs)
 
     def chat_stream(self, messages: Sequence[Message], *, model: str | None = None,
                     tools: Sequence[Mapping[str, Any]] | None = None,
@@ -166,24 +150,9 @@ class CachedClient(ClientCore):
                     max_tokens: int | None = None, bypass_cache: bool = False,
                     **extra: Any) -> Iterator[StreamChunk]:
         """Stream the next turn of `messages`; a hit replays the stored chunks in order."""
-        prep = self.prepare_chat(messages, model, tools, format, options, temperature,
-                                 max_tokens, extra, bypass_cache, "chat_stream")
-        return self._stream(prep, lambda: self.backend.chat_stream(messages,
-                                                                   **prep.call_kwargs))
-
-    def _stream(self, prep: Prepared, upstream: Any) -> Iterator[StreamChunk]:
-        if prep.read:
-            replay = self.lookup_stream(prep)
-            if replay is not None:
-                yield from replay
-                return
-        recorder = self.recorder(prep)
-        for chunk in upstream():
-            recorder.add(chunk)
-            yield chunk
-        # Reached only when the stream ran to its end: an exception, or a consumer that
-        # stopped early (GeneratorExit), leaves before this line and nothing is stored.
-        recorder.finish()
+        plan, kwargs = self.prepare_chat(messages, model, tools, format, options, temperature,
+                                         max_tokens, extra, bypass_cache, "chat_stream")
+        return self._runner.stream(plan, self.backend.chat_stream, (messages,), kwargs)
 
     def embed(self, texts: Sequence[str], *, model: str | None = None) -> EmbedResponse:
         """Vectors for `texts`; only texts missing from the embedding cache are sent."""
@@ -203,144 +172,88 @@ class CachedClient(ClientCore):
         self.close()
 
 
-class AsyncCachedClient(ClientCore):
+if TYPE_CHECKING:
+    # mypy honours an overloaded __new__ only when it returns a subtype of the class
+    # (python/mypy#15182), so for the checker alone the async twin derives from
+    # CachedClient: ``CachedClient(AsyncOllamaClient(...))`` is then typed AsyncCachedClient.
+    # At run time it does not: isinstance(AsyncCachedClient(...), CachedClient) is False.
+    _AsyncBase = CachedClient
+else:
+    _AsyncBase = ClientCore
+
+
+class AsyncCachedClient(_AsyncBase):
     """Caching wrapper of an `AsyncBackend`: the coroutine twin of `CachedClient`."""
 
-    backend: AsyncBackend
+    backend: AsyncBackend  # type: ignore[assignment]
+    _runner: AsyncRunner[AIResponse]  # type: ignore[assignment]
 
-    def __init__(self, backend: AsyncBackend, cache: Any = None,
+    def __init__(self, backend: AsyncBackend, cache: Cache = None,
                  policy: CachePolicy | None = None, *, namespace: str = "",
                  embedding_cache: EmbeddingCache | None = None,
                  semantic: SemanticTier | None = None) -> None:
         if not isinstance(backend, AsyncBackend):
             raise TypeError(f"backend: expected an llmcache AsyncBackend, got "
                             f"{type(backend).__name__}")
-        super().__init__(backend, cache, policy, namespace=namespace,
-                         embedding_cache=embedding_cache, semantic=semantic)
-        self._flight: AsyncSingleFlight[AIResponse] = AsyncSingleFlight()
-        if self.aget is not None:
-            # Chosen here so the hit path of a sync store stays exactly as it is.
-            self._call = self._call_async_store  # type: ignore[method-assign]
+        core: Any = ClientCore  # the real base (see _AsyncBase above)
+        core.__init__(self, backend, cache, policy, namespace=namespace,
+                      embedding_cache=embedding_cache, semantic=semantic, runner=AsyncRunner)
 
-    async def generate(self, prompt: str, *, model: str | None = None,
-                       system: str | None = None,
-                       format: str | Mapping[str, Any] | None = None,
-                       options: Mapping[str, Any] | None = None,
-                       images: Sequence[str | bytes] | None = None,
-                       temperature: float | None = None, max_tokens: int | None = None,
-                       bypass_cache: bool = False, **extra: Any) -> AIResponse:
+    async def generate(  # type: ignore[override]
+            self, prompt: str, *, model: str | None = None, system: str | None = None,
+            format: str | Mapping[str, Any] | None = None,
+            options: Mapping[str, Any] | None = None,
+            images: Sequence[str | bytes] | None = None, temperature: float | None = None,
+            max_tokens: int | None = None, bypass_cache: bool = False,
+            **extra: Any) -> AIResponse:
         """Complete `prompt`, from the cache when the same request was answered before."""
-        prep = self.prepare_generate(prompt, model, system, format, options, images,
-                                     temperature, max_tokens, extra, bypass_cache)
-        return await self._call(prep, lambda: self.backend.generate(prompt,
-                                                                    **prep.call_kwargs))
+        plan, kwargs = self.prepare_generate(prompt, model, system, format, options, images,
+                                             temperature, max_tokens, extra, bypass_cache)
+        return await self._runner.call(plan, self.backend.generate, (prompt,), kwargs)
 
-    async def chat(self, messages: Sequence[Message], *, model: str | None = None,
-                   tools: Sequence[Mapping[str, Any]] | None = None,
-                   format: str | Mapping[str, Any] | None = None,
-                   options: Mapping[str, Any] | None = None, temperature: float | None = None,
-                   max_tokens: int | None = None, bypass_cache: bool = False,
-                   **extra: Any) -> AIResponse:
+    async def chat(  # type: ignore[override]
+            self, messages: Sequence[Message], *, model: str | None = None,
+            tools: Sequence[Mapping[str, Any]] | None = None,
+            format: str | Mapping[str, Any] | None = None,
+            options: Mapping[str, Any] | None = None, temperature: float | None = None,
+            max_tokens: int | None = None, bypass_cache: bool = False,
+            **extra: Any) -> AIResponse:
         """Answer the next turn of `messages`, from the cache when possible."""
-        prep = self.prepare_chat(messages, model, tools, format, options, temperature,
-                                 max_tokens, extra, bypass_cache)
-        return await self._call(prep, lambda: self.backend.chat(messages, **prep.call_kwargs))
-
-    async def _call(self, prep: Prepared, upstream: Any) -> AIResponse:
-        if not prep.read and not prep.write:
-            return self.count_miss(await upstream())
-        if prep.read:
-            hit = self.lookup(prep)
-            if hit is not None:
-                return hit
-
-        return await self._missed(prep, upstream)
-
-    async def _call_async_store(self, prep: Prepared, upstream: Any) -> AIResponse:
-        if not prep.read and not prep.write:
-            return self.count_miss(await upstream())
-        if prep.read:
-            hit = await self.alookup(prep)
-            if hit is not None:
-                return hit
-        return await self._missed(prep, upstream)
-
-    async def _lookup(self, prep: Prepared) -> AIResponse | None:
-        return await self.alookup(prep) if self.aget is not None else self.lookup(prep)
-
-    async def _missed(self, prep: Prepared, upstream: Any) -> AIResponse:
-        async def compute() -> AIResponse:
-            similar = await self.asemantic_lookup(prep)
-            if similar is not None:
-                return similar
-            response: AIResponse = self.count_miss(await upstream())
-            await self.astore_response(prep, response)
-            await self.asemantic_store(prep, response)
-            return response
-
-        async def lead() -> AIResponse:
-            if prep.read:
-                again = await self._lookup(prep)
-                if again is not None:
-                    return again
-                if self.flight is not None and prep.write:
-                    return await self.flight.ado(prep.key, lambda: self._lookup(prep), compute)
-            return await compute()
-
-        response, shared = await self._flight.do_ex(prep.key, lead)
-        return self.copy_shared(response) if shared else response
+        plan, kwargs = self.prepare_chat(messages, model, tools, format, options, temperature,
+                                         max_tokens, extra, bypass_cache)
+        return await self._runner.call(plan, self.backend.chat, (messages,), kwargs)
 
     # Plain methods returning the async generator, as `AsyncBackend`'s are: the arguments
-    # are checked (and the key planned) where the caller passes them, as in `CachedClient`.
-    def generate_stream(self, prompt: str, *, model: str | None = None,
-                        system: str | None = None,
-                        format: str | Mapping[str, Any] | None = None,
-                        options: Mapping[str, Any] | None = None,
-                        images: Sequence[str | bytes] | None = None,
-                        temperature: float | None = None, max_tokens: int | None = None,
-                        bypass_cache: bool = False,
-                        **extra: Any) -> AsyncIterator[StreamChunk]:
+    # are checked (and the call planned) where the caller passes them, as in `CachedClient`.
+    def generate_stream(  # type: ignore[override]
+            self, prompt: str, *, model: str | None = None, system: str | None = None,
+            format: str | Mapping[str, Any] | None = None,
+            options: Mapping[str, Any] | None = None,
+            images: Sequence[str | bytes] | None = None, temperature: float | None = None,
+            max_tokens: int | None = None, bypass_cache: bool = False,
+            **extra: Any) -> AsyncIterator[StreamChunk]:
         """Stream a completion (an async iterator); a hit replays the stored chunks in
-        order."""
-        prep = self.prepare_generate(prompt, model, system, format, options, images,
-                                     temperature, max_tokens, extra, bypass_cache,
-                                     "generate_stream")
-        return self._stream(prep, lambda: self.backend.generate_stream(prompt,
-                                                                       **prep.call_kwargs))
+        order, marked cached."""
+        plan, kwargs = self.prepare_generate(prompt, model, system, format, options, images,
+                                             temperature, max_tokens, extra, bypass_cache,
+                                             "generate_stream")
+        return self._runner.stream(plan, self.backend.generate_stream, (prompt,), kwargs)
 
-    def chat_stream(self, messages: Sequence[Message], *, model: str | None = None,
-                    tools: Sequence[Mapping[str, Any]] | None = None,
-                    format: str | Mapping[str, Any] | None = None,
-                    options: Mapping[str, Any] | None = None,
-                    temperature: float | None = None, max_tokens: int | None = None,
-                    bypass_cache: bool = False,
-                    **extra: Any) -> AsyncIterator[StreamChunk]:
+    def chat_stream(  # type: ignore[override]
+            self, messages: Sequence[Message], *, model: str | None = None,
+            tools: Sequence[Mapping[str, Any]] | None = None,
+            format: str | Mapping[str, Any] | None = None,
+            options: Mapping[str, Any] | None = None, temperature: float | None = None,
+            max_tokens: int | None = None, bypass_cache: bool = False,
+            **extra: Any) -> AsyncIterator[StreamChunk]:
         """Stream the next turn of `messages` (an async iterator); a hit replays the stored
         chunks in order."""
-        prep = self.prepare_chat(messages, model, tools, format, options, temperature,
-                                 max_tokens, extra, bypass_cache, "chat_stream")
-        return self._stream(prep, lambda: self.backend.chat_stream(messages,
-                                                                   **prep.call_kwargs))
+        plan, kwargs = self.prepare_chat(messages, model, tools, format, options, temperature,
+                                         max_tokens, extra, bypass_cache, "chat_stream")
+        return self._runner.stream(plan, self.backend.chat_stream, (messages,), kwargs)
 
-    async def _stream(self, prep: Prepared, upstream: Any) -> AsyncIterator[StreamChunk]:
-        if prep.read:
-            # A store with coroutine methods (Redis, a tiered store) is awaited: a sync
-            # read there would block the event loop for a network round trip.
-            replay = (await self.alookup_stream(prep) if self.aget is not None
-                      else self.lookup_stream(prep))
-            if replay is not None:
-                for chunk in replay:
-                    yield chunk
-                return
-        recorder = self.recorder(prep)
-        async for chunk in upstream():
-            recorder.add(chunk)
-            yield chunk
-        # Only after a complete stream (see CachedClient._stream); awaits the store's
-        # ``aset`` when it has one.
-        await recorder.afinish()
-
-    async def embed(self, texts: Sequence[str], *, model: str | None = None) -> EmbedResponse:
+    async def embed(  # type: ignore[override]
+            self, texts: Sequence[str], *, model: str | None = None) -> EmbedResponse:
         """Vectors for `texts`; only texts missing from the embedding cache are sent."""
         plan = self.plan_embed(texts, model)
         fetched = (await self.backend.embed(plan.missing, model=plan.model)

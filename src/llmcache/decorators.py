@@ -9,8 +9,11 @@ a tuple and a list are different calls. Concurrent callers with one key make one
 exception. Exceptions are never stored.
 When the store is shared between processes and can hold locks (a `RedisStore`, alone or as a
 tier of a `TieredStore`), callers in all those processes make one call (see
-`llmcache.distributed`). An async function over a store with coroutine methods (``aget``,
-``aset``: `RedisStore`) awaits them, so a round trip never blocks the event loop.
+`llmcache.distributed`). An async function awaits the store's coroutine face, so a network
+tier's round trip never blocks the event loop.
+
+The wrapper is a door of the cache pipeline (`llmcache._pipeline`): the same decisions and
+counts as `CachedClient` and the other doors.
 
 >>> from llmcache import cached_generate
 >>> calls = []
@@ -28,177 +31,131 @@ from __future__ import annotations
 
 import functools
 import inspect
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, cast, overload
+from collections.abc import Callable
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
-from llmcache._decorator_state import MISS as _MISS
-from llmcache._decorator_state import CacheInfo, CallState, KeyFunc
-from llmcache._semantic_glue import SemanticTier
-from llmcache._values import for_followers
-from llmcache.policy import CachePolicy, current_control
-from llmcache.singleflight import AsyncSingleFlight, SingleFlight
+from llmcache._pipeline import AsyncRunner, CacheInfo, Counters, Runner
+from llmcache._pipeline.function_key import FunctionKey, HasStore, KeyFunc, resolve_store
+from llmcache._pipeline.function_values import FUNCTION_VALUES
+from llmcache._pipeline.semantic import SemanticTier
+from llmcache.keys import IDENTITY_ATTR, callable_name, function_identity
+from llmcache.policy import CachePolicy
+from llmcache.stores.base import Store, check_ttl
 
-__all__ = ["CacheInfo", "cached_generate"]
+__all__ = ["CacheInfo", "CachedFunction", "cached_generate"]
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
 
 
-def _wrap_sync(state: CallState, func: Callable[..., Any]) -> Callable[..., Any]:
-    flight: SingleFlight[Any] = SingleFlight()
-    shared_flight = state.flight
+class CachedFunction(Protocol[P, R_co]):
+    """What ``@cached_generate`` gives back: the function, called as before (a coroutine
+    function stays one), plus its cache.
+
+    ``cache_info()``: `CacheInfo` (hits, misses, maxsize, currsize) as ``functools.lru_cache``
+    shapes it; ``cache_counters()``: every count (hits, misses, coalesced, bypasses,
+    uncacheable, errors, semantic_hits, tokens_saved, time_saved_ms); ``cache_clear()``:
+    empty the store and the counts; ``uncached``: the original function; ``cache``: the
+    store.
+    """
+
+    __name__: str
+    __qualname__: str
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+    def cache_info(self) -> CacheInfo: ...
+
+    def cache_counters(self) -> dict[str, int | float]: ...
+
+    def cache_clear(self) -> None: ...
+
+    @property
+    def uncached(self) -> Callable[P, R_co]: ...
+
+    @property
+    def cache(self) -> Store: ...
+
+
+class _Cache(Generic[R]):
+    """The cache of one decorated function: its store, counters and runner."""
+
+    def __init__(self, func: Callable[..., R], *, cache: Store | HasStore | None,
+                 ttl: float | None, policy: CachePolicy, key: KeyFunc | None,
+                 namespace: str, semantic: SemanticTier | None) -> None:
+        self.store = resolve_store(cache)
+        name = callable_name(func)
+        # Strict where the function's entries can meet another function's: a store or
+        # semantic tier passed in (others may use it, in this process or another), unless
+        # key= or namespace= says the caller has seen to it.
+        private = cache is None and semantic is None
+        self.ident = function_identity(func, strict=not (private or key is not None
+                                                           or namespace))
+        self.planner = FunctionKey(func, name=name, ident=self.ident, policy=policy,
+                                   ttl=check_ttl(ttl) if ttl is not None else policy.ttl,
+                                   key=key, namespace=namespace)
+        self.counters = Counters(name)
+        request_of = self.planner.semantic_request if semantic is not None else None
+        self.runner: Any = (AsyncRunner if inspect.iscoroutinefunction(func) else Runner)(
+            self.store, FUNCTION_VALUES, self.counters, policy=policy, semantic=semantic,
+            request_of=request_of, model_of=self.planner.model_of)
+
+    def info(self) -> CacheInfo:
+        c = self.counters
+        return CacheInfo(c.hits + c.coalesced, c.misses,
+                         getattr(self.store, "max_entries", None), len(self.store))
+
+    def counts(self) -> dict[str, int | float]:
+        return self.counters.as_dict()
+
+    def clear(self) -> None:
+        self.store.clear()
+        self.counters.reset()
+
+
+def _door(func: Callable[..., Any], cache: _Cache[Any]) -> Callable[..., Any]:
+    plan, call = cache.planner.plan, cache.runner.call
+    if inspect.iscoroutinefunction(func):
+        @functools.wraps(func)
+        async def adoor(*args: Any, **kwargs: Any) -> Any:
+            return await call(plan(args, kwargs), func, args, kwargs)
+        return adoor
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        key, fp, cacheable = state.key_of(args, kwargs)
-        control = current_control()
-        if not cacheable or not (control.read or control.write):
-            return state.bypass(func, args, kwargs)
-        if control.read:
-            value = state.lookup(key, fp)
-            if value is not _MISS:
-                return value
-
-        def compute() -> Any:
-            request = (state._semantic_request(args, kwargs)
-                       if state.semantic is not None else None)
-            if control.read and request is not None:
-                similar = state.semantic_lookup(request)
-                if similar is not _MISS:
-                    return similar
-            state.misses += 1
-            start = time.perf_counter()
-            result = func(*args, **kwargs)
-            state.miss_ms += (time.perf_counter() - start) * 1000.0
-            if control.write:
-                ttl = control.ttl or state.ttl
-                state.store_result(key, fp, result, ttl)
-                state.semantic_store(request, fp, result, ttl)
-            return result
-
-        def find() -> Any:
-            if control.read:  # another flight may have stored it since our lookup
-                again = state.lookup(key, fp)
-                if again is not _MISS:
-                    return again
-                if shared_flight is not None and control.write:
-                    # Other processes may miss this key too: one call among all of them.
-                    return shared_flight.do(key, lambda: state.lookup(key, fp), compute,
-                                            miss=_MISS)
-            return compute()
-
-        def lead() -> tuple[Any, Any]:
-            # The followers' snapshot is taken before the leader's caller can mutate it.
-            value = find()
-            return value, for_followers(value)
-
-        (value, snapshot), shared = flight.do_ex(key, lead)
-        # Followers get what the leader got, their own copy of mutable data, whatever the
-        # policy stored (a value it did not store, such as a set, is shared as it is).
-        return for_followers(snapshot) if shared else value
-
-    return wrapper
-
-
-def _wrap_async(state: CallState, func: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
-    flight: AsyncSingleFlight[Any] = AsyncSingleFlight()
-    shared_flight = state.flight
-    alookup = state.alookup if state.aget is not None else None
-
-    async def lookup(key: str, fp: str) -> Any:
-        return await alookup(key, fp) if alookup is not None else state.lookup(key, fp)
-
-    async def missed(args: tuple[Any, ...], kwargs: dict[str, Any], key: str, fp: str,
-                     control: Any) -> Any:
-        async def compute() -> Any:
-            request = (state._semantic_request(args, kwargs)
-                       if state.semantic is not None else None)
-            if control.read and request is not None:
-                similar = await state.asemantic_lookup(request)
-                if similar is not _MISS:
-                    return similar
-            state.misses += 1
-            start = time.perf_counter()
-            result = await func(*args, **kwargs)
-            state.miss_ms += (time.perf_counter() - start) * 1000.0
-            if control.write:
-                ttl = control.ttl or state.ttl
-                await state.astore_result(key, fp, result, ttl)
-                await state.asemantic_store(request, fp, result, ttl)
-            return result
-
-        async def find() -> Any:
-            if control.read:
-                again = await lookup(key, fp)
-                if again is not _MISS:
-                    return again
-                if shared_flight is not None and control.write:
-                    return await shared_flight.ado(key, lambda: lookup(key, fp), compute,
-                                                   miss=_MISS)
-            return await compute()
-
-        async def lead() -> tuple[Any, Any]:
-            value = await find()
-            return value, for_followers(value)
-
-        (value, snapshot), shared = await flight.do_ex(key, lead)
-        return for_followers(snapshot) if shared else value
-
-    # Two wrappers, chosen here, so the hit path of a sync store is exactly what it was.
-    if alookup is None:
-        @functools.wraps(func)
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            key, fp, cacheable = state.key_of(args, kwargs)
-            control = current_control()
-            if not cacheable or not (control.read or control.write):
-                return await state.bypass(func, args, kwargs)
-            if control.read:
-                value = state.lookup(key, fp)
-                if value is not _MISS:
-                    return value
-            return await missed(args, kwargs, key, fp, control)
-    else:
-        @functools.wraps(func)
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            key, fp, cacheable = state.key_of(args, kwargs)
-            control = current_control()
-            if not cacheable or not (control.read or control.write):
-                return await state.bypass(func, args, kwargs)
-            if control.read:
-                value = await alookup(key, fp)
-                if value is not _MISS:
-                    return value
-            return await missed(args, kwargs, key, fp, control)
-
-    return wrapper
+    def door(*args: Any, **kwargs: Any) -> Any:
+        return call(plan(args, kwargs), func, args, kwargs)
+    return door
 
 
 @overload
-def cached_generate(func: F, /) -> F: ...
+def cached_generate(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
 
 
 @overload
-def cached_generate(*, cache: Any = None, ttl: float | None = None,
+def cached_generate(*, cache: Store | HasStore | None = None, ttl: float | None = None,
                     policy: CachePolicy | None = None, key: KeyFunc | None = None,
                     namespace: str = "", semantic: SemanticTier | None = None,
-                    ) -> Callable[[F], F]: ...
+                    ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
 
-def cached_generate(func: F | None = None, /, *, cache: Any = None, ttl: float | None = None,
+def cached_generate(func: Callable[P, R] | None = None, /, *,
+                    cache: Store | HasStore | None = None, ttl: float | None = None,
                     policy: CachePolicy | None = None, key: KeyFunc | None = None,
                     namespace: str = "", semantic: SemanticTier | None = None,
-                    ) -> F | Callable[[F], F]:
+                    ) -> CachedFunction[P, R] | Callable[[Callable[P, R]], CachedFunction[P, R]]:
     """Cache a sync or async generate function; usable bare or with options.
 
     ``cache``: a store (default: a private ``MemoryStore(max_entries=1024)``) or a
     ``ResponseCache``. ``ttl``: seconds entries live (default: the policy's). ``policy``: a
     `CachePolicy` (default: temperature threshold 0.3, read from a ``temperature`` argument
-    or ``options["temperature"]``; the two must agree when both are given). ``key``: a
-    callable taking the function's arguments and returning data to key on instead of all
-    the arguments. ``namespace``: keeps tenants or applications apart. ``semantic``: a
-    `llmcache.vector.SemanticCache` asked after an exact miss, for a similar earlier call's
-    answer (the function needs a ``prompt`` or ``messages`` argument; every other argument
-    scopes the match).
+    or ``options["temperature"]``; the two must agree when both are given). A call that
+    carries no temperature is cached; one above the threshold without a seed is not (counted
+    in ``uncacheable``, and logged once). ``key``: a callable taking the function's
+    arguments and returning data to key on instead of all the arguments. ``namespace``:
+    keeps tenants or applications apart. ``semantic``: a `llmcache.vector.SemanticCache`
+    asked after an exact miss, for a similar earlier call's answer (the function needs a
+    ``prompt`` or ``messages`` argument; every other argument scopes the match).
 
     The function is keyed by what it computes (`llmcache.keys.function_identity`): its
     name, its code and the values it captured, so two closures from one factory never share
@@ -214,9 +171,9 @@ def cached_generate(func: F | None = None, /, *, cache: Any = None, ttl: float |
 
     Return values may be str, JSON-like data (dicts, lists, tuples, numbers, bools, None)
     and ``AIResponse``/``CachedResponse``; anything else raises TypeError and nothing is
-    stored. A hit gives back the same types (a tuple stays a tuple). The wrapper has
-    ``cache_info()``, ``cache_counters()`` (hits, misses, errors, bypasses ...),
-    ``cache_clear()``, ``uncached`` (the original function) and ``cache`` (the store).
+    stored. A hit gives back the same types (a tuple stays a tuple). The wrapper is a
+    `CachedFunction`: ``cache_info()``, ``cache_counters()``, ``cache_clear()``,
+    ``uncached`` (the original function) and ``cache`` (the store).
 
     >>> import asyncio
     >>> @cached_generate(ttl=60, namespace="docs")
@@ -226,28 +183,26 @@ def cached_generate(func: F | None = None, /, *, cache: Any = None, ttl: float |
     {'answer': 'cba'}
     """
 
-    def decorate(f: F) -> F:
-        state = CallState(f, cache=cache, ttl=ttl, policy=policy or CachePolicy(), key=key,
-                        namespace=namespace, semantic=semantic)
-        if inspect.iscoroutinefunction(f):
-            wrapper = _wrap_async(state, f)
-        else:
-            wrapper = _wrap_sync(state, f)
-        wrapper.cache_info = state.info  # type: ignore[attr-defined]
-        wrapper.cache_clear = state.clear  # type: ignore[attr-defined]
-        wrapper.uncached = f  # type: ignore[attr-defined]
-        wrapper.cache = state.store  # type: ignore[attr-defined]
-        wrapper.cache_counters = state.counters  # type: ignore[attr-defined]
-        state.mark(wrapper)
+    def decorate(f: Callable[P, R]) -> CachedFunction[P, R]:
+        state = _Cache(f, cache=cache, ttl=ttl, policy=policy or CachePolicy(), key=key,
+                       namespace=namespace, semantic=semantic)
+        wrapper: Any = _door(f, state)
+        wrapper.cache_info = state.info
+        wrapper.cache_clear = state.clear
+        wrapper.cache_counters = state.counts
+        wrapper.uncached = f
+        wrapper.cache = state.store
+        # Functions that capture this wrapper are identified by this function's identity.
+        setattr(wrapper, IDENTITY_ATTR, (state.ident, id(wrapper)))
         _register_metrics(state)
-        return cast(F, wrapper)
+        return cast("CachedFunction[P, R]", wrapper)
 
     if func is not None:
         return decorate(func)
     return decorate
 
 
-def _register_metrics(state: CallState) -> None:
+def _register_metrics(state: _Cache[Any]) -> None:
     from llmcache.metrics import metrics
 
-    metrics.register_source(f"cached_generate:{state.name}", state.counters)
+    metrics.register_source(f"cached_generate:{state.counters.name}", state.counts)

@@ -26,7 +26,7 @@ Pure functions only; this module imports nothing else from llmcache.
 >>> make_key(a) == make_key(b)
 True
 >>> make_key(a)[:3]
-'v3:'
+'v4:'
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ __all__ = [
     "fingerprint",
     "function_identity",
     "hash_bytes",
+    "key_and_fingerprint",
     "make_key",
     "normalize",
 ]
@@ -62,7 +63,9 @@ __all__ = [
 #: 2: a request is a positional array (was an 11-key object); plain ints reach 2**64 - 1.
 #: 3: a decorated call is typed (`canonical_call`) and its function keyed by code and
 #: captured values (`function_identity`); bytes are tagged, not "sha256:" strings.
-KEY_VERSION = 3
+#: 4: the fingerprint is the low half of the key's xxh3_128 digest (`key_and_fingerprint`:
+#: one hash on the hit path), so entries of version 3 would fail their check anyway.
+KEY_VERSION = 4
 _PREFIX = f"v{KEY_VERSION}:"
 
 # Option spellings that mean the same thing to a model server.
@@ -367,7 +370,7 @@ def canonical_bytes(value: Request | Any) -> bytes:
     A request becomes the array of its `FIELDS` values, in that order:
 
     >>> canonical_bytes(Request(model="m", prompt="p", options={"top_p": 0.5}))
-    b'[3,"m","","p",null,null,null,{"top_p":0.5},null,null,null]'
+    b'[4,"m","","p",null,null,null,{"top_p":0.5},null,null,null]'
     >>> canonical_bytes({"b": 1.0, "a": [True, None]})
     b'{"a":[true,null],"b":1}'
     """
@@ -381,21 +384,36 @@ def canonical_bytes(value: Request | Any) -> bytes:
 
 
 def hash_bytes(data: bytes) -> str:
-    """The versioned key for already-canonical bytes (``v3:`` + xxh3_128 hex)."""
+    """The versioned key for already-canonical bytes (``v4:`` + xxh3_128 hex)."""
     return _PREFIX + _xxh128(data)
 
 
-def fingerprint(data: bytes) -> str:
-    """An independent 64-bit hash of canonical bytes, stored inside each entry.
+def key_and_fingerprint(data: bytes) -> tuple[str, str]:
+    """The key of canonical bytes and the fingerprint stored in its entry, from ONE
+    xxh3_128 digest: the key is the whole digest (as `hash_bytes`), the fingerprint its
+    low 64 bits.
 
-    A read whose stored fingerprint differs from the request's is a miss: it catches a key
-    collision and an entry planted under the wrong key in a shared tier.
+    A read whose entry carries another fingerprint is a miss: that entry was written for
+    another request (moved or planted under this key in a shared tier). A wrong answer
+    needs two requests with the same 128-bit digest, as it would with a key of 64 bits and
+    an independent 64-bit fingerprint, and a store never holds two requests under one key.
+
+    >>> key, fp = key_and_fingerprint(b"[4, 1]")
+    >>> key.startswith("v4:") and key.endswith(fp), len(key), len(fp)
+    (True, 35, 16)
     """
-    return xxhash.xxh3_64_hexdigest(data, seed=0x6C6D6361)
+    digest = _xxh128(data)
+    return _PREFIX + digest, digest[16:]
+
+
+def fingerprint(data: bytes) -> str:
+    """The fingerprint of canonical bytes stored inside each entry (see
+    `key_and_fingerprint`, which gives it with the key from one hash)."""
+    return _xxh128(data)[16:]
 
 
 def make_key(request: Request | Any) -> str:
-    """The cache key of a request: ``v3:`` followed by the xxh3_128 hex of its canonical bytes.
+    """The cache key of a request: ``v4:`` followed by the xxh3_128 hex of its canonical bytes.
 
     >>> make_key(Request(model="m", prompt="a")) != make_key(Request(model="m", prompt="b"))
     True
@@ -519,10 +537,6 @@ def _typed_other(value: Any) -> Any:
     return {"\u0000sub": [_type_name(t), _typed(base)]}
 
 
-def _one_plain_key(args: dict[Any, Any]) -> bool:
-    return len(args) != 1 or not _nul_key(args)
-
-
 def canonical_call(ident: str, namespace: str, args: Any) -> bytes:
     """Typed canonical bytes of a function call: its identity, namespace and arguments.
 
@@ -535,11 +549,11 @@ def canonical_call(ident: str, namespace: str, args: Any) -> bytes:
     other type raises ``TypeError`` naming its path (``args.client``).
 
     >>> canonical_call("mod.f", "", {"t": 0.0, "p": "x"})
-    b'[3,"mod.f","",{"p":"x","t":0.0}]'
+    b'[4,"mod.f","",{"p":"x","t":0.0}]'
     >>> canonical_call("mod.f", "", {"t": 0}) != canonical_call("mod.f", "", {"t": 0.0})
     True
     >>> canonical_call("mod.f", "", {"p": (1, 2)})
-    b'[3,"mod.f","",{"p":{"\\\\u0000tuple":[1,2]}}]'
+    b'[4,"mod.f","",{"p":{"\\\\u0000tuple":[1,2]}}]'
     """
     if type(args) is dict:
         # The hit path: flat arguments of JSON's own types are written as they are (no
@@ -547,12 +561,12 @@ def canonical_call(ident: str, namespace: str, args: Any) -> bytes:
         # on exactly those; the typed copy below then decides.
         for v in args.values():
             tv = type(v)
-            if tv is str or tv is int or tv is bool or v is None \
-                    or (tv is float and v - v == 0.0):
+            if tv is str or (tv is float and v - v == 0.0) or tv is int or tv is bool \
+                    or v is None:
                 continue
             break
         else:
-            if _one_plain_key(args):
+            if len(args) != 1 or not _nul_key(args):  # _one_plain_key, inlined
                 try:
                     return _dumps((KEY_VERSION, ident, namespace, args), option=_SORT)
                 except orjson.JSONEncodeError:

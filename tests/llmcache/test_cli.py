@@ -497,8 +497,6 @@ store.close()
 """
 
 
-@pytest.mark.xfail(strict=True, reason="needs the pipeline's hook: the runner registers its "
-                   "call counters with store.count_calls_from (helper W1)")
 def test_decorated_calls_into_a_disk_store_are_counted_once(tmp_path: Path) -> None:
     run_script(DECORATED_APP, str(tmp_path))
     figures = stats_json(tmp_path)
@@ -507,8 +505,6 @@ def test_decorated_calls_into_a_disk_store_are_counted_once(tmp_path: Path) -> N
     assert figures["hit_rate"] == 0.25
 
 
-@pytest.mark.xfail(strict=True, reason="needs the pipeline's codec to set "
-                   "CachedResponse.model from a str `model` argument (helper W1)")
 def test_a_decorator_entry_records_the_model_its_call_named(tmp_path: Path) -> None:
     run_script(DECORATED_APP, str(tmp_path))
     with DiskStore(tmp_path) as store:

@@ -143,3 +143,24 @@ def test_a_planted_tuple_path_is_a_miss(paths: Any) -> None:
     store.set(key, replace(entry, metadata={**entry.metadata, "tuples": paths}))
     assert f("x") == {"a": ["b"]}
     assert len(calls) == 2 and f.cache_counters()["errors"] >= 1
+
+
+def test_followers_are_counted_once_in_cache_info_and_cache_counters() -> None:
+    """Issue 14: a call that waited for a concurrent identical call was counted nowhere."""
+    release = threading.Event()
+
+    @cached_generate
+    def slow(prompt: str) -> str:
+        release.wait(5)
+        return prompt.upper()
+
+    timer = threading.Timer(0.3, release.set)  # every caller is waiting by then
+    timer.start()
+    outcomes = _threads(8, lambda: slow("same"))
+    timer.join()
+    assert outcomes == ["SAME"] * 8
+    counts = slow.cache_counters()
+    assert (counts["misses"], counts["coalesced"], counts["hits"]) == (1, 7, 0)
+    # cache_info, shaped like lru_cache's: hits are calls answered without calling the
+    # function, so the followers are there too, and hits + misses is every call.
+    assert (slow.cache_info().hits, slow.cache_info().misses) == (7, 1)

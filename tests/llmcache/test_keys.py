@@ -9,7 +9,16 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from llmcache.keys import KEY_VERSION, Request, canonical_bytes, fingerprint, make_key, normalize
+from llmcache.keys import (
+    KEY_VERSION,
+    Request,
+    canonical_bytes,
+    fingerprint,
+    hash_bytes,
+    key_and_fingerprint,
+    make_key,
+    normalize,
+)
 
 names = st.text(min_size=1, max_size=8)
 scalars = st.one_of(
@@ -146,7 +155,10 @@ def test_key_carries_the_format_version() -> None:
     assert len(key.split(":", 1)[1]) == 32  # 128 bits in hex
 
 
-def test_fingerprint_is_independent_of_the_key_hash() -> None:
+def test_key_and_fingerprint_come_from_one_digest() -> None:
     data = canonical_bytes(Request(model="m", prompt="p"))
-    assert fingerprint(data) not in make_key(Request(model="m", prompt="p"))
-    assert len(fingerprint(data)) == 16
+    key, fp = key_and_fingerprint(data)
+    assert key == make_key(Request(model="m", prompt="p")) == hash_bytes(data)
+    assert fp == fingerprint(data) and len(fp) == 16 and key.endswith(fp)
+    other = canonical_bytes(Request(model="m", prompt="q"))
+    assert fingerprint(other) != fp  # an entry moved under another key fails its check

@@ -1,4 +1,4 @@
-"""The positional canonical form (KEY_VERSION 2, kept in 3) and the fast path that builds it.
+"""The positional canonical form (KEY_VERSION 2, kept since) and the fast path that builds it.
 
 `make_key` / `canonical_bytes` skip copying values that are already canonical and leave
 key types and int sizes to orjson; `Request.to_canonical` always normalises in full. These
@@ -27,6 +27,7 @@ from llmcache.keys import (
     canonical_bytes,
     fingerprint,
     hash_bytes,
+    key_and_fingerprint,
     make_key,
 )
 
@@ -150,10 +151,12 @@ def test_the_format_is_pinned() -> None:
     # If this fails, the hashed bytes changed: bump KEY_VERSION and re-pin.
     request = Request(model="llama3", prompt="hi", system="s", namespace="ns",
                       options={"temperature": 0.2, "seed": 1.0})
-    assert KEY_VERSION == 3
+    assert KEY_VERSION == 4
     assert canonical_bytes(request) == (
-        b'[3,"llama3","ns","hi","s",null,null,{"seed":1,"temperature":0.2},null,null,null]')
-    assert make_key(request) == "v3:3ba8c30bc524cd652bafa17414072782"
+        b'[4,"llama3","ns","hi","s",null,null,{"seed":1,"temperature":0.2},null,null,null]')
+    assert make_key(request) == "v4:5a69d03e5eeb176c8ebddd8b126df162"
+    assert key_and_fingerprint(canonical_bytes(request)) == (
+        "v4:5a69d03e5eeb176c8ebddd8b126df162", "8ebddd8b126df162")
 
 
 def _key(**options: Any) -> str:

@@ -90,8 +90,8 @@ def test_known_near_misses_are_apart(a: Any, b: Any) -> None:
 
 
 def test_the_version_is_in_the_bytes() -> None:
-    assert KEY_VERSION == 3
-    assert canonical_call("mod.f", "", {}).startswith(b"[3,")
+    assert KEY_VERSION == 4
+    assert canonical_call("mod.f", "", {}).startswith(b"[4,")
 
 
 class _Colour(enum.Enum):

@@ -59,7 +59,8 @@ class StreamChunk:
     """One piece of a streamed answer; the last has ``done=True``, the token counts and the
     reason. ``content`` and ``thinking`` are deltas (a stream's text is their join);
     ``tool_calls`` are complete calls (a stream's calls are those of all its chunks, in
-    order), so a backend whose server streams fragments assembles them first."""
+    order), so a backend whose server streams fragments assembles them first. ``cached`` is
+    True on a chunk replayed from a cache, as it is on a cached `AIResponse`."""
 
     content: str
     model: str = ""
@@ -70,6 +71,7 @@ class StreamChunk:
     tool_calls: list[dict[str, Any]] | None = None
     thinking: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -7,14 +7,23 @@ semantic tier behind the exact one. Needs the ``langchain`` extra
 0.3.81+ or 1.2.5+).
 
 - The key covers LangChain's ``prompt`` *and* ``llm_string`` (the model and every
-  parameter): canonical bytes of both, hashed as llmcache hashes any request, with the
-  entry's fingerprint checked on every read, so a collision or a planted entry is a miss.
+  parameter): typed canonical bytes of both with the namespace (`llmcache.keys.
+  canonical_call`), hashed as llmcache hashes any call, with the entry's fingerprint
+  checked on every read, so a collision or a planted entry is a miss.
 - Values are LangChain's own JSON serialization (``dumpd``) of the `Generation` list, read
   back with ``load`` restricted to generation and message classes: text, generation_info,
   chat messages with their tool calls and usage all round-trip; nothing is pickled, and an
   entry naming any other class is a miss.
-- The async methods are native: they await a store's ``aget``/``aset`` when it has them
-  (`RedisStore`) and otherwise call the store directly, never through a thread executor.
+- The async methods are native: they await the store's coroutine face (a network tier
+  such as `RedisStore` frees the event loop; memory and disk answer inline), never through
+  a thread executor.
+- The same decisions as every other door (the cache pipeline, `llmcache._pipeline`):
+  `cache_control` (bypass, no_store, refresh, a TTL) applies, and so does the temperature
+  rule: a model configured with a temperature above the policy's threshold and no seed
+  (as its ``llm_string`` says) is not cached, counted in ``uncacheable`` and logged once; one
+  that names no temperature is. ``counters()`` counts every lookup once, as the other doors
+  do (LangChain calls the model itself between `lookup` and `update`, so concurrent
+  identical misses cannot be made to wait for one call here).
 
 >>> from langchain_core.outputs import Generation
 >>> from llmcache import MemoryStore
@@ -28,16 +37,28 @@ True
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import json
-import logging
+import re
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import Any, Protocol
 
+from llmcache._pipeline import (
+    MISS,
+    AsyncRunner,
+    Counters,
+    Plan,
+    Runner,
+    decide,
+    keyed,
+    unkeyable,
+)
 from llmcache.entry import CachedResponse
-from llmcache.keys import Request, canonical_bytes, fingerprint, hash_bytes
-from llmcache.stores.base import ErrorLog, Store, check_ttl
+from llmcache.keys import NotKeyable, Request, canonical_call, key_and_fingerprint
+from llmcache.policy import CachePolicy
+from llmcache.stores.base import Store, check_ttl
 from llmcache.stores.memory import MemoryStore
 
 try:
@@ -54,9 +75,8 @@ except ImportError as exc:  # pragma: no cover - exercised in a venv without the
     raise ImportError("llmcache.integrations.langchain needs langchain-core: "
                       "pip install 'llmcache[langchain]'") from exc
 
-__all__ = ["LLMCache"]
+__all__ = ["LLMCache", "LangChainSemantic"]
 
-logger = logging.getLogger(__name__)
 
 _KIND = "langchain.generations"
 _MODEL = "langchain"  # the real model is named inside llm_string, which is in the key
@@ -147,6 +167,106 @@ def _chat_messages(prompt: str) -> list[dict[str, Any]] | None:
     return out or None
 
 
+# The sampling an llm_string names: LangChain writes the model's parameters as JSON
+# ('"temperature": 0.7') and the call's as a Python repr ("('temperature', 0.7)"); the
+# call's come last and win.
+_TEMPERATURE = re.compile(r"""["']temperature["']\s*[:,]\s*(-?[0-9][0-9.]*(?:[eE][-+]?[0-9]+)?)""")
+_SEED = re.compile(r"""["']seed["']\s*[:,]\s*(-?[0-9]+)\b""")
+
+
+@functools.lru_cache(maxsize=1024)
+def _sampling(llm_string: str) -> tuple[float | None, int | None]:
+    """(temperature, seed) as `llm_string` names them, or None where it names none. Cached:
+    a model passes the same string on every call."""
+    temperatures = _TEMPERATURE.findall(llm_string)
+    seeds = _SEED.findall(llm_string)
+    try:
+        temperature = float(temperatures[-1]) if temperatures else None
+    except ValueError:
+        temperature = None
+    return temperature, int(seeds[-1]) if seeds else None
+
+
+class _Generations:
+    """The adapter's codec (see `llmcache._pipeline.codec`): LangChain generations, to
+    entries and back. Lenient: generations LangChain cannot serialize are a counted error,
+    never stored."""
+
+    strict = False
+
+    def encode(self, value: RETURN_VAL_TYPE, fingerprint: str,
+               ttl: float | None) -> CachedResponse:
+        # A JSON round trip: dumpd leaves str subclasses (langchain-core's TextAccessor) in
+        # place, and NaN must be refused rather than stored as null.
+        payload = json.loads(json.dumps([dumpd(g) for g in value], allow_nan=False))
+        if _unserializable(payload):
+            raise TypeError("a generation holds a value LangChain cannot serialize; "
+                            "not cached")
+        entry = CachedResponse(content=payload, fingerprint=fingerprint,
+                               metadata={"kind": _KIND})
+        return entry.with_ttl(ttl, entry.created_at) if ttl is not None else entry
+
+    def decode(self, entry: CachedResponse) -> RETURN_VAL_TYPE:
+        if entry.metadata.get("kind") != _KIND or not isinstance(entry.content, list):
+            raise ValueError("entry: not LangChain generations")
+        plain = _plain_generations(entry.content)
+        if plain is not None:
+            return plain
+        with _quiet():
+            generations = load(entry.content, allowed_objects=_ALLOWED)
+        if not isinstance(generations, list) or not all(
+                isinstance(g, Generation) for g in generations):
+            raise ValueError("entry: not a list of generations")
+        return generations
+
+    def share(self, value: RETURN_VAL_TYPE) -> RETURN_VAL_TYPE:
+        return value  # never coalesced: LangChain calls the model itself
+
+    def semantic(self, entry: CachedResponse) -> RETURN_VAL_TYPE:
+        return self.decode(entry)
+
+
+_GENERATIONS = _Generations()
+
+
+class LangChainSemantic(Protocol):
+    """What `LLMCache` needs of a semantic tier (`llmcache.vector.SemanticCache` is one):
+    ``get(request)`` giving a hit (a `CachedResponse`, or an object with an ``entry``) or
+    None, and ``set(request, entry)``; ``aget``/``aset`` coroutines and ``clear``/``close``
+    are used when it has them."""
+
+    def get(self, request: Request) -> Any: ...
+
+    def set(self, request: Request, value: CachedResponse) -> None: ...
+
+
+class _Semantic:
+    """The semantic tier LLMCache was given, with the face the pipeline calls: its own
+    coroutines when it has them, its sync methods otherwise (decided here, once). It keeps
+    its own TTL."""
+
+    def __init__(self, tier: LangChainSemantic) -> None:
+        self.tier = tier
+        self._aget = LLMCache._coroutine(tier, "aget")
+        self._aset = LLMCache._coroutine(tier, "aset")
+
+    def get(self, request: Request, *, threshold: float | None = None) -> Any:
+        return self.tier.get(request)
+
+    def set(self, request: Request, value: CachedResponse, *, ttl: float | None = None) -> None:
+        self.tier.set(request, value)
+
+    async def aget(self, request: Request, *, threshold: float | None = None) -> Any:
+        return await self._aget(request) if self._aget else self.tier.get(request)
+
+    async def aset(self, request: Request, value: CachedResponse, *,
+                   ttl: float | None = None) -> None:
+        if self._aset:
+            await self._aset(request, value)
+        else:
+            self.tier.set(request, value)
+
+
 class LLMCache(BaseCache):
     """A LangChain cache (`langchain_core.caches.BaseCache`) over any llmcache `Store`.
 
@@ -158,182 +278,113 @@ class LLMCache(BaseCache):
     ``None``) and ``set(request, entry)``, and optionally ``aget``/``aset``/``clear`` --
     `llmcache.vector.SemanticCache` fits. A chat model's prompt reaches it as chat messages,
     so it matches the last user message within the same earlier turns, model and
-    parameters, never the serialized JSON as one text.
+    parameters, never the serialized JSON as one text. ``policy``: what may be cached (the
+    default `CachePolicy`, as at every door).
 
     `clear` empties the store (and the semantic tier): give LangChain a store of its own.
     Store failures never fail the model call: they count in ``errors`` and read as misses.
     """
 
-    def __init__(self, store: Store | None = None, *, semantic: Any | None = None,
-                 ttl: float | None = None, namespace: str = "langchain") -> None:
+    def __init__(self, store: Store | None = None, *, semantic: LangChainSemantic | None = None,
+                 ttl: float | None = None, namespace: str = "langchain",
+                 policy: CachePolicy | None = None) -> None:
         if store is not None and not isinstance(store, Store):
             raise TypeError(f"store: expected an llmcache Store, got {type(store).__name__}")
         self.store: Store = store if store is not None else MemoryStore()
         self.semantic = semantic
         self.ttl = check_ttl(ttl)
         self.namespace = namespace
-        self.hits = self.semantic_hits = self.misses = self.errors = 0
-        self._errors = ErrorLog(logger, "LLMCache")
-        self._aget = self._coroutine(self.store, "aget")
-        self._aset = self._coroutine(self.store, "aset")
+        self.policy = policy or CachePolicy()
+        self._counters = Counters("LLMCache")
+        tier = _Semantic(semantic) if semantic is not None else None
+        options: dict[str, Any] = {"policy": self.policy, "semantic": tier,
+                                   "request_of": self._semantic_request}
+        self._runner = Runner(self.store, _GENERATIONS, self._counters, **options)
+        self._arunner = AsyncRunner(self.store, _GENERATIONS, self._counters, **options)
 
     @staticmethod
     def _coroutine(owner: Any, name: str) -> Any:
         method = getattr(owner, name, None)
         return method if inspect.iscoroutinefunction(method) else None
 
-    # -- keys and values ---------------------------------------------------------------------
+    # -- counts --------------------------------------------------------------------------------
+
+    def counters(self) -> dict[str, int | float]:
+        """Every lookup counted once: hits (exact and semantic), misses, bypasses,
+        uncacheable; and errors, semantic_hits, tokens_saved (see `llmcache._pipeline`)."""
+        return self._counters.as_dict()
+
+    @property
+    def hits(self) -> int:
+        """Lookups answered from the cache (exact or semantic)."""
+        return self._counters.hits
+
+    @property
+    def semantic_hits(self) -> int:
+        """Lookups answered by the semantic tier (counted in `hits` too)."""
+        return self._counters.semantic_hits
+
+    @property
+    def misses(self) -> int:
+        """Lookups the cache could have answered but did not."""
+        return self._counters.misses
+
+    @property
+    def errors(self) -> int:
+        """Failures of a tier or an entry, survived as misses."""
+        return self._counters.errors
+
+    # -- keys --------------------------------------------------------------------------------
 
     def _request(self, prompt: str, llm_string: str) -> Request:
         return Request(model=_MODEL, prompt=prompt, namespace=self.namespace,
                        extra={"llm_string": llm_string})
 
-    def _semantic_request(self, prompt: str, llm_string: str) -> Request:
+    def _semantic_request(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
+        prompt, llm_string = args
         messages = _chat_messages(prompt)
         if messages is None:
             return self._request(prompt, llm_string)
         return Request(model=_MODEL, messages=messages, namespace=self.namespace,
                        extra={"llm_string": llm_string})
 
-    def _keyed(self, prompt: str, llm_string: str) -> tuple[str, str]:
-        data = canonical_bytes(self._request(prompt, llm_string))
-        return hash_bytes(data), fingerprint(data)
-
-    def _encode(self, return_val: RETURN_VAL_TYPE, fp: str) -> CachedResponse | None:
+    def _plan(self, prompt: str, llm_string: str) -> Plan:
+        temperature, seed = _sampling(llm_string)
+        control = decide(self.policy, temperature, seed)
+        if type(control) is Plan:
+            return control
         try:
-            # A JSON round trip: dumpd leaves str subclasses (langchain-core's TextAccessor)
-            # in place, and NaN must be refused rather than stored as null.
-            payload = json.loads(json.dumps([dumpd(g) for g in return_val], allow_nan=False))
-        except (TypeError, ValueError) as exc:
-            self._failed("encode", exc)
-            return None
-        if _unserializable(payload):
-            self._failed("encode", TypeError("a generation holds a value LangChain cannot "
-                                             "serialize; not cached"))
-            return None
-        return CachedResponse(content=payload, fingerprint=fp, metadata={"kind": _KIND})
-
-    def _decode(self, entry: CachedResponse) -> list[Generation] | None:
-        if entry.metadata.get("kind") != _KIND or not isinstance(entry.content, list):
-            return None
-        plain = _plain_generations(entry.content)
-        if plain is not None:
-            return plain
-        try:
-            with _quiet():
-                generations = load(entry.content, allowed_objects=_ALLOWED)
-        except Exception as exc:  # a corrupt or planted entry: any failure is a miss
-            self._failed("decode", exc)
-            return None
-        if not isinstance(generations, list) or not all(
-                isinstance(g, Generation) for g in generations):
-            return None
-        return generations
-
-    def _failed(self, operation: str, exc: BaseException) -> None:
-        self.errors += 1
-        self._errors.report(operation, exc)
-
-    def _found(self, entry: CachedResponse | None, fp: str) -> list[Generation] | None:
-        if entry is None or entry.fingerprint != fp:
-            return None
-        generations = self._decode(entry)
-        if generations is not None:
-            self.hits += 1
-        return generations
-
-    def _found_semantic(self, hit: Any) -> list[Generation] | None:
-        entry = getattr(hit, "entry", hit)
-        generations = self._decode(entry) if isinstance(entry, CachedResponse) else None
-        if generations is not None:
-            self.semantic_hits += 1
-        else:
-            self.misses += 1
-        return generations
+            data = canonical_call(_MODEL, self.namespace,
+                                  {"prompt": prompt, "llm_string": llm_string})
+        except NotKeyable as exc:
+            return unkeyable(str(exc))
+        key, fp = key_and_fingerprint(data)
+        return keyed(key, fp, control, self.ttl)  # type: ignore[arg-type]
 
     # -- BaseCache ---------------------------------------------------------------------------
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """The cached generations for this prompt and model configuration, or ``None``."""
-        key, fp = self._keyed(prompt, llm_string)
-        try:
-            found = self._found(self.store.get(key), fp)
-        except Exception as exc:
-            self._failed("get", exc)
-            found = None
-        if found is not None:
-            return found
-        if self.semantic is None:
-            self.misses += 1
-            return None
-        try:
-            hit = self.semantic.get(self._semantic_request(prompt, llm_string))
-        except Exception as exc:
-            self._failed("semantic.get", exc)
-            hit = None
-        return self._found_semantic(hit)
+        found = self._runner.lookup(self._plan(prompt, llm_string), (prompt, llm_string))
+        return None if found is MISS else found
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
-        """`lookup` for async code: awaits the store's ``aget`` (and the semantic tier's)
-        when there is one."""
-        key, fp = self._keyed(prompt, llm_string)
-        try:
-            entry = await self._aget(key) if self._aget else self.store.get(key)
-            found = self._found(entry, fp)
-        except Exception as exc:
-            self._failed("get", exc)
-            found = None
-        if found is not None:
-            return found
-        if self.semantic is None:
-            self.misses += 1
-            return None
-        aget = self._coroutine(self.semantic, "aget")
-        try:
-            request = self._semantic_request(prompt, llm_string)
-            hit = await aget(request) if aget else self.semantic.get(request)
-        except Exception as exc:
-            self._failed("semantic.get", exc)
-            hit = None
-        return self._found_semantic(hit)
+        """`lookup` for async code: awaits the store's (and the semantic tier's) coroutine
+        face."""
+        found = await self._arunner.lookup(self._plan(prompt, llm_string),
+                                           (prompt, llm_string))
+        return None if found is MISS else found
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
-        """Cache `return_val` for this prompt and model configuration."""
-        key, fp = self._keyed(prompt, llm_string)
-        entry = self._encode(return_val, fp)
-        if entry is None:
-            return
-        try:
-            self.store.set(key, entry, self.ttl)
-        except Exception as exc:
-            self._failed("set", exc)
-        if self.semantic is not None:
-            try:
-                self.semantic.set(self._semantic_request(prompt, llm_string), entry)
-            except Exception as exc:
-                self._failed("semantic.set", exc)
+        """Cache `return_val` for this prompt and model configuration (unless the policy or
+        `cache_control` says otherwise)."""
+        self._runner.save(self._plan(prompt, llm_string), return_val, (prompt, llm_string))
 
     async def aupdate(self, prompt: str, llm_string: str,
                       return_val: RETURN_VAL_TYPE) -> None:
-        """`update` for async code (the store's ``aset`` when there is one)."""
-        key, fp = self._keyed(prompt, llm_string)
-        entry = self._encode(return_val, fp)
-        if entry is None:
-            return
-        try:
-            if self._aset:
-                await self._aset(key, entry, self.ttl)
-            else:
-                self.store.set(key, entry, self.ttl)
-        except Exception as exc:
-            self._failed("set", exc)
-        if self.semantic is not None:
-            aset = self._coroutine(self.semantic, "aset")
-            try:
-                request = self._semantic_request(prompt, llm_string)
-                await aset(request, entry) if aset else self.semantic.set(request, entry)
-            except Exception as exc:
-                self._failed("semantic.set", exc)
+        """`update` for async code (the store's coroutine face)."""
+        await self._arunner.save(self._plan(prompt, llm_string), return_val,
+                                 (prompt, llm_string))
 
     def clear(self, **kwargs: Any) -> None:
         """Remove every entry from the store and the semantic tier."""
@@ -342,12 +393,8 @@ class LLMCache(BaseCache):
             self.semantic.clear()
 
     async def aclear(self, **kwargs: Any) -> None:
-        """`clear` for async code (the store's ``aclear`` when there is one)."""
-        aclear = self._coroutine(self.store, "aclear")
-        if aclear:
-            await aclear()
-        else:
-            self.store.clear()
+        """`clear` for async code (the store's coroutine face)."""
+        await self.store.aclear()
         if self.semantic is not None and hasattr(self.semantic, "clear"):
             self.semantic.clear()
 
@@ -355,8 +402,7 @@ class LLMCache(BaseCache):
 
     def stats(self) -> dict[str, Any]:
         """Hits (exact and semantic), misses, errors, and the store's own stats."""
-        return {"hits": self.hits, "semantic_hits": self.semantic_hits, "misses": self.misses,
-                "errors": self.errors, "store": self.store.stats()}
+        return {**self.counters(), "store": self.store.stats()}
 
     def close(self) -> None:
         """Close the store and the semantic tier."""

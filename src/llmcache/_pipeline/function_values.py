@@ -1,4 +1,4 @@
-"""Turning function results into entries and back.
+"""The decorator's codec: a function's results to entries and back (`FunctionValues`).
 
 Storable results: ``str``; JSON-like data (dicts with str keys, lists, tuples, finite
 numbers, bools, None); ``AIResponse``; ``CachedResponse``. The entry's ``metadata["kind"]``
@@ -23,7 +23,8 @@ import orjson
 from llmcache.backends.base import AIResponse
 from llmcache.entry import CachedResponse
 
-__all__ = ["check_json", "for_followers", "restore_value", "to_entry"]
+__all__ = ["FUNCTION_VALUES", "FunctionValues", "check_json", "for_followers", "restore_value",
+           "to_entry"]
 
 _KIND = "kind"
 _TUPLES = "tuples"
@@ -189,3 +190,25 @@ def restore_value(entry: CachedResponse) -> Any:
                        chunks=None if entry.chunks is None
                        else orjson.loads(orjson.dumps(entry.chunks)))
     raise ValueError(f"entry.metadata.kind: unknown kind {kind!r}")
+
+
+class FunctionValues:
+    """The codec of ``@cached_generate`` (see the module docstring). Strict: a function that
+    returns what no tier can hold gets a TypeError naming what, and nothing is stored."""
+
+    strict = True
+
+    def encode(self, value: Any, fingerprint: str, ttl: float | None) -> CachedResponse:
+        return to_entry(value, fingerprint=fingerprint, ttl=ttl)
+
+    # The function itself, not a method calling it: one call less on every hit.
+    decode = staticmethod(restore_value)
+
+    def share(self, value: Any) -> Any:
+        return for_followers(value)
+
+    def semantic(self, entry: CachedResponse) -> Any:
+        return restore_value(entry)
+
+
+FUNCTION_VALUES = FunctionValues()

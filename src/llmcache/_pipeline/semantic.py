@@ -1,4 +1,5 @@
-"""How the decorator and the cached clients talk to a semantic tier.
+"""The semantic tier as the pipeline sees it: `SemanticTier`, and the `Request` a decorated
+call stands for.
 
 The semantic tier (`llmcache.vector.SemanticCache`) works on `Request` objects: it embeds
 the prompt (or the last user message) and scopes matches by everything else. A decorated
@@ -9,7 +10,8 @@ the exact key holds it), with the function's identity. So two calls that differ 
 anything but the text (a model given as a dict or an enum, ``temperature=0.25`` beside
 ``options={"temperature": 0}``) never share a partition, and never answer each other.
 
-Only the miss path comes here; the exact hit path never does.
+Only the miss path comes here; the exact hit path never does. A semantic tier's hit is a
+`SemanticHit`-like object with an ``entry``, or the entry itself.
 """
 
 from __future__ import annotations
@@ -28,14 +30,10 @@ SAMPLING = ("temperature", "seed", "top_p", "top_k", "max_tokens", "num_predict"
 _TEXT = ("prompt", "messages")
 
 
-class _Hit(Protocol):
-    entry: CachedResponse
-    similarity: float
-    exact: bool
-
-
 class SemanticTier(Protocol):
-    """What the decorator and clients need from a semantic cache."""
+    """What the pipeline needs from a semantic cache (`llmcache.vector.SemanticCache` is
+    one): a hit (an object with an ``entry``, or a `CachedResponse`) or None for a request,
+    and somewhere to put a fresh answer; the coroutine twins for async doors."""
 
     def get(self, request: Request, *, threshold: float | None = None) -> Any: ...
 
