@@ -6,7 +6,10 @@
    ground truth), and a whole `PostgresSemanticCache.get` (exact lookup, search, decode,
    checks) against the index search. Queries are stored vectors plus noise (cosine about
    0.9), as near-duplicate questions are.
-2. Sharing: 4 worker processes run one repeated workload (the same questions, asked in
+2. Exact hit: `PostgresStore.get` against a raw psycopg ``SELECT`` of the same bytes on one
+   connection, interleaved, medians of many reads (the pytest-benchmark twin is
+   ``benchmarks/test_bench_postgres.py``).
+3. Sharing: 4 worker processes run one repeated workload (the same questions, asked in
    different words, in a different order by each worker), either each with its own
    in-process `SemanticCache` or all on one `PostgresSemanticCache`; the hit rates (and
    wrong answers: none expected) side by side.
@@ -14,6 +17,7 @@
     python benchmarks/postgres_semantic.py                     # a private pgserver
     python benchmarks/postgres_semantic.py --sizes 10000 --queries 100
     python benchmarks/postgres_semantic.py --url postgresql://... --json
+    python benchmarks/postgres_semantic.py --write-doc         # + a section of docs/benchmarks.md
 
 1M rows is left out by default: on these 2-core machines loading and indexing it takes
 tens of minutes (pass ``--sizes 1000000`` to run it anyway).
@@ -239,6 +243,62 @@ def sharing_run(url: str, workers: int, requests: int) -> dict[str, Any]:
     return result
 
 
+def exact_hit_run(url: str, reads: int = 3000) -> dict[str, Any]:
+    """Median µs of a `PostgresStore` hit and of a raw SELECT of the same row, interleaved."""
+    from llmcache.entry import CachedResponse
+    from llmcache.stores.postgres import PostgresStore
+
+    table = "bench_exact"
+    _drop(url, table)
+    store = PostgresStore(url, namespace="bench", table=table)
+    try:
+        store.set("k", CachedResponse(content="x" * 1024, fingerprint="f"))
+        assert store.get("k") is not None
+        raw_sql = f"SELECT value FROM {table} WHERE namespace = %s AND key = %s"
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute(raw_sql, ("bench", "k")).fetchone()
+            if row is None:  # the store's own layout: fall back to any row of the table
+                raw_sql = f"SELECT value FROM {table} LIMIT 1"
+            ours, raw = [], []
+            for _ in range(reads):
+                t0 = time.perf_counter()
+                store.get("k")
+                t1 = time.perf_counter()
+                conn.execute(raw_sql, ("bench", "k") if "%s" in raw_sql else None).fetchone()
+                t2 = time.perf_counter()
+                ours.append(t1 - t0)
+                raw.append(t2 - t1)
+        hit, floor = statistics.median(ours) * 1e6, statistics.median(raw) * 1e6
+        return {"hit_us": round(hit, 1), "raw_select_us": round(floor, 1),
+                "ratio": round(hit / floor, 2)}
+    finally:
+        store.close()
+        _drop(url, table)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as a section of docs/benchmarks.md."""
+    hit = report["exact"]
+    lines = ["Exact tier: a `PostgresStore` hit (1 KB value) "
+             f"{hit['hit_us']} µs against a raw psycopg SELECT of the same row "
+             f"{hit['raw_select_us']} µs: **{hit['ratio']}x** (target at most 1.3x; the "
+             "pytest-benchmark twin in `benchmarks/test_bench_postgres.py` also compares "
+             "`RedisStore`).", "",
+             "Semantic search, dim 384, top-8 of one partition (queries: stored vectors "
+             "plus noise):", "",
+             "| rows | " + " | ".join(k for k in report["search"][0] if k != "rows") + " |",
+             "|---:|" + "---:|" * (len(report["search"][0]) - 1)]
+    for row in report["search"]:
+        lines.append(f"| {row['rows']} | " + " | ".join(
+            str(v) for k, v in row.items() if k != "rows") + " |")
+    share = report["sharing"]
+    lines += ["", "Sharing: 4 worker processes on one repeated workload: hit rate "
+              f"{share['own_hit_rate']} with a cache each, {share['shared_hit_rate']} sharing "
+              f"the Postgres semantic tier ({share['shared_over_own']}x); wrong answers "
+              f"{share['own_wrong']} / {share['shared_wrong']}."]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a Postgres with pgvector (default: a private pgserver)")
@@ -247,10 +307,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--requests", type=int, default=150)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--write-doc", action="store_true",
+                        help="also write the figures into docs/benchmarks.md")
     args = parser.parse_args(argv)
     with (private_server() if args.url is None else _given(args.url)) as url:
-        report = {"search": [search_run(url, n, args.queries) for n in args.sizes],
+        report = {"exact": exact_hit_run(url),
+                  "search": [search_run(url, n, args.queries) for n in args.sizes],
                   "sharing": sharing_run(url, args.workers, args.requests)}
+    if args.write_doc:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from benchmarks.doc_sections import write_section
+
+        write_section("postgres", "Postgres + pgvector tier", markdown(report),
+                      "python benchmarks/postgres_semantic.py --write-doc")
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()
@@ -258,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         for row in report["search"]:
             print(" ".join(f"{k}={v}" for k, v in row.items()))
         print(" ".join(f"{k}={v}" for k, v in report["sharing"].items()))
+        print(" ".join(f"{k}={v}" for k, v in report["exact"].items()))
     return 0
 
 

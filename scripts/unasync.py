@@ -48,6 +48,9 @@ PAIRS: list[tuple[str, str]] = [
     ("src/llmcache/_async_backend_conformance.py", "src/llmcache/_sync_backend_conformance.py"),
     # The cache path's runner (llmcache._pipeline).
     ("src/llmcache/_pipeline/_async_runner.py", "src/llmcache/_pipeline/_sync_runner.py"),
+    # The caching httpx / httpx2 transport's door (llmcache.integrations).
+    ("src/llmcache/integrations/_async_cache_transport.py",
+     "src/llmcache/integrations/_sync_cache_transport.py"),
 ]
 
 #: Whole-word renames beyond the generic rules, async name -> sync name.

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.doc_sections import kept_sections
 from benchmarks.peers.plots import make_plots
 from benchmarks.peers.vectors import FLOOR, FLOOR_1, floor_for
 
@@ -659,5 +660,9 @@ def write(results: dict[str, Any], samples: dict[str, Any], out: Path, img_dir: 
     if blocked:
         lines += [f"Not measured: {len(blocked)} item(s), listed under *What could not "
                   "run*.", ""]
+    # Sections the separate scripts wrote (Postgres, proxy, transport) stay on the page.
+    previous = out.read_text(encoding="utf-8") if out.exists() else ""
+    for block in kept_sections(previous):
+        lines += ["", block.rstrip("\n")]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")

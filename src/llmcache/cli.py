@@ -13,6 +13,7 @@ process that used it persisted), so a fresh process shows what earlier processes
     llmcache clear   --path DIR [--yes]  delete every entry and reset the statistics
     llmcache backends [--check]          installed backend plugins
     llmcache eval PAIRS.jsonl [--json]   semantic cache quality on labeled pairs
+    llmcache proxy --upstream URL        a caching reverse proxy (extra 'proxy')
     llmcache --version
 
 ``stats``, ``keys``, ``inspect`` and ``doctor`` without ``--repair`` change nothing in the
@@ -621,6 +622,47 @@ def eval_pairs(
         _print_json(report)
         return
     evaluation.render([("guards on" if guards else "guards off", report)])
+
+
+@app.command(short_help="A caching reverse proxy for model APIs (extra 'proxy').")
+def proxy(
+    upstream: Annotated[str, typer.Option(
+        "--upstream", help="The API the proxy forwards to, e.g. http://127.0.0.1:11434 or "
+                           "https://api.openai.com.", show_default=False)],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one.")] = 8787,
+    path: Annotated[Path | None, typer.Option(
+        "--path", help="Cache in this directory (a DiskStore).", show_default=False)] = None,
+    redis: Annotated[str | None, typer.Option(
+        "--redis", help="Cache in this Redis, e.g. redis://127.0.0.1:6379/0 (extra 'redis').",
+        show_default=False)] = None,
+    semantic: Annotated[bool, typer.Option(
+        "--semantic", help="Also answer requests that mean the same (extra 'semantic').")]
+    = False,
+    ttl: Annotated[float | None, typer.Option(
+        help="Seconds an answer is kept (default: until evicted).", show_default=False)]
+    = None,
+    max_body: Annotated[int, typer.Option(
+        "--max-body", help="Largest request body forwarded, in bytes; larger: 413.")]
+    = 32 * 1024 * 1024,
+) -> None:
+    """Run a caching reverse proxy in front of an OpenAI-, Anthropic- or Ollama-style API:
+    point a client's base URL at it. Without --path or --redis the cache is in memory.
+    Prints its URL once it listens; SIGTERM or Ctrl-C stops it after the answers in flight."""
+    try:  # lazy: the other commands must not need starlette, uvicorn or httpx
+        from llmcache.proxy import ProxyConfig, serve
+    except ImportError as exc:
+        _fail(str(exc), USAGE_ERROR)
+    try:
+        config = ProxyConfig(upstream=upstream, host=host, port=port, path=path, redis=redis,
+                             semantic=semantic, ttl=ttl, max_body=max_body)
+    except (ValueError, ImportError) as exc:
+        _fail(str(exc), USAGE_ERROR)
+    try:
+        code = serve(config)
+    except (OSError, ImportError) as exc:
+        _fail(f"the proxy could not start: {exc}", STORE_ERROR)
+    raise typer.Exit(code)
 
 
 def main() -> None:

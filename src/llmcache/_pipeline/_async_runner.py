@@ -289,7 +289,7 @@ class AsyncRunner(Generic[V]):
             async for chunk in fn(*args, **kwargs):
                 yield chunk
             return
-        replay, recording = await self._join_stream(plan, codec, ended)
+        replay, recording = await self._join_stream(plan, codec, ended, read_ahead)
         if replay is not MISS:
             for chunk in replay:
                 yield chunk
@@ -335,8 +335,8 @@ class AsyncRunner(Generic[V]):
     async def _read_replay(self, plan: Plan, codec: StreamCodec[V]) -> Any:
         return await self.read(plan, codec.replay)
 
-    async def _join_stream(self, plan: Plan, codec: StreamCodec[V],
-                           ended: int) -> tuple[Any, _Recording | None]:
+    async def _join_stream(self, plan: Plan, codec: StreamCodec[V], ended: int,
+                           read_ahead: bool) -> tuple[Any, _Recording | None]:
         """A leader's recording to replay, or `MISS` and the recording this call leads
         (None: it streams on its own, unregistered). `ended`: `_streams_ended` before
         this call's first read."""
@@ -348,7 +348,10 @@ class AsyncRunner(Generic[V]):
             recording = self._recordings.get(slot)
             leads = recording is None and plan.write
             if leads:
-                recording = self._recordings[slot] = _Recording(slot, owner)
+                # Read ahead, the stream ends whoever reads it: even its own task (thread)
+                # may wait for it.
+                recording = self._recordings[slot] = _Recording(
+                    slot, None if read_ahead else owner)
             stale = self._streams_ended != ended
         if recording is None:
             return MISS, None

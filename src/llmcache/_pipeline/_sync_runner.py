@@ -302,7 +302,7 @@ class Runner(Generic[V]):
             for chunk in fn(*args, **kwargs):
                 yield chunk
             return
-        replay, recording = self._join_stream(plan, codec, ended)
+        replay, recording = self._join_stream(plan, codec, ended, read_ahead)
         if replay is not MISS:
             for chunk in replay:
                 yield chunk
@@ -350,7 +350,7 @@ class Runner(Generic[V]):
         return self.read(plan, codec.replay)
 
     def _join_stream(
-        self, plan: Plan, codec: StreamCodec[V], ended: int
+        self, plan: Plan, codec: StreamCodec[V], ended: int, read_ahead: bool
     ) -> tuple[Any, _Recording | None]:
         """A leader's recording to replay, or `MISS` and the recording this call leads
         (None: it streams on its own, unregistered). `ended`: `_streams_ended` before
@@ -361,7 +361,9 @@ class Runner(Generic[V]):
             recording = self._recordings.get(slot)
             leads = recording is None and plan.write
             if leads:
-                recording = self._recordings[slot] = _Recording(slot, owner)
+                # Read ahead, the stream ends whoever reads it: even its own task (thread)
+                # may wait for it.
+                recording = self._recordings[slot] = _Recording(slot, None if read_ahead else owner)
             stale = self._streams_ended != ended
         if recording is None:
             return MISS, None

@@ -619,7 +619,8 @@ def answer_entry(answer: Answer, *, fingerprint: str) -> CachedResponse:
         chunks=list(answer.chunks) if answer.chunks is not None else None,
         model=answer.model, prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens, tokens_used=usage.total_tokens,
-        fingerprint=fingerprint, metadata={"http": meta})
+        # done_reason at the top level too: where the pipeline's policy check reads it.
+        fingerprint=fingerprint, metadata={"http": meta, "done_reason": answer.done_reason})
 
 
 def replay_entry(entry: CachedResponse) -> Replay:

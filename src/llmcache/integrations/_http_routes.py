@@ -45,17 +45,19 @@ scope and `HTTP_KEY_VERSION`, which is bumped whenever what goes into the key ch
 canonical encoding carries its own version in the ``v3:`` prefix of `llmcache.keys`).
 
 Policy inputs: ``temperature`` is the request's, or, when the request sets none, the
-server's documented default (OpenAI 1.0, Anthropic 1.0, Ollama 0.8): the request did not
-choose, the server samples at its default, so the same temperature rule as every other
-door applies (`temperature_set` tells the two apart; the key records what was sent, so an
-absent temperature stays absent there). Embeddings have none (deterministic). ``seed`` is
-OpenAI's ``seed`` or Ollama's ``options.seed``. ``n`` / ``best_of`` add no rule of their
-own: they are in the key, and the replay gives back the same choices the server gave, so
-the temperature rule (and the seed exemption) decides as for one choice. Requests that
-lean on state held by the server are `uncacheable` whatever the policy: the Responses
-API's ``previous_response_id``, ``conversation``, ``background`` and a ``prompt`` template
-without a pinned ``version``; Anthropic's ``container``; an Ollama call with no prompt or
-no messages (it loads or unloads the model).
+server's documented default (OpenAI 1.0, Anthropic 1.0, Ollama 0.8), for information.
+`temperature_set` tells the two apart, and a door decides on what was sent: a request that
+sets no temperature is cacheable, as at every other door (the caller chose the server's
+default; the key records that it named none), so a door passes ``None`` to the policy when
+`temperature_set` is false (the anthropic SDK sends no temperature unless asked).
+Embeddings have none (deterministic). ``seed`` is OpenAI's ``seed`` or Ollama's
+``options.seed``. ``n`` / ``best_of`` add no rule of their own: they are in the key, and
+the replay gives back the same choices the server gave, so the temperature rule (and the
+seed exemption) decides as for one choice. Requests that lean on state held by the server
+are `uncacheable` whatever the policy: the Responses API's ``previous_response_id``,
+``conversation``, ``background`` and a ``prompt`` template without a pinned ``version``;
+Anthropic's ``container``; an Ollama call with no prompt or no messages (it loads or
+unloads the model).
 
 Credentials (`CREDENTIAL_HEADERS`) never enter a key: they are folded into a keyed BLAKE2b
 hash (`credential_scope`) so two API keys never share entries, unless the door opts into
@@ -66,8 +68,8 @@ non-cryptographic hash is not built to keep its input secret.
 ...                      {"authorization": "Bearer sk-secret"},
 ...                      b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}],'
 ...                      b' "temperature": 0, "user": "alice"}')
->>> call.route.name, call.stream, call.temperature, call.key[:3]
-('openai.chat', False, 0, 'v3:')
+>>> call.route.name, call.stream, call.temperature
+('openai.chat', False, 0)
 >>> "sk-secret" in repr(call)
 False
 >>> parse_request("GET", "https://api.openai.com/v1/models", {}, b"").reason
@@ -201,17 +203,16 @@ class HttpCall:
     has_tools: bool
     uncacheable: str = ""
     body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: The request headers in the key (`KEY_HEADERS`), normalised, as (name, value) pairs.
+    key_headers: tuple[tuple[str, str], ...] = ()
 
 
 def header_items(headers: HeaderInput) -> list[tuple[str, str]]:
     """Headers as ``(lowercase name, value)`` pairs; bytes are read as Latin-1 (HTTP's rule)."""
     pairs = headers.items() if isinstance(headers, Mapping) else headers
-    out = []
-    for name, value in pairs:
-        n = name.decode("latin-1") if isinstance(name, bytes) else name
-        v = value.decode("latin-1") if isinstance(value, bytes) else value
-        out.append((n.lower(), v))
-    return out
+    # One comprehension: this runs on every request through a door.
+    return [((n if isinstance(n, str) else n.decode("latin-1")).lower(),
+             v if isinstance(v, str) else v.decode("latin-1")) for n, v in pairs]
 
 
 def credential_scope(headers: HeaderInput, *, share: bool = False,
@@ -232,9 +233,14 @@ def credential_scope(headers: HeaderInput, *, share: bool = False,
     >>> credential_scope({}), credential_scope({"x-api-key": "k"}, share=True)
     ('anonymous', 'shared')
     """
+    return _scope(header_items(headers), share, secret)
+
+
+def _scope(items: list[tuple[str, str]], share: bool, secret: bytes | None) -> str:
+    """`credential_scope` of headers already read by `header_items`."""
     if share:
         return "shared"
-    found = sorted((n, v.strip()) for n, v in header_items(headers) if n in _CREDENTIALS)
+    found = sorted((n, v.strip()) for n, v in items if n in _CREDENTIALS)
     if not found:
         return "anonymous"
     digest = hashlib.blake2b(digest_size=16, key=secret or _SCOPE_SALT)
@@ -305,13 +311,14 @@ def parse_request(method: str, url: str, headers: HeaderInput, body: bytes, *,
     items = header_items(headers)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     origin = _origin(parts.scheme, parts.hostname, port)
-    scope = credential_scope(items, share=share_credentials, secret=scope_secret)
+    scope = _scope(items, share_credentials, scope_secret)
     stream = data.get("stream")
     stream = route.streams_by_default if stream is None else stream
+    key_headers = _key_headers(items)
     key_data = {
         "v": HTTP_KEY_VERSION, "route": route.name, "method": "POST", "origin": origin,
         "path": path, "scope": scope, "ns": namespace, "stream": stream,
-        "headers": _key_headers(items),
+        "headers": key_headers,
         "body": {k: v for k, v in data.items() if k != "stream" and k not in route.excluded},
     }
     try:
@@ -328,7 +335,8 @@ def parse_request(method: str, url: str, headers: HeaderInput, body: bytes, *,
         temperature=route.default_temperature if temperature is None else temperature,
         temperature_set=temperature is not None, seed=seed, samples=_samples(data),
         has_tools=bool(data.get("tools") or data.get("functions")),
-        uncacheable=_server_state(route, data), body=data)
+        uncacheable=_server_state(route, data), body=data,
+        key_headers=tuple(sorted(key_headers.items())))
 
 
 def _key_headers(items: list[tuple[str, str]]) -> dict[str, str]:

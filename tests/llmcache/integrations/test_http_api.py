@@ -353,7 +353,14 @@ def test_any_other_field_changes_the_key(route: str, name: str, value: Any) -> N
     body = BODIES[route][1]
     if name in body or name in LABELS[route] or name == "stream":
         return
-    assert call(route, with_field(route, name, value)).key != call(route).key
+    url = BODIES[route][0]
+    result = parse_request("POST", url, AUTH, orjson.dumps(with_field(route, name, value)))
+    if isinstance(result, Passthrough):
+        # A known field of the wrong type (``n: []``): passed through untouched, never keyed,
+        # so it cannot be served another request's answer either.
+        assert result.reason == "body"
+        return
+    assert result.key != call(route).key
 
 
 @pytest.mark.parametrize("route, name, value", [

@@ -1,12 +1,13 @@
-"""An Ollama- and OpenAI-compatible HTTP server on the standard library, for llmcache's tests,
-benchmarks and demo.
+"""An Ollama-, OpenAI- and Anthropic-compatible HTTP server on the standard library, for
+llmcache's tests, benchmarks and demo.
 
 It is tooling, not part of llmcache's runtime: its own distribution (``tools/llmcache-testserver``
 in the repository, installed by the Makefile's test, bench and demo setups). `OllamaServer`
-runs it in a background thread, serving Ollama's API at ``url`` and the OpenAI API at
-``openai_url``; `EchoEngine` answers deterministically; `Faults` injects failures;
-``python -m llmcache_testserver --port 0`` runs it as a process (``--engine demo`` answers
-to-do prompts by rules, ``--engine llama`` runs a real local model with llama-cpp-python).
+runs it in a background thread, serving Ollama's API at ``url``, the OpenAI API at
+``openai_url`` and Anthropic's Messages API at ``url`` (``POST /v1/messages``);
+`EchoEngine` answers deterministically; `Faults` injects failures; ``python -m
+llmcache_testserver --port 0`` runs it as a process (``--engine demo`` answers to-do prompts
+by rules, ``--engine llama`` runs a real local model with llama-cpp-python).
 
 >>> from llmcache_ollama import OllamaClient
 >>> with OllamaServer(EchoEngine()) as server, OllamaClient(server.url) as client:

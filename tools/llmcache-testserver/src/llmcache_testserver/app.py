@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from types import TracebackType
 
+from llmcache_testserver.anthropic_api import AnthropicAPI
 from llmcache_testserver.api import VERSION, OllamaAPI
 from llmcache_testserver.engines import EchoEngine, Engine
 from llmcache_testserver.handler import OllamaHTTPServer
@@ -16,13 +17,15 @@ __all__ = ["OllamaServer"]
 
 
 class OllamaServer:
-    """Serves Ollama's HTTP API from `engine` (an `EchoEngine` by default), and OpenAI's
-    under ``/v1`` (`openai_url`) from the same engine.
+    """Serves Ollama's HTTP API from `engine` (an `EchoEngine` by default), OpenAI's
+    under ``/v1`` (`openai_url`) and Anthropic's ``POST /v1/messages`` (base URL `url`, as
+    the anthropic SDK takes it) from the same engine.
 
     ``port=0`` picks a free port; `url` is known once started. ``calls`` counts requests per
     endpoint (``openai.chat``, ``openai.embeddings``, ``openai.models`` for the OpenAI
-    routes); change ``faults`` (a `Faults`) to inject failures while it runs, and
-    ``openai`` (an `OpenAIAPI`) to require an API key or answer 429s.
+    routes, ``anthropic.messages``); change ``faults`` (a `Faults`) to inject failures
+    while it runs, and ``openai`` (an `OpenAIAPI`) or ``anthropic`` (an `AnthropicAPI`) to
+    require an API key or answer 429s.
 
     >>> import httpx
     >>> with OllamaServer(EchoEngine(latency_ms=1)) as server:
@@ -39,6 +42,7 @@ class OllamaServer:
         self.calls = CallCounter()
         self.api = OllamaAPI(self.engine, faults=self.faults, calls=self.calls, version=version)
         self.openai = OpenAIAPI(self.engine, faults=self.faults, calls=self.calls)
+        self.anthropic = AnthropicAPI(self.engine, faults=self.faults, calls=self.calls)
         self._address = (host, port)
         self._httpd: OllamaHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -47,7 +51,7 @@ class OllamaServer:
         """Bind and serve in a daemon thread. Returns self."""
         if self._httpd is not None:
             raise RuntimeError("server already started")
-        httpd = OllamaHTTPServer(self._address, self.api, self.openai)
+        httpd = OllamaHTTPServer(self._address, self.api, self.openai, self.anthropic)
         # A short poll interval keeps stop() fast; the loop costs nothing measurable.
         thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                   name=f"ollama-server:{httpd.server_port}", daemon=True)

@@ -1,6 +1,7 @@
 """The HTTP/1.1 side of the server: stdlib ``http.server``, one daemon thread per connection,
 keep-alive, chunked transfer encoding for NDJSON (and server-sent event) streams. What to
-answer is `api`'s job, and `openai_api`'s for paths under ``/v1/``."""
+answer is `api`'s job, `anthropic_api`'s for ``/v1/messages`` and `openai_api`'s for the
+other paths under ``/v1/``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from llmcache_testserver.anthropic_api import AnthropicAPI
 from llmcache_testserver.api import ApiError, OllamaAPI, Reply, Streamed
 from llmcache_testserver.openai_api import OpenAIAPI
 
@@ -61,6 +63,9 @@ class OllamaHandler(BaseHTTPRequestHandler):
             self._reply(Reply(exc.status, {"error": exc.message}))
             return
         path = urlsplit(self.path).path.rstrip("/") or "/"
+        if path == "/v1/messages" and self.server.anthropic is not None:
+            self._anthropic(body)
+            return
         if path == "/v1" or path.startswith("/v1/"):
             self._openai(path, body)
             return
@@ -96,6 +101,23 @@ class OllamaHandler(BaseHTTPRequestHandler):
                                            "code": None}})
         if isinstance(answer, Streamed):
             self._stream(answer.lines, getattr(answer, "content_type", "application/x-ndjson"))
+        else:
+            self._reply(answer)
+
+    def _anthropic(self, body: bytes | None) -> None:
+        api = self.server.anthropic
+        assert api is not None
+        if self.command != "POST":
+            self._send(405, b"405 method not allowed", "text/plain; charset=utf-8")
+            return
+        try:
+            answer = api.handle(body, self.headers.get("x-api-key"))
+        except Exception as exc:
+            logger.exception("engine failed on /v1/messages")
+            answer = Reply(500, {"type": "error", "error": {
+                "type": "api_error", "message": str(exc) or type(exc).__name__}})
+        if isinstance(answer, Streamed):
+            self._stream(answer.lines, getattr(answer, "content_type", "text/event-stream"))
         else:
             self._reply(answer)
 
@@ -149,12 +171,22 @@ class OllamaHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        cut = self.server.api.faults.disconnect_after
         try:
-            for line in _guarded(lines):
+            for sent, line in enumerate(_guarded(lines)):
+                if cut is not None and sent >= cut:
+                    self._drop()
+                    return
                 self._chunk(line if isinstance(line, bytes) else orjson.dumps(line))
             self.wfile.write(b"0\r\n\r\n")
         except OSError:  # the client went away; nothing more can be sent
             self.close_connection = True
+
+    def _drop(self) -> None:
+        """End the connection in the middle of a body (the ``disconnect_after`` fault)."""
+        self.close_connection = True
+        self.wfile.flush()
+        self.connection.shutdown(socket.SHUT_RDWR)
 
     def _chunk(self, line: bytes) -> None:
         data = line + b"\n"
@@ -184,9 +216,11 @@ class OllamaHTTPServer(ThreadingHTTPServer):
     request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], api: OllamaAPI,
-                 openai: OpenAIAPI | None = None) -> None:
+                 openai: OpenAIAPI | None = None,
+                 anthropic: AnthropicAPI | None = None) -> None:
         self.api = api
         self.openai = openai
+        self.anthropic = anthropic
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         if ":" in address[0]:

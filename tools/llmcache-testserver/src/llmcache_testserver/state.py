@@ -71,6 +71,9 @@ class Faults:
       (status stays 200); a non-streamed request gets a 500;
     - ``truncate_after``: a stream sends this many text chunks, then ends without its
       ``done`` line;
+    - ``disconnect_after``: a stream (any route, any model) sends this many chunks (lines
+      or events), then the server drops the connection without ending the body, as a
+      server killed mid-stream would;
     - ``models``: limit the faults to these model names (None: every model).
 
     >>> faults = Faults(unavailable=1)
@@ -83,6 +86,7 @@ class Faults:
     bad_json: bool = False
     fail_after: int | None = None
     truncate_after: int | None = None
+    disconnect_after: int | None = None
     models: Collection[str] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
