@@ -605,23 +605,120 @@ def eval_pairs(
         callback=_within(0.0, 1.0),
         help="Share of traps in [0, 1] allowed a wrong answer when choosing a threshold.")]
     = 0.02,
+    verifier: Annotated[str | None, typer.Option(
+        help="Ask a judge, BACKEND:MODEL (e.g. ollama:qwen2.5:0.5b; the backend finds its "
+             "server as usual, e.g. from OLLAMA_HOST).", show_default=False)] = None,
+    judge_accuracy: Annotated[float | None, typer.Option(
+        callback=_within(0.0, 1.0),
+        help="Ask a simulated judge right with this probability (from the labels; its "
+             "mistakes are fixed per pair).", show_default=False)] = None,
+    max_error: Annotated[float | None, typer.Option(
+        callback=_within(0.0, 1.0),
+        help="Learned mode: the stated bound on wrong answers, in (0, 1); calibrates on "
+             "half of the pairs and scores the other half.", show_default=False)] = None,
+    splits: Annotated[int, typer.Option(
+        min=1, help="Learned mode: splits (runs, with --calibrate-on); with a simulated "
+                    "judge, runs with other seeds.")] = 5,
+    calibrate_on: Annotated[Path | None, typer.Option(
+        help="Learned mode: calibrate on this pairs file, score all of PAIRS (a holdout).",
+        show_default=False)] = None,
+    curve: Annotated[bool, typer.Option(
+        "--curve", help="Also the served share against bounds from 0.5% to 20%.")] = False,
+    floor: Annotated[float, typer.Option(
+        callback=_within(-1.0, 1.0),
+        help="With a judge or a bound: candidates below this similarity are neither judged "
+             "nor served.")] = 0.5,
+    inline: Annotated[bool, typer.Option(
+        "--inline/--background",
+        help="Learned mode: ask the judge on the request path, or in the background (a "
+             "pair is then served on its repeat).")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the splits, the simulated judge and "
+                                           "the exploration.")] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Measure the semantic cache on labeled pairs: should-hit pairs served, traps served a
-    wrong answer (per category), and the best threshold under a wrong-answer budget."""
+    wrong answer (per category), and the best threshold under a wrong-answer budget. With a
+    judge (--verifier, --judge-accuracy) and a stated bound (--max-error, --curve): the
+    served and wrong shares of the cache that learns its thresholds."""
     from llmcache.vector import eval as evaluation
+
+    judged = verifier is not None or judge_accuracy is not None
+    learning = max_error is not None or curve
+    if verifier is not None and judge_accuracy is not None:
+        _fail("--verifier and --judge-accuracy: choose one judge", USAGE_ERROR)
+    if calibrate_on is not None and not learning:
+        _fail("--calibrate-on needs --max-error or --curve", USAGE_ERROR)
+    if not judged and not learning:
+        try:
+            loaded = evaluation.load_pairs(pairs)
+            report = evaluation.evaluate(loaded, evaluation.make_embedder(embedder),
+                                         threshold=threshold, guards=None if guards else (),
+                                         budget=budget)
+        except (OSError, ValueError, ImportError) as exc:
+            _fail(str(exc), USAGE_ERROR)
+        if as_json:
+            _print_json(report)
+            return
+        evaluation.render([("guards on" if guards else "guards off", report)])
+        return
+    _eval_judged(pairs, embedder=embedder, threshold=threshold, guards=guards,
+                 verifier=verifier, judge_accuracy=judge_accuracy, max_error=max_error,
+                 splits=splits, calibrate_on=calibrate_on, curve=curve, floor=floor,
+                 inline=inline, seed=seed, as_json=as_json)
+
+
+def _eval_judged(pairs: Path, *, embedder: str, threshold: float | None, guards: bool,
+                 verifier: str | None, judge_accuracy: float | None, max_error: float | None,
+                 splits: int, calibrate_on: Path | None, curve: bool, floor: float,
+                 inline: bool, seed: int, as_json: bool) -> None:
+    """`eval_pairs` with a judge or a stated bound (`llmcache.vector.eval_learned`)."""
+    from llmcache.backends.registry import BackendNotFound
+    from llmcache.vector import eval as evaluation
+    from llmcache.vector import eval_learned as learned
+    from llmcache.vector.verifier import Verifier
 
     try:
         loaded = evaluation.load_pairs(pairs)
-        report = evaluation.evaluate(loaded, evaluation.make_embedder(embedder),
-                                     threshold=threshold, guards=None if guards else (),
-                                     budget=budget)
-    except (OSError, ValueError, ImportError) as exc:
+        calibration = evaluation.load_pairs(calibrate_on) if calibrate_on else None
+        model = evaluation.make_embedder(embedder)
+        real = learned.make_verifier(verifier) if verifier is not None else None
+        known = [*loaded, *(calibration or [])]
+
+        def judge(k: int) -> Verifier | None:
+            if judge_accuracy is not None:
+                return learned.simulated_judge(known, accuracy=judge_accuracy,
+                                               seed=seed * 1000 + k)
+            return real
+
+        options: dict[str, Any] = {"splits": splits, "seed": seed, "floor": floor,
+                                   "guards": None if guards else (),
+                                   "verify": "inline" if inline else "background",
+                                   "calibrate_on": calibration}
+        rows: list[dict[str, Any]] = []
+        if max_error is None and not curve:
+            report = learned.judged_once(loaded, model, judge=judge,
+                                         runs=splits if judge_accuracy is not None else 1,
+                                         threshold=threshold, floor=floor,
+                                         guards=options["guards"])
+        else:
+            report = learned.learned_splits(loaded, model, judge=judge,
+                                            max_error=0.01 if max_error is None else max_error,
+                                            **options)
+            if curve:
+                rows = learned.curve(loaded, model, judge=judge, **options)
+    except (OSError, ValueError, ImportError, BackendNotFound) as exc:
         _fail(str(exc), USAGE_ERROR)
+    report["judge"] = (f"simulated judge right {judge_accuracy:.0%}" if judge_accuracy
+                       is not None else f"judge {verifier}" if verifier else "no judge")
+    report["embedder"] = model.name
+    if real is not None:
+        report["verifier"] = real.stats()
+    if curve:
+        report["curve"] = rows
     if as_json:
         _print_json(report)
         return
-    evaluation.render([("guards on" if guards else "guards off", report)])
+    learned.render_learned(report, rows)
 
 
 @app.command(short_help="A caching reverse proxy for model APIs (extra 'proxy').")

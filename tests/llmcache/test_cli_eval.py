@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -117,3 +118,91 @@ def test_range_ends_are_accepted(pairs: Path) -> None:
                  ["--budget", "1"]):
         result = run("eval", str(pairs), "--embedder", "hashing", *args, "--json")
         assert result.exit_code == 0, result.output
+
+
+# ------------------------------------------------------------------ judges and a stated bound
+
+JUDGED = [
+    *({"a": f"How do I cook {food} rice?", "b": f"how do i cook {food} rice",
+       "same_answer": True, "category": "near_repeat"} for food in
+      ("basmati", "jasmine", "brown", "sushi", "wild", "arborio", "black", "red")),
+    *({"a": f"Where is order {n}?", "b": f"Where is order {n + 1}?", "same_answer": False,
+       "category": "number"} for n in (48213, 51220, 60001, 70010)),
+    *({"a": f"How do I cook {food} rice?", "b": f"How do I store {food} rice?",
+       "same_answer": False, "category": "scope"} for food in ("basmati", "jasmine", "wild")),
+]
+
+
+@pytest.fixture
+def judged(tmp_path: Path) -> Path:
+    path = tmp_path / "judged.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in JUDGED))
+    return path
+
+
+def run_json(*args: str) -> dict[str, Any]:
+    result = run("eval", *args, "--embedder", "hashing", "--json")
+    assert result.exit_code == 0, result.output
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+def test_a_right_judge_under_a_bound_serves_the_repeats_and_no_trap(judged: Path) -> None:
+    report = run_json(str(judged), "--judge-accuracy", "1", "--max-error", "0.01",
+                      "--splits", "2")
+    figures = report["figures"]
+    assert figures["served"]["mean"] > 0.5 and figures["wrong"]["max"] == 0.0
+    assert figures["served_at_once"]["mean"] == 0.0  # judged in the background
+    assert report["judge"] == "simulated judge right 100%" and report["splits"] == 2
+    assert report["per_category"]["number"]["wrong"] == 0.0
+    assert set(report["basis"]) <= {"alias", "judge", "learned"}
+    inline = run_json(str(judged), "--judge-accuracy", "1", "--max-error", "0.01",
+                      "--splits", "2", "--inline")
+    assert inline["figures"]["served_at_once"] == inline["figures"]["served"]
+
+
+def test_a_judge_always_wrong_serves_traps_only_on_its_word(judged: Path) -> None:
+    report = run_json(str(judged), "--judge-accuracy", "0", "--max-error", "0.01",
+                      "--splits", "2")
+    assert report["figures"]["served"]["max"] == 0.0  # it rejects every repeat
+    assert report["figures"]["wrong"]["mean"] > 0.0  # and approves the scope traps
+    assert report["per_category"]["number"]["wrong"] == 0.0  # hard vetoes: never asked
+    assert set(report["basis"]) == {"alias"}  # nothing learned within a 1% bound
+
+
+def test_a_simulated_judge_without_a_bound_is_asked_inline(judged: Path) -> None:
+    report = run_json(str(judged), "--judge-accuracy", "1", "--threshold", "0.99")
+    assert report["max_error"] is None
+    assert report["figures"]["served"]["mean"] == 1.0
+    assert report["figures"]["wrong"]["mean"] == 0.0
+
+
+def test_a_real_backend_as_the_judge(judged: Path) -> None:
+    # The public mock echoes the question: no clear yes, so no judged hit.
+    report = run_json(str(judged), "--verifier", "mock:echo-judge", "--threshold", "0.99")
+    assert report["judge"] == "judge mock:echo-judge"
+    assert report["verifier"]["unparsed"] > 0 and report["figures"]["wrong"]["max"] == 0.0
+
+
+def test_curve_and_holdout_measurement(judged: Path, tmp_path: Path) -> None:
+    result = run("eval", str(judged), "--embedder", "hashing", "--judge-accuracy", "0.95",
+                 "--curve", "--splits", "1")
+    assert result.exit_code == 0, result.output
+    assert "served share against the bound" in result.stdout and "20.0%" in result.stdout
+    report = run_json(str(judged), "--judge-accuracy", "0.95", "--max-error", "0.05",
+                      "--calibrate-on", str(judged), "--splits", "1")
+    assert report["pairs"] == len(JUDGED)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--judge-accuracy", "0.9", "--verifier", "mock:x"], "choose one judge"),
+    (["--calibrate-on", "x.jsonl"], "needs --max-error"),
+    (["--max-error", "0", "--judge-accuracy", "1"], "max_error"),
+    (["--verifier", "mock"], "BACKEND:MODEL"),
+    (["--verifier", "no-such-backend:m"], "no-such-backend"),
+    (["--judge-accuracy", "1.5"], "--judge-accuracy"),
+])
+def test_judged_usage_errors(judged: Path, args: list[str], message: str) -> None:
+    result = run("eval", str(judged), "--embedder", "hashing", *args)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.stderr.replace("│", " ").split())

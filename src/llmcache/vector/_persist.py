@@ -17,6 +17,10 @@ embedder: another name, size or version) are embedded again. An embedder that fa
 answers nonsense while doing so leaves those entries to exact lookups (counted, logged
 once); the next open tries again. Opening never fails for it.
 
+A cache with a stated error bound also saves what it learned (its labeled observations,
+see `llmcache.vector.observations`) beside the manifest, in ``observations.json``, with the
+identity of the embedder whose similarities they are: another embedder starts without them.
+
 These functions take what they work on as arguments and give back what they found; the
 cache's state stays the cache's (`SemanticCache` calls them with its own).
 """
@@ -46,13 +50,15 @@ from llmcache.vector.embedders import (
 )
 from llmcache.vector.index import IndexFileError, VectorIndex, VectorSearch, atomic_write
 
-__all__ = ["MANIFEST", "EmbedderIdentity", "Record", "Restored", "index_file", "load_index",
-           "load_partition_index", "partition_index", "read_manifest", "record_from_entry",
-           "read_persisted", "try_load_index", "write_manifest", "write_persisted"]
+__all__ = ["MANIFEST", "OBSERVATIONS", "EmbedderIdentity", "Record", "Restored", "index_file",
+           "load_index", "load_partition_index", "partition_index", "read_manifest",
+           "read_observation_rows", "read_persisted", "record_from_entry", "try_load_index",
+           "write_manifest", "write_observation_rows", "write_persisted"]
 
 logger = logging.getLogger("llmcache.vector.semantic")
 
 MANIFEST = "manifest.json"
+OBSERVATIONS = "observations.json"  # beside the manifest: what a bounded cache learned
 _FORMAT = "llmcache-semantic-manifest"
 _VERSION = 1
 META_KEY = "_semantic"  # where an entry carries its record, for rebuilds
@@ -388,3 +394,45 @@ def write_persisted(path: Path, embedder: EmbedderIdentity, records: list[Record
         else:
             index.save(file)
     write_manifest(directory, embedder, records)
+
+
+# ----------------------------------------------------------------- learned observations
+
+_OBS_FORMAT = "llmcache-semantic-observations"
+
+
+def write_observation_rows(path: Path, embedder: EmbedderIdentity, rows: list[Any]) -> None:
+    """Save the labeled observations of a cache with an error bound (plain JSON rows, see
+    `llmcache.vector.observations`) beside the manifest of the cache persisted at ``path``,
+    with the identity of the embedder whose similarities they hold."""
+    directory = path / "index"
+    directory.mkdir(parents=True, exist_ok=True)
+    data = orjson.dumps({"format": _OBS_FORMAT, "version": _VERSION, "embedder": embedder.name,
+                         "embedder_dim": embedder.dim, "embedder_version": embedder.version,
+                         "rows": rows})
+    atomic_write(directory / OBSERVATIONS, lambda f: f.write(data))
+
+
+def read_observation_rows(path: Path, embedder: EmbedderIdentity) -> list[Any]:
+    """The rows `write_observation_rows` saved for the cache at ``path``, if they were made
+    by an embedder of the same identity (another one's similarities mean something else);
+    nothing if absent, unreadable or foreign (logged)."""
+    file = path / "index" / OBSERVATIONS
+    try:
+        data = orjson.loads(file.read_bytes())
+        if data["format"] != _OBS_FORMAT or data["version"] != _VERSION \
+                or not isinstance(data["rows"], list):
+            raise ValueError(f"format {data['format']!r} version {data['version']!r}")
+        saved = _identity(data)
+    except FileNotFoundError:
+        return []
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        logger.warning("semantic observations %s are unusable (%s); starting without them",
+                       file, exc)
+        return []
+    if not saved.same_as(embedder):
+        logger.warning("semantic observations %s were made by embedder %s, this one is %s; "
+                       "starting without them", file, saved, embedder)
+        return []
+    rows: list[Any] = data["rows"]
+    return rows

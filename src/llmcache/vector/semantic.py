@@ -28,14 +28,16 @@ True
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import logging
 import math
 import os
+import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -43,6 +45,7 @@ from typing import Any
 
 import orjson
 
+from llmcache.backends.base import AsyncBackend
 from llmcache.entry import CachedResponse, JSONValue
 from llmcache.keys import Request, canonical_bytes, fingerprint, hash_bytes, make_key
 from llmcache.stores.base import Store, check_ttl
@@ -55,7 +58,9 @@ from llmcache.vector._persist import (
     load_index,
     load_partition_index,
     partition_index,
+    read_observation_rows,
     read_persisted,
+    write_observation_rows,
     write_persisted,
 )
 from llmcache.vector._scope import (
@@ -68,18 +73,37 @@ from llmcache.vector._scope import (
     public_entry,
     split_request,
 )
+from llmcache.vector.background import BackgroundWork
+from llmcache.vector.bound import DEFAULT_CONFIDENCE
+from llmcache.vector.compare import COMPARISONS, Comparison, text_of
 from llmcache.vector.embedders import Embedder, EmbeddingError, Matrix, declared_dim
 from llmcache.vector.guards import Guard, default_guards
 from llmcache.vector.index import SearchHit, VectorSearch
+from llmcache.vector.observations import (
+    Decision,
+    Observation,
+    ObservationLog,
+    observations_entry,
+    observations_key,
+    read_labeled_pairs,
+    rows_from_entry,
+)
+from llmcache.vector.promotion import ALIAS_KEY, BoundedMemory, Pending, alias_entry, alias_target
 from llmcache.vector.verifier import Verifier
 
-__all__ = ["DEFAULT_THRESHOLD", "Candidate", "SemanticCache", "SemanticHit", "split_request"]
+__all__ = ["DEFAULT_THRESHOLD", "LEARNED_FLOOR", "Candidate", "SemanticCache", "SemanticHit",
+           "split_request"]
 
 logger = logging.getLogger(__name__)
 
 #: Chosen on the bundled labeled set with WordLlama and the default guards (see the
 #: evaluation in ``llmcache eval``): below it unrelated short texts start to score close.
 DEFAULT_THRESHOLD = 0.7
+#: With ``max_error``, candidates below this similarity are not considered (neither served
+#: nor sent to the judge) unless ``grey_zone`` sets another floor: on the bundled set with
+#: WordLlama, 90% of the should-hit pairs score above it and unrelated texts below.
+LEARNED_FLOOR = 0.5
+_VERIFY_MODES = ("inline", "background")
 
 _OPT = orjson.OPT_SORT_KEYS
 
@@ -132,6 +156,43 @@ class SemanticCache:
 
     Call `set` only with answers the model produced for that request, never with the
     answer of a semantic hit: a chain of hits would drift away from the original question.
+
+    **A stated error bound.** With ``max_error`` (say ``0.01``) the static ``threshold``
+    no longer decides: a candidate that passes the hard guards is served only when the
+    thresholds learned from labeled observations say that candidates like it are wrong at
+    most ``max_error`` of the time, with probability ``confidence`` (an exact binomial
+    upper bound, thresholds tested from high to low; see `llmcache.vector.bound` for why
+    that keeps the bound). Thresholds are learned per partition, or cache-wide until a
+    partition has enough observations of its own, and an entry never serves below the
+    highest similarity at which it was found wrong (`llmcache.vector.observations`).
+    Until about ``ln(1 - confidence) / ln(1 - max_error)`` observations (299 for 1% at
+    95%) certify a threshold, only a judge's approvals are served. Labels come from
+
+    - the ``verifier`` (a judge): candidates not (yet) servable, down to ``grey_zone[0]``
+      (`LEARNED_FLOOR` by default), or vetoed only by the soft ``scope`` guard, are sent
+      to it; its approvals are served (and promoted, below), its verdicts are labels;
+    - the model itself: a candidate the model answers anyway (not servable yet, or an
+      exploration: with a chance of up to ``explore`` a servable candidate calls the model,
+      more often where the estimate is least sure) is labeled when its fresh answer is
+      `set`, by ``compare``: ``"exact"``, ``"normalized"``, ``"json"`` (see
+      `llmcache.vector.compare`), a callable, or a `Verifier` (asked in the background);
+    - labeled pairs, for a warm start: `observe_pairs`.
+
+    The bound holds for labels as good as their source: a judge's mistakes are learned as
+    truths. Observations are saved beside the manifest (``persist_path``) and, when the
+    ``store`` is yours (a shared Redis tier), in it, by `save` and `close`
+    (`sync_observations` at any time), so processes learn from each other.
+
+    **Verification off the request path.** ``verify="background"`` (the default with
+    ``max_error``; ``"inline"`` otherwise, as before) lets the model answer a grey-zone
+    candidate now while a worker asks the verifier (a queue of ``max_pending`` jobs, the
+    ones that do not fit dropped and counted, ``verify_concurrency`` at a time; a thread
+    for `get`, a task of the running loop for `aget`). An approved pair becomes an alias:
+    the new request's exact key points at the cached answer, so the same request later is
+    an exact hit (``metadata["semantic"]["basis"] == "alias"``); a rejected pair is
+    remembered and not asked again. `wait_verified` waits for the queue; `close` stops the
+    workers. Hits served under a bound say why in ``metadata["semantic"]["basis"]``:
+    ``"learned"`` (with the threshold and bound used), ``"judge"`` or ``"alias"``.
     """
 
     def __init__(self, embedder: Embedder, *, threshold: float = DEFAULT_THRESHOLD,
@@ -141,7 +202,11 @@ class SemanticCache:
                  persist_path: str | os.PathLike[str] | None = None,
                  index_factory: Callable[[int], VectorSearch] | None = None,
                  approximate_above: int | None = 50_000, candidates: int = 8,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, max_error: float | None = None,
+                 confidence: float = DEFAULT_CONFIDENCE, explore: float = 0.05,
+                 compare: str | Comparison | Verifier = "exact", verify: str | None = None,
+                 max_pending: int = 256, verify_concurrency: int = 1,
+                 max_observations: int = 10_000, seed: int | None = None) -> None:
         self.embedder = embedder
         self.threshold = self._check_threshold(threshold)
         self.max_entries = check_int("max_entries", max_entries, minimum=1)
@@ -166,8 +231,11 @@ class SemanticCache:
         self._dir = Path(persist_path) if persist_path is not None else None
         self._owns_store = store is None
         if store is None:
+            # Room for as many aliases as entries, when approved pairs are promoted.
+            promoting = max_error is not None or verify == "background"
             store = (DiskStore(self._dir / "entries", clock=clock) if self._dir is not None
-                     else MemoryStore(max_entries=max_entries, clock=clock))
+                     else MemoryStore(max_entries=max_entries * (2 if promoting else 1),
+                                      clock=clock))
         self._store = store
         self._lock = threading.RLock()
         self._records: OrderedDict[str, Record] = OrderedDict()
@@ -181,8 +249,13 @@ class SemanticCache:
         self._stale_logged = False
         self._vetoes = {guard.name: 0 for guard in self.guards}
         self._closed = False
+        self._setup_learning(max_error, confidence=confidence, explore=explore,
+                             compare=compare, verify=verify, max_pending=max_pending,
+                             concurrency=verify_concurrency, max_observations=max_observations,
+                             seed=seed)
         if self._dir is not None:
             self._restore(self._dir)
+        self._load_observations()
 
     # ------------------------------------------------------------------ helpers
 
@@ -287,6 +360,7 @@ class SemanticCache:
         record, entry, ttl = self._prepare(request, value, ttl)
         vec = self._vectors.get(record.text) if record.text is not None else None
         self._commit(record, entry, ttl, vec)
+        self._observe_fresh(record.key, entry, asynchronous=False)
 
     async def aset(self, request: Request, value: CachedResponse | JSONValue, *,
                    ttl: float | None = None) -> None:
@@ -294,6 +368,7 @@ class SemanticCache:
         record, entry, ttl = self._prepare(request, value, ttl)
         vec = await self._vectors.aget(record.text) if record.text is not None else None
         self._commit(record, entry, ttl, vec)
+        self._observe_fresh(record.key, entry, asynchronous=True)
 
     # ------------------------------------------------------------------ reading
 
@@ -308,12 +383,16 @@ class SemanticCache:
         split = split_request(canonical)
         entry = self._store.get(key)
         if entry is not None and entry.fingerprint == fingerprint(data):
-            text = split[1] if split else None
-            with self._lock:
-                if key in self._records:
-                    self._records.move_to_end(key)
-                self._counts["exact_hits"] += 1
-            return SemanticHit(public_entry(entry, 1.0, text, True), 1.0, True, text, key)
+            if ALIAS_KEY not in entry.metadata:
+                text = split[1] if split else None
+                with self._lock:
+                    if key in self._records:
+                        self._records.move_to_end(key)
+                    self._counts["exact_hits"] += 1
+                return SemanticHit(public_entry(entry, 1.0, text, True), 1.0, True, text, key)
+            alias = self._alias_hit(key, entry)  # a judge's approval, promoted
+            if alias is not None:
+                return alias
         if split is not None:
             partition = self._partition(hash_bytes(orjson.dumps(split[0], option=_OPT)))
             with self._lock:
@@ -326,6 +405,23 @@ class SemanticCache:
         with self._lock:
             self._counts["misses"] += 1
 
+    def _search(self, query: SemanticQuery, vec: Matrix,
+                lower: float) -> list[tuple[Record, float]]:
+        """The records of ``query``'s partition scoring at least ``lower``, best first."""
+        with self._lock:
+            self._sweep(self._clock())
+            if not self._fits(query.partition, vec):
+                return []
+            index = self._indexes.get(query.partition)
+        # The search runs outside the cache's lock (the index has its own), so lookups in
+        # other partitions and writes go on meanwhile: a search over 100k rows takes
+        # milliseconds. An id removed or replaced in between is dropped here or refused by
+        # `_serve`.
+        hits = index.search(vec, k=self.candidates, threshold=lower) if index is not None else []
+        with self._lock:
+            return [(self._records[h.id], min(1.0, h.score)) for h in hits
+                    if h.id in self._records]  # float rounding can give 1.0000001
+
     def _screen(self, query: SemanticQuery,
                 vec: Matrix | None) -> Iterator[tuple[Record, Candidate]]:
         """Candidates that may be served, best first, judged one at a time (a lookup
@@ -334,20 +430,7 @@ class SemanticCache:
             return
         zone = self.grey_zone if self.verifier is not None else None
         lower = min(query.threshold, zone[0]) if zone else query.threshold
-        with self._lock:
-            self._sweep(self._clock())
-            if not self._fits(query.partition, vec):
-                return
-            index = self._indexes.get(query.partition)
-        # The search runs outside the cache's lock (the index has its own), so lookups in
-        # other partitions and writes go on meanwhile: a search over 100k rows takes
-        # milliseconds. An id removed or replaced in between is dropped here or refused by
-        # `_serve`.
-        hits = index.search(vec, k=self.candidates, threshold=lower) if index is not None else []
-        with self._lock:
-            found = [(self._records[h.id], min(1.0, h.score)) for h in hits
-                     if h.id in self._records]  # float rounding can give 1.0000001
-        for record, score in found:
+        for record, score in self._search(query, vec, lower):
             assert record.text is not None
             candidate = judge(self.guards, record.key, record.text, query.text, score,
                               query.threshold, self.verifier is not None, self.grey_zone)
@@ -381,8 +464,13 @@ class SemanticCache:
         query = self._begin(request, threshold)
         if not isinstance(query, SemanticQuery):
             return query
+        if self._learned is not None:
+            return self._get_learned(request, query, self._vectors.get(query.text))
         for record, candidate in self._screen(query, self._vectors.get(query.text)):
-            if candidate.verify:
+            if candidate.verify and self.verify_mode == "background":
+                if not self._approved(record, candidate, request, query, False):
+                    continue
+            elif candidate.verify:
                 assert self.verifier is not None and record.text is not None
                 ok = self.verifier.verify(record.text, query.text)
                 self._verdict(ok)
@@ -400,8 +488,14 @@ class SemanticCache:
         query = self._begin(request, threshold)
         if not isinstance(query, SemanticQuery):
             return query
+        if self._learned is not None:
+            return await self._aget_learned(request, query,
+                                            await self._vectors.aget(query.text))
         for record, candidate in self._screen(query, await self._vectors.aget(query.text)):
-            if candidate.verify:
+            if candidate.verify and self.verify_mode == "background":
+                if not self._approved(record, candidate, request, query, True):
+                    continue
+            elif candidate.verify:
                 assert self.verifier is not None and record.text is not None
                 ok = await self.verifier.averify(record.text, query.text)
                 self._verdict(ok)
@@ -463,6 +557,7 @@ class SemanticCache:
             self._indexes.clear()
             self._expiry.clear()
             self._store.clear()
+        self._forget_learning()
 
     def __len__(self) -> int:
         with self._lock:
@@ -482,10 +577,13 @@ class SemanticCache:
                 "vetoes": dict(self._vetoes),
                 "threshold": self.threshold, "embedder": self.embedder.name}
         result["verifier"] = self.verifier.stats() if self.verifier is not None else None
+        result.update(self._learning_stats())
         return result
 
     def save(self) -> None:
-        """Write the changed indexes and the manifest (no-op without ``persist_path``)."""
+        """Write the changed indexes and the manifest (no-op without ``persist_path``), and
+        what a cache with ``max_error`` learned (also to a store you passed)."""
+        self._save_observations()
         if self._dir is None:
             return
         with self._lock:
@@ -521,12 +619,424 @@ class SemanticCache:
         """Save (when persisted) and close the store this cache opened. Idempotent."""
         if self._closed:
             return
+        self._work.close()
         try:
             self.save()
         finally:
             self._closed = True
             if self._owns_store:
                 self._store.close()
+
+    async def aclose(self) -> None:
+        """`close` for async code: also waits for the verification tasks of this loop."""
+        if self._closed:
+            return
+        await self._work.aclose()
+        await asyncio.to_thread(self.close)
+
+    # ------------------------------------------------------------------ stated bound,
+    # verification off the request path, promotion (issue 17)
+
+    def _setup_learning(self, max_error: float | None, *, confidence: float, explore: float,
+                        compare: str | Comparison | Verifier, verify: str | None,
+                        max_pending: int, concurrency: int, max_observations: int,
+                        seed: int | None) -> None:
+        self.max_error = max_error
+        self._learned = None if max_error is None else ObservationLog(
+            max_error=max_error, confidence=confidence, explore=explore,
+            max_observations=max_observations)
+        self.verify_mode = verify if verify is not None else (
+            "inline" if max_error is None else "background")
+        if self.verify_mode not in _VERIFY_MODES:
+            raise ValueError(f"verify: expected one of {_VERIFY_MODES} or None, got {verify!r}")
+        if isinstance(compare, str):
+            if compare not in COMPARISONS:
+                raise ValueError(f"compare: expected one of {sorted(COMPARISONS)}, a callable "
+                                 f"or a Verifier, got {compare!r}")
+            compare = COMPARISONS[compare]
+        elif not callable(compare) and not isinstance(compare, Verifier):
+            raise ValueError(f"compare: expected a name, a callable or a Verifier, "
+                             f"got {compare!r}")
+        self.compare: Comparison | Verifier = compare
+        self._floor = self.grey_zone[0] if self.grey_zone is not None else LEARNED_FLOOR
+        self._work = BackgroundWork(max_pending=max_pending, concurrency=concurrency,
+                                    name="llmcache-semantic-verify")
+        memory = max(1024, self.max_entries)
+        self._pending: BoundedMemory[str, Pending] = BoundedMemory(memory)
+        self._verdicts: BoundedMemory[tuple[str, str], bool] = BoundedMemory(memory)
+        self._asking: BoundedMemory[tuple[str, str], bool] = BoundedMemory(memory)
+        self._aliases: OrderedDict[str, None] = OrderedDict()  # at most max_entries
+        self._rng = random.Random(seed)
+        for name in ("alias_hits", "learned_hits", "judged_hits", "explored", "promoted"):
+            self._counts[name] = 0
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self._counts[name] += 1
+
+    def _cached_text(self, record: Record) -> str | None:
+        """The cached request's text as a judge reads it (a chat's transcript), or ``None``
+        when its entry is gone or replaced meanwhile."""
+        entry = self._store.get(record.key)
+        return record.text if entry is not None and entry.fingerprint == record.fingerprint \
+            else None
+
+    def _alias_hit(self, key: str, alias: CachedResponse) -> SemanticHit | None:
+        """The cached answer an alias points at, or ``None`` (the alias dies with it)."""
+        target = alias_target(alias)
+        entry = self._store.get(target[0]) if target is not None else None
+        if target is None or entry is None or entry.fingerprint != target[1] \
+                or ALIAS_KEY in entry.metadata:
+            self._store.delete(key)
+            return None
+        target_key, _, similarity, text = target
+        with self._lock:
+            if target_key in self._records:
+                self._records.move_to_end(target_key)
+            self._counts["semantic_hits"] += 1
+            self._counts["alias_hits"] += 1
+        public = public_entry(entry, similarity, text, False)
+        public.metadata["semantic"]["basis"] = "alias"
+        return SemanticHit(public, similarity, False, text, target_key)
+
+    def _serve_as(self, record: Record, candidate: Candidate, basis: str,
+                  decision: Decision | None = None) -> SemanticHit | None:
+        hit = self._serve(record, candidate)
+        if hit is None:
+            return None
+        self._count("learned_hits" if basis == "learned" else "judged_hits")
+        hit.entry.metadata["semantic"]["basis"] = basis
+        if decision is not None:
+            hit.entry.metadata["semantic"]["bound"] = decision.metadata()
+        return hit
+
+    def _learned_steps(self, request: Request, query: SemanticQuery, vec: Matrix | None,
+                       asynchronous: bool,
+                       ) -> Generator[tuple[Record, Candidate], bool, SemanticHit | None]:
+        """A lookup under ``max_error``, without I/O to the judge: it yields the candidates
+        to ask inline and takes the verdicts (`_get_learned` and `_aget_learned` ask)."""
+        assert self._learned is not None
+        if vec is None:
+            return None
+        submitted = pended = False
+        for record, score in self._search(query, vec, self._floor):
+            assert record.text is not None
+            candidate = judge(self.guards, record.key, record.text, query.text, score, -1.0,
+                              True, None)
+            if candidate.veto is not None and not candidate.verify:
+                if candidate.veto[0] in self._vetoes:
+                    with self._lock:
+                        self._vetoes[candidate.veto[0]] += 1
+                continue  # a hard veto: never served, never asked
+            clear = candidate.veto is None
+            if candidate.veto is not None and self.verifier is None:
+                name = candidate.veto[0]
+                with self._lock:  # a soft veto stands when there is no judge to overrule it
+                    self._vetoes[name] = self._vetoes.get(name, 0) + 1
+                continue
+            verdict = self._verdicts.get((record.key, query.key))
+            if verdict is not None:  # judged before: approved, or remembered as rejected
+                hit = self._serve_as(record, candidate, "judge") if verdict else None
+                if hit is not None:
+                    return hit
+                continue
+            if clear:
+                decision = self._learned.decide(record.partition, record.key, score)
+                if decision.serve and self._rng.random() < decision.explore:
+                    self._pend(query.key, record, score)
+                    self._count("explored")
+                    return None  # the model answers; `set` labels the candidate
+                if decision.serve:
+                    hit = self._serve_as(record, candidate, "learned", decision)
+                    if hit is not None:
+                        return hit
+                    continue
+                if not pended:
+                    pended = True
+                    self._pend(query.key, record, score)
+            if self.verifier is None:
+                continue
+            if self.verify_mode == "inline":
+                ok = yield record, candidate
+                self._judged(record, query.key, fingerprint(canonical_bytes(request)), score,
+                             clear, ok)
+                hit = self._serve_as(record, candidate, "judge") if ok else None
+                if hit is not None:
+                    return hit
+            elif not submitted:
+                submitted = self._submit_verification(record, candidate, request, query,
+                                                      asynchronous)
+        return None
+
+    def _get_learned(self, request: Request, query: SemanticQuery,
+                     vec: Matrix | None) -> SemanticHit | None:
+        steps = self._learned_steps(request, query, vec, False)
+        try:
+            record, _ = next(steps)
+            while True:
+                assert self.verifier is not None
+                cached = self._cached_text(record)
+                ok = cached is not None and self._ask(cached, query.text)
+                record, _ = steps.send(ok)
+        except StopIteration as stop:
+            hit: SemanticHit | None = stop.value
+        if hit is None:
+            self._miss()
+        return hit
+
+    async def _aget_learned(self, request: Request, query: SemanticQuery,
+                            vec: Matrix | None) -> SemanticHit | None:
+        steps = self._learned_steps(request, query, vec, True)
+        try:
+            record, _ = next(steps)
+            while True:
+                assert self.verifier is not None
+                cached = self._cached_text(record)
+                ok = cached is not None and await self.verifier.averify(cached, query.text)
+                record, _ = steps.send(ok)
+        except StopIteration as stop:
+            hit: SemanticHit | None = stop.value
+        if hit is None:
+            self._miss()
+        return hit
+
+    def _ask(self, cached: str, text: str) -> bool:
+        """The verifier's verdict from sync code (an async backend runs in its own loop:
+        this is a worker thread, or a sync caller that chose an async judge)."""
+        assert self.verifier is not None
+        if isinstance(self.verifier.backend, AsyncBackend):
+            return asyncio.run(self.verifier.averify(cached, text))
+        return self.verifier.verify(cached, text)
+
+    def _pend(self, key: str, record: Record, similarity: float) -> None:
+        self._pending.set(key, Pending(record.key, record.fingerprint, similarity,
+                                       record.partition))
+
+    def _judged(self, record: Record, query_key: str, query_fp: str, similarity: float,
+                clear: bool, ok: bool) -> None:
+        """Take a judge's verdict on (``record``, the request keyed ``query_key``): remember
+        it, learn from it (clear candidates only: a soft veto's pairs are another
+        population), and promote an approved pair to an alias."""
+        self._verdicts.set((record.key, query_key), ok)
+        self._verdict(ok)
+        if clear and self._learned is not None:
+            self._learned.add(similarity, ok, "judge", partition=record.partition,
+                              entry=record.key, at=self._clock())
+        if ok:
+            self._promote(record, query_key, query_fp, similarity)
+
+    def _promote(self, record: Record, query_key: str, query_fp: str,
+                 similarity: float) -> None:
+        entry = self._store.get(record.key)
+        if entry is None or entry.fingerprint != record.fingerprint:
+            return  # the cached answer is gone or replaced meanwhile
+        own = self._store.get(query_key)
+        if own is not None and own.fingerprint == query_fp and ALIAS_KEY not in own.metadata:
+            return  # the request has the model's own answer: keep it
+        ttl = None if entry.expires_at is None else entry.expires_at - self._clock()
+        if ttl is not None and ttl <= 0:
+            return
+        self._store.set(query_key, alias_entry(record.key, entry, query_fp, similarity,
+                                               record.text), ttl)
+        with self._lock:
+            self._aliases[query_key] = None
+            self._aliases.move_to_end(query_key)
+            oldest = self._aliases.popitem(last=False)[0] \
+                if len(self._aliases) > self.max_entries else None
+            self._counts["promoted"] += 1
+        if oldest is not None:  # aliases are bounded like entries: the oldest goes
+            stale = self._store.get(oldest)
+            if stale is not None and ALIAS_KEY in stale.metadata:
+                self._store.delete(oldest)
+
+    def _approved(self, record: Record, candidate: Candidate, request: Request,
+                  query: SemanticQuery, asynchronous: bool) -> bool:
+        """Whether the judge approved this pair before; if it was never asked, it is now,
+        in the background (and the pair is not served this time)."""
+        verdict = self._verdicts.get((record.key, query.key))
+        if verdict is None:
+            self._submit_verification(record, candidate, request, query, asynchronous)
+            return False
+        return verdict
+
+    def _submit_verification(self, record: Record, candidate: Candidate, request: Request,
+                             query: SemanticQuery, asynchronous: bool) -> bool:
+        """Hand (``record``, ``request``) to the judge in the background (once per pair);
+        whether it is (or already was) on its way."""
+        if self.verifier is None or not self._asking.add((record.key, query.key), True):
+            return self.verifier is not None
+        clear = candidate.veto is None
+        query_fp = fingerprint(canonical_bytes(request))
+        text = query.text
+        verifier = self.verifier
+
+        def done(ok: bool) -> None:
+            self._judged(record, query.key, query_fp, candidate.similarity, clear, ok)
+
+        def job() -> None:
+            try:
+                cached = self._cached_text(record)
+                done(cached is not None and self._ask(cached, text))
+            finally:
+                self._asking.pop((record.key, query.key))
+
+        async def ajob() -> None:
+            try:
+                cached = self._cached_text(record)
+                done(cached is not None and await verifier.averify(cached, text))
+            finally:
+                self._asking.pop((record.key, query.key))
+
+        queued = self._work.asubmit(ajob) if asynchronous else self._work.submit(job)
+        if not queued:
+            self._asking.pop((record.key, query.key))
+        return queued
+
+    def _observe_fresh(self, key: str, entry: CachedResponse, *, asynchronous: bool) -> None:
+        """Label the candidate the model answered instead (if any) by comparing its fresh
+        answer ``entry`` with the cached one."""
+        if self._learned is None:
+            return
+        pending = self._pending.pop(key)
+        if pending is None:
+            return
+        cached = self._store.get(pending.entry)
+        if cached is None or cached.fingerprint != pending.fingerprint:
+            return
+        learned = self._learned
+
+        def label(same: bool) -> None:
+            learned.add(pending.similarity, same, "compare", partition=pending.partition,
+                        entry=pending.entry, at=self._clock())
+
+        compare = self.compare
+        if not isinstance(compare, Verifier):
+            label(bool(compare(cached.content, entry.content)))
+            return
+        a, b = text_of(cached.content), text_of(entry.content)
+
+        async def ajob() -> None:
+            label(await compare.averify(a, b))
+
+        def job() -> None:
+            label(asyncio.run(compare.averify(a, b))
+                  if isinstance(compare.backend, AsyncBackend) else compare.verify(a, b))
+
+        if asynchronous:
+            self._work.asubmit(ajob)
+        else:
+            self._work.submit(job)
+
+    def observe_pairs(self, pairs: str | os.PathLike[str]
+                      | Iterable[tuple[str | list[dict[str, Any]],
+                                       str | list[dict[str, Any]], bool]]) -> int:
+        """Warm start a cache with ``max_error``: label the candidates of pairs known to
+        have the same answer or not (a pairs file of ``llmcache eval``, or ``(a, b,
+        same_answer)`` with questions or chats). Each pair is scored as a lookup would
+        score it (embedder, guards); those the hard guards veto, the soft ones vetoes and
+        those below the floor are not candidates a threshold decides, and are skipped.
+        The observations belong to no partition: they count cache-wide. Returns how many
+        were added."""
+        if self._learned is None:
+            raise ValueError("observe_pairs: this cache has no max_error")
+        if isinstance(pairs, str | os.PathLike):
+            pairs = read_labeled_pairs(pairs)
+        pairs = list(pairs)
+        scratch = SemanticCache(self.embedder, guards=self.guards, approximate_above=None,
+                                max_entries=max(1, len(pairs)))
+        added = 0
+        try:
+            for i, (a, b, same) in enumerate(pairs):
+                scratch.set(_pair_request(a, i), "a")
+                found = scratch.explain(_pair_request(b, i))
+                if not found or found[0].veto is not None or found[0].similarity < self._floor:
+                    continue
+                self._learned.add(found[0].similarity, same, "pairs", at=self._clock())
+                added += 1
+        finally:
+            scratch.close()
+        return added
+
+    def observations(self) -> list[Observation]:
+        """What a cache with ``max_error`` has learned, oldest first (empty without)."""
+        return self._learned.snapshot() if self._learned is not None else []
+
+    def decide(self, request: Request, cached: Request) -> Decision | None:
+        """Whether a lookup of ``request`` would be served ``cached``'s answer on what was
+        learned (ignoring guards, judges and exploration); ``None`` without ``max_error`` or
+        when they do not share a partition or cannot be embedded."""
+        if self._learned is None:
+            return None
+        found = [c for c in self.explain(request) if c.key == make_key(cached)]
+        if not found:
+            return None
+        with self._lock:
+            record = self._records.get(found[0].key)
+        partition = record.partition if record is not None else None
+        return self._learned.decide(partition, found[0].key, found[0].similarity)
+
+    def wait_verified(self, timeout: float | None = None) -> bool:
+        """Wait until the background verifications queued from sync code have run;
+        ``False`` if ``timeout`` passed first."""
+        return self._work.join(timeout)
+
+    async def await_verified(self) -> None:
+        """Wait until the background verifications queued from this loop have run."""
+        await self._work.ajoin()
+
+    def _identity(self) -> str:
+        return str(EmbedderIdentity.of(self.embedder))
+
+    def _load_observations(self) -> None:
+        """At open: what was learned before, from the manifest and from a store of yours."""
+        if self._learned is None:
+            return
+        if self._dir is not None:
+            rows = read_observation_rows(self._dir, EmbedderIdentity.of(self.embedder))
+            self._learned.merge(o for o in map(Observation.from_row, rows) if o is not None)
+        if not self._owns_store:
+            identity = self._identity()
+            self._learned.merge(rows_from_entry(identity,
+                                                self._store.get(observations_key(identity))))
+        self._learned.take_changed()
+
+    def sync_observations(self) -> int:
+        """Merge the observations in the cache's store (when you passed it: a shared tier)
+        with this cache's, and write the union back. Returns how many were new here.
+        Two processes syncing at the same instant may each miss the other's latest; the
+        next sync brings them."""
+        if self._learned is None or self._owns_store:
+            return 0
+        identity = self._identity()
+        key = observations_key(identity)
+        added = self._learned.merge(rows_from_entry(identity, self._store.get(key)))
+        self._store.set(key, observations_entry(identity, self._learned.snapshot()))
+        return added
+
+    def _save_observations(self) -> None:
+        if self._learned is None or not self._learned.take_changed():
+            return
+        if not self._owns_store:
+            self.sync_observations()
+        if self._dir is not None:
+            write_observation_rows(self._dir, EmbedderIdentity.of(self.embedder),
+                                   [o.row() for o in self._learned.snapshot()])
+
+    def _forget_learning(self) -> None:
+        """After `clear`: the verdicts and pending labels were about entries now gone (the
+        observations stay: they are about similarities, not entries)."""
+        self._pending.clear()
+        self._verdicts.clear()
+        with self._lock:
+            self._aliases.clear()
+
+    def _learning_stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self._learned is not None:
+            out["learned"] = self._learned.stats()
+        if self._learned is not None or self.verify_mode == "background":
+            out["background"] = self._work.stats()
+        return out
 
     def __enter__(self) -> SemanticCache:
         return self
@@ -538,3 +1048,10 @@ class SemanticCache:
     def __repr__(self) -> str:
         return (f"SemanticCache({self.embedder.name!r}, threshold={self.threshold}, "
                 f"entries={len(self._records)}, guards={[g.name for g in self.guards]})")
+
+
+def _pair_request(side: str | list[dict[str, Any]], i: int) -> Request:
+    """A labeled pair's side as a request, in the pair's own namespace."""
+    if isinstance(side, str):
+        return Request(model="observe-pairs", prompt=side, namespace=f"pair-{i}")
+    return Request(model="observe-pairs", messages=side, namespace=f"pair-{i}")
