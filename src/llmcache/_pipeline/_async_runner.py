@@ -331,6 +331,15 @@ class AsyncRunner(Generic[V]):
         finally:
             if recording is not None:
                 self._end_recording(recording)
+                await self._let_go(recording)
+
+    @staticmethod
+    async def _let_go(recording: _Recording) -> None:
+        """Wait until the shared lock this stream held is released, so a caller that closes
+        its store right after the stream leaves no lock (and no connection) behind."""
+        if recording.holder is not None:
+            await recording.holder  # unasync: async-only
+            # unasync: sync recording.holder.join()
 
     async def _read_replay(self, plan: Plan, codec: StreamCodec[V]) -> Any:
         return await self.read(plan, codec.replay)

@@ -345,6 +345,14 @@ class Runner(Generic[V]):
         finally:
             if recording is not None:
                 self._end_recording(recording)
+                self._let_go(recording)
+
+    @staticmethod
+    def _let_go(recording: _Recording) -> None:
+        """Wait until the shared lock this stream held is released, so a caller that closes
+        its store right after the stream leaves no lock (and no connection) behind."""
+        if recording.holder is not None:
+            recording.holder.join()
 
     def _read_replay(self, plan: Plan, codec: StreamCodec[V]) -> Any:
         return self.read(plan, codec.replay)
