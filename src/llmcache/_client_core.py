@@ -8,12 +8,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import numpy as np
 import orjson
 
 from llmcache._pipeline import Counters, Plan, decide, keyed, unkeyable
+from llmcache._pipeline.counters import CountedDoor
 from llmcache._pipeline.function_key import HasStore, resolve_store
 from llmcache._pipeline.model_answers import MODEL_ANSWERS
 from llmcache._pipeline.semantic import SemanticTier
@@ -24,12 +24,15 @@ from llmcache.backends.base import (
     check_messages,
     check_prompt,
     check_sampling,
+    sampling_options,
 )
-from llmcache.embeddings import EmbeddingCache
 from llmcache.keys import Request, canonical_bytes, key_and_fingerprint
 from llmcache.policy import CachePolicy
 from llmcache.stores.base import Store
 from llmcache.stores.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from llmcache.embeddings import EmbeddingCache
 
 __all__ = ["ClientCore", "EmbedPlan"]
 
@@ -49,7 +52,7 @@ class EmbedPlan:
     missing: list[str] = field(default_factory=list)
 
 
-class ClientCore(Generic[B]):
+class ClientCore(CountedDoor, Generic[B]):
     """State and planning shared by `CachedClient` and `AsyncCachedClient`."""
 
     backend: B
@@ -57,6 +60,7 @@ class ClientCore(Generic[B]):
     def __init__(self, backend: B, cache: Store | HasStore | None, policy: CachePolicy | None,
                  *, namespace: str, embedding_cache: EmbeddingCache | None,
                  semantic: SemanticTier | None, runner: type[Any]) -> None:
+        from llmcache.embeddings import EmbeddingCache  # numpy: loaded with the first client
         from llmcache.metrics import metrics
 
         self.backend = backend
@@ -76,39 +80,7 @@ class ClientCore(Generic[B]):
         """The wrapped backend's default model."""
         return str(self.backend.model)
 
-    # -- counts ------------------------------------------------------------------------------
-
-    def counters(self) -> dict[str, int | float]:
-        """Every call counted once: hits, misses, coalesced, bypasses, uncacheable (and
-        errors, semantic_hits, tokens_saved, time_saved_ms); see `llmcache._pipeline`."""
-        return self._counters.as_dict()
-
-    @property
-    def hits(self) -> int:
-        """Calls (and embedded texts) answered by the cache."""
-        return self._counters.hits
-
-    @property
-    def misses(self) -> int:
-        """Calls (and embedded texts) the backend answered because the cache had nothing."""
-        return self._counters.misses
-
-    @property
-    def errors(self) -> int:
-        """Failures of a tier or an entry that calls survived as misses."""
-        return self._counters.errors
-
     # -- preparing calls ---------------------------------------------------------------------
-
-    @staticmethod
-    def _options(options: Mapping[str, Any] | None, temperature: float | None,
-                 max_tokens: int | None) -> dict[str, Any]:
-        merged = dict(options or {})
-        if temperature is not None:
-            merged["temperature"] = temperature
-        if max_tokens is not None:
-            merged["num_predict"] = max_tokens
-        return merged
 
     def _plan(self, request: Request, options: dict[str, Any], bypass: bool) -> Plan:
         # The temperature the caller sent (an argument or options["temperature"]); none
@@ -136,7 +108,7 @@ class ClientCore(Generic[B]):
         where = f"{type(self).__name__}.{method}"
         check_prompt(prompt, where)
         check_sampling(where, temperature=temperature, max_tokens=max_tokens, options=options)
-        opts = self._options(options, temperature, max_tokens)
+        opts = sampling_options(options, temperature, max_tokens)
         model = model or self.model
         request = Request(model=model, prompt=prompt, system=system, format=format,
                           options=opts, images=images, namespace=self.namespace,
@@ -155,7 +127,7 @@ class ClientCore(Generic[B]):
         check_messages(messages, where)
         check_sampling(where, temperature=temperature, max_tokens=max_tokens, options=options,
                        tools=tools)
-        opts = self._options(options, temperature, max_tokens)
+        opts = sampling_options(options, temperature, max_tokens)
         model = model or self.model
         request = Request(model=model, messages=messages, format=format, options=opts,
                           tools=tools, namespace=self.namespace,
@@ -177,6 +149,8 @@ class ClientCore(Generic[B]):
         return EmbedPlan(texts=texts, model=model, found=found, missing=missing)
 
     def finish_embed(self, plan: EmbedPlan, fetched: EmbedResponse | None) -> EmbedResponse:
+        import numpy as np  # loaded where first used: `import llmcache` stays without numpy
+
         found = dict(plan.found)
         if fetched is not None:
             if len(fetched.embeddings) != len(plan.missing):

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import xxhash
 
-from llmcache.errors import StoreError
-from llmcache.stores.base import ErrorLog, StoreStats
+from llmcache.errors import LLMCacheError, StoreError
+from llmcache.stores._server_tier import ServerTier
 
 T = TypeVar("T")
 
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     Work = Callable[[Connection[Any]], T]
 
 __all__ = ["MISSING_EXTRA", "REGISTRY_DDL", "SCHEMA_LOCK", "SCHEMA_VERSION", "SWEEP_BATCH",
-           "SWEEP_ROUNDS", "Breaker", "Fetch", "PgBase", "PgSettings", "SchemaError",
+           "SWEEP_ROUNDS", "Fetch", "PgBase", "PgSettings", "SchemaError",
            "Unavailable", "import_psycopg", "lock_id", "redact_conninfo"]
 
 logger = logging.getLogger("llmcache.postgres")
@@ -143,58 +143,7 @@ def lock_id(*parts: str) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-class Breaker:
-    """A circuit breaker for one Postgres server.
-
-    After a connection failure or a timeout, Postgres is skipped for `retry_after` seconds:
-    a dead server then costs a clock read, not its timeout on every call. When the window
-    has passed, exactly one caller probes (the others keep skipping); its success closes
-    the circuit, its failure opens it for another window. The closed-circuit check is one
-    attribute read (``down_until == 0``), so a healthy server pays nothing.
-    """
-
-    def __init__(self, retry_after: float, name: str) -> None:
-        self.retry_after = retry_after
-        self.down_until = 0.0  # time.monotonic() before which the server is skipped; 0: up
-        self.last_error: str | None = None
-        self.opened = 0  # how many times the circuit opened
-        self._name = name
-        self._lock = threading.Lock()
-
-    def allow(self) -> bool:
-        """True when a call may go to the server now (closed circuit, or this one probes)."""
-        until = self.down_until
-        if not until:
-            return True
-        now = time.monotonic()
-        if now < until:
-            return False
-        with self._lock:
-            if self.down_until != until:  # another caller probes, or it already recovered
-                return not self.down_until
-            self.down_until = now + self.retry_after
-        return True
-
-    def success(self) -> None:
-        if self.down_until:
-            with self._lock:
-                was_down, self.down_until = self.down_until, 0.0
-            if was_down:
-                logger.info("%s: Postgres is reachable again", self._name)
-
-    def failure(self, exc: BaseException) -> None:
-        with self._lock:
-            if not self.down_until:
-                self.opened += 1
-            self.down_until = time.monotonic() + self.retry_after
-            self.last_error = f"{type(exc).__name__}: {exc}"
-
-    @property
-    def is_open(self) -> bool:
-        return bool(self.down_until)
-
-
-class Unavailable(ConnectionError):
+class Unavailable(LLMCacheError, ConnectionError):
     """The circuit is open: the call was not sent."""
 
 
@@ -325,7 +274,7 @@ async def _aunlock_all(conn: AsyncConnection[Any]) -> None:
     await conn.execute("SELECT pg_advisory_unlock_all()")
 
 
-class PgBase:
+class PgBase(ServerTier):
     """Settings, pools, breaker, counters and schema bookkeeping of a Postgres tier.
 
     Subclasses set `kind` and implement `_schema_ddl` (the CREATE statements of their
@@ -373,11 +322,7 @@ class PgBase:
         self._errors: tuple[type[BaseException], ...] = (psycopg.Error, *self._down_errors)
         self._ready = False
         self._schema_error: SchemaError | None = None
-        self._stats = StoreStats()
-        self._skipped = 0
-        self._count_lock = threading.Lock()
-        self._errlog = ErrorLog(logger, label)
-        self._breaker = Breaker(positive("retry_after", retry_after), label)
+        self._guard(label, positive("retry_after", retry_after), server="Postgres", log=logger)
         if max_entries is not None and (isinstance(max_entries, bool)
                                         or not isinstance(max_entries, int) or max_entries < 1):
             raise ValueError(f"max_entries: expected an int >= 1 or None, got {max_entries!r}")
@@ -445,28 +390,6 @@ class PgBase:
 
     # -- counting and faults -----------------------------------------------------------------
 
-    def _count(self, name: str, n: int = 1) -> None:
-        with self._count_lock:
-            setattr(self._stats, name, getattr(self._stats, name) + n)
-
-    def _up(self) -> bool:
-        """May this call go to Postgres? False while the circuit is open (counted)."""
-        breaker = self._breaker
-        if breaker.down_until and not breaker.allow():
-            with self._count_lock:
-                self._skipped += 1
-            return False
-        return True
-
-    def _ok(self) -> None:
-        if self._breaker.down_until:
-            self._breaker.success()
-
-    def _failed(self, operation: str, exc: BaseException) -> None:
-        """Count and log (once per kind) a failure turned into a miss or a dropped write."""
-        self._errlog.report(operation, exc)
-        self._count("errors")
-
     def _io_failed(self, exc: BaseException) -> None:
         if isinstance(exc, self._down_errors) and not isinstance(exc, Unavailable):
             self._breaker.failure(exc)
@@ -517,11 +440,6 @@ class PgBase:
         return self._namespace
 
     def _connectivity(self) -> dict[str, Any]:
-        breaker = self._breaker
-        with self._count_lock:
-            skipped = self._skipped
-        return {"skipped": skipped, "circuit_open": breaker.is_open,
-                "circuit_opened": breaker.opened, "last_error": breaker.last_error,
-                "namespace": self._namespace, "table": self._table,
+        return {**self._circuit(), "namespace": self._namespace, "table": self._table,
                 "url": self._settings.safe}
 

@@ -29,12 +29,14 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
+from llmcache._closing import AsyncClosing
 from llmcache.backends.base import AsyncBackend
-from llmcache.embeddings import EmbeddingCache, Vector, as_vector
 from llmcache.metrics import MetricsCollector
+
+if TYPE_CHECKING:
+    from llmcache.embeddings import EmbeddingCache, Vector
 
 __all__ = ["BatchConfig", "BatchProcessor", "EmbeddingBatcher"]
 
@@ -83,7 +85,7 @@ class _Batch(Generic[T, R]):
     timer: asyncio.TimerHandle | None = None
 
 
-class BatchProcessor(Generic[T, R]):
+class BatchProcessor(AsyncClosing, Generic[T, R]):
     """Batch ``submit``-ted items through ``processor(items) -> results`` (same length/order).
 
     Safe to create outside an event loop; bound to the loop of its first `submit`. Use as
@@ -227,15 +229,8 @@ class BatchProcessor(Generic[T, R]):
             elif self._waiting:  # cannot happen while pump has free slots; never spin
                 await asyncio.sleep(0)
 
-    async def __aenter__(self) -> BatchProcessor[T, R]:
-        return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.aclose()
-
-
-class EmbeddingBatcher:
+class EmbeddingBatcher(AsyncClosing):
     """Embed texts one at a time from many coroutines; the backend sees batches.
 
     ``backend`` is an `llmcache.backends.AsyncBackend`; ``model`` defaults to
@@ -246,6 +241,7 @@ class EmbeddingBatcher:
 
     >>> import asyncio
     >>> from llmcache.backends.mock import AsyncMockBackend
+    >>> from llmcache.embeddings import EmbeddingCache
     >>> async def main() -> int:
     ...     async with EmbeddingBatcher(AsyncMockBackend(), cache=EmbeddingCache()) as eb:
     ...         vectors = await eb.embed_many(["a", "b", "a"])
@@ -315,6 +311,8 @@ class EmbeddingBatcher:
             vectors = {t: v for t, v in cached.items() if v is not None}
             unique = [t for t in unique if t not in vectors]
         if unique:
+            from llmcache.embeddings import as_vector  # numpy: loaded where first used
+
             logger.debug("embedding a batch of %d texts", len(unique))
             response = await self.backend.embed(unique, model=self.model)
             got = response.embeddings
@@ -331,10 +329,3 @@ class EmbeddingBatcher:
     async def aclose(self) -> None:
         """Flush pending texts and wait for batches in flight (the backend stays open)."""
         await self._processor.aclose()
-
-    async def __aenter__(self) -> EmbeddingBatcher:
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.aclose()

@@ -41,17 +41,19 @@ methods are coroutines and which is an async context manager.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from llmcache._client_core import ClientCore
+from llmcache._closing import AsyncClosing, Closing
 from llmcache._pipeline import AsyncRunner, Runner
 from llmcache._pipeline.function_key import HasStore
 from llmcache._pipeline.semantic import SemanticTier
 from llmcache.backends.base import AIResponse, AsyncBackend, Backend, EmbedResponse, StreamChunk
-from llmcache.embeddings import EmbeddingCache
 from llmcache.policy import CachePolicy
 from llmcache.stores.base import Store
+
+if TYPE_CHECKING:
+    from llmcache.embeddings import EmbeddingCache
 
 # HasStore and SemanticTier appear in the clients' signatures: public here, so plugins built
 # on CachedClient import them from a public module.
@@ -77,7 +79,7 @@ class _SyncCore(ClientCore[Backend]):
                          embedding_cache=embedding_cache, semantic=semantic, runner=Runner)
 
 
-class CachedClient(_SyncCore):
+class CachedClient(_SyncCore, Closing):
     """Caching wrapper of a blocking `Backend` (see the module docstring).
 
     ``CachedClient(backend, cache=None, policy=None, *, namespace="", embedding_cache=None,
@@ -164,13 +166,6 @@ class CachedClient(_SyncCore):
         """Close the backend (the cache stays open; close it yourself if you own it)."""
         self.backend.close()
 
-    def __enter__(self) -> CachedClient:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
 
 if TYPE_CHECKING:
     # mypy honours an overloaded __new__ only when it returns a subtype of the class
@@ -182,7 +177,7 @@ else:
     _AsyncBase = ClientCore
 
 
-class AsyncCachedClient(_AsyncBase):
+class AsyncCachedClient(_AsyncBase, AsyncClosing):
     """Caching wrapper of an `AsyncBackend`: the coroutine twin of `CachedClient`."""
 
     backend: AsyncBackend  # type: ignore[assignment]
@@ -263,10 +258,3 @@ class AsyncCachedClient(_AsyncBase):
     async def aclose(self) -> None:
         """Close the backend (the cache stays open; close it yourself if you own it)."""
         await self.backend.aclose()
-
-    async def __aenter__(self) -> AsyncCachedClient:
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.aclose()

@@ -54,7 +54,7 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from llmcache.singleflight import InFlight, begin_wait, end_wait, lead, unlead
@@ -157,6 +157,44 @@ class _Renewal:
         self._stop.set()
 
 
+class _Waiting:
+    """The waiting side of one `DistributedFlight.do` / `ado`: the polls' back-off, the
+    deadline, and what a wait counts (written once for both loops)."""
+
+    __slots__ = ("_bump", "_delay", "_key", "_wait", "deadline", "waited")
+
+    def __init__(self, bump: Callable[[str], None], wait: float, key: str) -> None:
+        self._bump = bump
+        self._wait = wait
+        self._key = key
+        self.deadline = time.monotonic() + wait
+        self._delay = _POLL_FIRST
+        self.waited = False
+
+    def next_pause(self) -> float | None:
+        """Seconds to pause before the next poll, or ``None`` when the wait is over (the
+        caller computes; counted and logged here)."""
+        if not self.waited:
+            self.waited = True
+            self._bump("waited")
+        now = time.monotonic()
+        if now >= self.deadline:
+            self._bump("wait_timeouts")
+            logger.warning("waited %.1fs for another process's answer to %s; calling "
+                           "the model here", self._wait, self._key)
+            return None
+        pause = min(self._delay, self.deadline - now)
+        self._delay = min(self._delay * 2, _POLL_MAX)
+        return pause
+
+    def found(self, value: Any, miss: Any) -> bool:
+        """Whether a poll's `value` is another holder's answer (counted)."""
+        if value is miss:
+            return False
+        self._bump("found")
+        return True
+
+
 class DistributedFlight:
     """Make one call per key across processes that share a `LockProvider`.
 
@@ -193,9 +231,7 @@ class DistributedFlight:
         """The value of `key`: read after another holder's call, or `compute()`d holding the
         lock (or without it: lock service down, `wait` passed, re-entry)."""
         ident = (id(self.provider), key)
-        deadline = time.monotonic() + self.wait
-        delay = _POLL_FIRST
-        waited = False
+        waiting = _Waiting(self._bump, self.wait, key)
         while True:
             try:
                 token = self.provider.try_lock(key, self.lease)
@@ -204,39 +240,38 @@ class DistributedFlight:
                 return compute()
             if token is not None:
                 return self._hold(ident, token, lookup, compute, miss)
-            if not waited:
-                waited = True
-                self._bump("waited")
-            now = time.monotonic()
-            if now >= deadline:
-                self._bump("wait_timeouts")
-                logger.warning("waited %.1fs for another process's answer to %s; calling "
-                               "the model here", self.wait, key)
+            pause = waiting.next_pause()
+            if pause is None or not self._pause(ident, pause):
                 return compute()
-            if not self._pause(ident, min(delay, deadline - now)):
-                self._reentered(key)
-                return compute()
-            delay = min(delay * 2, _POLL_MAX)
             value = lookup()
-            if value is not miss:
-                self._bump("found")
+            if waiting.found(value, miss):
                 return value  # type: ignore[no-any-return]
 
     def _pause(self, ident: _Ident, seconds: float) -> bool:
-        """Sleep between polls; ``False`` (at once) when the lock is held by this process
-        and waiting would never end (see the module docstring)."""
+        """Sleep between polls; ``False`` (at once) for a wait that would never end."""
+        with self._waiting_here(ident) as ok:
+            if ok:
+                time.sleep(seconds)
+        return ok
+
+    @contextlib.contextmanager
+    def _waiting_here(self, ident: _Ident) -> Iterator[bool]:
+        """Around a pause between polls: while this process holds the lock itself, record
+        that this chain waits on that holder, and yield ``False`` (counted as re-entered)
+        when that wait would never end (see the module docstring)."""
         holder = _holders.get(ident)
         if holder is None:
-            time.sleep(seconds)
-            return True
+            yield True
+            return
         waiting = begin_wait(holder)
         if waiting is None:
-            return False
+            self._reentered(ident[1])
+            yield False
+            return
         try:
-            time.sleep(seconds)
+            yield True
         finally:
             end_wait(holder, waiting)
-        return True
 
     def _reentered(self, key: str) -> None:
         self._bump("reentered")
@@ -266,9 +301,7 @@ class DistributedFlight:
                   compute: Callable[[], Awaitable[T]], *, miss: Any = None) -> T:
         """The coroutine twin of `do`."""
         ident = (id(self.provider), key)
-        deadline = time.monotonic() + self.wait
-        delay = _POLL_FIRST
-        waited = False
+        waiting = _Waiting(self._bump, self.wait, key)
         while True:
             try:
                 token = await self._alock(key)
@@ -277,37 +310,18 @@ class DistributedFlight:
                 return await compute()
             if token is not None:
                 return await self._ahold(ident, token, lookup, compute, miss)
-            if not waited:
-                waited = True
-                self._bump("waited")
-            now = time.monotonic()
-            if now >= deadline:
-                self._bump("wait_timeouts")
-                logger.warning("waited %.1fs for another process's answer to %s; calling "
-                               "the model here", self.wait, key)
+            pause = waiting.next_pause()
+            if pause is None or not await self._apause(ident, pause):
                 return await compute()
-            if not await self._apause(ident, min(delay, deadline - now)):
-                self._reentered(key)
-                return await compute()
-            delay = min(delay * 2, _POLL_MAX)
             value = await lookup()
-            if value is not miss:
-                self._bump("found")
+            if waiting.found(value, miss):
                 return value  # type: ignore[no-any-return]
 
     async def _apause(self, ident: _Ident, seconds: float) -> bool:
-        holder = _holders.get(ident)
-        if holder is None:
-            await asyncio.sleep(seconds)
-            return True
-        waiting = begin_wait(holder)
-        if waiting is None:
-            return False
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            end_wait(holder, waiting)
-        return True
+        with self._waiting_here(ident) as ok:
+            if ok:
+                await asyncio.sleep(seconds)
+        return ok
 
     async def _ahold(self, ident: _Ident, token: str, lookup: Callable[[], Awaitable[Any]],
                      compute: Callable[[], Awaitable[T]], miss: Any) -> T:

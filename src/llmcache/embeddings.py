@@ -30,13 +30,13 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from cachetools import LRUCache
 
+from llmcache._closing import Closing
 from llmcache.keys import canonical_bytes, hash_bytes
 
 __all__ = ["EmbeddingCache", "Vector", "as_vector"]
@@ -90,7 +90,7 @@ def _from_blob(blob: bytes, dim: int) -> Vector | None:
     return arr
 
 
-class EmbeddingCache:
+class EmbeddingCache(Closing):
     """Embedding vectors by (model, text): an LRU in memory, optionally persisted to SQLite.
 
     ``max_entries`` bounds the memory front exactly and the SQLite file approximately (the
@@ -389,10 +389,3 @@ class EmbeddingCache:
             if self._db is not None:
                 self._db.close()
                 self._db = None
-
-    def __enter__(self) -> EmbeddingCache:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()

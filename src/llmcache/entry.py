@@ -14,18 +14,56 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
-__all__ = ["CachedResponse", "Codec", "CodecError", "JSONCodec", "JSONValue"]
+from llmcache.errors import LLMCacheError
+
+__all__ = ["CachedResponse", "Codec", "CodecError", "JSONCodec", "JSONValue", "non_json"]
 
 JSONValue = Any
 """Plain JSON data: str, int, float, bool, None, and lists and str-keyed dicts of them."""
 
 
-class CodecError(ValueError):
+def non_json(value: Any, path: str,
+             item_path: Callable[[str, str], str]) -> tuple[str, str, Any] | None:
+    """The first place where `value` is not plain JSON data (what every tier stores and
+    gives back equal), as ``(path, why, offender)``, or ``None`` when all of it is.
+
+    `why` is "number" (NaN or an infinity: JSON cannot hold them, and orjson would silently
+    write ``null``), "key" (a dict key that is not str) or "type". A list item's path is
+    ``path[i]``; `item_path(path, key)` names a dict item's, so each caller's messages keep
+    its own notation.
+
+    >>> non_json({"a": [1, float("nan")]}, "x", lambda p, k: f"{p}.{k}")
+    ('x.a[1]', 'number', nan)
+    """
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return None
+    if t is float:
+        return None if value - value == 0.0 else (path, "number", value)
+    if t is dict:
+        for k, v in value.items():
+            if type(k) is not str:
+                return path, "key", k
+            found = non_json(v, item_path(path, k), item_path)
+            if found is not None:
+                return found
+        return None
+    if t is list or t is tuple:
+        for i, v in enumerate(value):
+            found = non_json(v, f"{path}[{i}]", item_path)
+            if found is not None:
+                return found
+        return None
+    return path, "type", value
+
+
+class CodecError(LLMCacheError, ValueError):
     """Bytes that are not a valid encoded entry (corrupt, foreign or planted)."""
 
 

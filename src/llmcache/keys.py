@@ -42,6 +42,8 @@ from typing import Any
 import orjson
 import xxhash
 
+from llmcache.errors import LLMCacheError
+
 __all__ = [
     "FIELDS",
     "IDENTITY_ATTR",
@@ -111,6 +113,18 @@ def _big_int(value: int) -> Any:
     return {"\u0000int": str(value)}
 
 
+def _each(convert: Callable[[Any], Any], items: Any) -> list[Any]:
+    """`convert` applied to each of `items`; a failure's path gains the item's index."""
+    out = []
+    for i, v in enumerate(items):
+        try:
+            out.append(convert(v))
+        except _BadValue as exc:
+            exc.parts.append(f"[{i}]")
+            raise
+    return out
+
+
 def _norm(value: Any) -> Any:
     # Hot path: exact type checks first (cheap), the general cases after. Paths are built
     # only when something fails, so a valid request pays nothing for them.
@@ -138,14 +152,7 @@ def _norm(value: Any) -> Any:
                 raise
         return _pair_form(out) if len(out) == 1 and _nul_key(out) else out
     if t is list or t is tuple or isinstance(value, (list, tuple)):
-        items = []
-        for i, v in enumerate(value):
-            try:
-                items.append(_norm(v))
-            except _BadValue as exc:
-                exc.parts.append(f"[{i}]")
-                raise
-        return items
+        return _each(_norm, value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {"\u0000bytes": hashlib.sha256(value).hexdigest()}  # tagged: never a str
     if isinstance(value, int):  # int subclasses (IntEnum ...): their plain value
@@ -430,7 +437,7 @@ def make_key(request: Request | Any) -> str:
 
 # -- a decorated function's call: typed canonical bytes -------------------------------------
 
-class NotKeyable(ValueError):
+class NotKeyable(LLMCacheError, ValueError):
     """A value Python accepts but canonical bytes cannot hold: a str with a lone surrogate
     (``"\\ud800"``), which UTF-8 cannot encode. ``@cached_generate`` calls the function
     without the cache for it (a counted bypass)."""
@@ -465,14 +472,7 @@ def _typed(value: Any) -> Any:
 
 
 def _typed_items(items: Any) -> list[Any]:
-    out = []
-    for i, v in enumerate(items):
-        try:
-            out.append(_typed(v))
-        except _BadValue as exc:
-            exc.parts.append(f"[{i}]")
-            raise
-    return out
+    return _each(_typed, items)
 
 
 def _typed_dict(mapping: Mapping[Any, Any]) -> Any:

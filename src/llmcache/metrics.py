@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 import threading
 import time
 import weakref
@@ -31,6 +30,8 @@ from types import TracebackType
 from typing import Any
 
 import orjson
+
+from llmcache._atomic_file import atomic_write
 
 __all__ = ["Measurement", "MetricsCollector", "SourceProvider", "metrics"]
 
@@ -436,17 +437,7 @@ class MetricsCollector:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         payload = orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        atomic_write(target, lambda fh: fh.write(payload))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, missing_ok: bool = False) -> MetricsCollector:

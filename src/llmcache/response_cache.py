@@ -16,7 +16,6 @@ True
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
@@ -24,12 +23,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from os import PathLike
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import orjson
 
-from llmcache.entry import CachedResponse
+from llmcache._closing import Closing
+from llmcache.entry import CachedResponse, non_json
 from llmcache.keys import Request, canonical_bytes, fingerprint, hash_bytes
 from llmcache.stores.base import Store, check_ttl
 from llmcache.stores.disk import DiskStore
@@ -39,7 +38,7 @@ from llmcache.stores.tiered import TieredStore
 __all__ = ["ResponseCache"]
 
 
-class ResponseCache:
+class ResponseCache(Closing):
     """A memory LRU with TTL, optionally backed by a disk tier at `persist_path`.
 
     ``persist_path`` is a directory (created if missing) holding a diskcache database.
@@ -176,13 +175,6 @@ class ResponseCache:
         """Flush and close the tiers."""
         self.store.close()
 
-    def __enter__(self) -> ResponseCache:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
 
 _JSON_LIKE = ("str or JSON-like data (dicts with str keys, lists, finite numbers, bools, "
               "None)")
@@ -191,30 +183,25 @@ _JSON_LIKE = ("str or JSON-like data (dicts with str keys, lists, finite numbers
 def _check_json(value: Any, name: str) -> None:
     """Raise TypeError or ValueError, naming `name`, unless `value` is what every tier can
     store and give back equal (a disk or Redis tier writes JSON)."""
-    t = type(value)
-    if t is str or t is int or t is bool or value is None:
+    found = non_json(value, name, _subscripted)
+    if found is None:
         return
-    if t is float:
-        if not math.isfinite(value):
-            raise ValueError(f"{name}: {value!r} cannot be stored (JSON has no NaN or "
-                             "infinity); store None or a string in its place")
-        return
-    if t is dict:
-        for key, item in value.items():
-            if type(key) is not str:
-                raise TypeError(f"{name}: dict keys must be str, got {type(key).__name__} "
-                                f"{key!r}; convert the keys with str()")
-            _check_json(item, f"{name}[{key!r}]")
-        return
-    if t is list or t is tuple:
-        for i, item in enumerate(value):
-            _check_json(item, f"{name}[{i}]")
-        return
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        raise TypeError(f"{name}: expected {_JSON_LIKE}, got {t.__name__}; decode it first, "
-                        f"e.g. {name}.decode('utf-8')")
-    raise TypeError(f"{name}: expected {_JSON_LIKE}, got {t.__name__}; convert it first, "
-                    f"e.g. with str()")
+    where, why, bad = found
+    if why == "number":
+        raise ValueError(f"{where}: {bad!r} cannot be stored (JSON has no NaN or infinity); "
+                         "store None or a string in its place")
+    if why == "key":
+        raise TypeError(f"{where}: dict keys must be str, got {type(bad).__name__} {bad!r}; "
+                        "convert the keys with str()")
+    if isinstance(bad, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{where}: expected {_JSON_LIKE}, got {type(bad).__name__}; decode it "
+                        f"first, e.g. {where}.decode('utf-8')")
+    raise TypeError(f"{where}: expected {_JSON_LIKE}, got {type(bad).__name__}; convert it "
+                    "first, e.g. with str()")
+
+
+def _subscripted(path: str, key: str) -> str:
+    return f"{path}[{key!r}]"
 
 
 def _check_count(value: Any, name: str) -> None:

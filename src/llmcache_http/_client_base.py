@@ -14,12 +14,10 @@ transport calls.
 A plugin's client class derives from its own base on `HTTPClientBase`, which fills in the
 protocol, and from `ModelClient` or `AsyncModelClient` (a transport with ``generate``,
 ``chat`` and their streams). `HTTPClientBase` implements the hooks that are the same for
-every JSON-over-HTTP model API and leaves these to the plugin:
+every JSON-over-HTTP model API; the plugin's base sets ``_wire``, a `Wire` naming its
+request builders, reply parser and retry rule (the hooks call them), implements
 
     _status_error(status, content, model)   the error for a non-2xx reply
-    _retryable(error)                       whether a failed attempt may be sent again
-    _build_generate(prompt, stream=, ...)   the plugin's request for ``generate``
-    _build_chat(messages, stream=, ...)     the plugin's request for ``chat``
 
 and, optionally, ``_auth_headers()`` (headers carrying a credential) and ``_secret()`` (a
 string no log line may show).
@@ -29,18 +27,25 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import httpx
 
-from llmcache.backends.base import Message, check_messages, check_prompt, check_sampling
+from llmcache.backends.base import (
+    AIResponse,
+    Message,
+    check_messages,
+    check_prompt,
+    check_sampling,
+)
 from llmcache.backends.errors import BackendError, BackendTimeout
 from llmcache_http._boundary import RetryClock, make_timeout, map_errors, redact, scrub
 from llmcache_http._checks import check_settings
 
-__all__ = ["Call", "Clock", "HTTPClientBase", "TransportHooks"]
+__all__ = ["Call", "Clock", "HTTPClientBase", "TransportHooks", "Wire"]
 
 
 class Call(Protocol):
@@ -57,6 +62,18 @@ class Call(Protocol):
 
 
 CallT = TypeVar("CallT", bound=Call)
+
+
+@dataclass(frozen=True, slots=True)
+class Wire(Generic[CallT]):
+    """A plugin's protocol, as the shared clients call it: the functions of its
+    ``_protocol`` and ``_boundary`` modules that build requests, parse a reply and say
+    which failures may be retried."""
+
+    generate_call: Callable[..., CallT]
+    chat_call: Callable[..., CallT]
+    to_response: Callable[[CallT, dict[str, Any], float], AIResponse]
+    is_retryable: Callable[[BackendError], bool]
 
 
 class Clock(Protocol):
@@ -128,14 +145,20 @@ class HTTPClientBase(TransportHooks, Generic[CallT]):
         self.backoff = float(backoff)
         self.max_connections = max_connections
 
-    # -- the hooks the plugin supplies (and `_status_error`, `_retryable`) ----------------
+    # -- the plugin's protocol (and its `_status_error`) -------------------------------------
 
-    @abstractmethod
-    def _build_generate(self, prompt: str, *, stream: bool, **fields: Any) -> CallT: ...
+    #: The plugin's request builders, parser and retry rule.
+    _wire: Wire[CallT]
 
-    @abstractmethod
+    def _build_generate(self, prompt: str, *, stream: bool, **fields: Any) -> CallT:
+        return self._wire.generate_call(prompt, stream=stream, **fields)
+
     def _build_chat(self, messages: Sequence[Message], *, stream: bool,
-                    **fields: Any) -> CallT: ...
+                    **fields: Any) -> CallT:
+        return self._wire.chat_call(messages, stream=stream, **fields)
+
+    def _retryable(self, error: BackendError) -> bool:
+        return self._wire.is_retryable(error)
 
     def _auth_headers(self) -> dict[str, str]:
         return {}

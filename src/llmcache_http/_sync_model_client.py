@@ -4,8 +4,8 @@
 
 ``generate``, ``chat`` and their streams check what the caller passed, build the plugin's
 request (`HTTPClientBase`), send it (`Transport`) and hand the reply to the plugin's
-parser; a plugin supplies ``_response`` (a reply's JSON to an `AIResponse`) and ``_stream``
-(a streamed reply to chunks), and adds what its API has besides (``embed``, model lists).
+parser (its `Wire`'s ``to_response``); a plugin supplies ``_stream`` (a streamed reply to
+chunks), and adds what its API has besides (``embed``, model lists).
 
 Both faces come from one source: the asyncio client is written by hand and its blocking
 twin generated from it by ``scripts/unasync.py``.
@@ -29,9 +29,9 @@ class ModelClient(HTTPClientBase[CallT], Transport):
     protocol (see the module docstring); the plugin's class says what its API does with
     each argument."""
 
-    @abstractmethod
     def _response(self, call: CallT, reply: dict[str, Any], wall_ms: float) -> AIResponse:
         """The answer in `reply`, the JSON object the server sent for `call`."""
+        return self._wire.to_response(call, reply, wall_ms)
 
     @abstractmethod
     def _stream(self, call: CallT) -> Iterator[StreamChunk]:

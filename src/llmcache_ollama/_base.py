@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import httpx
 
-from llmcache.backends.base import AIResponse, Message
 from llmcache.backends.errors import BackendError
 from llmcache_http import HTTPClientBase
+from llmcache_http._client_base import Wire
 from llmcache_ollama._boundary import is_retryable, resolve_host, status_error
 from llmcache_ollama._protocol import Call, chat_call, generate_call, to_response
 
@@ -31,6 +30,8 @@ class ClientBase(HTTPClientBase[Call]):
 
     default_temperature: float = 0.8
     _logger: ClassVar[logging.Logger] = logger
+    _wire = Wire(generate_call=generate_call, chat_call=chat_call, to_response=to_response,
+                 is_retryable=is_retryable)
     _user_agent: ClassVar[str] = "llmcache-ollama/0.1.0"
 
     def __init__(self, host: str | None, *, model: str, timeout: float | httpx.Timeout,
@@ -41,20 +42,8 @@ class ClientBase(HTTPClientBase[Call]):
         #: The server's base URL without credentials.
         self.host = self._where
 
-    def _build_generate(self, prompt: str, *, stream: bool, **fields: Any) -> Call:
-        return generate_call(prompt, stream=stream, **fields)
-
-    def _build_chat(self, messages: Sequence[Message], *, stream: bool, **fields: Any) -> Call:
-        return chat_call(messages, stream=stream, **fields)
-
-    def _response(self, call: Call, reply: dict[str, Any], wall_ms: float) -> AIResponse:
-        return to_response(call, reply, wall_ms)
-
     def _status_error(self, status: int, content: bytes, model: str) -> BackendError:
         return status_error(status, content, model)
-
-    def _retryable(self, error: BackendError) -> bool:
-        return is_retryable(error)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(host={self.host!r}, model={self.model!r})"

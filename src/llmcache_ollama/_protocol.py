@@ -21,7 +21,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llmcache.backends.base import AIResponse, EmbedResponse, Format, Message, StreamChunk
+from llmcache.backends.base import (
+    AIResponse,
+    EmbedResponse,
+    Format,
+    Message,
+    StreamChunk,
+    sampling_options,
+)
 from llmcache.backends.errors import BadResponse, StreamError
 from llmcache_http import decode_object, input_texts, int_field, refuse_reserved, str_field
 
@@ -50,16 +57,6 @@ class Call:
     body: dict[str, Any]
     model: str
     chat: bool = False
-
-
-def _options(options: Mapping[str, Any] | None, temperature: float | None,
-             max_tokens: int | None) -> dict[str, Any]:
-    merged = dict(options or {})
-    if temperature is not None:
-        merged["temperature"] = temperature
-    if max_tokens is not None:
-        merged["num_predict"] = max_tokens
-    return merged
 
 
 def _image(image: str | bytes) -> str:
@@ -95,7 +92,7 @@ def generate_call(prompt: str, *, model: str, stream: bool, system: str | None =
         body["system"] = system
     if images:
         body["images"] = [_image(i) for i in images]
-    opts = _options(options, temperature, max_tokens)
+    opts = sampling_options(options, temperature, max_tokens)
     return Call("/api/generate", _finish(body, format, opts, extra), model)
 
 
@@ -108,7 +105,7 @@ def chat_call(messages: Sequence[Message], *, model: str, stream: bool,
                             "stream": stream}
     if tools:
         body["tools"] = [dict(t) for t in tools]
-    opts = _options(options, temperature, max_tokens)
+    opts = sampling_options(options, temperature, max_tokens)
     return Call("/api/chat", _finish(body, format, opts, extra), model, chat=True)
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import httpx
 
-from llmcache.backends.base import AIResponse, Message
 from llmcache.backends.errors import BackendError
 from llmcache_http import HTTPClientBase
+from llmcache_http._client_base import Wire
 from llmcache_openai._boundary import is_retryable, resolve_base_url, status_error
 from llmcache_openai._protocol import Call, chat_call, generate_call, to_response
 
@@ -49,6 +48,8 @@ class ClientBase(HTTPClientBase[Call]):
 
     default_temperature: float = 1.0
     _logger: ClassVar[logging.Logger] = logger
+    _wire = Wire(generate_call=generate_call, chat_call=chat_call, to_response=to_response,
+                 is_retryable=is_retryable)
     _user_agent: ClassVar[str] = "llmcache-openai/0.1.0"
 
     def __init__(self, base_url: str | None, *, model: str, api_key: str | None,
@@ -78,20 +79,8 @@ class ClientBase(HTTPClientBase[Call]):
     def _secret(self) -> str | None:
         return self._key.reveal()
 
-    def _build_generate(self, prompt: str, *, stream: bool, **fields: Any) -> Call:
-        return generate_call(prompt, stream=stream, **fields)
-
-    def _build_chat(self, messages: Sequence[Message], *, stream: bool, **fields: Any) -> Call:
-        return chat_call(messages, stream=stream, **fields)
-
-    def _response(self, call: Call, reply: dict[str, Any], wall_ms: float) -> AIResponse:
-        return to_response(call, reply, wall_ms)
-
     def _status_error(self, status: int, content: bytes, model: str) -> BackendError:
         return status_error(status, content, model, secret=self._key.reveal())
-
-    def _retryable(self, error: BackendError) -> bool:
-        return is_retryable(error)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, model={self.model!r})"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import NamedTuple, Protocol
 
-__all__ = ["BYPASS", "UNCACHEABLE", "UNKEYABLE", "CacheInfo", "Counters"]
+__all__ = ["BYPASS", "UNCACHEABLE", "UNKEYABLE", "CacheInfo", "CountedDoor", "Counters"]
 
 logger = logging.getLogger("llmcache.pipeline")
 
@@ -99,3 +99,30 @@ class Counters:
                 "errors": self.errors, "semantic_hits": self.semantic_hits,
                 "tokens_saved": self.tokens_saved,
                 "time_saved_ms": (self.hits + self.coalesced) * average_miss}
+
+
+class CountedDoor:
+    """The counts a door (a client, the LangChain cache) shows, read from its `Counters`."""
+
+    _counters: Counters
+
+    def counters(self) -> dict[str, int | float]:
+        """Every call counted once: hits (exact and semantic), misses, coalesced, bypasses,
+        uncacheable; and errors, semantic_hits, tokens_saved, time_saved_ms (see
+        `llmcache._pipeline`)."""
+        return self._counters.as_dict()
+
+    @property
+    def hits(self) -> int:
+        """Calls (and embedded texts) answered by the cache, exact or semantic."""
+        return self._counters.hits
+
+    @property
+    def misses(self) -> int:
+        """Calls (and embedded texts) the cache could have answered but did not."""
+        return self._counters.misses
+
+    @property
+    def errors(self) -> int:
+        """Failures of a tier or an entry that calls survived as misses."""
+        return self._counters.errors

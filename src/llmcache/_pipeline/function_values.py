@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from llmcache.backends.base import AIResponse
-from llmcache.entry import CachedResponse
+from llmcache.entry import CachedResponse, non_json
 
 __all__ = ["FUNCTION_VALUES", "FunctionValues", "check_json", "for_followers", "restore_value",
            "to_entry"]
@@ -37,26 +37,20 @@ def check_json(value: Any, path: str = "result") -> None:
     NaN and infinities raise ValueError: JSON cannot hold them, and orjson would silently
     turn them into ``null``.
     """
-    t = type(value)
-    if t is str or t is int or t is bool or value is None:
+    found = non_json(value, path, _dotted)
+    if found is None:
         return
-    if t is float:
-        if value - value != 0.0:
-            raise ValueError(f"{path}: {value!r} cannot be cached (not a finite number)")
-        return
-    if t is dict:
-        for k, v in value.items():
-            if type(k) is not str:
-                raise TypeError(f"{path}: dict keys must be str to be cached, got "
-                                f"{type(k).__name__}")
-            check_json(v, f"{path}.{k}")
-        return
-    if t is list or t is tuple:
-        for i, v in enumerate(value):
-            check_json(v, f"{path}[{i}]")
-        return
-    raise TypeError(f"{path}: a value of type {t.__name__} cannot be cached; return str, "
-                    "JSON-like dicts and lists, AIResponse or CachedResponse")
+    where, why, bad = found
+    if why == "number":
+        raise ValueError(f"{where}: {bad!r} cannot be cached (not a finite number)")
+    if why == "key":
+        raise TypeError(f"{where}: dict keys must be str to be cached, got {type(bad).__name__}")
+    raise TypeError(f"{where}: a value of type {type(bad).__name__} cannot be cached; return "
+                    "str, JSON-like dicts and lists, AIResponse or CachedResponse")
+
+
+def _dotted(path: str, key: str) -> str:
+    return f"{path}.{key}"
 
 
 def to_entry(value: Any, *, fingerprint: str, ttl: float | None) -> CachedResponse:

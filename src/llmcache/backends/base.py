@@ -16,8 +16,9 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
+
+from llmcache._closing import AsyncClosing, Closing
 
 __all__ = [
     "AIResponse",
@@ -28,6 +29,7 @@ __all__ = [
     "check_messages",
     "check_prompt",
     "check_sampling",
+    "sampling_options",
 ]
 
 Message = Mapping[str, Any]
@@ -191,11 +193,9 @@ def check_sampling(where: str, *, temperature: object = None, max_tokens: object
                         f"{type(tools).__name__} {_short(tools)}")
 
 
-_B = TypeVar("_B", bound="Backend")
-_AB = TypeVar("_AB", bound="AsyncBackend")
 
 
-class Backend(ABC):
+class Backend(Closing, ABC):
     """A blocking client of a model server."""
 
     model: str
@@ -235,15 +235,8 @@ class Backend(ABC):
         """Release connections. Idempotent."""
         return None
 
-    def __enter__(self: _B) -> _B:
-        return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-
-class AsyncBackend(ABC):
+class AsyncBackend(AsyncClosing, ABC):
     """The asyncio twin of `Backend`: same methods, as coroutines; ``aclose`` to release."""
 
     model: str
@@ -285,9 +278,19 @@ class AsyncBackend(ABC):
         """Release connections. Idempotent."""
         return None
 
-    async def __aenter__(self: _AB) -> _AB:
-        return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.aclose()
+def sampling_options(options: Mapping[str, Any] | None, temperature: float | None,
+                     max_tokens: int | None) -> dict[str, Any]:
+    """A copy of `options` with the explicit `temperature` and `max_tokens` laid over it,
+    in Ollama's option names (``num_predict`` for the token limit; the cache's keys and
+    the Ollama API both use them).
+
+    >>> sampling_options({"seed": 1}, 0.0, 64)
+    {'seed': 1, 'temperature': 0.0, 'num_predict': 64}
+    """
+    merged = dict(options or {})
+    if temperature is not None:
+        merged["temperature"] = temperature
+    if max_tokens is not None:
+        merged["num_predict"] = max_tokens
+    return merged

@@ -17,6 +17,8 @@ None of these is ever cached. ``status_code`` is the HTTP status when there was 
 
 from __future__ import annotations
 
+from llmcache.errors import LLMCacheError
+
 __all__ = [
     "AuthenticationError",
     "BackendError",
@@ -29,7 +31,7 @@ __all__ = [
 ]
 
 
-class BackendError(Exception):
+class BackendError(LLMCacheError):
     """Base of every backend failure."""
 
     def __init__(self, message: str, *, status_code: int | None = None) -> None:

@@ -39,11 +39,14 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from llmcache.backends.base import AsyncBackend, Backend
+from llmcache.errors import LLMCacheError
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 __all__ = [
     "GROUP",
@@ -70,7 +73,7 @@ BackendFactory = Callable[..., Backend | AsyncBackend]
 """A `Backend`/`AsyncBackend` class, or a callable taking config keywords and returning one."""
 
 
-class BackendNotFound(KeyError):
+class BackendNotFound(LLMCacheError, KeyError):
     """No backend of that name is installed or registered. A `KeyError` (so a `LookupError`).
 
     ``available`` holds the names that do exist, sorted.
@@ -91,7 +94,7 @@ class BackendNotFound(KeyError):
         return type(self), (self.name, self.available)
 
 
-class BackendLoadError(ImportError):
+class BackendLoadError(LLMCacheError, ImportError):
     """A backend plugin failed to import or load; ``__cause__`` holds the original error."""
 
     def __init__(self, message: str, *, backend: str = "",
@@ -104,7 +107,7 @@ class BackendLoadError(ImportError):
         return type(self), (str(self),), self.__dict__
 
 
-class BackendConflict(ValueError):
+class BackendConflict(LLMCacheError, ValueError):
     """A name claimed twice: by two installed distributions, or by a `register_backend`
     call for a name that exists. ``sources`` names the claimants."""
 
@@ -156,6 +159,8 @@ _failed: dict[str, Exception] = {}
 
 def _discover() -> list[EntryPoint]:
     """All entry points of the group, in sys.path order. Tests replace this function."""
+    from importlib.metadata import entry_points  # about 10 ms: paid by the first lookup
+
     return list(entry_points(group=GROUP))
 
 

@@ -55,6 +55,7 @@ from llmcache._pipeline import (
     keyed,
     unkeyable,
 )
+from llmcache._pipeline.counters import CountedDoor
 from llmcache.entry import CachedResponse
 from llmcache.keys import NotKeyable, Request, canonical_call, key_and_fingerprint
 from llmcache.policy import CachePolicy
@@ -267,7 +268,7 @@ class _Semantic:
             self.tier.set(request, value)
 
 
-class LLMCache(BaseCache):
+class LLMCache(BaseCache, CountedDoor):
     """A LangChain cache (`langchain_core.caches.BaseCache`) over any llmcache `Store`.
 
     ``store`` is the exact tier (a new `MemoryStore` when omitted); ``ttl`` is how long its
@@ -307,32 +308,12 @@ class LLMCache(BaseCache):
         method = getattr(owner, name, None)
         return method if inspect.iscoroutinefunction(method) else None
 
-    # -- counts --------------------------------------------------------------------------------
-
-    def counters(self) -> dict[str, int | float]:
-        """Every lookup counted once: hits (exact and semantic), misses, bypasses,
-        uncacheable; and errors, semantic_hits, tokens_saved (see `llmcache._pipeline`)."""
-        return self._counters.as_dict()
-
-    @property
-    def hits(self) -> int:
-        """Lookups answered from the cache (exact or semantic)."""
-        return self._counters.hits
+    # -- counts (and `CountedDoor`'s) ---------------------------------------------------------
 
     @property
     def semantic_hits(self) -> int:
         """Lookups answered by the semantic tier (counted in `hits` too)."""
         return self._counters.semantic_hits
-
-    @property
-    def misses(self) -> int:
-        """Lookups the cache could have answered but did not."""
-        return self._counters.misses
-
-    @property
-    def errors(self) -> int:
-        """Failures of a tier or an entry, survived as misses."""
-        return self._counters.errors
 
     # -- keys --------------------------------------------------------------------------------
 

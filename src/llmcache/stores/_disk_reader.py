@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any, NamedTuple
 
 from diskcache.core import DBNAME
 
+from llmcache._closing import Closing
 from llmcache.entry import CachedResponse, Codec, CodecError, JSONCodec
 from llmcache.stores._diskcache import (
     ENTRY_HITS,
@@ -76,7 +76,7 @@ def _label(rowid: int, key: Any, raw: int) -> str:
     return f"<row {rowid}: {what}>"
 
 
-class DiskReader:
+class DiskReader(Closing):
     """A read-only view of the `DiskStore` directory `path`.
 
     Shows what the directory holds as it is: entries (expired ones not yet swept included),
@@ -194,13 +194,6 @@ class DiskReader:
         """Close the connections. Idempotent."""
         self._db.close()
         self._side.close()
-
-    def __enter__(self) -> DiskReader:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
 
 def _count(value: Any) -> int:

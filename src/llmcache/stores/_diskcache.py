@@ -35,6 +35,7 @@ import diskcache
 from diskcache.core import DBNAME, DEFAULT_SETTINGS, MODE_PICKLE
 
 from llmcache.entry import CodecError
+from llmcache.errors import LLMCacheError
 from llmcache.stores.base import ErrorLog, StoreStats
 
 try:
@@ -69,7 +70,7 @@ _CORRUPT_CODES = frozenset({11, 26})
 _BUSY_OR_LOCKED = frozenset({5, 6})
 
 
-class NotOpen(Exception):  # noqa: N818 - a state, raised where a store's tier is missing
+class NotOpen(LLMCacheError):  # noqa: N818 - a state, raised where a store's tier is missing
     """The cache directory could not be opened (the store is a miss-only tier for now)."""
 
 

@@ -131,10 +131,8 @@ class PostgresCore(PgBase):
                    operation: str) -> CachedResponse | None:
         """The live entry in a row (bytes read from a shared table: untrusted), or ``None``.
         Counts decode errors and expirations, not hits and misses (the callers do, once)."""
-        try:
-            entry = self._decode_bytes(data)
-        except (ValueError, TypeError) as exc:  # CodecError is a ValueError
-            self._failed(f"{operation} (decode)", exc)
+        entry = self._decoded(data, operation)
+        if entry is None:
             return None
         now = self._clock()
         if (expires_at is not None and now >= expires_at) or \

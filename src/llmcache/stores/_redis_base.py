@@ -22,13 +22,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 from llmcache.entry import CachedResponse, Codec, JSONCodec
 from llmcache.errors import StoreError
-from llmcache.stores.base import ErrorLog, StoreStats, check_ttl
+from llmcache.stores._server_tier import ServerTier
+from llmcache.stores.base import check_ttl
 
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
 
-__all__ = ["AsyncConn", "Breaker", "Conn", "GenView", "RedisCore", "check_namespace",
+__all__ = ["AsyncConn", "Conn", "GenView", "RedisCore", "check_namespace",
            "import_redis", "lease_ms", "redact_url"]
 
 logger = logging.getLogger("llmcache.stores.redis")
@@ -175,58 +176,6 @@ def redact_url(url: str) -> str:
         return "<redis url>"
 
 
-class Breaker:
-    """A circuit breaker for one Redis server.
-
-    After a connection failure or a timeout, Redis is skipped for `retry_after` seconds: a
-    dead server then costs a clock read, not its timeout on every call. When the window has
-    passed, exactly one caller probes (the others keep skipping); its success closes the
-    circuit, its failure opens it for another window. The closed-circuit check is one
-    attribute read (``down_until == 0``), so a healthy server pays nothing.
-    """
-
-    def __init__(self, retry_after: float, name: str) -> None:
-        self.retry_after = retry_after
-        self.down_until = 0.0  # time.monotonic() before which Redis is skipped; 0: up
-        self.last_error: str | None = None
-        self.opened = 0  # how many times the circuit opened
-        self._name = name
-        self._lock = threading.Lock()
-
-    def allow(self) -> bool:
-        """True when a call may go to Redis now (closed circuit, or this caller probes)."""
-        until = self.down_until
-        if not until:
-            return True
-        now = time.monotonic()
-        if now < until:
-            return False
-        with self._lock:
-            if self.down_until != until:  # another caller probes, or it already recovered
-                return not self.down_until
-            # This caller probes; the others skip until its outcome (or one more window).
-            self.down_until = now + self.retry_after
-        return True
-
-    def success(self) -> None:
-        if self.down_until:
-            with self._lock:
-                was_down, self.down_until = self.down_until, 0.0
-            if was_down:
-                logger.info("%s: Redis is reachable again", self._name)
-
-    def failure(self, exc: BaseException) -> None:
-        with self._lock:
-            if not self.down_until:
-                self.opened += 1
-            self.down_until = time.monotonic() + self.retry_after
-            self.last_error = f"{type(exc).__name__}: {exc}"
-
-    @property
-    def is_open(self) -> bool:
-        return bool(self.down_until)
-
-
 class Conn(NamedTuple):
     """The sync client and its scripts."""
 
@@ -270,7 +219,7 @@ def _positive(name: str, value: float) -> float:
     return float(value)
 
 
-class RedisCore:
+class RedisCore(ServerTier):
     """Settings, clients, counters and the codec of a `RedisStore` (see its docstring for
     the constructor's arguments)."""
 
@@ -320,12 +269,8 @@ class RedisCore:
         self._sync_conn = Conn(self._client,
                                *(self._client.register_script(lua) for lua in _SCRIPTS))
         self._aconns: dict[asyncio.AbstractEventLoop, AsyncConn] = {}
-        self._stats = StoreStats()
-        self._skipped = 0
-        self._count_lock = threading.Lock()
         label = f"RedisStore({self._safe_url}, namespace={namespace!r})"
-        self._errlog = ErrorLog(logger, label)
-        self._breaker = Breaker(_positive("retry_after", retry_after), label)
+        self._guard(label, _positive("retry_after", retry_after), server="Redis", log=logger)
 
     def _new_client(self) -> redis.Redis:
         from redis import Redis
@@ -366,28 +311,10 @@ class RedisCore:
 
     # -- counting -------------------------------------------------------------------------
 
-    def _count(self, name: str, n: int = 1) -> None:
-        with self._count_lock:
-            setattr(self._stats, name, getattr(self._stats, name) + n)
-
-    def _up(self) -> bool:
-        """May this call go to Redis? False while the circuit is open (counted as skipped)."""
-        breaker = self._breaker
-        if breaker.down_until and not breaker.allow():
-            with self._count_lock:
-                self._skipped += 1
-            return False
-        return True
-
-    def _ok(self) -> None:
-        if self._breaker.down_until:
-            self._breaker.success()
-
     def _failed(self, operation: str, exc: BaseException) -> None:
         if isinstance(exc, self._down_errors):
             self._breaker.failure(exc)
-        self._errlog.report(operation, exc)
-        self._count("errors")
+        super()._failed(operation, exc)
 
     def _unavailable(self) -> ConnectionError:
         return ConnectionError(f"Redis skipped for {self._breaker.retry_after}s after a "
@@ -469,10 +396,8 @@ class RedisCore:
     def _entry(self, data: Any, operation: str) -> CachedResponse | None:
         """The live entry in `data` (bytes read from Redis: untrusted), or ``None``.
         Counts decode errors and expirations, not hits and misses (the callers do, once)."""
-        try:
-            entry = self._decode_bytes(data)
-        except (ValueError, TypeError) as exc:  # CodecError is a ValueError
-            self._failed(f"{operation} (decode)", exc)
+        entry = self._decoded(data, operation)
+        if entry is None:
             return None
         expires_at = entry.expires_at
         if expires_at is not None and self._clock() >= expires_at:

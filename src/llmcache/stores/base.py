@@ -28,15 +28,13 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
+from llmcache._closing import AsyncClosing, Closing
 from llmcache.entry import CachedResponse
 
 __all__ = ["AsyncStore", "ErrorLog", "Store", "StoreStats", "check_ttl", "inline_store"]
 
-_S = TypeVar("_S", bound="Store")
-_A = TypeVar("_A", bound="AsyncStore")
 
 # The coroutine methods a `Store` subclass may write itself (see `Store.__init_subclass__`).
 _TWINS = ("aget", "aset", "adelete", "aclear", "aget_many", "aset_many")
@@ -90,7 +88,7 @@ class ErrorLog:
                              type(exc).__name__, exc)
 
 
-class AsyncStore(ABC):
+class AsyncStore(AsyncClosing, ABC):
     """The coroutine face of a cache tier: what async code awaits.
 
     The contract is `Store`'s, method for method: ``aget`` and ``aset`` (and the batches)
@@ -160,15 +158,8 @@ class AsyncStore(ABC):
         """Release files and connections (those of the running event loop first). Idempotent."""
         return None
 
-    async def __aenter__(self: _A) -> _A:
-        return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.aclose()
-
-
-class Store(AsyncStore):
+class Store(Closing, AsyncStore):
     """A cache tier. Subclasses implement the five abstract methods; batch methods, the
     context managers and the coroutine face come for free.
 
@@ -249,13 +240,6 @@ class Store(AsyncStore):
     def close(self) -> None:
         """Release files and connections. Idempotent."""
         return None
-
-    def __enter__(self: _S) -> _S:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     # -- the coroutine face, inline: memory and disk answer faster than a thread hop -------
 

@@ -42,7 +42,6 @@ in the URL bound the rest.
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any
 
 from llmcache._postgres import MISSING_EXTRA, SchemaError
@@ -117,13 +116,6 @@ class PostgresStore(PostgresMethods, AsyncPostgresMethods, Store):
         await self._pools.aclose()
         await self._lock_pools.aclose()
         self.close()
-
-    async def __aenter__(self) -> PostgresStore:
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return (f"PostgresStore({self._settings.safe!r}, table={self._table!r}, "

@@ -149,16 +149,13 @@ class RedisStore(RedisMethods, AsyncRedisMethods, Store):
         seen, ``None`` before Redis answered), ``namespace`` and ``url`` (password
         hidden)."""
         size = self._size()
-        breaker = self._breaker
         with self._count_lock:
             counters = self._stats.as_dict()
-            skipped = self._skipped
-        return {"entries": size or 0, **counters, "skipped": skipped,
+        circuit = self._circuit()
+        return {"entries": size or 0, **counters, "skipped": circuit.pop("skipped"),
                 "generation": self._known_generation(),
-                "connected": size is not None and not breaker.is_open,
-                "circuit_open": breaker.is_open, "circuit_opened": breaker.opened,
-                "last_error": breaker.last_error, "namespace": self._namespace,
-                "url": self._safe_url}
+                "connected": size is not None and not circuit["circuit_open"],
+                **circuit, "namespace": self._namespace, "url": self._safe_url}
 
     def close(self) -> None:
         """Close the connections this store opened (never a `client` passed in). Async

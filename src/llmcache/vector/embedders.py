@@ -45,6 +45,7 @@ import xxhash
 
 from llmcache.backends.base import AsyncBackend, Backend
 from llmcache.embeddings import EmbeddingCache
+from llmcache.errors import LLMCacheError
 from llmcache.vector._arguments import check_int
 
 __all__ = [
@@ -99,7 +100,7 @@ def normalize_rows(vectors: Any, dim: int | None = None) -> Matrix:
     return np.ascontiguousarray(arr)
 
 
-class EmbeddingError(ValueError):
+class EmbeddingError(LLMCacheError, ValueError):
     """An embedder answered something other than ``(n, dim)`` finite numbers."""
 
 

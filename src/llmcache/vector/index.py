@@ -22,12 +22,10 @@ ids' UTF-8 bytes, end to end) and ``offsets`` (where each id starts), through
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import threading
 import zipfile
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, NamedTuple, Protocol
 
@@ -35,6 +33,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from llmcache._atomic_file import atomic_write as atomic_write
+from llmcache.errors import LLMCacheError
 from llmcache.vector._arguments import check_int
 
 # The row helpers, used by every index, re-exported from where they lived.
@@ -67,7 +67,7 @@ class SearchHit(NamedTuple):
     score: float
 
 
-class IndexFileError(ValueError):
+class IndexFileError(LLMCacheError, ValueError):
     """A saved index cannot be loaded: truncated, corrupt, foreign or inconsistent."""
 
 
@@ -418,41 +418,6 @@ class VectorIndex:
 
 
 # ----------------------------------------------------------------- the file format
-
-
-def atomic_write(path: PathLike, write: Callable[[BinaryIO], object]) -> None:
-    """Write ``path`` so that a crash at any moment leaves either the old file or the new.
-
-    ``write`` fills a temporary file in the same directory (a rename must not cross file
-    systems); it is fsynced, renamed over ``path`` with `os.replace` (atomic on POSIX and
-    Windows), then the directory is fsynced so the rename itself survives a power cut."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(target.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make renames in ``directory`` durable; a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:  # Windows: directories cannot be opened, and NTFS journals renames
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def write_archive(f: BinaryIO, arrays: dict[str, npt.NDArray[Any]]) -> None:

@@ -31,9 +31,9 @@ move to Postgres:
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any
 
+from llmcache._closing import AsyncClosing, Closing
 from llmcache._postgres import MISSING_EXTRA, SchemaError
 from llmcache.vector._async_pgvector import AsyncPgVectorMethods
 from llmcache.vector._pgvector_base import DEFAULT_THRESHOLD
@@ -42,7 +42,7 @@ from llmcache.vector._sync_pgvector import PgVectorMethods
 __all__ = ["DEFAULT_THRESHOLD", "MISSING_EXTRA", "PostgresSemanticCache", "SchemaError"]
 
 
-class PostgresSemanticCache(PgVectorMethods, AsyncPgVectorMethods):
+class PostgresSemanticCache(PgVectorMethods, AsyncPgVectorMethods, Closing, AsyncClosing):
     """Exact, then semantic, caching of model answers in Postgres; thread-safe, and shared
     by every process that uses the same table and namespace.
 
@@ -95,20 +95,6 @@ class PostgresSemanticCache(PgVectorMethods, AsyncPgVectorMethods):
     async def aclose(self) -> None:
         """Close this event loop's pool, then the rest (see `close`)."""
         await self._pools.aclose()
-
-    def __enter__(self) -> PostgresSemanticCache:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    async def __aenter__(self) -> PostgresSemanticCache:
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return (f"PostgresSemanticCache({self.embedder_id!r}, {self._settings.safe!r}, "
