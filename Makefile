@@ -78,6 +78,7 @@ quickstart: $(CORE)
 
 lint: $(TESTS)
 	$(BIN)/ruff check src tests benchmarks examples tools
+	$(BIN)/ruff format --check src tests benchmarks examples tools scripts
 	$(BIN)/mypy --strict src
 	$(BIN)/mypy --strict tools/llmcache-testserver/src
 	$(BIN)/python scripts/unasync.py --check

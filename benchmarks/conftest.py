@@ -20,12 +20,10 @@ import pytest
 
 
 def _median(bench: Any) -> float:
-    return float(bench.stats.stats.median if hasattr(bench.stats, "stats") else
-                 bench.stats.median)
+    return float(bench.stats.stats.median if hasattr(bench.stats, "stats") else bench.stats.median)
 
 
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
-                            config: pytest.Config) -> None:
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     session = getattr(config, "_benchmarksession", None)
     if session is None or not session.benchmarks:
         return
@@ -61,15 +59,28 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     benchmarks; fails, naming the package, when ``redis-server`` is not installed."""
     executable = shutil.which("redis-server")
     if executable is None:
-        pytest.fail("redis-server is not installed: apt-get install redis-server",
-                    pytrace=False)
+        pytest.fail("redis-server is not installed: apt-get install redis-server", pytrace=False)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
     directory = tmp_path_factory.mktemp("redis")
-    server = subprocess.Popen([executable, "--port", str(port), "--bind", "127.0.0.1",
-                               "--save", "", "--appendonly", "no", "--dir", str(directory)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            executable,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 10
         while True:

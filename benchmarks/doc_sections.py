@@ -22,8 +22,9 @@ from pathlib import Path
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
-_BLOCK = re.compile(r"<!-- section:(?P<name>[\w-]+) -->\n.*?<!-- /section:(?P=name) -->\n",
-                    re.DOTALL)
+_BLOCK = re.compile(
+    r"<!-- section:(?P<name>[\w-]+) -->\n.*?<!-- /section:(?P=name) -->\n", re.DOTALL
+)
 
 
 def _block(name: str, body: str) -> str:
@@ -33,8 +34,11 @@ def _block(name: str, body: str) -> str:
 def replace_section(page: str, name: str, body: str) -> str:
     """`page` with the block `name` set to `body` (appended when it is not there yet)."""
     block = _block(name, body)
-    pattern = re.compile(rf"<!-- section:{re.escape(name)} -->\n.*?"
-                         rf"<!-- /section:{re.escape(name)} -->\n", re.DOTALL)
+    pattern = re.compile(
+        rf"<!-- section:{re.escape(name)} -->\n.*?"
+        rf"<!-- /section:{re.escape(name)} -->\n",
+        re.DOTALL,
+    )
     if pattern.search(page):
         return pattern.sub(lambda _m: block, page, count=1)
     return page.rstrip("\n") + "\n\n" + block
@@ -45,12 +49,13 @@ def kept_sections(page: str) -> list[str]:
     return [m.group(0) for m in _BLOCK.finditer(page)]
 
 
-def write_section(name: str, title: str, body: str, command: str,
-                  path: Path = DOC) -> None:
+def write_section(name: str, title: str, body: str, command: str, path: Path = DOC) -> None:
     """Replace block `name` of the page at `path` with `title`, a line saying when and with
     which `command` it was measured, and `body` (markdown)."""
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    text = (f"## {title}\n\nMeasured on {when} with `{command}`, on the same kind of shared "
-            f"2-core machine; ratios within one run are what count.\n\n{body.strip()}\n")
+    text = (
+        f"## {title}\n\nMeasured on {when} with `{command}`, on the same kind of shared "
+        f"2-core machine; ratios within one run are what count.\n\n{body.strip()}\n"
+    )
     page = path.read_text(encoding="utf-8") if path.exists() else ""
     path.write_text(replace_section(page, name, text), encoding="utf-8")

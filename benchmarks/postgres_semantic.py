@@ -109,8 +109,16 @@ def search_run(url: str, n: int, n_queries: int, seed: int = 0) -> dict[str, Any
     embedder = TableEmbedder(stored, queries)
     table = f"bench_semantic_{n}"
     _drop(url, table)
-    cache = PostgresSemanticCache(embedder, url, table=table, guards=(), threshold=0.5,
-                                  max_entries=None, statement_timeout=60.0, ef_search=200)
+    cache = PostgresSemanticCache(
+        embedder,
+        url,
+        table=table,
+        guards=(),
+        threshold=0.5,
+        max_entries=None,
+        statement_timeout=60.0,
+        ef_search=200,
+    )
     len(cache)  # creates the table
     codec = JSONCodec()
     started = time.perf_counter()
@@ -119,20 +127,35 @@ def search_run(url: str, n: int, n_queries: int, seed: int = 0) -> dict[str, Any
 
         register_vector(conn)
         conn.execute(f"DROP INDEX {table}_hnsw")
-        with conn.cursor() as cur, cur.copy(
+        with (
+            conn.cursor() as cur,
+            cur.copy(
                 f"COPY {table} (namespace, key, partition, text, fingerprint, value, "
-                f"accessed_at, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
-            copy.set_types(["text", "text", "text", "text", "text", "bytea", "float8",
-                            "vector"])
+                f"accessed_at, embedding) FROM STDIN WITH (FORMAT BINARY)"
+            ) as copy,
+        ):
+            copy.set_types(["text", "text", "text", "text", "text", "bytea", "float8", "vector"])
             for i in range(n):
-                record, entry = make_record(Request(model="m", prompt=f"stored {i}"),
-                                            f"answer {i}", cache._partition, None)
-                copy.write_row([cache.namespace, record.key, record.partition, record.text,
-                                record.fingerprint, codec.encode(entry), 0.0, stored[i]])
+                record, entry = make_record(
+                    Request(model="m", prompt=f"stored {i}"), f"answer {i}", cache._partition, None
+                )
+                copy.write_row(
+                    [
+                        cache.namespace,
+                        record.key,
+                        record.partition,
+                        record.text,
+                        record.fingerprint,
+                        codec.encode(entry),
+                        0.0,
+                        stored[i],
+                    ]
+                )
         loaded = time.perf_counter()
         conn.execute("SET maintenance_work_mem = '512MB'")
-        conn.execute(f"CREATE INDEX {table}_hnsw ON {table} "
-                     f"USING hnsw (embedding vector_cosine_ops)")
+        conn.execute(
+            f"CREATE INDEX {table}_hnsw ON {table} USING hnsw (embedding vector_cosine_ops)"
+        )
         conn.execute(f"ANALYZE {table}")
         indexed = time.perf_counter()
     index = VectorIndex(DIM, capacity=n)
@@ -162,36 +185,54 @@ def search_run(url: str, n: int, n_queries: int, seed: int = 0) -> dict[str, Any
     base = statistics.median(times["index"])
     exact_n = len(times["exact"])
     return {
-        "rows": n, "queries": n_queries, "load_s": round(loaded - started, 1),
+        "rows": n,
+        "queries": n_queries,
+        "load_s": round(loaded - started, 1),
         "hnsw_build_s": round(indexed - loaded, 1),
         "index_ms": _ms(times["index"]),
-        "pg_hnsw_ms": _ms(times["hnsw"]), "pg_hnsw_ratio": round(
-            statistics.median(times["hnsw"]) / base, 1),
+        "pg_hnsw_ms": _ms(times["hnsw"]),
+        "pg_hnsw_ratio": round(statistics.median(times["hnsw"]) / base, 1),
         "pg_hnsw_recall1": round(right["hnsw"] / n_queries, 3),
-        "pg_exact_ms": _ms(times["exact"]), "pg_exact_recall1": round(
-            right["exact"] / exact_n, 3),
-        "pg_get_ms": _ms(times["get"]), "pg_get_ratio": round(
-            statistics.median(times["get"]) / base, 1),
+        "pg_exact_ms": _ms(times["exact"]),
+        "pg_exact_recall1": round(right["exact"] / exact_n, 3),
+        "pg_get_ms": _ms(times["get"]),
+        "pg_get_ratio": round(statistics.median(times["get"]) / base, 1),
         "pg_get_recall1": round(right["get"] / n_queries, 3),
     }
 
 
 # -- sharing: 4 workers, one workload ----------------------------------------------------------
 
-_TOPICS = ["reverse a list", "sort a dict by value", "read a file line by line",
-           "merge two dicts", "remove duplicates from a list", "parse a JSON string",
-           "format a date", "count words in a string", "flatten a nested list",
-           "check if a key exists", "split a string on commas", "get the current time",
-           "make an HTTP request", "write a CSV file", "copy a directory",
-           "find the largest number", "join a list of strings", "round a float",
-           "convert a string to an int", "create a virtual environment"]
+_TOPICS = [
+    "reverse a list",
+    "sort a dict by value",
+    "read a file line by line",
+    "merge two dicts",
+    "remove duplicates from a list",
+    "parse a JSON string",
+    "format a date",
+    "count words in a string",
+    "flatten a nested list",
+    "check if a key exists",
+    "split a string on commas",
+    "get the current time",
+    "make an HTTP request",
+    "write a CSV file",
+    "copy a directory",
+    "find the largest number",
+    "join a list of strings",
+    "round a float",
+    "convert a string to an int",
+    "create a virtual environment",
+]
 _LANGS = ["Python", "Rust", "Go"]
 
 
 def _questions() -> list[tuple[str, str]]:
     """(question, answer) pairs: 60 distinct questions."""
-    return [(f"How do I {topic} in {lang}?", f"{lang}: {topic}")
-            for topic in _TOPICS for lang in _LANGS]
+    return [
+        (f"How do I {topic} in {lang}?", f"{lang}: {topic}") for topic in _TOPICS for lang in _LANGS
+    ]
 
 
 def _variants(question: str) -> list[str]:
@@ -199,13 +240,17 @@ def _variants(question: str) -> list[str]:
     return [question, bare.lower(), f"{bare}, please?", f"Quick question: {bare}?"]
 
 
-def _worker(mode: str, url: str, table: str, worker: int, requests: int, barrier: Any,
-            out: Any) -> None:
+def _worker(
+    mode: str, url: str, table: str, worker: int, requests: int, barrier: Any, out: Any
+) -> None:
     rng = random.Random(worker)
     questions = _questions()
     embedder = HashingEmbedder(dim=DIM)
-    cache: Any = (PostgresSemanticCache(embedder, url, table=table, threshold=0.75)
-                  if mode == "shared" else SemanticCache(embedder, threshold=0.75))
+    cache: Any = (
+        PostgresSemanticCache(embedder, url, table=table, threshold=0.75)
+        if mode == "shared"
+        else SemanticCache(embedder, threshold=0.75)
+    )
     hits = wrong = 0
     barrier.wait(60)
     for _ in range(requests):
@@ -223,14 +268,19 @@ def _worker(mode: str, url: str, table: str, worker: int, requests: int, barrier
 
 def sharing_run(url: str, workers: int, requests: int) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
-    result: dict[str, Any] = {"workers": workers, "requests_per_worker": requests,
-                              "distinct_questions": len(_questions())}
+    result: dict[str, Any] = {
+        "workers": workers,
+        "requests_per_worker": requests,
+        "distinct_questions": len(_questions()),
+    }
     table = "bench_semantic_shared"
     _drop(url, table)
     for mode in ("own", "shared"):
         barrier, out = ctx.Barrier(workers), ctx.Queue()
-        procs = [ctx.Process(target=_worker, args=(mode, url, table, w, requests, barrier,
-                                                   out)) for w in range(workers)]
+        procs = [
+            ctx.Process(target=_worker, args=(mode, url, table, w, requests, barrier, out))
+            for w in range(workers)
+        ]
         for p in procs:
             p.start()
         counts = [out.get(timeout=600) for _ in procs]
@@ -269,8 +319,11 @@ def exact_hit_run(url: str, reads: int = 3000) -> dict[str, Any]:
                 ours.append(t1 - t0)
                 raw.append(t2 - t1)
         hit, floor = statistics.median(ours) * 1e6, statistics.median(raw) * 1e6
-        return {"hit_us": round(hit, 1), "raw_select_us": round(floor, 1),
-                "ratio": round(hit / floor, 2)}
+        return {
+            "hit_us": round(hit, 1),
+            "raw_select_us": round(floor, 1),
+            "ratio": round(hit / floor, 2),
+        }
     finally:
         store.close()
         _drop(url, table)
@@ -279,23 +332,30 @@ def exact_hit_run(url: str, reads: int = 3000) -> dict[str, Any]:
 def markdown(report: dict[str, Any]) -> str:
     """The report as a section of docs/benchmarks.md."""
     hit = report["exact"]
-    lines = ["Exact tier: a `PostgresStore` hit (1 KB value) "
-             f"{hit['hit_us']} µs against a raw psycopg SELECT of the same row "
-             f"{hit['raw_select_us']} µs: **{hit['ratio']}x** (target at most 1.3x; the "
-             "pytest-benchmark twin in `benchmarks/test_bench_postgres.py` also compares "
-             "`RedisStore`).", "",
-             "Semantic search, dim 384, top-8 of one partition (queries: stored vectors "
-             "plus noise):", "",
-             "| rows | " + " | ".join(k for k in report["search"][0] if k != "rows") + " |",
-             "|---:|" + "---:|" * (len(report["search"][0]) - 1)]
+    lines = [
+        "Exact tier: a `PostgresStore` hit (1 KB value) "
+        f"{hit['hit_us']} µs against a raw psycopg SELECT of the same row "
+        f"{hit['raw_select_us']} µs: **{hit['ratio']}x** (target at most 1.3x; the "
+        "pytest-benchmark twin in `benchmarks/test_bench_postgres.py` also compares "
+        "`RedisStore`).",
+        "",
+        "Semantic search, dim 384, top-8 of one partition (queries: stored vectors plus noise):",
+        "",
+        "| rows | " + " | ".join(k for k in report["search"][0] if k != "rows") + " |",
+        "|---:|" + "---:|" * (len(report["search"][0]) - 1),
+    ]
     for row in report["search"]:
-        lines.append(f"| {row['rows']} | " + " | ".join(
-            str(v) for k, v in row.items() if k != "rows") + " |")
+        lines.append(
+            f"| {row['rows']} | " + " | ".join(str(v) for k, v in row.items() if k != "rows") + " |"
+        )
     share = report["sharing"]
-    lines += ["", "Sharing: 4 worker processes on one repeated workload: hit rate "
-              f"{share['own_hit_rate']} with a cache each, {share['shared_hit_rate']} sharing "
-              f"the Postgres semantic tier ({share['shared_over_own']}x); wrong answers "
-              f"{share['own_wrong']} / {share['shared_wrong']}."]
+    lines += [
+        "",
+        "Sharing: 4 worker processes on one repeated workload: hit rate "
+        f"{share['own_hit_rate']} with a cache each, {share['shared_hit_rate']} sharing "
+        f"the Postgres semantic tier ({share['shared_over_own']}x); wrong answers "
+        f"{share['own_wrong']} / {share['shared_wrong']}.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -307,19 +367,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--requests", type=int, default=150)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--write-doc", action="store_true",
-                        help="also write the figures into docs/benchmarks.md")
+    parser.add_argument(
+        "--write-doc", action="store_true", help="also write the figures into docs/benchmarks.md"
+    )
     args = parser.parse_args(argv)
-    with (private_server() if args.url is None else _given(args.url)) as url:
-        report = {"exact": exact_hit_run(url),
-                  "search": [search_run(url, n, args.queries) for n in args.sizes],
-                  "sharing": sharing_run(url, args.workers, args.requests)}
+    with private_server() if args.url is None else _given(args.url) as url:
+        report = {
+            "exact": exact_hit_run(url),
+            "search": [search_run(url, n, args.queries) for n in args.sizes],
+            "sharing": sharing_run(url, args.workers, args.requests),
+        }
     if args.write_doc:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
         from benchmarks.doc_sections import write_section
 
-        write_section("postgres", "Postgres + pgvector tier", markdown(report),
-                      "python benchmarks/postgres_semantic.py --write-doc")
+        write_section(
+            "postgres",
+            "Postgres + pgvector tier",
+            markdown(report),
+            "python benchmarks/postgres_semantic.py --write-doc",
+        )
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()

@@ -45,9 +45,16 @@ from urllib.parse import urlsplit
 
 LITELLM_VENV = Path(os.environ.get("LITELLM_VENV", "/tmp/litellm-venv"))
 MODEL = "llama3.2"
-BODY = json.dumps({"model": MODEL, "temperature": 0, "messages": [
-    {"role": "system", "content": "You answer in one short sentence."},
-    {"role": "user", "content": "What is the capital of France? Answer briefly."}]}).encode()
+BODY = json.dumps(
+    {
+        "model": MODEL,
+        "temperature": 0,
+        "messages": [
+            {"role": "system", "content": "You answer in one short sentence."},
+            {"role": "user", "content": "What is the capital of France? Answer briefly."},
+        ],
+    }
+).encode()
 PATH = "/v1/chat/completions"
 HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-unused"}
 _URL = re.compile(r"(http://127\.0\.0\.1:\d+)")
@@ -64,6 +71,7 @@ class Figures:
 
 
 # -- the load --------------------------------------------------------------------------------
+
 
 def _one(conn: http.client.HTTPConnection) -> tuple[float, bytes, dict[str, str]]:
     start = time.perf_counter()
@@ -113,9 +121,13 @@ def load(name: str, url: str, *, threads: int, seconds: float) -> Figures:
     if errors:
         raise RuntimeError(f"{name}: {errors[0]!r}")
     every = sorted(x for mine in latencies for x in mine)
-    return Figures(name, len(every), 1000 * every[len(every) // 2],
-                   1000 * every[min(len(every) - 1, int(len(every) * 0.99))],
-                   len(every) / wall)
+    return Figures(
+        name,
+        len(every),
+        1000 * every[len(every) // 2],
+        1000 * every[min(len(every) - 1, int(len(every) * 0.99))],
+        len(every) / wall,
+    )
 
 
 def warm(url: str, seconds: float = 1.0) -> tuple[bytes, dict[str, str]]:
@@ -133,6 +145,7 @@ def warm(url: str, seconds: float = 1.0) -> tuple[bytes, dict[str, str]]:
 
 # -- the servers -----------------------------------------------------------------------------
 
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -140,14 +153,24 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _process(command: list[str], *, env: dict[str, str] | None = None,
-             base: str | None = None, ready_path: str = "/",
-             timeout: float = 120) -> Iterator[str]:
+def _process(
+    command: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    base: str | None = None,
+    ready_path: str = "/",
+    timeout: float = 120,
+) -> Iterator[str]:
     """Run `command`; yield the first http://127.0.0.1:PORT its stdout prints, or `base`
     once GET `base` + `ready_path` answers 200."""
     log = tempfile.TemporaryFile("w+")
-    process = subprocess.Popen(command, stdout=subprocess.PIPE if base is None else log,
-                               stderr=log, text=True, env={**os.environ, **(env or {})})
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE if base is None else log,
+        stderr=log,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     try:
         if base is None:
             assert process.stdout is not None
@@ -193,8 +216,7 @@ def _wait_for(url: str, process: subprocess.Popen[str], log: IO[str], timeout: f
 
 def llmcache_proxy(upstream: str) -> Iterator[str]:
     code = "import sys; from llmcache.cli import main; sys.argv[0] = 'llmcache'; main()"
-    return _process([sys.executable, "-c", code, "proxy", "--upstream", upstream,
-                     "--port", "0"])
+    return _process([sys.executable, "-c", code, "proxy", "--upstream", upstream, "--port", "0"])
 
 
 def bare_endpoint(body: bytes, content_type: str, workdir: Path) -> Iterator[str]:
@@ -216,13 +238,28 @@ def litellm_proxy(upstream: str, workdir: Path) -> Iterator[str]:
         "litellm_settings:\n"
         "  cache: true\n"
         "  cache_params:\n"
-        "    type: local\n")
-    return _process([str(LITELLM_VENV / "bin" / "litellm"), "--config", str(config),
-                     "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"],
-                    env={"LITELLM_LOCAL_MODEL_COST_MAP": "True",
-                         "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true"},
-                    base=f"http://127.0.0.1:{port}", ready_path="/health/liveliness",
-                    timeout=180)
+        "    type: local\n"
+    )
+    return _process(
+        [
+            str(LITELLM_VENV / "bin" / "litellm"),
+            "--config",
+            str(config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num_workers",
+            "1",
+        ],
+        env={
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
+        },
+        base=f"http://127.0.0.1:{port}",
+        ready_path="/health/liveliness",
+        timeout=180,
+    )
 
 
 def serve_bare(body_file: str, content_type: str) -> None:
@@ -249,11 +286,15 @@ def serve_bare(body_file: str, content_type: str) -> None:
             await super().startup(sockets=sockets)
             print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
 
-    Server(uvicorn.Config(app, access_log=False, server_header=False, log_config=None,
-                          log_level="warning")).run(sockets=[sock])
+    Server(
+        uvicorn.Config(
+            app, access_log=False, server_header=False, log_config=None, log_level="warning"
+        )
+    ).run(sockets=[sock])
 
 
 # -- the run ---------------------------------------------------------------------------------
+
 
 def run(args: argparse.Namespace) -> dict[str, object]:
     from llmcache_testserver import EchoEngine, OllamaServer
@@ -262,22 +303,30 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     notes: list[str] = []
     have_litellm = (LITELLM_VENV / "bin" / "litellm").exists()
     if not have_litellm:
-        notes.append(f"LiteLLM skipped: no venv at {LITELLM_VENV} (python3 -m venv "
-                     f"{LITELLM_VENV} && {LITELLM_VENV}/bin/pip install -q "
-                     "'litellm[proxy]')")
+        notes.append(
+            f"LiteLLM skipped: no venv at {LITELLM_VENV} (python3 -m venv "
+            f"{LITELLM_VENV} && {LITELLM_VENV}/bin/pip install -q "
+            "'litellm[proxy]')"
+        )
         print(f"note: {notes[-1]}", file=sys.stderr)
-    with OllamaServer(EchoEngine()) as upstream, \
-            tempfile.TemporaryDirectory() as workdir, \
-            llmcache_proxy(upstream.url) as proxy:
+    with (
+        OllamaServer(EchoEngine()) as upstream,
+        tempfile.TemporaryDirectory() as workdir,
+        llmcache_proxy(upstream.url) as proxy,
+    ):
         body, headers = warm(proxy)
         if headers.get("x-llmcache") != "hit":
-            notes.append(f"llmcache proxy answered x-llmcache: {headers.get('x-llmcache')}"
-                         " after warm-up, not hit")
-        with bare_endpoint(body, headers.get("content-type", "application/json"),
-                           Path(workdir)) as bare:
+            notes.append(
+                f"llmcache proxy answered x-llmcache: {headers.get('x-llmcache')}"
+                " after warm-up, not hit"
+            )
+        with bare_endpoint(
+            body, headers.get("content-type", "application/json"), Path(workdir)
+        ) as bare:
             servers = [("bare Starlette endpoint", bare), ("llmcache proxy", proxy)]
-            with (litellm_proxy(upstream.url, Path(workdir)) if have_litellm
-                  else _nothing()) as litellm:
+            with (
+                litellm_proxy(upstream.url, Path(workdir)) if have_litellm else _nothing()
+            ) as litellm:
                 if litellm:
                     servers.append(("LiteLLM proxy (cache on)", litellm))
                 for _, url in servers:
@@ -286,19 +335,27 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                     for name, url in servers:
                         before = upstream.calls.total
                         figures = load(name, url, threads=args.threads, seconds=args.seconds)
-                        figures.solo_p50_ms = load(name, url, threads=1,
-                                                   seconds=args.seconds / 2).p50_ms
+                        figures.solo_p50_ms = load(
+                            name, url, threads=1, seconds=args.seconds / 2
+                        ).p50_ms
                         if upstream.calls.total != before:
-                            notes.append(f"{name}: {upstream.calls.total - before} upstream "
-                                         "calls while measuring: not all hits")
+                            notes.append(
+                                f"{name}: {upstream.calls.total - before} upstream "
+                                "calls while measuring: not all hits"
+                            )
                         rounds.setdefault(name, []).append(figures)
                         print(f"  {figures}", file=sys.stderr)
     results = {name: _median(runs) for name, runs in rounds.items()}
-    return {"results": {k: asdict(v) for k, v in results.items()}, "notes": notes,
-            "threads": args.threads, "seconds": args.seconds, "rounds": args.rounds,
-            "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} "
-                       f"{platform.python_version()}, {platform.machine()}",
-            "versions": _versions(have_litellm)}
+    return {
+        "results": {k: asdict(v) for k, v in results.items()},
+        "notes": notes,
+        "threads": args.threads,
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+        "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} "
+        f"{platform.python_version()}, {platform.machine()}",
+        "versions": _versions(have_litellm),
+    }
 
 
 @contextmanager
@@ -307,11 +364,14 @@ def _nothing() -> Iterator[str]:
 
 
 def _median(runs: list[Figures]) -> Figures:
-    return Figures(runs[0].name, sum(r.requests for r in runs),
-                   statistics.median(r.p50_ms for r in runs),
-                   statistics.median(r.p99_ms for r in runs),
-                   statistics.median(r.per_second for r in runs),
-                   statistics.median(r.solo_p50_ms for r in runs))
+    return Figures(
+        runs[0].name,
+        sum(r.requests for r in runs),
+        statistics.median(r.p50_ms for r in runs),
+        statistics.median(r.p99_ms for r in runs),
+        statistics.median(r.per_second for r in runs),
+        statistics.median(r.solo_p50_ms for r in runs),
+    )
 
 
 def _versions(have_litellm: bool) -> dict[str, str]:
@@ -319,9 +379,15 @@ def _versions(have_litellm: bool) -> dict[str, str]:
 
     out = {name: version(name) for name in ("llmcache", "starlette", "uvicorn", "httpx")}
     if have_litellm:
-        done = subprocess.run([str(LITELLM_VENV / "bin" / "python"), "-c",
-                               "from importlib.metadata import version; "
-                               "print(version('litellm'))"], capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                str(LITELLM_VENV / "bin" / "python"),
+                "-c",
+                "from importlib.metadata import version; print(version('litellm'))",
+            ],
+            capture_output=True,
+            text=True,
+        )
         out["litellm"] = done.stdout.strip() or "?"
     return out
 
@@ -346,22 +412,30 @@ def markdown(report: dict[str, object]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, f in results.items():
+
         def ratio(a: float, b: dict[str, float] | None, key: str) -> str:
             return f"{a / b[key]:.2f}x" if b else "-"
+
         lines.append(
             f"| {name} | {f['p50_ms']:.2f} | {f['p99_ms']:.2f} | {f['per_second']:.0f} | "
             f"{f['solo_p50_ms']:.2f} | {ratio(f['p50_ms'], bare, 'p50_ms')} | "
             f"{ratio(f['per_second'], bare, 'per_second')} | "
             f"{ratio(f['p50_ms'], litellm, 'p50_ms')} | "
-            f"{ratio(f['per_second'], litellm, 'per_second')} |")
-    lines += ["", "p50 alone: one client thread by itself (the hop's latency without "
-                  "queueing); the other columns: the load of all client threads."]
+            f"{ratio(f['per_second'], litellm, 'per_second')} |"
+        )
+    lines += [
+        "",
+        "p50 alone: one client thread by itself (the hop's latency without "
+        "queueing); the other columns: the load of all client threads.",
+    ]
     mine = results.get("llmcache proxy")
     if mine and bare:
-        ok = mine["p50_ms"] <= 2 * bare["p50_ms"] and \
-            mine["per_second"] >= 0.5 * bare["per_second"]
-        lines += ["", f"Target (hit p50 within 2x the bare endpoint's, at least half its "
-                      f"requests/s): {'met' if ok else 'NOT met'}."]
+        ok = mine["p50_ms"] <= 2 * bare["p50_ms"] and mine["per_second"] >= 0.5 * bare["per_second"]
+        lines += [
+            "",
+            f"Target (hit p50 within 2x the bare endpoint's, at least half its "
+            f"requests/s): {'met' if ok else 'NOT met'}.",
+        ]
     notes = report["notes"]
     assert isinstance(notes, list)
     lines += [f"- {note}" for note in notes]
@@ -374,10 +448,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the raw figures")
-    parser.add_argument("--write-doc", action="store_true",
-                        help="also write the section into docs/benchmarks.md")
-    parser.add_argument("--serve-bare", nargs=2, metavar=("BODY_FILE", "CONTENT_TYPE"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--write-doc", action="store_true", help="also write the section into docs/benchmarks.md"
+    )
+    parser.add_argument(
+        "--serve-bare", nargs=2, metavar=("BODY_FILE", "CONTENT_TYPE"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.serve_bare:
         serve_bare(*args.serve_bare)
@@ -391,8 +467,12 @@ def main() -> int:
         body = markdown(report)
         if body.startswith("#"):  # the section brings its own title
             body = body.split("\n", 1)[1]
-        write_section("proxy", "The caching proxy beside LiteLLM's and a bare endpoint", body,
-                      "python benchmarks/proxy_peers.py --rounds 3 --write-doc")
+        write_section(
+            "proxy",
+            "The caching proxy beside LiteLLM's and a bare endpoint",
+            body,
+            "python benchmarks/proxy_peers.py --rounds 3 --write-doc",
+        )
     return 0
 
 

@@ -32,12 +32,20 @@ from llmcache.vector.semantic import DEFAULT_THRESHOLD
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=Path, action="append",
-                        help="pairs file (repeatable; default: the bundled set and holdout)")
+    parser.add_argument(
+        "--pairs",
+        type=Path,
+        action="append",
+        help="pairs file (repeatable; default: the bundled set and holdout)",
+    )
     parser.add_argument("--embedder", choices=EMBEDDERS, default="wordllama")
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
-    parser.add_argument("--budget", type=float, default=0.02,
-                        help="share of traps allowed a wrong answer (threshold sweep)")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=0.02,
+        help="share of traps allowed a wrong answer (threshold sweep)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     paths = args.pairs or [BUNDLED_PAIRS, BUNDLED_HOLDOUT]
@@ -48,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         results[path.name] = {}
         for label, guards in (("guards on", None), ("guards off", ())):
             started = time.perf_counter()
-            report = summarize(score_pairs(pairs, embedder, guards), args.threshold,
-                               args.budget)
+            report = summarize(score_pairs(pairs, embedder, guards), args.threshold, args.budget)
             report["seconds"] = round(time.perf_counter() - started, 3)
             report["embedder"] = embedder.name
             report["guards"] = [] if guards == () else ["default"]

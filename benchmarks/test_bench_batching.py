@@ -42,8 +42,9 @@ def _texts() -> list[str]:
 
 
 def _client(server: OllamaServer) -> AsyncOllamaClient:
-    return AsyncOllamaClient(server.url, model=MODEL, timeout=60,
-                             max_connections=CONFIG.max_concurrent * 2)
+    return AsyncOllamaClient(
+        server.url, model=MODEL, timeout=60, max_connections=CONFIG.max_concurrent * 2
+    )
 
 
 def test_unbatched(benchmark: Any, server: OllamaServer) -> None:
@@ -84,12 +85,12 @@ def test_ideal_batching(benchmark: Any, server: OllamaServer) -> None:
         texts = _texts()
         size, sem = CONFIG.max_batch_size, asyncio.Semaphore(CONFIG.max_concurrent)
         async with _client(server) as client:
+
             async def send(chunk: list[str]) -> list[list[float]]:
                 async with sem:
                     return (await client.embed(chunk)).embeddings
 
-            parts = await asyncio.gather(*(send(texts[i:i + size])
-                                           for i in range(0, N, size)))
+            parts = await asyncio.gather(*(send(texts[i : i + size]) for i in range(0, N, size)))
         assert sum(len(p) for p in parts) == N
 
     benchmark.pedantic(lambda: asyncio.run(run()), rounds=3, iterations=1)

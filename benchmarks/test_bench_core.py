@@ -24,8 +24,12 @@ OPTIONS = {"temperature": 0.2, "seed": 42, "top_p": 0.9, "num_predict": 256}
 
 
 def _request_dict() -> dict[str, Any]:
-    return {"model": "llama3.2:1b", "prompt": PROMPT, "system": "You extract tasks.",
-            "options": dict(OPTIONS)}
+    return {
+        "model": "llama3.2:1b",
+        "prompt": PROMPT,
+        "system": "You extract tasks.",
+        "options": dict(OPTIONS),
+    }
 
 
 def test_key_json_sha256_baseline(benchmark: Any) -> None:
@@ -38,8 +42,9 @@ def test_key_json_sha256_baseline(benchmark: Any) -> None:
 def test_key_make_key(benchmark: Any) -> None:
     benchmark.group = "key for a 2 KB request"
     benchmark.extra_info.update(role="candidate", target=1.0)
-    request = Request(model="llama3.2:1b", prompt=PROMPT, system="You extract tasks.",
-                      options=OPTIONS)
+    request = Request(
+        model="llama3.2:1b", prompt=PROMPT, system="You extract tasks.", options=OPTIONS
+    )
     benchmark(make_key, request)
 
 
@@ -48,15 +53,15 @@ def test_key_raw_orjson_xxh3_floor(benchmark: Any) -> None:
     benchmark.group = "key: make_key vs bare orjson+xxh3"
     benchmark.extra_info["role"] = "baseline"
     data = _request_dict()
-    benchmark(lambda: xxhash.xxh3_128_hexdigest(orjson.dumps(data,
-                                                              option=orjson.OPT_SORT_KEYS)))
+    benchmark(lambda: xxhash.xxh3_128_hexdigest(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)))
 
 
 def test_key_make_key_vs_floor(benchmark: Any) -> None:
     benchmark.group = "key: make_key vs bare orjson+xxh3"
     benchmark.extra_info["role"] = "candidate"
-    request = Request(model="llama3.2:1b", prompt=PROMPT, system="You extract tasks.",
-                      options=OPTIONS)
+    request = Request(
+        model="llama3.2:1b", prompt=PROMPT, system="You extract tasks.", options=OPTIONS
+    )
     benchmark(make_key, request)
 
 
@@ -180,8 +185,7 @@ def test_door_async_decorator(benchmark: Any) -> None:
     benchmark.extra_info["role"] = "candidate"
 
     @cached_generate(cache=MemoryStore(max_entries=1024), ttl=3600)
-    async def generate(prompt: str, model: str = "llama3.2:1b",
-                       temperature: float = 0.0) -> str:
+    async def generate(prompt: str, model: str = "llama3.2:1b", temperature: float = 0.0) -> str:
         return "answer"
 
     loop = asyncio.new_event_loop()
@@ -204,8 +208,9 @@ def test_door_async_cached_client(benchmark: Any) -> None:
     loop = asyncio.new_event_loop()
     try:
         loop.run_until_complete(client.generate(PROMPT, temperature=0.0))
-        result = benchmark(lambda: loop.run_until_complete(
-            client.generate(PROMPT, temperature=0.0)))
+        result = benchmark(
+            lambda: loop.run_until_complete(client.generate(PROMPT, temperature=0.0))
+        )
     finally:
         loop.close()
     assert result.cached and backend.call_count == 1

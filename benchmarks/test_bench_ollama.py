@@ -51,11 +51,11 @@ def test_fifty_concurrent_identical_calls(benchmark: Any, slow_server: OllamaSer
 
     async def fifty() -> None:
         before = slow_server.calls["generate"]
-        client = CachedOllamaClient(AsyncOllamaClient(slow_server.url, timeout=10),
-                                    MemoryStore())
+        client = CachedOllamaClient(AsyncOllamaClient(slow_server.url, timeout=10), MemoryStore())
         async with client as cached:
-            results = await asyncio.gather(*(cached.generate(PROMPT, temperature=0)
-                                             for _ in range(50)))
+            results = await asyncio.gather(
+                *(cached.generate(PROMPT, temperature=0) for _ in range(50))
+            )
         assert len({r.content for r in results}) == 1
         upstream.append(slow_server.calls["generate"] - before)
 

@@ -35,9 +35,14 @@ TABLE = "bench_entries"
 
 def _entry() -> CachedResponse:
     # About 1 KB encoded: a typical short answer with its bookkeeping fields.
-    return CachedResponse(content="The answer is " + "x" * 880, model="llama3.2",
-                          prompt_tokens=12, completion_tokens=220, tokens_used=232,
-                          fingerprint="9f2c4e1a7b3d5f60")
+    return CachedResponse(
+        content="The answer is " + "x" * 880,
+        model="llama3.2",
+        prompt_tokens=12,
+        completion_tokens=220,
+        tokens_used=232,
+        fingerprint="9f2c4e1a7b3d5f60",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +73,9 @@ def raw(postgres_url: str, store: PostgresStore) -> Iterator[psycopg.Connection[
 
 
 @pytest.mark.benchmark(group="postgres hit, 1 KB")
-def test_postgres_hit_baseline_raw_select(benchmark: BenchmarkFixture,
-                                          raw: psycopg.Connection[Any]) -> None:
+def test_postgres_hit_baseline_raw_select(
+    benchmark: BenchmarkFixture, raw: psycopg.Connection[Any]
+) -> None:
     benchmark.extra_info["role"] = "baseline"
     sql = f"SELECT value FROM {TABLE} WHERE namespace = %s AND key = %s"
 
@@ -84,16 +90,16 @@ def test_postgres_hit_baseline_raw_select(benchmark: BenchmarkFixture,
 
 
 @pytest.mark.benchmark(group="postgres hit, 1 KB")
-def test_postgres_hit_postgres_store_get(benchmark: BenchmarkFixture,
-                                         store: PostgresStore) -> None:
+def test_postgres_hit_postgres_store_get(benchmark: BenchmarkFixture, store: PostgresStore) -> None:
     benchmark.extra_info.update(role="candidate", target=1.3)
     got = benchmark(store.get, "v1:key")
     assert got is not None and got.content == _entry().content
 
 
 @pytest.mark.benchmark(group="postgres hit vs a reused raw cursor")
-def test_cursor_baseline_raw_reused_cursor(benchmark: BenchmarkFixture,
-                                           raw: psycopg.Connection[Any]) -> None:
+def test_cursor_baseline_raw_reused_cursor(
+    benchmark: BenchmarkFixture, raw: psycopg.Connection[Any]
+) -> None:
     # The floor psycopg allows: one cursor kept open on one connection (what the store does
     # per pooled connection), no pool, no decode.
     benchmark.extra_info["role"] = "baseline"
@@ -143,8 +149,9 @@ def test_touch_every_hit(benchmark: BenchmarkFixture, postgres_url: str) -> None
         clock[0] += 1.0  # every hit finds accessed_at a second old: refreshed each time
         return clock[0]
 
-    with PostgresStore(postgres_url, table=TABLE, namespace="touch", touch_after=0.5,
-                       clock=tick) as touching:
+    with PostgresStore(
+        postgres_url, table=TABLE, namespace="touch", touch_after=0.5, clock=tick
+    ) as touching:
         touching.set("v1:key", _entry())
         assert benchmark(touching.get, "v1:key") is not None
 

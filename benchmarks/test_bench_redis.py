@@ -27,9 +27,14 @@ from llmcache.stores.redis import RedisStore
 
 def _entry() -> CachedResponse:
     # About 1 KB encoded: a typical short answer with its bookkeeping fields.
-    return CachedResponse(content="The answer is " + "x" * 880, model="llama3.2",
-                          prompt_tokens=12, completion_tokens=220, tokens_used=232,
-                          fingerprint="9f2c4e1a7b3d5f60")
+    return CachedResponse(
+        content="The answer is " + "x" * 880,
+        model="llama3.2",
+        prompt_tokens=12,
+        completion_tokens=220,
+        tokens_used=232,
+        fingerprint="9f2c4e1a7b3d5f60",
+    )
 
 
 @pytest.fixture
@@ -61,8 +66,9 @@ def test_redis_hit_baseline_raw_get(benchmark: BenchmarkFixture, raw: redis.Redi
 
 
 @pytest.mark.benchmark(group="redis hit, 1 KB")
-def test_redis_hit_redis_store_get(benchmark: BenchmarkFixture, raw: redis.Redis,
-                                   store: RedisStore) -> None:
+def test_redis_hit_redis_store_get(
+    benchmark: BenchmarkFixture, raw: redis.Redis, store: RedisStore
+) -> None:
     benchmark.extra_info.update(role="candidate", target=1.3)
     store.set("v1:key", _entry(), ttl=3600)
     got = benchmark(store.get, "v1:key")
@@ -70,8 +76,7 @@ def test_redis_hit_redis_store_get(benchmark: BenchmarkFixture, raw: redis.Redis
 
 
 @pytest.mark.benchmark(group="redis 100 keys vs 100 GETs")
-def test_redis_100_baseline_sequential_gets(benchmark: BenchmarkFixture,
-                                            raw: redis.Redis) -> None:
+def test_redis_100_baseline_sequential_gets(benchmark: BenchmarkFixture, raw: redis.Redis) -> None:
     benchmark.extra_info["role"] = "baseline"
     data = JSONCodec().encode(_entry())
     for key in KEYS:
@@ -85,8 +90,9 @@ def test_redis_100_baseline_sequential_gets(benchmark: BenchmarkFixture,
 
 
 @pytest.mark.benchmark(group="redis 100 keys vs 100 GETs")
-def test_redis_100_redis_store_get_many(benchmark: BenchmarkFixture, raw: redis.Redis,
-                                        store: RedisStore) -> None:
+def test_redis_100_redis_store_get_many(
+    benchmark: BenchmarkFixture, raw: redis.Redis, store: RedisStore
+) -> None:
     benchmark.extra_info.update(role="candidate", target=0.25)
     store.set_many({key: _entry() for key in KEYS}, ttl=3600)
     assert len(benchmark(store.get_many, KEYS)) == 100
@@ -103,8 +109,9 @@ def test_redis_mget_baseline_raw_mget(benchmark: BenchmarkFixture, raw: redis.Re
 
 
 @pytest.mark.benchmark(group="redis 100 keys vs raw MGET")
-def test_redis_mget_redis_store_get_many(benchmark: BenchmarkFixture, raw: redis.Redis,
-                                        store: RedisStore) -> None:
+def test_redis_mget_redis_store_get_many(
+    benchmark: BenchmarkFixture, raw: redis.Redis, store: RedisStore
+) -> None:
     # The difference is decoding and validating 100 untrusted entries.
     benchmark.extra_info.update(role="candidate")
     store.set_many({key: _entry() for key in KEYS}, ttl=3600)
@@ -124,8 +131,9 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 @pytest.mark.benchmark(group=f"redis async hit, 1 KB, {_AWAITS} per call")
-def test_redis_ahit_baseline_raw_get(benchmark: BenchmarkFixture, raw: redis.Redis,
-                                     redis_url: str, loop: asyncio.AbstractEventLoop) -> None:
+def test_redis_ahit_baseline_raw_get(
+    benchmark: BenchmarkFixture, raw: redis.Redis, redis_url: str, loop: asyncio.AbstractEventLoop
+) -> None:
     benchmark.extra_info["role"] = "baseline"
     data = JSONCodec().encode(_entry().with_ttl(3600, time.time()))
     raw.set("bench:v1:key", data, px=3_600_000)
@@ -141,9 +149,12 @@ def test_redis_ahit_baseline_raw_get(benchmark: BenchmarkFixture, raw: redis.Red
 
 
 @pytest.mark.benchmark(group=f"redis async hit, 1 KB, {_AWAITS} per call")
-def test_redis_ahit_redis_store_aget(benchmark: BenchmarkFixture, raw: redis.Redis,
-                                     store: RedisStore,
-                                     loop: asyncio.AbstractEventLoop) -> None:
+def test_redis_ahit_redis_store_aget(
+    benchmark: BenchmarkFixture,
+    raw: redis.Redis,
+    store: RedisStore,
+    loop: asyncio.AbstractEventLoop,
+) -> None:
     benchmark.extra_info.update(role="candidate", target=1.3)
     store.set("v1:key", _entry(), ttl=3600)
 
@@ -158,8 +169,9 @@ def test_redis_ahit_redis_store_aget(benchmark: BenchmarkFixture, raw: redis.Red
 
 
 @pytest.mark.benchmark(group="redis hit, 1 KB")
-def test_redis_hit_tiered_store_get(benchmark: BenchmarkFixture, raw: redis.Redis,
-                                    store: RedisStore) -> None:
+def test_redis_hit_tiered_store_get(
+    benchmark: BenchmarkFixture, raw: redis.Redis, store: RedisStore
+) -> None:
     # Memory in front, never filled (no promotion): every read walks down to Redis.
     benchmark.extra_info.update(role="candidate")
     tiered = TieredStore(MemoryStore(), store, promote=False)
@@ -169,9 +181,12 @@ def test_redis_hit_tiered_store_get(benchmark: BenchmarkFixture, raw: redis.Redi
 
 
 @pytest.mark.benchmark(group=f"redis async hit, 1 KB, {_AWAITS} per call")
-def test_redis_ahit_tiered_store_aget(benchmark: BenchmarkFixture, raw: redis.Redis,
-                                      store: RedisStore,
-                                      loop: asyncio.AbstractEventLoop) -> None:
+def test_redis_ahit_tiered_store_aget(
+    benchmark: BenchmarkFixture,
+    raw: redis.Redis,
+    store: RedisStore,
+    loop: asyncio.AbstractEventLoop,
+) -> None:
     benchmark.extra_info.update(role="candidate")
     tiered = TieredStore(MemoryStore(), store, promote=False)
     store.set("v1:key", _entry(), ttl=3600)

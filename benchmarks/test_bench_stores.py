@@ -28,9 +28,14 @@ KEY = "v1:0f3a9c2e7d114b8a9e6c5d4b3a291807"
 
 def _entry() -> CachedResponse:
     # About 1 KB encoded: a short answer with its bookkeeping fields.
-    return CachedResponse(content="The answer is " + "x" * 880, model="llama3.2",
-                          prompt_tokens=12, completion_tokens=220, tokens_used=232,
-                          fingerprint="9f2c4e1a7b3d5f60")
+    return CachedResponse(
+        content="The answer is " + "x" * 880,
+        model="llama3.2",
+        prompt_tokens=12,
+        completion_tokens=220,
+        tokens_used=232,
+        fingerprint="9f2c4e1a7b3d5f60",
+    )
 
 
 def test_disk_hit_baseline_raw_diskcache_get(benchmark: Any, tmp_path: Path) -> None:

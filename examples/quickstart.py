@@ -80,9 +80,11 @@ def main() -> None:
             again(prompt)
         elapsed_ms = (time.perf_counter() - start) * 1000
         tier_hits = restarted.stats()["tier_hits"]
-        console.print(f"after a restart: {len(PROMPTS)} answers in {elapsed_ms:.2f} ms, "
-                      f"{tier_hits.get('disk', 0)} from disk, "
-                      f"{again.cache_info().misses} model calls")
+        console.print(
+            f"after a restart: {len(PROMPTS)} answers in {elapsed_ms:.2f} ms, "
+            f"{tier_hits.get('disk', 0)} from disk, "
+            f"{again.cache_info().misses} model calls"
+        )
         restarted.close()
 
 

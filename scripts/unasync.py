@@ -49,8 +49,10 @@ PAIRS: list[tuple[str, str]] = [
     # The cache path's runner (llmcache._pipeline).
     ("src/llmcache/_pipeline/_async_runner.py", "src/llmcache/_pipeline/_sync_runner.py"),
     # The caching httpx / httpx2 transport's door (llmcache.integrations).
-    ("src/llmcache/integrations/_async_cache_transport.py",
-     "src/llmcache/integrations/_sync_cache_transport.py"),
+    (
+        "src/llmcache/integrations/_async_cache_transport.py",
+        "src/llmcache/integrations/_sync_cache_transport.py",
+    ),
 ]
 
 #: Whole-word renames beyond the generic rules, async name -> sync name.
@@ -181,8 +183,11 @@ def generate(source_path: str, target_path: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 with a diff where a sync file is stale")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 with a diff where a sync file is stale",
+    )
     args = parser.parse_args(argv)
     stale = 0
     for source, target in PAIRS:
@@ -193,15 +198,21 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if args.check:
             stale += 1
-            sys.stdout.writelines(difflib.unified_diff(
-                current.splitlines(keepends=True), expected.splitlines(keepends=True),
-                f"{target} (on disk)", f"{target} (generated from {source})"))
+            sys.stdout.writelines(
+                difflib.unified_diff(
+                    current.splitlines(keepends=True),
+                    expected.splitlines(keepends=True),
+                    f"{target} (on disk)",
+                    f"{target} (generated from {source})",
+                )
+            )
         else:
             path.write_text(expected, encoding="utf-8")
             print(f"wrote {target}")
     if stale:
-        print(f"{stale} generated file(s) out of date: run python scripts/unasync.py",
-              file=sys.stderr)
+        print(
+            f"{stale} generated file(s) out of date: run python scripts/unasync.py", file=sys.stderr
+        )
     return 1 if stale else 0
 
 

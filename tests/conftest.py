@@ -55,8 +55,10 @@ def llama_server() -> Iterator[str]:
 
 # -- a real redis-server ------------------------------------------------------------------
 
-_MISSING = ("redis-server is not installed; the Redis tier's tests need it: "
-            "apt-get install redis-server (CI installs it in .ci/run)")
+_MISSING = (
+    "redis-server is not installed; the Redis tier's tests need it: "
+    "apt-get install redis-server (CI installs it in .ci/run)"
+)
 
 
 def _free_port() -> int:
@@ -93,14 +95,30 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.directory / "redis.log", "ab") as log:  # the child keeps its own fd
             self.process = subprocess.Popen(
-                [self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
-                 "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
-                stdout=log, stderr=subprocess.STDOUT, cwd=self.directory)
+                [
+                    self.executable,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.directory),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.directory,
+            )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}; "
-                                   f"see {self.directory / 'redis.log'}")
+                raise RuntimeError(
+                    f"redis-server exited with {self.process.returncode}; "
+                    f"see {self.directory / 'redis.log'}"
+                )
             try:
                 if _command(self.port, b"PING").startswith(b"+PONG"):
                     return
@@ -201,8 +219,10 @@ class PostgresServer:
             try:
                 import pgserver
             except ImportError:
-                pytest.skip("pgserver is not installed (pip install 'llmcache[dev]'): the "
-                            "Postgres tiers' tests need it")
+                pytest.skip(
+                    "pgserver is not installed (pip install 'llmcache[dev]'): the "
+                    "Postgres tiers' tests need it"
+                )
         self._pgserver = pgserver
         self.base = Path(tempfile.mkdtemp(prefix="llmcache-pg-"))
         self.directory = self.base / "data"

@@ -44,8 +44,12 @@ def error_classes() -> dict[str, type[BaseException]]:
                 raise
             continue
         for attr, value in vars(module).items():
-            if (inspect.isclass(value) and issubclass(value, BaseException)
-                    and value.__module__ == name and not attr.startswith("_")):
+            if (
+                inspect.isclass(value)
+                and issubclass(value, BaseException)
+                and value.__module__ == name
+                and not attr.startswith("_")
+            ):
                 found[f"{name}.{attr}"] = value
     return found
 
@@ -55,8 +59,14 @@ ERRORS = error_classes()
 
 def test_the_walk_finds_the_known_families() -> None:
     names = {cls.__name__ for cls in ERRORS.values()}
-    assert {"LLMCacheError", "StoreError", "BackendError", "CodecError", "NotKeyable",
-            "ControlHeaderError"} <= names
+    assert {
+        "LLMCacheError",
+        "StoreError",
+        "BackendError",
+        "CodecError",
+        "NotKeyable",
+        "ControlHeaderError",
+    } <= names
 
 
 @pytest.mark.parametrize("where", sorted(ERRORS))
@@ -70,21 +80,25 @@ def test_every_error_is_drawn_in_the_tree(where: str) -> None:
     assert f" {ERRORS[where].__name__} " in doc.replace("\n", " \n"), where
 
 
-@pytest.mark.parametrize(("module", "name", "builtin"), [
-    ("llmcache.backends.errors", "BackendError", Exception),
-    ("llmcache.backends.registry", "BackendNotFound", KeyError),
-    ("llmcache.backends.registry", "BackendLoadError", ImportError),
-    ("llmcache.backends.registry", "BackendConflict", ValueError),
-    ("llmcache.entry", "CodecError", ValueError),
-    ("llmcache.keys", "NotKeyable", ValueError),
-    ("llmcache.vector.index", "IndexFileError", ValueError),
-    ("llmcache.vector.embedders", "EmbeddingError", ValueError),
-    ("llmcache.stores.postgres", "SchemaError", RuntimeError),
-    ("llmcache.integrations._http_control", "ControlHeaderError", ValueError),
-    ("llmcache._postgres", "Unavailable", ConnectionError),
-])
-def test_each_error_keeps_its_builtin_base(module: str, name: str,
-                                           builtin: type[BaseException]) -> None:
+@pytest.mark.parametrize(
+    ("module", "name", "builtin"),
+    [
+        ("llmcache.backends.errors", "BackendError", Exception),
+        ("llmcache.backends.registry", "BackendNotFound", KeyError),
+        ("llmcache.backends.registry", "BackendLoadError", ImportError),
+        ("llmcache.backends.registry", "BackendConflict", ValueError),
+        ("llmcache.entry", "CodecError", ValueError),
+        ("llmcache.keys", "NotKeyable", ValueError),
+        ("llmcache.vector.index", "IndexFileError", ValueError),
+        ("llmcache.vector.embedders", "EmbeddingError", ValueError),
+        ("llmcache.stores.postgres", "SchemaError", RuntimeError),
+        ("llmcache.integrations._http_control", "ControlHeaderError", ValueError),
+        ("llmcache._postgres", "Unavailable", ConnectionError),
+    ],
+)
+def test_each_error_keeps_its_builtin_base(
+    module: str, name: str, builtin: type[BaseException]
+) -> None:
     cls = getattr(importlib.import_module(module), name)
     assert issubclass(cls, (LLMCacheError,)) and issubclass(cls, builtin)
 

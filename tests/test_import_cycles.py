@@ -37,8 +37,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: Cycles known and being removed elsewhere: frozenset of module names -> who and why.
-KNOWN_CYCLES: dict[frozenset[str], str] = {
-}
+KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,8 @@ def source_modules(src: Path = SRC) -> dict[str, Path]:
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _import_nodes(tree: ast.AST) -> Iterator[tuple[ast.Import | ast.ImportFrom, str]]:
@@ -86,8 +86,7 @@ def _import_nodes(tree: ast.AST) -> Iterator[tuple[ast.Import | ast.ImportFrom, 
             else:
                 yield from walk(child, kind)
 
-    def walk_stmt(stmt: ast.stmt, kind: str) -> Iterator[tuple[ast.Import | ast.ImportFrom,
-                                                                  str]]:
+    def walk_stmt(stmt: ast.stmt, kind: str) -> Iterator[tuple[ast.Import | ast.ImportFrom, str]]:
         if isinstance(stmt, ast.Import | ast.ImportFrom):
             yield stmt, kind
         else:
@@ -100,7 +99,7 @@ def _resolve(name: str, is_package: bool, node: ast.ImportFrom) -> str:
     if not node.level:
         return node.module or ""
     base = name.split(".") if is_package else name.split(".")[:-1]
-    base = base[:len(base) - (node.level - 1)]
+    base = base[: len(base) - (node.level - 1)]
     return ".".join(base + ([node.module] if node.module else []))
 
 
@@ -114,8 +113,10 @@ def import_edges(modules: dict[str, Path]) -> list[Edge]:
                 targets = [alias.name for alias in node.names]
             else:
                 base = _resolve(name, path.name == "__init__.py", node)
-                targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules
-                           else base for alias in node.names]
+                targets = [
+                    f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                    for alias in node.names
+                ]
             for target in targets:
                 while target and target not in modules:  # `import a.b.c` of a non-module
                     target = target.rpartition(".")[0]
@@ -173,8 +174,10 @@ def cycles(edges: list[Edge]) -> list[frozenset[str]]:
 
 
 def describe(cycle: frozenset[str], edges: list[Edge]) -> str:
-    inside = sorted((e for e in edges if e.source in cycle and e.target in cycle),
-                    key=lambda e: (e.source, e.line))
+    inside = sorted(
+        (e for e in edges if e.source in cycle and e.target in cycle),
+        key=lambda e: (e.source, e.line),
+    )
     return " + ".join(sorted(cycle)) + "\n" + "\n".join(f"    {e}" for e in inside)
 
 
@@ -199,27 +202,38 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> dict[str, Path]:
 
 
 def test_the_checker_sees_every_kind_of_import(tmp_path: Path) -> None:
-    modules = _tree(tmp_path, {
-        "p/__init__.py": "from p.a import A\n",
-        "p/a.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from p.b import B\n"
-                  "A = 1\n",
-        "p/b.py": "def f():\n    from . import a\n    return a\n",
-        "p/c.py": "from .sub import d\n",
-        "p/sub/__init__.py": "",
-        "p/sub/d.py": "import p.c\nimport json\n",
-        "p/e.py": "from p import A\n",  # a name of the package: the edge e -> p
-    })
+    modules = _tree(
+        tmp_path,
+        {
+            "p/__init__.py": "from p.a import A\n",
+            "p/a.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from p.b import B\n"
+            "A = 1\n",
+            "p/b.py": "def f():\n    from . import a\n    return a\n",
+            "p/c.py": "from .sub import d\n",
+            "p/sub/__init__.py": "",
+            "p/sub/d.py": "import p.c\nimport json\n",
+            "p/e.py": "from p import A\n",  # a name of the package: the edge e -> p
+        },
+    )
     edges = import_edges(modules)
     assert {(e.source, e.target, e.kind) for e in edges} == {
-        ("p", "p.a", "module"), ("p.a", "p.b", "type-only"), ("p.b", "p.a", "deferred"),
-        ("p.c", "p.sub.d", "module"), ("p.sub.d", "p.c", "module"), ("p.e", "p", "module")}
+        ("p", "p.a", "module"),
+        ("p.a", "p.b", "type-only"),
+        ("p.b", "p.a", "deferred"),
+        ("p.c", "p.sub.d", "module"),
+        ("p.sub.d", "p.c", "module"),
+        ("p.e", "p", "module"),
+    }
     assert sorted(sorted(c) for c in cycles(edges)) == [["p.a", "p.b"], ["p.c", "p.sub.d"]]
 
 
 def test_a_package_importing_its_submodules_is_no_cycle(tmp_path: Path) -> None:
-    modules = _tree(tmp_path, {
-        "q/__init__.py": "from q.x import X\nfrom q.y import Y\n",
-        "q/x.py": "X = 1\n",
-        "q/y.py": "from q.x import X\nY = X\n",
-    })
+    modules = _tree(
+        tmp_path,
+        {
+            "q/__init__.py": "from q.x import X\nfrom q.y import Y\n",
+            "q/x.py": "X = 1\n",
+            "q/y.py": "from q.x import X\nY = X\n",
+        },
+    )
     assert cycles(import_edges(modules)) == []

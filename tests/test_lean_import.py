@@ -21,10 +21,11 @@ HEAVY = ("numpy", "httpx", "rich", "typer", "redis", "psycopg")
 
 def loaded_after(code: str, *watched: str) -> dict[str, bool]:
     """Run `code` in a fresh interpreter; which of `watched` it left in `sys.modules`."""
-    probe = (f"{code}\nimport json, sys\n"
-             f"print(json.dumps({{m: m in sys.modules for m in {list(watched)!r}}}))")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=60)
+    probe = (
+        f"{code}\nimport json, sys\n"
+        f"print(json.dumps({{m: m in sys.modules for m in {list(watched)!r}}}))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     loaded: dict[str, bool] = json.loads(done.stdout.splitlines()[-1])
     return loaded
@@ -38,9 +39,11 @@ def test_import_llmcache_loads_no_heavy_library() -> None:
 def test_the_everyday_names_load_no_heavy_library() -> None:
     # The names of the quickstart and the chapter: a decorator, a client, the stores, the
     # batching helpers, the errors.
-    code = ("from llmcache import (AsyncCachedClient, AsyncStore, BatchProcessor, CachedClient,"
-            " CachePolicy, DiskStore, LLMCacheError, MemoryStore, ResponseCache, StoreError,"
-            " TieredStore, cached_generate, parallel_map)")
+    code = (
+        "from llmcache import (AsyncCachedClient, AsyncStore, BatchProcessor, CachedClient,"
+        " CachePolicy, DiskStore, LLMCacheError, MemoryStore, ResponseCache, StoreError,"
+        " TieredStore, cached_generate, parallel_map)"
+    )
     loaded = loaded_after(code, *HEAVY)
     assert [name for name, yes in loaded.items() if yes] == []
 
@@ -56,10 +59,12 @@ def test_postgres_store_is_a_name_without_psycopg() -> None:
 
 
 def run_cli(*args: str) -> dict[str, bool]:
-    code = ("import sys\nfrom llmcache.cli import main\n"
-            f"sys.argv = ['llmcache', *{list(args)!r}]\n"
-            "try:\n    main()\nexcept SystemExit as exit:\n"
-            "    assert not exit.code, exit.code")
+    code = (
+        "import sys\nfrom llmcache.cli import main\n"
+        f"sys.argv = ['llmcache', *{list(args)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n"
+        "    assert not exit.code, exit.code"
+    )
     return loaded_after(code, "numpy")
 
 
@@ -75,8 +80,17 @@ def test_cli_stats_does_not_import_numpy(tmp_path: Path) -> None:
     assert run_cli("stats", "--path", str(tmp_path / "cache")) == {"numpy": False}
 
 
-@pytest.mark.parametrize("name", ["EmbeddingCache", "EmbeddingBatcher", "SemanticCache",
-                                  "VectorIndex", "Embedder", "PostgresStore"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "EmbeddingCache",
+        "EmbeddingBatcher",
+        "SemanticCache",
+        "VectorIndex",
+        "Embedder",
+        "PostgresStore",
+    ],
+)
 def test_a_lazy_name_is_the_module_object(name: str) -> None:
     import importlib
 

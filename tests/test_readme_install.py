@@ -25,37 +25,51 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 PLACEHOLDER = "/path/to/llmcache"
 # The install line this test runs, as the README prints it.
 INSTALL = f'pip install "{PLACEHOLDER}[redis]"'
-_OFFLINE = re.compile(r"Failed to establish a new connection|Temporary failure in name "
-                      r"resolution|Network is unreachable|ConnectTimeout|ReadTimeoutError|"
-                      r"Could not fetch URL")
+_OFFLINE = re.compile(
+    r"Failed to establish a new connection|Temporary failure in name "
+    r"resolution|Network is unreachable|ConnectTimeout|ReadTimeoutError|"
+    r"Could not fetch URL"
+)
 
 
 def _env() -> dict[str, str]:
     """This environment without the signs of the venv running the tests."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "MAKEFLAGS", "MFLAGS",
-                        "MAKELEVEL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+    }
     venv_bin = str(Path(sys.executable).parent)
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
-                                  if p != venv_bin)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
     return env
 
 
-def _run(command: Sequence[str], *, cwd: Path, timeout: float = 600,
-         check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(list(command), cwd=cwd, env=_env(), capture_output=True, text=True,
-                          timeout=timeout, check=False)
+def _run(
+    command: Sequence[str], *, cwd: Path, timeout: float = 600, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        list(command),
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if done.returncode != 0 and _OFFLINE.search(done.stdout + done.stderr):
         pytest.skip(f"pip cannot reach a package index: {done.stderr.strip()[-300:]}")
     if check:
-        assert done.returncode == 0, (f"{' '.join(command)} exited {done.returncode}\n"
-                                      f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        assert done.returncode == 0, (
+            f"{' '.join(command)} exited {done.returncode}\n"
+            f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        )
     return done
 
 
 def _git(*args: str) -> list[str]:
-    out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     return [p for p in out.split("\0") if p]
 
 
@@ -67,8 +81,12 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout: nothing to clone")
     dest = tmp_path_factory.mktemp("clean") / "llmcache"
-    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(dest)],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        ["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(dest)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     for rel in _git("ls-files", "-z", "--modified", "--others", "--exclude-standard"):
         source, target = ROOT / rel, dest / rel
         if source.is_file():
@@ -97,8 +115,14 @@ def test_install_from_a_clone_as_the_readme_says(clone: Path, tmp_path: Path) ->
     pip_args = INSTALL.replace(PLACEHOLDER, str(clone)).replace('"', "").split()[1:]
     _run([str(python), "-m", "pip", "-q", *pip_args], cwd=tmp_path)
 
-    found = _run([str(python), "-c", "import llmcache, redis; print(llmcache.__version__); "
-                  "print(llmcache.__file__)"], cwd=tmp_path).stdout.split()
+    found = _run(
+        [
+            str(python),
+            "-c",
+            "import llmcache, redis; print(llmcache.__version__); print(llmcache.__file__)",
+        ],
+        cwd=tmp_path,
+    ).stdout.split()
     assert found[0] == "0.1.0"  # this project's, not PyPI's 0.0.1 placeholder
     assert Path(found[1]).is_relative_to(venv)
     assert not {"pytest", "ai-todo", "llmcache-test-plugins"} & _packages(python)
@@ -120,6 +144,5 @@ def test_make_quickstart_on_a_clean_clone_installs_llmcache_alone(clone: Path) -
     assert "llmcache" in installed
     # Not the dev extra, not the example app, not the test-only plugins (one is broken).
     assert not {"pytest", "mypy", "ai-todo", "llmcache-test-plugins", "wordllama"} & installed
-    check = _run([str(clone / ".venv" / "bin" / "llmcache"), "backends", "--check"],
-                 cwd=clone)
+    check = _run([str(clone / ".venv" / "bin" / "llmcache"), "backends", "--check"], cwd=clone)
     assert "broken-test" not in check.stdout

@@ -55,15 +55,21 @@ def _floor_key(request: Request) -> str:
     # the baseline DESIGN.md measures llmcache's keys against.
     import xxhash
 
-    return xxhash.xxh3_128_hexdigest(orjson.dumps(request.key_fields(),
-                                                  option=orjson.OPT_SORT_KEYS))
+    return xxhash.xxh3_128_hexdigest(
+        orjson.dumps(request.key_fields(), option=orjson.OPT_SORT_KEYS)
+    )
 
 
 def _llm_string(request: Request) -> str:
     # LangChain keys on (prompt, llm_string); llm_string is the serialised model settings.
-    return orjson.dumps({"model": request.model, "num_predict": request.num_predict,
-                         "temperature": request.temperature},
-                        option=orjson.OPT_SORT_KEYS).decode()
+    return orjson.dumps(
+        {
+            "model": request.model,
+            "num_predict": request.num_predict,
+            "temperature": request.temperature,
+        },
+        option=orjson.OPT_SORT_KEYS,
+    ).decode()
 
 
 class Contender(ABC):
@@ -241,8 +247,9 @@ class _Llmcache(Contender):
         self._store_obj = self._store(ctx)
         self._next: str | None = None
 
-        def generate(prompt: str, model: str, temperature: float = 0.0,
-                     num_predict: int = 256) -> str:
+        def generate(
+            prompt: str, model: str, temperature: float = 0.0, num_predict: int = 256
+        ) -> str:
             # The "model": hands back the answer `fill` was given. A lookup that reaches
             # it has missed, which a hit benchmark must not do.
             answer, self._next = self._next, None
@@ -254,18 +261,24 @@ class _Llmcache(Contender):
 
     def lookup(self, request: Request) -> str | None:
         try:
-            value: str = self._generate(request.prompt, model=request.model,
-                                        temperature=request.temperature,
-                                        num_predict=request.num_predict)
+            value: str = self._generate(
+                request.prompt,
+                model=request.model,
+                temperature=request.temperature,
+                num_predict=request.num_predict,
+            )
         except LookupError:
             return None
         return value
 
     def fill(self, request: Request, answer: str) -> str:
         self._next = answer
-        value: str = self._generate(request.prompt, model=request.model,
-                                    temperature=request.temperature,
-                                    num_predict=request.num_predict)
+        value: str = self._generate(
+            request.prompt,
+            model=request.model,
+            temperature=request.temperature,
+            num_predict=request.num_predict,
+        )
         return value
 
     def close(self) -> None:
@@ -274,8 +287,10 @@ class _Llmcache(Contender):
 
 class LlmcacheMemory(_Llmcache):
     id, name, group = "llmcache-memory", "llmcache MemoryStore", "memory"
-    notes = ("a miss runs the in-process single-flight, looks up again as leader, and "
-             "stamps and sizes the entry before storing it")
+    notes = (
+        "a miss runs the in-process single-flight, looks up again as leader, and "
+        "stamps and sizes the entry before storing it"
+    )
 
     def _store(self, ctx: OpenContext) -> Any:
         from llmcache import MemoryStore
@@ -308,8 +323,10 @@ class LlmcacheRedis(_Llmcache):
     id, name, group = "llmcache-redis", "llmcache RedisStore", "redis"
     dists = ("llmcache", "redis")
     needs_redis = True
-    notes = ("a miss also takes the cross-process single-flight lease (SET NX, a renewal "
-             "thread, a scripted release): more round trips than a bare GET + SET")
+    notes = (
+        "a miss also takes the cross-process single-flight lease (SET NX, a renewal "
+        "thread, a scripted release): more round trips than a bare GET + SET"
+    )
 
     def prepare(self) -> None:
         import llmcache.stores.redis  # noqa: F401
@@ -318,8 +335,9 @@ class LlmcacheRedis(_Llmcache):
         from llmcache.stores.redis import RedisStore
 
         assert ctx.redis_url is not None
-        store = RedisStore(ctx.redis_url, namespace="bench", socket_timeout=2.0,
-                           connect_timeout=2.0)
+        store = RedisStore(
+            ctx.redis_url, namespace="bench", socket_timeout=2.0, connect_timeout=2.0
+        )
         if ctx.fresh:
             store.clear()
         return store
@@ -348,8 +366,10 @@ class GptcacheExact(Contender):
     id, name, group = "gptcache", "GPTCache exact (map)", "memory"
     dists = ("gptcache",)
     api = "`gptcache.adapter.api.get` / `put` over `cache.init()`'s exact-match pipeline"
-    notes = ("no TTL; keys on the prompt text only, so the request's model and options are "
-             "serialised into that text")
+    notes = (
+        "no TTL; keys on the prompt text only, so the request's model and options are "
+        "serialised into that text"
+    )
 
     def prepare(self) -> None:
         import gptcache.adapter.api  # noqa: F401
@@ -366,9 +386,10 @@ class GptcacheExact(Contender):
         self._cache = Cache()
         # Its default data manager pickles to ./data_map.txt at exit; ours lives in the
         # run's directory, so nothing lands in the repository.
-        self._cache.init(pre_embedding_func=get_prompt,
-                         data_manager=MapDataManager(str(ctx.directory / "data_map.txt"),
-                                                     MAX_ENTRIES))
+        self._cache.init(
+            pre_embedding_func=get_prompt,
+            data_manager=MapDataManager(str(ctx.directory / "data_map.txt"), MAX_ENTRIES),
+        )
         self._get, self._put = get, put
 
     @staticmethod
@@ -460,9 +481,17 @@ class LangchainSqlite(_Langchain):
         schema = self._cache.cache_schema
         for start in range(0, len(items), 50):
             with Session(self._cache.engine) as session, session.begin():
-                session.add_all([schema(prompt=request.prompt, llm=_llm_string(request),
-                                        response=dumps(Generation(text=answer)), idx=0)
-                                 for request, answer in items[start:start + 50]])
+                session.add_all(
+                    [
+                        schema(
+                            prompt=request.prompt,
+                            llm=_llm_string(request),
+                            response=dumps(Generation(text=answer)),
+                            idx=0,
+                        )
+                        for request, answer in items[start : start + 50]
+                    ]
+                )
 
     def close(self) -> None:
         self._cache.engine.dispose()
@@ -493,10 +522,14 @@ class _LlmcacheForLangchain(_Langchain):
 
     role = "ours"
     dists = ("llmcache", "langchain-core")
-    api = ("`LLMCache.lookup(prompt, llm_string)` / `update(...)`: LangChain's API, llmcache "
-           "key, fingerprint check and allow-listed `load`")
-    notes = ("a hit rebuilds the generations with LangChain's `load(allowed_objects=...)`, "
-             "which works out its allowed class paths again on every call")
+    api = (
+        "`LLMCache.lookup(prompt, llm_string)` / `update(...)`: LangChain's API, llmcache "
+        "key, fingerprint check and allow-listed `load`"
+    )
+    notes = (
+        "a hit rebuilds the generations with LangChain's `load(allowed_objects=...)`, "
+        "which works out its allowed class paths again on every call"
+    )
 
     def prepare(self) -> None:
         import langchain_core.outputs  # noqa: F401
@@ -517,8 +550,11 @@ class _LlmcacheForLangchain(_Langchain):
 
 
 class LlmcacheLangchainMemory(_LlmcacheForLangchain):
-    id, name, group = ("llmcache-langchain-memory", "llmcache LLMCache (LangChain API) on "
-                       "MemoryStore", "memory")
+    id, name, group = (
+        "llmcache-langchain-memory",
+        "llmcache LLMCache (LangChain API) on MemoryStore",
+        "memory",
+    )
 
     def _store(self, ctx: OpenContext) -> Any:
         from llmcache import MemoryStore
@@ -527,8 +563,11 @@ class LlmcacheLangchainMemory(_LlmcacheForLangchain):
 
 
 class LlmcacheLangchainDisk(_LlmcacheForLangchain):
-    id, name, group = ("llmcache-langchain-disk", "llmcache LLMCache (LangChain API) on "
-                       "DiskStore", "disk")
+    id, name, group = (
+        "llmcache-langchain-disk",
+        "llmcache LLMCache (LangChain API) on DiskStore",
+        "disk",
+    )
 
     def _store(self, ctx: OpenContext) -> Any:
         from llmcache import DiskStore
@@ -539,9 +578,19 @@ class LlmcacheLangchainDisk(_LlmcacheForLangchain):
 
 #: In table order: each group's floor first, then llmcache, then the peers.
 CONTENDERS: tuple[type[Contender], ...] = (
-    CachetoolsFloor, LlmcacheMemory, LlmcacheLangchainMemory, GptcacheExact, LangchainMemory,
-    DiskcacheFloor, LlmcacheDisk, LlmcacheTiered, LlmcacheLangchainDisk, LangchainSqlite,
-    RedisFloor, LlmcacheRedis, LangchainRedis,
+    CachetoolsFloor,
+    LlmcacheMemory,
+    LlmcacheLangchainMemory,
+    GptcacheExact,
+    LangchainMemory,
+    DiskcacheFloor,
+    LlmcacheDisk,
+    LlmcacheTiered,
+    LlmcacheLangchainDisk,
+    LangchainSqlite,
+    RedisFloor,
+    LlmcacheRedis,
+    LangchainRedis,
 )
 
 #: Redis database per contender, so each can be emptied (FLUSHDB) without touching others.
@@ -553,5 +602,6 @@ def build(contender_id: str) -> Contender:
     for cls in CONTENDERS:
         if cls.id == contender_id:
             return cls()
-    raise KeyError(f"unknown contender {contender_id!r}; "
-                   f"choose among {', '.join(c.id for c in CONTENDERS)}")
+    raise KeyError(
+        f"unknown contender {contender_id!r}; choose among {', '.join(c.id for c in CONTENDERS)}"
+    )

@@ -12,9 +12,23 @@ from benchmarks.peers.contenders import version_of
 
 __all__ = ["PACKAGES", "describe"]
 
-PACKAGES = ("llmcache", "cachetools", "diskcache", "redis", "gptcache", "langchain-core",
-            "langchain-community", "SQLAlchemy", "redisvl", "faiss-cpu", "numpy", "orjson",
-            "xxhash", "wordllama", "matplotlib")
+PACKAGES = (
+    "llmcache",
+    "cachetools",
+    "diskcache",
+    "redis",
+    "gptcache",
+    "langchain-core",
+    "langchain-community",
+    "SQLAlchemy",
+    "redisvl",
+    "faiss-cpu",
+    "numpy",
+    "orjson",
+    "xxhash",
+    "wordllama",
+    "matplotlib",
+)
 
 
 def _cpu_model() -> str:

@@ -45,9 +45,17 @@ def percentile(ordered: Sequence[int], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
-def hit_latency(contenders: Sequence[Contender], requests: Sequence[Request],
-                answers: Sequence[str], *, per_round: int, rounds: int, warmup: int,
-                seed: int = 1, tick: Tick | None = None) -> dict[str, Samples]:
+def hit_latency(
+    contenders: Sequence[Contender],
+    requests: Sequence[Request],
+    answers: Sequence[str],
+    *,
+    per_round: int,
+    rounds: int,
+    warmup: int,
+    seed: int = 1,
+    tick: Tick | None = None,
+) -> dict[str, Samples]:
     """Single ``lookup`` calls on cached requests, each timed alone with perf_counter_ns.
 
     Every contender first reads ``warmup`` requests untimed (connections, page cache,
@@ -79,9 +87,13 @@ def hit_latency(contenders: Sequence[Contender], requests: Sequence[Request],
     return out
 
 
-def miss_then_store(contenders: Sequence[Contender],
-                    fresh: dict[str, list[tuple[Request, str]]], *, rounds: int,
-                    tick: Tick | None = None) -> dict[str, Samples]:
+def miss_then_store(
+    contenders: Sequence[Contender],
+    fresh: dict[str, list[tuple[Request, str]]],
+    *,
+    rounds: int,
+    tick: Tick | None = None,
+) -> dict[str, Samples]:
     """``fill`` on requests the contender has never seen: a lookup that misses, then the
     store of the answer (the model call in between is free here). ``fresh`` gives each
     contender its own unseen requests and their answers."""
@@ -107,8 +119,14 @@ def miss_then_store(contenders: Sequence[Contender],
     return out
 
 
-def throughput(contender: Contender, requests: Sequence[Request], *, threads: int,
-               seconds: float, seed: int = 3) -> tuple[float, int]:
+def throughput(
+    contender: Contender,
+    requests: Sequence[Request],
+    *,
+    threads: int,
+    seconds: float,
+    seed: int = 3,
+) -> tuple[float, int]:
     """Hits per second with ``threads`` threads reading cached requests for ``seconds``.
 
     Returns (hits per second over all threads, calls that raised or missed).

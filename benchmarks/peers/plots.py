@@ -41,8 +41,15 @@ def make_plots(run: Run, samples: dict[str, Any], img_dir: Path, out: Path) -> d
     if ids:
         fig, ax = plt.subplots(figsize=(8, 0.42 * len(ids) + 1.2))
         data = [[ns / 1e3 for ns in hits[cid]] for cid in ids]
-        box = ax.boxplot(data, vert=False, whis=(5, 95), showfliers=False,
-                         patch_artist=True, widths=0.6, medianprops={"color": "black"})
+        box = ax.boxplot(
+            data,
+            vert=False,
+            whis=(5, 95),
+            showfliers=False,
+            patch_artist=True,
+            widths=0.6,
+            medianprops={"color": "black"},
+        )
         for patch, cid in zip(box["boxes"], ids, strict=True):
             patch.set_facecolor(COLORS[run.role(cid)])
             patch.set_alpha(0.75)
@@ -51,10 +58,14 @@ def make_plots(run: Run, samples: dict[str, Any], img_dir: Path, out: Path) -> d
         ax.set_xscale("log")
         ax.set_xlabel("hit latency, µs (log; box p25-p75, line p50, whiskers p5-p95)")
         ax.set_title("Exact-match hit latency, same requests, one run", fontsize=10)
-        ax.legend(handles=[Patch(facecolor=COLORS[k], alpha=0.75, label=label)
-                           for k, label in (("floor", "raw floor"), ("ours", "llmcache"),
-                                            ("peer", "peer"))],
-                  fontsize=8, loc="lower right")
+        ax.legend(
+            handles=[
+                Patch(facecolor=COLORS[k], alpha=0.75, label=label)
+                for k, label in (("floor", "raw floor"), ("ours", "llmcache"), ("peer", "peer"))
+            ],
+            fontsize=8,
+            loc="lower right",
+        )
         ax.grid(axis="x", which="both", alpha=0.3)
         fig.tight_layout()
         path = img_dir / "hit_latency.png"
@@ -69,9 +80,13 @@ def make_plots(run: Run, samples: dict[str, Any], img_dir: Path, out: Path) -> d
         height = 0.26
         for k, t in enumerate(threads):
             vals = [run.value("throughput", cid, t) or 0.0 for cid in tp_ids]
-            ax.barh([i + (k - 1) * height for i in range(len(tp_ids))], vals, height=height,
-                    label=f"{t} thread{'s' if t != '1' else ''}",
-                    color=("#c6dbef", "#6baed6", "#08519c")[k])
+            ax.barh(
+                [i + (k - 1) * height for i in range(len(tp_ids))],
+                vals,
+                height=height,
+                label=f"{t} thread{'s' if t != '1' else ''}",
+                color=("#c6dbef", "#6baed6", "#08519c")[k],
+            )
         ax.set_yticks(range(len(tp_ids)), [run.name(c) for c in tp_ids], fontsize=8)
         ax.invert_yaxis()
         ax.set_xscale("log")

@@ -69,8 +69,9 @@ def _fill(contender: Contender, count: int) -> None:
         del chunk
 
 
-def memory(kind: str, contender_id: str, directory: Path, url: str | None,
-           count: int) -> dict[str, Any]:
+def memory(
+    kind: str, contender_id: str, directory: Path, url: str | None, count: int
+) -> dict[str, Any]:
     """Growth of RSS (or of the traced Python heap) while ``count`` answers are stored."""
     contender = build(contender_id)
     contender.prepare()
@@ -117,10 +118,13 @@ def cold(contender_id: str, directory: Path, url: str | None) -> dict[str, Any]:
     found = contender.lookup(make_requests(1, start=0)[0])
     t_end = time.perf_counter()
     contender.close()
-    return {"import_ms": (t_open - t_import) * 1e3, "open_ms": (t_lookup - t_open) * 1e3,
-            "first_lookup_ms": (t_end - t_lookup) * 1e3,
-            "since_process_code_ms": (t_end - _T0) * 1e3,
-            "hit": found is not None}
+    return {
+        "import_ms": (t_open - t_import) * 1e3,
+        "open_ms": (t_lookup - t_open) * 1e3,
+        "first_lookup_ms": (t_end - t_lookup) * 1e3,
+        "since_process_code_ms": (t_end - _T0) * 1e3,
+        "hit": found is not None,
+    }
 
 
 def main(argv: list[str]) -> int:

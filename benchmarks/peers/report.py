@@ -21,9 +21,11 @@ from benchmarks.peers.vectors import FLOOR, FLOOR_1, floor_for
 __all__ = ["FLOORS", "floor_of", "write"]
 
 FLOORS = {"memory": "cachetools", "disk": "diskcache", "redis": "redis-py"}
-GROUP_TITLES = {"memory": "in-memory (floor: cachetools TTLCache under a lock)",
-                "disk": "on disk (floor: raw diskcache)",
-                "redis": "Redis (floor: raw redis-py GET/SET)"}
+GROUP_TITLES = {
+    "memory": "in-memory (floor: cachetools TTLCache under a lock)",
+    "disk": "on disk (floor: raw diskcache)",
+    "redis": "Redis (floor: raw redis-py GET/SET)",
+}
 # A peer is listed as faster when it beats llmcache by more than this: smaller gaps are
 # inside what this shared machine moves between two identical measurements.
 MARGIN = 1.10
@@ -66,8 +68,7 @@ def _pct(x: float | None) -> str:
 def _table(header: Row, rows: Iterable[Row], align: str = "") -> list[str]:
     align = align or "l" + "r" * (len(header) - 1)
     marks = {"l": ":--", "r": "--:", "c": ":-:"}
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join(marks[a] for a in align) + "|"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks[a] for a in align) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines + [""]
 
@@ -95,8 +96,11 @@ class _Run:
 
     def groups(self, figure: str) -> list[tuple[str, list[str]]]:
         ids = self.measured(figure)
-        return [(g, [c for c in ids if self.info[c]["group"] == g]) for g in FLOORS
-                if any(self.info[c]["group"] == g for c in ids)]
+        return [
+            (g, [c for c in ids if self.info[c]["group"] == g])
+            for g in FLOORS
+            if any(self.info[c]["group"] == g for c in ids)
+        ]
 
     def value(self, figure: str, cid: str, key: str) -> float | None:
         entry = self.r.get(figure, {}).get(cid)
@@ -132,13 +136,19 @@ def _group_rows(run: _Run, figure: str, cells: Callable[[str], Row], width: int)
 def _machine(r: dict[str, Any]) -> list[str]:
     m = r["machine"]
     lines = ["## Machine and versions", ""]
-    rows = [["CPU", m["cpu"]], ["cores", str(m["cores"])],
-            ["memory", f"{m['memory_gib']} GiB"],
-            ["load average at start", " / ".join(str(x) for x in m["load_average"])],
-            ["OS", m["os"]], ["Python", m["python"]], ["redis-server", m["redis_server"]]]
+    rows = [
+        ["CPU", m["cpu"]],
+        ["cores", str(m["cores"])],
+        ["memory", f"{m['memory_gib']} GiB"],
+        ["load average at start", " / ".join(str(x) for x in m["load_average"])],
+        ["OS", m["os"]],
+        ["Python", m["python"]],
+        ["redis-server", m["redis_server"]],
+    ]
     if m.get("openblas_env"):
-        rows.append(["OpenBLAS environment",
-                     ", ".join(f"`{k}={v}`" for k, v in m["openblas_env"].items())])
+        rows.append(
+            ["OpenBLAS environment", ", ".join(f"`{k}={v}`" for k, v in m["openblas_env"].items())]
+        )
     rows += [[f"`{name}`", version] for name, version in m["packages"].items()]
     lines += _table(["", ""], rows, "ll")
     return lines
@@ -147,7 +157,8 @@ def _machine(r: dict[str, Any]) -> list[str]:
 def _setup(run: _Run) -> list[str]:
     c = run.r["config"]
     lines = [
-        "## What was measured", "",
+        "## What was measured",
+        "",
         f"- **Requests**: {c['entries']:,} distinct requests, each a model name, a prompt of "
         "about 200 bytes and two options (`temperature`, `num_predict`); every answer is "
         "exactly 1,024 bytes of text. All contenders get the same requests and answers and "
@@ -178,41 +189,61 @@ def _setup(run: _Run) -> list[str]:
     ]
     for info in run.info.values():
         cls_api = info.get("api") or ""
-        lines.append(f"| {info['name']} | {info['group']} | {cls_api} | "
-                     f"{info.get('notes') or ''} |")
+        lines.append(
+            f"| {info['name']} | {info['group']} | {cls_api} | {info.get('notes') or ''} |"
+        )
     return lines + [""]
 
 
 def _hit_section(run: _Run, plots: dict[str, str]) -> list[str]:
-    lines = ["## Exact-match hits", "",
-             "Latency of one hit, in µs. *× floor* is the contender's figure divided by "
-             "its group's floor (lower is better).", ""]
+    lines = [
+        "## Exact-match hits",
+        "",
+        "Latency of one hit, in µs. *× floor* is the contender's figure divided by "
+        "its group's floor (lower is better).",
+        "",
+    ]
 
     def cells(cid: str) -> Row:
         wrong = int(run.value("hit", cid, "wrong") or 0)
-        return [_us(run.value("hit", cid, "p50")), _us(run.value("hit", cid, "p95")),
-                _ratio(run.value("hit", cid, "p50"), run.floor_value("hit", cid, "p50")),
-                _ratio(run.value("hit", cid, "p95"), run.floor_value("hit", cid, "p95")),
-                str(wrong)]
+        return [
+            _us(run.value("hit", cid, "p50")),
+            _us(run.value("hit", cid, "p95")),
+            _ratio(run.value("hit", cid, "p50"), run.floor_value("hit", cid, "p50")),
+            _ratio(run.value("hit", cid, "p95"), run.floor_value("hit", cid, "p95")),
+            str(wrong),
+        ]
 
-    lines += _table(["cache", "p50 µs", "p95 µs", "p50 × floor", "p95 × floor",
-                     "misses or wrong"], _group_rows(run, "hit", cells, 6))
+    lines += _table(
+        ["cache", "p50 µs", "p95 µs", "p50 × floor", "p95 × floor", "misses or wrong"],
+        _group_rows(run, "hit", cells, 6),
+    )
     if "hit" in plots:
         lines += [f"![hit latency per contender]({plots['hit']})", ""]
-    lines += ["### Miss then store", "",
-              "A lookup that misses followed by the store of the answer, in µs.", ""]
+    lines += [
+        "### Miss then store",
+        "",
+        "A lookup that misses followed by the store of the answer, in µs.",
+        "",
+    ]
 
     def ms_cells(cid: str) -> Row:
-        return [_us(run.value("miss_store", cid, "p50")),
-                _us(run.value("miss_store", cid, "p95")),
-                _ratio(run.value("miss_store", cid, "p50"),
-                       run.floor_value("miss_store", cid, "p50"))]
+        return [
+            _us(run.value("miss_store", cid, "p50")),
+            _us(run.value("miss_store", cid, "p95")),
+            _ratio(run.value("miss_store", cid, "p50"), run.floor_value("miss_store", cid, "p50")),
+        ]
 
-    lines += _table(["cache", "p50 µs", "p95 µs", "p50 × floor"],
-                    _group_rows(run, "miss_store", ms_cells, 4))
-    lines += ["### Hits per second", "",
-              "All threads together. *× floor* compares the contender's rate with its "
-              "floor's at the same thread count (higher is better).", ""]
+    lines += _table(
+        ["cache", "p50 µs", "p95 µs", "p50 × floor"], _group_rows(run, "miss_store", ms_cells, 4)
+    )
+    lines += [
+        "### Hits per second",
+        "",
+        "All threads together. *× floor* compares the contender's rate with its "
+        "floor's at the same thread count (higher is better).",
+        "",
+    ]
 
     def tp_cells(cid: str) -> Row:
         row = []
@@ -220,17 +251,24 @@ def _hit_section(run: _Run, plots: dict[str, str]) -> list[str]:
             v = run.value("throughput", cid, t)
             row.append("-" if v is None else f"{v:,.0f}")
         for t in ("1", "8"):
-            row.append(_ratio(run.value("throughput", cid, t),
-                              run.floor_value("throughput", cid, t)))
+            row.append(
+                _ratio(run.value("throughput", cid, t), run.floor_value("throughput", cid, t))
+            )
         return row
 
-    lines += _table(["cache", "1 thread", "2 threads", "8 threads", "1 thread × floor",
-                     "8 threads × floor"], _group_rows(run, "throughput", tp_cells, 6))
+    lines += _table(
+        ["cache", "1 thread", "2 threads", "8 threads", "1 thread × floor", "8 threads × floor"],
+        _group_rows(run, "throughput", tp_cells, 6),
+    )
     errors = {cid: run.value("throughput", cid, "errors") for cid in run.measured("throughput")}
     bad = {cid: int(e) for cid, e in errors.items() if e}
     if bad:
-        lines += ["Calls that raised or missed under threads: "
-                  + ", ".join(f"{run.name(c)} {n:,}" for c, n in bad.items()) + ".", ""]
+        lines += [
+            "Calls that raised or missed under threads: "
+            + ", ".join(f"{run.name(c)} {n:,}" for c, n in bad.items())
+            + ".",
+            "",
+        ]
     if "throughput" in plots:
         lines += [f"![hits per second by thread count]({plots['throughput']})", ""]
     return lines
@@ -240,29 +278,47 @@ def _memory_section(run: _Run) -> list[str]:
     if not run.measured("memory"):
         return []
     n = run.r["config"]["entries"]
-    lines = [f"## Memory per {n:,} cached 1 KB answers", "",
-             f"In MB for {n:,} answers ({n:,} KB of answer text); *× floor* on RSS growth "
-             "(on the server's memory for Redis).", ""]
+    lines = [
+        f"## Memory per {n:,} cached 1 KB answers",
+        "",
+        f"In MB for {n:,} answers ({n:,} KB of answer text); *× floor* on RSS growth "
+        "(on the server's memory for Redis).",
+        "",
+    ]
 
     def cells(cid: str) -> Row:
         key = "server" if run.info[cid]["group"] == "redis" else "rss"
-        return [_mb(run.value("memory", cid, "rss")), _mb(run.value("memory", cid,
-                                                                   "python_heap")),
-                _mb(run.value("memory", cid, "server")), _mb(run.value("memory", cid, "disk")),
-                _ratio(run.value("memory", cid, key), run.floor_value("memory", cid, key))]
+        return [
+            _mb(run.value("memory", cid, "rss")),
+            _mb(run.value("memory", cid, "python_heap")),
+            _mb(run.value("memory", cid, "server")),
+            _mb(run.value("memory", cid, "disk")),
+            _ratio(run.value("memory", cid, key), run.floor_value("memory", cid, key)),
+        ]
 
-    lines += _table(["cache", "RSS growth", "Python heap", "Redis server", "on disk",
-                     "× floor"], _group_rows(run, "memory", cells, 6))
-    lines += ["diskcache (and so DiskStore and the disk tier of TieredStore) opens SQLite with "
-              "a 64 MB `mmap_size` and an 8,192-page cache: the pages it touches count in its "
-              "RSS (file-backed, reclaimable by the kernel), where LangChain's SQLiteCache "
-              "keeps SQLite's 2 MB default cache. The Python heap column is blind to both.", ""]
+    lines += _table(
+        ["cache", "RSS growth", "Python heap", "Redis server", "on disk", "× floor"],
+        _group_rows(run, "memory", cells, 6),
+    )
+    lines += [
+        "diskcache (and so DiskStore and the disk tier of TieredStore) opens SQLite with "
+        "a 64 MB `mmap_size` and an 8,192-page cache: the pages it touches count in its "
+        "RSS (file-backed, reclaimable by the kernel), where LangChain's SQLiteCache "
+        "keeps SQLite's 2 MB default cache. The Python heap column is blind to both.",
+        "",
+    ]
     if "langchain-sqlite" in run.measured("memory"):
-        lines += ["LangChain's SQLiteCache is filled here (and before the hit benchmarks) with "
-                  "the rows its `update` writes, 50 per transaction: through `update` it "
-                  "commits once per answer, and 10k of those take minutes on this disk.", ""]
-    errors = [f"{run.name(c)}: {run.r['memory'][c]['error']}" for c in run.info
-              if "error" in run.r.get("memory", {}).get(c, {})]
+        lines += [
+            "LangChain's SQLiteCache is filled here (and before the hit benchmarks) with "
+            "the rows its `update` writes, 50 per transaction: through `update` it "
+            "commits once per answer, and 10k of those take minutes on this disk.",
+            "",
+        ]
+    errors = [
+        f"{run.name(c)}: {run.r['memory'][c]['error']}"
+        for c in run.info
+        if "error" in run.r.get("memory", {}).get(c, {})
+    ]
     if errors:
         lines += ["Probes that failed: " + "; ".join(errors), ""]
     return lines
@@ -271,38 +327,53 @@ def _memory_section(run: _Run) -> list[str]:
 def _cold_section(run: _Run) -> list[str]:
     if not run.measured("cold"):
         return []
-    lines = ["## Cold start", "",
-             "Milliseconds in a fresh process: import, open, first lookup (a hit for the "
-             "persistent caches).", ""]
+    lines = [
+        "## Cold start",
+        "",
+        "Milliseconds in a fresh process: import, open, first lookup (a hit for the "
+        "persistent caches).",
+        "",
+    ]
 
     def cells(cid: str) -> Row:
-        return [f"{run.value('cold', cid, k) or 0:.1f}"
-                for k in ("import_ms", "open_ms", "first_lookup_ms", "total_ms")] + [
-            _ratio(run.value("cold", cid, "total_ms"),
-                   run.floor_value("cold", cid, "total_ms"))]
+        return [
+            f"{run.value('cold', cid, k) or 0:.1f}"
+            for k in ("import_ms", "open_ms", "first_lookup_ms", "total_ms")
+        ] + [_ratio(run.value("cold", cid, "total_ms"), run.floor_value("cold", cid, "total_ms"))]
 
-    lines += _table(["cache", "import", "open", "first lookup", "total", "× floor"],
-                    _group_rows(run, "cold", cells, 6))
+    lines += _table(
+        ["cache", "import", "open", "first lookup", "total", "× floor"],
+        _group_rows(run, "cold", cells, 6),
+    )
     return lines
 
 
 def _categories(rows: dict[str, Any]) -> list[str]:
     """Share served per category (should-hit categories: higher is better; trap
     categories: every serve is a wrong answer)."""
-    names = [n for n in rows if rows[n].get("per_category")
-             and rows[n].get("gptcache_threshold", 0.8) == 0.8]
+    names = [
+        n
+        for n in rows
+        if rows[n].get("per_category") and rows[n].get("gptcache_threshold", 0.8) == 0.8
+    ]
     if not names:
         return []
     cats = rows[names[0]]["per_category"]
     table = []
     for cat, info in cats.items():
-        kind = "should hit" if info.get("should_hit") and not info.get("traps") else (
-            "traps" if info.get("traps") and not info.get("should_hit") else "mixed")
-        table.append([cat, kind, str(info["pairs"])]
-                     + [_pct(rows[n]["per_category"].get(cat, {}).get("served"))
-                        for n in names])
-    return ["Served per category (for trap categories every serve is a wrong answer):", ""] + \
-        _table(["category", "kind", "pairs"] + names, table, "lll" + "r" * len(names))
+        kind = (
+            "should hit"
+            if info.get("should_hit") and not info.get("traps")
+            else ("traps" if info.get("traps") and not info.get("should_hit") else "mixed")
+        )
+        table.append(
+            [cat, kind, str(info["pairs"])]
+            + [_pct(rows[n]["per_category"].get(cat, {}).get("served")) for n in names]
+        )
+    return [
+        "Served per category (for trap categories every serve is a wrong answer):",
+        "",
+    ] + _table(["category", "kind", "pairs"] + names, table, "lll" + "r" * len(names))
 
 
 def _semantic_section(r: dict[str, Any]) -> list[str]:
@@ -320,43 +391,71 @@ def _semantic_section(r: dict[str, Any]) -> list[str]:
         f"embedder (`{sem.get('embedder')}`) and are counted by the same `summarize` "
         "function; GPTCache's figures are what its own `get` served. *Best threshold* is the "
         "cosine threshold that serves the most should-hit pairs with at most 2% traps "
-        "served (what threshold tuning alone could reach).", ""]
+        "served (what threshold tuning alone could reach).",
+        "",
+    ]
     for label, data in sem.get("datasets", {}).items():
         rows = []
         first: dict[str, Any] = next(iter(data["rows"].values()), {})
         for name, row in data["rows"].items():
             best = row.get("best") or {}
             threshold = row.get("threshold_used")
-            rows.append([f"**{name}**" if row.get("kind") == "ours" else name,
-                         _pct(row.get("served")), _pct(row.get("wrong")),
-                         "-" if threshold is None else f"{threshold:.2f}",
-                         "-" if not best else f"{best['threshold']:.2f} "
-                         f"({_pct(best['served'])} served)"])
-        title = ("bundled set" if label == "pairs" else
-                 "holdout set (never used to tune llmcache)")
-        lines += [f"**{title}**: {first.get('pairs', '?')} pairs, "
-                  f"{first.get('should_hit', '?')} should hit, {first.get('traps', '?')} "
-                  "traps", ""]
-        lines += _table(["cache", "should-hit served", "traps served (wrong)",
-                         "cosine threshold", "best threshold, ≤ 2% wrong"], rows)
+            rows.append(
+                [
+                    f"**{name}**" if row.get("kind") == "ours" else name,
+                    _pct(row.get("served")),
+                    _pct(row.get("wrong")),
+                    "-" if threshold is None else f"{threshold:.2f}",
+                    "-" if not best else f"{best['threshold']:.2f} ({_pct(best['served'])} served)",
+                ]
+            )
+        title = "bundled set" if label == "pairs" else "holdout set (never used to tune llmcache)"
+        lines += [
+            f"**{title}**: {first.get('pairs', '?')} pairs, "
+            f"{first.get('should_hit', '?')} should hit, {first.get('traps', '?')} "
+            "traps",
+            "",
+        ]
+        lines += _table(
+            [
+                "cache",
+                "should-hit served",
+                "traps served (wrong)",
+                "cosine threshold",
+                "best threshold, ≤ 2% wrong",
+            ],
+            rows,
+        )
         if label == "pairs":
             lines += _categories(data["rows"])
         off = data["rows"].get("llmcache (guards off)")
-        same = [row for row in data["rows"].values()
-                if "disagreements" in row and row.get("gptcache_threshold") != 0.8]
-        if off and same and (same[0]["served"], same[0]["wrong"]) == (off["served"],
-                                                                      off["wrong"]):
+        same = [
+            row
+            for row in data["rows"].values()
+            if "disagreements" in row and row.get("gptcache_threshold") != 0.8
+        ]
+        if off and same and (same[0]["served"], same[0]["wrong"]) == (off["served"], off["wrong"]):
             guards = ", ".join(sem.get("guards", [])) or "default"
-            lines += ["At the same cosine threshold GPTCache serves exactly what llmcache "
-                      "serves with its guards off: on this embedder the gap between the two "
-                      f"is llmcache's guards ({guards}), not the vector search.", ""]
-    gpt = [row for d in sem.get("datasets", {}).values() for n, row in d["rows"].items()
-           if "disagreements" in row]
+            lines += [
+                "At the same cosine threshold GPTCache serves exactly what llmcache "
+                "serves with its guards off: on this embedder the gap between the two "
+                f"is llmcache's guards ({guards}), not the vector search.",
+                "",
+            ]
+    gpt = [
+        row
+        for d in sem.get("datasets", {}).values()
+        for n, row in d["rows"].items()
+        if "disagreements" in row
+    ]
     if gpt:
         total = sum(int(row["disagreements"]) for row in gpt)
-        lines += [f"GPTCache's `get` and the cosine recorded for the same pair disagreed on "
-                  f"{total} pair(s) (0 means the threshold mapping "
-                  "`cos >= 2 × similarity_threshold - 1` is exact).", ""]
+        lines += [
+            f"GPTCache's `get` and the cosine recorded for the same pair disagreed on "
+            f"{total} pair(s) (0 means the threshold mapping "
+            "`cos >= 2 × similarity_threshold - 1` is exact).",
+            "",
+        ]
     for note in sem.get("notes", []):
         lines += [f"- {note}"]
     return lines + [""]
@@ -366,32 +465,42 @@ def _vector_section(r: dict[str, Any], plots: dict[str, str]) -> list[str]:
     vec = r.get("vectors")
     if not vec:
         return []
-    lines = ["## Semantic lookup latency against index size", "",
-             "One k=1 query over random unit vectors of dim 384 (queries are noisy copies of "
-             "stored rows), p50 in µs. *× floor* is against `matrix @ q` + `argmax` over the "
-             "same rows with the same BLAS threading: numpy and `VectorIndex` run once with "
-             "OpenBLAS's default threads and once held to one thread (threadpoolctl); faiss "
-             "is held to one OpenMP thread (with its default of one per core a single query "
-             "took milliseconds on this loaded machine, its workers waiting for cores) and is "
-             "compared with the one-thread floor.", ""]
+    lines = [
+        "## Semantic lookup latency against index size",
+        "",
+        "One k=1 query over random unit vectors of dim 384 (queries are noisy copies of "
+        "stored rows), p50 in µs. *× floor* is against `matrix @ q` + `argmax` over the "
+        "same rows with the same BLAS threading: numpy and `VectorIndex` run once with "
+        "OpenBLAS's default threads and once held to one thread (threadpoolctl); faiss "
+        "is held to one OpenMP thread (with its default of one per core a single query "
+        "took milliseconds on this loaded machine, its workers waiting for cores) and is "
+        "compared with the one-thread floor.",
+        "",
+    ]
     sizes = sorted(vec, key=int)
     methods = list(vec[sizes[0]])
-    header = ["method"] + [f"{int(n):,}" for n in sizes] + [
-        f"× floor at {int(n):,}" for n in sizes]
+    header = ["method"] + [f"{int(n):,}" for n in sizes] + [f"× floor at {int(n):,}" for n in sizes]
     rows = []
     for m in methods:
         floor = floor_for(m)
-        rows.append([m] + [_us(vec[n].get(m, {}).get("p50")) for n in sizes]
-                    + [_ratio(vec[n].get(m, {}).get("p50"), vec[n].get(floor, {}).get("p50"))
-                       for n in sizes])
+        rows.append(
+            [m]
+            + [_us(vec[n].get(m, {}).get("p50")) for n in sizes]
+            + [
+                _ratio(vec[n].get(m, {}).get("p50"), vec[n].get(floor, {}).get("p50"))
+                for n in sizes
+            ]
+        )
     lines += _table(header, rows)
     for n in sizes:
         default, single = vec[n].get(FLOOR, {}).get("p50"), vec[n].get(FLOOR_1, {}).get("p50")
         if default and single and default > 2 * single:
-            lines += [f"At {int(n):,} vectors OpenBLAS's default threading made the same "
-                      f"product {default / single:.1f}× slower than one thread on this "
-                      "machine (a single query is too small to split across two busy cores).",
-                      ""]
+            lines += [
+                f"At {int(n):,} vectors OpenBLAS's default threading made the same "
+                f"product {default / single:.1f}× slower than one thread on this "
+                "machine (a single query is too small to split across two busy cores).",
+                "",
+            ]
     if "vectors" in plots:
         lines += [f"![lookup latency against index size]({plots['vectors']})", ""]
     return lines
@@ -405,8 +514,9 @@ def _family(run: _Run, cid: str) -> str:
     return "langchain" if "lookup(prompt, llm_string)" in api else "native"
 
 
-def _better(run: _Run, figure: str, key: str, higher: bool, groups: tuple[str, ...],
-            min_gap: float) -> list[tuple[str, str, float]]:
+def _better(
+    run: _Run, figure: str, key: str, higher: bool, groups: tuple[str, ...], min_gap: float
+) -> list[tuple[str, str, float]]:
     """(peer, ours, factor) where a peer beats an llmcache contender of its group by more
     than `MARGIN` and by more than ``min_gap`` in absolute terms. llmcache's LangChain
     adapter is held against LangChain's caches only: the same API, the same job."""
@@ -442,8 +552,9 @@ _ALL = ("memory", "disk", "redis")
 # (figure, key, higher is better, label, format, unit, groups, smallest gap that counts).
 # Memory gaps under 1 MiB per 10k answers (10% of the payload) are allocator noise, and a
 # Redis client's own RSS says nothing: its data lives in the server.
-_FIGURES: tuple[tuple[str, str, bool, str, Callable[[float], str], str, tuple[str, ...],
-                      float], ...] = (
+_FIGURES: tuple[
+    tuple[str, str, bool, str, Callable[[float], str], str, tuple[str, ...], float], ...
+] = (
     ("hit", "p50", False, "hit latency p50", _us, " µs", _ALL, 0.0),
     ("hit", "p95", False, "hit latency p95", _us, " µs", _ALL, 0.0),
     ("miss_store", "p50", False, "miss-then-store p50", _us, " µs", _ALL, 0.0),
@@ -465,17 +576,24 @@ def _faster(run: _Run) -> tuple[list[str], list[str]]:
             vp, vo = run.value(figure, peer, key), run.value(figure, ours, key)
             assert vp is not None and vo is not None
             wins.setdefault((peer, ours), []).append(
-                (label, f"{fmt(vp)}{unit} against {fmt(vo)}{unit}", factor))
+                (label, f"{fmt(vp)}{unit} against {fmt(vo)}{unit}", factor)
+            )
     lines: list[str] = []
     short: list[str] = []
     for (peer, ours), items in wins.items():
         caveat = run.info[peer].get("notes")
-        lines.append(f"- **{run.name(peer)}** over **{run.name(ours)}**"
-                     + (f" ({run.name(peer)}: {caveat})" if caveat else "") + ":")
-        lines += [f"  - {label}: {detail} ({factor:.2f}× better)"
-                  for label, detail, factor in items]
-        short.append(f"{run.name(peer)} over {run.name(ours)}: "
-                     + ", ".join(f"{label} {factor:.2f}×" for label, _, factor in items))
+        lines.append(
+            f"- **{run.name(peer)}** over **{run.name(ours)}**"
+            + (f" ({run.name(peer)}: {caveat})" if caveat else "")
+            + ":"
+        )
+        lines += [
+            f"  - {label}: {detail} ({factor:.2f}× better)" for label, detail, factor in items
+        ]
+        short.append(
+            f"{run.name(peer)} over {run.name(ours)}: "
+            + ", ".join(f"{label} {factor:.2f}×" for label, _, factor in items)
+        )
     return lines, short
 
 
@@ -490,12 +608,15 @@ def _floors_paragraph(run: _Run) -> list[str]:
             parts.append(f"{run.name(cid)} {ratio:.2f}× {run.name(floor)}")
     if not parts:
         return []
-    return ["The raw floors do less than any cache built on them, and they are where the "
-            "hit-latency ratios start: " + "; ".join(parts) + ". What llmcache adds on a hit "
-            "is the canonical key of the bound arguments, the fingerprint check that turns a "
-            "colliding or planted entry into a miss, the entry codec (disk, Redis) and its "
-            "counters. For the tiered store the floor is diskcache while its warm hits come "
-            "from the memory tier.", ""]
+    return [
+        "The raw floors do less than any cache built on them, and they are where the "
+        "hit-latency ratios start: " + "; ".join(parts) + ". What llmcache adds on a hit "
+        "is the canonical key of the bound arguments, the fingerprint check that turns a "
+        "colliding or planted entry into a miss, the entry codec (disk, Redis) and its "
+        "counters. For the tiered store the floor is diskcache while its warm hits come "
+        "from the memory tier.",
+        "",
+    ]
 
 
 def _semantic_better(r: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -517,10 +638,13 @@ def _semantic_better(r: dict[str, Any]) -> tuple[list[str], list[str]]:
                     f"- **semantic recall ({label})**: {name} served {_pct(row['served'])} "
                     f"of should-hit pairs against llmcache's {_pct(ours['served'])}, while "
                     f"serving a wrong answer to {_pct(row['wrong'])} of traps against "
-                    f"llmcache's {_pct(ours['wrong'])}.")
-                short.append(f"semantic should-hit served ({label}): {name} "
-                             f"{_pct(row['served'])} vs {_pct(ours['served'])}, at "
-                             f"{_pct(row['wrong'])} wrong vs {_pct(ours['wrong'])}")
+                    f"llmcache's {_pct(ours['wrong'])}."
+                )
+                short.append(
+                    f"semantic should-hit served ({label}): {name} "
+                    f"{_pct(row['served'])} vs {_pct(ours['served'])}, at "
+                    f"{_pct(row['wrong'])} wrong vs {_pct(ours['wrong'])}"
+                )
     return lines, short
 
 
@@ -533,23 +657,32 @@ def _vector_better(r: dict[str, Any]) -> tuple[list[str], list[str]]:
             if m.startswith("llmcache") or "floor" in m:
                 continue
             # Compare like with like: a one-thread peer with the one-thread VectorIndex.
-            mine = ("llmcache VectorIndex, 1 BLAS thread" if floor_for(m) != FLOOR
-                    else "llmcache VectorIndex")
+            mine = (
+                "llmcache VectorIndex, 1 BLAS thread"
+                if floor_for(m) != FLOOR
+                else "llmcache VectorIndex"
+            )
             ours = by.get(mine) or by.get("llmcache VectorIndex")
             if not ours or s["p50"] * MARGIN >= ours["p50"]:
                 continue
             factor = ours["p50"] / s["p50"]
-            lines.append(f"- **semantic lookup at {int(n):,} vectors**: {m} "
-                         f"{_us(s['p50'])} µs against {mine} {_us(ours['p50'])} µs "
-                         f"({factor:.2f}× faster).")
+            lines.append(
+                f"- **semantic lookup at {int(n):,} vectors**: {m} "
+                f"{_us(s['p50'])} µs against {mine} {_us(ours['p50'])} µs "
+                f"({factor:.2f}× faster)."
+            )
             short.append(f"lookup at {int(n):,} vectors: {m} over {mine} ({factor:.2f}×)")
     return lines, short
 
 
 def _headline(run: _Run) -> list[str]:
-    lines = ["## Headline", "",
-             "Ratios against the raw floor of each group, measured in this run (for latency "
-             "and memory lower is better, for hits per second higher is better).", ""]
+    lines = [
+        "## Headline",
+        "",
+        "Ratios against the raw floor of each group, measured in this run (for latency "
+        "and memory lower is better, for hits per second higher is better).",
+        "",
+    ]
 
     def r(figure: str, cid: str, key: str) -> str:
         return _ratio(run.value(figure, cid, key), run.floor_value(figure, cid, key))
@@ -561,34 +694,46 @@ def _headline(run: _Run) -> list[str]:
         floor_name = run.name(floor)
         mem_key = "server" if group == "redis" else "rss"
         for cid in (c for c in ids if run.role(c) == "ours"):
-            parts = [f"hit p50 {r('hit', cid, 'p50')}",
-                     f"miss then store {r('miss_store', cid, 'p50')}",
-                     f"hits/s at 1 thread {r('throughput', cid, '1')}"]
+            parts = [
+                f"hit p50 {r('hit', cid, 'p50')}",
+                f"miss then store {r('miss_store', cid, 'p50')}",
+                f"hits/s at 1 thread {r('throughput', cid, '1')}",
+            ]
             if run.value("memory", cid, mem_key) is not None:
                 parts.append(f"memory {r('memory', cid, mem_key)}")
-            lines.append(f"- **{run.name(cid)}** against {floor_name}: " + ", ".join(parts)
-                         + ".")
+            lines.append(f"- **{run.name(cid)}** against {floor_name}: " + ", ".join(parts) + ".")
         peers = [c for c in ids if run.role(c) == "peer"]
         if peers:
-            lines.append(f"- Peers' hit p50 against {floor_name}: "
-                         + ", ".join(f"{run.name(c)} {r('hit', c, 'p50')}" for c in peers)
-                         + ".")
+            lines.append(
+                f"- Peers' hit p50 against {floor_name}: "
+                + ", ".join(f"{run.name(c)} {r('hit', c, 'p50')}" for c in peers)
+                + "."
+            )
     sem = (run.r.get("semantic") or {}).get("datasets", {})
     for label, data in sem.items():
-        parts = [f"{name} {_pct(row.get('served'))} / {_pct(row.get('wrong'))}"
-                 for name, row in data["rows"].items()
-                 if "guards off" not in name and row.get("gptcache_threshold", 0.8) == 0.8]
-        lines.append(f"- Semantic, {label} set (should-hit served / traps served a wrong "
-                     "answer): " + "; ".join(parts) + ".")
+        parts = [
+            f"{name} {_pct(row.get('served'))} / {_pct(row.get('wrong'))}"
+            for name, row in data["rows"].items()
+            if "guards off" not in name and row.get("gptcache_threshold", 0.8) == 0.8
+        ]
+        lines.append(
+            f"- Semantic, {label} set (should-hit served / traps served a wrong "
+            "answer): " + "; ".join(parts) + "."
+        )
     vec = run.r.get("vectors") or {}
     if vec:
         largest = max(vec, key=int)
         by = vec[largest]
-        parts = [f"{m} {by[m]['p50'] / by[floor_for(m)]['p50']:.2f}×" for m in by
-                 if m.startswith("llmcache") and floor_for(m) in by]
+        parts = [
+            f"{m} {by[m]['p50'] / by[floor_for(m)]['p50']:.2f}×"
+            for m in by
+            if m.startswith("llmcache") and floor_for(m) in by
+        ]
         if parts:
-            lines.append(f"- Semantic lookup at {int(largest):,} vectors against the bare "
-                         "numpy matmul of the same threading: " + ", ".join(parts) + ".")
+            lines.append(
+                f"- Semantic lookup at {int(largest):,} vectors against the bare "
+                "numpy matmul of the same threading: " + ", ".join(parts) + "."
+            )
     return lines + [""]
 
 
@@ -616,15 +761,21 @@ def write(results: dict[str, Any], samples: dict[str, Any], out: Path, img_dir: 
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     minutes = results.get("duration_s", 0) / 60
     lines = [
-        "# Benchmarks: llmcache beside the caches users would pick instead", "",
+        "# Benchmarks: llmcache beside the caches users would pick instead",
+        "",
         f"Generated by `make bench` (`benchmarks/peers/run.py`) on {when}, in "
         f"{minutes:.1f} minutes. Every number below comes from that one run, on one "
         "shared and noisy 2-core machine: absolute times move between runs, the ratios "
         "within a run are what count. Regenerate with `make bench`; the raw figures of the "
-        "last run are in `.benchmarks/peers.json`.", ""]
+        "last run are in `.benchmarks/peers.json`.",
+        "",
+    ]
     if results["config"].get("quick"):
-        lines += ["> **Quick run** (`--quick`): small counts, for checking the pipeline "
-                  "only; do not quote these numbers.", ""]
+        lines += [
+            "> **Quick run** (`--quick`): small counts, for checking the pipeline "
+            "only; do not quote these numbers.",
+            "",
+        ]
     lines += _headline(run)
     lines += _machine(results)
     lines += _setup(run)
@@ -637,10 +788,14 @@ def write(results: dict[str, Any], samples: dict[str, Any], out: Path, img_dir: 
     detail, short = _faster(run)
     sem_detail, sem_short = _semantic_better(results)
     vec_detail, vec_short = _vector_better(results)
-    lines += ["## Where others are faster", "",
-              f"Every figure where a peer beats an llmcache contender of its group by more "
-              f"than {100 * (MARGIN - 1):.0f}% (smaller gaps are within this machine's noise "
-              "between two identical measurements), written from this run's numbers.", ""]
+    lines += [
+        "## Where others are faster",
+        "",
+        f"Every figure where a peer beats an llmcache contender of its group by more "
+        f"than {100 * (MARGIN - 1):.0f}% (smaller gaps are within this machine's noise "
+        "between two identical measurements), written from this run's numbers.",
+        "",
+    ]
     if detail or sem_detail or vec_detail:
         lines += detail + sem_detail + vec_detail + [""]
     else:
@@ -655,11 +810,13 @@ def write(results: dict[str, Any], samples: dict[str, Any], out: Path, img_dir: 
         lines += ["Places where a peer came out ahead in this run:", ""]
         lines += [f"- {p}" for p in places] + [""]
     else:
-        lines += ["No peer came out ahead of llmcache by more than the margin in this run; "
-                  "the raw floors did, by the ratios above.", ""]
+        lines += [
+            "No peer came out ahead of llmcache by more than the margin in this run; "
+            "the raw floors did, by the ratios above.",
+            "",
+        ]
     if blocked:
-        lines += [f"Not measured: {len(blocked)} item(s), listed under *What could not "
-                  "run*.", ""]
+        lines += [f"Not measured: {len(blocked)} item(s), listed under *What could not run*.", ""]
     # Sections the separate scripts wrote (Postgres, proxy, transport) stay on the page.
     previous = out.read_text(encoding="utf-8") if out.exists() else ""
     for block in kept_sections(previous):

@@ -61,8 +61,9 @@ def _pairs_dir() -> Path:
     return Path(ev.BUNDLED_PAIRS).parent
 
 
-def _gptcache_pairs(pairs: Sequence[Any], embedder: Any,
-                    thresholds: Sequence[float]) -> tuple[list[Any], dict[float, list[bool]]]:
+def _gptcache_pairs(
+    pairs: Sequence[Any], embedder: Any, thresholds: Sequence[float]
+) -> tuple[list[Any], dict[float, list[bool]]]:
     """GPTCache's pipeline per pair: `Scored` records and what its real ``get`` served at
     each GPTCache threshold."""
     from benchmarks.peers.contenders import quiet_gptcache
@@ -89,11 +90,18 @@ def _gptcache_pairs(pairs: Sequence[Any], embedder: Any,
         for i, pair in enumerate(pairs):
             cache = Cache()
             manager = get_data_manager(
-                scalar, VectorBase("faiss", dimension=embedder.dim,
-                                   index_path=os.path.join(tmp, f"{i}.index")),
-                max_size=len(pairs) + 10)
-            cache.init(pre_embedding_func=get_prompt, embedding_func=to_embeddings,
-                       data_manager=manager, similarity_evaluation=SearchDistanceEvaluation())
+                scalar,
+                VectorBase(
+                    "faiss", dimension=embedder.dim, index_path=os.path.join(tmp, f"{i}.index")
+                ),
+                max_size=len(pairs) + 10,
+            )
+            cache.init(
+                pre_embedding_func=get_prompt,
+                embedding_func=to_embeddings,
+                data_manager=manager,
+                similarity_evaluation=SearchDistanceEvaluation(),
+            )
             put(pair.a, "answer-a", cache_obj=cache)
             for t in thresholds:
                 cache.config.similarity_threshold = t
@@ -118,8 +126,9 @@ def _redisvl(url: str | None, pairs: Sequence[Any], embedder: Any) -> dict[str, 
         from redisvl.utils.vectorize import CustomVectorizer
 
         vectorizer = CustomVectorizer(embed=lambda text: embedder.embed([text])[0].tolist())
-        cache = RedisVLCache(name="llmcache-bench", redis_url=url, vectorizer=vectorizer,
-                             overwrite=True)
+        cache = RedisVLCache(
+            name="llmcache-bench", redis_url=url, vectorizer=vectorizer, overwrite=True
+        )
     except Exception as exc:  # the point is to record why, whatever it is
         return {"error": f"{type(exc).__name__}: {str(exc).strip()[:240]}"}
     hits = traps = served = wrong = 0
@@ -136,13 +145,24 @@ def _redisvl(url: str | None, pairs: Sequence[Any], embedder: Any) -> dict[str, 
         return {"error": f"{type(exc).__name__}: {str(exc).strip()[:240]}"}
     finally:
         cache.delete()
-    return {"served": served / hits if hits else 0.0, "wrong": wrong / traps if traps else 0.0,
-            "threshold_used": 1.0 - 0.1}
+    return {
+        "served": served / hits if hits else 0.0,
+        "wrong": wrong / traps if traps else 0.0,
+        "threshold_used": 1.0 - 0.1,
+    }
 
 
 def _row(report: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    keep = ("pairs", "should_hit", "traps", "served", "wrong", "threshold_used", "best",
-            "per_category")
+    keep = (
+        "pairs",
+        "should_hit",
+        "traps",
+        "served",
+        "wrong",
+        "threshold_used",
+        "best",
+        "per_category",
+    )
     row = {k: report[k] for k in keep if k in report}
     row.update(extra)
     return row
@@ -173,7 +193,8 @@ def evaluate_all(redis_url: str | None = None) -> dict[str, Any]:
             "at run time, which this machine cannot reach (GPTCache even tries to pip-install "
             "onnxruntime==1.14.1 from inside the process). Its default pipeline (sqlite + "
             "faiss, SearchDistanceEvaluation, threshold 0.8) ran with the WordLlama embedder "
-            "llmcache bundles instead.")
+            "llmcache bundles instead."
+        )
     at_ours = gptcache_threshold_for(DEFAULT_THRESHOLD)
     thresholds = (GPTCACHE_DEFAULT_THRESHOLD, at_ours)
     directory = _pairs_dir()
@@ -187,36 +208,45 @@ def evaluate_all(redis_url: str | None = None) -> dict[str, Any]:
         t0 = time.perf_counter()
         with_guards = score_pairs(pairs, embedder)
         rows["llmcache (default guards)"] = _row(
-            summarize(with_guards, DEFAULT_THRESHOLD, BUDGET), kind="ours")
+            summarize(with_guards, DEFAULT_THRESHOLD, BUDGET), kind="ours"
+        )
         no_guards = score_pairs(pairs, embedder, guards=[])
         rows["llmcache (guards off)"] = _row(
-            summarize(no_guards, DEFAULT_THRESHOLD, BUDGET), kind="ours")
+            summarize(no_guards, DEFAULT_THRESHOLD, BUDGET), kind="ours"
+        )
         t1 = time.perf_counter()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 scored, served = _gptcache_pairs(pairs, embedder, thresholds)
         except Exception as exc:
-            out["notes"].append(f"GPTCache semantic pipeline failed on {label}: "
-                                f"{type(exc).__name__}: {exc}")
+            out["notes"].append(
+                f"GPTCache semantic pipeline failed on {label}: {type(exc).__name__}: {exc}"
+            )
         else:
             for t in thresholds:
                 cosine = _gptcache_cosine(t)
                 summary = summarize(scored, cosine, BUDGET)
                 pipeline = served[t]
                 hits = [ok for ok, s in zip(pipeline, scored, strict=True) if s.pair.same_answer]
-                traps = [ok for ok, s in zip(pipeline, scored, strict=True)
-                         if not s.pair.same_answer]
-                disagree = sum(ok != s.served(cosine)
-                               for ok, s in zip(pipeline, scored, strict=True))
-                name = ("GPTCache (default: threshold 0.8)" if t == GPTCACHE_DEFAULT_THRESHOLD
-                        else f"GPTCache (threshold {t:.2f} = llmcache's cosine)")
+                traps = [
+                    ok for ok, s in zip(pipeline, scored, strict=True) if not s.pair.same_answer
+                ]
+                disagree = sum(
+                    ok != s.served(cosine) for ok, s in zip(pipeline, scored, strict=True)
+                )
+                name = (
+                    "GPTCache (default: threshold 0.8)"
+                    if t == GPTCACHE_DEFAULT_THRESHOLD
+                    else f"GPTCache (threshold {t:.2f} = llmcache's cosine)"
+                )
                 # The figures are what GPTCache's own `get` served; summarize() supplies the
                 # per-category split and the best-threshold sweep on the same records.
                 summary["served"] = round(sum(hits) / len(hits), 4) if hits else 0.0
                 summary["wrong"] = round(sum(traps) / len(traps), 4) if traps else 0.0
-                rows[name] = _row(summary, kind="peer", gptcache_threshold=t,
-                                  disagreements=disagree)
+                rows[name] = _row(
+                    summary, kind="peer", gptcache_threshold=t, disagreements=disagree
+                )
         t2 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -225,18 +255,27 @@ def evaluate_all(redis_url: str | None = None) -> dict[str, Any]:
             if not any(n.startswith("RedisVL") for n in out["notes"]):
                 why = redisvl["error"]
                 if "FT." in why:
-                    why += (" -- RedisVL needs the Redis Query Engine with vector fields "
-                            "(RediSearch >= 2.4: Redis Stack or Redis 8); this redis-server "
-                            "has no FT.* commands, and Debian's redis-redisearch package "
-                            "(1.2) predates vector search")
-                out["notes"].append(f"RedisVL SemanticCache could not run against the local "
-                                    f"redis-server: {why}")
+                    why += (
+                        " -- RedisVL needs the Redis Query Engine with vector fields "
+                        "(RediSearch >= 2.4: Redis Stack or Redis 8); this redis-server "
+                        "has no FT.* commands, and Debian's redis-redisearch package "
+                        "(1.2) predates vector search"
+                    )
+                out["notes"].append(
+                    f"RedisVL SemanticCache could not run against the local redis-server: {why}"
+                )
         else:
             rows["RedisVL SemanticCache (distance 0.1)"] = {
-                "pairs": len(pairs), "should_hit": sum(p.same_answer for p in pairs),
-                "traps": sum(not p.same_answer for p in pairs), "kind": "peer", **redisvl}
-        out["datasets"][label] = {"rows": rows, "seconds": {"llmcache": t1 - t0,
-                                                             "gptcache": t2 - t1}}
+                "pairs": len(pairs),
+                "should_hit": sum(p.same_answer for p in pairs),
+                "traps": sum(not p.same_answer for p in pairs),
+                "kind": "peer",
+                **redisvl,
+            }
+        out["datasets"][label] = {
+            "rows": rows,
+            "seconds": {"llmcache": t1 - t0, "gptcache": t2 - t1},
+        }
     return out
 
 

@@ -43,10 +43,23 @@ def local_redis(directory: Path) -> Iterator[tuple[str | None, str]]:
     port = _free_port()
     with open(directory / "redis.log", "wb") as log:
         # Bound to loopback only; no RDB/AOF so the server never writes to disk mid-run.
-        server = subprocess.Popen([executable, "--port", str(port), "--bind", "127.0.0.1",
-                                   "--save", "", "--appendonly", "no",
-                                   "--dir", str(directory)],
-                                  stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [
+                executable,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(directory),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 10
         while not _ping(port):

@@ -74,8 +74,10 @@ def _methods(matrix: npt.NDArray[np.float32], ann: bool) -> dict[str, _Method]:
     def vector_index(q: npt.NDArray[np.float32]) -> Any:
         return index.search(q, k=1)
 
-    methods = {FLOOR: _Method(numpy_floor, False),
-               "llmcache VectorIndex": _Method(vector_index, False)}
+    methods = {
+        FLOOR: _Method(numpy_floor, False),
+        "llmcache VectorIndex": _Method(vector_index, False),
+    }
     if importlib.util.find_spec("threadpoolctl") is not None:
         methods[FLOOR_1] = _Method(numpy_floor, True)
         methods["llmcache VectorIndex, 1 BLAS thread"] = _Method(vector_index, True)
@@ -99,12 +101,19 @@ def _methods(matrix: npt.NDArray[np.float32], ann: bool) -> dict[str, _Method]:
             approx = ApproximateIndex(DIM)
             approx.add(ids, matrix)
             methods["llmcache ApproximateIndex (HNSW)"] = _Method(
-                lambda q: approx.search(q, k=1), False)
+                lambda q: approx.search(q, k=1), False
+            )
     return methods
 
 
-def lookup_latency(sizes: Sequence[int], *, queries: int, rounds: int, ann: bool = False,
-                   tick: Callable[[], None] | None = None) -> dict[int, dict[str, Samples]]:
+def lookup_latency(
+    sizes: Sequence[int],
+    *,
+    queries: int,
+    rounds: int,
+    ann: bool = False,
+    tick: Callable[[], None] | None = None,
+) -> dict[int, dict[str, Samples]]:
     """Per size, per method: single-query latencies (ns). ``queries`` per round is scaled
     down with the size so that the 100k figure stays within seconds. ``tick`` is called
     after each size."""
@@ -126,7 +135,7 @@ def lookup_latency(sizes: Sequence[int], *, queries: int, rounds: int, ann: bool
         for r in range(rounds):
             names = list(methods)
             order_rng.shuffle(names)
-            chosen = noisy[(r * per_round) % queries:][:per_round]
+            chosen = noisy[(r * per_round) % queries :][:per_round]
             for name in names:
                 method, bucket = methods[name], samples[name].ns
                 search = method.search

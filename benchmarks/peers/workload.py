@@ -16,9 +16,11 @@ MODEL = "llama3.2:1b"
 ANSWER_BYTES = 1024
 
 # Words for prompts and answers: plain ASCII, so 1 character is 1 byte and "1 KB" is exact.
-_WORDS = ("the task is due on friday and its priority is high because the client asked "
-          "for a summary of the open tickets with their owners dates and next steps before "
-          "the review meeting so please list each item with a short note").split()
+_WORDS = (
+    "the task is due on friday and its priority is high because the client asked "
+    "for a summary of the open tickets with their owners dates and next steps before "
+    "the review meeting so please list each item with a short note"
+).split()
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +35,12 @@ class Request:
 
     def key_fields(self) -> dict[str, object]:
         """The request as one flat dict: what the raw floors and the peers key on."""
-        return {"model": self.model, "prompt": self.prompt, "temperature": self.temperature,
-                "num_predict": self.num_predict}
+        return {
+            "model": self.model,
+            "prompt": self.prompt,
+            "temperature": self.temperature,
+            "num_predict": self.num_predict,
+        }
 
 
 def _text(rng: random.Random, size: int, head: str) -> str:
@@ -54,10 +60,16 @@ def make_requests(count: int, *, start: int = 0, seed: int = 8) -> list[Request]
     a key in any contender.
     """
     rng = random.Random(seed * 1_000_003 + start)
-    return [Request(index=i, model=MODEL,
-                    prompt=_text(rng, 200, f"Question {i}:"),
-                    temperature=0.0, num_predict=256)
-            for i in range(start, start + count)]
+    return [
+        Request(
+            index=i,
+            model=MODEL,
+            prompt=_text(rng, 200, f"Question {i}:"),
+            temperature=0.0,
+            num_predict=256,
+        )
+        for i in range(start, start + count)
+    ]
 
 
 def answer_for(request: Request) -> str:

@@ -117,8 +117,11 @@ def __getattr__(name: str) -> object:
         return value
     home = _MOVED.get(name)
     if home is not None:
-        warnings.warn(f"llmcache.{name} is deprecated and leaves the package face; import "
-                      f"it from {home}", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"llmcache.{name} is deprecated and leaves the package face; import it from {home}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return getattr(importlib.import_module(home), name)
     raise AttributeError(f"module 'llmcache' has no attribute {name!r}")
 

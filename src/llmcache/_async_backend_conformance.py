@@ -60,11 +60,13 @@ class AsyncBackendConformance(BackendSettings):
 
     def run(self, scenario: Callable[[AsyncBackend], Awaitable[_T]]) -> _T:
         """Run ``scenario(backend)`` in a new event loop (for a subclass's own tests)."""
+
         async def main() -> _T:
             async with self.backend() as backend:
                 return await scenario(backend)
 
         return asyncio.run(main())
+
     # unasync: end
 
     async def test_is_a_backend_with_a_default_model(self) -> None:
@@ -79,8 +81,9 @@ class AsyncBackendConformance(BackendSettings):
 
     async def test_generate_stream_ends_with_done_and_joins_to_generate(self) -> None:
         async with self.backend() as backend:
-            text = check_stream(await self.collect(
-                backend.generate_stream(self.prompt, options=self.options)))
+            text = check_stream(
+                await self.collect(backend.generate_stream(self.prompt, options=self.options))
+            )
             if self.deterministic:
                 reply = await backend.generate(self.prompt, options=self.options)
                 assert text == reply.content, SAME_ANSWER
@@ -91,8 +94,9 @@ class AsyncBackendConformance(BackendSettings):
 
     async def test_chat_stream_ends_with_done_and_joins_to_chat(self) -> None:
         async with self.backend() as backend:
-            text = check_stream(await self.collect(
-                backend.chat_stream(self.messages, options=self.options)))
+            text = check_stream(
+                await self.collect(backend.chat_stream(self.messages, options=self.options))
+            )
             if self.deterministic:
                 reply = await backend.chat(self.messages, options=self.options)
                 assert text == reply.content, SAME_ANSWER

@@ -30,8 +30,9 @@ __all__ = ["AsyncPgIO"]
 T = TypeVar("T")
 
 _REGISTRY_ROW = "SELECT kind, version, embedder, dim FROM llmcache_schema WHERE name = %s"
-_REGISTER = ("INSERT INTO llmcache_schema (name, kind, version, embedder, dim) "
-             "VALUES (%s, %s, %s, %s, %s)")
+_REGISTER = (
+    "INSERT INTO llmcache_schema (name, kind, version, embedder, dim) VALUES (%s, %s, %s, %s, %s)"
+)
 
 
 class AsyncPgIO(PgBase):
@@ -99,14 +100,15 @@ class AsyncPgIO(PgBase):
                 cur = await conn.execute(_REGISTRY_ROW, (self._table,))
                 row = await cur.fetchone()
                 if row is None:
-                    cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL",
-                                             (self._table,))
+                    cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (self._table,))
                     found = await cur.fetchone()
                     if found is not None and found[0]:
                         raise SchemaError(
                             f"table {self._table!r} exists but was not created by llmcache "
                             f"(it is not in llmcache_schema): give this tier another table",
-                            store=self._label, operation="open")
+                            store=self._label,
+                            operation="open",
+                        )
                     await conn.execute(_REGISTER, (self._table, *self._registry_row()))
                 else:
                     self._check_row(tuple(row))
@@ -165,8 +167,11 @@ class AsyncPgIO(PgBase):
             rows = await self._async_run(work)
         except self._errors as exc:
             self._failed("delete", exc)
-            raise StoreError(f"{self._label}: delete did not happen ({exc})",
-                             store=self._label, operation="delete") from exc
+            raise StoreError(
+                f"{self._label}: delete did not happen ({exc})",
+                store=self._label,
+                operation="delete",
+            ) from exc
         now = self._clock()
         return any(expires_at is None or expires_at > now for (expires_at,) in rows)
 
@@ -185,15 +190,15 @@ class AsyncPgIO(PgBase):
             await self._async_run(work)
         except self._errors as exc:
             self._failed("clear", exc)
-            raise StoreError(f"{self._label}: clear did not happen ({exc})",
-                             store=self._label, operation="clear") from exc
+            raise StoreError(
+                f"{self._label}: clear did not happen ({exc})", store=self._label, operation="clear"
+            ) from exc
 
     async def _async_size(self) -> int | None:
         """Live entries in this namespace (a count: O(entries)); ``None`` when Postgres
         failed."""
         try:
-            row = await self._async_query(self._sql_len,
-                                          (self._namespace, self._clock()), "one")
+            row = await self._async_query(self._sql_len, (self._namespace, self._clock()), "one")
         except self._errors as exc:
             if not isinstance(exc, Unavailable):
                 self._failed("len", exc)
@@ -203,8 +208,9 @@ class AsyncPgIO(PgBase):
     async def _async_touch(self, keys: list[str]) -> None:
         """Refresh the recency of hits; a failure only costs eviction accuracy."""
         try:
-            await self._async_query(self._sql_touch,
-                                    (self._clock(), self._namespace, keys), "rowcount")
+            await self._async_query(
+                self._sql_touch, (self._clock(), self._namespace, keys), "rowcount"
+            )
         except self._errors as exc:
             if not isinstance(exc, Unavailable):
                 self._failed("touch", exc)
@@ -226,9 +232,9 @@ class AsyncPgIO(PgBase):
                     if cur.rowcount < SWEEP_BATCH:
                         break
                 if self.max_entries is not None:
-                    cur = await conn.execute(self._sql_evict, (self._namespace,
-                                                               self._namespace,
-                                                               self.max_entries))
+                    cur = await conn.execute(
+                        self._sql_evict, (self._namespace, self._namespace, self.max_entries)
+                    )
                     evicted = max(cur.rowcount, 0)
 
         try:

@@ -114,7 +114,8 @@ def check_stream(chunks: list[StreamChunk]) -> str:
 def check_embed(result: EmbedResponse, texts: Sequence[str]) -> None:
     assert isinstance(result, EmbedResponse)
     assert len(result.embeddings) == len(texts), (
-        f"{len(result.embeddings)} vectors for {len(texts)} texts")
+        f"{len(result.embeddings)} vectors for {len(texts)} texts"
+    )
     dims = {len(v) for v in result.embeddings}
     assert len(dims) == 1 and dims.pop() > 0, "every vector has one, positive, length"
     assert all(isinstance(x, float) and math.isfinite(x) for v in result.embeddings for x in v)
@@ -123,8 +124,9 @@ def check_embed(result: EmbedResponse, texts: Sequence[str]) -> None:
         assert by_text.setdefault(text, vector) == vector, "same text, same vector"
 
 
-def check_reordered(first: EmbedResponse, texts: Sequence[str],
-                     second: EmbedResponse, reordered: Sequence[str]) -> None:
+def check_reordered(
+    first: EmbedResponse, texts: Sequence[str], second: EmbedResponse, reordered: Sequence[str]
+) -> None:
     vectors = dict(zip(texts, first.embeddings, strict=True))
     for text, vector in zip(reordered, second.embeddings, strict=True):
         assert vectors[text] == vector, f"vector of {text!r} depends on its batch position"
@@ -143,6 +145,7 @@ def check_missing(caught: list[ModelNotFound], missing: str) -> None:
 
 
 # -- the asyncio suite's tests, run without an asyncio plugin ---------------------------------
+
 
 def _in_a_loop(test: Callable[[Any], Coroutine[Any, Any, None]]) -> Callable[[Any], None]:
     def run(self: Any) -> None:

@@ -46,9 +46,22 @@ if TYPE_CHECKING:
     AsyncWork = Callable[[AsyncConnection[Any]], Awaitable[T]]
     Work = Callable[[Connection[Any]], T]
 
-__all__ = ["MISSING_EXTRA", "REGISTRY_DDL", "SCHEMA_LOCK", "SCHEMA_VERSION", "SWEEP_BATCH",
-           "SWEEP_ROUNDS", "Fetch", "PgBase", "PgSettings", "SchemaError",
-           "Unavailable", "import_psycopg", "lock_id", "redact_conninfo"]
+__all__ = [
+    "MISSING_EXTRA",
+    "REGISTRY_DDL",
+    "SCHEMA_LOCK",
+    "SCHEMA_VERSION",
+    "SWEEP_BATCH",
+    "SWEEP_ROUNDS",
+    "Fetch",
+    "PgBase",
+    "PgSettings",
+    "SchemaError",
+    "Unavailable",
+    "import_psycopg",
+    "lock_id",
+    "redact_conninfo",
+]
 
 logger = logging.getLogger("llmcache.postgres")
 
@@ -56,8 +69,10 @@ logger = logging.getLogger("llmcache.postgres")
 Fetch = Literal["one", "all", "rowcount"]
 
 
-MISSING_EXTRA = ("the Postgres tiers need the postgres extra: install llmcache[postgres] "
-                 "(pip install 'llmcache[postgres]')")
+MISSING_EXTRA = (
+    "the Postgres tiers need the postgres extra: install llmcache[postgres] "
+    "(pip install 'llmcache[postgres]')"
+)
 
 #: The layout of the tables this llmcache creates; a table recorded with another version
 #: is refused (`SchemaError`) rather than read with the wrong assumptions.
@@ -104,15 +119,18 @@ def import_psycopg() -> ModuleType:
 
 def check_table(table: str) -> str:
     if not isinstance(table, str) or not _TABLE.match(table):
-        raise ValueError(f"table: expected a lower-case identifier of at most 48 characters "
-                         f"(letters, digits, '_'), got {table!r}")
+        raise ValueError(
+            f"table: expected a lower-case identifier of at most 48 characters "
+            f"(letters, digits, '_'), got {table!r}"
+        )
     return table
 
 
 def check_namespace(namespace: str) -> str:
     if not isinstance(namespace, str) or not 0 < len(namespace) <= 200:
-        raise ValueError(f"namespace: expected a non-empty str of at most 200 characters, "
-                         f"got {namespace!r}")
+        raise ValueError(
+            f"namespace: expected a non-empty str of at most 200 characters, got {namespace!r}"
+        )
     return namespace
 
 
@@ -159,8 +177,16 @@ class PgSettings:
     for it, so none is undone by a crash.
     """
 
-    def __init__(self, conninfo: str, *, statement_timeout: float, connect_timeout: float,
-                 pool_size: int, lock_connections: int, application_name: str) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        statement_timeout: float,
+        connect_timeout: float,
+        pool_size: int,
+        lock_connections: int,
+        application_name: str,
+    ) -> None:
         from psycopg.conninfo import conninfo_to_dict
 
         if not isinstance(conninfo, str):
@@ -175,8 +201,10 @@ class PgSettings:
         self.pool_size = pool_size
         self.lock_connections = lock_connections
         own = conninfo_to_dict(conninfo).get("options") or ""
-        options = (f"{own} -c statement_timeout={max(1, int(self.statement_timeout * 1000))} "
-                   f"-c synchronous_commit=off").strip()
+        options = (
+            f"{own} -c statement_timeout={max(1, int(self.statement_timeout * 1000))} "
+            f"-c synchronous_commit=off"
+        ).strip()
         self.kwargs: dict[str, Any] = {
             "autocommit": True,
             # libpq counts whole seconds and at least 2; the pool's wait is the real bound.
@@ -194,9 +222,15 @@ class _Pools:
     creates new ones: a closed store may be used again.
     """
 
-    def __init__(self, settings: PgSettings, *, max_size: int, name: str,
-                 reset: Callable[[Any], None] | None = None,
-                 areset: Callable[[Any], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self,
+        settings: PgSettings,
+        *,
+        max_size: int,
+        name: str,
+        reset: Callable[[Any], None] | None = None,
+        areset: Callable[[Any], Awaitable[None]] | None = None,
+    ) -> None:
         self._settings = settings
         self._max_size = max_size
         self._name = name
@@ -214,11 +248,17 @@ class _Pools:
 
         with self._lock:
             if self._sync is None:
-                pool = ConnectionPool(self._settings.conninfo, kwargs=self._settings.kwargs,
-                                      min_size=1 if self._reset is None else 0,
-                                      max_size=self._max_size, open=False, name=self._name,
-                                      timeout=self._settings.connect_timeout,
-                                      reset=self._reset, num_workers=2)
+                pool = ConnectionPool(
+                    self._settings.conninfo,
+                    kwargs=self._settings.kwargs,
+                    min_size=1 if self._reset is None else 0,
+                    max_size=self._max_size,
+                    open=False,
+                    name=self._name,
+                    timeout=self._settings.connect_timeout,
+                    reset=self._reset,
+                    num_workers=2,
+                )
                 pool.open(wait=False)
                 self._sync = pool
             return self._sync
@@ -232,11 +272,17 @@ class _Pools:
 
         for old in [lp for lp in self._async if lp.is_closed()]:
             del self._async[old]  # its loop is gone; nothing left to close it with
-        pool = AsyncConnectionPool(self._settings.conninfo, kwargs=self._settings.kwargs,
-                                   min_size=1 if self._areset is None else 0,
-                                   max_size=self._max_size, open=False, name=self._name,
-                                   timeout=self._settings.connect_timeout,
-                                   reset=self._areset, num_workers=2)
+        pool = AsyncConnectionPool(
+            self._settings.conninfo,
+            kwargs=self._settings.kwargs,
+            min_size=1 if self._areset is None else 0,
+            max_size=self._max_size,
+            open=False,
+            name=self._name,
+            timeout=self._settings.connect_timeout,
+            reset=self._areset,
+            num_workers=2,
+        )
         await pool.open(wait=False)
         # Published only once open; a coroutine of this loop that got here first wins.
         first = self._async.setdefault(loop, pool)
@@ -295,36 +341,62 @@ class PgBase(ServerTier):
     #: Whether every connection needs `_async_prepare` / `_sync_prepare` before use.
     _per_connection = False
 
-    def __init__(self, url: str, *, table: str, namespace: str, statement_timeout: float,
-                 connect_timeout: float, pool_size: int, lock_connections: int,
-                 retry_after: float, name: str, max_entries: int | None,
-                 sweep_interval: float, touch_after: float,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        table: str,
+        namespace: str,
+        statement_timeout: float,
+        connect_timeout: float,
+        pool_size: int,
+        lock_connections: int,
+        retry_after: float,
+        name: str,
+        max_entries: int | None,
+        sweep_interval: float,
+        touch_after: float,
+        clock: Callable[[], float],
+    ) -> None:
         import_psycopg()
         import psycopg
         from psycopg_pool import PoolTimeout
 
         self._table = check_table(table)
         self._namespace = check_namespace(namespace)
-        self._settings = PgSettings(url, statement_timeout=statement_timeout,
-                                    connect_timeout=connect_timeout, pool_size=pool_size,
-                                    lock_connections=lock_connections,
-                                    application_name="llmcache")
+        self._settings = PgSettings(
+            url,
+            statement_timeout=statement_timeout,
+            connect_timeout=connect_timeout,
+            pool_size=pool_size,
+            lock_connections=lock_connections,
+            application_name="llmcache",
+        )
         label = f"{name}({self._settings.safe}, table={table!r}, namespace={namespace!r})"
         self._label = label
         self._pools = _Pools(self._settings, max_size=pool_size, name=f"llmcache:{table}")
-        self._lock_pools = _Pools(self._settings, max_size=lock_connections,
-                                  name=f"llmcache-locks:{table}", reset=_unlock_all,
-                                  areset=_aunlock_all)
+        self._lock_pools = _Pools(
+            self._settings,
+            max_size=lock_connections,
+            name=f"llmcache-locks:{table}",
+            reset=_unlock_all,
+            areset=_aunlock_all,
+        )
         self._down_errors: tuple[type[BaseException], ...] = (
-            psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, OSError,
-            asyncio.TimeoutError, Unavailable)
+            psycopg.OperationalError,
+            psycopg.InterfaceError,
+            PoolTimeout,
+            OSError,
+            asyncio.TimeoutError,
+            Unavailable,
+        )
         self._errors: tuple[type[BaseException], ...] = (psycopg.Error, *self._down_errors)
         self._ready = False
         self._schema_error: SchemaError | None = None
         self._guard(label, positive("retry_after", retry_after), server="Postgres", log=logger)
-        if max_entries is not None and (isinstance(max_entries, bool)
-                                        or not isinstance(max_entries, int) or max_entries < 1):
+        if max_entries is not None and (
+            isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1
+        ):
             raise ValueError(f"max_entries: expected an int >= 1 or None, got {max_entries!r}")
         #: Entries kept in this namespace before the least recently used are evicted
         #: (checked every ``max_entries // 10`` writes of this process, and every sweep).
@@ -340,29 +412,36 @@ class PgBase(ServerTier):
         self._swept = 0
         self._evicted = 0
         t = self._table
-        self._sql_namespace_row = (f"INSERT INTO {t}_ns (namespace, generation) "
-                                   f"VALUES (%s, 0) ON CONFLICT (namespace) DO NOTHING")
-        self._sql_len = f"SELECT count(*) FROM {t} WHERE namespace = %s " \
-                        f"AND (expires_at IS NULL OR expires_at > %s)"
-        self._sql_delete = f"DELETE FROM {t} WHERE namespace = %s AND key = %s " \
-                           f"RETURNING expires_at"
-        self._sql_touch = f"UPDATE {t} SET accessed_at = %s " \
-                          f"WHERE namespace = %s AND key = ANY(%s)"
-        self._sql_bump = f"UPDATE {t}_ns SET generation = generation + 1 " \
-                         f"WHERE namespace = %s RETURNING generation"
+        self._sql_namespace_row = (
+            f"INSERT INTO {t}_ns (namespace, generation) "
+            f"VALUES (%s, 0) ON CONFLICT (namespace) DO NOTHING"
+        )
+        self._sql_len = (
+            f"SELECT count(*) FROM {t} WHERE namespace = %s "
+            f"AND (expires_at IS NULL OR expires_at > %s)"
+        )
+        self._sql_delete = f"DELETE FROM {t} WHERE namespace = %s AND key = %s RETURNING expires_at"
+        self._sql_touch = f"UPDATE {t} SET accessed_at = %s WHERE namespace = %s AND key = ANY(%s)"
+        self._sql_bump = (
+            f"UPDATE {t}_ns SET generation = generation + 1 "
+            f"WHERE namespace = %s RETURNING generation"
+        )
         self._sql_clear = f"DELETE FROM {t} WHERE namespace = %s"
-        self._sql_maintenance_timeout = \
-            f"SET LOCAL statement_timeout = {MAINTENANCE_TIMEOUT_MS}"
+        self._sql_maintenance_timeout = f"SET LOCAL statement_timeout = {MAINTENANCE_TIMEOUT_MS}"
         # Sessions commit asynchronously (see `PgSettings`); a delete or a clear that
         # returned must survive a crash, so theirs wait for the WAL flush.
         self._sql_durable = "SET LOCAL synchronous_commit = on"
-        self._sql_sweep = (f"DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t} "
-                           f"WHERE namespace = %s AND expires_at <= %s "
-                           f"LIMIT {SWEEP_BATCH}))")
-        self._sql_evict = (f"DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t} "
-                           f"WHERE namespace = %s ORDER BY accessed_at LIMIT "
-                           f"LEAST({EVICT_BATCH}, GREATEST(0, (SELECT count(*) FROM {t} "
-                           f"WHERE namespace = %s) - %s))))")
+        self._sql_sweep = (
+            f"DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t} "
+            f"WHERE namespace = %s AND expires_at <= %s "
+            f"LIMIT {SWEEP_BATCH}))"
+        )
+        self._sql_evict = (
+            f"DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t} "
+            f"WHERE namespace = %s ORDER BY accessed_at LIMIT "
+            f"LEAST({EVICT_BATCH}, GREATEST(0, (SELECT count(*) FROM {t} "
+            f"WHERE namespace = %s) - %s))))"
+        )
 
     # -- what subclasses describe ------------------------------------------------------------
 
@@ -379,14 +458,20 @@ class PgBase(ServerTier):
         this table is one this tier can use."""
         kind, version = row[0], row[1]
         if kind != self.kind:
-            raise SchemaError(f"table {self._table!r} holds llmcache {kind} entries, not "
-                              f"{self.kind} ones: give this tier another table",
-                              store=self._label, operation="open")
+            raise SchemaError(
+                f"table {self._table!r} holds llmcache {kind} entries, not "
+                f"{self.kind} ones: give this tier another table",
+                store=self._label,
+                operation="open",
+            )
         if version != SCHEMA_VERSION:
-            raise SchemaError(f"table {self._table!r} has llmcache schema version {version}; "
-                              f"this llmcache knows version {SCHEMA_VERSION} only (upgrade "
-                              f"llmcache, or use another table)", store=self._label,
-                              operation="open")
+            raise SchemaError(
+                f"table {self._table!r} has llmcache schema version {version}; "
+                f"this llmcache knows version {SCHEMA_VERSION} only (upgrade "
+                f"llmcache, or use another table)",
+                store=self._label,
+                operation="open",
+            )
 
     # -- counting and faults -----------------------------------------------------------------
 
@@ -395,15 +480,18 @@ class PgBase(ServerTier):
             self._breaker.failure(exc)
 
     def _unavailable(self) -> Unavailable:
-        return Unavailable(f"Postgres skipped for {self._breaker.retry_after}s after a "
-                           f"failure ({self._breaker.last_error})")
+        return Unavailable(
+            f"Postgres skipped for {self._breaker.retry_after}s after a "
+            f"failure ({self._breaker.last_error})"
+        )
 
     # -- recency and maintenance ---------------------------------------------------------
 
     def _stale(self, accessed_at: Any) -> bool:
         """Is a hit's ``accessed_at`` old enough to be refreshed? (Hits seldom write.)"""
-        return not isinstance(accessed_at, float) or \
-            self._clock() - accessed_at >= self._touch_after
+        return (
+            not isinstance(accessed_at, float) or self._clock() - accessed_at >= self._touch_after
+        )
 
     def _maintenance_due(self, written: int) -> bool:
         """Claim the next sweep (and eviction check) when it is due: every
@@ -412,8 +500,9 @@ class PgBase(ServerTier):
         with self._maintenance_lock:
             self._writes += written
             now = time.monotonic()
-            due = now >= self._next_sweep or (self.max_entries is not None
-                                              and self._writes >= self._evict_every)
+            due = now >= self._next_sweep or (
+                self.max_entries is not None and self._writes >= self._evict_every
+            )
             if not due or self._maintaining:
                 return False
             self._maintaining = True
@@ -440,6 +529,9 @@ class PgBase(ServerTier):
         return self._namespace
 
     def _connectivity(self) -> dict[str, Any]:
-        return {**self._circuit(), "namespace": self._namespace, "table": self._table,
-                "url": self._settings.safe}
-
+        return {
+            **self._circuit(),
+            "namespace": self._namespace,
+            "table": self._table,
+            "url": self._settings.safe,
+        }

@@ -71,8 +71,7 @@ class BatchConfig:
             if type(value) is not int or value < 1:
                 raise ValueError(f"{name}: expected a positive int, got {value!r}")
         wait = self.max_wait_ms
-        if isinstance(wait, bool) or not isinstance(wait, (int, float)) \
-                or not 0 <= wait < math.inf:
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait < math.inf:
             raise ValueError(f"max_wait_ms: expected a finite number >= 0, got {wait!r}")
 
 
@@ -106,9 +105,14 @@ class BatchProcessor(AsyncClosing, Generic[T, R]):
     'A'
     """
 
-    def __init__(self, processor: Callable[[list[T]], Awaitable[Sequence[R]]],
-                 config: BatchConfig | None = None, *, metrics: MetricsCollector | None = None,
-                 name: str = "batch") -> None:
+    def __init__(
+        self,
+        processor: Callable[[list[T]], Awaitable[Sequence[R]]],
+        config: BatchConfig | None = None,
+        *,
+        metrics: MetricsCollector | None = None,
+        name: str = "batch",
+    ) -> None:
         self.processor = processor
         self.config = config or BatchConfig()
         self.metrics = metrics
@@ -175,8 +179,11 @@ class BatchProcessor(AsyncClosing, Generic[T, R]):
 
     def _pump(self) -> None:
         # Only the oldest waiting batch can be due without being full (all others are full).
-        while self._waiting and self._waiting[0].due \
-                and len(self._running) < self.config.max_concurrent:
+        while (
+            self._waiting
+            and self._waiting[0].due
+            and len(self._running) < self.config.max_concurrent
+        ):
             batch = self._waiting.popleft()
             task = asyncio.get_running_loop().create_task(self._run(batch))
             self._running.add(task)
@@ -196,8 +203,10 @@ class BatchProcessor(AsyncClosing, Generic[T, R]):
         try:
             results = list(await self.processor(batch.items))
             if len(results) != n:
-                raise ValueError(f"{self.name}: processor returned a wrong number of results "
-                                 f"for a batch: expected {n} got {len(results)}")
+                raise ValueError(
+                    f"{self.name}: processor returned a wrong number of results "
+                    f"for a batch: expected {n} got {len(results)}"
+                )
         except asyncio.CancelledError:
             for f in batch.futures:
                 f.cancel()
@@ -250,15 +259,22 @@ class EmbeddingBatcher(AsyncClosing):
     3
     """
 
-    def __init__(self, backend: AsyncBackend, config: BatchConfig | None = None, *,
-                 cache: EmbeddingCache | None = None, model: str | None = None,
-                 metrics: MetricsCollector | None = None) -> None:
+    def __init__(
+        self,
+        backend: AsyncBackend,
+        config: BatchConfig | None = None,
+        *,
+        cache: EmbeddingCache | None = None,
+        model: str | None = None,
+        metrics: MetricsCollector | None = None,
+    ) -> None:
         self.backend = backend
         self.config = config or BatchConfig(max_batch_size=20)
         self.cache = cache
         self.model = model or backend.model
         self._processor: BatchProcessor[str, Vector] = BatchProcessor(
-            self._process_batch, self.config, metrics=metrics, name="embed_batch")
+            self._process_batch, self.config, metrics=metrics, name="embed_batch"
+        )
         self._inflight: dict[str, asyncio.Future[Vector]] = {}
 
     async def embed(self, text: str) -> Vector:
@@ -317,10 +333,14 @@ class EmbeddingBatcher(AsyncClosing):
             response = await self.backend.embed(unique, model=self.model)
             got = response.embeddings
             if len(got) != len(unique):
-                raise ValueError(f"backend returned a wrong number of embeddings: "
-                                 f"expected {len(unique)} got {len(got)}")
-            fresh = {t: as_vector(v, f"embeddings[{i}]") for i, (t, v)
-                     in enumerate(zip(unique, got, strict=True))}
+                raise ValueError(
+                    f"backend returned a wrong number of embeddings: "
+                    f"expected {len(unique)} got {len(got)}"
+                )
+            fresh = {
+                t: as_vector(v, f"embeddings[{i}]")
+                for i, (t, v) in enumerate(zip(unique, got, strict=True))
+            }
             if self.cache is not None:
                 self.cache.set_batch(fresh, self.model)
             vectors.update(fresh)

@@ -71,8 +71,13 @@ app = typer.Typer(
 
 PathOption = Annotated[
     Path,
-    typer.Option("--path", "-p", envvar="LLMCACHE_PATH", show_default=False,
-                 help="Cache directory (a DiskStore or ResponseCache path)."),
+    typer.Option(
+        "--path",
+        "-p",
+        envvar="LLMCACHE_PATH",
+        show_default=False,
+        help="Cache directory (a DiskStore or ResponseCache path).",
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -92,13 +97,15 @@ def _out() -> Console:
 def _fail(message: str, code: int = 1) -> NoReturn:
     # soft_wrap: a long path must stay on one line, so the message can be grepped.
     Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[bold red]error:[/] {escape(message)}")
+        f"[bold red]error:[/] {escape(message)}"
+    )
     raise typer.Exit(code)
 
 
 def _warn(message: str) -> None:
     Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[bold yellow]warning:[/] {escape(message)}")
+        f"[bold yellow]warning:[/] {escape(message)}"
+    )
 
 
 def _check_cache_dir(path: Path) -> Path:
@@ -124,8 +131,10 @@ def _open_store(path: Path, not_done: str) -> Iterator[DiskStore]:
         store = DiskStore(path, strict=True)
     except Exception as exc:  # a foreign database, a permission problem, a full disk ...
         cause = exc.__cause__ if exc.__cause__ is not None else exc
-        _fail(f"{path}: {not_done}: cannot open the cache: {type(cause).__name__}: {cause}",
-              STORE_ERROR)
+        _fail(
+            f"{path}: {not_done}: cannot open the cache: {type(cause).__name__}: {cause}",
+            STORE_ERROR,
+        )
     with store:
         yield store
 
@@ -155,8 +164,11 @@ def _unreadable(path: Path, exc: sqlite3.Error | OSError) -> NoReturn:
     from llmcache.stores.disk import DiskStore
 
     if isinstance(exc, sqlite3.DatabaseError) and DiskStore.check_database(path) is not None:
-        _fail(f"{path}: the cache database is corrupt ({exc}); {_repair_hint(path)} keeps a "
-              f"copy of it and starts an empty cache", STORE_ERROR)
+        _fail(
+            f"{path}: the cache database is corrupt ({exc}); {_repair_hint(path)} keeps a "
+            f"copy of it and starts an empty cache",
+            STORE_ERROR,
+        )
     _fail(f"{path}: cannot read the cache: {type(exc).__name__}: {exc}", STORE_ERROR)
 
 
@@ -164,8 +176,11 @@ def _corrupt(reader: DiskReader, path: Path) -> None:
     """Exit 3 when the cache's database is damaged: figures read from it would be made up."""
     problem = reader.check()
     if problem is not None:
-        _fail(f"{path}: the cache database is corrupt ({problem}); {_repair_hint(path)} "
-              f"keeps a copy of it and starts an empty cache", STORE_ERROR)
+        _fail(
+            f"{path}: the cache database is corrupt ({problem}); {_repair_hint(path)} "
+            f"keeps a copy of it and starts an empty cache",
+            STORE_ERROR,
+        )
 
 
 def _size(nbytes: float) -> str:
@@ -185,8 +200,10 @@ def _when(timestamp: float | None, *, never: str = "never") -> str:
 
 def _print_json(data: Any) -> None:
     # Plain bytes on stdout (no colour, no wrapping) so the output can be piped to jq.
-    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS,
-                                  default=str).decode() + "\n")
+    sys.stdout.write(
+        orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS, default=str).decode()
+        + "\n"
+    )
 
 
 def _version(value: bool) -> None:
@@ -197,8 +214,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Show the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Inspect llmcache disk caches and the installed backend plugins."""
 
@@ -212,16 +233,20 @@ def _figures(reader: DiskReader, path: Path) -> dict[str, Any]:
     """What `stats` shows. ``hits``, ``misses`` ... are calls, each counted once by the door
     that answered it; ``store_reads`` are the store's reads (a miss may read twice)."""
     counts = reader.counters()
-    calls = {name: counts[f"call_{name}"] for name in (*_CALLS, "semantic_hits",
-                                                        "tokens_saved")}
+    calls = {name: counts[f"call_{name}"] for name in (*_CALLS, "semantic_hits", "tokens_saved")}
     hits, misses = calls["hits"], calls["misses"]
     return {
-        "path": str(path), "entries": len(reader), "size_on_disk": reader.volume(),
-        "calls": sum(calls[name] for name in _CALLS), **calls,
+        "path": str(path),
+        "entries": len(reader),
+        "size_on_disk": reader.volume(),
+        "calls": sum(calls[name] for name in _CALLS),
+        **calls,
         "hit_rate": hits / (hits + misses) if hits + misses else None,
         "store_reads": {"hits": counts["hits"], "misses": counts["misses"]},
-        **{name: counts[name] for name in ("sets", "deletes", "expirations", "errors",
-                                           "recoveries")},
+        **{
+            name: counts[name]
+            for name in ("sets", "deletes", "expirations", "errors", "recoveries")
+        },
         "counted_since": _when(counts["since"], never="") or None,
     }
 
@@ -235,8 +260,11 @@ def stats(path: PathOption, as_json: JsonOption = False) -> None:
         _corrupt(reader, path)
         problem = reader.check_statistics()
         if problem is not None:
-            _fail(f"{path}: the statistics database is corrupt ({problem}); "
-                  f"{_repair_hint(path)} starts counting again", STORE_ERROR)
+            _fail(
+                f"{path}: the statistics database is corrupt ({problem}); "
+                f"{_repair_hint(path)} starts counting again",
+                STORE_ERROR,
+            )
         figures = _figures(reader, path)
     if as_json:
         _print_json(figures)
@@ -251,8 +279,11 @@ def stats(path: PathOption, as_json: JsonOption = False) -> None:
     out.print(table)
     reads = figures["store_reads"]
     if not figures["calls"] and reads["hits"] + reads["misses"]:
-        out.print("No calls were reported: the programs that used this cache read it "
-                  "directly, so only the store reads count them.", soft_wrap=True)
+        out.print(
+            "No calls were reported: the programs that used this cache read it "
+            "directly, so only the store reads count them.",
+            soft_wrap=True,
+        )
 
 
 def _stat_rows(figures: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -279,8 +310,7 @@ def _stat_rows(figures: dict[str, Any]) -> Iterator[tuple[str, str]]:
 @app.command(short_help="Delete every entry, reset the statistics.")
 def clear(
     path: PathOption,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-    = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete every entry of the cache and reset its statistics (asks first unless --yes);
     says so when there is nothing to clear.
@@ -299,14 +329,18 @@ def clear(
         return
     counted = counts is None or any(v for k, v in counts.items() if k != "since")
     if not count and not counted:
-        _out().print(escape(f"Nothing to clear: the cache at {path} holds no entries and no "
-                            f"statistics."), soft_wrap=True)
+        _out().print(
+            escape(f"Nothing to clear: the cache at {path} holds no entries and no statistics."),
+            soft_wrap=True,
+        )
         return
     if not yes:
-        typer.confirm(f"Delete all {count} entries from {path} and reset its statistics?"
-                      if count else
-                      f"The cache at {path} holds no entries. Reset its statistics?",
-                      abort=True)
+        typer.confirm(
+            f"Delete all {count} entries from {path} and reset its statistics?"
+            if count
+            else f"The cache at {path} holds no entries. Reset its statistics?",
+            abort=True,
+        )
     with _open_store(path, "the cache was not cleared") as store:
         count = len(store)
         try:
@@ -316,8 +350,13 @@ def clear(
             _fail(f"{path}: the cache was not cleared: {exc}", STORE_ERROR)
         recovered = store.recovered
     note = f" The database was corrupt: a copy of it is at {recovered[-1]}." if recovered else ""
-    _out().print(escape(f"Cleared {count} entries from {path} and reset its statistics "
-                        f"({_summary(counts)}).{note}"), soft_wrap=True)
+    _out().print(
+        escape(
+            f"Cleared {count} entries from {path} and reset its statistics "
+            f"({_summary(counts)}).{note}"
+        ),
+        soft_wrap=True,
+    )
 
 
 def _counts_or_none(reader: DiskReader) -> dict[str, Any] | None:
@@ -338,16 +377,21 @@ def _summary(counts: dict[str, Any] | None) -> str:
     if counts is None:
         return "they could not be read"
     calls = sum(counts[f"call_{name}"] for name in _CALLS)
-    return (f"{calls} calls: {counts['call_hits']} hits, {counts['call_misses']} misses; "
-            f"{counts['hits'] + counts['misses']} store reads")
+    return (
+        f"{calls} calls: {counts['call_hits']} hits, {counts['call_misses']} misses; "
+        f"{counts['hits'] + counts['misses']} store reads"
+    )
 
 
 def _clear_corrupt(path: Path, problem: str, yes: bool, counts: dict[str, Any] | None) -> None:
     from llmcache.errors import StoreError
 
     if not yes:
-        typer.confirm(f"{path}: the cache database is corrupt ({problem}). Keep a copy of it "
-                      f"aside, start an empty cache and reset its statistics?", abort=True)
+        typer.confirm(
+            f"{path}: the cache database is corrupt ({problem}). Keep a copy of it "
+            f"aside, start an empty cache and reset its statistics?",
+            abort=True,
+        )
     # The store logs the recovery; the message below says it on stdout.
     with _quiet("llmcache.stores.disk"), _open_store(path, "it was not recovered") as store:
         try:  # opening may have recovered it already (a destroyed header)
@@ -356,8 +400,13 @@ def _clear_corrupt(path: Path, problem: str, yes: bool, counts: dict[str, Any] |
             _reset_statistics(store, counts)
         except StoreError as exc:
             _fail(f"{path}: the corrupt cache could not be recovered: {exc}", STORE_ERROR)
-    _out().print(escape(f"The cache database was corrupt ({problem}); {_kept(copy)}. The cache "
-                        f"at {path} is now empty and its statistics are reset."), soft_wrap=True)
+    _out().print(
+        escape(
+            f"The cache database was corrupt ({problem}); {_kept(copy)}. The cache "
+            f"at {path} is now empty and its statistics are reset."
+        ),
+        soft_wrap=True,
+    )
 
 
 # -- keys and inspect ------------------------------------------------------------------------
@@ -396,10 +445,10 @@ def _resolve_key(reader: DiskReader, path: Path, key: str) -> str:
 def inspect(
     path: PathOption,
     key: Annotated[str, typer.Argument(help="The entry's key, or a unique prefix of it.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the raw entry as JSON.")]
-    = False,
-    preview: Annotated[int, typer.Option(min=0, help="Characters of content to show "
-                                                    "(0: all).")] = 300,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw entry as JSON.")] = False,
+    preview: Annotated[
+        int, typer.Option(min=0, help="Characters of content to show (0: all).")
+    ] = 300,
 ) -> None:
     """Show one entry: model, created and expiry times, hits, tokens, fingerprint, content.
     Changes nothing (looking is not a hit)."""
@@ -410,16 +459,21 @@ def inspect(
         try:
             entry = reader.peek(found)
         except CodecError as exc:
-            _fail(f"{path}: the entry {found} cannot be read ({exc}); {_repair_hint(path)} "
-                  f"deletes it", STORE_ERROR)
+            _fail(
+                f"{path}: the entry {found} cannot be read ({exc}); {_repair_hint(path)} "
+                f"deletes it",
+                STORE_ERROR,
+            )
         if entry is None:  # deleted by another process since the scan
             _fail(f"no entry with key {key!r} in {path}")
         try:
             entry.hits = reader.hits_of(found, entry)
             counted = True
         except sqlite3.DatabaseError as exc:
-            _warn(f"{path}: the entry's hits cannot be read ({exc}); {_repair_hint(path)} "
-                  f"repairs the statistics")
+            _warn(
+                f"{path}: the entry's hits cannot be read ({exc}); {_repair_hint(path)} "
+                f"repairs the statistics"
+            )
             counted = False
     if as_json:
         _print_json(entry.to_dict())
@@ -432,10 +486,14 @@ def inspect(
     _out().print(table)
 
 
-def _entry_rows(key: str, entry: CachedResponse, preview: int,
-                counted: bool) -> Iterator[tuple[str, str]]:
-    content = entry.content if isinstance(entry.content, str) else orjson.dumps(
-        entry.content, default=str).decode()
+def _entry_rows(
+    key: str, entry: CachedResponse, preview: int, counted: bool
+) -> Iterator[tuple[str, str]]:
+    content = (
+        entry.content
+        if isinstance(entry.content, str)
+        else orjson.dumps(entry.content, default=str).decode()
+    )
     if preview and len(content) > preview:
         content = content[:preview] + f"... ({len(content)} characters)"
     yield "key", key
@@ -444,8 +502,13 @@ def _entry_rows(key: str, entry: CachedResponse, preview: int,
     expired = entry.expires_at is not None and entry.expires_at <= time.time()
     yield "expires", _when(entry.expires_at) + (" (expired)" if expired else "")
     yield "hits", str(entry.hits) if counted else "?"
-    yield "tokens", (f"{entry.tokens_used} (prompt {entry.prompt_tokens}, "
-                     f"completion {entry.completion_tokens})")
+    yield (
+        "tokens",
+        (
+            f"{entry.tokens_used} (prompt {entry.prompt_tokens}, "
+            f"completion {entry.completion_tokens})"
+        ),
+    )
     yield "fingerprint", entry.fingerprint or "-"
     if entry.chunks is not None:
         yield "stream chunks", str(len(entry.chunks))
@@ -460,8 +523,9 @@ def _entry_rows(key: str, entry: CachedResponse, preview: int,
 @app.command(short_help="Check the cache; --repair repairs it.")
 def doctor(
     path: PathOption,
-    repair: Annotated[bool, typer.Option("--repair", help="Repair what is damaged and say "
-                                                          "what was done.")] = False,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Repair what is damaged and say what was done.")
+    ] = False,
 ) -> None:
     """Check the cache: its database (every page), every entry, its statistics. Exits 1
     when something is damaged; changes nothing.
@@ -480,8 +544,7 @@ def doctor(
     out.print(Text(f"llmcache disk cache {path}", style="bold"), soft_wrap=True)
     out.print(escape(f"database: {_state(problem)}"), soft_wrap=True)
     if entries is not None:
-        out.print(escape(f"entries: {entries}, {len(damaged) or 'none'} damaged"),
-                  soft_wrap=True)
+        out.print(escape(f"entries: {entries}, {len(damaged) or 'none'} damaged"), soft_wrap=True)
         for damage in damaged:
             out.print(escape(f"  {damage.key}: {damage.reason}"), soft_wrap=True)
     out.print(escape(f"statistics: {_state(stats_problem)}"), soft_wrap=True)
@@ -490,8 +553,13 @@ def doctor(
         out.print("No problems found" + ("; nothing to repair." if repair else "."))
         return
     if not repair:
-        out.print(escape(f"Found {found} problem{'s' if found > 1 else ''}; "
-                         f"{_repair_hint(path)} repairs them."), soft_wrap=True)
+        out.print(
+            escape(
+                f"Found {found} problem{'s' if found > 1 else ''}; "
+                f"{_repair_hint(path)} repairs them."
+            ),
+            soft_wrap=True,
+        )
         raise typer.Exit(PROBLEMS_FOUND)
     _repair(path, problem, damaged, stats_problem)
 
@@ -500,8 +568,9 @@ def _state(problem: str | None) -> str:
     return "ok" if problem is None else f"corrupt ({problem})"
 
 
-def _repair(path: Path, problem: str | None, damaged: list[Damage],
-            stats_problem: str | None) -> None:
+def _repair(
+    path: Path, problem: str | None, damaged: list[Damage], stats_problem: str | None
+) -> None:
     from llmcache.errors import StoreError
 
     out = _out()
@@ -510,18 +579,32 @@ def _repair(path: Path, problem: str | None, damaged: list[Damage],
         try:
             if stats_problem is not None:
                 aside = store.recover_statistics(stats_problem)
-                out.print(escape(f"The statistics database was corrupt; {_kept(aside)}. "
-                                 f"Counting starts again from zero."), soft_wrap=True)
+                out.print(
+                    escape(
+                        f"The statistics database was corrupt; {_kept(aside)}. "
+                        f"Counting starts again from zero."
+                    ),
+                    soft_wrap=True,
+                )
             if problem is not None:
                 # Opening may have recovered it already (a destroyed header).
                 copy = store.recovered[-1] if store.recovered else store.recover(problem)
                 store.clear()  # anything another process wrote since
-                out.print(escape(f"The cache database was corrupt; {_kept(copy)}. The cache "
-                                 f"is now empty."), soft_wrap=True)
+                out.print(
+                    escape(
+                        f"The cache database was corrupt; {_kept(copy)}. The cache is now empty."
+                    ),
+                    soft_wrap=True,
+                )
             if damaged:
                 deleted = store.delete_damaged()
-                out.print(escape(f"Deleted {len(deleted)} damaged entries: "
-                                 f"{', '.join(d.key for d in deleted)}."), soft_wrap=True)
+                out.print(
+                    escape(
+                        f"Deleted {len(deleted)} damaged entries: "
+                        f"{', '.join(d.key for d in deleted)}."
+                    ),
+                    soft_wrap=True,
+                )
         except StoreError as exc:
             _fail(f"{path}: the repair did not happen: {exc}", STORE_ERROR)
 
@@ -559,8 +642,10 @@ def _status(info: BackendInfo, check: bool) -> Text:
 
 @app.command(short_help="List the installed backend plugins.")
 def backends(
-    check: Annotated[bool, typer.Option("--check", help="Also import each plugin; exit 1 if "
-                                                        "any fails or conflicts.")] = False,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Also import each plugin; exit 1 if any fails or conflicts."),
+    ] = False,
 ) -> None:
     """List the backend plugins installed (entry points in the llmcache.backends group)."""
     from llmcache.backends.registry import list_backends
@@ -571,8 +656,9 @@ def backends(
     for column in ("name", "target", "distribution", "version", "status"):
         table.add_column(column, overflow="fold")
     for info, status in rows:
-        table.add_row(info.name, info.target, info.distribution or "(in-process)",
-                      info.version or "-", status)
+        table.add_row(
+            info.name, info.target, info.distribution or "(in-process)", info.version or "-", status
+        )
     _out().print(table)
     if check and any(status.plain != "ok" for _, status in rows):
         raise typer.Exit(1)
@@ -592,48 +678,95 @@ def _within(low: float, high: float) -> Any:
 
 @app.command("eval")
 def eval_pairs(
-    pairs: Annotated[Path, typer.Argument(help='JSON lines: {"a", "b", "same_answer", '
-                                               '"category"}.', show_default=False)],
-    embedder: Annotated[str, typer.Option(help="wordllama (bundled, extra 'semantic') or "
-                                               "hashing.")] = "wordllama",
-    threshold: Annotated[float | None, typer.Option(
-        callback=_within(-1.0, 1.0),
-        help="Similarity threshold in [-1, 1] (default: the cache's).")] = None,
-    guards: Annotated[bool, typer.Option("--guards/--no-guards",
-                                         help="Apply the default guards.")] = True,
-    budget: Annotated[float, typer.Option(
-        callback=_within(0.0, 1.0),
-        help="Share of traps in [0, 1] allowed a wrong answer when choosing a threshold.")]
-    = 0.02,
-    verifier: Annotated[str | None, typer.Option(
-        help="Ask a judge, BACKEND:MODEL (e.g. ollama:qwen2.5:0.5b; the backend finds its "
-             "server as usual, e.g. from OLLAMA_HOST).", show_default=False)] = None,
-    judge_accuracy: Annotated[float | None, typer.Option(
-        callback=_within(0.0, 1.0),
-        help="Ask a simulated judge right with this probability (from the labels; its "
-             "mistakes are fixed per pair).", show_default=False)] = None,
-    max_error: Annotated[float | None, typer.Option(
-        callback=_within(0.0, 1.0),
-        help="Learned mode: the stated bound on wrong answers, in (0, 1); calibrates on "
-             "half of the pairs and scores the other half.", show_default=False)] = None,
-    splits: Annotated[int, typer.Option(
-        min=1, help="Learned mode: splits (runs, with --calibrate-on); with a simulated "
-                    "judge, runs with other seeds.")] = 5,
-    calibrate_on: Annotated[Path | None, typer.Option(
-        help="Learned mode: calibrate on this pairs file, score all of PAIRS (a holdout).",
-        show_default=False)] = None,
-    curve: Annotated[bool, typer.Option(
-        "--curve", help="Also the served share against bounds from 0.5% to 20%.")] = False,
-    floor: Annotated[float, typer.Option(
-        callback=_within(-1.0, 1.0),
-        help="With a judge or a bound: candidates below this similarity are neither judged "
-             "nor served.")] = 0.5,
-    inline: Annotated[bool, typer.Option(
-        "--inline/--background",
-        help="Learned mode: ask the judge on the request path, or in the background (a "
-             "pair is then served on its repeat).")] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the splits, the simulated judge and "
-                                           "the exploration.")] = 0,
+    pairs: Annotated[
+        Path,
+        typer.Argument(
+            help='JSON lines: {"a", "b", "same_answer", "category"}.', show_default=False
+        ),
+    ],
+    embedder: Annotated[
+        str, typer.Option(help="wordllama (bundled, extra 'semantic') or hashing.")
+    ] = "wordllama",
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            callback=_within(-1.0, 1.0),
+            help="Similarity threshold in [-1, 1] (default: the cache's).",
+        ),
+    ] = None,
+    guards: Annotated[
+        bool, typer.Option("--guards/--no-guards", help="Apply the default guards.")
+    ] = True,
+    budget: Annotated[
+        float,
+        typer.Option(
+            callback=_within(0.0, 1.0),
+            help="Share of traps in [0, 1] allowed a wrong answer when choosing a threshold.",
+        ),
+    ] = 0.02,
+    verifier: Annotated[
+        str | None,
+        typer.Option(
+            help="Ask a judge, BACKEND:MODEL (e.g. ollama:qwen2.5:0.5b; the backend finds its "
+            "server as usual, e.g. from OLLAMA_HOST).",
+            show_default=False,
+        ),
+    ] = None,
+    judge_accuracy: Annotated[
+        float | None,
+        typer.Option(
+            callback=_within(0.0, 1.0),
+            help="Ask a simulated judge right with this probability (from the labels; its "
+            "mistakes are fixed per pair).",
+            show_default=False,
+        ),
+    ] = None,
+    max_error: Annotated[
+        float | None,
+        typer.Option(
+            callback=_within(0.0, 1.0),
+            help="Learned mode: the stated bound on wrong answers, in (0, 1); calibrates on "
+            "half of the pairs and scores the other half.",
+            show_default=False,
+        ),
+    ] = None,
+    splits: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Learned mode: splits (runs, with --calibrate-on); with a simulated "
+            "judge, runs with other seeds.",
+        ),
+    ] = 5,
+    calibrate_on: Annotated[
+        Path | None,
+        typer.Option(
+            help="Learned mode: calibrate on this pairs file, score all of PAIRS (a holdout).",
+            show_default=False,
+        ),
+    ] = None,
+    curve: Annotated[
+        bool, typer.Option("--curve", help="Also the served share against bounds from 0.5% to 20%.")
+    ] = False,
+    floor: Annotated[
+        float,
+        typer.Option(
+            callback=_within(-1.0, 1.0),
+            help="With a judge or a bound: candidates below this similarity are neither judged "
+            "nor served.",
+        ),
+    ] = 0.5,
+    inline: Annotated[
+        bool,
+        typer.Option(
+            "--inline/--background",
+            help="Learned mode: ask the judge on the request path, or in the background (a "
+            "pair is then served on its repeat).",
+        ),
+    ] = False,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the splits, the simulated judge and the exploration.")
+    ] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Measure the semantic cache on labeled pairs: should-hit pairs served, traps served a
@@ -651,9 +784,13 @@ def eval_pairs(
     if not judged and not learning:
         try:
             loaded = evaluation.load_pairs(pairs)
-            report = evaluation.evaluate(loaded, evaluation.make_embedder(embedder),
-                                         threshold=threshold, guards=None if guards else (),
-                                         budget=budget)
+            report = evaluation.evaluate(
+                loaded,
+                evaluation.make_embedder(embedder),
+                threshold=threshold,
+                guards=None if guards else (),
+                budget=budget,
+            )
         except (OSError, ValueError, ImportError) as exc:
             _fail(str(exc), USAGE_ERROR)
         if as_json:
@@ -661,16 +798,41 @@ def eval_pairs(
             return
         evaluation.render([("guards on" if guards else "guards off", report)])
         return
-    _eval_judged(pairs, embedder=embedder, threshold=threshold, guards=guards,
-                 verifier=verifier, judge_accuracy=judge_accuracy, max_error=max_error,
-                 splits=splits, calibrate_on=calibrate_on, curve=curve, floor=floor,
-                 inline=inline, seed=seed, as_json=as_json)
+    _eval_judged(
+        pairs,
+        embedder=embedder,
+        threshold=threshold,
+        guards=guards,
+        verifier=verifier,
+        judge_accuracy=judge_accuracy,
+        max_error=max_error,
+        splits=splits,
+        calibrate_on=calibrate_on,
+        curve=curve,
+        floor=floor,
+        inline=inline,
+        seed=seed,
+        as_json=as_json,
+    )
 
 
-def _eval_judged(pairs: Path, *, embedder: str, threshold: float | None, guards: bool,
-                 verifier: str | None, judge_accuracy: float | None, max_error: float | None,
-                 splits: int, calibrate_on: Path | None, curve: bool, floor: float,
-                 inline: bool, seed: int, as_json: bool) -> None:
+def _eval_judged(
+    pairs: Path,
+    *,
+    embedder: str,
+    threshold: float | None,
+    guards: bool,
+    verifier: str | None,
+    judge_accuracy: float | None,
+    max_error: float | None,
+    splits: int,
+    calibrate_on: Path | None,
+    curve: bool,
+    floor: float,
+    inline: bool,
+    seed: int,
+    as_json: bool,
+) -> None:
     """`eval_pairs` with a judge or a stated bound (`llmcache.vector.eval_learned`)."""
     from llmcache.backends.registry import BackendNotFound
     from llmcache.vector import eval as evaluation
@@ -686,30 +848,47 @@ def _eval_judged(pairs: Path, *, embedder: str, threshold: float | None, guards:
 
         def judge(k: int) -> Verifier | None:
             if judge_accuracy is not None:
-                return learned.simulated_judge(known, accuracy=judge_accuracy,
-                                               seed=seed * 1000 + k)
+                return learned.simulated_judge(known, accuracy=judge_accuracy, seed=seed * 1000 + k)
             return real
 
-        options: dict[str, Any] = {"splits": splits, "seed": seed, "floor": floor,
-                                   "guards": None if guards else (),
-                                   "verify": "inline" if inline else "background",
-                                   "calibrate_on": calibration}
+        options: dict[str, Any] = {
+            "splits": splits,
+            "seed": seed,
+            "floor": floor,
+            "guards": None if guards else (),
+            "verify": "inline" if inline else "background",
+            "calibrate_on": calibration,
+        }
         rows: list[dict[str, Any]] = []
         if max_error is None and not curve:
-            report = learned.judged_once(loaded, model, judge=judge,
-                                         runs=splits if judge_accuracy is not None else 1,
-                                         threshold=threshold, floor=floor,
-                                         guards=options["guards"])
+            report = learned.judged_once(
+                loaded,
+                model,
+                judge=judge,
+                runs=splits if judge_accuracy is not None else 1,
+                threshold=threshold,
+                floor=floor,
+                guards=options["guards"],
+            )
         else:
-            report = learned.learned_splits(loaded, model, judge=judge,
-                                            max_error=0.01 if max_error is None else max_error,
-                                            **options)
+            report = learned.learned_splits(
+                loaded,
+                model,
+                judge=judge,
+                max_error=0.01 if max_error is None else max_error,
+                **options,
+            )
             if curve:
                 rows = learned.curve(loaded, model, judge=judge, **options)
     except (OSError, ValueError, ImportError, BackendNotFound) as exc:
         _fail(str(exc), USAGE_ERROR)
-    report["judge"] = (f"simulated judge right {judge_accuracy:.0%}" if judge_accuracy
-                       is not None else f"judge {verifier}" if verifier else "no judge")
+    report["judge"] = (
+        f"simulated judge right {judge_accuracy:.0%}"
+        if judge_accuracy is not None
+        else f"judge {verifier}"
+        if verifier
+        else "no judge"
+    )
     report["embedder"] = model.name
     if real is not None:
         report["verifier"] = real.stats()
@@ -723,25 +902,45 @@ def _eval_judged(pairs: Path, *, embedder: str, threshold: float | None, guards:
 
 @app.command(short_help="A caching reverse proxy for model APIs (extra 'proxy').")
 def proxy(
-    upstream: Annotated[str, typer.Option(
-        "--upstream", help="The API the proxy forwards to, e.g. http://127.0.0.1:11434 or "
-                           "https://api.openai.com.", show_default=False)],
+    upstream: Annotated[
+        str,
+        typer.Option(
+            "--upstream",
+            help="The API the proxy forwards to, e.g. http://127.0.0.1:11434 or "
+            "https://api.openai.com.",
+            show_default=False,
+        ),
+    ],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one.")] = 8787,
-    path: Annotated[Path | None, typer.Option(
-        "--path", help="Cache in this directory (a DiskStore).", show_default=False)] = None,
-    redis: Annotated[str | None, typer.Option(
-        "--redis", help="Cache in this Redis, e.g. redis://127.0.0.1:6379/0 (extra 'redis').",
-        show_default=False)] = None,
-    semantic: Annotated[bool, typer.Option(
-        "--semantic", help="Also answer requests that mean the same (extra 'semantic').")]
-    = False,
-    ttl: Annotated[float | None, typer.Option(
-        help="Seconds an answer is kept (default: until evicted).", show_default=False)]
-    = None,
-    max_body: Annotated[int, typer.Option(
-        "--max-body", help="Largest request body forwarded, in bytes; larger: 413.")]
-    = 32 * 1024 * 1024,
+    path: Annotated[
+        Path | None,
+        typer.Option("--path", help="Cache in this directory (a DiskStore).", show_default=False),
+    ] = None,
+    redis: Annotated[
+        str | None,
+        typer.Option(
+            "--redis",
+            help="Cache in this Redis, e.g. redis://127.0.0.1:6379/0 (extra 'redis').",
+            show_default=False,
+        ),
+    ] = None,
+    semantic: Annotated[
+        bool,
+        typer.Option(
+            "--semantic", help="Also answer requests that mean the same (extra 'semantic')."
+        ),
+    ] = False,
+    ttl: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds an answer is kept (default: until evicted).", show_default=False
+        ),
+    ] = None,
+    max_body: Annotated[
+        int,
+        typer.Option("--max-body", help="Largest request body forwarded, in bytes; larger: 413."),
+    ] = 32 * 1024 * 1024,
 ) -> None:
     """Run a caching reverse proxy in front of an OpenAI-, Anthropic- or Ollama-style API:
     point a client's base URL at it. Without --path or --redis the cache is in memory.
@@ -751,8 +950,16 @@ def proxy(
     except ImportError as exc:
         _fail(str(exc), USAGE_ERROR)
     try:
-        config = ProxyConfig(upstream=upstream, host=host, port=port, path=path, redis=redis,
-                             semantic=semantic, ttl=ttl, max_body=max_body)
+        config = ProxyConfig(
+            upstream=upstream,
+            host=host,
+            port=port,
+            path=path,
+            redis=redis,
+            semantic=semantic,
+            ttl=ttl,
+            max_body=max_body,
+        )
     except (ValueError, ImportError) as exc:
         _fail(str(exc), USAGE_ERROR)
     try:

@@ -68,15 +68,27 @@ class _SyncCore(ClientCore[Backend]):
     # __init__ lives here, a class above the one defining __new__, so that type checkers
     # take CachedClient(...)'s type from __new__'s overloads (mypy prefers __init__ when one
     # class defines both).
-    def __init__(self, backend: Backend, cache: Cache = None,
-                 policy: CachePolicy | None = None, *, namespace: str = "",
-                 embedding_cache: EmbeddingCache | None = None,
-                 semantic: SemanticTier | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        cache: Cache = None,
+        policy: CachePolicy | None = None,
+        *,
+        namespace: str = "",
+        embedding_cache: EmbeddingCache | None = None,
+        semantic: SemanticTier | None = None,
+    ) -> None:
         if not isinstance(backend, Backend):
-            raise TypeError(f"backend: expected an llmcache Backend, got "
-                            f"{type(backend).__name__}")
-        super().__init__(backend, cache, policy, namespace=namespace,
-                         embedding_cache=embedding_cache, semantic=semantic, runner=Runner)
+            raise TypeError(f"backend: expected an llmcache Backend, got {type(backend).__name__}")
+        super().__init__(
+            backend,
+            cache,
+            policy,
+            namespace=namespace,
+            embedding_cache=embedding_cache,
+            semantic=semantic,
+            runner=Runner,
+        )
 
 
 class CachedClient(_SyncCore, Closing):
@@ -89,71 +101,155 @@ class CachedClient(_SyncCore, Closing):
     _runner: Runner[AIResponse]
 
     @overload
-    def __new__(cls, backend: AsyncBackend, cache: Cache = ...,
-                policy: CachePolicy | None = ..., *, namespace: str = ...,
-                embedding_cache: EmbeddingCache | None = ...,
-                semantic: SemanticTier | None = ...) -> AsyncCachedClient: ...
+    def __new__(
+        cls,
+        backend: AsyncBackend,
+        cache: Cache = ...,
+        policy: CachePolicy | None = ...,
+        *,
+        namespace: str = ...,
+        embedding_cache: EmbeddingCache | None = ...,
+        semantic: SemanticTier | None = ...,
+    ) -> AsyncCachedClient: ...
 
     @overload
-    def __new__(cls: type[_C], backend: Backend, cache: Cache = ...,
-                policy: CachePolicy | None = ..., *, namespace: str = ...,
-                embedding_cache: EmbeddingCache | None = ...,
-                semantic: SemanticTier | None = ...) -> _C: ...
+    def __new__(
+        cls: type[_C],
+        backend: Backend,
+        cache: Cache = ...,
+        policy: CachePolicy | None = ...,
+        *,
+        namespace: str = ...,
+        embedding_cache: EmbeddingCache | None = ...,
+        semantic: SemanticTier | None = ...,
+    ) -> _C: ...
 
-    def __new__(cls, backend: Backend | AsyncBackend, cache: Cache = None,
-                policy: CachePolicy | None = None, *, namespace: str = "",
-                embedding_cache: EmbeddingCache | None = None,
-                semantic: SemanticTier | None = None) -> Any:
+    def __new__(
+        cls,
+        backend: Backend | AsyncBackend,
+        cache: Cache = None,
+        policy: CachePolicy | None = None,
+        *,
+        namespace: str = "",
+        embedding_cache: EmbeddingCache | None = None,
+        semantic: SemanticTier | None = None,
+    ) -> Any:
         # Around an async backend the constructor hands back the async twin.
         if cls is CachedClient and isinstance(backend, AsyncBackend):
-            return AsyncCachedClient(backend, cache, policy, namespace=namespace,
-                                     embedding_cache=embedding_cache, semantic=semantic)
+            return AsyncCachedClient(
+                backend,
+                cache,
+                policy,
+                namespace=namespace,
+                embedding_cache=embedding_cache,
+                semantic=semantic,
+            )
         return super().__new__(cls)
 
-    def generate(self, prompt: str, *, model: str | None = None, system: str | None = None,
-                 format: str | Mapping[str, Any] | None = None,
-                 options: Mapping[str, Any] | None = None,
-                 images: Sequence[str | bytes] | None = None, temperature: float | None = None,
-                 max_tokens: int | None = None, bypass_cache: bool = False,
-                 **extra: Any) -> AIResponse:
+    def generate(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        format: str | Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        images: Sequence[str | bytes] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        bypass_cache: bool = False,
+        **extra: Any,
+    ) -> AIResponse:
         """Complete `prompt`, from the cache when the same request was answered before."""
-        plan, kwargs = self.prepare_generate(prompt, model, system, format, options, images,
-                                             temperature, max_tokens, extra, bypass_cache)
+        plan, kwargs = self.prepare_generate(
+            prompt,
+            model,
+            system,
+            format,
+            options,
+            images,
+            temperature,
+            max_tokens,
+            extra,
+            bypass_cache,
+        )
         return self._runner.call(plan, self.backend.generate, (prompt,), kwargs)
 
-    def chat(self, messages: Sequence[Message], *, model: str | None = None,
-             tools: Sequence[Mapping[str, Any]] | None = None,
-             format: str | Mapping[str, Any] | None = None,
-             options: Mapping[str, Any] | None = None, temperature: float | None = None,
-             max_tokens: int | None = None, bypass_cache: bool = False,
-             **extra: Any) -> AIResponse:
+    def chat(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        format: str | Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        bypass_cache: bool = False,
+        **extra: Any,
+    ) -> AIResponse:
         """Answer the next turn of `messages`, from the cache when possible."""
-        plan, kwargs = self.prepare_chat(messages, model, tools, format, options, temperature,
-                                         max_tokens, extra, bypass_cache)
+        plan, kwargs = self.prepare_chat(
+            messages, model, tools, format, options, temperature, max_tokens, extra, bypass_cache
+        )
         return self._runner.call(plan, self.backend.chat, (messages,), kwargs)
 
-    def generate_stream(self, prompt: str, *, model: str | None = None,
-                        system: str | None = None,
-                        format: str | Mapping[str, Any] | None = None,
-                        options: Mapping[str, Any] | None = None,
-                        images: Sequence[str | bytes] | None = None,
-                        temperature: float | None = None, max_tokens: int | None = None,
-                        bypass_cache: bool = False, **extra: Any) -> Iterator[StreamChunk]:
+    def generate_stream(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        format: str | Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        images: Sequence[str | bytes] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        bypass_cache: bool = False,
+        **extra: Any,
+    ) -> Iterator[StreamChunk]:
         """Stream a completion; a hit replays the stored chunks in order, marked cached."""
-        plan, kwargs = self.prepare_generate(prompt, model, system, format, options, images,
-                                             temperature, max_tokens, extra, bypass_cache,
-                                             "generate_stream")
+        plan, kwargs = self.prepare_generate(
+            prompt,
+            model,
+            system,
+            format,
+            options,
+            images,
+            temperature,
+            max_tokens,
+            extra,
+            bypass_cache,
+            "generate_stream",
+        )
         return self._runner.stream(plan, self.backend.generate_stream, (prompt,), kwargs)
 
-    def chat_stream(self, messages: Sequence[Message], *, model: str | None = None,
-                    tools: Sequence[Mapping[str, Any]] | None = None,
-                    format: str | Mapping[str, Any] | None = None,
-                    options: Mapping[str, Any] | None = None, temperature: float | None = None,
-                    max_tokens: int | None = None, bypass_cache: bool = False,
-                    **extra: Any) -> Iterator[StreamChunk]:
+    def chat_stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        format: str | Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        bypass_cache: bool = False,
+        **extra: Any,
+    ) -> Iterator[StreamChunk]:
         """Stream the next turn of `messages`; a hit replays the stored chunks in order."""
-        plan, kwargs = self.prepare_chat(messages, model, tools, format, options, temperature,
-                                         max_tokens, extra, bypass_cache, "chat_stream")
+        plan, kwargs = self.prepare_chat(
+            messages,
+            model,
+            tools,
+            format,
+            options,
+            temperature,
+            max_tokens,
+            extra,
+            bypass_cache,
+            "chat_stream",
+        )
         return self._runner.stream(plan, self.backend.chat_stream, (messages,), kwargs)
 
     def embed(self, texts: Sequence[str], *, model: str | None = None) -> EmbedResponse:
@@ -183,76 +279,148 @@ class AsyncCachedClient(_AsyncBase, AsyncClosing):
     backend: AsyncBackend  # type: ignore[assignment]
     _runner: AsyncRunner[AIResponse]  # type: ignore[assignment]
 
-    def __init__(self, backend: AsyncBackend, cache: Cache = None,
-                 policy: CachePolicy | None = None, *, namespace: str = "",
-                 embedding_cache: EmbeddingCache | None = None,
-                 semantic: SemanticTier | None = None) -> None:
+    def __init__(
+        self,
+        backend: AsyncBackend,
+        cache: Cache = None,
+        policy: CachePolicy | None = None,
+        *,
+        namespace: str = "",
+        embedding_cache: EmbeddingCache | None = None,
+        semantic: SemanticTier | None = None,
+    ) -> None:
         if not isinstance(backend, AsyncBackend):
-            raise TypeError(f"backend: expected an llmcache AsyncBackend, got "
-                            f"{type(backend).__name__}")
+            raise TypeError(
+                f"backend: expected an llmcache AsyncBackend, got {type(backend).__name__}"
+            )
         core: Any = ClientCore  # the real base (see _AsyncBase above)
-        core.__init__(self, backend, cache, policy, namespace=namespace,
-                      embedding_cache=embedding_cache, semantic=semantic, runner=AsyncRunner)
+        core.__init__(
+            self,
+            backend,
+            cache,
+            policy,
+            namespace=namespace,
+            embedding_cache=embedding_cache,
+            semantic=semantic,
+            runner=AsyncRunner,
+        )
 
     async def generate(  # type: ignore[override]
-            self, prompt: str, *, model: str | None = None, system: str | None = None,
-            format: str | Mapping[str, Any] | None = None,
-            options: Mapping[str, Any] | None = None,
-            images: Sequence[str | bytes] | None = None, temperature: float | None = None,
-            max_tokens: int | None = None, bypass_cache: bool = False,
-            **extra: Any) -> AIResponse:
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        format: str | Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        images: Sequence[str | bytes] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        bypass_cache: bool = False,
+        **extra: Any,
+    ) -> AIResponse:
         """Complete `prompt`, from the cache when the same request was answered before."""
-        plan, kwargs = self.prepare_generate(prompt, model, system, format, options, images,
-                                             temperature, max_tokens, extra, bypass_cache)
+        plan, kwargs = self.prepare_generate(
+            prompt,
+            model,
+            system,
+            format,
+            options,
+            images,
+            temperature,
+            max_tokens,
+            extra,
+            bypass_cache,
+        )
         return await self._runner.call(plan, self.backend.generate, (prompt,), kwargs)
 
     async def chat(  # type: ignore[override]
-            self, messages: Sequence[Message], *, model: str | None = None,
-            tools: Sequence[Mapping[str, Any]] | None = None,
-            format: str | Mapping[str, Any] | None = None,
-            options: Mapping[str, Any] | None = None, temperature: float | None = None,
-            max_tokens: int | None = None, bypass_cache: bool = False,
-            **extra: Any) -> AIResponse:
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        format: str | Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        bypass_cache: bool = False,
+        **extra: Any,
+    ) -> AIResponse:
         """Answer the next turn of `messages`, from the cache when possible."""
-        plan, kwargs = self.prepare_chat(messages, model, tools, format, options, temperature,
-                                         max_tokens, extra, bypass_cache)
+        plan, kwargs = self.prepare_chat(
+            messages, model, tools, format, options, temperature, max_tokens, extra, bypass_cache
+        )
         return await self._runner.call(plan, self.backend.chat, (messages,), kwargs)
 
     # Plain methods returning the async generator, as `AsyncBackend`'s are: the arguments
     # are checked (and the call planned) where the caller passes them, as in `CachedClient`.
     def generate_stream(  # type: ignore[override]
-            self, prompt: str, *, model: str | None = None, system: str | None = None,
-            format: str | Mapping[str, Any] | None = None,
-            options: Mapping[str, Any] | None = None,
-            images: Sequence[str | bytes] | None = None, temperature: float | None = None,
-            max_tokens: int | None = None, bypass_cache: bool = False,
-            **extra: Any) -> AsyncIterator[StreamChunk]:
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        format: str | Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        images: Sequence[str | bytes] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        bypass_cache: bool = False,
+        **extra: Any,
+    ) -> AsyncIterator[StreamChunk]:
         """Stream a completion (an async iterator); a hit replays the stored chunks in
         order, marked cached."""
-        plan, kwargs = self.prepare_generate(prompt, model, system, format, options, images,
-                                             temperature, max_tokens, extra, bypass_cache,
-                                             "generate_stream")
+        plan, kwargs = self.prepare_generate(
+            prompt,
+            model,
+            system,
+            format,
+            options,
+            images,
+            temperature,
+            max_tokens,
+            extra,
+            bypass_cache,
+            "generate_stream",
+        )
         return self._runner.stream(plan, self.backend.generate_stream, (prompt,), kwargs)
 
     def chat_stream(  # type: ignore[override]
-            self, messages: Sequence[Message], *, model: str | None = None,
-            tools: Sequence[Mapping[str, Any]] | None = None,
-            format: str | Mapping[str, Any] | None = None,
-            options: Mapping[str, Any] | None = None, temperature: float | None = None,
-            max_tokens: int | None = None, bypass_cache: bool = False,
-            **extra: Any) -> AsyncIterator[StreamChunk]:
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        format: str | Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        bypass_cache: bool = False,
+        **extra: Any,
+    ) -> AsyncIterator[StreamChunk]:
         """Stream the next turn of `messages` (an async iterator); a hit replays the stored
         chunks in order."""
-        plan, kwargs = self.prepare_chat(messages, model, tools, format, options, temperature,
-                                         max_tokens, extra, bypass_cache, "chat_stream")
+        plan, kwargs = self.prepare_chat(
+            messages,
+            model,
+            tools,
+            format,
+            options,
+            temperature,
+            max_tokens,
+            extra,
+            bypass_cache,
+            "chat_stream",
+        )
         return self._runner.stream(plan, self.backend.chat_stream, (messages,), kwargs)
 
     async def embed(  # type: ignore[override]
-            self, texts: Sequence[str], *, model: str | None = None) -> EmbedResponse:
+        self, texts: Sequence[str], *, model: str | None = None
+    ) -> EmbedResponse:
         """Vectors for `texts`; only texts missing from the embedding cache are sent."""
         plan = self.plan_embed(texts, model)
-        fetched = (await self.backend.embed(plan.missing, model=plan.model)
-                   if plan.missing else None)
+        fetched = await self.backend.embed(plan.missing, model=plan.model) if plan.missing else None
         return self.finish_embed(plan, fetched)
 
     async def aclose(self) -> None:

@@ -81,30 +81,53 @@ class CachedFunction(Protocol[P, R_co]):
 class _Cache(Generic[R]):
     """The cache of one decorated function: its store, counters and runner."""
 
-    def __init__(self, func: Callable[..., R], *, cache: Store | HasStore | None,
-                 ttl: float | None, policy: CachePolicy, key: KeyFunc | None,
-                 namespace: str, semantic: SemanticTier | None) -> None:
+    def __init__(
+        self,
+        func: Callable[..., R],
+        *,
+        cache: Store | HasStore | None,
+        ttl: float | None,
+        policy: CachePolicy,
+        key: KeyFunc | None,
+        namespace: str,
+        semantic: SemanticTier | None,
+    ) -> None:
         self.store = resolve_store(cache)
         name = callable_name(func)
         # Strict where the function's entries can meet another function's: a store or
         # semantic tier passed in (others may use it, in this process or another), unless
         # key= or namespace= says the caller has seen to it.
         private = cache is None and semantic is None
-        self.ident = function_identity(func, strict=not (private or key is not None
-                                                           or namespace))
-        self.planner = FunctionKey(func, name=name, ident=self.ident, policy=policy,
-                                   ttl=check_ttl(ttl) if ttl is not None else policy.ttl,
-                                   key=key, namespace=namespace)
+        self.ident = function_identity(func, strict=not (private or key is not None or namespace))
+        self.planner = FunctionKey(
+            func,
+            name=name,
+            ident=self.ident,
+            policy=policy,
+            ttl=check_ttl(ttl) if ttl is not None else policy.ttl,
+            key=key,
+            namespace=namespace,
+        )
         self.counters = Counters(name)
         request_of = self.planner.semantic_request if semantic is not None else None
         self.runner: Any = (AsyncRunner if inspect.iscoroutinefunction(func) else Runner)(
-            self.store, FUNCTION_VALUES, self.counters, policy=policy, semantic=semantic,
-            request_of=request_of, model_of=self.planner.model_of)
+            self.store,
+            FUNCTION_VALUES,
+            self.counters,
+            policy=policy,
+            semantic=semantic,
+            request_of=request_of,
+            model_of=self.planner.model_of,
+        )
 
     def info(self) -> CacheInfo:
         c = self.counters
-        return CacheInfo(c.hits + c.coalesced, c.misses,
-                         getattr(self.store, "max_entries", None), len(self.store))
+        return CacheInfo(
+            c.hits + c.coalesced,
+            c.misses,
+            getattr(self.store, "max_entries", None),
+            len(self.store),
+        )
 
     def counts(self) -> dict[str, int | float]:
         return self.counters.as_dict()
@@ -117,14 +140,17 @@ class _Cache(Generic[R]):
 def _door(func: Callable[..., Any], cache: _Cache[Any]) -> Callable[..., Any]:
     plan, call = cache.planner.plan, cache.runner.call
     if inspect.iscoroutinefunction(func):
+
         @functools.wraps(func)
         async def adoor(*args: Any, **kwargs: Any) -> Any:
             return await call(plan(args, kwargs), func, args, kwargs)
+
         return adoor
 
     @functools.wraps(func)
     def door(*args: Any, **kwargs: Any) -> Any:
         return call(plan(args, kwargs), func, args, kwargs)
+
     return door
 
 
@@ -133,17 +159,28 @@ def cached_generate(func: Callable[P, R], /) -> CachedFunction[P, R]: ...
 
 
 @overload
-def cached_generate(*, cache: Store | HasStore | None = None, ttl: float | None = None,
-                    policy: CachePolicy | None = None, key: KeyFunc | None = None,
-                    namespace: str = "", semantic: SemanticTier | None = None,
-                    ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
+def cached_generate(
+    *,
+    cache: Store | HasStore | None = None,
+    ttl: float | None = None,
+    policy: CachePolicy | None = None,
+    key: KeyFunc | None = None,
+    namespace: str = "",
+    semantic: SemanticTier | None = None,
+) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
 
-def cached_generate(func: Callable[P, R] | None = None, /, *,
-                    cache: Store | HasStore | None = None, ttl: float | None = None,
-                    policy: CachePolicy | None = None, key: KeyFunc | None = None,
-                    namespace: str = "", semantic: SemanticTier | None = None,
-                    ) -> CachedFunction[P, R] | Callable[[Callable[P, R]], CachedFunction[P, R]]:
+def cached_generate(
+    func: Callable[P, R] | None = None,
+    /,
+    *,
+    cache: Store | HasStore | None = None,
+    ttl: float | None = None,
+    policy: CachePolicy | None = None,
+    key: KeyFunc | None = None,
+    namespace: str = "",
+    semantic: SemanticTier | None = None,
+) -> CachedFunction[P, R] | Callable[[Callable[P, R]], CachedFunction[P, R]]:
     """Cache a sync or async generate function; usable bare or with options.
 
     ``cache``: a store (default: a private ``MemoryStore(max_entries=1024)``) or a
@@ -184,8 +221,15 @@ def cached_generate(func: Callable[P, R] | None = None, /, *,
     """
 
     def decorate(f: Callable[P, R]) -> CachedFunction[P, R]:
-        state = _Cache(f, cache=cache, ttl=ttl, policy=policy or CachePolicy(), key=key,
-                       namespace=namespace, semantic=semantic)
+        state = _Cache(
+            f,
+            cache=cache,
+            ttl=ttl,
+            policy=policy or CachePolicy(),
+            key=key,
+            namespace=namespace,
+            semantic=semantic,
+        )
         wrapper: Any = _door(f, state)
         wrapper.cache_info = state.info
         wrapper.cache_clear = state.clear

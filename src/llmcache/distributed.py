@@ -59,8 +59,13 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from llmcache.singleflight import InFlight, begin_wait, end_wait, lead, unlead
 
-__all__ = ["AsyncLockProvider", "DistributedFlight", "LockProvider", "find_lock_provider",
-           "flight_for"]
+__all__ = [
+    "AsyncLockProvider",
+    "DistributedFlight",
+    "LockProvider",
+    "find_lock_provider",
+    "flight_for",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -145,8 +150,11 @@ class _Renewal:
         while not self._stop.wait(lease / 3):
             try:
                 if not provider.renew(key, token, lease):
-                    logger.warning("lost the lock of %s before the call ended: another "
-                                   "process may call the model too", key)
+                    logger.warning(
+                        "lost the lock of %s before the call ended: another "
+                        "process may call the model too",
+                        key,
+                    )
                     return
             except Exception:  # a blip: the lease outlives two missed renewals
                 continue
@@ -180,8 +188,11 @@ class _Waiting:
         now = time.monotonic()
         if now >= self.deadline:
             self._bump("wait_timeouts")
-            logger.warning("waited %.1fs for another process's answer to %s; calling "
-                           "the model here", self._wait, self._key)
+            logger.warning(
+                "waited %.1fs for another process's answer to %s; calling the model here",
+                self._wait,
+                self._key,
+            )
             return None
         pause = min(self._delay, self.deadline - now)
         self._delay = min(self._delay * 2, _POLL_MAX)
@@ -212,8 +223,14 @@ class DistributedFlight:
         self.wait = float(wait)
         # Decided once: the provider's coroutines when it has them (see `_alock`).
         self._aprovider = provider if isinstance(provider, AsyncLockProvider) else None
-        self._counts = {"led": 0, "waited": 0, "found": 0, "wait_timeouts": 0,
-                        "unavailable": 0, "reentered": 0}
+        self._counts = {
+            "led": 0,
+            "waited": 0,
+            "found": 0,
+            "wait_timeouts": 0,
+            "unavailable": 0,
+            "reentered": 0,
+        }
 
     def stats(self) -> dict[str, int]:
         """``led``: calls made holding the lock; ``waited``: callers that found it held;
@@ -226,8 +243,9 @@ class DistributedFlight:
     def _bump(self, name: str) -> None:
         self._counts[name] += 1  # statistics only: a rare lost update under threads is fine
 
-    def do(self, key: str, lookup: Callable[[], Any], compute: Callable[[], T], *,
-           miss: Any = None) -> T:
+    def do(
+        self, key: str, lookup: Callable[[], Any], compute: Callable[[], T], *, miss: Any = None
+    ) -> T:
         """The value of `key`: read after another holder's call, or `compute()`d holding the
         lock (or without it: lock service down, `wait` passed, re-entry)."""
         ident = (id(self.provider), key)
@@ -275,11 +293,19 @@ class DistributedFlight:
 
     def _reentered(self, key: str) -> None:
         self._bump("reentered")
-        logger.debug("the lock of %s is held by this call's own chain: calling the model "
-                     "without waiting", key)
+        logger.debug(
+            "the lock of %s is held by this call's own chain: calling the model without waiting",
+            key,
+        )
 
-    def _hold(self, ident: _Ident, token: str, lookup: Callable[[], Any],
-              compute: Callable[[], T], miss: Any) -> T:
+    def _hold(
+        self,
+        ident: _Ident,
+        token: str,
+        lookup: Callable[[], Any],
+        compute: Callable[[], T],
+        miss: Any,
+    ) -> T:
         key = ident[1]
         renewal = _Renewal(self.provider, key, token, self.lease)
         holder, leading = _hold_here(ident)
@@ -297,8 +323,14 @@ class DistributedFlight:
             with contextlib.suppress(Exception):  # unreleased, it expires after the lease
                 self.provider.unlock(key, token)
 
-    async def ado(self, key: str, lookup: Callable[[], Awaitable[Any]],
-                  compute: Callable[[], Awaitable[T]], *, miss: Any = None) -> T:
+    async def ado(
+        self,
+        key: str,
+        lookup: Callable[[], Awaitable[Any]],
+        compute: Callable[[], Awaitable[T]],
+        *,
+        miss: Any = None,
+    ) -> T:
         """The coroutine twin of `do`."""
         ident = (id(self.provider), key)
         waiting = _Waiting(self._bump, self.wait, key)
@@ -323,8 +355,14 @@ class DistributedFlight:
                 await asyncio.sleep(seconds)
         return ok
 
-    async def _ahold(self, ident: _Ident, token: str, lookup: Callable[[], Awaitable[Any]],
-                     compute: Callable[[], Awaitable[T]], miss: Any) -> T:
+    async def _ahold(
+        self,
+        ident: _Ident,
+        token: str,
+        lookup: Callable[[], Awaitable[Any]],
+        compute: Callable[[], Awaitable[T]],
+        miss: Any,
+    ) -> T:
         key = ident[1]
         holder, leading = _hold_here(ident)
         renewal = asyncio.create_task(self._arenew(key, token))
@@ -346,8 +384,11 @@ class DistributedFlight:
             await asyncio.sleep(self.lease / 3)
             try:
                 if not await self._arenew_once(key, token):
-                    logger.warning("lost the lock of %s before the call ended: another "
-                                   "process may call the model too", key)
+                    logger.warning(
+                        "lost the lock of %s before the call ended: another "
+                        "process may call the model too",
+                        key,
+                    )
                     return
             except Exception:
                 continue
@@ -381,8 +422,9 @@ def _hold_here(ident: _Ident) -> tuple[InFlight, contextvars.Token[frozenset[InF
     return holder, lead(holder)
 
 
-def _release_here(ident: _Ident, holder: InFlight,
-                  leading: contextvars.Token[frozenset[InFlight]]) -> None:
+def _release_here(
+    ident: _Ident, holder: InFlight, leading: contextvars.Token[frozenset[InFlight]]
+) -> None:
     unlead(leading)
     with _holders_lock:
         if _holders.get(ident) is holder:

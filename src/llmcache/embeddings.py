@@ -107,13 +107,19 @@ class EmbeddingCache(Closing):
     ([1.0, 0.0], None)
     """
 
-    def __init__(self, persist_path: str | os.PathLike[str] | None = None, *,
-                 max_entries: int = 100_000, ttl_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        persist_path: str | os.PathLike[str] | None = None,
+        *,
+        max_entries: int = 100_000,
+        ttl_seconds: float | None = None,
+    ) -> None:
         if type(max_entries) is not int or max_entries < 1:
             raise ValueError(f"max_entries: expected a positive int, got {max_entries!r}")
         if ttl_seconds is not None and not (0 < float(ttl_seconds) < math.inf):
-            raise ValueError(f"ttl_seconds: expected a positive number or None, "
-                             f"got {ttl_seconds!r}")
+            raise ValueError(
+                f"ttl_seconds: expected a positive number or None, got {ttl_seconds!r}"
+            )
         self.persist_path = Path(persist_path) if persist_path is not None else None
         self.max_entries = max_entries
         self.ttl_seconds = None if ttl_seconds is None else float(ttl_seconds)
@@ -125,8 +131,14 @@ class EmbeddingCache(Closing):
         self._writes_since_sweep = 0
         self._closed = False
         self._db_failed = False
-        self._counters = {"hits": 0, "misses": 0, "memory_hits": 0, "disk_hits": 0,
-                          "writes": 0, "errors": 0}
+        self._counters = {
+            "hits": 0,
+            "misses": 0,
+            "memory_hits": 0,
+            "disk_hits": 0,
+            "writes": 0,
+            "errors": 0,
+        }
         self._db: sqlite3.Connection | None = None
         if self.persist_path is not None:
             self._db = self._open(self.persist_path)
@@ -141,8 +153,12 @@ class EmbeddingCache(Closing):
             raise  # locked, unreachable, read-only ...: not corruption, keep the file
         except sqlite3.DatabaseError as exc:
             aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
-            logger.warning("embedding cache %s is unreadable (%s); moved it to %s and started "
-                           "an empty one", path, exc, aside)
+            logger.warning(
+                "embedding cache %s is unreadable (%s); moved it to %s and started an empty one",
+                path,
+                exc,
+                aside,
+            )
             os.replace(path, aside)
             for suffix in ("-wal", "-shm"):
                 side = path.with_name(path.name + suffix)
@@ -152,8 +168,7 @@ class EmbeddingCache(Closing):
 
     def _connect(self, path: Path) -> sqlite3.Connection:
         # Autocommit mode: transactions are explicit (one per set_batch), reads take none.
-        db = sqlite3.connect(path, timeout=10.0, check_same_thread=False,
-                             isolation_level=None)
+        db = sqlite3.connect(path, timeout=10.0, check_same_thread=False, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             # A cache may lose its last writes on power loss; WAL keeps the file consistent.
@@ -161,12 +176,14 @@ class EmbeddingCache(Closing):
             db.execute(f"""CREATE TABLE IF NOT EXISTS {_TABLE} (
                 key TEXT PRIMARY KEY, model TEXT NOT NULL, dim INTEGER NOT NULL,
                 vector BLOB NOT NULL, created_at REAL NOT NULL, expires_at REAL)""")
-            db.execute(f"CREATE INDEX IF NOT EXISTS {_TABLE}_created "
-                       f"ON {_TABLE} (created_at)")
-            db.execute(f"CREATE INDEX IF NOT EXISTS {_TABLE}_expires "
-                       f"ON {_TABLE} (expires_at) WHERE expires_at IS NOT NULL")
-            db.execute(f"SELECT key, model, dim, vector, created_at, expires_at "
-                       f"FROM {_TABLE} LIMIT 1").fetchall()
+            db.execute(f"CREATE INDEX IF NOT EXISTS {_TABLE}_created ON {_TABLE} (created_at)")
+            db.execute(
+                f"CREATE INDEX IF NOT EXISTS {_TABLE}_expires "
+                f"ON {_TABLE} (expires_at) WHERE expires_at IS NOT NULL"
+            )
+            db.execute(
+                f"SELECT key, model, dim, vector, created_at, expires_at FROM {_TABLE} LIMIT 1"
+            ).fetchall()
         except BaseException:
             db.close()
             raise
@@ -178,17 +195,23 @@ class EmbeddingCache(Closing):
             self._counters["errors"] += 1
         if not self._db_failed:
             self._db_failed = True
-            logger.warning("embedding cache %s: %s failed (%s); continuing from memory",
-                           self.persist_path, what, exc)
+            logger.warning(
+                "embedding cache %s: %s failed (%s); continuing from memory",
+                self.persist_path,
+                what,
+                exc,
+            )
 
     def _sweep(self, db: sqlite3.Connection, now: float) -> None:
         # Caller holds _db_lock and has an open transaction.
-        db.execute(f"DELETE FROM {_TABLE} WHERE expires_at IS NOT NULL AND expires_at <= ?",
-                   (now,))
+        db.execute(f"DELETE FROM {_TABLE} WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))
         (count,) = db.execute(f"SELECT COUNT(*) FROM {_TABLE}").fetchone()
         if count > self.max_entries:
-            db.execute(f"DELETE FROM {_TABLE} WHERE key IN (SELECT key FROM {_TABLE} "
-                       f"ORDER BY created_at LIMIT ?)", (count - self.max_entries,))
+            db.execute(
+                f"DELETE FROM {_TABLE} WHERE key IN (SELECT key FROM {_TABLE} "
+                f"ORDER BY created_at LIMIT ?)",
+                (count - self.max_entries,),
+            )
         self._writes_since_sweep = 0
 
     # -- keys and memory ---------------------------------------------------------------------
@@ -263,12 +286,13 @@ class EmbeddingCache(Closing):
                 return found
             try:
                 for i in range(0, len(keys), _CHUNK):
-                    chunk = keys[i:i + _CHUNK]
+                    chunk = keys[i : i + _CHUNK]
                     marks = ",".join("?" * len(chunk))
                     rows = db.execute(
                         f"SELECT key, dim, vector, expires_at FROM {_TABLE} "
                         f"WHERE key IN ({marks}) AND (expires_at IS NULL OR expires_at > ?)",
-                        (*chunk, now)).fetchall()
+                        (*chunk, now),
+                    ).fetchall()
                     for key, dim, blob, expires in rows:
                         vec = _from_blob(blob, dim)
                         if vec is not None:  # a malformed row is a miss, not a wrong vector
@@ -289,8 +313,13 @@ class EmbeddingCache(Closing):
         2
         """
         self._check_open()
-        self._store([(self.make_key(text, model), as_vector(vec, f"embeddings[{text!r}]"))
-                     for text, vec in embeddings.items()], model)
+        self._store(
+            [
+                (self.make_key(text, model), as_vector(vec, f"embeddings[{text!r}]"))
+                for text, vec in embeddings.items()
+            ],
+            model,
+        )
 
     def _store(self, entries: list[tuple[str, Vector]], model: str) -> None:
         now = time.time()
@@ -303,8 +332,10 @@ class EmbeddingCache(Closing):
             self._counters["writes"] += len(entries)
         if self._db is None:
             return
-        rows = [(key, model, int(vec.size), vec.astype(_DISK_DTYPE, copy=False).tobytes(),
-                 now, expires) for key, vec in entries]
+        rows = [
+            (key, model, int(vec.size), vec.astype(_DISK_DTYPE, copy=False).tobytes(), now, expires)
+            for key, vec in entries
+        ]
         with self._db_lock:
             db = self._db
             if db is None:
@@ -312,9 +343,11 @@ class EmbeddingCache(Closing):
             try:
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    db.executemany(f"INSERT OR REPLACE INTO {_TABLE} (key, model, dim, "
-                                   f"vector, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                                   rows)
+                    db.executemany(
+                        f"INSERT OR REPLACE INTO {_TABLE} (key, model, dim, "
+                        f"vector, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        rows,
+                    )
                     self._writes_since_sweep += len(rows)
                     if self._writes_since_sweep >= _SWEEP_EVERY:
                         self._sweep(db, now)
@@ -375,11 +408,15 @@ class EmbeddingCache(Closing):
             if self._db is not None:
                 try:
                     out["persisted_entries"] = self._db.execute(
-                        f"SELECT COUNT(*) FROM {_TABLE}").fetchone()[0]
+                        f"SELECT COUNT(*) FROM {_TABLE}"
+                    ).fetchone()[0]
                 except sqlite3.Error as exc:
                     self._db_error("count", exc)
-        out.update(max_entries=self.max_entries, ttl_seconds=self.ttl_seconds,
-                   persist_path=str(self.persist_path) if self.persist_path else None)
+        out.update(
+            max_entries=self.max_entries,
+            ttl_seconds=self.ttl_seconds,
+            persist_path=str(self.persist_path) if self.persist_path else None,
+        )
         return out
 
     def close(self) -> None:

@@ -28,8 +28,9 @@ JSONValue = Any
 """Plain JSON data: str, int, float, bool, None, and lists and str-keyed dicts of them."""
 
 
-def non_json(value: Any, path: str,
-             item_path: Callable[[str, str], str]) -> tuple[str, str, Any] | None:
+def non_json(
+    value: Any, path: str, item_path: Callable[[str, str], str]
+) -> tuple[str, str, Any] | None:
     """The first place where `value` is not plain JSON data (what every tier stores and
     gives back equal), as ``(path, why, offender)``, or ``None`` when all of it is.
 
@@ -111,8 +112,9 @@ class CachedResponse:
             if name in data:
                 value = data[name]
                 if not check(value):
-                    raise CodecError(f"entry.{name}: unexpected value of type "
-                                     f"{type(value).__name__}")
+                    raise CodecError(
+                        f"entry.{name}: unexpected value of type {type(value).__name__}"
+                    )
                 kwargs[name] = value
         if "content" not in kwargs:
             raise CodecError("entry.content: missing")
@@ -181,18 +183,29 @@ class JSONCodec:
         # Bytes from `encode` hold every field in declaration order, so one tuple compare of
         # the keys and one set lookup of the value types validate the whole entry (about
         # half the cost of checking field by field); anything else is checked field by field.
-        if (type(obj) is dict and tuple(obj) == _FIELD_NAMES
-                and tuple(map(type, obj.values())) in _SIGNATURES):
+        if (
+            type(obj) is dict
+            and tuple(obj) == _FIELD_NAMES
+            and tuple(map(type, obj.values())) in _SIGNATURES
+        ):
             return CachedResponse(*obj.values())
         return CachedResponse.from_dict(obj)
 
 
 _NONE = type(None)
 _ALLOWED: dict[str, tuple[type, ...]] = {
-    "content": (str, int, float, bool, _NONE, list, dict), "model": (str,),
-    "prompt_tokens": (int,), "completion_tokens": (int,), "tokens_used": (int,),
-    "created_at": (int, float), "expires_at": (_NONE, int, float), "hits": (int,),
-    "fingerprint": (str,), "chunks": (_NONE, list), "metadata": (dict,)}
+    "content": (str, int, float, bool, _NONE, list, dict),
+    "model": (str,),
+    "prompt_tokens": (int,),
+    "completion_tokens": (int,),
+    "tokens_used": (int,),
+    "created_at": (int, float),
+    "expires_at": (_NONE, int, float),
+    "hits": (int,),
+    "fingerprint": (str,),
+    "chunks": (_NONE, list),
+    "metadata": (dict,),
+}
 _FIELD_NAMES = tuple(f.name for f in fields(CachedResponse))
 # Every combination of allowed value types, in field order (a few hundred tuples).
 _SIGNATURES = frozenset(itertools.product(*(_ALLOWED[name] for name in _FIELD_NAMES)))

@@ -99,8 +99,10 @@ class _BadValue(Exception):
 
 def _number(value: float) -> int | float:
     if value - value != 0.0:  # true only for NaN and the infinities
-        raise _BadValue(ValueError, f"{value!r} is not a finite number; NaN and infinities "
-                        "cannot be part of a cache key")
+        raise _BadValue(
+            ValueError,
+            f"{value!r} is not a finite number; NaN and infinities cannot be part of a cache key",
+        )
     if value.is_integer() and _F_MIN <= value < _F_END:
         # 1.0 == 1 and -0.0 == 0.0 must give one key; ints serialise without sign or dot.
         return int(value)
@@ -139,8 +141,9 @@ def _norm(value: Any) -> Any:
         out: dict[str, Any] = {}
         for k, v in value.items():
             if type(k) is not str:
-                raise _BadValue(TypeError, f"mapping keys must be str, got "
-                                f"{type(k).__name__} ({k!r})")
+                raise _BadValue(
+                    TypeError, f"mapping keys must be str, got {type(k).__name__} ({k!r})"
+                )
             tv = type(v)
             if tv is str or tv is bool or v is None or (tv is int and _INT_MIN <= v < _INT_END):
                 out[k] = v
@@ -159,8 +162,11 @@ def _norm(value: Any) -> Any:
         return _norm(int(value))
     if isinstance(value, float):
         return _number(float(value))
-    raise _BadValue(TypeError, f"values of type {type(value).__name__} cannot be part of a "
-                    "cache key; pass str, int, float, bool, None, or lists and dicts of them")
+    raise _BadValue(
+        TypeError,
+        f"values of type {type(value).__name__} cannot be part of a "
+        "cache key; pass str, int, float, bool, None, or lists and dicts of them",
+    )
 
 
 def _nul_key(mapping: Mapping[Any, Any]) -> bool:
@@ -193,8 +199,11 @@ def _as_is(value: Any) -> bool:
             if len(v) == 1 and _nul_key(v):
                 return False
             for w in v.values():
-                if type(w) not in _PLAIN and not (type(w) is float and 0.0 < w % 1.0) \
-                        and not _as_is(w):
+                if (
+                    type(w) not in _PLAIN
+                    and not (type(w) is float and 0.0 < w % 1.0)
+                    and not _as_is(w)
+                ):
                     return False
         elif not (type(v) is float and 0.0 < v % 1.0) and not _as_is(v):
             return False
@@ -234,8 +243,10 @@ def _normalize_options(options: Mapping[str, Any] | None) -> dict[str, Any] | No
         if alias in out:
             value = out.pop(alias)
             if name in out and out[name] != value:
-                raise ValueError(f"request.options: {alias}={value!r} and {name}={out[name]!r} "
-                                 "disagree; pass only one of them")
+                raise ValueError(
+                    f"request.options: {alias}={value!r} and {name}={out[name]!r} "
+                    "disagree; pass only one of them"
+                )
             out[name] = value
     return out
 
@@ -263,13 +274,25 @@ def _image_ref(image: str | bytes, index: int) -> str:
         # base64 text: hash it too, so keys stay small and never hold the image itself. Its
         # own prefix: bytes whose value is this text are another image on the wire.
         return "base64-sha256:" + hashlib.sha256(image.encode()).hexdigest()
-    raise TypeError(f"request.images[{index}]: an image must be bytes or base64 str, got "
-                    f"{type(image).__name__}")
+    raise TypeError(
+        f"request.images[{index}]: an image must be bytes or base64 str, got {type(image).__name__}"
+    )
 
 
 #: Field names of `Request.to_canonical`, in the order of the array that is hashed.
-FIELDS = ("v", "model", "ns", "prompt", "system", "messages", "format", "options", "tools",
-          "images", "extra")
+FIELDS = (
+    "v",
+    "model",
+    "ns",
+    "prompt",
+    "system",
+    "messages",
+    "format",
+    "options",
+    "tools",
+    "images",
+    "extra",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,8 +357,12 @@ def _fields(r: Request, scan: bool) -> tuple[Any, ...]:
         fmt = normalize(fmt, "request.format")
     if not options:
         options = None
-    elif scan and type(options) is dict and "max_tokens" not in options \
-            and (len(options) != 1 or not _nul_key(options)):
+    elif (
+        scan
+        and type(options) is dict
+        and "max_tokens" not in options
+        and (len(options) != 1 or not _nul_key(options))
+    ):
         for v in options.values():  # _as_is inlined: options are on every request
             if type(v) is float:
                 if 0.0 < v % 1.0:
@@ -358,8 +385,19 @@ def _fields(r: Request, scan: bool) -> tuple[Any, ...]:
         extra = None
     elif not (scan and _as_is(extra)):
         extra = normalize(extra, "request.extra")
-    return (KEY_VERSION, model, r.namespace, prompt, system, messages, fmt, options, tools,
-            [_image_ref(im, i) for i, im in enumerate(images)] if images else None, extra)
+    return (
+        KEY_VERSION,
+        model,
+        r.namespace,
+        prompt,
+        system,
+        messages,
+        fmt,
+        options,
+        tools,
+        [_image_ref(im, i) for i, im in enumerate(images)] if images else None,
+        extra,
+    )
 
 
 def _request_bytes(request: Request) -> bytes:
@@ -436,6 +474,7 @@ def make_key(request: Request | Any) -> str:
 
 
 # -- a decorated function's call: typed canonical bytes -------------------------------------
+
 
 class NotKeyable(LLMCacheError, ValueError):
     """A value Python accepts but canonical bytes cannot hold: a str with a lone surrogate
@@ -526,14 +565,18 @@ def _typed_other(value: Any) -> Any:
     elif isinstance(value, float):
         base = float.__float__(value)
     elif isinstance(value, (list, tuple, set, frozenset, bytes, bytearray)):
-        base = next(b for b in (list, tuple, set, frozenset, bytes, bytearray)
-                    if isinstance(value, b))(value)
+        base = next(
+            b for b in (list, tuple, set, frozenset, bytes, bytearray) if isinstance(value, b)
+        )(value)
     elif isinstance(value, Mapping):
         base = dict(value)
     else:
-        raise _BadValue(TypeError, f"values of type {t.__name__} cannot be part of a cache "
-                        "key; pass str, bytes, numbers, bools, None, enums, or lists, tuples, "
-                        "sets and dicts of them")
+        raise _BadValue(
+            TypeError,
+            f"values of type {t.__name__} cannot be part of a cache "
+            "key; pass str, bytes, numbers, bools, None, enums, or lists, tuples, "
+            "sets and dicts of them",
+        )
     return {"\u0000sub": [_type_name(t), _typed(base)]}
 
 
@@ -561,8 +604,7 @@ def canonical_call(ident: str, namespace: str, args: Any) -> bytes:
         # on exactly those; the typed copy below then decides.
         for v in args.values():
             tv = type(v)
-            if tv is str or (tv is float and v - v == 0.0) or tv is int or tv is bool \
-                    or v is None:
+            if tv is str or (tv is float and v - v == 0.0) or tv is int or tv is bool or v is None:
                 continue
             break
         else:
@@ -579,8 +621,9 @@ def canonical_call(ident: str, namespace: str, args: Any) -> bytes:
     try:
         return _dumps((KEY_VERSION, ident, namespace, data), option=_SORT)
     except orjson.JSONEncodeError as exc:  # what is left: text UTF-8 cannot encode
-        raise NotKeyable(f"args: {exc} (a lone surrogate such as '\\ud800' in a str); "
-                         "the call cannot be cached") from None
+        raise NotKeyable(
+            f"args: {exc} (a lone surrogate such as '\\ud800' in a str); the call cannot be cached"
+        ) from None
 
 
 # -- a decorated function's identity ----------------------------------------------------
@@ -590,9 +633,13 @@ def canonical_call(ident: str, namespace: str, args: Any) -> bytes:
 #: wrapper itself from another wrapper that copied its ``__dict__`` (``functools.wraps``).
 IDENTITY_ATTR = "_llmcache_identity"
 
-_BUILTINS = (types.BuiltinFunctionType, types.MethodDescriptorType,
-             types.WrapperDescriptorType, types.MethodWrapperType,
-             types.ClassMethodDescriptorType)
+_BUILTINS = (
+    types.BuiltinFunctionType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.MethodWrapperType,
+    types.ClassMethodDescriptorType,
+)
 _MUTABLE = (list, dict, set, bytearray)
 
 
@@ -631,18 +678,27 @@ class _Identifier:
 
     def callable(self, func: Any, where: str, *, top: bool = False) -> list[Any]:
         if isinstance(func, functools.partial):
-            return ["partial", self.callable(func.func, where, top=top),
-                    self.value(func.args, f"{where}'s bound arguments"),
-                    self.value(tuple(sorted(func.keywords.items())),
-                               f"{where}'s bound keywords")]
+            return [
+                "partial",
+                self.callable(func.func, where, top=top),
+                self.value(func.args, f"{where}'s bound arguments"),
+                self.value(tuple(sorted(func.keywords.items())), f"{where}'s bound keywords"),
+            ]
         if isinstance(func, types.MethodType):
             owner = func.__self__
             if isinstance(owner, (type, types.ModuleType)):
-                return ["method", self.value(owner, where),
-                        self.callable(func.__func__, where, top=top)]
-            return ["method", self.opaque(owner, f"{where} is bound to an object",
-                                          "which has no identity a key can hold"),
-                    self.callable(func.__func__, where, top=top)]
+                return [
+                    "method",
+                    self.value(owner, where),
+                    self.callable(func.__func__, where, top=top),
+                ]
+            return [
+                "method",
+                self.opaque(
+                    owner, f"{where} is bound to an object", "which has no identity a key can hold"
+                ),
+                self.callable(func.__func__, where, top=top),
+            ]
         if isinstance(func, types.FunctionType):
             return self.function(func, where, top=top)
         if isinstance(func, _BUILTINS):
@@ -657,9 +713,13 @@ class _Identifier:
         if isinstance(func, (staticmethod, classmethod)):
             return self.callable(func.__func__, where, top=top)
         call = type(func).__call__ if callable(func) else None
-        return ["object", self.opaque(func, f"{where} is an object",
-                                      "whose state has no identity a key can hold"),
-                self.callable(call, where) if isinstance(call, types.FunctionType) else None]
+        return [
+            "object",
+            self.opaque(
+                func, f"{where} is an object", "whose state has no identity a key can hold"
+            ),
+            self.callable(call, where) if isinstance(call, types.FunctionType) else None,
+        ]
 
     def function(self, func: types.FunctionType, where: str, *, top: bool) -> list[Any]:
         mark = getattr(func, IDENTITY_ATTR, None)
@@ -678,11 +738,22 @@ class _Identifier:
                 continue
             captured.append([name, self.value(value, f"{where} captures {name!r}")])
         # The decorated function's own defaults are in every call's bound arguments.
-        defaults = None if top else self.value(
-            (func.__defaults__, tuple(sorted((func.__kwdefaults__ or {}).items()))),
-            f"{where}'s defaults")
-        return ["function", func.__module__, func.__qualname__, _code_identity(code),
-                captured, defaults]
+        defaults = (
+            None
+            if top
+            else self.value(
+                (func.__defaults__, tuple(sorted((func.__kwdefaults__ or {}).items()))),
+                f"{where}'s defaults",
+            )
+        )
+        return [
+            "function",
+            func.__module__,
+            func.__qualname__,
+            _code_identity(code),
+            captured,
+            defaults,
+        ]
 
     def value(self, value: Any, where: str) -> Any:
         t = type(value)
@@ -691,8 +762,12 @@ class _Identifier:
         if t is tuple:
             return ["tuple", [self.value(v, f"{where}[{i}]") for i, v in enumerate(value)]]
         if t is frozenset:
-            return ["frozenset", sorted((self.value(v, where) for v in value),
-                                        key=lambda v: _dumps(v, option=_SORT))]
+            return [
+                "frozenset",
+                sorted(
+                    (self.value(v, where) for v in value), key=lambda v: _dumps(v, option=_SORT)
+                ),
+            ]
         if isinstance(value, enum.Enum):
             return _typed(value)
         if isinstance(value, type):
@@ -713,9 +788,17 @@ def _code_identity(code: types.CodeType) -> list[Any]:
     # interpreter warms up), constants (nested functions' code recursively), the names it
     # reads and its signature's shape. Not line numbers, local names or the file's path, so
     # moving a function in its file keeps its entries; editing its body does not.
-    return ["code", code.co_code.hex(), [_const(c) for c in code.co_consts],
-            list(code.co_names), code.co_argcount, code.co_posonlyargcount,
-            code.co_kwonlyargcount, code.co_flags, list(code.co_freevars)]
+    return [
+        "code",
+        code.co_code.hex(),
+        [_const(c) for c in code.co_consts],
+        list(code.co_names),
+        code.co_argcount,
+        code.co_posonlyargcount,
+        code.co_kwonlyargcount,
+        code.co_flags,
+        list(code.co_freevars),
+    ]
 
 
 def _const(value: Any) -> Any:
@@ -725,8 +808,10 @@ def _const(value: Any) -> Any:
     if t is tuple:
         return ["tuple", [_const(v) for v in value]]
     if t is frozenset:  # iteration order follows the hash seed: sorted
-        return ["frozenset", sorted((_const(v) for v in value),
-                                    key=lambda v: _dumps(v, option=_SORT))]
+        return [
+            "frozenset",
+            sorted((_const(v) for v in value), key=lambda v: _dumps(v, option=_SORT)),
+        ]
     if t in (str, int, float, bool, bytes) or value is None:
         return _typed(value)
     return ["const", _type_name(t), repr(value)]  # complex, Ellipsis
@@ -774,10 +859,13 @@ def function_identity(func: Callable[..., Any], *, strict: bool = True) -> str:
     try:
         data = _Identifier(strict).callable(func, name, top=True)
     except _Unidentifiable as exc:
-        raise TypeError(f"@cached_generate cannot tell {name} apart from other functions: "
-                        f"{exc}; pass key= (what identifies a call) or namespace= (a name "
-                        "for this function alone), or make it an argument") from None
+        raise TypeError(
+            f"@cached_generate cannot tell {name} apart from other functions: "
+            f"{exc}; pass key= (what identifies a call) or namespace= (a name "
+            "for this function alone), or make it an argument"
+        ) from None
     except _BadValue as exc:
-        raise TypeError(f"@cached_generate cannot identify {name}: {exc.message}; pass key= "
-                        "or namespace=") from None
+        raise TypeError(
+            f"@cached_generate cannot identify {name}: {exc.message}; pass key= or namespace="
+        ) from None
     return f"{name}#{_xxh128(_dumps(data, option=_SORT))}"

@@ -70,8 +70,19 @@ class _OpStats:
 
 
 # Fields that add up when two collectors merge (min/max/samples are combined separately).
-_SUMMED = ("count", "total_ms", "cache_hits", "cache_misses", "errors", "cancelled",
-           "tokens_saved", "time_saved_ms", "batch_count", "batch_items", "batch_wait_ms")
+_SUMMED = (
+    "count",
+    "total_ms",
+    "cache_hits",
+    "cache_misses",
+    "errors",
+    "cancelled",
+    "tokens_saved",
+    "time_saved_ms",
+    "batch_count",
+    "batch_items",
+    "batch_wait_ms",
+)
 
 
 def _percentile(ordered: list[float], q: float) -> float:
@@ -173,8 +184,12 @@ class Measurement:
         self._start = time.perf_counter()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.duration_ms = (time.perf_counter() - self._start) * 1000.0
         if exc_type is None:
             self._collector.record(self.operation, self.duration_ms, cached=self.cached)
@@ -187,8 +202,12 @@ class Measurement:
     async def __aenter__(self) -> Measurement:
         return self.__enter__()
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.__exit__(exc_type, exc, tb)
 
 
@@ -239,8 +258,9 @@ class MetricsCollector:
         """
         return Measurement(self, operation, cached)
 
-    def record(self, operation: str, duration_ms: float, *, cached: bool = False,
-               error: bool = False) -> None:
+    def record(
+        self, operation: str, duration_ms: float, *, cached: bool = False, error: bool = False
+    ) -> None:
         """Record one call that took ``duration_ms``; an error is not a hit nor a miss."""
         d = float(duration_ms)
         if not d >= 0.0 or d == float("inf"):
@@ -269,8 +289,9 @@ class MetricsCollector:
             self._add_duration(s, duration_ms)
             s.cancelled += 1
 
-    def record_cache_hit(self, operation: str, *, tokens_saved: int = 0,
-                         time_saved_ms: float = 0.0) -> None:
+    def record_cache_hit(
+        self, operation: str, *, tokens_saved: int = 0, time_saved_ms: float = 0.0
+    ) -> None:
         """Count a hit, with the tokens and model time it saved."""
         with self._lock:
             s = self._op(operation)
@@ -321,8 +342,10 @@ class MetricsCollector:
             with contextlib.suppress(TypeError):  # objects without __weakref__: held strongly
                 ref = weakref.WeakMethod(provider)
         if ref is None:
+
             def strong(provider: SourceProvider = provider) -> SourceProvider | None:
                 return provider
+
             ref = strong
         with self._lock:
             self._sources[name] = ref
@@ -374,9 +397,16 @@ class MetricsCollector:
         summary = self.get_summary()
         logger.log(level, "Performance summary (%d operations)", len(summary))
         for name, st in summary.items():
-            logger.log(level, "  %s: %d calls, avg=%.3fms p95=%.3fms, cache=%.1f%%, errors=%d",
-                       name, st["count"], st["avg_ms"], st["p95_ms"], st["cache_hit_rate"],
-                       st["errors"])
+            logger.log(
+                level,
+                "  %s: %d calls, avg=%.3fms p95=%.3fms, cache=%.1f%%, errors=%d",
+                name,
+                st["count"],
+                st["avg_ms"],
+                st["p95_ms"],
+                st["cache_hit_rate"],
+                st["errors"],
+            )
 
     def reset(self) -> None:
         """Forget all operations and loaded source counters (live sources stay registered)."""
@@ -391,8 +421,13 @@ class MetricsCollector:
         sources = self.get_sources()
         with self._lock:
             ops = {name: _stats_to_dict(s) for name, s in self._ops.items()}
-        return {"format": _FORMAT, "version": _VERSION, "reservoir_size": self.reservoir_size,
-                "operations": ops, "sources": sources}
+        return {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "reservoir_size": self.reservoir_size,
+            "operations": ops,
+            "sources": sources,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MetricsCollector:

@@ -39,25 +39,46 @@ def _is_async(func: Callable[..., Any]) -> bool:
 
 
 @overload
-async def parallel_map(items: Iterable[T], func: Callable[[T], Awaitable[R]], *,
-                       max_concurrent: int = 5,
-                       return_exceptions: Literal[False] = False) -> list[R]: ...
+async def parallel_map(
+    items: Iterable[T],
+    func: Callable[[T], Awaitable[R]],
+    *,
+    max_concurrent: int = 5,
+    return_exceptions: Literal[False] = False,
+) -> list[R]: ...
 @overload
-async def parallel_map(items: Iterable[T], func: Callable[[T], Awaitable[R]], *,
-                       max_concurrent: int = 5,
-                       return_exceptions: Literal[True]) -> list[R | Exception]: ...
+async def parallel_map(
+    items: Iterable[T],
+    func: Callable[[T], Awaitable[R]],
+    *,
+    max_concurrent: int = 5,
+    return_exceptions: Literal[True],
+) -> list[R | Exception]: ...
 @overload
-async def parallel_map(items: Iterable[T], func: Callable[[T], R], *,
-                       max_concurrent: int = 5,
-                       return_exceptions: Literal[False] = False) -> list[R]: ...
+async def parallel_map(
+    items: Iterable[T],
+    func: Callable[[T], R],
+    *,
+    max_concurrent: int = 5,
+    return_exceptions: Literal[False] = False,
+) -> list[R]: ...
 @overload
-async def parallel_map(items: Iterable[T], func: Callable[[T], R], *,
-                       max_concurrent: int = 5,
-                       return_exceptions: Literal[True]) -> list[R | Exception]: ...
+async def parallel_map(
+    items: Iterable[T],
+    func: Callable[[T], R],
+    *,
+    max_concurrent: int = 5,
+    return_exceptions: Literal[True],
+) -> list[R | Exception]: ...
 
 
-async def parallel_map(items: Iterable[Any], func: Callable[[Any], Any], *,
-                       max_concurrent: int = 5, return_exceptions: bool = False) -> list[Any]:
+async def parallel_map(
+    items: Iterable[Any],
+    func: Callable[[Any], Any],
+    *,
+    max_concurrent: int = 5,
+    return_exceptions: bool = False,
+) -> list[Any]:
     """Apply ``func`` to every item with at most ``max_concurrent`` calls running at once.
 
     Results come back in input order. ``func`` may be ``async def`` or a plain function (run
@@ -124,8 +145,9 @@ async def _cancel_all(tasks: Iterable[asyncio.Future[Any]]) -> None:
             task.exception()  # mark retrieved: no "exception was never retrieved" noise
 
 
-async def parallel_first(operations: Iterable[Callable[[], Awaitable[R]]], *,
-                         timeout: float | None = None) -> tuple[int, R]:
+async def parallel_first(
+    operations: Iterable[Callable[[], Awaitable[R]]], *, timeout: float | None = None
+) -> tuple[int, R]:
     """Run all ``operations`` at once; return ``(index, result)`` of the first to SUCCEED.
 
     The others are cancelled (and awaited). If every one fails, an ``ExceptionGroup`` of
@@ -159,8 +181,9 @@ async def parallel_first(operations: Iterable[Callable[[], Awaitable[R]]], *,
         pending: set[asyncio.Task[R]] = set(tasks)
         while pending:
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
-            done, pending = await asyncio.wait(pending, timeout=remaining,
-                                               return_when=asyncio.FIRST_COMPLETED)
+            done, pending = await asyncio.wait(
+                pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
             if not done:
                 raise TimeoutError(f"no operation succeeded within {timeout} s")
             for index, task in enumerate(tasks):  # lowest index wins among simultaneous ones

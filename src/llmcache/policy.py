@@ -49,10 +49,12 @@ class CachePolicy:
     def __post_init__(self) -> None:
         check_ttl(self.ttl)
         threshold = self.temperature_threshold
-        if threshold is not None and (isinstance(threshold, bool)
-                                      or not isinstance(threshold, (int, float))):
-            raise TypeError("temperature_threshold: expected a number or None, got "
-                            f"{type(threshold).__name__}")
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+        ):
+            raise TypeError(
+                f"temperature_threshold: expected a number or None, got {type(threshold).__name__}"
+            )
 
     def cacheable(self, *, temperature: float | None = None, seed: int | None = None) -> bool:
         """Whether a request with this temperature and seed may be read from and written to
@@ -62,11 +64,16 @@ class CachePolicy:
         """
         if temperature is None or self.temperature_threshold is None:
             return True
-        if type(temperature) is not float and type(temperature) is not int \
-                and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))):
-            raise TypeError(f"temperature={temperature!r} is not a number "
-                            f"({type(temperature).__name__}); pass a number such as 0.0, or "
-                            "None to leave it to the model")
+        if (
+            type(temperature) is not float
+            and type(temperature) is not int
+            and (isinstance(temperature, bool) or not isinstance(temperature, (int, float)))
+        ):
+            raise TypeError(
+                f"temperature={temperature!r} is not a number "
+                f"({type(temperature).__name__}); pass a number such as 0.0, or "
+                "None to leave it to the model"
+            )
         if seed is not None and self.cache_seeded:
             return True
         return bool(temperature <= self.temperature_threshold)
@@ -97,8 +104,9 @@ _DEFAULT = CacheControl()
 
 
 @contextmanager
-def cache_control(*, bypass: bool = False, no_store: bool = False, refresh: bool = False,
-                  ttl: float | None = None) -> Iterator[CacheControl]:
+def cache_control(
+    *, bypass: bool = False, no_store: bool = False, refresh: bool = False, ttl: float | None = None
+) -> Iterator[CacheControl]:
     """Change caching for the calls made inside the block (tasks started inside inherit it
     through contextvars; a `threading.Thread` does not: enter the block in the thread, or
     run the thread's target with ``contextvars.copy_context().run``).
@@ -108,10 +116,13 @@ def cache_control(*, bypass: bool = False, no_store: bool = False, refresh: bool
     written.
     """
     if bypass and refresh:
-        raise ValueError("cache_control: bypass and refresh contradict each other "
-                         "(bypass skips the write that refresh asks for); pass one")
-    control = CacheControl(read=not (bypass or refresh), write=not (bypass or no_store),
-                           ttl=check_ttl(ttl))
+        raise ValueError(
+            "cache_control: bypass and refresh contradict each other "
+            "(bypass skips the write that refresh asks for); pass one"
+        )
+    control = CacheControl(
+        read=not (bypass or refresh), write=not (bypass or no_store), ttl=check_ttl(ttl)
+    )
     token = _control.set(control)
     try:
         yield control

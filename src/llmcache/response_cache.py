@@ -46,33 +46,43 @@ class ResponseCache(Closing):
     ``disk_size_limit`` (bytes on disk), ``store`` (any `Store`, instead of building one).
     """
 
-    def __init__(self, max_entries: int = 1000, ttl_seconds: float | None = 3600,
-                 persist_path: str | PathLike[str] | None = None, *, namespace: str = "",
-                 max_bytes: int | None = None, disk_size_limit: int = 2**30,
-                 store: Store | None = None) -> None:
+    def __init__(
+        self,
+        max_entries: int = 1000,
+        ttl_seconds: float | None = 3600,
+        persist_path: str | PathLike[str] | None = None,
+        *,
+        namespace: str = "",
+        max_bytes: int | None = None,
+        disk_size_limit: int = 2**30,
+        store: Store | None = None,
+    ) -> None:
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
             raise ValueError(f"max_entries: expected a whole number >= 1, got {max_entries!r}")
         self.max_entries = max_entries
         self.ttl_seconds = check_ttl(ttl_seconds)
         if persist_path is not None and os.fspath(persist_path) == "":
-            raise ValueError("persist_path: expected a cache directory, got an empty path (it "
-                             "would put cache.db in the working directory); pass a directory "
-                             "such as '.llmcache', or None for memory only")
+            raise ValueError(
+                "persist_path: expected a cache directory, got an empty path (it "
+                "would put cache.db in the working directory); pass a directory "
+                "such as '.llmcache', or None for memory only"
+            )
         self.persist_path = Path(persist_path) if persist_path is not None else None
         self.namespace = namespace
         self._lock = threading.Lock()
         self._hits = 0
         self._misses = 0
-        self.store: Store = store if store is not None else self._build(max_bytes,
-                                                                         disk_size_limit)
+        self.store: Store = store if store is not None else self._build(max_bytes, disk_size_limit)
 
     def _build(self, max_bytes: int | None, disk_size_limit: int) -> Store:
-        memory = MemoryStore(max_entries=self.max_entries, max_bytes=max_bytes,
-                             default_ttl=self.ttl_seconds)
+        memory = MemoryStore(
+            max_entries=self.max_entries, max_bytes=max_bytes, default_ttl=self.ttl_seconds
+        )
         if self.persist_path is None:
             return memory
-        disk = DiskStore(self.persist_path, size_limit=disk_size_limit,
-                         default_ttl=self.ttl_seconds)
+        disk = DiskStore(
+            self.persist_path, size_limit=disk_size_limit, default_ttl=self.ttl_seconds
+        )
         # Every get is one call: the disk tier persists these counts (a hit answered by the
         # memory tier never reaches it, a miss reads it once), so `llmcache stats` is true.
         disk.count_calls_from(self._call_counts)
@@ -81,29 +91,58 @@ class ResponseCache(Closing):
     def _call_counts(self) -> dict[str, int]:
         return {"hits": self._hits, "misses": self._misses}
 
-    def _request(self, prompt: str, temperature: float | None, model: str,
-                 format: str | Mapping[str, Any] | None, system: str | None,
-                 options: Mapping[str, Any] | None,
-                 messages: Sequence[Mapping[str, Any]] | None) -> Request:
+    def _request(
+        self,
+        prompt: str,
+        temperature: float | None,
+        model: str,
+        format: str | Mapping[str, Any] | None,
+        system: str | None,
+        options: Mapping[str, Any] | None,
+        messages: Sequence[Mapping[str, Any]] | None,
+    ) -> Request:
         merged = dict(options or {})
         if temperature is not None:
             merged["temperature"] = temperature
-        return Request(model=model, prompt=prompt, messages=messages, system=system,
-                       format=format, options=merged, namespace=self.namespace)
+        return Request(
+            model=model,
+            prompt=prompt,
+            messages=messages,
+            system=system,
+            format=format,
+            options=merged,
+            namespace=self.namespace,
+        )
 
-    def get(self, prompt: str, temperature: float | None, model: str,
-            format: str | Mapping[str, Any] | None = None, *, system: str | None = None,
-            options: Mapping[str, Any] | None = None,
-            messages: Sequence[Mapping[str, Any]] | None = None) -> CachedResponse | None:
+    def get(
+        self,
+        prompt: str,
+        temperature: float | None,
+        model: str,
+        format: str | Mapping[str, Any] | None = None,
+        *,
+        system: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+    ) -> CachedResponse | None:
         """The cached answer for this request, or None."""
         request = self._request(prompt, temperature, model, format, system, options, messages)
         return self.get_request(request)
 
-    def set(self, prompt: str, temperature: float | None, model: str, content: str,
-            tokens_used: int = 0, format: str | Mapping[str, Any] | None = None, *,
-            system: str | None = None, options: Mapping[str, Any] | None = None,
-            messages: Sequence[Mapping[str, Any]] | None = None,
-            ttl: float | None = None) -> None:
+    def set(
+        self,
+        prompt: str,
+        temperature: float | None,
+        model: str,
+        content: str,
+        tokens_used: int = 0,
+        format: str | Mapping[str, Any] | None = None,
+        *,
+        system: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        ttl: float | None = None,
+    ) -> None:
         """Store `content` as the answer to this request.
 
         `content` is the answer as str (or JSON-like data: dicts with str keys, lists,
@@ -129,8 +168,9 @@ class ResponseCache(Closing):
             self._hits += 1
         return entry
 
-    def set_request(self, request: Request, entry: CachedResponse, *,
-                    ttl: float | None = None) -> None:
+    def set_request(
+        self, request: Request, entry: CachedResponse, *, ttl: float | None = None
+    ) -> None:
         """Store `entry` as the answer to a full `Request` (checked as `set` checks its
         arguments: TypeError or ValueError naming the field, nothing stored)."""
         copied = _checked_copy(entry)
@@ -166,18 +206,21 @@ class ResponseCache(Closing):
         hits = int(store_stats.get("hits", hits))
         misses = int(store_stats.get("misses", misses))
         lookups = hits + misses
-        return {"memory_entries": memory_entries, "disk_entries": disk_entries,
-                "total_hits": hits, "misses": misses,
-                "hit_rate": hits / lookups if lookups else 0.0,
-                "store": store_stats}
+        return {
+            "memory_entries": memory_entries,
+            "disk_entries": disk_entries,
+            "total_hits": hits,
+            "misses": misses,
+            "hit_rate": hits / lookups if lookups else 0.0,
+            "store": store_stats,
+        }
 
     def close(self) -> None:
         """Flush and close the tiers."""
         self.store.close()
 
 
-_JSON_LIKE = ("str or JSON-like data (dicts with str keys, lists, finite numbers, bools, "
-              "None)")
+_JSON_LIKE = "str or JSON-like data (dicts with str keys, lists, finite numbers, bools, None)"
 
 
 def _check_json(value: Any, name: str) -> None:
@@ -188,16 +231,24 @@ def _check_json(value: Any, name: str) -> None:
         return
     where, why, bad = found
     if why == "number":
-        raise ValueError(f"{where}: {bad!r} cannot be stored (JSON has no NaN or infinity); "
-                         "store None or a string in its place")
+        raise ValueError(
+            f"{where}: {bad!r} cannot be stored (JSON has no NaN or infinity); "
+            "store None or a string in its place"
+        )
     if why == "key":
-        raise TypeError(f"{where}: dict keys must be str, got {type(bad).__name__} {bad!r}; "
-                        "convert the keys with str()")
+        raise TypeError(
+            f"{where}: dict keys must be str, got {type(bad).__name__} {bad!r}; "
+            "convert the keys with str()"
+        )
     if isinstance(bad, (bytes, bytearray, memoryview)):
-        raise TypeError(f"{where}: expected {_JSON_LIKE}, got {type(bad).__name__}; decode it "
-                        f"first, e.g. {where}.decode('utf-8')")
-    raise TypeError(f"{where}: expected {_JSON_LIKE}, got {type(bad).__name__}; convert it "
-                    "first, e.g. with str()")
+        raise TypeError(
+            f"{where}: expected {_JSON_LIKE}, got {type(bad).__name__}; decode it "
+            f"first, e.g. {where}.decode('utf-8')"
+        )
+    raise TypeError(
+        f"{where}: expected {_JSON_LIKE}, got {type(bad).__name__}; convert it "
+        "first, e.g. with str()"
+    )
 
 
 def _subscripted(path: str, key: str) -> str:
@@ -206,8 +257,9 @@ def _subscripted(path: str, key: str) -> str:
 
 def _check_count(value: Any, name: str) -> None:
     if type(value) is not int:
-        raise TypeError(f"{name}: expected a whole number of tokens (int), got "
-                        f"{type(value).__name__} {value!r}")
+        raise TypeError(
+            f"{name}: expected a whole number of tokens (int), got {type(value).__name__} {value!r}"
+        )
     if value < 0:
         raise ValueError(f"{name}: expected a number of tokens >= 0, got {value}")
 
@@ -224,13 +276,14 @@ def _checked_copy(entry: CachedResponse) -> CachedResponse:
         raise TypeError(f"entry.model: expected str, got {type(entry.model).__name__}")
     if entry.chunks is not None:
         if type(entry.chunks) is not list:
-            raise TypeError(f"entry.chunks: expected a list or None, got "
-                            f"{type(entry.chunks).__name__}")
+            raise TypeError(
+                f"entry.chunks: expected a list or None, got {type(entry.chunks).__name__}"
+            )
         _check_json(entry.chunks, "entry.chunks")
     if type(entry.metadata) is not dict:
         raise TypeError(f"entry.metadata: expected a dict, got {type(entry.metadata).__name__}")
     _check_json(entry.metadata, "entry.metadata")
-    data = orjson.loads(orjson.dumps({"content": entry.content, "chunks": entry.chunks,
-                                      "metadata": entry.metadata}))
-    return replace(entry, content=data["content"], chunks=data["chunks"],
-                   metadata=data["metadata"])
+    data = orjson.loads(
+        orjson.dumps({"content": entry.content, "chunks": entry.chunks, "metadata": entry.metadata})
+    )
+    return replace(entry, content=data["content"], chunks=data["chunks"], metadata=data["metadata"])

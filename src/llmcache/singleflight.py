@@ -47,8 +47,15 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-__all__ = ["AsyncSingleFlight", "InFlight", "SingleFlight", "begin_wait", "end_wait", "lead",
-           "unlead"]
+__all__ = [
+    "AsyncSingleFlight",
+    "InFlight",
+    "SingleFlight",
+    "begin_wait",
+    "end_wait",
+    "lead",
+    "unlead",
+]
 
 T = TypeVar("T")
 
@@ -73,7 +80,8 @@ Chain = frozenset[InFlight]
 # The flights the current call chain leads (see the module docstring). Tasks and
 # `asyncio.to_thread` inherit it; set only on a miss, so a hit never touches it.
 _leading: contextvars.ContextVar[Chain] = contextvars.ContextVar(
-    "llmcache_leading", default=frozenset())
+    "llmcache_leading", default=frozenset()
+)
 _graph_lock = threading.Lock()
 
 

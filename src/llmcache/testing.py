@@ -66,8 +66,12 @@ __all__ = [
 ]
 
 #: The modules holding the suites' ``assert`` statements, for ``pytest.register_assert_rewrite``.
-MODULES = ("llmcache.testing", "llmcache._conformance_backends",
-           "llmcache._async_backend_conformance", "llmcache._sync_backend_conformance")
+MODULES = (
+    "llmcache.testing",
+    "llmcache._conformance_backends",
+    "llmcache._async_backend_conformance",
+    "llmcache._sync_backend_conformance",
+)
 
 
 class FakeClock:
@@ -142,11 +146,18 @@ class StoreConformance:
             assert store.get(self.key("nothing here")) is None
 
     def test_set_then_get_round_trips_every_field(self) -> None:
-        original = self.entry({"answer": [1, 2.5, "x", None, True]}, model="m",
-                              prompt_tokens=3, completion_tokens=4, tokens_used=7,
-                              created_at=1234.5, hits=2, fingerprint="f00d",
-                              chunks=[{"content": "a"}, {"content": "", "done": True}],
-                              metadata={"kind": "json", "nested": {"n": 1}})
+        original = self.entry(
+            {"answer": [1, 2.5, "x", None, True]},
+            model="m",
+            prompt_tokens=3,
+            completion_tokens=4,
+            tokens_used=7,
+            created_at=1234.5,
+            hits=2,
+            fingerprint="f00d",
+            chunks=[{"content": "a"}, {"content": "", "done": True}],
+            metadata={"kind": "json", "nested": {"n": 1}},
+        )
         with self.store() as store:
             store.set(self.key("k"), original)
             got = store.get(self.key("k"))
@@ -158,8 +169,18 @@ class StoreConformance:
         assert actual == expected, f"stored {expected!r}, read back {actual!r}"
 
     def test_json_contents_round_trip(self) -> None:
-        values = ["text", "", "ünïcødé ✓", {"a": {"b": [1, 2]}}, [1, "two", 3.5], 42, -0.5,
-                  True, False, None]
+        values = [
+            "text",
+            "",
+            "ünïcødé ✓",
+            {"a": {"b": [1, 2]}},
+            [1, "two", 3.5],
+            42,
+            -0.5,
+            True,
+            False,
+            None,
+        ]
         with self.store() as store:
             for i, value in enumerate(values):
                 store.set(self.key(f"v{i}"), self.entry(value))
@@ -167,7 +188,8 @@ class StoreConformance:
                 got = store.get(self.key(f"v{i}"))
                 assert got is not None, f"{value!r} was stored but reads as a miss"
                 assert got.content == value and type(got.content) is type(value), (
-                    f"stored {value!r}, read back {got.content!r}")
+                    f"stored {value!r}, read back {got.content!r}"
+                )
 
     def test_overwrite_replaces_the_entry(self) -> None:
         with self.store() as store:
@@ -192,7 +214,8 @@ class StoreConformance:
             store.set(self.key("b"), self.entry("B", fingerprint=""))
             a, b = store.get(self.key("a")), store.get(self.key("b"))
         assert a is not None and a.fingerprint == "not-the-key's", (
-            "a store must return entries whatever their fingerprint (the client checks it)")
+            "a store must return entries whatever their fingerprint (the client checks it)"
+        )
         assert b is not None and b.fingerprint == "", b
 
     def test_non_string_key_is_a_type_error(self) -> None:
@@ -247,7 +270,8 @@ class StoreConformance:
             got = store.get(self.key("k"))
         assert got is not None and got.expires_at is not None, got
         assert before + 60 - 1 <= got.expires_at <= after + 60 + 1, (
-            f"expires_at {got.expires_at} is not about now + 60 ({after + 60})")
+            f"expires_at {got.expires_at} is not about now + 60 ({after + 60})"
+        )
 
     def test_no_ttl_never_expires(self) -> None:
         with self.store() as store:
@@ -295,7 +319,8 @@ class StoreConformance:
             store.set_many(entries, ttl=self.ttl)
             found = store.get_many(entries)
             assert {k: e.content for k, e in found.items()} == {
-                k: e.content for k, e in entries.items()}
+                k: e.content for k, e in entries.items()
+            }
             self.elapse(self.ttl * 1.5)
             assert store.get_many(entries) == {}
 
@@ -315,6 +340,7 @@ class StoreConformance:
     def test_threads_see_each_others_writes(self) -> None:
         errors: list[BaseException] = []
         with self.store() as store:
+
             def work(worker: int) -> None:
                 try:
                     for i in range(25):
@@ -332,4 +358,3 @@ class StoreConformance:
             assert not errors, errors
             keys = [self.key(f"{w}:{i}") for w in range(4) for i in range(25)]
             assert len(store.get_many(keys)) == 100
-

@@ -39,8 +39,9 @@ class AsyncTransport(TransportHooks):
     _http: httpx.AsyncClient
     _slots: asyncio.BoundedSemaphore
 
-    def _connect(self, transport: httpx.AsyncBaseTransport | None,
-                 headers: Mapping[str, str] | None) -> None:
+    def _connect(
+        self, transport: httpx.AsyncBaseTransport | None, headers: Mapping[str, str] | None
+    ) -> None:
         self._http = httpx.AsyncClient(transport=transport, **self._http_options(headers))
         self._slots = asyncio.BoundedSemaphore(self.max_connections)
 
@@ -62,8 +63,7 @@ class AsyncTransport(TransportHooks):
         finally:
             self._slots.release()
 
-    async def _attempt(self, request: httpx.Request, model: str,
-                       stream: bool) -> httpx.Response:
+    async def _attempt(self, request: httpx.Request, model: str, stream: bool) -> httpx.Response:
         if self._http.is_closed:
             raise BackendUnavailable(f"{type(self).__name__} is closed")
         with self._errors():
@@ -76,13 +76,21 @@ class AsyncTransport(TransportHooks):
                 await response.aclose()
         raise self._status_error(response.status_code, response.content, model)
 
-    async def _send(self, method: str, path: str, body: dict[str, Any] | None, model: str, *,
-                    stream: bool = False) -> httpx.Response:
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        model: str,
+        *,
+        stream: bool = False,
+    ) -> httpx.Response:
         clock = self._clock()
         content, headers = (orjson.dumps(body), _JSON) if body is not None else (None, None)
         while True:
-            request = self._http.build_request(method, path, content=content, headers=headers,
-                                               timeout=clock.timeout())
+            request = self._http.build_request(
+                method, path, content=content, headers=headers, timeout=clock.timeout()
+            )
             try:
                 return await self._attempt(request, model, stream)
             except BackendUnavailable as error:
@@ -92,8 +100,9 @@ class AsyncTransport(TransportHooks):
                 self._log_retry(path, error, delay)
                 await asyncio.sleep(delay)
 
-    async def _json(self, method: str, path: str, body: dict[str, Any] | None,
-                    model: str) -> tuple[dict[str, Any], float]:
+    async def _json(
+        self, method: str, path: str, body: dict[str, Any] | None, model: str
+    ) -> tuple[dict[str, Any], float]:
         """The reply's JSON object and the call's wall time in milliseconds."""
         started = time.perf_counter()
         async with self._slot():
@@ -101,8 +110,9 @@ class AsyncTransport(TransportHooks):
         return decode_object(response.content), (time.perf_counter() - started) * 1000
 
     @asynccontextmanager
-    async def _streaming(self, path: str, body: dict[str, Any],
-                         model: str) -> AsyncIterator[httpx.Response]:
+    async def _streaming(
+        self, path: str, body: dict[str, Any], model: str
+    ) -> AsyncIterator[httpx.Response]:
         """A streamed ``POST``: the response holds its slot until the block ends, and a
         transport error inside the block means an incomplete answer."""
         async with self._slot():

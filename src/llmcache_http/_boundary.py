@@ -56,16 +56,19 @@ def make_timeout(timeout: float | httpx.Timeout) -> tuple[httpx.Timeout, float]:
     Infinite waits are refused: a hung model server must not hang the application.
     """
     if timeout is None:
-        raise ValueError("timeout=None would wait forever; pass seconds (e.g. 30.0) or an "
-                         "httpx.Timeout with every phase set")
+        raise ValueError(
+            "timeout=None would wait forever; pass seconds (e.g. 30.0) or an "
+            "httpx.Timeout with every phase set"
+        )
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float, httpx.Timeout)):
         raise TypeError(f"timeout must be seconds or an httpx.Timeout, got {timeout!r}")
     value = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(float(timeout))
     phases = (value.connect, value.read, value.write, value.pool)
     for phase in phases:
         if phase is None or not 0 < phase < math.inf:
-            raise ValueError(f"every timeout phase must be a finite number of seconds > 0, "
-                             f"got {value!r}")
+            raise ValueError(
+                f"every timeout phase must be a finite number of seconds > 0, got {value!r}"
+            )
     return value, max(p for p in phases if p is not None)
 
 
@@ -75,8 +78,7 @@ class RetryClock:
 
     __slots__ = ("_base", "_deadline", "_delay", "_left")
 
-    def __init__(self, timeout: httpx.Timeout, budget: float, retries: int,
-                 backoff: float) -> None:
+    def __init__(self, timeout: httpx.Timeout, budget: float, retries: int, backoff: float) -> None:
         self._base = timeout
         self._deadline = time.monotonic() + budget
         self._left = retries
@@ -86,10 +88,12 @@ class RetryClock:
         """The timeout for the next attempt: no phase longer than the budget left."""
         left = max(self._deadline - time.monotonic(), 0.001)
         base = self._base
-        return httpx.Timeout(connect=min(base.connect or left, left),
-                             read=min(base.read or left, left),
-                             write=min(base.write or left, left),
-                             pool=min(base.pool or left, left))
+        return httpx.Timeout(
+            connect=min(base.connect or left, left),
+            read=min(base.read or left, left),
+            write=min(base.write or left, left),
+            pool=min(base.pool or left, left),
+        )
 
     def next_delay(self) -> float | None:
         """Seconds to sleep before retrying, or None when retries or budget are spent."""
@@ -102,8 +106,7 @@ class RetryClock:
 def connection_refused(error: BackendError) -> bool:
     """Whether `error` is a connection that never opened: the server certainly did no work,
     so any plugin may retry it."""
-    return isinstance(error, BackendUnavailable) and isinstance(error.__cause__,
-                                                                httpx.ConnectError)
+    return isinstance(error, BackendUnavailable) and isinstance(error.__cause__, httpx.ConnectError)
 
 
 class map_errors:  # noqa: N801 - used like a function: `with map_errors(...):`
@@ -120,8 +123,12 @@ class map_errors:  # noqa: N801 - used like a function: `with map_errors(...):`
     def __enter__(self) -> map_errors:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if not isinstance(exc, httpx.HTTPError):
             return
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -25,8 +25,9 @@ __all__ = [
 ]
 
 
-def check_settings(*, model: object, retries: object, backoff: object,
-                   max_connections: object) -> None:
+def check_settings(
+    *, model: object, retries: object, backoff: object, max_connections: object
+) -> None:
     """The constructor checks every HTTP client makes, each naming its argument."""
     if not isinstance(model, str) or not model:
         raise ValueError(f"model must be a non-empty model name, got {model!r}")
@@ -34,12 +35,16 @@ def check_settings(*, model: object, retries: object, backoff: object,
         raise ValueError(f"retries must be an int >= 0, got {retries!r}")
     if not isinstance(backoff, (int, float)) or not 0 <= backoff < float("inf"):
         raise ValueError(f"backoff must be finite seconds >= 0, got {backoff!r}")
-    if isinstance(max_connections, bool) or not isinstance(max_connections, int) or (
-            max_connections < 1):
+    if (
+        isinstance(max_connections, bool)
+        or not isinstance(max_connections, int)
+        or (max_connections < 1)
+    ):
         raise ValueError(f"max_connections must be an int >= 1, got {max_connections!r}")
 
 
 # -- requests ---------------------------------------------------------------------------------
+
 
 def refuse_reserved(reserved: frozenset[str], *given: Iterable[str]) -> None:
     """Raise `TypeError` if a caller's fields name one the client sets itself: letting them
@@ -48,8 +53,10 @@ def refuse_reserved(reserved: frozenset[str], *given: Iterable[str]) -> None:
     for fields in given:
         clash.update(reserved.intersection(fields))
     if clash:
-        raise TypeError(f"unexpected keyword argument(s) {sorted(clash)}: the client sets "
-                        "these itself (use the *_stream methods to stream)")
+        raise TypeError(
+            f"unexpected keyword argument(s) {sorted(clash)}: the client sets "
+            "these itself (use the *_stream methods to stream)"
+        )
 
 
 def input_texts(texts: Sequence[str]) -> list[str]:
@@ -61,13 +68,13 @@ def input_texts(texts: Sequence[str]) -> list[str]:
 
 # -- replies ----------------------------------------------------------------------------------
 
+
 def decode_object(content: bytes | str) -> dict[str, Any]:
     """Parse one JSON object, or raise `BadResponse`."""
     try:
         value = orjson.loads(content)
     except orjson.JSONDecodeError as exc:
-        raise BadResponse(f"server sent invalid JSON: {exc}; body starts "
-                          f"{content[:80]!r}") from exc
+        raise BadResponse(f"server sent invalid JSON: {exc}; body starts {content[:80]!r}") from exc
     if not isinstance(value, dict):
         raise BadResponse(f"server sent JSON {type(value).__name__}, expected an object")
     return value

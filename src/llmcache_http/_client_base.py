@@ -131,10 +131,19 @@ class HTTPClientBase(TransportHooks, Generic[CallT]):
     #: The ``User-Agent`` the plugin sends.
     _user_agent: ClassVar[str]
 
-    def __init__(self, base_url: str, *, model: str, timeout: float | httpx.Timeout,
-                 retries: int, backoff: float, max_connections: int) -> None:
-        check_settings(model=model, retries=retries, backoff=backoff,
-                       max_connections=max_connections)
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        model: str,
+        timeout: float | httpx.Timeout,
+        retries: int,
+        backoff: float,
+        max_connections: int,
+    ) -> None:
+        check_settings(
+            model=model, retries=retries, backoff=backoff, max_connections=max_connections
+        )
         self._base_url = base_url
         #: The server's URL without credentials, for messages.
         self._where = redact(base_url)
@@ -153,8 +162,7 @@ class HTTPClientBase(TransportHooks, Generic[CallT]):
     def _build_generate(self, prompt: str, *, stream: bool, **fields: Any) -> CallT:
         return self._wire.generate_call(prompt, stream=stream, **fields)
 
-    def _build_chat(self, messages: Sequence[Message], *, stream: bool,
-                    **fields: Any) -> CallT:
+    def _build_chat(self, messages: Sequence[Message], *, stream: bool, **fields: Any) -> CallT:
         return self._wire.chat_call(messages, stream=stream, **fields)
 
     def _retryable(self, error: BackendError) -> bool:
@@ -170,28 +178,45 @@ class HTTPClientBase(TransportHooks, Generic[CallT]):
 
     def _http_options(self, headers: Mapping[str, str] | None) -> dict[str, Any]:
         """Keyword arguments for ``httpx.Client`` / ``httpx.AsyncClient``."""
-        merged = {"Accept": "application/json", "User-Agent": self._user_agent,
-                  **self._auth_headers(), **(headers or {})}
-        limits = httpx.Limits(max_connections=self.max_connections,
-                              max_keepalive_connections=self.max_connections)
+        merged = {
+            "Accept": "application/json",
+            "User-Agent": self._user_agent,
+            **self._auth_headers(),
+            **(headers or {}),
+        }
+        limits = httpx.Limits(
+            max_connections=self.max_connections, max_keepalive_connections=self.max_connections
+        )
         # Redirects are not followed: a redirected POST would silently turn into a GET, and
         # an Authorization header must not follow a redirect to another host.
-        return {"base_url": self._base_url, "timeout": self.timeout, "headers": merged,
-                "follow_redirects": False, "limits": limits}
+        return {
+            "base_url": self._base_url,
+            "timeout": self.timeout,
+            "headers": merged,
+            "follow_redirects": False,
+            "limits": limits,
+        }
 
     def _clock(self) -> RetryClock:
         return RetryClock(self.timeout, self._budget, self.retries, self.backoff)
 
     def _no_slot(self) -> BackendTimeout:
-        return BackendTimeout(f"all {self.max_connections} connections to {self._where} "
-                              f"stayed busy for {self.timeout.pool} s (pool timeout)")
+        return BackendTimeout(
+            f"all {self.max_connections} connections to {self._where} "
+            f"stayed busy for {self.timeout.pool} s (pool timeout)"
+        )
 
     def _errors(self, *, streaming: bool = False) -> map_errors:
         return map_errors(self._where, streaming=streaming)
 
     def _log_retry(self, path: str, error: Exception, delay: float) -> None:
-        self._logger.info("retrying %s%s in %.2f s after: %s", self._where, path, delay,
-                          scrub(str(error), self._secret()))
+        self._logger.info(
+            "retrying %s%s in %.2f s after: %s",
+            self._where,
+            path,
+            delay,
+            scrub(str(error), self._secret()),
+        )
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -204,14 +229,22 @@ class HTTPClientBase(TransportHooks, Generic[CallT]):
     def _generate_call(self, prompt: str, *, stream: bool, **fields: Any) -> CallT:
         where = f"{type(self).__name__}.generate{'_stream' if stream else ''}"
         check_prompt(prompt, where)
-        check_sampling(where, temperature=fields.get("temperature"),
-                       max_tokens=fields.get("max_tokens"), options=fields.get("options"))
+        check_sampling(
+            where,
+            temperature=fields.get("temperature"),
+            max_tokens=fields.get("max_tokens"),
+            options=fields.get("options"),
+        )
         return self._build_generate(prompt, stream=stream, **fields)
 
     def _chat_call(self, messages: Sequence[Message], *, stream: bool, **fields: Any) -> CallT:
         where = f"{type(self).__name__}.chat{'_stream' if stream else ''}"
         check_messages(messages, where)
-        check_sampling(where, temperature=fields.get("temperature"),
-                       max_tokens=fields.get("max_tokens"), options=fields.get("options"),
-                       tools=fields.get("tools"))
+        check_sampling(
+            where,
+            temperature=fields.get("temperature"),
+            max_tokens=fields.get("max_tokens"),
+            options=fields.get("options"),
+            tools=fields.get("tools"),
+        )
         return self._build_chat(messages, stream=stream, **fields)

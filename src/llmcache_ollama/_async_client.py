@@ -43,12 +43,26 @@ class AsyncOllamaClient(ClientBase, AsyncModelClient[Call], AsyncBackend):
     fields (``think``, ``keep_alive``, ``suffix`` ...) are sent as they are.
     """
 
-    def __init__(self, host: str | None = None, *, model: str = "llama3.2",
-                 timeout: float | httpx.Timeout = 30.0, retries: int = 2, backoff: float = 0.1,
-                 transport: httpx.AsyncBaseTransport | None = None,
-                 headers: Mapping[str, str] | None = None, max_connections: int = 16) -> None:
-        super().__init__(host, model=model, timeout=timeout, retries=retries, backoff=backoff,
-                         max_connections=max_connections)
+    def __init__(
+        self,
+        host: str | None = None,
+        *,
+        model: str = "llama3.2",
+        timeout: float | httpx.Timeout = 30.0,
+        retries: int = 2,
+        backoff: float = 0.1,
+        transport: httpx.AsyncBaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+        max_connections: int = 16,
+    ) -> None:
+        super().__init__(
+            host,
+            model=model,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            max_connections=max_connections,
+        )
         self._connect(transport, headers)
 
     async def _stream(self, call: Call) -> AsyncIterator[StreamChunk]:
@@ -62,8 +76,9 @@ class AsyncOllamaClient(ClientBase, AsyncModelClient[Call], AsyncBackend):
                         return
             decoder.finish()
 
-    async def embed(self, texts: Sequence[str], *, model: str | None = None,
-                    **extra: Any) -> EmbedResponse:
+    async def embed(
+        self, texts: Sequence[str], *, model: str | None = None, **extra: Any
+    ) -> EmbedResponse:
         """Embed all `texts` in one ``POST /api/embed``; vectors come back in input order."""
         call = embed_call(texts, model=self._model(model), **extra)
         reply, wall_ms = await self._json("POST", call.path, call.body, call.model)

@@ -30,15 +30,32 @@ class ClientBase(HTTPClientBase[Call]):
 
     default_temperature: float = 0.8
     _logger: ClassVar[logging.Logger] = logger
-    _wire = Wire(generate_call=generate_call, chat_call=chat_call, to_response=to_response,
-                 is_retryable=is_retryable)
+    _wire = Wire(
+        generate_call=generate_call,
+        chat_call=chat_call,
+        to_response=to_response,
+        is_retryable=is_retryable,
+    )
     _user_agent: ClassVar[str] = "llmcache-ollama/0.1.0"
 
-    def __init__(self, host: str | None, *, model: str, timeout: float | httpx.Timeout,
-                 retries: int, backoff: float, max_connections: int) -> None:
-        super().__init__(resolve_host(host if host is not None else os.getenv("OLLAMA_HOST")),
-                         model=model, timeout=timeout, retries=retries, backoff=backoff,
-                         max_connections=max_connections)
+    def __init__(
+        self,
+        host: str | None,
+        *,
+        model: str,
+        timeout: float | httpx.Timeout,
+        retries: int,
+        backoff: float,
+        max_connections: int,
+    ) -> None:
+        super().__init__(
+            resolve_host(host if host is not None else os.getenv("OLLAMA_HOST")),
+            model=model,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            max_connections=max_connections,
+        )
         #: The server's base URL without credentials.
         self.host = self._where
 

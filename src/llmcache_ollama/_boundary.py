@@ -68,7 +68,8 @@ def resolve_host(host: str | None) -> str:
 def is_retryable(error: BackendError) -> bool:
     """Only failures where the server certainly did no work: refused connections and 503."""
     return connection_refused(error) or (
-        isinstance(error, BackendUnavailable) and error.status_code == 503)
+        isinstance(error, BackendUnavailable) and error.status_code == 503
+    )
 
 
 def _message(content: bytes, status: int) -> str:

@@ -71,8 +71,9 @@ def _message(message: Message) -> dict[str, Any]:
     return out
 
 
-def _finish(body: dict[str, Any], format: Format, options: dict[str, Any],
-            extra: Mapping[str, Any]) -> dict[str, Any]:
+def _finish(
+    body: dict[str, Any], format: Format, options: dict[str, Any], extra: Mapping[str, Any]
+) -> dict[str, Any]:
     refuse_reserved(_RESERVED, extra)
     if format:
         body["format"] = dict(format) if isinstance(format, Mapping) else format
@@ -82,10 +83,19 @@ def _finish(body: dict[str, Any], format: Format, options: dict[str, Any],
     return body
 
 
-def generate_call(prompt: str, *, model: str, stream: bool, system: str | None = None,
-                  format: Format = None, options: Mapping[str, Any] | None = None,
-                  images: Sequence[str | bytes] | None = None, temperature: float | None = None,
-                  max_tokens: int | None = None, **extra: Any) -> Call:
+def generate_call(
+    prompt: str,
+    *,
+    model: str,
+    stream: bool,
+    system: str | None = None,
+    format: Format = None,
+    options: Mapping[str, Any] | None = None,
+    images: Sequence[str | bytes] | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    **extra: Any,
+) -> Call:
     """A ``POST /api/generate``; ``temperature`` and ``max_tokens`` go into ``options``."""
     body: dict[str, Any] = {"model": model, "prompt": prompt, "stream": stream}
     if system is not None:
@@ -96,13 +106,24 @@ def generate_call(prompt: str, *, model: str, stream: bool, system: str | None =
     return Call("/api/generate", _finish(body, format, opts, extra), model)
 
 
-def chat_call(messages: Sequence[Message], *, model: str, stream: bool,
-              tools: Sequence[Mapping[str, Any]] | None = None, format: Format = None,
-              options: Mapping[str, Any] | None = None, temperature: float | None = None,
-              max_tokens: int | None = None, **extra: Any) -> Call:
+def chat_call(
+    messages: Sequence[Message],
+    *,
+    model: str,
+    stream: bool,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    format: Format = None,
+    options: Mapping[str, Any] | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    **extra: Any,
+) -> Call:
     """A ``POST /api/chat``."""
-    body: dict[str, Any] = {"model": model, "messages": [_message(m) for m in messages],
-                            "stream": stream}
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [_message(m) for m in messages],
+        "stream": stream,
+    }
     if tools:
         body["tools"] = [dict(t) for t in tools]
     opts = sampling_options(options, temperature, max_tokens)
@@ -144,13 +165,18 @@ def to_response(call: Call, obj: dict[str, Any], wall_ms: float) -> AIResponse:
         raise BadResponse("non-streamed reply is not final ('done' is not true)")
     prompt, completion = int_field(obj, "prompt_eval_count"), int_field(obj, "eval_count")
     total = int_field(obj, "total_duration")
-    return AIResponse(content=text, model=str_field(obj, "model") or call.model,
-                      tokens_used=prompt + completion,
-                      duration_ms=total / 1e6 if total else wall_ms,
-                      prompt_tokens=prompt, completion_tokens=completion,
-                      done_reason=str_field(obj, "done_reason"),
-                      tool_calls=_tool_calls(holder), thinking=str_field(holder, "thinking"),
-                      raw=obj)
+    return AIResponse(
+        content=text,
+        model=str_field(obj, "model") or call.model,
+        tokens_used=prompt + completion,
+        duration_ms=total / 1e6 if total else wall_ms,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        done_reason=str_field(obj, "done_reason"),
+        tool_calls=_tool_calls(holder),
+        thinking=str_field(holder, "thinking"),
+        raw=obj,
+    )
 
 
 class StreamDecoder:
@@ -181,12 +207,17 @@ class StreamDecoder:
             raise StreamError(str(error), status_code=-1)
         text, holder = _payload(self.call, obj)
         self.done = obj.get("done") is True
-        return StreamChunk(content=text or "", model=str_field(obj, "model") or self.call.model,
-                           done=self.done, done_reason=str_field(obj, "done_reason"),
-                           prompt_tokens=int_field(obj, "prompt_eval_count"),
-                           completion_tokens=int_field(obj, "eval_count"),
-                           tool_calls=_tool_calls(holder), thinking=str_field(holder, "thinking"),
-                           raw=obj)
+        return StreamChunk(
+            content=text or "",
+            model=str_field(obj, "model") or self.call.model,
+            done=self.done,
+            done_reason=str_field(obj, "done_reason"),
+            prompt_tokens=int_field(obj, "prompt_eval_count"),
+            completion_tokens=int_field(obj, "eval_count"),
+            tool_calls=_tool_calls(holder),
+            thinking=str_field(holder, "thinking"),
+            raw=obj,
+        )
 
     def finish(self) -> None:
         """Call when the body is exhausted: a stream without its final line is incomplete."""
@@ -199,16 +230,21 @@ def to_embed(call: Call, obj: dict[str, Any], wall_ms: float) -> EmbedResponse:
     vectors = obj.get("embeddings")
     expected = len(call.body["input"])
     if not isinstance(vectors, list) or len(vectors) != expected:
-        raise BadResponse(f"expected {expected} embeddings, got "
-                          f"{len(vectors) if isinstance(vectors, list) else vectors!r}")
+        raise BadResponse(
+            f"expected {expected} embeddings, got "
+            f"{len(vectors) if isinstance(vectors, list) else vectors!r}"
+        )
     try:
         embeddings = [[float(x) for x in v] for v in vectors]
     except (TypeError, ValueError) as exc:
         raise BadResponse(f"embeddings are not lists of numbers: {exc}") from exc
     total = int_field(obj, "total_duration")
-    return EmbedResponse(embeddings=embeddings, model=str_field(obj, "model") or call.model,
-                         prompt_tokens=int_field(obj, "prompt_eval_count"),
-                         duration_ms=total / 1e6 if total else wall_ms)
+    return EmbedResponse(
+        embeddings=embeddings,
+        model=str_field(obj, "model") or call.model,
+        prompt_tokens=int_field(obj, "prompt_eval_count"),
+        duration_ms=total / 1e6 if total else wall_ms,
+    )
 
 
 def models_of(obj: dict[str, Any]) -> list[dict[str, Any]]:

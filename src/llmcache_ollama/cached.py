@@ -54,11 +54,24 @@ def _policy(policy: CachePolicy | None) -> CachePolicy:
 class _OllamaCore(CachedClient):
     # __init__ lives a class above __new__'s, so type checkers read CachedOllamaClient(...)'s
     # type from __new__'s overloads (see llmcache.client).
-    def __init__(self, client: Backend, cache: Cache = None, policy: CachePolicy | None = None,
-                 *, namespace: str = "", embedding_cache: EmbeddingCache | None = None,
-                 semantic: SemanticTier | None = None) -> None:
-        super().__init__(client, cache, _policy(policy), namespace=namespace,
-                         embedding_cache=embedding_cache, semantic=semantic)
+    def __init__(
+        self,
+        client: Backend,
+        cache: Cache = None,
+        policy: CachePolicy | None = None,
+        *,
+        namespace: str = "",
+        embedding_cache: EmbeddingCache | None = None,
+        semantic: SemanticTier | None = None,
+    ) -> None:
+        super().__init__(
+            client,
+            cache,
+            _policy(policy),
+            namespace=namespace,
+            embedding_cache=embedding_cache,
+            semantic=semantic,
+        )
         self.client = client
         self.cache = cache
 
@@ -70,46 +83,93 @@ class CachedOllamaClient(_OllamaCore):
     CACHE_TEMPERATURE_THRESHOLD = CACHE_TEMPERATURE_THRESHOLD
 
     @overload
-    def __new__(cls, client: AsyncBackend, cache: Cache = ...,
-                policy: CachePolicy | None = ..., *, namespace: str = ...,
-                embedding_cache: EmbeddingCache | None = ...,
-                semantic: SemanticTier | None = ...) -> AsyncCachedOllamaClient: ...
+    def __new__(
+        cls,
+        client: AsyncBackend,
+        cache: Cache = ...,
+        policy: CachePolicy | None = ...,
+        *,
+        namespace: str = ...,
+        embedding_cache: EmbeddingCache | None = ...,
+        semantic: SemanticTier | None = ...,
+    ) -> AsyncCachedOllamaClient: ...
 
     @overload
-    def __new__(cls: type[_C], client: Backend, cache: Cache = ...,
-                policy: CachePolicy | None = ..., *, namespace: str = ...,
-                embedding_cache: EmbeddingCache | None = ...,
-                semantic: SemanticTier | None = ...) -> _C: ...
+    def __new__(
+        cls: type[_C],
+        client: Backend,
+        cache: Cache = ...,
+        policy: CachePolicy | None = ...,
+        *,
+        namespace: str = ...,
+        embedding_cache: EmbeddingCache | None = ...,
+        semantic: SemanticTier | None = ...,
+    ) -> _C: ...
 
-    def __new__(cls, client: Backend | AsyncBackend, cache: Cache = None,
-                policy: CachePolicy | None = None, *, namespace: str = "",
-                embedding_cache: EmbeddingCache | None = None,
-                semantic: SemanticTier | None = None) -> Any:
+    def __new__(
+        cls,
+        client: Backend | AsyncBackend,
+        cache: Cache = None,
+        policy: CachePolicy | None = None,
+        *,
+        namespace: str = "",
+        embedding_cache: EmbeddingCache | None = None,
+        semantic: SemanticTier | None = None,
+    ) -> Any:
         if isinstance(client, AsyncBackend):
-            return AsyncCachedOllamaClient(client, cache, policy, namespace=namespace,
-                                           embedding_cache=embedding_cache, semantic=semantic)
+            return AsyncCachedOllamaClient(
+                client,
+                cache,
+                policy,
+                namespace=namespace,
+                embedding_cache=embedding_cache,
+                semantic=semantic,
+            )
         return object.__new__(cls)
 
-    def generate(self, prompt: str, *, temperature: float | None = DEFAULT_TEMPERATURE,
-                 format: str | Mapping[str, Any] | None = None, max_tokens: int | None = None,
-                 bypass_cache: bool = False, **kwargs: Any) -> AIResponse:
+    def generate(
+        self,
+        prompt: str,
+        *,
+        temperature: float | None = DEFAULT_TEMPERATURE,
+        format: str | Mapping[str, Any] | None = None,
+        max_tokens: int | None = None,
+        bypass_cache: bool = False,
+        **kwargs: Any,
+    ) -> AIResponse:
         """Generate, cached when ``temperature <= 0.3`` (or seeded) and not bypassed."""
-        return super().generate(prompt, temperature=temperature, format=format,
-                                max_tokens=max_tokens, bypass_cache=bypass_cache, **kwargs)
+        return super().generate(
+            prompt,
+            temperature=temperature,
+            format=format,
+            max_tokens=max_tokens,
+            bypass_cache=bypass_cache,
+            **kwargs,
+        )
 
-    def chat(self, messages: Sequence[Mapping[str, Any]], *,
-             temperature: float | None = DEFAULT_TEMPERATURE, **kwargs: Any) -> AIResponse:
+    def chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        temperature: float | None = DEFAULT_TEMPERATURE,
+        **kwargs: Any,
+    ) -> AIResponse:
         """Chat, cached under the same rule as `generate`."""
         return super().chat(messages, temperature=temperature, **kwargs)
 
-    def generate_stream(self, prompt: str, *, temperature: float | None = DEFAULT_TEMPERATURE,
-                        **kwargs: Any) -> Iterator[StreamChunk]:
+    def generate_stream(
+        self, prompt: str, *, temperature: float | None = DEFAULT_TEMPERATURE, **kwargs: Any
+    ) -> Iterator[StreamChunk]:
         """Stream, cached under the same rule as `generate` (a hit replays the chunks)."""
         return super().generate_stream(prompt, temperature=temperature, **kwargs)
 
-    def chat_stream(self, messages: Sequence[Mapping[str, Any]], *,
-                    temperature: float | None = DEFAULT_TEMPERATURE,
-                    **kwargs: Any) -> Iterator[StreamChunk]:
+    def chat_stream(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        temperature: float | None = DEFAULT_TEMPERATURE,
+        **kwargs: Any,
+    ) -> Iterator[StreamChunk]:
         """Stream a chat turn, cached under the same rule as `generate`."""
         return super().chat_stream(messages, temperature=temperature, **kwargs)
 
@@ -129,41 +189,71 @@ class AsyncCachedOllamaClient(_AsyncBase):
 
     CACHE_TEMPERATURE_THRESHOLD = CACHE_TEMPERATURE_THRESHOLD
 
-    def __init__(self, client: AsyncBackend, cache: Cache = None,
-                 policy: CachePolicy | None = None, *, namespace: str = "",
-                 embedding_cache: EmbeddingCache | None = None,
-                 semantic: SemanticTier | None = None) -> None:
-        super().__init__(client, cache, _policy(policy), namespace=namespace,
-                         embedding_cache=embedding_cache, semantic=semantic)
+    def __init__(
+        self,
+        client: AsyncBackend,
+        cache: Cache = None,
+        policy: CachePolicy | None = None,
+        *,
+        namespace: str = "",
+        embedding_cache: EmbeddingCache | None = None,
+        semantic: SemanticTier | None = None,
+    ) -> None:
+        super().__init__(
+            client,
+            cache,
+            _policy(policy),
+            namespace=namespace,
+            embedding_cache=embedding_cache,
+            semantic=semantic,
+        )
         self.client = client  # type: ignore[assignment]
         self.cache = cache
 
     # The ignores: for mypy alone AsyncCachedClient derives from CachedClient (see
     # llmcache.client), whose methods are plain calls.
     async def generate(  # type: ignore[override]
-            self, prompt: str, *, temperature: float | None = DEFAULT_TEMPERATURE,
-            format: str | Mapping[str, Any] | None = None, max_tokens: int | None = None,
-            bypass_cache: bool = False, **kwargs: Any) -> AIResponse:
+        self,
+        prompt: str,
+        *,
+        temperature: float | None = DEFAULT_TEMPERATURE,
+        format: str | Mapping[str, Any] | None = None,
+        max_tokens: int | None = None,
+        bypass_cache: bool = False,
+        **kwargs: Any,
+    ) -> AIResponse:
         """Generate, cached when ``temperature <= 0.3`` (or seeded) and not bypassed."""
-        return await super().generate(prompt, temperature=temperature, format=format,
-                                      max_tokens=max_tokens, bypass_cache=bypass_cache,
-                                      **kwargs)
+        return await super().generate(
+            prompt,
+            temperature=temperature,
+            format=format,
+            max_tokens=max_tokens,
+            bypass_cache=bypass_cache,
+            **kwargs,
+        )
 
     async def chat(  # type: ignore[override]
-            self, messages: Sequence[Mapping[str, Any]], *,
-            temperature: float | None = DEFAULT_TEMPERATURE, **kwargs: Any) -> AIResponse:
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        temperature: float | None = DEFAULT_TEMPERATURE,
+        **kwargs: Any,
+    ) -> AIResponse:
         """Chat, cached under the same rule as `generate`."""
         return await super().chat(messages, temperature=temperature, **kwargs)
 
     def generate_stream(  # type: ignore[override]
-            self, prompt: str, *, temperature: float | None = DEFAULT_TEMPERATURE,
-            **kwargs: Any) -> AsyncIterator[StreamChunk]:
+        self, prompt: str, *, temperature: float | None = DEFAULT_TEMPERATURE, **kwargs: Any
+    ) -> AsyncIterator[StreamChunk]:
         """Stream, cached under the same rule as `generate` (a hit replays the chunks)."""
         return super().generate_stream(prompt, temperature=temperature, **kwargs)
 
     def chat_stream(  # type: ignore[override]
-            self, messages: Sequence[Mapping[str, Any]], *,
-            temperature: float | None = DEFAULT_TEMPERATURE,
-            **kwargs: Any) -> AsyncIterator[StreamChunk]:
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        temperature: float | None = DEFAULT_TEMPERATURE,
+        **kwargs: Any,
+    ) -> AsyncIterator[StreamChunk]:
         """Stream a chat turn, cached under the same rule as `generate`."""
         return super().chat_stream(messages, temperature=temperature, **kwargs)

@@ -16,9 +16,11 @@ from typing import Any
 
 __all__: list[str] = []
 
-MOVED = ("llmcache_ollama.server moved to llmcache_testserver (pip install -e "
-         "tools/llmcache-testserver): use `from llmcache_testserver import ...` and "
-         "`python -m llmcache_testserver`")
+MOVED = (
+    "llmcache_ollama.server moved to llmcache_testserver (pip install -e "
+    "tools/llmcache-testserver): use `from llmcache_testserver import ...` and "
+    "`python -m llmcache_testserver`"
+)
 
 
 def _testserver(module: str = "llmcache_testserver") -> Any:

@@ -41,14 +41,30 @@ class AsyncOpenAIClient(ClientBase, AsyncModelClient[Call], AsyncBackend):
     body; tool calls come back with their arguments parsed.
     """
 
-    def __init__(self, base_url: str | None = None, *, model: str = "gpt-4o-mini",
-                 api_key: str | None = None, embed_model: str | None = None,
-                 timeout: float | httpx.Timeout = 120.0, retries: int = 2,
-                 backoff: float = 0.5, transport: httpx.AsyncBaseTransport | None = None,
-                 headers: Mapping[str, str] | None = None, max_connections: int = 16) -> None:
-        super().__init__(base_url, model=model, api_key=api_key, embed_model=embed_model,
-                         timeout=timeout, retries=retries, backoff=backoff,
-                         max_connections=max_connections)
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        model: str = "gpt-4o-mini",
+        api_key: str | None = None,
+        embed_model: str | None = None,
+        timeout: float | httpx.Timeout = 120.0,
+        retries: int = 2,
+        backoff: float = 0.5,
+        transport: httpx.AsyncBaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+        max_connections: int = 16,
+    ) -> None:
+        super().__init__(
+            base_url,
+            model=model,
+            api_key=api_key,
+            embed_model=embed_model,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            max_connections=max_connections,
+        )
         self._connect(transport, headers)
 
     async def _stream(self, call: Call) -> AsyncIterator[StreamChunk]:
@@ -63,8 +79,9 @@ class AsyncOpenAIClient(ClientBase, AsyncModelClient[Call], AsyncBackend):
             for chunk in decoder.finish():  # unasync: async-only
                 yield chunk  # unasync: async-only
 
-    async def embed(self, texts: Sequence[str], *, model: str | None = None,
-                    **extra: Any) -> EmbedResponse:
+    async def embed(
+        self, texts: Sequence[str], *, model: str | None = None, **extra: Any
+    ) -> EmbedResponse:
         """Embed all `texts` in one ``POST /embeddings`` (`embed_model` unless `model` is
         given); vectors come back in input order. No texts: no request."""
         call = embed_call(texts, model=model or self.embed_model, **extra)

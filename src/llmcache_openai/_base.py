@@ -48,19 +48,36 @@ class ClientBase(HTTPClientBase[Call]):
 
     default_temperature: float = 1.0
     _logger: ClassVar[logging.Logger] = logger
-    _wire = Wire(generate_call=generate_call, chat_call=chat_call, to_response=to_response,
-                 is_retryable=is_retryable)
+    _wire = Wire(
+        generate_call=generate_call,
+        chat_call=chat_call,
+        to_response=to_response,
+        is_retryable=is_retryable,
+    )
     _user_agent: ClassVar[str] = "llmcache-openai/0.1.0"
 
-    def __init__(self, base_url: str | None, *, model: str, api_key: str | None,
-                 embed_model: str | None, timeout: float | httpx.Timeout, retries: int,
-                 backoff: float, max_connections: int) -> None:
+    def __init__(
+        self,
+        base_url: str | None,
+        *,
+        model: str,
+        api_key: str | None,
+        embed_model: str | None,
+        timeout: float | httpx.Timeout,
+        retries: int,
+        backoff: float,
+        max_connections: int,
+    ) -> None:
         if embed_model is not None and (not isinstance(embed_model, str) or not embed_model):
             raise ValueError(f"embed_model must be a model name or None, got {embed_model!r}")
         super().__init__(
             resolve_base_url(base_url if base_url is not None else os.getenv("OPENAI_BASE_URL")),
-            model=model, timeout=timeout, retries=retries, backoff=backoff,
-            max_connections=max_connections)
+            model=model,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            max_connections=max_connections,
+        )
         #: The API's base URL without credentials.
         self.base_url = self._where
         self._key = _Secret(api_key if api_key is not None else os.getenv("OPENAI_API_KEY"))

@@ -57,8 +57,9 @@ def resolve_base_url(url: str | None) -> str:
     url = (url or "").strip() or DEFAULT_BASE_URL
     split = urllib.parse.urlsplit(url)
     if split.scheme not in ("http", "https") or not split.hostname:
-        raise ValueError(f"base_url must be an http(s) URL such as http://localhost:8000/v1, "
-                         f"got {redact(url)!r}")
+        raise ValueError(
+            f"base_url must be an http(s) URL such as http://localhost:8000/v1, got {redact(url)!r}"
+        )
     return url.rstrip("/")
 
 
@@ -81,8 +82,7 @@ def _details(content: bytes, status: int) -> tuple[str, str | None]:
     return (text[:300] if text else f"HTTP {status}"), None
 
 
-def status_error(status: int, content: bytes, model: str, *,
-                 secret: str | None) -> BackendError:
+def status_error(status: int, content: bytes, model: str, *, secret: str | None) -> BackendError:
     """The error for a non-2xx reply, carrying the server's message (key scrubbed)."""
     message, code = _details(content, status)
     message = scrub(message, secret)
@@ -98,8 +98,7 @@ def status_error(status: int, content: bytes, model: str, *,
     if status == 429 or status >= 500:
         return BackendUnavailable(message, status_code=status)
     if status == 404:
-        return BackendError(f"{message} (HTTP 404: does the base URL end in /v1?)",
-                            status_code=404)
+        return BackendError(f"{message} (HTTP 404: does the base URL end in /v1?)", status_code=404)
     if 400 <= status < 500:
         return BadRequest(message, status_code=status)
     return BadResponse(f"unexpected HTTP {status}: {message}", status_code=status)
@@ -108,4 +107,5 @@ def status_error(status: int, content: bytes, model: str, *,
 def is_retryable(error: BackendError) -> bool:
     """Refused connections, rate limits and server errors; never an answer in progress."""
     return connection_refused(error) or (
-        isinstance(error, BackendUnavailable) and error.status_code in RETRY_STATUSES)
+        isinstance(error, BackendUnavailable) and error.status_code in RETRY_STATUSES
+    )

@@ -90,8 +90,11 @@ def _tool_call_out(call: Mapping[str, Any], index: int) -> dict[str, Any]:
     function = dict(call.get("function") or {})
     if not isinstance(function.get("arguments", ""), str):
         function["arguments"] = orjson.dumps(function["arguments"]).decode()
-    return {"id": call.get("id") or f"call_{index}", "type": call.get("type", "function"),
-            "function": function}
+    return {
+        "id": call.get("id") or f"call_{index}",
+        "type": call.get("type", "function"),
+        "function": function,
+    }
 
 
 def _message(message: Message) -> dict[str, Any]:
@@ -125,14 +128,17 @@ def response_format(format: Format) -> dict[str, Any] | None:
     return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
 
 
-def _options(options: Mapping[str, Any] | None, temperature: float | None,
-             max_tokens: int | None) -> dict[str, Any]:
+def _options(
+    options: Mapping[str, Any] | None, temperature: float | None, max_tokens: int | None
+) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for key, value in (options or {}).items():
         name = _RENAMED.get(key, key)
         if name in merged and merged[name] != value:
-            raise ValueError(f"options: {key}={value!r} and {name}={merged[name]!r} disagree; "
-                             "pass only one of them")
+            raise ValueError(
+                f"options: {key}={value!r} and {name}={merged[name]!r} disagree; "
+                "pass only one of them"
+            )
         merged[name] = value
     if temperature is not None:
         merged["temperature"] = temperature
@@ -141,8 +147,13 @@ def _options(options: Mapping[str, Any] | None, temperature: float | None,
     return merged
 
 
-def _finish(body: dict[str, Any], stream: bool, format: Format, options: dict[str, Any],
-            extra: Mapping[str, Any]) -> dict[str, Any]:
+def _finish(
+    body: dict[str, Any],
+    stream: bool,
+    format: Format,
+    options: dict[str, Any],
+    extra: Mapping[str, Any],
+) -> dict[str, Any]:
     refuse_reserved(_RESERVED, extra, options)
     body.update(options)
     fmt = response_format(format)
@@ -155,23 +166,39 @@ def _finish(body: dict[str, Any], stream: bool, format: Format, options: dict[st
     return body
 
 
-def generate_call(prompt: str, *, model: str, stream: bool, system: str | None = None,
-                  format: Format = None, options: Mapping[str, Any] | None = None,
-                  images: Sequence[str | bytes] | None = None, temperature: float | None = None,
-                  max_tokens: int | None = None, **extra: Any) -> Call:
+def generate_call(
+    prompt: str,
+    *,
+    model: str,
+    stream: bool,
+    system: str | None = None,
+    format: Format = None,
+    options: Mapping[str, Any] | None = None,
+    images: Sequence[str | bytes] | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    **extra: Any,
+) -> Call:
     """A ``POST /chat/completions`` asking to complete `prompt` (one user message)."""
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
-    messages.append({"role": "user",
-                     "content": _with_images(prompt, images) if images else prompt})
+    messages.append({"role": "user", "content": _with_images(prompt, images) if images else prompt})
     body = {"model": model, "messages": messages}
     opts = _options(options, temperature, max_tokens)
     return Call("/chat/completions", _finish(body, stream, format, opts, extra), model)
 
 
-def chat_call(messages: Sequence[Message], *, model: str, stream: bool,
-              tools: Sequence[Mapping[str, Any]] | None = None, format: Format = None,
-              options: Mapping[str, Any] | None = None, temperature: float | None = None,
-              max_tokens: int | None = None, **extra: Any) -> Call:
+def chat_call(
+    messages: Sequence[Message],
+    *,
+    model: str,
+    stream: bool,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    format: Format = None,
+    options: Mapping[str, Any] | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    **extra: Any,
+) -> Call:
     """A ``POST /chat/completions`` for the next turn of `messages`."""
     body: dict[str, Any] = {"model": model, "messages": [_message(m) for m in messages]}
     if tools:
@@ -182,12 +209,18 @@ def chat_call(messages: Sequence[Message], *, model: str, stream: bool,
 
 def embed_call(texts: Sequence[str], *, model: str, **extra: Any) -> Call:
     """A ``POST /embeddings`` for the whole batch, asking for float vectors."""
-    body = _finish({"model": model, "input": input_texts(texts), "encoding_format": "float"},
-                   False, None, {}, extra)
+    body = _finish(
+        {"model": model, "input": input_texts(texts), "encoding_format": "float"},
+        False,
+        None,
+        {},
+        extra,
+    )
     return Call("/embeddings", body, model)
 
 
 # -- replies ----------------------------------------------------------------------------------
+
 
 def _dict(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
@@ -213,9 +246,16 @@ def _tool_calls(calls: Any) -> list[dict[str, Any]] | None:
     out = []
     for call in calls:
         function = _dict(_dict(call, "a tool call").get("function"), "a tool call's function")
-        out.append({"id": call.get("id"), "type": call.get("type", "function"),
-                    "function": {"name": function.get("name"),
-                                 "arguments": _arguments(function.get("arguments"))}})
+        out.append(
+            {
+                "id": call.get("id"),
+                "type": call.get("type", "function"),
+                "function": {
+                    "name": function.get("name"),
+                    "arguments": _arguments(function.get("arguments")),
+                },
+            }
+        )
     return out or None
 
 
@@ -237,13 +277,18 @@ def to_response(call: Call, obj: dict[str, Any], wall_ms: float) -> AIResponse:
     message = _dict(choice.get("message"), "choices[0].message")
     usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else None
     prompt, completion = int_field(usage, "prompt_tokens"), int_field(usage, "completion_tokens")
-    return AIResponse(content=str_field(message, "content") or "",
-                      model=str_field(obj, "model") or call.model,
-                      tokens_used=prompt + completion, duration_ms=wall_ms,
-                      prompt_tokens=prompt, completion_tokens=completion,
-                      done_reason=str_field(choice, "finish_reason"),
-                      tool_calls=_tool_calls(message.get("tool_calls")),
-                      thinking=_thinking(message), raw=obj)
+    return AIResponse(
+        content=str_field(message, "content") or "",
+        model=str_field(obj, "model") or call.model,
+        tokens_used=prompt + completion,
+        duration_ms=wall_ms,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        done_reason=str_field(choice, "finish_reason"),
+        tool_calls=_tool_calls(message.get("tool_calls")),
+        thinking=_thinking(message),
+        raw=obj,
+    )
 
 
 class StreamDecoder:
@@ -290,8 +335,7 @@ class StreamDecoder:
         ended before ``[DONE]``."""
         chunks = [] if self.done else self.feed("\n\n")
         if not self.done:
-            raise StreamError("stream ended before its final 'data: [DONE]' event",
-                              status_code=-1)
+            raise StreamError("stream ended before its final 'data: [DONE]' event", status_code=-1)
         return chunks
 
     def _line(self, line: str) -> StreamChunk | None:
@@ -337,9 +381,10 @@ class StreamDecoder:
         # arguments' JSON text in pieces after.
         for fragment in fragments or []:
             fragment = _dict(fragment, "a tool call fragment")
-            slot = self._tools.setdefault(int(fragment.get("index", len(self._tools))),
-                                          {"id": None, "type": "function",
-                                           "function": {"name": None, "arguments": ""}})
+            slot = self._tools.setdefault(
+                int(fragment.get("index", len(self._tools))),
+                {"id": None, "type": "function", "function": {"name": None, "arguments": ""}},
+            )
             slot["id"] = fragment.get("id") or slot["id"]
             function = _dict(fragment.get("function") or {}, "a tool call's function")
             slot["function"]["name"] = function.get("name") or slot["function"]["name"]
@@ -347,11 +392,16 @@ class StreamDecoder:
 
     def _final(self) -> StreamChunk:
         calls = [self._tools[i] for i in sorted(self._tools)]
-        return StreamChunk(content="", model=self._model, done=True, done_reason=self._finish,
-                           prompt_tokens=int_field(self._usage, "prompt_tokens"),
-                           completion_tokens=int_field(self._usage, "completion_tokens"),
-                           tool_calls=_tool_calls(calls) if calls else None,
-                           raw={"finish_reason": self._finish, "usage": self._usage})
+        return StreamChunk(
+            content="",
+            model=self._model,
+            done=True,
+            done_reason=self._finish,
+            prompt_tokens=int_field(self._usage, "prompt_tokens"),
+            completion_tokens=int_field(self._usage, "completion_tokens"),
+            tool_calls=_tool_calls(calls) if calls else None,
+            raw={"finish_reason": self._finish, "usage": self._usage},
+        )
 
 
 def _vector(value: Any) -> list[float]:
@@ -365,16 +415,21 @@ def to_embed(call: Call, obj: dict[str, Any], wall_ms: float) -> EmbedResponse:
     data = obj.get("data")
     expected = len(call.body["input"])
     if not isinstance(data, list) or len(data) != expected:
-        raise BadResponse(f"expected {expected} embeddings, got "
-                          f"{len(data) if isinstance(data, list) else data!r}")
+        raise BadResponse(
+            f"expected {expected} embeddings, got {len(data) if isinstance(data, list) else data!r}"
+        )
     try:
         items = sorted(data, key=lambda item: int(item.get("index", 0)))
         embeddings = [_vector(item["embedding"]) for item in items]
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise BadResponse(f"embeddings are not lists of numbers: {exc!r}") from exc
     usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else None
-    return EmbedResponse(embeddings=embeddings, model=str_field(obj, "model") or call.model,
-                         prompt_tokens=int_field(usage, "prompt_tokens"), duration_ms=wall_ms)
+    return EmbedResponse(
+        embeddings=embeddings,
+        model=str_field(obj, "model") or call.model,
+        prompt_tokens=int_field(usage, "prompt_tokens"),
+        duration_ms=wall_ms,
+    )
 
 
 def models_of(obj: dict[str, Any]) -> list[dict[str, Any]]:

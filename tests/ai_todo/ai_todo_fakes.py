@@ -19,8 +19,11 @@ MODELS = (
     ModelSpec("embedder:latest", ("embedding",), family="bert"),
 )
 
-_DATE_WORDS = re.compile(r"\b(today|tomorrow|monday|tuesday|wednesday|thursday|friday|"
-                         r"saturday|sunday)\b", re.I)
+_DATE_WORDS = re.compile(
+    r"\b(today|tomorrow|monday|tuesday|wednesday|thursday|friday|"
+    r"saturday|sunday)\b",
+    re.I,
+)
 
 
 def task_json(note: str) -> str:
@@ -29,9 +32,14 @@ def task_json(note: str) -> str:
     title = " ".join(_DATE_WORDS.sub(" ", note).replace(" by ", " ").split()) or note
     priority = "urgent" if "urgent" in note.lower() else "medium"
     tags = [w for w in ("groceries", "report", "mom", "dentist", "pull") if w in note.lower()]
-    return json.dumps({"title": title[:1].upper() + title[1:],
-                       "due_date": due.group(1) if due else None,
-                       "priority": priority, "tags": tags[:1]})
+    return json.dumps(
+        {
+            "title": title[:1].upper() + title[1:],
+            "due_date": due.group(1) if due else None,
+            "priority": priority,
+            "tags": tags[:1],
+        }
+    )
 
 
 class TaskEngine(EchoEngine):

@@ -41,9 +41,16 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def env(server: OllamaServer, home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = {"AI_TODO_HOME": str(home), "OLLAMA_HOST": server.url, "AI_TODO_MODEL": "smollm2",
-              "AI_TODO_BACKEND": "ollama", "AI_TODO_EMBEDDER": "hashing",
-              "AI_TODO_DB_TIMEOUT": "0.2", "AI_TODO_TIMEOUT": "20", "COLUMNS": "200"}
+    values = {
+        "AI_TODO_HOME": str(home),
+        "OLLAMA_HOST": server.url,
+        "AI_TODO_MODEL": "smollm2",
+        "AI_TODO_BACKEND": "ollama",
+        "AI_TODO_EMBEDDER": "hashing",
+        "AI_TODO_DB_TIMEOUT": "0.2",
+        "AI_TODO_TIMEOUT": "20",
+        "COLUMNS": "200",
+    }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AI_TODO_EMBED_MODEL", raising=False)

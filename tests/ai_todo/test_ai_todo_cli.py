@@ -21,8 +21,17 @@ Cli = Callable[..., Result]
 
 def _tasks(home: Path) -> list[dict[str, object]]:
     with TaskRepository(home / "tasks.db") as repo:
-        return [{"id": t.id, "title": t.title, "status": t.status, "review": t.needs_review,
-                 "due": t.due_date, "raw": t.raw_input} for t in repo.list()]
+        return [
+            {
+                "id": t.id,
+                "title": t.title,
+                "status": t.status,
+                "review": t.needs_review,
+                "due": t.due_date,
+                "raw": t.raw_input,
+            }
+            for t in repo.list()
+        ]
 
 
 def test_add_list_done_delete(cli: Cli, home: Path, engine: TaskEngine) -> None:
@@ -54,8 +63,9 @@ def test_same_note_again_is_answered_from_the_cache(cli: Cli, engine: TaskEngine
     assert engine.calls == 1  # the second `add` (a new process would be the same: on disk)
 
 
-def test_empty_text_is_refused_before_any_model_call(cli: Cli, engine: TaskEngine,
-                                                     home: Path) -> None:
+def test_empty_text_is_refused_before_any_model_call(
+    cli: Cli, engine: TaskEngine, home: Path
+) -> None:
     result = cli("add", "   ")
     assert result.exit_code == 2
     assert "empty" in result.stderr
@@ -84,7 +94,8 @@ def test_search_finds_tasks_by_words_and_survives_restarts(cli: Cli, home: Path)
 
 
 def test_schema_breaking_answer_is_retried_then_refused_with_a_reason(
-        cli: Cli, home: Path, engine: TaskEngine) -> None:
+    cli: Cli, home: Path, engine: TaskEngine
+) -> None:
     engine.replies = ["not json at all", '{"title": "", "priority": "someday"}']
     result = cli("add", "plan the offsite")
     assert result.exit_code == 4
@@ -121,15 +132,21 @@ def test_a_locked_database_loses_nothing(cli: Cli, home: Path) -> None:
     assert not (home / "pending.jsonl").exists()
 
 
-def test_stats_in_a_fresh_process_shows_persisted_metrics(cli: Cli, home: Path,
-                                                          env: dict[str, str]) -> None:
+def test_stats_in_a_fresh_process_shows_persisted_metrics(
+    cli: Cli, home: Path, env: dict[str, str]
+) -> None:
     cli("add", "buy groceries tomorrow")
     cli("add", "buy groceries tomorrow")
     metrics = json.loads((home / "metrics.json").read_text())
     assert metrics["operations"]["ai_extraction"]["count"] == 2
-    fresh = subprocess.run([sys.executable, "-m", "ai_todo", "stats"], capture_output=True,
-                           text=True, env={**os.environ, **env, "COLUMNS": "160"}, timeout=60,
-                           check=False)
+    fresh = subprocess.run(
+        [sys.executable, "-m", "ai_todo", "stats"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env, "COLUMNS": "160"},
+        timeout=60,
+        check=False,
+    )
     assert fresh.returncode == 0, fresh.stderr
     assert "ai_extraction" in fresh.stdout and "create_task" in fresh.stdout
     assert "1 of 2 (50%)" in fresh.stdout  # the second extraction was a cache hit
@@ -139,8 +156,9 @@ def test_stats_in_a_fresh_process_shows_persisted_metrics(cli: Cli, home: Path,
     assert hits_row.split()[-4] == "1"  # the second `add` read the first one's answer
 
 
-def test_benchmark_removes_only_its_own_tasks(cli: Cli, home: Path, tmp_path: Path,
-                                              engine: TaskEngine) -> None:
+def test_benchmark_removes_only_its_own_tasks(
+    cli: Cli, home: Path, tmp_path: Path, engine: TaskEngine
+) -> None:
     cli("add", "water the plants")
     report_file = tmp_path / "report.json"
     result = cli("benchmark", "--count", "7", "--report", str(report_file))
@@ -156,7 +174,8 @@ def test_benchmark_removes_only_its_own_tasks(cli: Cli, home: Path, tmp_path: Pa
 
 
 def test_benchmark_failing_half_way_still_removes_only_its_tasks(
-        cli: Cli, home: Path, engine: TaskEngine) -> None:
+    cli: Cli, home: Path, engine: TaskEngine
+) -> None:
     cli("add", "water the plants")
     engine.fail_after = 3  # the plants, then two benchmark notes, then the server fails
     result = cli("benchmark", "--count", "5")
@@ -168,8 +187,9 @@ def test_benchmark_failing_half_way_still_removes_only_its_tasks(
     assert [t["title"] for t in _tasks(home)] == ["Water the plants"]
 
 
-def test_server_down_keeps_the_note_as_a_task_to_review(cli: Cli, home: Path,
-                                                        monkeypatch: object) -> None:
+def test_server_down_keeps_the_note_as_a_task_to_review(
+    cli: Cli, home: Path, monkeypatch: object
+) -> None:
     import pytest
 
     assert isinstance(monkeypatch, pytest.MonkeyPatch)
@@ -183,8 +203,9 @@ def test_server_down_keeps_the_note_as_a_task_to_review(cli: Cli, home: Path,
 
 def test_backend_option_and_unknown_backend(cli: Cli, home: Path) -> None:
     unknown = cli("--backend", "no-such-backend", "add", "buy milk")
-    assert unknown.exit_code == 2 and "no llmcache backend named 'no-such-backend'" in \
-        unknown.stderr
+    assert (
+        unknown.exit_code == 2 and "no llmcache backend named 'no-such-backend'" in unknown.stderr
+    )
     # The public mock backend echoes instead of answering JSON: refused, kept for review.
     mocked = cli("--backend", "mock", "add", "buy milk")
     assert mocked.exit_code == 4 and "not valid JSON" in mocked.stderr

@@ -14,18 +14,25 @@ pytestmark = pytest.mark.real_model
 
 
 def test_cold_then_warm_benchmark_and_search_on_the_real_model(
-        llama_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    llama_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = tmp_path / "home"
-    for name, value in {"AI_TODO_HOME": str(home), "OLLAMA_HOST": llama_server,
-                        "AI_TODO_BACKEND": "ollama", "AI_TODO_MODEL": "smollm2",
-                        "AI_TODO_EMBEDDER": "auto", "COLUMNS": "200"}.items():
+    for name, value in {
+        "AI_TODO_HOME": str(home),
+        "OLLAMA_HOST": llama_server,
+        "AI_TODO_BACKEND": "ollama",
+        "AI_TODO_MODEL": "smollm2",
+        "AI_TODO_EMBEDDER": "auto",
+        "COLUMNS": "200",
+    }.items():
         monkeypatch.setenv(name, value)
     runner = CliRunner()
     reports = []
     for run in ("cold", "warm"):
         report = tmp_path / f"{run}.json"
-        result = runner.invoke(app, ["benchmark", "--count", "5", "--report", str(report)],
-                               catch_exceptions=False)
+        result = runner.invoke(
+            app, ["benchmark", "--count", "5", "--report", str(report)], catch_exceptions=False
+        )
         assert result.exit_code == 0, result.output
         reports.append(json.loads(report.read_text()))
     cold, warm = reports

@@ -30,11 +30,25 @@ def test_save_many_is_one_transaction(repo: TaskRepository) -> None:
 
 
 def test_round_trip_and_filters(repo: TaskRepository) -> None:
-    tasks = [Task(id="a0000001", title="Pay rent", due_date=date(2030, 1, 2),
-                  priority="high", tags=("Money",)),
-             Task(id="a0000002", title="Water plants", tags=("home",)),
-             Task(id="b0000003", title="Email 100% done_", priority="urgent",
-                  status="done", needs_review=True, raw_input="email", review_note="why")]
+    tasks = [
+        Task(
+            id="a0000001",
+            title="Pay rent",
+            due_date=date(2030, 1, 2),
+            priority="high",
+            tags=("Money",),
+        ),
+        Task(id="a0000002", title="Water plants", tags=("home",)),
+        Task(
+            id="b0000003",
+            title="Email 100% done_",
+            priority="urgent",
+            status="done",
+            needs_review=True,
+            raw_input="email",
+            review_note="why",
+        ),
+    ]
     repo.save_many(tasks)
     assert repo.get("a0000001") == tasks[0]
     assert repo.get("b0000003") == tasks[2]
@@ -75,8 +89,10 @@ def _make_read_only(path: Path) -> bool:
         return True
     # root ignores permission bits; the immutable attribute stops even root.
     chattr = shutil.which("chattr")
-    return chattr is not None and subprocess.run([chattr, "+i", str(path)],
-                                                 capture_output=True).returncode == 0
+    return (
+        chattr is not None
+        and subprocess.run([chattr, "+i", str(path)], capture_output=True).returncode == 0
+    )
 
 
 def _make_writable(path: Path) -> None:

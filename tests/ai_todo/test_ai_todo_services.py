@@ -18,20 +18,30 @@ from llmcache import register_backend
 from llmcache.backends.mock import MockBackend
 from llmcache.backends.registry import unregister_backend
 
-NOTES = ["buy groceries tomorrow", "finish report by Friday", "call mom in the afternoon",
-         "schedule dentist appointment", "review pull request urgent"]
+NOTES = [
+    "buy groceries tomorrow",
+    "finish report by Friday",
+    "call mom in the afternoon",
+    "schedule dentist appointment",
+    "review pull request urgent",
+]
 
 
 def _settings(home: Path, server: OllamaServer, **changes: Any) -> Settings:
-    values: dict[str, Any] = {"home": home, "host": server.url, "embedder": "hashing",
-                              "db_timeout": 0.2, "request_timeout": 20.0}
+    values: dict[str, Any] = {
+        "home": home,
+        "host": server.url,
+        "embedder": "hashing",
+        "db_timeout": 0.2,
+        "request_timeout": 20.0,
+    }
     values.update(changes)
     return Settings(**values)
 
 
 async def test_batch_saves_in_one_transaction_and_embeds_in_one_request(
-        home: Path, server: OllamaServer, engine: TaskEngine,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    home: Path, server: OllamaServer, engine: TaskEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     todo = TodoApp(_settings(home, server, embedder="backend", embed_model="embedder"))
     service = todo.tasks
     await service.ensure_search()
@@ -45,8 +55,9 @@ async def test_batch_saves_in_one_transaction_and_embeds_in_one_request(
     monkeypatch.setattr(TaskRepository, "save_many", spy)
     server.calls.reset()
     try:
-        results = await service.create_tasks_batch([TaskInput(n) for n in NOTES * 2],
-                                                   max_concurrent=3)
+        results = await service.create_tasks_batch(
+            [TaskInput(n) for n in NOTES * 2], max_concurrent=3
+        )
         assert [r.task.raw_input for r in results] == NOTES * 2  # input order
         assert saves == [10]  # one transaction, not one INSERT per task
         assert engine.calls == 5  # each distinct note once; the repeats share the answer
@@ -60,8 +71,9 @@ async def test_batch_saves_in_one_transaction_and_embeds_in_one_request(
         await todo.aclose()
 
 
-async def test_a_warm_run_in_a_new_app_is_served_from_disk(home: Path, server: OllamaServer,
-                                                           engine: TaskEngine) -> None:
+async def test_a_warm_run_in_a_new_app_is_served_from_disk(
+    home: Path, server: OllamaServer, engine: TaskEngine
+) -> None:
     for expected_calls in (5, 5):
         todo = TodoApp(_settings(home, server))
         try:
@@ -73,7 +85,8 @@ async def test_a_warm_run_in_a_new_app_is_served_from_disk(home: Path, server: O
 
 
 async def test_auto_embedder_falls_back_to_a_local_one_when_the_model_cannot_embed(
-        home: Path, server: OllamaServer) -> None:
+    home: Path, server: OllamaServer
+) -> None:
     todo = TodoApp(_settings(home, server, embedder="auto"))
     try:
         await todo.tasks.create_task(TaskInput("buy groceries tomorrow"))
@@ -91,8 +104,9 @@ async def test_auto_embedder_falls_back_to_a_local_one_when_the_model_cannot_emb
 async def test_echo_engine_answer_breaks_the_rules_so_the_text_is_kept(home: Path) -> None:
     # EchoEngine answers a schema with its minimal instance, its title being the whole echoed
     # prompt: valid JSON, but no acceptable task. Retry once, then keep the note for review.
-    with OllamaServer(EchoEngine(models=[*EchoEngine().models(),
-                                         *TaskEngine().models()])) as server:
+    with OllamaServer(
+        EchoEngine(models=[*EchoEngine().models(), *TaskEngine().models()])
+    ) as server:
         todo = TodoApp(_settings(home, server))
         try:
             result = await todo.tasks.create_task(TaskInput("book flights to Lisbon"))
@@ -104,8 +118,9 @@ async def test_echo_engine_answer_breaks_the_rules_so_the_text_is_kept(home: Pat
     assert "title is" in (result.task.review_note or "")
 
 
-async def test_invalid_answers_are_never_cached(home: Path, server: OllamaServer,
-                                               engine: TaskEngine) -> None:
+async def test_invalid_answers_are_never_cached(
+    home: Path, server: OllamaServer, engine: TaskEngine
+) -> None:
     todo = TodoApp(_settings(home, server))
 
     def entries() -> int:

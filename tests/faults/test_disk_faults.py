@@ -98,8 +98,10 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
     mountpoint.mkdir()
     mounted = _mount("-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mountpoint))
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'refused'}): "
-                    "the full-disk and read-only faults need root")
+        pytest.skip(
+            f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'refused'}): "
+            "the full-disk and read-only faults need root"
+        )
     try:
         yield mountpoint
     finally:
@@ -118,15 +120,16 @@ def fill(disk: Path) -> Path:
 def read_only(disk: Path, on: bool) -> None:
     remounted = _mount("-o", f"remount,{'ro' if on else 'rw'}", str(disk))
     if remounted.returncode != 0:
-        pytest.skip(f"cannot remount the tmpfs {'read-only' if on else 'read-write'} "
-                    f"({remounted.stderr.strip()})")
+        pytest.skip(
+            f"cannot remount the tmpfs {'read-only' if on else 'read-write'} "
+            f"({remounted.stderr.strip()})"
+        )
 
 
 # --- a directory that cannot be opened ----------------------------------------------------
 
 
-def test_a_full_disk_from_the_start_is_a_miss_only_tier_until_space_returns(
-        tmpfs: Path) -> None:
+def test_a_full_disk_from_the_start_is_a_miss_only_tier_until_space_returns(tmpfs: Path) -> None:
     filler = fill(tmpfs)
     model = Model()
     store = DiskStore(tmpfs / "cache", retry_after=0.05)  # does not raise
@@ -218,8 +221,7 @@ class _Planted:
 
 
 @pytest.mark.parametrize("size", [10, 20_000], ids=["inline", "in-a-file"])
-def test_pickles_planted_in_the_cache_table_are_never_unpickled(tmp_path: Path,
-                                                                 size: int) -> None:
+def test_pickles_planted_in_the_cache_table_are_never_unpickled(tmp_path: Path, size: int) -> None:
     model = Model()
     filled(tmp_path, model, PROMPTS[:5]).close()
     marker = tmp_path / "pwned"
@@ -271,8 +273,7 @@ def test_value_files_swapped_or_truncated_are_misses(tmp_path: Path) -> None:
             assert ask(client, model, prompt).cached
 
 
-def test_a_row_pointing_outside_the_directory_is_neither_read_nor_deleted(
-        tmp_path: Path) -> None:
+def test_a_row_pointing_outside_the_directory_is_neither_read_nor_deleted(tmp_path: Path) -> None:
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     model = Model()
@@ -316,8 +317,9 @@ def test_a_write_lock_held_by_another_process(tmp_path: Path) -> None:
 
 def _copies(directory: Path) -> list[Path]:
     """The copies (or renamed files) of recovered databases, without their -wal/-shm."""
-    return [p for p in directory.glob("cache.db.corrupt-*")
-            if not p.name.endswith(("-wal", "-shm"))]
+    return [
+        p for p in directory.glob("cache.db.corrupt-*") if not p.name.endswith(("-wal", "-shm"))
+    ]
 
 
 def _random_bytes_in_the_middle(db: Path) -> None:
@@ -344,9 +346,11 @@ def _garbage_header(db: Path) -> None:
         f.write(random.Random(13).randbytes(4096))
 
 
-@pytest.mark.parametrize("damage", [_random_bytes_in_the_middle, _random_bytes_after_the_schema,
-                                    _truncated, _garbage_header],
-                         ids=["random-middle", "random-after-schema", "truncated", "header"])
+@pytest.mark.parametrize(
+    "damage",
+    [_random_bytes_in_the_middle, _random_bytes_after_the_schema, _truncated, _garbage_header],
+    ids=["random-middle", "random-after-schema", "truncated", "header"],
+)
 def test_a_corrupt_database_is_recovered_and_caches_again(tmp_path: Path, damage: Any) -> None:
     model = Model()
     filled(tmp_path, model, PROMPTS).close()
@@ -377,7 +381,8 @@ def _ask_from_a_process(path: str, offset: int) -> list[str]:
                 prompt = PROMPTS[(offset + n + i) % len(PROMPTS)]
                 response = client.generate(prompt, temperature=0)
                 if response.content not in model.given[prompt] and not (
-                        response.cached and response.content.endswith(f" to {prompt}")):
+                    response.cached and response.content.endswith(f" to {prompt}")
+                ):
                     wrong.append(f"{prompt}: {response.content}")
 
         threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]

@@ -41,7 +41,8 @@ def _entry(content: Any = "v") -> CachedResponse:
 
 
 def test_redis_down_from_the_start_is_a_miss_and_never_raises(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.WARNING)
     with RedisStore("redis://127.0.0.1:1/0", retry_after=0.2) as store:
         start = time.monotonic()
@@ -72,7 +73,8 @@ def test_redis_down_from_the_start_is_a_miss_and_never_raises(
 
 
 def test_a_server_slower_than_the_timeout_costs_one_timeout_then_nothing(
-        fault_server: RedisServer) -> None:
+    fault_server: RedisServer,
+) -> None:
     with RedisStore(fault_server.url, socket_timeout=0.25, retry_after=0.5) as store:
         store.set("k", _entry())
         assert store.get("k") is not None
@@ -132,11 +134,9 @@ def _run_through_an_outage(server: RedisServer, call: Any, check: Any) -> dict[s
     return {"failures": failures, "slowest": slowest[0]}
 
 
-def test_killing_redis_mid_run_fails_no_call_and_hits_resume(
-        fault_server: RedisServer) -> None:
+def test_killing_redis_mid_run_fails_no_call_and_hits_resume(fault_server: RedisServer) -> None:
     calls: list[str] = []
-    with RedisStore(fault_server.url, namespace="run", retry_after=0.2,
-                    lock_lease=1.0) as shared:
+    with RedisStore(fault_server.url, namespace="run", retry_after=0.2, lock_lease=1.0) as shared:
 
         @cached_generate(cache=shared, namespace="run")
         def generate(prompt: str) -> str:
@@ -182,8 +182,9 @@ def test_a_memory_tier_keeps_serving_while_redis_is_down(fault_server: RedisServ
 
 async def test_async_calls_survive_a_kill_and_resume(fault_server: RedisServer) -> None:
     calls: list[str] = []
-    async with RedisStore(fault_server.url, namespace="run", retry_after=0.2,
-                          lock_lease=1.0) as shared:
+    async with RedisStore(
+        fault_server.url, namespace="run", retry_after=0.2, lock_lease=1.0
+    ) as shared:
 
         @cached_generate(cache=shared, namespace="run")
         async def generate(prompt: str) -> str:
@@ -217,7 +218,8 @@ async def test_async_calls_survive_a_kill_and_resume(fault_server: RedisServer) 
 
 
 def test_a_restart_with_pooled_connections_costs_at_most_one_miss(
-        fault_server: RedisServer) -> None:
+    fault_server: RedisServer,
+) -> None:
     with RedisStore(fault_server.url, retry_after=0.2) as store:
         barrier = threading.Barrier(8)
 
@@ -247,7 +249,8 @@ def _numbered(call: MockCall) -> str:
 
 
 def test_a_clear_while_redis_is_paused_raises_and_the_next_one_happens_at_once(
-        fault_server: RedisServer) -> None:
+    fault_server: RedisServer,
+) -> None:
     backend = MockBackend(_numbered)
     with RedisStore(fault_server.url, namespace="f", retry_after=30) as shared:
         client = CachedClient(backend, shared)
@@ -274,7 +277,8 @@ def test_a_clear_while_redis_is_paused_raises_and_the_next_one_happens_at_once(
 
 
 def test_delete_says_whether_it_removed_and_raises_when_redis_is_gone(
-        fault_server: RedisServer) -> None:
+    fault_server: RedisServer,
+) -> None:
     with RedisStore(fault_server.url, namespace="f", retry_after=30) as store:
         store.set("k", _entry())
         assert store.delete("k") is True and store.delete("k") is False
@@ -287,7 +291,8 @@ def test_delete_says_whether_it_removed_and_raises_when_redis_is_gone(
 
 
 def test_a_restart_from_a_snapshot_taken_before_a_clear_serves_nothing_from_before(
-        fault_server: RedisServer) -> None:
+    fault_server: RedisServer,
+) -> None:
     backend = MockBackend(_numbered)
     raw = redis.Redis.from_url(fault_server.url)
     with RedisStore(fault_server.url, namespace="f", retry_after=0.1) as shared:
@@ -321,17 +326,23 @@ def test_clear_happens_on_a_full_redis(fault_server: RedisServer) -> None:
         assert shared.stats()["errors"] > errors  # the write was refused, and counted
         shared.clear()  # its own write is refused at first: it frees the namespace, then bumps
         assert raw.keys("f:*") == [b"f:gen"]
-        assert client.generate("q0 " + "x" * 1000, temperature=0).content.startswith(
-            "answer 201 ")
+        assert client.generate("q0 " + "x" * 1000, temperature=0).content.startswith("answer 201 ")
     raw.close()
 
 
 def test_a_sweep_that_fails_after_the_bump_still_leaves_the_clear_done(
-        fault_server: RedisServer) -> None:
+    fault_server: RedisServer,
+) -> None:
     raw = redis.Redis.from_url(fault_server.url)
     # A user that may do everything but UNLINK: the generation is raised, the sweep fails.
-    raw.acl_setuser("nounlink", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
-                    commands=["+@all", "-unlink"])
+    raw.acl_setuser(
+        "nounlink",
+        enabled=True,
+        passwords=["+pw"],
+        keys=["*"],
+        channels=["*"],
+        commands=["+@all", "-unlink"],
+    )
     url = fault_server.url.replace("redis://", "redis://nounlink:pw@")
     backend = MockBackend(_numbered)
     with RedisStore(url, namespace="f") as shared:
@@ -361,7 +372,8 @@ def _names(raw: redis.Redis, namespace: str) -> dict[str, bytes]:
 
 
 def test_planted_values_are_never_served_and_the_model_answers(
-        redis_url: str, tmp_path: Any) -> None:
+    redis_url: str, tmp_path: Any
+) -> None:
     backend = MockBackend(_numbered)
     raw = redis.Redis.from_url(redis_url)
     marker = tmp_path / "pwned"
@@ -383,10 +395,13 @@ def test_planted_values_are_never_served_and_the_model_answers(
         plants = {
             "another key's entry": raw.get(names["a"]),
             "a forged fingerprint": codec.encode(
-                CachedResponse(content="answer 0 to a", fingerprint="f" * 32)),
-            "the right fingerprint, unreadable fields": JSONCodec.MAGIC + (
+                CachedResponse(content="answer 0 to a", fingerprint="f" * 32)
+            ),
+            "the right fingerprint, unreadable fields": JSONCodec.MAGIC
+            + (
                 b'{"content": "planted", "fingerprint": "%s", "hits": "many"}'
-                % a_entry.fingerprint.encode()),
+                % a_entry.fingerprint.encode()
+            ),
             "a pickle": pickle.dumps(Exploit()),
             "malformed JSON": JSONCodec.MAGIC + b'{"content": "planted"',
             "garbage": b"\x00\xff" * 50,
@@ -402,8 +417,7 @@ def test_planted_values_are_never_served_and_the_model_answers(
         assert shared.stats()["errors"] >= 4  # the undecodable ones, counted
 
 
-async def test_planted_values_are_never_served_through_the_async_client(
-        redis_url: str) -> None:
+async def test_planted_values_are_never_served_through_the_async_client(redis_url: str) -> None:
     backend = AsyncMockBackend(_numbered)
     raw = redis.Redis.from_url(redis_url)
     async with RedisStore(redis_url, namespace="f") as shared:

@@ -32,9 +32,11 @@ def _numbered(call: MockCall) -> str:
 
 
 def _clear_in_another_process(url: str, namespace: str) -> None:
-    code = ("from llmcache.stores.redis import RedisStore\n"
-            f"with RedisStore({url!r}, namespace={namespace!r}) as store:\n"
-            "    store.clear()\n")
+    code = (
+        "from llmcache.stores.redis import RedisStore\n"
+        f"with RedisStore({url!r}, namespace={namespace!r}) as store:\n"
+        "    store.clear()\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
@@ -47,7 +49,8 @@ def _asker(store: Any, backend: MockBackend) -> Any:
 
 
 def test_a_clear_with_redis_paused_raises_naming_redis_and_still_clears_memory(
-        fault_server: RedisServer) -> None:
+    fault_server: RedisServer,
+) -> None:
     backend = MockBackend(_numbered)
     memory = MemoryStore()
     with RedisStore(fault_server.url, namespace="t", retry_after=30) as shared:
@@ -73,8 +76,7 @@ def test_a_clear_with_redis_paused_raises_naming_redis_and_still_clears_memory(
         assert client.generate("p", temperature=0).content == "answer 3 to p"
 
 
-def test_a_clear_in_another_process_takes_back_this_process_memory_copies(
-        redis_url: str) -> None:
+def test_a_clear_in_another_process_takes_back_this_process_memory_copies(redis_url: str) -> None:
     backend = MockBackend(_numbered)
     with RedisStore(redis_url, namespace="t") as shared:
         memory = MemoryStore()
@@ -91,8 +93,10 @@ def test_a_clear_in_another_process_takes_back_this_process_memory_copies(
 
 def test_with_a_generation_check_window_the_old_copy_stops_within_it(redis_url: str) -> None:
     backend = MockBackend(_numbered)
-    with RedisStore(redis_url, namespace="t") as here, \
-            RedisStore(redis_url, namespace="t") as elsewhere:
+    with (
+        RedisStore(redis_url, namespace="t") as here,
+        RedisStore(redis_url, namespace="t") as elsewhere,
+    ):
         tiered = TieredStore(MemoryStore(), here, generation_check=0.2)
         ask = _asker(tiered, backend)
         assert ask("q") == "answer 0 to q"
@@ -102,22 +106,28 @@ def test_with_a_generation_check_window_the_old_copy_stops_within_it(redis_url: 
 
 
 def test_a_local_disk_tier_reopened_after_a_clear_elsewhere_serves_nothing_old(
-        redis_url: str, tmp_path: Path) -> None:
+    redis_url: str, tmp_path: Path
+) -> None:
     backend = MockBackend(_numbered)
     with RedisStore(redis_url, namespace="t") as shared:
         with TieredStore(DiskStore(tmp_path / "local"), shared) as before:
             assert _asker(before, backend)("q") == "answer 0 to q"
         _clear_in_another_process(redis_url, "t")  # while this process was not running
-        with RedisStore(redis_url, namespace="t") as again, \
-                TieredStore(DiskStore(tmp_path / "local"), again) as after:
+        with (
+            RedisStore(redis_url, namespace="t") as again,
+            TieredStore(DiskStore(tmp_path / "local"), again) as after,
+        ):
             assert _asker(after, backend)("q") == "answer 1 to q"
 
 
 def test_a_restart_from_a_snapshot_taken_before_a_clear_brings_nothing_back(
-        fault_server: RedisServer) -> None:
+    fault_server: RedisServer,
+) -> None:
     backend = MockBackend(_numbered)
-    with RedisStore(fault_server.url, namespace="t", retry_after=0.1) as here, \
-            RedisStore(fault_server.url, namespace="t") as elsewhere:
+    with (
+        RedisStore(fault_server.url, namespace="t", retry_after=0.1) as here,
+        RedisStore(fault_server.url, namespace="t") as elsewhere,
+    ):
         ask = _asker(TieredStore(MemoryStore(), here, generation_check=0), backend)
         assert ask("q") == "answer 0 to q"
         fault_server.save()  # a backup holding answer 0, at generation 0
@@ -135,8 +145,9 @@ def test_a_restart_from_a_snapshot_taken_before_a_clear_brings_nothing_back(
 def test_redis_down_from_the_start_leaves_memory_working_and_reports_clears() -> None:
     backend = MockBackend(_numbered)
     memory = MemoryStore()
-    with TieredStore(memory, RedisStore("redis://127.0.0.1:1/0", namespace="t",
-                                        retry_after=30)) as tiered:
+    with TieredStore(
+        memory, RedisStore("redis://127.0.0.1:1/0", namespace="t", retry_after=30)
+    ) as tiered:
         client = CachedClient(backend, tiered)
         assert client.generate("q", temperature=0).content == "answer 0 to q"
         assert client.generate("q", temperature=0).content == "answer 0 to q"  # memory
@@ -150,8 +161,10 @@ def test_redis_down_from_the_start_leaves_memory_working_and_reports_clears() ->
 
 async def test_async_clear_paused_and_cleared_elsewhere(fault_server: RedisServer) -> None:
     backend = AsyncMockBackend(_numbered)
-    async with RedisStore(fault_server.url, namespace="t", retry_after=30) as here, \
-            RedisStore(fault_server.url, namespace="t") as elsewhere:
+    async with (
+        RedisStore(fault_server.url, namespace="t", retry_after=30) as here,
+        RedisStore(fault_server.url, namespace="t") as elsewhere,
+    ):
         tiered = TieredStore(MemoryStore(), here, generation_check=0)
         client = CachedClient(backend, tiered)
         assert (await client.generate("q", temperature=0)).content == "answer 0 to q"

@@ -61,8 +61,12 @@ arrival = st.tuples(
     max_wait_ms=st.sampled_from([0, 1, 3]),
     arrivals=st.lists(arrival, min_size=1, max_size=20),
 )
-def test_arrival_patterns(max_batch_size: int, max_concurrent: int, max_wait_ms: int,
-                          arrivals: list[tuple[int, str, int | None]]) -> None:
+def test_arrival_patterns(
+    max_batch_size: int,
+    max_concurrent: int,
+    max_wait_ms: int,
+    arrivals: list[tuple[int, str, int | None]],
+) -> None:
     rec = Recorder()
     # Created outside any event loop, on purpose.
     bp = BatchProcessor(rec, BatchConfig(max_batch_size, max_wait_ms, max_concurrent))
@@ -106,8 +110,7 @@ def test_arrival_patterns(max_batch_size: int, max_concurrent: int, max_wait_ms:
 async def test_full_batch_goes_out_without_waiting() -> None:
     rec = Recorder()
     bp = BatchProcessor(rec, BatchConfig(max_batch_size=3, max_wait_ms=600_000))
-    got = await asyncio.wait_for(
-        asyncio.gather(*(bp.submit((i, "ok")) for i in range(3))), HANG)
+    got = await asyncio.wait_for(asyncio.gather(*(bp.submit((i, "ok")) for i in range(3))), HANG)
     assert got == [("r", 0), ("r", 1), ("r", 2)]
     assert [len(b) for b in rec.batches] == [3]
     await bp.aclose()
@@ -176,8 +179,7 @@ async def test_exception_fails_only_its_batch() -> None:
         return items
 
     async with BatchProcessor(proc, BatchConfig(max_batch_size=2, max_wait_ms=0)) as bp:
-        results = await asyncio.gather(*(bp.submit(i) for i in range(4)),
-                                       return_exceptions=True)
+        results = await asyncio.gather(*(bp.submit(i) for i in range(4)), return_exceptions=True)
     assert [type(r) for r in results[:2]] == [Boom, Boom]
     assert results[2:] == [2, 3]
 
@@ -244,12 +246,14 @@ def test_created_outside_a_loop_and_config_validation() -> None:
     bp = BatchProcessor(Recorder())
     assert bp.config == BatchConfig(10, 100, 3)
     assert asyncio.run(bp.submit((1, "ok"))) == ("r", 1)
-    for kwargs, name in [({"max_batch_size": 0}, "max_batch_size"),
-                         ({"max_concurrent": -1}, "max_concurrent"),
-                         ({"max_concurrent": 1.5}, "max_concurrent"),
-                         ({"max_wait_ms": -1}, "max_wait_ms"),
-                         ({"max_wait_ms": float("nan")}, "max_wait_ms"),
-                         ({"max_wait_ms": float("inf")}, "max_wait_ms")]:
+    for kwargs, name in [
+        ({"max_batch_size": 0}, "max_batch_size"),
+        ({"max_concurrent": -1}, "max_concurrent"),
+        ({"max_concurrent": 1.5}, "max_concurrent"),
+        ({"max_wait_ms": -1}, "max_wait_ms"),
+        ({"max_wait_ms": float("nan")}, "max_wait_ms"),
+        ({"max_wait_ms": float("inf")}, "max_wait_ms"),
+    ]:
         with pytest.raises(ValueError, match=name):
             BatchConfig(**kwargs)  # type: ignore[arg-type]
 
@@ -257,8 +261,9 @@ def test_created_outside_a_loop_and_config_validation() -> None:
 async def test_metrics_receive_batches() -> None:
     m = MetricsCollector()
     rec = Recorder()
-    async with BatchProcessor(rec, BatchConfig(max_batch_size=2, max_wait_ms=0),
-                              metrics=m, name="items") as bp:
+    async with BatchProcessor(
+        rec, BatchConfig(max_batch_size=2, max_wait_ms=0), metrics=m, name="items"
+    ) as bp:
         await asyncio.gather(*(bp.submit((i, "ok")) for i in range(5)))
     s = m.get_summary()["items"]
     assert s["batches"]["count"] == 3 and s["batches"]["max_size"] == 2
@@ -295,8 +300,9 @@ class ScriptedBackend(AsyncBackend):
     async def chat(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> AIResponse:
         raise NotImplementedError
 
-    def chat_stream(self, messages: Sequence[Mapping[str, Any]],
-                    **kwargs: Any) -> AsyncIterator[StreamChunk]:
+    def chat_stream(
+        self, messages: Sequence[Mapping[str, Any]], **kwargs: Any
+    ) -> AsyncIterator[StreamChunk]:
         raise NotImplementedError
 
 
@@ -309,8 +315,7 @@ async def test_embedder_batches_and_dedupes() -> None:
     cfg = BatchConfig(max_batch_size=10, max_wait_ms=5)
     async with EmbeddingBatcher(backend, cfg) as eb:
         texts = ["a", "bb", "a", "ccc", "bb", "a"]
-        vectors = await asyncio.wait_for(
-            asyncio.gather(*(eb.embed(t) for t in texts)), HANG)
+        vectors = await asyncio.wait_for(asyncio.gather(*(eb.embed(t) for t in texts)), HANG)
     assert [v.tolist() for v in vectors] == [_expected(t) for t in texts]
     assert backend.calls == [(["a", "bb", "ccc"], "emb")]  # one call, each text once
     assert all(v.dtype == np.float32 and not v.flags.writeable for v in vectors)
@@ -334,8 +339,12 @@ async def test_cached_texts_never_reach_the_backend() -> None:
         many = await eb.embed_many(["known", "new", "new", "fresh"])
         again = await eb.embed_many(["new", "fresh"])
     assert single.tolist() == [9.0, 9.0]
-    assert [v.tolist() for v in many] == [[9.0, 9.0], _expected("new"), _expected("new"),
-                                          _expected("fresh")]
+    assert [v.tolist() for v in many] == [
+        [9.0, 9.0],
+        _expected("new"),
+        _expected("new"),
+        _expected("fresh"),
+    ]
     assert backend.calls == [(["new", "fresh"], "emb")]
     assert [v.tolist() for v in again] == [_expected("new"), _expected("fresh")]
     stored = cache.get("fresh", "emb")

@@ -25,8 +25,7 @@ OTHER = "v1:0123ffffffffffffffffffffffffffff"
 
 def run(*args: str, input: str | None = None) -> Result:
     # A wide terminal, so assertions do not depend on where rich wraps a table cell.
-    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"}).invoke(app, list(args),
-                                                                      input=input)
+    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"}).invoke(app, list(args), input=input)
 
 
 @pytest.fixture(autouse=True)
@@ -43,10 +42,19 @@ def cache(tmp_path: Path) -> Path:
     with DiskStore(path) as store:
         # The door that made the calls below reports them, as the cache's doors do.
         store.count_calls_from(lambda: {"hits": 2, "misses": 1})
-        store.set(KEY, CachedResponse(content="The [bold]answer[/bold] is 42", model="llama3",
-                                      prompt_tokens=3, completion_tokens=6, tokens_used=9,
-                                      fingerprint="f1ngerpr1nt", chunks=["The ", "answer"]),
-                  ttl=3600)
+        store.set(
+            KEY,
+            CachedResponse(
+                content="The [bold]answer[/bold] is 42",
+                model="llama3",
+                prompt_tokens=3,
+                completion_tokens=6,
+                tokens_used=9,
+                fingerprint="f1ngerpr1nt",
+                chunks=["The ", "answer"],
+            ),
+            ttl=3600,
+        )
         store.set(OTHER, CachedResponse(content={"tasks": [1, 2]}, model="m"))
         store.get(KEY)
         store.get(KEY)
@@ -86,8 +94,11 @@ def test_no_arguments_shows_help() -> None:
 def test_stats_reads_the_persisted_counters(cache: Path) -> None:
     result = run("stats", "--path", str(cache))
     assert result.exit_code == 0, result.output
-    rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
-            for line in result.stdout.splitlines() if line.count("│") == 3}
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in result.stdout.splitlines()
+        if line.count("│") == 3
+    }
     assert rows["entries"] == "2"
     assert (rows["hits"], rows["misses"], rows["hit rate"]) == ("2", "1", "66.7%")
     assert rows["size on disk"].endswith("KiB")
@@ -113,8 +124,9 @@ def test_path_from_the_environment(cache: Path) -> None:
 
 @pytest.mark.parametrize("command", [["stats"], ["clear", "--yes"], ["inspect", KEY], ["keys"]])
 @pytest.mark.parametrize("kind", ["missing", "file", "empty dir"])
-def test_a_path_that_is_not_a_cache_is_a_usage_error(tmp_path: Path, command: list[str],
-                                                     kind: str) -> None:
+def test_a_path_that_is_not_a_cache_is_a_usage_error(
+    tmp_path: Path, command: list[str], kind: str
+) -> None:
     path = tmp_path / "nope"
     if kind == "file":
         path.write_text("not a cache")
@@ -215,8 +227,11 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 1 MiB tmpfs (mounting needs root, as CI runs; skipped where refused)."""
     mountpoint = tmp_path / "disk"
     mountpoint.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
-                              str(mountpoint)], capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        text=True,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or 'refused'}")
     try:
@@ -225,8 +240,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mountpoint)], check=True)
 
 
-def test_a_clear_that_did_not_happen_exits_non_zero(small_disk: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_clear_that_did_not_happen_exits_non_zero(
+    small_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = small_disk / "cache"
     with DiskStore(path) as store:
         for i in range(20):
@@ -256,8 +272,14 @@ def test_inspect_shows_the_entry(cache: Path) -> None:
     result = run("inspect", "--path", str(cache), KEY)
     assert result.exit_code == 0, result.output
     out = result.stdout
-    for expected in (KEY, "llama3", "9 (prompt 3, completion 6)", "f1ngerpr1nt",
-                     "stream chunks", "The [bold]answer[/bold] is 42"):
+    for expected in (
+        KEY,
+        "llama3",
+        "9 (prompt 3, completion 6)",
+        "f1ngerpr1nt",
+        "stream chunks",
+        "The [bold]answer[/bold] is 42",
+    ):
         assert expected in out  # markup in cached content is shown, not interpreted
     created = next(line for line in out.splitlines() if line.startswith("created"))
     expires = next(line for line in out.splitlines() if line.startswith("expires"))
@@ -313,12 +335,22 @@ def test_keys(cache: Path) -> None:
 def test_backends_lists_installed_plugins() -> None:
     result = run("backends")
     assert result.exit_code == 0, result.output
-    lines = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:6]]
-             for line in result.stdout.splitlines() if line.count("│") == 6}
-    assert lines["echo-test"] == ["llmcache_test_plugins.good:EchoBackend",
-                                  "llmcache-test-plugins", "0.0.1", "ok"]
-    assert lines["mock"][:3] == ["llmcache.backends.mock:MockBackend", "llmcache",
-                                 llmcache.__version__]
+    lines = {
+        line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:6]]
+        for line in result.stdout.splitlines()
+        if line.count("│") == 6
+    }
+    assert lines["echo-test"] == [
+        "llmcache_test_plugins.good:EchoBackend",
+        "llmcache-test-plugins",
+        "0.0.1",
+        "ok",
+    ]
+    assert lines["mock"][:3] == [
+        "llmcache.backends.mock:MockBackend",
+        "llmcache",
+        llmcache.__version__,
+    ]
     assert lines["broken-test"][3] == "ok"  # listing imports nothing, so cannot tell
 
 
@@ -354,19 +386,32 @@ def test_console_script(cache: Path) -> None:
     assert helped.returncode == 0, helped.stderr
     assert "backends" in helped.stdout
 
-    listed = subprocess.run([str(SCRIPT), "backends"], capture_output=True, text=True,
-                            timeout=60, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    listed = subprocess.run(
+        [str(SCRIPT), "backends"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
     assert listed.returncode == 0, listed.stderr
     assert "echo-test" in listed.stdout and "llmcache-test-plugins" in listed.stdout
 
     # A fresh process sees the counters that the fixture's process left behind.
-    stats = subprocess.run([str(SCRIPT), "stats", "--path", str(cache), "--json"],
-                           capture_output=True, text=True, timeout=60)
+    stats = subprocess.run(
+        [str(SCRIPT), "stats", "--path", str(cache), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert stats.returncode == 0, stats.stderr
     assert json.loads(stats.stdout)["hits"] == 2
 
-    bad = subprocess.run([str(SCRIPT), "stats", "--path", str(cache / "nope")],
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [str(SCRIPT), "stats", "--path", str(cache / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2
     assert str(cache / "nope") in bad.stderr and "Traceback" not in bad.stderr
 
@@ -374,30 +419,34 @@ def test_console_script(cache: Path) -> None:
 # -- help texts ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["stats", "clear", "inspect", "keys", "doctor", "backends",
-                                     "eval"])
-def test_help_names_the_environment_variable_once_and_shows_no_bool_metavar(
-        command: str) -> None:
+@pytest.mark.parametrize(
+    "command", ["stats", "clear", "inspect", "keys", "doctor", "backends", "eval"]
+)
+def test_help_names_the_environment_variable_once_and_shows_no_bool_metavar(command: str) -> None:
     result = run(command, "--help")
     assert result.exit_code == 0, result.output
     assert "<bool>" not in result.stdout
-    assert result.stdout.count("LLMCACHE_PATH") == (0 if command in ("backends", "eval")
-                                                    else 1)
+    assert result.stdout.count("LLMCACHE_PATH") == (0 if command in ("backends", "eval") else 1)
 
 
 # -- true statistics, from a fresh process ---------------------------------------------------
 
 
 def run_script(source: str, *args: str) -> None:
-    done = subprocess.run([sys.executable, "-c", source, *args], capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", source, *args], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
 
 
 def stats_json(path: Path) -> dict[str, object]:
     """`llmcache stats --json` from a process of its own, as a user would run it."""
-    done = subprocess.run([str(SCRIPT), "stats", "--path", str(path), "--json"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [str(SCRIPT), "stats", "--path", str(path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     figures: dict[str, object] = json.loads(done.stdout)
     return figures
@@ -462,11 +511,28 @@ counts["bypasses"] += 4; counts["uncacheable"] += 3; counts["coalesced"] += 5
 def test_call_outcomes_reported_by_the_doors_are_counted_once(tmp_path: Path) -> None:
     run_script(DOOR_APP, str(tmp_path))
     figures = stats_json(tmp_path)
-    assert {name: figures[name] for name in ("hits", "misses", "semantic_hits", "coalesced",
-                                             "bypasses", "uncacheable", "tokens_saved",
-                                             "calls")} == {
-        "hits": 12, "misses": 30, "semantic_hits": 2, "coalesced": 5, "bypasses": 4,
-        "uncacheable": 3, "tokens_saved": 50, "calls": 12 + 30 + 5 + 4 + 3}
+    assert {
+        name: figures[name]
+        for name in (
+            "hits",
+            "misses",
+            "semantic_hits",
+            "coalesced",
+            "bypasses",
+            "uncacheable",
+            "tokens_saved",
+            "calls",
+        )
+    } == {
+        "hits": 12,
+        "misses": 30,
+        "semantic_hits": 2,
+        "coalesced": 5,
+        "bypasses": 4,
+        "uncacheable": 3,
+        "tokens_saved": 50,
+        "calls": 12 + 30 + 5 + 4 + 3,
+    }
     assert figures["hit_rate"] == 12 / (12 + 30)
     # The store's own reads are a separate, labelled figure: each miss was read twice.
     assert figures["store_reads"] == {"hits": 10, "misses": 60}
@@ -571,8 +637,12 @@ def test_clear_resets_the_statistics_and_says_so(tmp_path: Path) -> None:
     assert "Cleared 30 entries" in result.stdout
     assert "10 hits" in result.stdout and "30 misses" in result.stdout  # what was reset
     figures = stats_json(tmp_path)
-    assert (figures["entries"], figures["hits"], figures["misses"], figures["calls"]) == \
-        (0, 0, 0, 0)
+    assert (figures["entries"], figures["hits"], figures["misses"], figures["calls"]) == (
+        0,
+        0,
+        0,
+        0,
+    )
     assert figures["store_reads"] == {"hits": 0, "misses": 0}
     assert figures["counted_since"] is not None
 
@@ -598,9 +668,15 @@ def test_clear_of_an_empty_cache_with_statistics_asks_to_reset_them(tmp_path: Pa
     assert stats_json(tmp_path)["store_reads"] == {"hits": 0, "misses": 0}
 
 
-USER_FACING_MODULES = ["llmcache.cli", "llmcache.response_cache", "llmcache.embeddings",
-                       "llmcache.metrics", "llmcache.batching", "llmcache.parallel",
-                       "llmcache_ollama.cached"]
+USER_FACING_MODULES = [
+    "llmcache.cli",
+    "llmcache.response_cache",
+    "llmcache.embeddings",
+    "llmcache.metrics",
+    "llmcache.batching",
+    "llmcache.parallel",
+    "llmcache_ollama.cached",
+]
 
 
 @pytest.mark.parametrize("name", USER_FACING_MODULES)
@@ -616,7 +692,8 @@ def test_docstrings_do_not_assume_the_book(name: str) -> None:
             for _, member in pyinspect.getmembers(obj):
                 texts.append(getattr(member, "__doc__", None) or "")
     # Sphinx reads `#:` comments as the documentation of what follows them.
-    texts += [line for line in pyinspect.getsource(module).splitlines()
-              if line.lstrip().startswith("#:")]
+    texts += [
+        line for line in pyinspect.getsource(module).splitlines() if line.lstrip().startswith("#:")
+    ]
     for word in ("chapter", "the book"):
         assert not [text for text in texts if word in text.lower()], (name, word)

@@ -13,12 +13,24 @@ from llmcache.cli import app
 from llmcache.vector.eval import BUNDLED_HOLDOUT, BUNDLED_PAIRS, load_pairs
 
 PAIRS = [
-    {"a": "How do I reverse a list in Python?", "b": "how do i reverse a list in python",
-     "same_answer": True, "category": "near_repeat"},
-    {"a": "Where is order 48213?", "b": "Where is order 48231?", "same_answer": False,
-     "category": "number"},
-    {"a": "Is it safe to eat raw eggs?", "b": "Is it not safe to eat raw eggs?",
-     "same_answer": False, "category": "negation"},
+    {
+        "a": "How do I reverse a list in Python?",
+        "b": "how do i reverse a list in python",
+        "same_answer": True,
+        "category": "near_repeat",
+    },
+    {
+        "a": "Where is order 48213?",
+        "b": "Where is order 48231?",
+        "same_answer": False,
+        "category": "number",
+    },
+    {
+        "a": "Is it safe to eat raw eggs?",
+        "b": "Is it not safe to eat raw eggs?",
+        "same_answer": False,
+        "category": "negation",
+    },
 ]
 
 
@@ -39,15 +51,21 @@ def test_json_report(pairs: Path) -> None:
     report = json.loads(result.stdout)
     assert {"served", "wrong", "per_category", "threshold"} <= report.keys()
     assert report["served"] == 1.0 and report["wrong"] == 0.0
-    assert report["per_category"]["number"] == {"pairs": 1, "should_hit": 0, "traps": 1,
-                                                "served": 0.0, "wrong": 0.0}
+    assert report["per_category"]["number"] == {
+        "pairs": 1,
+        "should_hit": 0,
+        "traps": 1,
+        "served": 0.0,
+        "wrong": 0.0,
+    }
     assert report["threshold_used"] == 0.6 and report["embedder"] == "hashing-v1-256"
     assert report["vetoes"]["traps"] == {"numbers": 1, "negation": 1}
 
 
 def test_guards_off_shows_what_they_buy(pairs: Path) -> None:
-    result = run("eval", str(pairs), "--embedder", "hashing", "--threshold", "0.6",
-                 "--no-guards", "--json")
+    result = run(
+        "eval", str(pairs), "--embedder", "hashing", "--threshold", "0.6", "--no-guards", "--json"
+    )
     report = json.loads(result.stdout)
     assert report["guards"] == [] and report["wrong"] == 1.0
     assert report["best"]["wrong"] <= report["budget"] == 0.02
@@ -60,11 +78,14 @@ def test_table_output(pairs: Path) -> None:
     assert "traps served a wrong answer" in result.stdout
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ("not json\n", ":1: not JSON"),
-    ('{"a": "x", "b": "y"}\n', ":1: expected"),
-    ("\n", "no pairs"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json\n", ":1: not JSON"),
+        ('{"a": "x", "b": "y"}\n', ":1: expected"),
+        ("\n", "no pairs"),
+    ],
+)
 def test_bad_pairs_files(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text(content)
@@ -114,8 +135,7 @@ def test_budget_out_of_range_is_a_usage_error(pairs: Path, value: str) -> None:
 
 
 def test_range_ends_are_accepted(pairs: Path) -> None:
-    for args in (["--threshold", "-1"], ["--threshold", "1"], ["--budget", "0"],
-                 ["--budget", "1"]):
+    for args in (["--threshold", "-1"], ["--threshold", "1"], ["--budget", "0"], ["--budget", "1"]):
         result = run("eval", str(pairs), "--embedder", "hashing", *args, "--json")
         assert result.exit_code == 0, result.output
 
@@ -123,13 +143,33 @@ def test_range_ends_are_accepted(pairs: Path) -> None:
 # ------------------------------------------------------------------ judges and a stated bound
 
 JUDGED = [
-    *({"a": f"How do I cook {food} rice?", "b": f"how do i cook {food} rice",
-       "same_answer": True, "category": "near_repeat"} for food in
-      ("basmati", "jasmine", "brown", "sushi", "wild", "arborio", "black", "red")),
-    *({"a": f"Where is order {n}?", "b": f"Where is order {n + 1}?", "same_answer": False,
-       "category": "number"} for n in (48213, 51220, 60001, 70010)),
-    *({"a": f"How do I cook {food} rice?", "b": f"How do I store {food} rice?",
-       "same_answer": False, "category": "scope"} for food in ("basmati", "jasmine", "wild")),
+    *(
+        {
+            "a": f"How do I cook {food} rice?",
+            "b": f"how do i cook {food} rice",
+            "same_answer": True,
+            "category": "near_repeat",
+        }
+        for food in ("basmati", "jasmine", "brown", "sushi", "wild", "arborio", "black", "red")
+    ),
+    *(
+        {
+            "a": f"Where is order {n}?",
+            "b": f"Where is order {n + 1}?",
+            "same_answer": False,
+            "category": "number",
+        }
+        for n in (48213, 51220, 60001, 70010)
+    ),
+    *(
+        {
+            "a": f"How do I cook {food} rice?",
+            "b": f"How do I store {food} rice?",
+            "same_answer": False,
+            "category": "scope",
+        }
+        for food in ("basmati", "jasmine", "wild")
+    ),
 ]
 
 
@@ -148,22 +188,21 @@ def run_json(*args: str) -> dict[str, Any]:
 
 
 def test_a_right_judge_under_a_bound_serves_the_repeats_and_no_trap(judged: Path) -> None:
-    report = run_json(str(judged), "--judge-accuracy", "1", "--max-error", "0.01",
-                      "--splits", "2")
+    report = run_json(str(judged), "--judge-accuracy", "1", "--max-error", "0.01", "--splits", "2")
     figures = report["figures"]
     assert figures["served"]["mean"] > 0.5 and figures["wrong"]["max"] == 0.0
     assert figures["served_at_once"]["mean"] == 0.0  # judged in the background
     assert report["judge"] == "simulated judge right 100%" and report["splits"] == 2
     assert report["per_category"]["number"]["wrong"] == 0.0
     assert set(report["basis"]) <= {"alias", "judge", "learned"}
-    inline = run_json(str(judged), "--judge-accuracy", "1", "--max-error", "0.01",
-                      "--splits", "2", "--inline")
+    inline = run_json(
+        str(judged), "--judge-accuracy", "1", "--max-error", "0.01", "--splits", "2", "--inline"
+    )
     assert inline["figures"]["served_at_once"] == inline["figures"]["served"]
 
 
 def test_a_judge_always_wrong_serves_traps_only_on_its_word(judged: Path) -> None:
-    report = run_json(str(judged), "--judge-accuracy", "0", "--max-error", "0.01",
-                      "--splits", "2")
+    report = run_json(str(judged), "--judge-accuracy", "0", "--max-error", "0.01", "--splits", "2")
     assert report["figures"]["served"]["max"] == 0.0  # it rejects every repeat
     assert report["figures"]["wrong"]["mean"] > 0.0  # and approves the scope traps
     assert report["per_category"]["number"]["wrong"] == 0.0  # hard vetoes: never asked
@@ -185,23 +224,44 @@ def test_a_real_backend_as_the_judge(judged: Path) -> None:
 
 
 def test_curve_and_holdout_measurement(judged: Path, tmp_path: Path) -> None:
-    result = run("eval", str(judged), "--embedder", "hashing", "--judge-accuracy", "0.95",
-                 "--curve", "--splits", "1")
+    result = run(
+        "eval",
+        str(judged),
+        "--embedder",
+        "hashing",
+        "--judge-accuracy",
+        "0.95",
+        "--curve",
+        "--splits",
+        "1",
+    )
     assert result.exit_code == 0, result.output
     assert "served share against the bound" in result.stdout and "20.0%" in result.stdout
-    report = run_json(str(judged), "--judge-accuracy", "0.95", "--max-error", "0.05",
-                      "--calibrate-on", str(judged), "--splits", "1")
+    report = run_json(
+        str(judged),
+        "--judge-accuracy",
+        "0.95",
+        "--max-error",
+        "0.05",
+        "--calibrate-on",
+        str(judged),
+        "--splits",
+        "1",
+    )
     assert report["pairs"] == len(JUDGED)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--judge-accuracy", "0.9", "--verifier", "mock:x"], "choose one judge"),
-    (["--calibrate-on", "x.jsonl"], "needs --max-error"),
-    (["--max-error", "0", "--judge-accuracy", "1"], "max_error"),
-    (["--verifier", "mock"], "BACKEND:MODEL"),
-    (["--verifier", "no-such-backend:m"], "no-such-backend"),
-    (["--judge-accuracy", "1.5"], "--judge-accuracy"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--judge-accuracy", "0.9", "--verifier", "mock:x"], "choose one judge"),
+        (["--calibrate-on", "x.jsonl"], "needs --max-error"),
+        (["--max-error", "0", "--judge-accuracy", "1"], "max_error"),
+        (["--verifier", "mock"], "BACKEND:MODEL"),
+        (["--verifier", "no-such-backend:m"], "no-such-backend"),
+        (["--judge-accuracy", "1.5"], "--judge-accuracy"),
+    ],
+)
 def test_judged_usage_errors(judged: Path, args: list[str], message: str) -> None:
     result = run("eval", str(judged), "--embedder", "hashing", *args)
     assert result.exit_code == 2, result.output

@@ -27,20 +27,22 @@ BIG = "v3:0123ffffffffffffffffffffffffffff"  # its value lives in a file of its 
 
 
 def run(*args: str, input: str | None = None) -> Result:
-    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"}).invoke(app, list(args),
-                                                                      input=input)
+    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"}).invoke(app, list(args), input=input)
 
 
 def snapshot(path: Path) -> dict[str, bytes | None]:
     """Every file (its bytes) and folder (None) under `path`, by relative name."""
-    return {str(p.relative_to(path)): (p.read_bytes() if p.is_file() else None)
-            for p in sorted(path.rglob("*"))}
+    return {
+        str(p.relative_to(path)): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(path.rglob("*"))
+    }
 
 
 def _sound(path: Path) -> Path:
     with DiskStore(path) as store:
-        store.set(KEY, CachedResponse(content="The answer is 42", model="llama3.2",
-                                      fingerprint="fp"))
+        store.set(
+            KEY, CachedResponse(content="The answer is 42", model="llama3.2", fingerprint="fp")
+        )
         store.set(BIG, CachedResponse(content="x" * 50_000, model="llama3.2"))
         for _ in range(3):
             store.get(KEY)
@@ -73,8 +75,7 @@ def _with_damaged_entries(path: Path) -> Path:
         plain.set("v3:foreign", b"not an llmcache entry")
         plain.set(_Planted(path.parent / "pwned"), b"a pickled key")
         plain.set("v3:nofile", b"y" * 50_000)
-    [value_file] = [p for p in path.rglob("*.val")
-                    if p.read_bytes().startswith(b"y")]
+    [value_file] = [p for p in path.rglob("*.val") if p.read_bytes().startswith(b"y")]
     value_file.unlink()
     return path
 
@@ -100,41 +101,73 @@ def _with_corrupt_statistics(path: Path) -> Path:
 
 
 CACHES: dict[str, Callable[[Path], Path]] = {
-    "sound": _sound, "damaged entries": _with_damaged_entries,
+    "sound": _sound,
+    "damaged entries": _with_damaged_entries,
     "corrupt database": _with_a_corrupt_database,
     "corrupt statistics": _with_corrupt_statistics,
 }
 
 COMMANDS = {
-    "stats": ["stats"], "stats --json": ["stats", "--json"], "keys": ["keys"],
-    "inspect": ["inspect", KEY], "inspect --json": ["inspect", KEY, "--json"],
-    "inspect by prefix": ["inspect", KEY[:10]], "inspect a file-backed entry": ["inspect", BIG],
+    "stats": ["stats"],
+    "stats --json": ["stats", "--json"],
+    "keys": ["keys"],
+    "inspect": ["inspect", KEY],
+    "inspect --json": ["inspect", KEY, "--json"],
+    "inspect by prefix": ["inspect", KEY[:10]],
+    "inspect a file-backed entry": ["inspect", BIG],
     "inspect a missing key": ["inspect", "v3:nothere"],
-    "inspect a damaged entry": ["inspect", "v3:pickled"], "doctor": ["doctor"],
+    "inspect a damaged entry": ["inspect", "v3:pickled"],
+    "doctor": ["doctor"],
 }
 
 # What each command answers on each cache: 0 done, 1 not found / problems found, 3 could
 # not do its job.
 EXPECTED = {
-    "sound": {"stats": 0, "stats --json": 0, "keys": 0, "inspect": 0, "inspect --json": 0,
-              "inspect by prefix": 0, "inspect a file-backed entry": 0,
-              "inspect a missing key": 1, "inspect a damaged entry": 1, "doctor": 0},
-    "damaged entries": {"stats": 0, "stats --json": 0, "keys": 0, "inspect": 0,
-                        "inspect --json": 0, "inspect by prefix": 0,
-                        "inspect a file-backed entry": 0, "inspect a missing key": 1,
-                        "inspect a damaged entry": 3, "doctor": 1},
+    "sound": {
+        "stats": 0,
+        "stats --json": 0,
+        "keys": 0,
+        "inspect": 0,
+        "inspect --json": 0,
+        "inspect by prefix": 0,
+        "inspect a file-backed entry": 0,
+        "inspect a missing key": 1,
+        "inspect a damaged entry": 1,
+        "doctor": 0,
+    },
+    "damaged entries": {
+        "stats": 0,
+        "stats --json": 0,
+        "keys": 0,
+        "inspect": 0,
+        "inspect --json": 0,
+        "inspect by prefix": 0,
+        "inspect a file-backed entry": 0,
+        "inspect a missing key": 1,
+        "inspect a damaged entry": 3,
+        "doctor": 1,
+    },
     "corrupt database": dict.fromkeys(COMMANDS, 3) | {"doctor": 1},
-    "corrupt statistics": {"stats": 3, "stats --json": 3, "keys": 0, "inspect": 0,
-                           "inspect --json": 0, "inspect by prefix": 0,
-                           "inspect a file-backed entry": 0, "inspect a missing key": 1,
-                           "inspect a damaged entry": 1, "doctor": 1},
+    "corrupt statistics": {
+        "stats": 3,
+        "stats --json": 3,
+        "keys": 0,
+        "inspect": 0,
+        "inspect --json": 0,
+        "inspect by prefix": 0,
+        "inspect a file-backed entry": 0,
+        "inspect a missing key": 1,
+        "inspect a damaged entry": 1,
+        "doctor": 1,
+    },
 }
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize("cache", CACHES)
-def test_read_only_commands_leave_every_byte_as_it_was(tmp_path: Path, cache: str,
-                                                       command: str) -> None:
+def test_read_only_commands_leave_every_byte_as_it_was(
+    tmp_path: Path, cache: str, command: str
+) -> None:
     path = CACHES[cache](tmp_path / "cache")
     before = snapshot(path)
     result = run(COMMANDS[command][0], "--path", str(path), *COMMANDS[command][1:])
@@ -153,8 +186,7 @@ def test_reading_while_an_application_has_the_cache_open(tmp_path: Path) -> None
         db, wal = (path / "cache.db").read_bytes(), (path / "cache.db-wal").read_bytes()
         listed = run("keys", "--path", str(path))
         shown = run("inspect", "--path", str(path), "v3:fresh")
-        assert ((path / "cache.db").read_bytes(), (path / "cache.db-wal").read_bytes()) == \
-            (db, wal)
+        assert ((path / "cache.db").read_bytes(), (path / "cache.db-wal").read_bytes()) == (db, wal)
         assert app_store.get("v3:fresh") is not None
     assert listed.exit_code == 0 and "v3:fresh" in listed.stdout.split()
     assert shown.exit_code == 0 and "just written" in shown.stdout
@@ -177,8 +209,9 @@ def test_inspect_names_a_damaged_entry_and_the_repair(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("command", [["stats"], ["keys"], ["inspect", "v3:k1"]])
-def test_a_corrupt_database_is_reported_with_the_repair_command(tmp_path: Path,
-                                                                command: list[str]) -> None:
+def test_a_corrupt_database_is_reported_with_the_repair_command(
+    tmp_path: Path, command: list[str]
+) -> None:
     path = _with_a_corrupt_database(tmp_path / "cache")
     result = run(command[0], "--path", str(path), *command[1:])
     assert result.exit_code == 3
@@ -261,8 +294,7 @@ def test_clear_resets_damaged_statistics(tmp_path: Path) -> None:
     assert run("doctor", "--path", str(path)).exit_code == 0
 
 
-def test_doctor_repairs_a_corrupt_database_and_corrupt_statistics_at_once(
-        tmp_path: Path) -> None:
+def test_doctor_repairs_a_corrupt_database_and_corrupt_statistics_at_once(tmp_path: Path) -> None:
     path = _with_corrupt_statistics(tmp_path / "cache")
     _corrupt_pages(path / "cache.db")
     assert run("doctor", "--path", str(path)).exit_code == 1
@@ -273,8 +305,16 @@ def test_doctor_repairs_a_corrupt_database_and_corrupt_statistics_at_once(
     assert run("doctor", "--path", str(path)).exit_code == 0
     # One copy of each damaged database, for a post-mortem.
     for folder in (path, path / ".llmcache-stats"):
-        assert len([p for p in folder.glob("cache.db.corrupt-*")
-                    if not p.name.endswith(("-wal", "-shm"))]) == 1
+        assert (
+            len(
+                [
+                    p
+                    for p in folder.glob("cache.db.corrupt-*")
+                    if not p.name.endswith(("-wal", "-shm"))
+                ]
+            )
+            == 1
+        )
 
 
 def test_inspect_shows_an_expired_entry_as_expired_and_leaves_it(tmp_path: Path) -> None:

@@ -45,11 +45,19 @@ def test_wraps_async_backends_as_async_client() -> None:
     assert isinstance(client, AsyncCachedClient)
 
 
-@pytest.mark.parametrize("change", [
-    {"model": "other"}, {"system": "be terse"}, {"format": "json"},
-    {"format": {"type": "object"}}, {"options": {"top_p": 0.5}}, {"max_tokens": 5},
-    {"temperature": 0.1}, {"images": [b"img"]},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"model": "other"},
+        {"system": "be terse"},
+        {"format": "json"},
+        {"format": {"type": "object"}},
+        {"options": {"top_p": 0.5}},
+        {"max_tokens": 5},
+        {"temperature": 0.1},
+        {"images": [b"img"]},
+    ],
+)
 def test_every_field_scopes_the_entry(change: dict[str, Any]) -> None:
     backend = MockBackend()
     client = CachedClient(backend, MemoryStore())
@@ -94,8 +102,7 @@ def test_length_limited_answers_follow_the_policy() -> None:
     client = CachedClient(backend, MemoryStore())
     client.generate("q", temperature=0)
     assert not client.generate("q", temperature=0).cached
-    keep = CachedClient(MockBackend(cut), MemoryStore(),
-                        CachePolicy(store_length_limited=True))
+    keep = CachedClient(MockBackend(cut), MemoryStore(), CachePolicy(store_length_limited=True))
     keep.generate("q", temperature=0)
     assert keep.generate("q", temperature=0).cached
 
@@ -141,6 +148,7 @@ def test_failed_stream_is_not_stored() -> None:
         def pieces() -> Any:
             yield "first "
             raise BackendUnavailable("connection reset")
+
         return pieces()
 
     client = CachedClient(MockBackend(breaks), MemoryStore())
@@ -200,12 +208,12 @@ async def test_async_client_single_flight_and_errors() -> None:
 
     backend = AsyncMockBackend(slow)
     async with CachedClient(backend, MemoryStore()) as client:
-        results = await asyncio.gather(*(client.generate("q", temperature=0)
-                                         for _ in range(50)))
+        results = await asyncio.gather(*(client.generate("q", temperature=0) for _ in range(50)))
         assert {r.content for r in results} == {"answer"}
         assert backend.call_count == 1
-        failures = await asyncio.gather(*(client.generate("fail", temperature=0)
-                                          for _ in range(10)), return_exceptions=True)
+        failures = await asyncio.gather(
+            *(client.generate("fail", temperature=0) for _ in range(10)), return_exceptions=True
+        )
         assert all(isinstance(f, BackendUnavailable) for f in failures)
         assert backend.call_count == 2
         assert (await client.generate("q", temperature=0)).cached
@@ -288,7 +296,8 @@ class FailingAsyncStore(MemoryStore):
 
 
 async def test_async_stream_looks_up_and_stores_through_the_store_coroutines(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     backend = AsyncMockBackend()
     store = RecordingTiered(MemoryStore(), DiskStore(tmp_path))
     client = CachedClient(backend, store)
@@ -299,35 +308,38 @@ async def test_async_stream_looks_up_and_stores_through_the_store_coroutines(
     assert store.faces() == ["aget", "aset", "aget"]
     # Another process: its own memory tier, the same disk; the entry keeps its chunks.
     other = RecordingTiered(MemoryStore(), DiskStore(tmp_path))
-    again = [c async for c in CachedClient(backend, other).generate_stream("a b c",
-                                                                           temperature=0)]
+    again = [c async for c in CachedClient(backend, other).generate_stream("a b c", temperature=0)]
     assert [c.content for c in again] == [c.content for c in live]
     assert other.faces() == ["aget"] and backend.call_count == 1
     assert other.stats()["tier_hits"] == {"memory": 0, "disk": 1}
 
 
-async def test_async_stream_incomplete_failed_or_abandoned_is_never_stored(
-        tmp_path: Path) -> None:
+async def test_async_stream_incomplete_failed_or_abandoned_is_never_stored(tmp_path: Path) -> None:
     class NoDone(AsyncMockBackend):
         def generate_stream(self, prompt: str, **kwargs: Any) -> Any:
             async def pieces() -> Any:
                 yield StreamChunk(content="a")
                 yield StreamChunk(content="b")
+
             return pieces()
 
     async def breaks(call: MockCall) -> Any:
         async def pieces() -> Any:
             yield "first "
             raise BackendUnavailable("connection reset")
+
         return pieces()
 
     store = RecordingTiered(MemoryStore(), DiskStore(tmp_path))
-    chunks = [c async for c in CachedClient(NoDone(), store).generate_stream("q",
-                                                                            temperature=0)]
+    chunks = [c async for c in CachedClient(NoDone(), store).generate_stream("q", temperature=0)]
     assert not chunks[-1].done
     with pytest.raises(BackendUnavailable):
-        [c async for c in CachedClient(AsyncMockBackend(breaks), store).generate_stream(
-            "q", temperature=0)]
+        [
+            c
+            async for c in CachedClient(AsyncMockBackend(breaks), store).generate_stream(
+                "q", temperature=0
+            )
+        ]
     stream = CachedClient(AsyncMockBackend(), store).generate_stream("a b c d", temperature=0)
     await stream.__anext__()
     await stream.aclose()  # type: ignore[attr-defined]
@@ -370,8 +382,13 @@ async def test_async_stream_policy_still_decides_what_is_stored(tmp_path: Path) 
 USER = [{"role": "user", "content": "hi"}]
 # method, positional argument, keyword arguments, error, what the message must name
 BAD_ARGUMENTS = [
-    ("chat", "hello", {}, TypeError,
-     ["messages", "chat", "[{'role': 'user', 'content': 'hello'}]"]),
+    (
+        "chat",
+        "hello",
+        {},
+        TypeError,
+        ["messages", "chat", "[{'role': 'user', 'content': 'hello'}]"],
+    ),
     ("chat", {"role": "user", "content": "hi"}, {}, TypeError, ["messages", "chat", "list"]),
     ("chat", ["hello"], {}, TypeError, ["messages[0]", "'role'", "'content'"]),
     ("chat", [{"content": "hi"}], {}, ValueError, ["messages[0]", "'role'"]),
@@ -385,20 +402,25 @@ BAD_ARGUMENTS = [
     ("generate", "hi", {"temperature": [0]}, TypeError, ["temperature", "list"]),
     ("generate", "hi", {"temperature": True}, TypeError, ["temperature", "bool"]),
     ("generate", "hi", {"temperature": float("nan")}, ValueError, ["temperature", "nan"]),
-    ("generate", "hi", {"options": {"temperature": "0"}}, TypeError,
-     ["options['temperature']"]),
+    ("generate", "hi", {"options": {"temperature": "0"}}, TypeError, ["options['temperature']"]),
     ("generate", "hi", {"options": "fast"}, TypeError, ["options"]),
     ("generate", "hi", {"max_tokens": "5"}, TypeError, ["max_tokens"]),
 ]
 BAD_IDS = [f"{m}-{i}" for i, (m, *_) in enumerate(BAD_ARGUMENTS)]
 
 
-@pytest.mark.parametrize(("method", "given", "kwargs", "error", "names"), BAD_ARGUMENTS,
-                         ids=BAD_IDS)
+@pytest.mark.parametrize(
+    ("method", "given", "kwargs", "error", "names"), BAD_ARGUMENTS, ids=BAD_IDS
+)
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 def test_bad_arguments_name_themselves_and_store_nothing(
-        method: str, given: Any, kwargs: dict[str, Any], error: type[Exception],
-        names: list[str], stream: bool) -> None:
+    method: str,
+    given: Any,
+    kwargs: dict[str, Any],
+    error: type[Exception],
+    names: list[str],
+    stream: bool,
+) -> None:
     backend = MockBackend()
     client = CachedClient(backend, MemoryStore())
     name = f"{method}_stream" if stream else method
@@ -409,12 +431,18 @@ def test_bad_arguments_name_themselves_and_store_nothing(
     assert backend.call_count == 0 and len(client.store) == 0
 
 
-@pytest.mark.parametrize(("method", "given", "kwargs", "error", "names"), BAD_ARGUMENTS,
-                         ids=BAD_IDS)
+@pytest.mark.parametrize(
+    ("method", "given", "kwargs", "error", "names"), BAD_ARGUMENTS, ids=BAD_IDS
+)
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
-async def test_bad_arguments_async(method: str, given: Any, kwargs: dict[str, Any],
-                                   error: type[Exception], names: list[str],
-                                   stream: bool) -> None:
+async def test_bad_arguments_async(
+    method: str,
+    given: Any,
+    kwargs: dict[str, Any],
+    error: type[Exception],
+    names: list[str],
+    stream: bool,
+) -> None:
     backend = AsyncMockBackend()
     client = CachedClient(backend, MemoryStore())
     name = f"{method}_stream" if stream else method
@@ -429,11 +457,18 @@ async def test_bad_arguments_async(method: str, given: Any, kwargs: dict[str, An
 
 def test_good_arguments_still_pass() -> None:
     client = CachedClient(MockBackend(), MemoryStore())
-    history = [{"role": "system", "content": "terse"}, *USER,
-               {"role": "assistant", "tool_calls": [{"function": {"name": "f"}}]},
-               {"role": "tool", "content": "4"}]
-    assert client.chat(tuple(history), temperature=0, max_tokens=5,
-                       options={"temperature": 0.0}).content == "echo: hi"
+    history = [
+        {"role": "system", "content": "terse"},
+        *USER,
+        {"role": "assistant", "tool_calls": [{"function": {"name": "f"}}]},
+        {"role": "tool", "content": "4"},
+    ]
+    assert (
+        client.chat(
+            tuple(history), temperature=0, max_tokens=5, options={"temperature": 0.0}
+        ).content
+        == "echo: hi"
+    )
     assert client.generate("hi", temperature=1).content == "echo: hi"
 
 

@@ -128,8 +128,10 @@ def test_cache_control_switches() -> None:
         generate("new")
     generate("new")
     assert len(calls) == 5
-    with pytest.raises(ValueError, match="bypass and refresh"), cache_control(
-            bypass=True, refresh=True):
+    with (
+        pytest.raises(ValueError, match="bypass and refresh"),
+        cache_control(bypass=True, refresh=True),
+    ):
         pass
 
 
@@ -149,8 +151,15 @@ def test_json_values_are_copied_on_every_hit() -> None:
 def test_ai_response_round_trips_as_cached() -> None:
     @cached_generate
     def f(prompt: str) -> AIResponse:
-        return AIResponse(content="hi", model="m", tokens_used=5, duration_ms=120.0,
-                          prompt_tokens=2, completion_tokens=3, done_reason="stop")
+        return AIResponse(
+            content="hi",
+            model="m",
+            tokens_used=5,
+            duration_ms=120.0,
+            prompt_tokens=2,
+            completion_tokens=3,
+            done_reason="stop",
+        )
 
     first = f("x")
     hit = f("x")

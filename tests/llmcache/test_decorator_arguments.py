@@ -21,8 +21,12 @@ def _generate(store: MemoryStore | None = None, **options: Any) -> tuple[Any, li
     calls: list[str] = []
 
     @cached_generate(cache=store, namespace="arguments", **options)  # it captures `calls`
-    def generate(prompt: str, model: str = "m", temperature: float = 0.0,
-                 options: dict[str, Any] | None = None) -> str:
+    def generate(
+        prompt: str,
+        model: str = "m",
+        temperature: float = 0.0,
+        options: dict[str, Any] | None = None,
+    ) -> str:
         calls.append(prompt)
         return f"{model}:{prompt}"
 
@@ -84,30 +88,47 @@ def test_a_temperature_argument_that_disagrees_with_options_is_an_error() -> Non
 
 # -- the semantic request (finding 9) ----------------------------------------------------
 
+
 def _semantic(**options: Any) -> tuple[Any, list[tuple[str, Any]]]:
     calls: list[tuple[str, Any]] = []
 
-    @cached_generate(semantic=SemanticCache(HashingEmbedder(), threshold=0.6),
-                     namespace="semantic", **options)  # it captures `calls`
-    def answer(prompt: str, model: Any = "m", temperature: float | None = None,
-               seed: int | None = None, options: dict[str, Any] | None = None) -> str:
+    @cached_generate(
+        semantic=SemanticCache(HashingEmbedder(), threshold=0.6), namespace="semantic", **options
+    )  # it captures `calls`
+    def answer(
+        prompt: str,
+        model: Any = "m",
+        temperature: float | None = None,
+        seed: int | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> str:
         calls.append((prompt, model))
         return f"{model!r}:{prompt}"
 
     return answer, calls
 
 
-@pytest.mark.parametrize(("one", "other"), [
-    ({"name": "a"}, {"name": "b"}), (["a"], ["b"]), (1, 2), ("a", {"name": "a"}),
-])
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ({"name": "a"}, {"name": "b"}),
+        (["a"], ["b"]),
+        (1, 2),
+        ("a", {"name": "a"}),
+    ],
+)
 def test_a_model_that_is_not_a_string_keeps_its_value(one: Any, other: Any) -> None:
     answer, calls = _semantic()
     answer("How do I reverse a list in Python?", model=one)
-    assert answer("how do i reverse a list in python", model=other) == \
-        f"{other!r}:how do i reverse a list in python"
+    assert (
+        answer("how do i reverse a list in python", model=other)
+        == f"{other!r}:how do i reverse a list in python"
+    )
     assert len(calls) == 2
-    assert answer("how do i reverse a list in python?", model=one) == \
-        f"{one!r}:How do I reverse a list in Python?"  # and a paraphrase still hits
+    assert (
+        answer("how do i reverse a list in python?", model=one)
+        == f"{one!r}:How do I reverse a list in Python?"
+    )  # and a paraphrase still hits
 
 
 class _Model(str, enum.Enum):
@@ -133,7 +154,8 @@ def test_an_enum_model_works_and_keeps_models_apart(kind: Any) -> None:
 @pytest.mark.parametrize("name", ["temperature", "seed"])
 @pytest.mark.parametrize("policy", [None, CachePolicy(temperature_threshold=None)])
 def test_a_sampling_argument_that_disagrees_with_options_is_an_error(
-        name: str, policy: CachePolicy | None) -> None:
+    name: str, policy: CachePolicy | None
+) -> None:
     answer, calls = _semantic(policy=policy)
     answer("How do I reverse a list in Python?", options={name: 0})
     with pytest.raises(ValueError, match=rf"{name}=0\.25.*options\['{name}'\]=0"):

@@ -85,8 +85,7 @@ async def test_task_followers_get_a_set_under_no_store() -> None:
         return {"a", "b"}
 
     with cache_control(no_store=True):
-        outcomes = await asyncio.gather(*(tags("x") for _ in range(50)),
-                                        return_exceptions=True)
+        outcomes = await asyncio.gather(*(tags("x") for _ in range(50)), return_exceptions=True)
     assert outcomes == [{"a", "b"}] * 50
     assert len(calls) == 1
 

@@ -50,11 +50,14 @@ def test_two_lambdas_never_share_an_entry() -> None:
 
 def _nested(which: int, store: MemoryStore) -> Any:
     if which == 1:
+
         def answer(prompt: str) -> str:
             return "one"
     else:
+
         def answer(prompt: str) -> str:
             return "two"
+
     return cached_generate(cache=store)(answer)
 
 
@@ -105,13 +108,15 @@ def _with_client(client: _Client, store: MemoryStore, **options: Any) -> Any:
 
 
 def test_a_captured_object_is_refused_naming_the_function_and_the_fix() -> None:
-    with pytest.raises(TypeError, match=r"_with_client\.<locals>\.ask.*'client'.*_Client"
-                                        r".*key=.*namespace="):
+    with pytest.raises(
+        TypeError,
+        match=r"_with_client\.<locals>\.ask.*'client'.*_Client"
+        r".*key=.*namespace=",
+    ):
         _with_client(_Client(), MemoryStore())
 
 
-@pytest.mark.parametrize("options", [{"namespace": "mine"},
-                                     {"key": lambda prompt: prompt}])
+@pytest.mark.parametrize("options", [{"namespace": "mine"}, {"key": lambda prompt: prompt}])
 def test_key_or_namespace_takes_responsibility(options: dict[str, Any]) -> None:
     ask = _with_client(_Client(), MemoryStore(), **options)
     assert ask("x") == ask("x") == "x"
@@ -131,6 +136,7 @@ def test_the_decorators_own_store_cannot_be_shared_so_anything_may_be_captured()
 def test_captured_mutable_state_is_refused() -> None:
     seen: list[str] = []
     with pytest.raises(TypeError, match=r"'seen'.*list.*can change"):
+
         @cached_generate(cache=MemoryStore())
         def remember(prompt: str) -> str:
             seen.append(prompt)
@@ -186,7 +192,7 @@ def test_the_identity_is_computed_once_and_ignores_the_interpreters_warm_up() ->
     assert function_identity(body) == before
 
 
-_MODULE = '''
+_MODULE = """
 import sys
 from llmcache import DiskStore, cached_generate
 
@@ -206,15 +212,21 @@ say = make("pirate")
 generate("x")
 say("x")
 print(generate.cache_info().hits, say.cache_info().hits)
-'''
+"""
 
 
 def _run(tmp_path: Path, result: str, seed: str) -> str:
     path = tmp_path / "restart_mod.py"
     path.write_text(textwrap.dedent(_MODULE).replace("RESULT", repr(result)))
     env = {**os.environ, "PYTHONHASHSEED": seed}
-    out = subprocess.run([sys.executable, str(path), str(tmp_path / "cache")], env=env,
-                         capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, str(path), str(tmp_path / "cache")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return out.stdout.strip()
 
 

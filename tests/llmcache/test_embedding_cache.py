@@ -61,16 +61,19 @@ def test_read_only_after_reload_from_disk(tmp_path: Path) -> None:
             got.setflags(write=True)
 
 
-@pytest.mark.parametrize(("bad", "match"), [
-    ([[1.0, 2.0]], "1-D"),
-    ([], "empty"),
-    ([1.0, float("nan")], "NaN"),
-    ([1.0, float("inf")], "NaN or infinite"),
-    ([1e300], "NaN or infinite"),  # overflows float32
-    (["a", "b"], "numbers"),
-    ([True, False], "numbers"),
-    ({"x": 1}, "numbers"),
-])
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        ([[1.0, 2.0]], "1-D"),
+        ([], "empty"),
+        ([1.0, float("nan")], "NaN"),
+        ([1.0, float("inf")], "NaN or infinite"),
+        ([1e300], "NaN or infinite"),  # overflows float32
+        (["a", "b"], "numbers"),
+        ([True, False], "numbers"),
+        ({"x": 1}, "numbers"),
+    ],
+)
 def test_invalid_vectors_rejected(bad: object, match: str) -> None:
     c = EmbeddingCache()
     with pytest.raises(ValueError, match=f"vector: .*{match}"):
@@ -210,8 +213,7 @@ def test_corrupt_file_is_moved_aside(tmp_path: Path, caplog: pytest.LogCaptureFi
         assert c2.get("t", "m") is not None
 
 
-def test_failing_disk_degrades_to_memory(tmp_path: Path,
-                                         caplog: pytest.LogCaptureFixture) -> None:
+def test_failing_disk_degrades_to_memory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     c = EmbeddingCache(tmp_path / "e.db")
 
     class Broken:

@@ -26,8 +26,11 @@ def test_all_is_sorted_and_unique() -> None:
 
 
 def public_non_modules(names: typing.Iterable[str]) -> set[str]:
-    return {name for name in names if not name.startswith("_")
-            and not isinstance(getattr(llmcache, name, None), ModuleType)} - {"annotations"}
+    return {
+        name
+        for name in names
+        if not name.startswith("_") and not isinstance(getattr(llmcache, name, None), ModuleType)
+    } - {"annotations"}
 
 
 def test_every_public_name_is_exported() -> None:
@@ -47,13 +50,33 @@ def test_every_name_in_all_imports() -> None:
 
 
 def test_names_the_issue_promises() -> None:
-    for name in ["Request", "make_key", "CachedResponse", "MemoryStore", "DiskStore",
-                 "TieredStore", "ResponseCache", "EmbeddingCache", "CachePolicy",
-                 "cached_generate", "MetricsCollector", "metrics", "get_backend",
-                 "list_backends", "AIResponse", "CachedClient",
-                 # issue 14 item 5 and the parts landed with it
-                 "AsyncStore", "PostgresStore", "PostgresSemanticCache", "LLMCacheError",
-                 "StoreError", "SemanticTier", "Embedder", "HasStore"]:
+    for name in [
+        "Request",
+        "make_key",
+        "CachedResponse",
+        "MemoryStore",
+        "DiskStore",
+        "TieredStore",
+        "ResponseCache",
+        "EmbeddingCache",
+        "CachePolicy",
+        "cached_generate",
+        "MetricsCollector",
+        "metrics",
+        "get_backend",
+        "list_backends",
+        "AIResponse",
+        "CachedClient",
+        # issue 14 item 5 and the parts landed with it
+        "AsyncStore",
+        "PostgresStore",
+        "PostgresSemanticCache",
+        "LLMCacheError",
+        "StoreError",
+        "SemanticTier",
+        "Embedder",
+        "HasStore",
+    ]:
         assert name in llmcache.__all__, name
         assert hasattr(llmcache, name), name
 
@@ -79,8 +102,7 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 
 def test_import_never_imports_plugins() -> None:
     code = "import sys, llmcache; print('llmcache_ollama' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
@@ -90,13 +112,12 @@ def test_import_never_imports_plugins() -> None:
 #: removes the entry. The test fails on a type not listed, and on a listed one now public.
 NOT_YET_PUBLIC: dict[str, str] = {
     "Plan": "returned by CachedClient.prepare_generate/prepare_chat: planning helpers the "
-            "two clients share (ClientCore), public by name only; they should become private "
-            "rather than Plan public",
+    "two clients share (ClientCore), public by name only; they should become private "
+    "rather than Plan public",
     "EmbedPlan": "taken and returned by CachedClient.plan_embed/finish_embed: as Plan",
     "Decision": "SemanticCache.decide, the error bound in progress (W7): joins the face "
-                "when it lands",
-    "Observation": "SemanticCache.observations, the error bound in progress (W7): as "
-                   "Decision",
+    "when it lands",
+    "Observation": "SemanticCache.observations, the error bound in progress (W7): as Decision",
 }
 
 
@@ -133,8 +154,9 @@ def _expand(value: object, out: set[type]) -> None:
                 _expand(item, out)
 
 
-def _types_in(annotation: object, namespace: dict[str, Any], by_name: dict[str, type],
-              out: set[type]) -> None:
+def _types_in(
+    annotation: object, namespace: dict[str, Any], by_name: dict[str, type], out: set[type]
+) -> None:
     if not isinstance(annotation, str):
         _expand(annotation, out)
         return
@@ -152,8 +174,17 @@ def _types_in(annotation: object, namespace: dict[str, Any], by_name: dict[str, 
                 out.add(by_name[node.id])
 
 
-_DUNDERS = {"__init__", "__new__", "__call__", "__enter__", "__aenter__", "__iter__",
-            "__aiter__", "__next__", "__anext__"}
+_DUNDERS = {
+    "__init__",
+    "__new__",
+    "__call__",
+    "__enter__",
+    "__aenter__",
+    "__iter__",
+    "__aiter__",
+    "__next__",
+    "__anext__",
+}
 
 
 def _signatures(value: object) -> typing.Iterator[tuple[str, Callable[..., Any] | type]]:
@@ -185,8 +216,11 @@ def public_signature_types() -> dict[type, set[str]]:
         for member, holder in _signatures(getattr(llmcache, name)):
             module = sys.modules.get(holder.__module__)  # a namedtuple's __new__ has none
             namespace = dict(vars(module)) if module is not None else {}
-            annotations = (vars(holder).get("__annotations__", {}) if inspect.isclass(holder)
-                           else holder.__annotations__)  # a class's own fields only
+            annotations = (
+                vars(holder).get("__annotations__", {})
+                if inspect.isclass(holder)
+                else holder.__annotations__
+            )  # a class's own fields only
             for field, annotation in annotations.items():
                 if field.startswith("_"):
                     continue
@@ -200,10 +234,18 @@ def public_signature_types() -> dict[type, set[str]]:
 def test_every_type_in_a_public_signature_is_public() -> None:
     face = {id(getattr(llmcache, name)) for name in llmcache.__all__}
     found = public_signature_types()
-    assert {cls.__name__ for cls in found} >= {"HasStore", "SemanticTier", "Embedder",
-                                               "CachedFunction", "Store"}
-    missing = {cls.__name__: sorted(where)[:3] for cls, where in found.items()
-               if id(cls) not in face and cls.__name__ not in NOT_YET_PUBLIC}
+    assert {cls.__name__ for cls in found} >= {
+        "HasStore",
+        "SemanticTier",
+        "Embedder",
+        "CachedFunction",
+        "Store",
+    }
+    missing = {
+        cls.__name__: sorted(where)[:3]
+        for cls, where in found.items()
+        if id(cls) not in face and cls.__name__ not in NOT_YET_PUBLIC
+    }
     assert missing == {}
     now_public = sorted(name for name in NOT_YET_PUBLIC if name in llmcache.__all__)
     assert now_public == [], "strike these off NOT_YET_PUBLIC"

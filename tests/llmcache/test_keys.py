@@ -22,20 +22,30 @@ from llmcache.keys import (
 
 names = st.text(min_size=1, max_size=8)
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**6, 10**6),
-    st.floats(allow_nan=False, allow_infinity=False, width=64), st.text(max_size=20),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+    st.text(max_size=20),
 )
 json_values = st.recursive(
     scalars,
-    lambda children: st.one_of(st.lists(children, max_size=4),
-                               st.dictionaries(names, children, max_size=4)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(names, children, max_size=4)
+    ),
     max_leaves=12,
 )
-options = st.dictionaries(st.sampled_from(["temperature", "seed", "top_p", "num_predict",
-                                           "stop", "top_k", "num_ctx"]), scalars, max_size=5)
-messages = st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant",
-                                                                    "system"]),
-                                           "content": st.text(max_size=30)}), max_size=4)
+options = st.dictionaries(
+    st.sampled_from(["temperature", "seed", "top_p", "num_predict", "stop", "top_k", "num_ctx"]),
+    scalars,
+    max_size=5,
+)
+messages = st.lists(
+    st.fixed_dictionaries(
+        {"role": st.sampled_from(["user", "assistant", "system"]), "content": st.text(max_size=30)}
+    ),
+    max_size=4,
+)
 requests = st.builds(
     Request,
     model=names,
@@ -56,20 +66,26 @@ def _shuffled(d: dict[str, Any]) -> dict[str, Any]:
 @given(requests)
 def test_key_ignores_dict_order(req: Request) -> None:
     same = Request(
-        model=req.model, prompt=req.prompt, messages=req.messages, system=req.system,
+        model=req.model,
+        prompt=req.prompt,
+        messages=req.messages,
+        system=req.system,
         format=_shuffled(dict(req.format)) if isinstance(req.format, dict) else req.format,
         options=_shuffled(dict(req.options)) if req.options else req.options,
-        tools=req.tools, namespace=req.namespace,
+        tools=req.tools,
+        namespace=req.namespace,
     )
     assert make_key(same) == make_key(req)
 
 
-@given(requests, st.sampled_from(["model", "prompt", "system", "namespace", "format"]),
-       st.text(min_size=1, max_size=10))
+@given(
+    requests,
+    st.sampled_from(["model", "prompt", "system", "namespace", "format"]),
+    st.text(min_size=1, max_size=10),
+)
 def test_any_change_of_a_field_changes_the_key(req: Request, field: str, new: str) -> None:
     assume(getattr(req, field) != new)
-    changed = Request(**{**{f: getattr(req, f) for f in Request.__dataclass_fields__},
-                         field: new})
+    changed = Request(**{**{f: getattr(req, f) for f in Request.__dataclass_fields__}, field: new})
     assert make_key(changed) != make_key(req)
 
 
@@ -81,16 +97,32 @@ def test_any_change_of_an_option_changes_the_key(req: Request, name: str, value:
     if name in opts:
         assume(normalize(value) != before)
     opts[name] = value
-    changed = Request(req.model, req.prompt, req.messages, req.system, req.format, opts,
-                      req.tools, namespace=req.namespace)
+    changed = Request(
+        req.model,
+        req.prompt,
+        req.messages,
+        req.system,
+        req.format,
+        opts,
+        req.tools,
+        namespace=req.namespace,
+    )
     assert make_key(changed) != make_key(req)
 
 
 @given(requests, messages.filter(bool))
 def test_messages_are_part_of_the_key(req: Request, msgs: list[dict[str, str]]) -> None:
     assume(list(req.messages or []) != msgs)
-    changed = Request(req.model, req.prompt, msgs, req.system, req.format, req.options,
-                      req.tools, namespace=req.namespace)
+    changed = Request(
+        req.model,
+        req.prompt,
+        msgs,
+        req.system,
+        req.format,
+        req.options,
+        req.tools,
+        namespace=req.namespace,
+    )
     assert make_key(changed) != make_key(req)
 
 
@@ -99,8 +131,9 @@ def test_numbers_normalise() -> None:
     b = Request(model="m", prompt="p", options={"temperature": -0.0, "seed": 1})
     c = Request(model="m", prompt="p", options={"temperature": 0, "seed": 1})
     assert make_key(a) == make_key(b) == make_key(c)
-    assert make_key(a) != make_key(Request(model="m", prompt="p",
-                                           options={"temperature": 0.1, "seed": 1}))
+    assert make_key(a) != make_key(
+        Request(model="m", prompt="p", options={"temperature": 0.1, "seed": 1})
+    )
 
 
 def test_bool_is_not_an_int() -> None:
@@ -121,7 +154,8 @@ def test_prompt_and_system_cannot_be_confused() -> None:
     b = Request(model="m", prompt="x|p")
     assert make_key(a) != make_key(b)
     assert make_key(Request(model="m", prompt="a", system="b")) != make_key(
-        Request(model="m", prompt="b", system="a"))
+        Request(model="m", prompt="b", system="a")
+    )
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])

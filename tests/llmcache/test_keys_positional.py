@@ -32,24 +32,37 @@ from llmcache.keys import (
 )
 
 names = st.text(min_size=1, max_size=6)
-ints = st.one_of(st.integers(-5, 5), st.integers(-2**70, 2**70),
-                 st.sampled_from([-2**63 - 1, -2**63, 2**63 - 1, 2**63, 2**64 - 1, 2**64]))
-floats = st.one_of(st.floats(allow_nan=False, allow_infinity=False),
-                   st.sampled_from([0.0, -0.0, 1.0, -3.0, 0.5, 2.0**63, 2.0**64, 1e300]))
+ints = st.one_of(
+    st.integers(-5, 5),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([-(2**63) - 1, -(2**63), 2**63 - 1, 2**63, 2**64 - 1, 2**64]),
+)
+floats = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.0, -0.0, 1.0, -3.0, 0.5, 2.0**63, 2.0**64, 1e300]),
+)
 scalars = st.one_of(st.none(), st.booleans(), ints, floats, st.text(max_size=8))
 values = st.recursive(
     scalars,
-    lambda children: st.one_of(st.lists(children, max_size=3),
-                               st.lists(children, max_size=3).map(tuple),
-                               st.dictionaries(names, children, max_size=3)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.lists(children, max_size=3).map(tuple),
+        st.dictionaries(names, children, max_size=3),
+    ),
     max_leaves=8,
 )
-option_names = st.sampled_from(["temperature", "seed", "top_p", "num_predict", "max_tokens",
-                                "stop", "num_ctx"])
-messages = st.lists(st.one_of(
-    st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant"]),
-                           "content": st.text(max_size=10)}),
-    st.dictionaries(names, values, max_size=3)), max_size=3)
+option_names = st.sampled_from(
+    ["temperature", "seed", "top_p", "num_predict", "max_tokens", "stop", "num_ctx"]
+)
+messages = st.lists(
+    st.one_of(
+        st.fixed_dictionaries(
+            {"role": st.sampled_from(["user", "assistant"]), "content": st.text(max_size=10)}
+        ),
+        st.dictionaries(names, values, max_size=3),
+    ),
+    max_size=3,
+)
 requests = st.builds(
     Request,
     model=st.sampled_from(["m", "n"]),
@@ -95,15 +108,17 @@ def test_hashed_bytes_are_the_canonical_dict_in_field_order(request: Request) ->
 
 def _variant(request: Request, data: st.DataObject) -> Request:
     """Either an equivalent spelling of `request` or one with a field drawn afresh."""
+
     def respell(value: Any) -> Any:  # same canonical form, different Python values
         if isinstance(value, dict):
             return {k: respell(value[k]) for k in reversed(list(value))}
         if isinstance(value, (list, tuple)):
             items = [respell(v) for v in value]
             return tuple(items) if isinstance(value, list) else items
-        if type(value) is int and -2**53 < value < 2**53:
+        if type(value) is int and -(2**53) < value < 2**53:
             return float(value)
         return value
+
     fields = {f: getattr(request, f) for f in Request.__dataclass_fields__}
     if data.draw(st.booleans()):
         for name in ("messages", "format", "options", "tools", "extra"):
@@ -117,8 +132,9 @@ def _variant(request: Request, data: st.DataObject) -> Request:
 
 
 @given(requests.filter(_valid), st.data())
-def test_keys_are_equal_exactly_when_canonical_forms_are(request: Request,
-                                                          data: st.DataObject) -> None:
+def test_keys_are_equal_exactly_when_canonical_forms_are(
+    request: Request, data: st.DataObject
+) -> None:
     other = _variant(request, data)
     if not _valid(other):
         return
@@ -127,21 +143,27 @@ def test_keys_are_equal_exactly_when_canonical_forms_are(request: Request,
     assert (fingerprint(canonical_bytes(request)) == fingerprint(canonical_bytes(other))) == same
 
 
-@pytest.mark.parametrize(("a", "b"), [
-    ({"prompt": "x"}, {"system": "x"}),
-    ({"prompt": "x"}, {"namespace": "x"}),
-    ({"model": "m", "namespace": "x"}, {"model": "x", "namespace": "m"}),
-    ({"messages": [{"role": "user", "content": "x"}]},
-     {"tools": [{"role": "user", "content": "x"}]}),
-    ({"format": {"k": 1}}, {"extra": {"k": 1}}),
-    ({"format": {"k": 1}}, {"options": {"k": 1}}),
-    ({"options": {"k": 1}}, {"extra": {"k": 1}}),
-    ({"prompt": '", "x'}, {"prompt": '"', "system": "x"}),
-    ({"prompt": "a|b"}, {"prompt": "a", "system": "b"}),
-    ({"messages": []}, {}),
-])
-def test_a_value_in_one_field_is_never_read_as_another(a: dict[str, Any],
-                                                        b: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ({"prompt": "x"}, {"system": "x"}),
+        ({"prompt": "x"}, {"namespace": "x"}),
+        ({"model": "m", "namespace": "x"}, {"model": "x", "namespace": "m"}),
+        (
+            {"messages": [{"role": "user", "content": "x"}]},
+            {"tools": [{"role": "user", "content": "x"}]},
+        ),
+        ({"format": {"k": 1}}, {"extra": {"k": 1}}),
+        ({"format": {"k": 1}}, {"options": {"k": 1}}),
+        ({"options": {"k": 1}}, {"extra": {"k": 1}}),
+        ({"prompt": '", "x'}, {"prompt": '"', "system": "x"}),
+        ({"prompt": "a|b"}, {"prompt": "a", "system": "b"}),
+        ({"messages": []}, {}),
+    ],
+)
+def test_a_value_in_one_field_is_never_read_as_another(
+    a: dict[str, Any], b: dict[str, Any]
+) -> None:
     ra = Request(**{"model": "m", **a})
     rb = Request(**{"model": "m", **b})
     assert make_key(ra) != make_key(rb)
@@ -149,14 +171,22 @@ def test_a_value_in_one_field_is_never_read_as_another(a: dict[str, Any],
 
 def test_the_format_is_pinned() -> None:
     # If this fails, the hashed bytes changed: bump KEY_VERSION and re-pin.
-    request = Request(model="llama3", prompt="hi", system="s", namespace="ns",
-                      options={"temperature": 0.2, "seed": 1.0})
+    request = Request(
+        model="llama3",
+        prompt="hi",
+        system="s",
+        namespace="ns",
+        options={"temperature": 0.2, "seed": 1.0},
+    )
     assert KEY_VERSION == 4
     assert canonical_bytes(request) == (
-        b'[4,"llama3","ns","hi","s",null,null,{"seed":1,"temperature":0.2},null,null,null]')
+        b'[4,"llama3","ns","hi","s",null,null,{"seed":1,"temperature":0.2},null,null,null]'
+    )
     assert make_key(request) == "v4:5a69d03e5eeb176c8ebddd8b126df162"
     assert key_and_fingerprint(canonical_bytes(request)) == (
-        "v4:5a69d03e5eeb176c8ebddd8b126df162", "8ebddd8b126df162")
+        "v4:5a69d03e5eeb176c8ebddd8b126df162",
+        "8ebddd8b126df162",
+    )
 
 
 def _key(**options: Any) -> str:
@@ -170,7 +200,7 @@ def test_option_numbers_on_the_fast_path() -> None:
     assert _key(t=2.0**63) == _key(t=2**63)  # whole floats become ints up to 2**64
     assert _key(t=2**64 - 1) != _key(t=2**64) != _key(t=str(2**64))  # beyond: tagged
     assert _key(t=2**64) != _key(t={"\x00int": str(2**64 + 1)})
-    assert _key(t=-2**63) != _key(t=-2**63 - 1)
+    assert _key(t=-(2**63)) != _key(t=-(2**63) - 1)
     assert _key(t=1e-300) != _key(t=0)
     assert _key(t=0.1) != _key(t=0.1000000000000001)
 
@@ -206,23 +236,33 @@ class Level(enum.IntEnum):
     HIGH = 3
 
 
-@pytest.mark.parametrize("value", [Colour.RED, uuid.UUID(int=1), date(2020, 1, 1),
-                                   orjson.Fragment(b"1"), {1, 2}, object()])
+@pytest.mark.parametrize(
+    "value",
+    [Colour.RED, uuid.UUID(int=1), date(2020, 1, 1), orjson.Fragment(b"1"), {1, 2}, object()],
+)
 def test_types_orjson_would_accept_are_still_refused(value: Any) -> None:
-    for request in (Request(model="m", prompt="p", options={"x": value}),
-                    Request(model="m", messages=[{"x": value}]),
-                    Request(model="m", prompt="p", extra={"x": [value]})):
+    for request in (
+        Request(model="m", prompt="p", options={"x": value}),
+        Request(model="m", messages=[{"x": value}]),
+        Request(model="m", prompt="p", extra={"x": [value]}),
+    ):
         with pytest.raises(TypeError, match="cannot be part of a cache key"):
             make_key(request)
 
 
 def test_subclasses_and_other_mappings_key_as_their_plain_values() -> None:
     assert _key(level=Level.HIGH) == _key(level=3)
-    plain = Request(model="m", prompt="p", options={"a": 0.5},
-                    messages=[{"role": "user", "content": "x"}])
-    assert make_key(plain) == make_key(Request(
-        model="m", prompt="p", options=MappingProxyType({"a": 0.5}),
-        messages=(OrderedDict(role="user", content="x"),)))
+    plain = Request(
+        model="m", prompt="p", options={"a": 0.5}, messages=[{"role": "user", "content": "x"}]
+    )
+    assert make_key(plain) == make_key(
+        Request(
+            model="m",
+            prompt="p",
+            options=MappingProxyType({"a": 0.5}),
+            messages=(OrderedDict(role="user", content="x"),),
+        )
+    )
 
 
 def test_max_tokens_on_the_fast_path() -> None:
@@ -270,8 +310,9 @@ def test_a_request_is_not_confused_with_a_decorated_call_or_plain_data() -> None
 
 
 def test_the_key_holds_only_a_hash() -> None:
-    request = Request(model="m", prompt="p", extra={"api_key": "sk-secret"},
-                      images=[b"secret-image-bytes"])
+    request = Request(
+        model="m", prompt="p", extra={"api_key": "sk-secret"}, images=[b"secret-image-bytes"]
+    )
     key = make_key(request)
     assert key.startswith(f"v{KEY_VERSION}:") and len(key) == 3 + 32
     assert int(key[3:], 16) >= 0
@@ -288,7 +329,8 @@ def test_an_overridden_to_canonical_decides_the_key(monkeypatch: pytest.MonkeyPa
     tagged, plain = Tagged(model="m", prompt="p"), Request(model="m", prompt="p")
     assert make_key(tagged) != make_key(plain)
     assert make_key(tagged) == hash_bytes(
-        orjson.dumps(tagged.to_canonical(), option=orjson.OPT_SORT_KEYS))
+        orjson.dumps(tagged.to_canonical(), option=orjson.OPT_SORT_KEYS)
+    )
 
     seen: list[Request] = []
     original = Request.to_canonical

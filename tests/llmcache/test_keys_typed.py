@@ -20,17 +20,27 @@ from hypothesis import strategies as st
 from llmcache import MemoryStore, cached_generate, decorators, keys, policy
 from llmcache.keys import KEY_VERSION, Request, canonical_call, make_key
 
-_scalars = (st.none() | st.booleans() | st.integers() | st.integers(-3, 3)
-            | st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.0, -0.0, 1.0])
-            | st.text(max_size=8) | st.binary(max_size=8)
-            | st.sampled_from(["", "\x00int", "\x00bytes", "1", "true", "null"]))
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(-3, 3)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([0.0, -0.0, 1.0])
+    | st.text(max_size=8)
+    | st.binary(max_size=8)
+    | st.sampled_from(["", "\x00int", "\x00bytes", "1", "true", "null"])
+)
 
 
 def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     keys = st.text(max_size=4) | st.sampled_from(["\x00int", "\x00tuple", "\x00dict"])
-    return (st.lists(children, max_size=3) | st.lists(children, max_size=3).map(tuple)
-            | st.dictionaries(keys, children, max_size=3)
-            | st.dictionaries(st.integers(-2, 2), children, max_size=2))
+    return (
+        st.lists(children, max_size=3)
+        | st.lists(children, max_size=3).map(tuple)
+        | st.dictionaries(keys, children, max_size=3)
+        | st.dictionaries(st.integers(-2, 2), children, max_size=2)
+    )
 
 
 values = st.recursive(_scalars, _containers, max_leaves=8)
@@ -46,7 +56,8 @@ def _same(a: Any, b: Any) -> bool:
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     if type(a) is dict:
         return a.keys() == b.keys() and all(
-            _same(a[k], b[k]) and type(k) is type(next(j for j in b if j == k)) for k in a)
+            _same(a[k], b[k]) and type(k) is type(next(j for j in b if j == k)) for k in a
+        )
     return bool(a == b)
 
 
@@ -71,20 +82,23 @@ def test_equal_values_in_any_dict_order_give_one_key(value: Any) -> None:
     assert _bytes(value) == _bytes(reorder(value))
 
 
-@pytest.mark.parametrize(("a", "b"), [
-    (b"abc", "sha256:" + hashlib.sha256(b"abc").hexdigest()),
-    (b"abc", {"\x00bytes": hashlib.sha256(b"abc").hexdigest()}),
-    (2**64, {"\x00int": str(2**64)}),
-    ((1, 2), [1, 2]),
-    ({"a": 1}, [["a", 1]]),
-    ({1: "a"}, {"1": "a"}),
-    (1, 1.0),
-    (1, True),
-    (0.0, -0.0),
-    (None, "null"),
-    (bytearray(b"x"), b"x"),
-    ({"x"}, ["x"]),
-])
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (b"abc", "sha256:" + hashlib.sha256(b"abc").hexdigest()),
+        (b"abc", {"\x00bytes": hashlib.sha256(b"abc").hexdigest()}),
+        (2**64, {"\x00int": str(2**64)}),
+        ((1, 2), [1, 2]),
+        ({"a": 1}, [["a", 1]]),
+        ({1: "a"}, {"1": "a"}),
+        (1, 1.0),
+        (1, True),
+        (0.0, -0.0),
+        (None, "null"),
+        (bytearray(b"x"), b"x"),
+        ({"x"}, ["x"]),
+    ],
+)
 def test_known_near_misses_are_apart(a: Any, b: Any) -> None:
     assert _bytes(a) != _bytes(b)
 
@@ -126,12 +140,15 @@ def test_a_bytes_argument_never_gets_a_strings_answer() -> None:
 
 # -- a Request keeps JSON's numbers, but bytes and tags stay apart from str and dicts -------
 
+
 def test_a_requests_bytes_are_never_read_as_a_string() -> None:
     digest = hashlib.sha256(b"abc").hexdigest()
     assert make_key(Request(model="m", prompt="p", extra={"x": b"abc"})) != make_key(
-        Request(model="m", prompt="p", extra={"x": "sha256:" + digest}))
+        Request(model="m", prompt="p", extra={"x": "sha256:" + digest})
+    )
     assert make_key(Request(model="m", prompt="p", images=[b"aGk="])) != make_key(
-        Request(model="m", prompt="p", images=["aGk="]))
+        Request(model="m", prompt="p", images=["aGk="])
+    )
 
 
 @pytest.mark.parametrize("field", ["options", "extra", "format"])
@@ -143,9 +160,11 @@ def test_a_dict_cannot_forge_a_tag_in_a_request(field: str) -> None:
     assert key(b"abc") != key({"\x00bytes": hashlib.sha256(b"abc").hexdigest()})
     forged = {"\x00int": str(2**64)}
     assert make_key(Request(model="m", prompt="p", options=forged)) != make_key(
-        Request(model="m", prompt="p", options={"\x00int": 2**64}))
+        Request(model="m", prompt="p", options={"\x00int": 2**64})
+    )
     assert make_key(Request(model="m", messages=[forged])) != make_key(
-        Request(model="m", messages=[{"\x00int": 2**64}]))
+        Request(model="m", messages=[{"\x00int": 2**64}])
+    )
 
 
 def test_the_docstring_examples_run() -> None:

@@ -98,7 +98,11 @@ def test_batches() -> None:
     m.record_batch("embed", 4, 10.0)
     m.record_batch("embed", 8, 30.0)
     assert m.get_summary()["embed"]["batches"] == {
-        "count": 2, "avg_size": 6.0, "max_size": 8, "avg_wait_ms": 20.0}
+        "count": 2,
+        "avg_size": 6.0,
+        "max_size": 8,
+        "avg_wait_ms": 20.0,
+    }
 
 
 class _Store:
@@ -219,8 +223,9 @@ def test_thread_safety() -> None:
     assert s["cache_hits"] + s["cache_misses"] == threads * per
 
 
-def test_log_summary_uses_logging(caplog: pytest.LogCaptureFixture,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_log_summary_uses_logging(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
     m = MetricsCollector()
     m.record("gen", 5.0)
     with caplog.at_level(logging.INFO, logger="llmcache.metrics"):
@@ -242,7 +247,11 @@ def test_metrics_takes_no_private_name_from_another_module() -> None:
     # importlib, not `import llmcache.metrics as m`: the package's `metrics` is the collector
     module = importlib.import_module("llmcache.metrics")
     tree = ast.parse(Path(str(module.__file__)).read_text(encoding="utf-8"))
-    taken = [f"{node.module}.{alias.name}" for node in ast.walk(tree)
-             if isinstance(node, ast.ImportFrom) and node.module != "__future__"
-             for alias in node.names if alias.name.startswith("_")]
+    taken = [
+        f"{node.module}.{alias.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module != "__future__"
+        for alias in node.names
+        if alias.name.startswith("_")
+    ]
     assert taken == []

@@ -16,8 +16,12 @@ from llmcache.backends.errors import BackendUnavailable, ModelNotFound, StreamEr
 from llmcache.backends.mock import AsyncMockBackend, MockBackend, MockCall, hashed_embedding
 from llmcache.testing import AsyncBackendConformance, BackendConformance
 
-MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi you"},
-            {"role": "assistant", "content": "hello"}, {"role": "user", "content": "2 + 2?"}]
+MESSAGES = [
+    {"role": "system", "content": "be brief"},
+    {"role": "user", "content": "hi you"},
+    {"role": "assistant", "content": "hello"},
+    {"role": "user", "content": "2 + 2?"},
+]
 
 
 def cosine(a: list[float], b: list[float]) -> float:
@@ -32,7 +36,10 @@ def test_default_handler_echoes_deterministically() -> None:
     answer = backend.generate("what is two plus two")
     assert isinstance(backend, Backend)
     assert (answer.content, answer.model, answer.done_reason) == (
-        "echo: what is two plus two", "mock", "stop")
+        "echo: what is two plus two",
+        "mock",
+        "stop",
+    )
     assert (answer.prompt_tokens, answer.completion_tokens, answer.tokens_used) == (5, 6, 11)
     assert not answer.cached
     assert backend.generate("what is two plus two").content == answer.content
@@ -81,16 +88,30 @@ def test_handler_errors_propagate_and_fail_after_n() -> None:
 
 def test_calls_record_every_argument() -> None:
     backend = MockBackend()
-    backend.generate("p", system="s", format="json", options={"temperature": 0},
-                      images=[b"img"], keep_alive="5m")
+    backend.generate(
+        "p", system="s", format="json", options={"temperature": 0}, images=[b"img"], keep_alive="5m"
+    )
     backend.chat(MESSAGES, model="m2", tools=[{"type": "function"}], options={"seed": 1})
     backend.embed(["a", "b"])
     gen, chat, emb = backend.calls
-    assert gen == MockCall(method="generate", model="mock", index=0, prompt="p", system="s",
-                           format="json", options={"temperature": 0}, images=[b"img"],
-                           kwargs={"keep_alive": "5m"})
+    assert gen == MockCall(
+        method="generate",
+        model="mock",
+        index=0,
+        prompt="p",
+        system="s",
+        format="json",
+        options={"temperature": 0},
+        images=[b"img"],
+        kwargs={"keep_alive": "5m"},
+    )
     assert (chat.method, chat.model, chat.messages, chat.tools, chat.options) == (
-        "chat", "m2", MESSAGES, [{"type": "function"}], {"seed": 1})
+        "chat",
+        "m2",
+        MESSAGES,
+        [{"type": "function"}],
+        {"seed": 1},
+    )
     assert chat.text == "2 + 2?" and gen.text == "p"
     assert (emb.method, emb.texts, emb.text) == ("embed", ["a", "b"], "a\nb")
     assert backend.call_count == 3
@@ -144,8 +165,11 @@ def test_stream_splits_words_and_ends_with_a_done_chunk() -> None:
     assert [c.content for c in chunks] == ["  The ", "answer ", "is\n", "42. ", ""]
     assert all(isinstance(c, StreamChunk) and c.model == "mock" for c in chunks)
     assert [c.done for c in chunks] == [False] * 4 + [True]
-    assert (chunks[-1].done_reason, chunks[-1].prompt_tokens,
-            chunks[-1].completion_tokens) == ("stop", 1, 4)
+    assert (chunks[-1].done_reason, chunks[-1].prompt_tokens, chunks[-1].completion_tokens) == (
+        "stop",
+        1,
+        4,
+    )
     assert "".join(c.content for c in chunks) == "  The answer is\n42. "
 
 
@@ -156,8 +180,9 @@ def test_stream_of_empty_answer_is_just_the_done_chunk() -> None:
 
 def test_stream_of_a_response_carries_tool_calls_on_the_done_chunk() -> None:
     tool_calls = [{"function": {"name": "add", "arguments": {"a": 2}}}]
-    backend = MockBackend(lambda call: AIResponse("", "m", tool_calls=tool_calls,
-                                                  done_reason="tool_calls"))
+    backend = MockBackend(
+        lambda call: AIResponse("", "m", tool_calls=tool_calls, done_reason="tool_calls")
+    )
     *_, done = backend.chat_stream(MESSAGES)
     assert (done.done, done.tool_calls, done.done_reason) == (True, tool_calls, "tool_calls")
 
@@ -338,10 +363,10 @@ async def test_sync_and_async_twins_agree(handler: Any) -> None:
     sync, asyn = MockBackend(handler, model="p"), AsyncMockBackend(handler, model="p")
     opts: dict[str, Any] = {"options": {"temperature": 0}, "format": "json"}
     assert _strip(sync.generate("two words", **opts)) == _strip(
-        await asyn.generate("two words", **opts))
+        await asyn.generate("two words", **opts)
+    )
     assert _strip(sync.chat(MESSAGES, **opts)) == _strip(await asyn.chat(MESSAGES, **opts))
-    assert list(sync.generate_stream("a b c")) == [
-        c async for c in asyn.generate_stream("a b c")]
+    assert list(sync.generate_stream("a b c")) == [c async for c in asyn.generate_stream("a b c")]
     assert list(sync.chat_stream(MESSAGES)) == [c async for c in asyn.chat_stream(MESSAGES)]
     assert _strip(sync.embed(["x y", "z"])) == _strip(await asyn.embed(["x y", "z"]))
     assert sync.calls == asyn.calls

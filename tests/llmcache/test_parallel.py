@@ -119,7 +119,14 @@ async def test_return_exceptions_keeps_going() -> None:
 
     got = await parallel_map(range(7), work, max_concurrent=2, return_exceptions=True)
     assert [type(x).__name__ if isinstance(x, Exception) else x for x in got] == [
-        "ValueError", 1, 2, "ValueError", 4, 5, "ValueError"]
+        "ValueError",
+        1,
+        2,
+        "ValueError",
+        4,
+        5,
+        "ValueError",
+    ]
 
 
 async def test_sync_functions_run_in_threads() -> None:
@@ -176,9 +183,12 @@ async def test_cancelling_parallel_map_cancels_workers() -> None:
 # -- parallel_first -------------------------------------------------------------------------
 
 
-def _op(delay: float, result: int | None = None,
-        error: Exception | None = None,
-        log: list[str] | None = None) -> Callable[[], Awaitable[int]]:
+def _op(
+    delay: float,
+    result: int | None = None,
+    error: Exception | None = None,
+    log: list[str] | None = None,
+) -> Callable[[], Awaitable[int]]:
     async def run() -> int:
         try:
             await asyncio.sleep(delay)
@@ -196,11 +206,13 @@ def _op(delay: float, result: int | None = None,
 
 async def test_first_success_wins_over_first_completed_failure() -> None:
     # The chapter's defect: the fastest task fails, a slower one succeeds -> we return it.
-    index, value = await parallel_first([
-        _op(0.0, error=ConnectionError("down")),
-        _op(0.02, result=2),
-        _op(5.0, result=3),
-    ])
+    index, value = await parallel_first(
+        [
+            _op(0.0, error=ConnectionError("down")),
+            _op(0.02, result=2),
+            _op(5.0, result=3),
+        ]
+    )
     assert (index, value) == (1, 2)
 
 
@@ -213,8 +225,9 @@ async def test_losers_are_cancelled_and_awaited() -> None:
 async def test_all_failed_raises_exception_group_in_input_order() -> None:
     errors = [ValueError("a"), KeyError("b"), OSError("c")]
     with pytest.raises(ExceptionGroup) as info:
-        await parallel_first([_op(0.003, error=errors[0]), _op(0.0, error=errors[1]),
-                              _op(0.001, error=errors[2])])
+        await parallel_first(
+            [_op(0.003, error=errors[0]), _op(0.0, error=errors[1]), _op(0.001, error=errors[2])]
+        )
     assert list(info.value.exceptions) == errors
 
 
@@ -233,8 +246,7 @@ async def test_timeout_cancels_everything() -> None:
 
 
 async def test_timeout_not_hit_when_success_comes_first() -> None:
-    assert await parallel_first([_op(0.0, error=ValueError()), _op(0.0, 4)],
-                                timeout=HANG) == (1, 4)
+    assert await parallel_first([_op(0.0, error=ValueError()), _op(0.0, 4)], timeout=HANG) == (1, 4)
 
 
 async def test_bad_arguments() -> None:

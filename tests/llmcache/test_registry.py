@@ -55,8 +55,10 @@ def test_plugins() -> None:
     try:
         importlib.metadata.distribution(PLUGIN_DIST)
     except importlib.metadata.PackageNotFoundError:
-        pytest.fail(f"the test plugin distribution is not installed; run: "
-                    f"{sys.executable} -m pip install {PLUGIN_DIR}")
+        pytest.fail(
+            f"the test plugin distribution is not installed; run: "
+            f"{sys.executable} -m pip install {PLUGIN_DIR}"
+        )
 
 
 def _forget_modules(prefix: str) -> None:
@@ -64,8 +66,7 @@ def _forget_modules(prefix: str) -> None:
         del sys.modules[name]
 
 
-def make_dist(root: Path, name: str, entry_points: dict[str, str], *,
-              version: str = "1.0") -> Path:
+def make_dist(root: Path, name: str, entry_points: dict[str, str], *, version: str = "1.0") -> Path:
     """Write an installed-distribution record (``*.dist-info``) under `root`."""
     info = root / f"{name.replace('-', '_')}-{version}.dist-info"
     info.mkdir(parents=True)
@@ -82,7 +83,8 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         "from llmcache.backends.mock import MockBackend\n"
         "class A(MockBackend):\n    pass\n"
         "class B(MockBackend):\n    pass\n"
-        "NOT_CALLABLE = 42\n")
+        "NOT_CALLABLE = 42\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     refresh()
     yield tmp_path
@@ -137,8 +139,9 @@ def test_unknown_name_lists_the_available_ones(test_plugins: None) -> None:
 # -- broken plugins --------------------------------------------------------------------------
 
 
-def test_broken_plugin_is_logged_and_skipped(test_plugins: None,
-                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_broken_plugin_is_logged_and_skipped(
+    test_plugins: None, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.WARNING, logger="llmcache.backends"):
         loaded = load_backends()
     assert "broken-test" not in loaded
@@ -179,12 +182,13 @@ def test_errors_survive_pickling() -> None:
 
 
 def test_import_llmcache_ignores_plugins(test_plugins: None) -> None:
-    code = ("import sys, llmcache, llmcache.backends, llmcache.backends.registry as r\n"
-            "infos = r.list_backends()\n"
-            "assert not [m for m in sys.modules if m.startswith('llmcache_test_plugins')]\n"
-            "assert 'broken-test' in [i.name for i in infos]\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    code = (
+        "import sys, llmcache, llmcache.backends, llmcache.backends.registry as r\n"
+        "infos = r.list_backends()\n"
+        "assert not [m for m in sys.modules if m.startswith('llmcache_test_plugins')]\n"
+        "assert 'broken-test' in [i.name for i in infos]\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -204,15 +208,18 @@ def test_factory_returning_a_non_backend_is_a_type_error() -> None:
 # -- name clashes ----------------------------------------------------------------------------
 
 
-def test_two_distributions_one_name_is_a_conflict(site: Path,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_two_distributions_one_name_is_a_conflict(
+    site: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     make_dist(site, "fake-a", {"dup": "fake_backends:A"}, version="1.0")
     make_dist(site, "fake-b", {"dup": "fake_backends:B"}, version="2.0")
     refresh()
 
     rows = [i for i in list_backends() if i.name == "dup"]
     assert [(r.distribution, r.target, r.status) for r in rows] == [
-        ("fake-a", "fake_backends:A", "conflict"), ("fake-b", "fake_backends:B", "conflict")]
+        ("fake-a", "fake_backends:A", "conflict"),
+        ("fake-b", "fake_backends:B", "conflict"),
+    ]
     assert rows[0].conflicts == ("fake-b",) and rows[1].conflicts == ("fake-a",)
 
     with pytest.raises(BackendConflict) as info:
@@ -237,14 +244,18 @@ def test_conflict_can_be_resolved_in_process(site: Path) -> None:
 
 
 def test_one_distribution_seen_twice_is_not_a_conflict(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # An editable install can leave two metadata directories for one distribution; the
     # spelling of the name may differ between them (PEP 503 normalisation).
     target = {"twice": "llmcache.backends.mock:MockBackend"}
     first = make_dist(tmp_path / "one", "Fake_Plugin", target)
     second = make_dist(tmp_path / "two", "fake-plugin", target)
-    eps = [ep for path in (first, second)
-           for ep in importlib.metadata.PathDistribution(path).entry_points]
+    eps = [
+        ep
+        for path in (first, second)
+        for ep in importlib.metadata.PathDistribution(path).entry_points
+    ]
     assert len(eps) == 2 and eps[0].dist is not None and eps[1].dist is not None
     monkeypatch.setattr(reg, "_discover", lambda: eps)
     refresh()
@@ -271,7 +282,10 @@ def test_register_and_unregister() -> None:
     assert isinstance(backend, AsyncBackend) and backend.model == "a"
     info = next(i for i in list_backends() if i.name == "async-mock")
     assert (info.source, info.distribution, info.target) == (
-        "in-process", None, "llmcache.backends.mock:AsyncMockBackend")
+        "in-process",
+        None,
+        "llmcache.backends.mock:AsyncMockBackend",
+    )
     assert registry["async-mock"] is AsyncMockBackend
 
     unregister_backend("async-mock")

@@ -90,19 +90,23 @@ def test_bad_arguments_name_the_field() -> None:
         ResponseCache().get("p", float("nan"), "m")
 
 
-@pytest.mark.parametrize(("kwargs", "error", "names"), [
-    ({"content": object()}, TypeError, "content"),
-    ({"content": b"answer"}, TypeError, "content"),
-    ({"content": float("nan")}, ValueError, "content"),
-    ({"content": {"score": float("inf")}}, ValueError, "content"),
-    ({"content": {1: "not a str key"}}, TypeError, "content"),
-    ({"content": "a", "tokens_used": "many"}, TypeError, "tokens_used"),
-    ({"content": "a", "tokens_used": 2.5}, TypeError, "tokens_used"),
-    ({"content": "a", "tokens_used": True}, TypeError, "tokens_used"),
-    ({"content": "a", "tokens_used": -1}, ValueError, "tokens_used"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "names"),
+    [
+        ({"content": object()}, TypeError, "content"),
+        ({"content": b"answer"}, TypeError, "content"),
+        ({"content": float("nan")}, ValueError, "content"),
+        ({"content": {"score": float("inf")}}, ValueError, "content"),
+        ({"content": {1: "not a str key"}}, TypeError, "content"),
+        ({"content": "a", "tokens_used": "many"}, TypeError, "tokens_used"),
+        ({"content": "a", "tokens_used": 2.5}, TypeError, "tokens_used"),
+        ({"content": "a", "tokens_used": True}, TypeError, "tokens_used"),
+        ({"content": "a", "tokens_used": -1}, ValueError, "tokens_used"),
+    ],
+)
 def test_set_refuses_what_it_cannot_store_and_stores_nothing(
-        tmp_path: Path, kwargs: dict[str, object], error: type[Exception], names: str) -> None:
+    tmp_path: Path, kwargs: dict[str, object], error: type[Exception], names: str
+) -> None:
     with ResponseCache(persist_path=tmp_path / "cache") as cache:
         with pytest.raises(error, match=names):
             cache.set("p", 0.0, "m", **kwargs)  # type: ignore[arg-type]
@@ -130,8 +134,7 @@ def test_json_content_still_roundtrips(tmp_path: Path) -> None:
         assert hit is not None and hit.content == {"tasks": [1, 2.5, None, True, "x"]}
 
 
-def test_an_empty_persist_path_is_refused(tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_empty_persist_path_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="persist_path"):
         ResponseCache(persist_path="")

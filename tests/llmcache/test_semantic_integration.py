@@ -42,7 +42,8 @@ async def test_async_decorator_semantic_hit() -> None:
 
     await answer("What is the capital of France?")
     assert await answer("what is the capital of france") == {
-        "answer": "What is the capital of France?"}
+        "answer": "What is the capital of France?"
+    }
     assert len(calls) == 1
 
 
@@ -61,10 +62,12 @@ def test_client_semantic_hit_carries_similarity() -> None:
     hit = client.generate("how do i reverse a list in python", temperature=0)
     assert hit.cached and backend.call_count == 1
     assert hit.raw["semantic"]["similarity"] >= 0.6
-    assert not client.generate("how do i reverse a list in python", temperature=0,
-                               system="You are terse.").cached
-    assert not client.generate("how do i reverse a list in python", temperature=0,
-                               model="other").cached
+    assert not client.generate(
+        "how do i reverse a list in python", temperature=0, system="You are terse."
+    ).cached
+    assert not client.generate(
+        "how do i reverse a list in python", temperature=0, model="other"
+    ).cached
     assert client.counters()["semantic_hits"] == 1
 
 

@@ -132,8 +132,9 @@ async def test_async_followers_get_the_exception() -> None:
         await asyncio.sleep(0.01)
         raise ValueError("bad")
 
-    results = await asyncio.gather(*(flight.do("k", failing) for _ in range(10)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *(flight.do("k", failing) for _ in range(10)), return_exceptions=True
+    )
     assert all(isinstance(r, ValueError) for r in results)
     assert flight.in_flight() == 0
 
@@ -195,10 +196,12 @@ def test_a_thread_cycle_is_broken_by_the_second_waiter() -> None:
         def body() -> str:
             both.wait(2)  # both keys are led now; each thread asks for the other key
             return f"{mine}>" + flight.do(other, lambda: f"{other}!")
+
         results[mine] = flight.do(mine, body)
 
-    threads = [threading.Thread(target=lead, args=pair, daemon=True)
-               for pair in (("a", "b"), ("b", "a"))]
+    threads = [
+        threading.Thread(target=lead, args=pair, daemon=True) for pair in (("a", "b"), ("b", "a"))
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -254,7 +257,9 @@ async def test_async_task_cycle_is_broken() -> None:
 
             async def theirs() -> str:
                 return f"{other}!"
+
             return f"{mine}>" + await flight.do(other, theirs)
+
         return await flight.do(mine, body)
 
     a, b = await asyncio.gather(lead("a", "b"), lead("b", "a"))

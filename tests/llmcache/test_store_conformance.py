@@ -43,9 +43,11 @@ class TestTieredStoreConformance(StoreConformance):
 
     def make_store(self) -> Store:
         self.made += 1
-        return TieredStore(MemoryStore(max_entries=1000, clock=self.clock),
-                           DiskStore(self.directory / f"disk{self.made}", clock=self.clock),
-                           clock=self.clock)
+        return TieredStore(
+            MemoryStore(max_entries=1000, clock=self.clock),
+            DiskStore(self.directory / f"disk{self.made}", clock=self.clock),
+            clock=self.clock,
+        )
 
 
 class TestRealClockConformance(StoreConformance):

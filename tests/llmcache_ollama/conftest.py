@@ -32,8 +32,14 @@ def ollama_server() -> Iterator[OllamaServer]:
 def make_ollama_server() -> Iterator[ServerFactory]:
     started: list[OllamaServer] = []
 
-    def make(*, latency_ms: float = 0.0, per_item_ms: float = 0.0, faults: Faults | None = None,
-             engine: Engine | None = None, **echo_options: Any) -> OllamaServer:
+    def make(
+        *,
+        latency_ms: float = 0.0,
+        per_item_ms: float = 0.0,
+        faults: Faults | None = None,
+        engine: Engine | None = None,
+        **echo_options: Any,
+    ) -> OllamaServer:
         if engine is None:
             engine = EchoEngine(latency_ms=latency_ms, per_item_ms=per_item_ms, **echo_options)
         server = OllamaServer(engine, faults=faults).start()

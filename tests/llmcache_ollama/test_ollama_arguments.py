@@ -26,16 +26,22 @@ BAD = [
     ("generate", 5, {}, TypeError, ["prompt", "str"]),
     ("generate", "hi", {"temperature": "0.0"}, TypeError, ["temperature"]),
     ("generate", "hi", {"temperature": [0.0]}, TypeError, ["temperature"]),
-    ("generate", "hi", {"options": {"temperature": "hot"}}, TypeError,
-     ["options['temperature']"]),
+    ("generate", "hi", {"options": {"temperature": "hot"}}, TypeError, ["options['temperature']"]),
 ]
 IDS = [f"{m}-{i}" for i, (m, *_) in enumerate(BAD)]
 
 
 @pytest.mark.parametrize(("method", "given", "kwargs", "error", "names"), BAD, ids=IDS)
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
-def test_sync_clients(method: str, given: Any, kwargs: dict[str, Any], error: type[Exception],
-                      names: list[str], stream: bool, ollama_server: OllamaServer) -> None:
+def test_sync_clients(
+    method: str,
+    given: Any,
+    kwargs: dict[str, Any],
+    error: type[Exception],
+    names: list[str],
+    stream: bool,
+    ollama_server: OllamaServer,
+) -> None:
     name = f"{method}_stream" if stream else method
     with OllamaClient(ollama_server.url, timeout=10) as client:
         cached = CachedOllamaClient(client, MemoryStore())
@@ -50,9 +56,15 @@ def test_sync_clients(method: str, given: Any, kwargs: dict[str, Any], error: ty
 
 @pytest.mark.parametrize(("method", "given", "kwargs", "error", "names"), BAD, ids=IDS)
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
-async def test_async_clients(method: str, given: Any, kwargs: dict[str, Any],
-                             error: type[Exception], names: list[str], stream: bool,
-                             ollama_server: OllamaServer) -> None:
+async def test_async_clients(
+    method: str,
+    given: Any,
+    kwargs: dict[str, Any],
+    error: type[Exception],
+    names: list[str],
+    stream: bool,
+    ollama_server: OllamaServer,
+) -> None:
     name = f"{method}_stream" if stream else method
     async with AsyncOllamaClient(ollama_server.url, timeout=10) as client:
         cached = CachedOllamaClient(client, MemoryStore())

@@ -38,8 +38,10 @@ def test_chapter_shape_and_hits(ollama_server: OllamaServer, tmp_path: Path) -> 
 
 def test_hits_survive_a_restart(ollama_server: OllamaServer, tmp_path: Path) -> None:
     for expected_calls in (1, 1):
-        with ResponseCache(persist_path=tmp_path / "c") as cache, CachedOllamaClient(
-                OllamaClient(ollama_server.url, timeout=10), cache) as cached:
+        with (
+            ResponseCache(persist_path=tmp_path / "c") as cache,
+            CachedOllamaClient(OllamaClient(ollama_server.url, timeout=10), cache) as cached,
+        ):
             cached.generate("q", temperature=0)
         assert ollama_server.calls["generate"] == expected_calls
 
@@ -48,8 +50,7 @@ async def test_async_twin(ollama_server: OllamaServer) -> None:
     client = CachedOllamaClient(AsyncOllamaClient(ollama_server.url, timeout=10), MemoryStore())
     assert isinstance(client, AsyncCachedOllamaClient)
     async with client as cached:
-        results = await asyncio.gather(*(cached.generate("same", temperature=0)
-                                         for _ in range(20)))
+        results = await asyncio.gather(*(cached.generate("same", temperature=0) for _ in range(20)))
         assert len({r.content for r in results}) == 1
         assert (await cached.generate("same", temperature=0)).cached
         chat = [{"role": "user", "content": "hi"}]

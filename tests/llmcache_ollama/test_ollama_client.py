@@ -13,10 +13,18 @@ from llmcache_testserver import OllamaServer
 from llmcache.backends import AIResponse, Backend, EmbedResponse, StreamChunk
 from llmcache_ollama import OllamaClient
 
-WEATHER_TOOL = {"type": "function", "function": {
-    "name": "get_weather", "description": "Weather in a city",
-    "parameters": {"type": "object", "required": ["city"],
-                   "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}}}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather in a city",
+        "parameters": {
+            "type": "object",
+            "required": ["city"],
+            "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+        },
+    },
+}
 
 
 def test_is_a_backend(client: OllamaClient) -> None:
@@ -46,12 +54,26 @@ def test_generate_sends_stream_false_and_options(ollama_server: OllamaServer) ->
     transport = httpx.HTTPTransport()
     with OllamaClient(ollama_server.url, transport=transport) as client:
         client._http.event_hooks["request"] = [record]
-        client.generate("hi", system="be brief", temperature=0.2, max_tokens=5,
-                        options={"seed": 1}, images=[b"\x89PNG"], keep_alive="1m")
-    assert seen == [{"model": "llama3.2", "prompt": "hi", "stream": False,
-                     "system": "be brief", "images": ["iVBORw=="],
-                     "options": {"seed": 1, "temperature": 0.2, "num_predict": 5},
-                     "keep_alive": "1m"}]
+        client.generate(
+            "hi",
+            system="be brief",
+            temperature=0.2,
+            max_tokens=5,
+            options={"seed": 1},
+            images=[b"\x89PNG"],
+            keep_alive="1m",
+        )
+    assert seen == [
+        {
+            "model": "llama3.2",
+            "prompt": "hi",
+            "stream": False,
+            "system": "be brief",
+            "images": ["iVBORw=="],
+            "options": {"seed": 1, "temperature": 0.2, "num_predict": 5},
+            "keep_alive": "1m",
+        }
+    ]
 
 
 def test_generate_system_and_model_override(client: OllamaClient) -> None:
@@ -68,13 +90,23 @@ def test_max_tokens_truncates_with_length_reason(client: OllamaClient) -> None:
 
 def test_format_json_and_schema(client: OllamaClient) -> None:
     assert json.loads(client.generate("hi", format="json").content) == {"response": "echo: hi"}
-    schema = {"type": "object", "required": ["title", "priority", "done", "tags"],
-              "properties": {"title": {"type": "string"}, "priority": {"type": "integer"},
-                             "done": {"type": "boolean"},
-                             "tags": {"type": "array", "items": {"type": "string"}},
-                             "optional": {"type": "number"}}}
+    schema = {
+        "type": "object",
+        "required": ["title", "priority", "done", "tags"],
+        "properties": {
+            "title": {"type": "string"},
+            "priority": {"type": "integer"},
+            "done": {"type": "boolean"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "optional": {"type": "number"},
+        },
+    }
     assert json.loads(client.generate("task", format=schema).content) == {
-        "title": "echo: task", "priority": 0, "done": False, "tags": []}
+        "title": "echo: task",
+        "priority": 0,
+        "done": False,
+        "tags": [],
+    }
 
 
 def test_generate_stream(client: OllamaClient) -> None:
@@ -95,8 +127,10 @@ def test_stream_can_be_abandoned(client: OllamaClient) -> None:
 
 
 def test_chat(client: OllamaClient) -> None:
-    messages = [{"role": "system", "content": "pirate"},
-                {"role": "user", "content": "Capital of France?"}]
+    messages = [
+        {"role": "system", "content": "pirate"},
+        {"role": "user", "content": "Capital of France?"},
+    ]
     reply = client.chat(messages)
     assert reply.content == "echo [pirate]: Capital of France?"
     assert reply.raw["message"]["role"] == "assistant"
@@ -104,8 +138,7 @@ def test_chat(client: OllamaClient) -> None:
 
 
 def test_chat_stream(client: OllamaClient) -> None:
-    chunks = list(client.chat_stream([{"role": "user", "content": "hi there"}],
-                                     temperature=0))
+    chunks = list(client.chat_stream([{"role": "user", "content": "hi there"}], temperature=0))
     assert "".join(c.content for c in chunks) == "echo: hi there"
     assert chunks[-1].done and chunks[-1].completion_tokens == 3
 
@@ -113,15 +146,23 @@ def test_chat_stream(client: OllamaClient) -> None:
 def test_chat_tool_calls(client: OllamaClient) -> None:
     reply = client.chat([{"role": "user", "content": "Paris"}], tools=[WEATHER_TOOL])
     assert reply.content == ""
-    assert reply.tool_calls == [{"function": {"name": "get_weather",
-                                              "arguments": {"city": "Paris"}}}]
-    streamed = [c.tool_calls for c in client.chat_stream(
-        [{"role": "user", "content": "Paris"}], tools=[WEATHER_TOOL]) if c.tool_calls]
+    assert reply.tool_calls == [
+        {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+    ]
+    streamed = [
+        c.tool_calls
+        for c in client.chat_stream([{"role": "user", "content": "Paris"}], tools=[WEATHER_TOOL])
+        if c.tool_calls
+    ]
     assert streamed == [reply.tool_calls]
-    answer = client.chat([{"role": "user", "content": "Paris"},
-                          {"role": "assistant", "content": "", "tool_calls": reply.tool_calls},
-                          {"role": "tool", "content": "sunny", "tool_name": "get_weather"}],
-                         tools=[WEATHER_TOOL])
+    answer = client.chat(
+        [
+            {"role": "user", "content": "Paris"},
+            {"role": "assistant", "content": "", "tool_calls": reply.tool_calls},
+            {"role": "tool", "content": "sunny", "tool_name": "get_weather"},
+        ],
+        tools=[WEATHER_TOOL],
+    )
     assert answer.content == "echo: sunny"
 
 
@@ -167,15 +208,18 @@ def test_reserved_extra_keys_are_refused(client: OllamaClient) -> None:
         client.generate("x", stream=True)
 
 
-@pytest.mark.parametrize(("host", "url"), [
-    ("localhost:1234", "http://localhost:1234"),
-    ("0.0.0.0:1234", "http://127.0.0.1:1234"),
-    ("0.0.0.0", "http://127.0.0.1:11434"),
-    ("https://example.com", "https://example.com:443"),
-    ("http://[::1]:8000/", "http://[::1]:8000"),
-    ("example.com/ollama/", "http://example.com:11434/ollama"),
-    ("http://user:secret@example.com:5000", "http://example.com:5000"),
-])
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("localhost:1234", "http://localhost:1234"),
+        ("0.0.0.0:1234", "http://127.0.0.1:1234"),
+        ("0.0.0.0", "http://127.0.0.1:11434"),
+        ("https://example.com", "https://example.com:443"),
+        ("http://[::1]:8000/", "http://[::1]:8000"),
+        ("example.com/ollama/", "http://example.com:11434/ollama"),
+        ("http://user:secret@example.com:5000", "http://example.com:5000"),
+    ],
+)
 def test_host_forms(host: str, url: str) -> None:
     with OllamaClient(host) as client:
         assert client.host == url
@@ -191,8 +235,9 @@ def test_host_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         assert client.host == "http://127.0.0.1:11434"
 
 
-@pytest.mark.parametrize("timeout", [None, httpx.Timeout(None), httpx.Timeout(5, read=None),
-                                     0, -1.0, math.inf])
+@pytest.mark.parametrize(
+    "timeout", [None, httpx.Timeout(None), httpx.Timeout(5, read=None), 0, -1.0, math.inf]
+)
 def test_infinite_or_invalid_timeouts_are_refused(timeout: object) -> None:
     with pytest.raises(ValueError, match="timeout"):
         OllamaClient(timeout=timeout)  # type: ignore[arg-type]
@@ -221,7 +266,8 @@ def test_headers_are_sent_but_never_shown(ollama_server: OllamaServer) -> None:
     seen: list[str | None] = []
     with OllamaClient(ollama_server.url, headers={"Authorization": "Bearer sk-123"}) as client:
         client._http.event_hooks["request"] = [
-            lambda r: seen.append(r.headers.get("authorization"))]
+            lambda r: seen.append(r.headers.get("authorization"))
+        ]
         client.version()
         assert "sk-123" not in repr(client)
     assert seen == ["Bearer sk-123"]

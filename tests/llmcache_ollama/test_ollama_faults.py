@@ -39,10 +39,17 @@ async def _adrain(stream: AsyncIterator[StreamChunk], into: list[StreamChunk]) -
 
 # -- server down, timeouts -------------------------------------------------------------------
 
-def test_server_down_retries_then_unavailable(closed_port: int,
-                                              counting_transport: CountingTransport) -> None:
-    with OllamaClient(f"127.0.0.1:{closed_port}", retries=2, backoff=0.05, timeout=2.0,
-                      transport=counting_transport) as client:
+
+def test_server_down_retries_then_unavailable(
+    closed_port: int, counting_transport: CountingTransport
+) -> None:
+    with OllamaClient(
+        f"127.0.0.1:{closed_port}",
+        retries=2,
+        backoff=0.05,
+        timeout=2.0,
+        transport=counting_transport,
+    ) as client:
         started = time.monotonic()
         with pytest.raises(BackendUnavailable, match="cannot connect") as info:
             client.generate("hi")
@@ -52,10 +59,16 @@ def test_server_down_retries_then_unavailable(closed_port: int,
     assert 0.15 <= elapsed < 2.0  # backoff 0.05 + 0.1, well inside the 2 s budget
 
 
-def test_retries_stop_at_the_timeout_budget(closed_port: int,
-                                            counting_transport: CountingTransport) -> None:
-    with OllamaClient(f"127.0.0.1:{closed_port}", retries=10, backoff=0.1, timeout=0.35,
-                      transport=counting_transport) as client:
+def test_retries_stop_at_the_timeout_budget(
+    closed_port: int, counting_transport: CountingTransport
+) -> None:
+    with OllamaClient(
+        f"127.0.0.1:{closed_port}",
+        retries=10,
+        backoff=0.1,
+        timeout=0.35,
+        transport=counting_transport,
+    ) as client:
         started = time.monotonic()
         with pytest.raises(BackendUnavailable):
             client.version()
@@ -65,10 +78,16 @@ def test_retries_stop_at_the_timeout_budget(closed_port: int,
     assert elapsed < 0.35 + 0.1
 
 
-async def test_server_down_async(closed_port: int,
-                                 async_counting_transport: AsyncCountingTransport) -> None:
-    async with AsyncOllamaClient(f"127.0.0.1:{closed_port}", retries=1, backoff=0.01,
-                                 timeout=2.0, transport=async_counting_transport) as client:
+async def test_server_down_async(
+    closed_port: int, async_counting_transport: AsyncCountingTransport
+) -> None:
+    async with AsyncOllamaClient(
+        f"127.0.0.1:{closed_port}",
+        retries=1,
+        backoff=0.01,
+        timeout=2.0,
+        transport=async_counting_transport,
+    ) as client:
         with pytest.raises(BackendUnavailable):
             await client.chat([{"role": "user", "content": "hi"}])
         with pytest.raises(BackendUnavailable):
@@ -95,6 +114,7 @@ async def test_timeout_async(make_ollama_server: ServerFactory) -> None:
 
 
 # -- errors the server answers ------------------------------------------------------------
+
 
 def test_unknown_model(client: OllamaClient, ollama_server: OllamaServer) -> None:
     with pytest.raises(ModelNotFound) as info:
@@ -161,6 +181,7 @@ def test_faults_can_target_one_model(make_ollama_server: ServerFactory) -> None:
 
 # -- broken streams and bodies --------------------------------------------------------------
 
+
 def test_error_line_mid_stream(make_ollama_server: ServerFactory) -> None:
     server = make_ollama_server(faults=Faults(fail_after=2))
     received: list[StreamChunk] = []
@@ -221,8 +242,7 @@ async def test_malformed_json_async(make_ollama_server: ServerFactory) -> None:
             await _adrain(client.chat_stream([{"role": "user", "content": "x"}]), [])
 
 
-def test_faults_can_change_while_running(ollama_server: OllamaServer,
-                                         client: OllamaClient) -> None:
+def test_faults_can_change_while_running(ollama_server: OllamaServer, client: OllamaClient) -> None:
     ollama_server.faults.server_error = True
     with pytest.raises(BackendError):
         client.generate("x")
@@ -231,8 +251,9 @@ def test_faults_can_change_while_running(ollama_server: OllamaServer,
 
 
 def test_busy_connections_time_out_instead_of_hanging(ollama_server: OllamaServer) -> None:
-    with OllamaClient(ollama_server.url, max_connections=1,
-                      timeout=httpx.Timeout(5.0, pool=0.2)) as client:
+    with OllamaClient(
+        ollama_server.url, max_connections=1, timeout=httpx.Timeout(5.0, pool=0.2)
+    ) as client:
         stream = client.generate_stream("a b c")
         next(stream)  # the open stream holds the only connection
         with pytest.raises(BackendTimeout, match="stayed busy"):

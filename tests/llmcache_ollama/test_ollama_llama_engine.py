@@ -32,21 +32,27 @@ def test_missing_model_names_the_install_command(tmp_path: Path) -> None:
         find_smollm2_gguf([tmp_path])
 
 
-def test_server_cli_reports_a_missing_model_file(tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    code = server_main(["--engine", "llama", "--model-path", str(tmp_path / "nope.gguf"),
-                        "--port", "0"])
+def test_server_cli_reports_a_missing_model_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = server_main(
+        ["--engine", "llama", "--model-path", str(tmp_path / "nope.gguf"), "--port", "0"]
+    )
     assert code == 1
     assert "model file not found" in capsys.readouterr().err
 
 
 # -- the real model ---------------------------------------------------------------------------
 
-SCHEMA = {"type": "object",
-          "properties": {"title": {"type": "string"},
-                         "priority": {"enum": ["low", "medium", "high"]},
-                         "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 2}},
-          "required": ["title", "priority", "tags"]}
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string"},
+        "priority": {"enum": ["low", "medium", "high"]},
+        "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 2},
+    },
+    "required": ["title", "priority", "tags"],
+}
 
 
 def _post(url: str, path: str, body: dict[str, object]) -> httpx.Response:
@@ -61,13 +67,19 @@ def test_real_model_lists_its_names(llama_server: str) -> None:
 
 @pytest.mark.real_model
 @pytest.mark.parametrize("note", ["buy groceries tomorrow", "call mom in the afternoon"])
-def test_real_model_answers_a_schema_with_valid_json(llama_server: str,
-                                                      note: str) -> None:
-    reply = _post(llama_server, "/api/chat", {
-        "model": "smollm2", "stream": False, "format": SCHEMA,
-        # Ollama's default repeat_penalty (1.1) applies: the engine must still keep to JSON.
-        "options": {"temperature": 0, "num_predict": 120},
-        "messages": [{"role": "user", "content": f"Make a to-do task from: {note}"}]}).json()
+def test_real_model_answers_a_schema_with_valid_json(llama_server: str, note: str) -> None:
+    reply = _post(
+        llama_server,
+        "/api/chat",
+        {
+            "model": "smollm2",
+            "stream": False,
+            "format": SCHEMA,
+            # Ollama's default repeat_penalty (1.1) applies: the engine must still keep to JSON.
+            "options": {"temperature": 0, "num_predict": 120},
+            "messages": [{"role": "user", "content": f"Make a to-do task from: {note}"}],
+        },
+    ).json()
     # A 135M model can loop until num_predict; what ends by itself must be the schema's JSON.
     assert reply["done_reason"] == "stop"
     data = json.loads(reply["message"]["content"])
@@ -78,9 +90,16 @@ def test_real_model_answers_a_schema_with_valid_json(llama_server: str,
 
 @pytest.mark.real_model
 def test_real_model_streams_and_honours_num_predict(llama_server: str) -> None:
-    with httpx.stream("POST", f"{llama_server}/api/generate", timeout=300, json={
-            "model": "smollm2:135m", "prompt": "Count from one to twenty.",
-            "options": {"temperature": 0, "num_predict": 5}}) as response:
+    with httpx.stream(
+        "POST",
+        f"{llama_server}/api/generate",
+        timeout=300,
+        json={
+            "model": "smollm2:135m",
+            "prompt": "Count from one to twenty.",
+            "options": {"temperature": 0, "num_predict": 5},
+        },
+    ) as response:
         lines = [json.loads(line) for line in response.iter_lines() if line]
     assert len(lines) == 6  # five tokens, then the closing line
     assert lines[-1]["done"] and lines[-1]["done_reason"] == "length"
@@ -89,8 +108,12 @@ def test_real_model_streams_and_honours_num_predict(llama_server: str) -> None:
 
 @pytest.mark.real_model
 def test_real_model_is_deterministic_at_temperature_zero(llama_server: str) -> None:
-    body = {"model": "smollm2", "stream": False, "prompt": "Name a colour.",
-            "options": {"temperature": 0, "num_predict": 12}}
+    body = {
+        "model": "smollm2",
+        "stream": False,
+        "prompt": "Name a colour.",
+        "options": {"temperature": 0, "num_predict": 12},
+    }
     answers: list[str] = []
 
     def ask() -> None:

@@ -24,8 +24,17 @@ def test_official_client(ollama_server: OllamaServer) -> None:
         pieces = list(streamed)
         assert pieces[0].message.thinking == "thinking about: hi"
         assert "".join(p.message.content or "" for p in pieces) == "echo: hi"
-        tool = {"type": "function", "function": {"name": "f", "parameters": {
-            "type": "object", "required": ["x"], "properties": {"x": {"type": "integer"}}}}}
+        tool = {
+            "type": "function",
+            "function": {
+                "name": "f",
+                "parameters": {
+                    "type": "object",
+                    "required": ["x"],
+                    "properties": {"x": {"type": "integer"}},
+                },
+            },
+        }
         calls = client.chat(model="llama3.2", messages=messages, tools=[tool]).message.tool_calls
         assert calls is not None and calls[0].function.name == "f"
         assert calls[0].function.arguments == {"x": 0}
@@ -35,7 +44,10 @@ def test_official_client(ollama_server: OllamaServer) -> None:
         assert len(client.embeddings(model="nomic-embed-text", prompt="a").embedding) == 64
 
         assert [m.model for m in client.list().models] == [
-            "llama3.2:latest", "qwen3:latest", "nomic-embed-text:latest"]
+            "llama3.2:latest",
+            "qwen3:latest",
+            "nomic-embed-text:latest",
+        ]
         shown = client.show("llama3.2")
         assert shown.capabilities == ["completion", "tools"]
         assert shown.details is not None and shown.details.family == "llama"
@@ -45,11 +57,18 @@ def test_official_client(ollama_server: OllamaServer) -> None:
             client.generate(model="ghost", prompt="x")
         assert (missing.value.status_code, missing.value.error) == (404, "model 'ghost' not found")
     assert ollama_server.calls.snapshot() == {
-        "generate": 3, "chat": 3, "embed": 1, "embeddings": 1, "tags": 1, "show": 1}
+        "generate": 3,
+        "chat": 3,
+        "embed": 1,
+        "embeddings": 1,
+        "tags": 1,
+        "show": 1,
+    }
 
 
 def test_official_client_sees_mid_stream_errors(
-        make_ollama_server: Callable[..., OllamaServer]) -> None:
+    make_ollama_server: Callable[..., OllamaServer],
+) -> None:
     server = make_ollama_server(faults=Faults(fail_after=1))
     with ollama.Client(host=server.url, timeout=10) as client:
         with pytest.raises(ollama.ResponseError) as info:
@@ -62,8 +81,7 @@ async def test_official_async_client(ollama_server: OllamaServer) -> None:
     try:
         reply = await client.chat(model="llama3.2", messages=[{"role": "user", "content": "x"}])
         assert reply.message.content == "echo: x"
-        parts = [p async for p in await client.generate(model="llama3.2", prompt="y",
-                                                         stream=True)]
+        parts = [p async for p in await client.generate(model="llama3.2", prompt="y", stream=True)]
         assert parts[-1].done
     finally:
         await client._client.aclose()

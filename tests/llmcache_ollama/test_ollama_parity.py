@@ -14,10 +14,22 @@ from llmcache_testserver import OllamaServer
 from llmcache.backends import AIResponse, AsyncBackend, BackendError, StreamChunk
 from llmcache_ollama import AsyncOllamaClient, OllamaClient
 
-TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {
-    "type": "object", "required": ["q"], "properties": {"q": {"type": "string"}}}}}
-SCHEMA = {"type": "object", "required": ["answer", "n"],
-          "properties": {"answer": {"type": "string"}, "n": {"type": "number"}}}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "lookup",
+        "parameters": {
+            "type": "object",
+            "required": ["q"],
+            "properties": {"q": {"type": "string"}},
+        },
+    },
+}
+SCHEMA = {
+    "type": "object",
+    "required": ["answer", "n"],
+    "properties": {"answer": {"type": "string"}, "n": {"type": "number"}},
+}
 USER = [{"role": "user", "content": "What is 2 + 2?"}]
 
 # (method, args, kwargs): every public call, with the options that change its answer.
@@ -45,8 +57,11 @@ def _comparable(value: Any) -> Any:
     if isinstance(value, AIResponse | StreamChunk):
         value = value.to_dict()
         value.pop("duration_ms", None)
-        value["raw"] = {k: v for k, v in value["raw"].items()
-                        if k != "created_at" and not k.endswith("duration")}
+        value["raw"] = {
+            k: v
+            for k, v in value["raw"].items()
+            if k != "created_at" and not k.endswith("duration")
+        }
         return value
     if isinstance(value, list):
         return [_comparable(v) for v in value]
@@ -55,8 +70,9 @@ def _comparable(value: Any) -> Any:
     return value
 
 
-def _sync_result(client: OllamaClient, method: str, args: tuple[Any, ...],
-                 kwargs: dict[str, Any]) -> Any:
+def _sync_result(
+    client: OllamaClient, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     try:
         result = getattr(client, method)(*args, **kwargs)
         return _comparable(list(result) if isinstance(result, Iterator) else result)
@@ -64,8 +80,9 @@ def _sync_result(client: OllamaClient, method: str, args: tuple[Any, ...],
         return (type(exc), str(exc), exc.status_code)
 
 
-async def _async_result(client: AsyncOllamaClient, method: str, args: tuple[Any, ...],
-                        kwargs: dict[str, Any]) -> Any:
+async def _async_result(
+    client: AsyncOllamaClient, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     try:
         result = getattr(client, method)(*args, **kwargs)
         if isinstance(result, AsyncIterator):
@@ -75,18 +92,26 @@ async def _async_result(client: AsyncOllamaClient, method: str, args: tuple[Any,
         return (type(exc), str(exc), exc.status_code)
 
 
-@pytest.mark.parametrize(("method", "args", "kwargs"), CALLS,
-                         ids=[f"{m}-{i}" for i, (m, _, _) in enumerate(CALLS)])
-async def test_sync_and_async_agree(client: OllamaClient, aclient: AsyncOllamaClient,
-                                    method: str, args: tuple[Any, ...],
-                                    kwargs: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("method", "args", "kwargs"), CALLS, ids=[f"{m}-{i}" for i, (m, _, _) in enumerate(CALLS)]
+)
+async def test_sync_and_async_agree(
+    client: OllamaClient,
+    aclient: AsyncOllamaClient,
+    method: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
     expected = await asyncio.to_thread(_sync_result, client, method, args, kwargs)
     assert await _async_result(aclient, method, args, kwargs) == expected
 
 
 def _public(cls: type) -> dict[str, inspect.Signature]:
-    return {name: inspect.signature(getattr(cls, name)) for name in dir(cls)
-            if not name.startswith("_") and callable(getattr(cls, name))}
+    return {
+        name: inspect.signature(getattr(cls, name))
+        for name in dir(cls)
+        if not name.startswith("_") and callable(getattr(cls, name))
+    }
 
 
 def test_same_methods_and_signatures() -> None:
@@ -95,9 +120,12 @@ def test_same_methods_and_signatures() -> None:
     assert sync.keys() == async_.keys()
     for name, signature in sync.items():
         assert [p.name for p in signature.parameters.values()] == [
-            p.name for p in async_[name].parameters.values()], name
-    assert inspect.signature(OllamaClient.__init__).parameters.keys() == inspect.signature(
-        AsyncOllamaClient.__init__).parameters.keys()
+            p.name for p in async_[name].parameters.values()
+        ], name
+    assert (
+        inspect.signature(OllamaClient.__init__).parameters.keys()
+        == inspect.signature(AsyncOllamaClient.__init__).parameters.keys()
+    )
 
 
 async def test_async_client_is_an_async_backend(aclient: AsyncOllamaClient) -> None:
@@ -114,8 +142,9 @@ async def test_async_stream_can_be_abandoned(aclient: AsyncOllamaClient) -> None
     assert (await aclient.version()) == "0.12.6"
 
 
-async def test_many_more_requests_than_connections(make_ollama_server: Callable[..., OllamaServer],
-                                              ) -> None:
+async def test_many_more_requests_than_connections(
+    make_ollama_server: Callable[..., OllamaServer],
+) -> None:
     server = make_ollama_server(latency_ms=5)
     # More requests than connections: they wait on the client's semaphore, not in httpx.
     async with AsyncOllamaClient(server.url, timeout=30) as client:

@@ -13,8 +13,19 @@ from llmcache_testserver import OllamaServer
 from llmcache import AIResponse, DiskStore, StreamChunk
 from llmcache_ollama import AsyncOllamaClient, CachedOllamaClient, OllamaClient
 
-TOOLS = [{"type": "function", "function": {"name": "weather", "parameters": {
-    "type": "object", "required": ["city"], "properties": {"city": {"type": "string"}}}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "weather",
+            "parameters": {
+                "type": "object",
+                "required": ["city"],
+                "properties": {"city": {"type": "string"}},
+            },
+        },
+    }
+]
 MESSAGES = [{"role": "user", "content": "Weather in Paris?"}]
 # method, positional input, keyword arguments; every case thinks (qwen3 can).
 CASES = {
@@ -25,42 +36,53 @@ CASES = {
 
 
 def view(response: AIResponse) -> dict[str, Any]:
-    return {"content": response.content, "model": response.model,
-            "thinking": response.thinking, "tool_calls": response.tool_calls,
-            "prompt_tokens": response.prompt_tokens,
-            "completion_tokens": response.completion_tokens,
-            "tokens_used": response.tokens_used, "done_reason": response.done_reason}
+    return {
+        "content": response.content,
+        "model": response.model,
+        "thinking": response.thinking,
+        "tool_calls": response.tool_calls,
+        "prompt_tokens": response.prompt_tokens,
+        "completion_tokens": response.completion_tokens,
+        "tokens_used": response.tokens_used,
+        "done_reason": response.done_reason,
+    }
 
 
 def assembled(chunks: list[StreamChunk]) -> dict[str, Any]:
     last = chunks[-1]
     assert last.done and not any(c.done for c in chunks[:-1])
-    return {"content": "".join(c.content for c in chunks), "model": last.model,
-            "thinking": "".join(c.thinking or "" for c in chunks) or None,
-            "tool_calls": [tc for c in chunks for tc in c.tool_calls or []] or None,
-            "prompt_tokens": last.prompt_tokens, "completion_tokens": last.completion_tokens,
-            "tokens_used": last.prompt_tokens + last.completion_tokens,
-            "done_reason": last.done_reason}
+    return {
+        "content": "".join(c.content for c in chunks),
+        "model": last.model,
+        "thinking": "".join(c.thinking or "" for c in chunks) or None,
+        "tool_calls": [tc for c in chunks for tc in c.tool_calls or []] or None,
+        "prompt_tokens": last.prompt_tokens,
+        "completion_tokens": last.completion_tokens,
+        "tokens_used": last.prompt_tokens + last.completion_tokens,
+        "done_reason": last.done_reason,
+    }
 
 
 def said_everything(answer: dict[str, Any], case: str) -> None:
     """The case's answer is not vacuous: it has what the test server says for it."""
     assert answer["thinking"] and answer["prompt_tokens"] > 0 and answer["done_reason"]
     if case == "chat-tools":
-        assert answer["tool_calls"] == [{"function": {"name": "weather",
-                                                      "arguments": {"city": "Weather in Paris?"}}}]
+        assert answer["tool_calls"] == [
+            {"function": {"name": "weather", "arguments": {"city": "Weather in Paris?"}}}
+        ]
     else:
         assert answer["content"].startswith("echo") and answer["completion_tokens"] > 0
 
 
 @pytest.mark.parametrize("first", ["plain", "stream"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_sync_faces(case: str, first: str, ollama_server: OllamaServer,
-                    tmp_path: Path) -> None:
+def test_sync_faces(case: str, first: str, ollama_server: OllamaServer, tmp_path: Path) -> None:
     method, given, kwargs = CASES[case]
     kwargs = dict(kwargs, temperature=0, model="qwen3", think=True)
-    with DiskStore(tmp_path) as store, CachedOllamaClient(
-            OllamaClient(ollama_server.url, timeout=10), store) as cached:
+    with (
+        DiskStore(tmp_path) as store,
+        CachedOllamaClient(OllamaClient(ollama_server.url, timeout=10), store) as cached,
+    ):
         plain = getattr(cached, method)
         stream = getattr(cached, f"{method}_stream")
         if first == "plain":
@@ -78,13 +100,15 @@ def test_sync_faces(case: str, first: str, ollama_server: OllamaServer,
 
 @pytest.mark.parametrize("first", ["plain", "stream"])
 @pytest.mark.parametrize("case", sorted(CASES))
-async def test_async_faces(case: str, first: str, ollama_server: OllamaServer,
-                           tmp_path: Path) -> None:
+async def test_async_faces(
+    case: str, first: str, ollama_server: OllamaServer, tmp_path: Path
+) -> None:
     method, given, kwargs = CASES[case]
     kwargs = dict(kwargs, temperature=0, model="qwen3", think=True)
     with DiskStore(tmp_path) as store:
-        async with CachedOllamaClient(AsyncOllamaClient(ollama_server.url, timeout=10),
-                                      store) as cached:
+        async with CachedOllamaClient(
+            AsyncOllamaClient(ollama_server.url, timeout=10), store
+        ) as cached:
             plain = getattr(cached, method)
             stream = getattr(cached, f"{method}_stream")
             if first == "plain":

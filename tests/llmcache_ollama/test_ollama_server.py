@@ -35,19 +35,29 @@ def test_root_get_and_head(api: httpx.Client) -> None:
 def test_version_and_tags(api: httpx.Client) -> None:
     assert api.get("/api/version").json() == {"version": "0.12.6"}
     models = api.get("/api/tags").json()["models"]
-    assert {m["name"] for m in models} == {"llama3.2:latest", "qwen3:latest",
-                                           "nomic-embed-text:latest"}
+    assert {m["name"] for m in models} == {
+        "llama3.2:latest",
+        "qwen3:latest",
+        "nomic-embed-text:latest",
+    }
     first = models[0]
     assert set(first) == {"name", "model", "modified_at", "size", "digest", "details"}
-    assert set(first["details"]) == {"parent_model", "format", "family", "families",
-                                     "parameter_size", "quantization_level"}
+    assert set(first["details"]) == {
+        "parent_model",
+        "format",
+        "family",
+        "families",
+        "parameter_size",
+        "quantization_level",
+    }
 
 
 def test_show(api: httpx.Client) -> None:
     body = api.post("/api/show", json={"model": "qwen3"}).json()
     assert body["capabilities"] == ["completion", "tools", "thinking"]
-    assert {"modelfile", "parameters", "template", "details", "model_info",
-            "modified_at"} <= set(body)
+    assert {"modelfile", "parameters", "template", "details", "model_info", "modified_at"} <= set(
+        body
+    )
 
 
 @pytest.mark.parametrize("path", ["/api/generate", "/api/chat", "/api/embed", "/api/show"])
@@ -59,7 +69,7 @@ def test_request_errors(api: httpx.Client, path: str) -> None:
     assert error(api.post(path)) == (400, "missing request body")
     status, message = error(api.post(path, content=b"{nope"))
     assert status == 400 and message
-    assert error(api.post(path, json=[1])) [0] == 400
+    assert error(api.post(path, json=[1]))[0] == 400
     assert error(api.post(path, json={"prompt": "x"})) == (400, "model is required")
     assert error(api.post(path, json={"model": "ghost"})) == (404, "model 'ghost' not found")
 
@@ -67,7 +77,9 @@ def test_request_errors(api: httpx.Client, path: str) -> None:
 def test_capability_errors(api: httpx.Client) -> None:
     reply = api.post("/api/chat", json={"model": "nomic-embed-text", "messages": []})
     assert (reply.status_code, reply.json()) == (
-        400, {"error": '"nomic-embed-text" does not support chat'})
+        400,
+        {"error": '"nomic-embed-text" does not support chat'},
+    )
     reply = api.post("/api/generate", json={"model": "nomic-embed-text", "prompt": "x"})
     assert reply.json() == {"error": '"nomic-embed-text" does not support generate'}
     reply = api.post("/api/embed", json={"model": "llama3.2", "input": "x"})
@@ -80,8 +92,7 @@ def test_unknown_path_and_wrong_method(api: httpx.Client) -> None:
 
 
 def test_streams_when_stream_is_absent(api: httpx.Client) -> None:
-    with api.stream("POST", "/api/generate",
-                     json={"model": "llama3.2", "prompt": "a b"}) as reply:
+    with api.stream("POST", "/api/generate", json={"model": "llama3.2", "prompt": "a b"}) as reply:
         assert reply.headers["content-type"] == "application/x-ndjson"
         assert reply.headers["transfer-encoding"] == "chunked"
         lines = [json.loads(line) for line in reply.iter_lines()]
@@ -89,14 +100,27 @@ def test_streams_when_stream_is_absent(api: httpx.Client) -> None:
     assert [line["done"] for line in lines] == [False, False, False, True]
     final = lines[-1]
     assert final["done_reason"] == "stop"
-    assert {"context", "total_duration", "load_duration", "prompt_eval_count",
-            "prompt_eval_duration", "eval_count", "eval_duration"} <= set(final)
+    assert {
+        "context",
+        "total_duration",
+        "load_duration",
+        "prompt_eval_count",
+        "prompt_eval_duration",
+        "eval_count",
+        "eval_duration",
+    } <= set(final)
     assert final["created_at"].endswith("Z")
 
 
 def test_single_reply_when_stream_is_false(api: httpx.Client) -> None:
-    reply = api.post("/api/chat", json={"model": "llama3.2", "stream": False,
-                                         "messages": [{"role": "user", "content": "yo"}]})
+    reply = api.post(
+        "/api/chat",
+        json={
+            "model": "llama3.2",
+            "stream": False,
+            "messages": [{"role": "user", "content": "yo"}],
+        },
+    )
     assert reply.headers["content-type"].startswith("application/json")
     body = reply.json()
     assert body["message"] == {"role": "assistant", "content": "echo: yo"}
@@ -117,15 +141,17 @@ def test_embed_endpoints(api: httpx.Client) -> None:
     assert {"model", "total_duration", "load_duration", "prompt_eval_count"} <= set(body)
     empty = api.post("/api/embed", json={"model": "nomic-embed-text", "input": []}).json()
     assert empty["embeddings"] == []
-    short = api.post("/api/embed", json={"model": "nomic-embed-text", "input": ["a"],
-                                          "dimensions": 4}).json()["embeddings"][0]
+    short = api.post(
+        "/api/embed", json={"model": "nomic-embed-text", "input": ["a"], "dimensions": 4}
+    ).json()["embeddings"][0]
     assert len(short) == 4 and math.isclose(math.fsum(x * x for x in short), 1.0)
     bad = api.post("/api/embed", json={"model": "nomic-embed-text", "input": [1]})
     assert bad.status_code == 400
     legacy = api.post("/api/embeddings", json={"model": "nomic-embed-text", "prompt": "hello"})
     assert legacy.json()["embedding"] == pytest.approx(body["embeddings"][0])
     assert api.post("/api/embeddings", json={"model": "nomic-embed-text"}).json() == {
-        "embedding": []}
+        "embedding": []
+    }
 
 
 def test_keep_alive_and_chunked_request_bodies(ollama_server: OllamaServer) -> None:
@@ -136,8 +162,13 @@ def test_keep_alive_and_chunked_request_bodies(ollama_server: OllamaServer) -> N
         assert conn.getresponse().read() == b'{"version":"0.12.6"}'
         sock = conn.sock
         body = iter([b'{"model": "llama3.2", ', b'"prompt": "hi", "stream": false}'])
-        conn.request("POST", "/api/generate", body=body, encode_chunked=True,
-                     headers={"Content-Type": "application/json"})
+        conn.request(
+            "POST",
+            "/api/generate",
+            body=body,
+            encode_chunked=True,
+            headers={"Content-Type": "application/json"},
+        )
         assert json.loads(conn.getresponse().read())["response"] == "echo: hi"
         conn.request("POST", "/api/generate", body=b"{bad")  # refused, connection stays usable
         assert conn.getresponse().read().startswith(b'{"error"')
@@ -186,8 +217,9 @@ def test_serves_64_connections_at_once(make_ollama_server: ServerFactory) -> Non
             conn.close()
 
     results: list[str] = [""] * 64
-    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, one(i)))
-               for i in range(64)]
+    threads = [
+        threading.Thread(target=lambda i=i: results.__setitem__(i, one(i))) for i in range(64)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -200,9 +232,10 @@ async def _raw_generate(host: str, port: int, i: int) -> dict[str, Any]:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         body = json.dumps({"model": "llama3.2", "prompt": f"q{i}", "stream": False}).encode()
-        writer.write(b"POST /api/generate HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                     % (len(body), body))
+        writer.write(
+            b"POST /api/generate HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
         await writer.drain()
         head, _, rest = (await reader.read()).partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200")
@@ -243,7 +276,8 @@ def test_engine_failures(make_ollama_server: ServerFactory) -> None:
         assert (reply.status_code, reply.json()) == (500, {"error": "engine exploded"})
         lines = api.post("/api/generate", json={"model": "llama3.2", "prompt": "x"}).text
         assert [json.loads(line) for line in lines.splitlines()][-1] == {
-            "error": "engine died mid-way"}
+            "error": "engine died mid-way"
+        }
         reply = api.post("/api/embed", json={"model": "nomic-embed-text", "input": ["a"]})
         assert reply.status_code == 500
         assert api.get("/api/version").status_code == 200  # the server lives on

@@ -40,6 +40,5 @@ def client(server: OllamaServer) -> Iterator[OpenAIClient]:
 
 @pytest.fixture
 async def aclient(server: OllamaServer) -> AsyncIterator[AsyncOpenAIClient]:
-    async with AsyncOpenAIClient(server.openai_url, model=MODEL, timeout=10,
-                                 backoff=0.01) as c:
+    async with AsyncOpenAIClient(server.openai_url, model=MODEL, timeout=10, backoff=0.01) as c:
         yield c

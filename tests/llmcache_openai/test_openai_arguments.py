@@ -28,8 +28,15 @@ IDS = [f"{m}-{i}" for i, (m, *_) in enumerate(BAD)]
 
 @pytest.mark.parametrize(("method", "given", "kwargs", "error", "names"), BAD, ids=IDS)
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
-def test_sync_clients(method: str, given: Any, kwargs: dict[str, Any], error: type[Exception],
-                      names: list[str], stream: bool, server: OllamaServer) -> None:
+def test_sync_clients(
+    method: str,
+    given: Any,
+    kwargs: dict[str, Any],
+    error: type[Exception],
+    names: list[str],
+    stream: bool,
+    server: OllamaServer,
+) -> None:
     name = f"{method}_stream" if stream else method
     with OpenAIClient(server.openai_url, model="llama3.2", timeout=10) as client:
         cached = CachedClient(client, MemoryStore())
@@ -44,9 +51,15 @@ def test_sync_clients(method: str, given: Any, kwargs: dict[str, Any], error: ty
 
 @pytest.mark.parametrize(("method", "given", "kwargs", "error", "names"), BAD, ids=IDS)
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
-async def test_async_clients(method: str, given: Any, kwargs: dict[str, Any],
-                             error: type[Exception], names: list[str], stream: bool,
-                             server: OllamaServer) -> None:
+async def test_async_clients(
+    method: str,
+    given: Any,
+    kwargs: dict[str, Any],
+    error: type[Exception],
+    names: list[str],
+    stream: bool,
+    server: OllamaServer,
+) -> None:
     name = f"{method}_stream" if stream else method
     async with AsyncOpenAIClient(server.openai_url, model="llama3.2", timeout=10) as client:
         cached = CachedClient(client, MemoryStore())

@@ -111,7 +111,8 @@ class Door:
         loop = asyncio.get_running_loop()
         context = contextvars.copy_context()
         return await loop.run_in_executor(
-            self.pool, lambda: context.run(self.call_sync, prompt, **kwargs))  # type: ignore[arg-type]
+            self.pool, lambda: context.run(self.call_sync, prompt, **kwargs)
+        )  # type: ignore[arg-type]
 
     async def stream(self, prompt: str, **kwargs: Any) -> list[Any]:
         if self.stream_async is not None:
@@ -121,7 +122,8 @@ class Door:
         context = contextvars.copy_context()
         sync = self.stream_sync
         return await loop.run_in_executor(
-            self.pool, lambda: context.run(lambda: list(sync(prompt, **kwargs))))
+            self.pool, lambda: context.run(lambda: list(sync(prompt, **kwargs)))
+        )
 
     async def close(self) -> None:
         for close in self.closers:
@@ -134,8 +136,9 @@ def _response_cached(answer: Any) -> bool | None:
     return answer.cached if isinstance(answer, AIResponse) else None
 
 
-def _client_door(name: str, client: Any, upstream: Upstream, pool: ThreadPoolExecutor,
-                 *, is_async: bool) -> Door:
+def _client_door(
+    name: str, client: Any, upstream: Upstream, pool: ThreadPoolExecutor, *, is_async: bool
+) -> Door:
     door = Door(name, upstream, client.counters, cached=_response_cached, pool=pool)
     if is_async:
         door.call_async = client.generate
@@ -148,8 +151,9 @@ def _client_door(name: str, client: Any, upstream: Upstream, pool: ThreadPoolExe
     return door
 
 
-def _decorator_door(name: str, server: OllamaServer, pool: ThreadPoolExecutor, *,
-                    is_async: bool) -> Door:
+def _decorator_door(
+    name: str, server: OllamaServer, pool: ThreadPoolExecutor, *, is_async: bool
+) -> Door:
     upstream = ServerUpstream(server)
     namespace = f"parity-{next(_names)}"
     if is_async:
@@ -176,8 +180,9 @@ def _decorator_door(name: str, server: OllamaServer, pool: ThreadPoolExecutor, *
 
 
 def _langchain_door(name: str, pool: ThreadPoolExecutor, *, is_async: bool) -> Door:
-    pytest.importorskip("langchain_core", reason="needs the extra: pip install "
-                        "'llmcache[langchain]'")
+    pytest.importorskip(
+        "langchain_core", reason="needs the extra: pip install 'llmcache[langchain]'"
+    )
     from langchain_core.language_models.llms import LLM
 
     from llmcache.integrations.langchain import LLMCache
@@ -196,28 +201,39 @@ def _langchain_door(name: str, pool: ThreadPoolExecutor, *, is_async: bool) -> D
         def _identifying_params(self) -> dict[str, Any]:
             return {"temperature": self.temperature}
 
-        def _call(self, prompt: str, stop: list[str] | None = None, run_manager: Any = None,
-                  **kwargs: Any) -> str:
+        def _call(
+            self, prompt: str, stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+        ) -> str:
             return upstream.answer(prompt)
 
-        async def _acall(self, prompt: str, stop: list[str] | None = None,
-                         run_manager: Any = None, **kwargs: Any) -> str:
+        async def _acall(
+            self, prompt: str, stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+        ) -> str:
             await asyncio.sleep(upstream.latency)
             return upstream.answer(prompt)
 
     def model(temperature: float | None) -> Any:
         return EchoLLM(temperature=temperature, cache=cache)
 
-    door = Door(name, upstream, cache.counters, pool=pool,
-                no_flight="LangChain asks its cache, then calls the model itself: "
-                "nothing in between can make concurrent callers wait for one call")
+    door = Door(
+        name,
+        upstream,
+        cache.counters,
+        pool=pool,
+        no_flight="LangChain asks its cache, then calls the model itself: "
+        "nothing in between can make concurrent callers wait for one call",
+    )
     if is_async:
+
         async def acall(prompt: str, temperature: float | None = None) -> str:
             return str(await model(temperature).ainvoke(prompt))
+
         door.call_async = acall
     else:
+
         def call(prompt: str, temperature: float | None = None) -> str:
             return str(model(temperature).invoke(prompt))
+
         door.call_sync = call
     return door
 
@@ -246,11 +262,16 @@ class _LangChainUpstream(Upstream):
 
 #: Every door: (name, streams?) -- the parity tests are parametrized over these names.
 DOORS = [
-    "decorator", "decorator-async",
-    "client-mock", "client-mock-async",
-    "client-ollama", "client-ollama-async",
-    "client-openai", "client-openai-async",
-    "langchain", "langchain-async",
+    "decorator",
+    "decorator-async",
+    "client-mock",
+    "client-mock-async",
+    "client-ollama",
+    "client-ollama-async",
+    "client-openai",
+    "client-openai-async",
+    "langchain",
+    "langchain-async",
 ]
 STREAMING = [d for d in DOORS if d.startswith("client-")]
 
@@ -265,16 +286,25 @@ async def open_door(name: str, server: OllamaServer, pool: ThreadPoolExecutor) -
     store = MemoryStore()
     if name.startswith("client-mock"):
         mock = MockUpstream()
-        backend: Any = (AsyncMockBackend(mock.handler, model=MODEL) if is_async
-                        else MockBackend(mock.handler, model=MODEL))
+        backend: Any = (
+            AsyncMockBackend(mock.handler, model=MODEL)
+            if is_async
+            else MockBackend(mock.handler, model=MODEL)
+        )
         mock.backends.append(backend)
         return _client_door(name, CachedClient(backend, store), mock, pool, is_async=is_async)
     if name.startswith("client-ollama"):
-        plugin: Any = (AsyncOllamaClient(server.url, timeout=10, retries=0) if is_async
-                       else OllamaClient(server.url, timeout=10, retries=0))
+        plugin: Any = (
+            AsyncOllamaClient(server.url, timeout=10, retries=0)
+            if is_async
+            else OllamaClient(server.url, timeout=10, retries=0)
+        )
     else:
-        plugin = (AsyncOpenAIClient(server.openai_url, model=MODEL, timeout=10, retries=0)
-                  if is_async else
-                  OpenAIClient(server.openai_url, model=MODEL, timeout=10, retries=0))
-    return _client_door(name, CachedClient(plugin, store), ServerUpstream(server), pool,
-                        is_async=is_async)
+        plugin = (
+            AsyncOpenAIClient(server.openai_url, model=MODEL, timeout=10, retries=0)
+            if is_async
+            else OpenAIClient(server.openai_url, model=MODEL, timeout=10, retries=0)
+        )
+    return _client_door(
+        name, CachedClient(plugin, store), ServerUpstream(server), pool, is_async=is_async
+    )

@@ -33,12 +33,15 @@ COUNTED = ("hits", "misses", "coalesced", "bypasses", "uncacheable")
 def counts(door: Door, **expected: int) -> None:
     got = door.counters()
     assert {k: got.get(k, 0) for k in COUNTED} == {k: expected.get(k, 0) for k in COUNTED}, (
-        door.name, got)
+        door.name,
+        got,
+    )
 
 
 @pytest.fixture(params=DOORS)
-async def door(request: pytest.FixtureRequest, server: OllamaServer,
-               pool: ThreadPoolExecutor) -> Any:
+async def door(
+    request: pytest.FixtureRequest, server: OllamaServer, pool: ThreadPoolExecutor
+) -> Any:
     opened = await open_door(request.param, server, pool)
     try:
         yield opened
@@ -47,8 +50,9 @@ async def door(request: pytest.FixtureRequest, server: OllamaServer,
 
 
 @pytest.fixture(params=STREAMING)
-async def streaming_door(request: pytest.FixtureRequest, server: OllamaServer,
-                         pool: ThreadPoolExecutor) -> Any:
+async def streaming_door(
+    request: pytest.FixtureRequest, server: OllamaServer, pool: ThreadPoolExecutor
+) -> Any:
     opened = await open_door(request.param, server, pool)
     try:
         yield opened
@@ -113,7 +117,8 @@ async def test_refresh_calls_and_writes(door: Door) -> None:
 
 
 async def test_a_sampled_call_is_uncacheable_counted_and_logged_once(
-        door: Door, caplog: pytest.LogCaptureFixture) -> None:
+    door: Door, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.INFO, logger="llmcache"):
         for _ in range(3):
             await door.call("write a poem", temperature=0.9)

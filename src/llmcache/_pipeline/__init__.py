@@ -34,5 +34,15 @@ from llmcache._pipeline.counters import CacheInfo, Counters
 from llmcache._pipeline.semantic import SemanticTier
 from llmcache._pipeline.steps import MISS, Plan, decide, keyed, unkeyable
 
-__all__ = ["MISS", "AsyncRunner", "CacheInfo", "Counters", "Plan", "Runner", "SemanticTier",
-           "decide", "keyed", "unkeyable"]
+__all__ = [
+    "MISS",
+    "AsyncRunner",
+    "CacheInfo",
+    "Counters",
+    "Plan",
+    "Runner",
+    "SemanticTier",
+    "decide",
+    "keyed",
+    "unkeyable",
+]

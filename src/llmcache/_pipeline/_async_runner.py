@@ -72,9 +72,17 @@ class AsyncRunner(Generic[V]):
     say (a decorated function's text answer).
     """
 
-    def __init__(self, store: AsyncStore, codec: ValueCodec[V], counters: Counters, *,
-                 policy: CachePolicy, semantic: SemanticTier | None = None,
-                 request_of: RequestOf | None = None, model_of: ModelOf | None = None) -> None:
+    def __init__(
+        self,
+        store: AsyncStore,
+        codec: ValueCodec[V],
+        counters: Counters,
+        *,
+        policy: CachePolicy,
+        semantic: SemanticTier | None = None,
+        request_of: RequestOf | None = None,
+        model_of: ModelOf | None = None,
+    ) -> None:
         self.store = store
         self._store_get = store.aget  # bound once: the hit path calls it
         self.codec = codec
@@ -99,8 +107,7 @@ class AsyncRunner(Generic[V]):
 
     # -- plain calls ------------------------------------------------------------------------
 
-    async def call(self, plan: Plan, fn: Upstream[V], args: Args,
-                   kwargs: Kwargs) -> V:
+    async def call(self, plan: Plan, fn: Upstream[V], args: Args, kwargs: Kwargs) -> V:
         """The answer to a call planned as `plan`: from the cache, or ``fn(*args,
         **kwargs)`` (an upstream call)."""
         if plan.read:
@@ -135,8 +142,7 @@ class AsyncRunner(Generic[V]):
         counters.tokens_saved += entry.tokens_used
         return value
 
-    async def _missed(self, plan: Plan, fn: Upstream[V], args: Args,
-                      kwargs: Kwargs) -> V:
+    async def _missed(self, plan: Plan, fn: Upstream[V], args: Args, kwargs: Kwargs) -> V:
         async def lead() -> tuple[V, V]:
             value = await self._find(plan, fn, args, kwargs)
             # The followers' copy is taken before the leader's caller can change the value.
@@ -148,8 +154,7 @@ class AsyncRunner(Generic[V]):
             return self.codec.share(snapshot)
         return value
 
-    async def _find(self, plan: Plan, fn: Upstream[V], args: Args,
-                    kwargs: Kwargs) -> V:
+    async def _find(self, plan: Plan, fn: Upstream[V], args: Args, kwargs: Kwargs) -> V:
         if plan.read:
             again: V = await self.read(plan)  # another flight may have stored it since
             if again is not MISS:
@@ -157,12 +162,14 @@ class AsyncRunner(Generic[V]):
             if self._shared is not None and plan.write:
                 # Other processes may miss this key too: one call among all of them.
                 return await self._shared.ado(
-                    plan.key, lambda: self.read(plan),
-                    lambda: self._compute(plan, fn, args, kwargs), miss=MISS)
+                    plan.key,
+                    lambda: self.read(plan),
+                    lambda: self._compute(plan, fn, args, kwargs),
+                    miss=MISS,
+                )
         return await self._compute(plan, fn, args, kwargs)
 
-    async def _compute(self, plan: Plan, fn: Upstream[V], args: Args,
-                       kwargs: Kwargs) -> V:
+    async def _compute(self, plan: Plan, fn: Upstream[V], args: Args, kwargs: Kwargs) -> V:
         request = self._semantic_request(plan, args, kwargs)
         if request is not None and plan.read:
             similar: V = await self._semantic_read(request)
@@ -197,18 +204,19 @@ class AsyncRunner(Generic[V]):
         self.counters.misses += 1
         return MISS
 
-    async def save(self, plan: Plan, value: V, args: Args = (),
-                   kwargs: Kwargs | None = None) -> None:
+    async def save(
+        self, plan: Plan, value: V, args: Args = (), kwargs: Kwargs | None = None
+    ) -> None:
         """Store the upstream's fresh answer to a call planned as `plan`, if it may be."""
         if plan.write:
             kwargs = kwargs or {}
-            await self._save(plan, self._semantic_request(plan, args, kwargs), value, args,
-                             kwargs)
+            await self._save(plan, self._semantic_request(plan, args, kwargs), value, args, kwargs)
 
     # -- writing ----------------------------------------------------------------------------
 
-    async def _save(self, plan: Plan, request: Request | None, value: V, args: Args,
-                    kwargs: Kwargs) -> None:
+    async def _save(
+        self, plan: Plan, request: Request | None, value: V, args: Args, kwargs: Kwargs
+    ) -> None:
         entry = entry_to_store(self.codec, value, plan, self.policy, self.counters)
         if entry is not None:
             if not entry.model and self._model_of is not None:
@@ -255,8 +263,15 @@ class AsyncRunner(Generic[V]):
 
     # -- streams (the exact tier only) ------------------------------------------------------
 
-    async def stream(self, plan: Plan, fn: Callable[..., AsyncIterator[Any]], args: Args,
-                     kwargs: Kwargs, *, read_ahead: bool = False) -> AsyncIterator[Any]:
+    async def stream(
+        self,
+        plan: Plan,
+        fn: Callable[..., AsyncIterator[Any]],
+        args: Args,
+        kwargs: Kwargs,
+        *,
+        read_ahead: bool = False,
+    ) -> AsyncIterator[Any]:
         """The chunks of a streamed call planned as `plan`: a hit's, replayed and marked
         cached, or the upstream's (``fn(*args, **kwargs)``) as they come, stored once the
         stream ran to its end (the upstream's end, and its consumer's: a consumer that
@@ -297,8 +312,9 @@ class AsyncRunner(Generic[V]):
         self.counters.misses += 1
         if read_ahead:
             flow = _Flow(recording)
-            ahead = AsyncReadAhead(fn(*args, **kwargs),
-                                   functools.partial(self._reader_ended, plan, codec, flow))
+            ahead = AsyncReadAhead(
+                fn(*args, **kwargs), functools.partial(self._reader_ended, plan, codec, flow)
+            )
             received: list[Any] = []
             complete = False
             try:
@@ -344,8 +360,9 @@ class AsyncRunner(Generic[V]):
     async def _read_replay(self, plan: Plan, codec: StreamCodec[V]) -> Any:
         return await self.read(plan, codec.replay)
 
-    async def _join_stream(self, plan: Plan, codec: StreamCodec[V], ended: int,
-                           read_ahead: bool) -> tuple[Any, _Recording | None]:
+    async def _join_stream(
+        self, plan: Plan, codec: StreamCodec[V], ended: int, read_ahead: bool
+    ) -> tuple[Any, _Recording | None]:
         """A leader's recording to replay, or `MISS` and the recording this call leads
         (None: it streams on its own, unregistered). `ended`: `_streams_ended` before
         this call's first read."""
@@ -359,8 +376,7 @@ class AsyncRunner(Generic[V]):
             if leads:
                 # Read ahead, the stream ends whoever reads it: even its own task (thread)
                 # may wait for it.
-                recording = self._recordings[slot] = _Recording(
-                    slot, None if read_ahead else owner)
+                recording = self._recordings[slot] = _Recording(slot, None if read_ahead else owner)
             stale = self._streams_ended != ended
         if recording is None:
             return MISS, None
@@ -389,8 +405,7 @@ class AsyncRunner(Generic[V]):
         self.counters.coalesced += 1
         return replay, None
 
-    async def _lead_across(self, plan: Plan, codec: StreamCodec[V],
-                           recording: _Recording) -> Any:
+    async def _lead_across(self, plan: Plan, codec: StreamCodec[V], recording: _Recording) -> Any:
         """Across processes (a shared tier holding locks): `MISS` when this process leads
         the stream -- it holds the shared lock until the stream settled (`_end_recording`)
         -- or the replay of what another process's leader stored meanwhile."""
@@ -407,8 +422,11 @@ class AsyncRunner(Generic[V]):
 
         async def hold() -> None:
             try:
-                found.append(await shared.ado(plan.key, lambda: self._read_replay(plan, codec),
-                                              compute, miss=MISS))
+                found.append(
+                    await shared.ado(
+                        plan.key, lambda: self._read_replay(plan, codec), compute, miss=MISS
+                    )
+                )
             finally:
                 decided.set()  # whatever happened, the stream does not wait for it
 
@@ -439,8 +457,9 @@ class AsyncRunner(Generic[V]):
         if recording.release is not None:
             recording.release.set()  # the shared lock this stream held is let go
 
-    def _stream_entry(self, plan: Plan, codec: StreamCodec[V],
-                      chunks: list[Any]) -> CachedResponse | None:
+    def _stream_entry(
+        self, plan: Plan, codec: StreamCodec[V], chunks: list[Any]
+    ) -> CachedResponse | None:
         """The entry a complete stream's chunks become, or None (not storable)."""
         try:
             recorded = codec.record(chunks)
@@ -466,8 +485,9 @@ class AsyncRunner(Generic[V]):
     # Whichever comes second settles it: the recording is stored if the upstream ended
     # cleanly and the consumer read it all; the followers were told at the reader's end.
 
-    async def _reader_ended(self, plan: Plan, codec: StreamCodec[V], flow: _Flow,
-                            chunks: list[Any] | None) -> None:
+    async def _reader_ended(
+        self, plan: Plan, codec: StreamCodec[V], flow: _Flow, chunks: list[Any] | None
+    ) -> None:
         entry = None
         if chunks is not None and plan.write:
             entry = self._stream_entry(plan, codec, chunks)

@@ -49,8 +49,19 @@ class CacheInfo(NamedTuple):
 class Counters:
     """The counts of one function or client (see the module docstring)."""
 
-    __slots__ = ("_told", "bypasses", "coalesced", "errors", "hits", "miss_ms", "misses",
-                 "name", "semantic_hits", "tokens_saved", "uncacheable")
+    __slots__ = (
+        "_told",
+        "bypasses",
+        "coalesced",
+        "errors",
+        "hits",
+        "miss_ms",
+        "misses",
+        "name",
+        "semantic_hits",
+        "tokens_saved",
+        "uncacheable",
+    )
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -69,22 +80,31 @@ class Counters:
         policy refused it, or it cannot be keyed) is logged."""
         if plan.skip == UNCACHEABLE:
             self.uncacheable += 1
-            self._tell(UNCACHEABLE, f"{self.name}: not cached: {plan.why} (CachePolicy); "
-                       "pass a temperature at or below it, or a seed, to cache such calls. "
-                       "They are counted in 'uncacheable'; this is logged once")
+            self._tell(
+                UNCACHEABLE,
+                f"{self.name}: not cached: {plan.why} (CachePolicy); "
+                "pass a temperature at or below it, or a seed, to cache such calls. "
+                "They are counted in 'uncacheable'; this is logged once",
+            )
         else:
             self.bypasses += 1
             if plan.skip == UNKEYABLE:
-                self._tell(UNKEYABLE, f"{self.name}: calling without the cache, not cached: "
-                           f"the request cannot be keyed ({plan.why}); counted in "
-                           "'bypasses', logged once")
+                self._tell(
+                    UNKEYABLE,
+                    f"{self.name}: calling without the cache, not cached: "
+                    f"the request cannot be keyed ({plan.why}); counted in "
+                    "'bypasses', logged once",
+                )
 
     def failed(self, operation: str, exc: BaseException) -> None:
         """Count a failure the call survives; the first of each operation is logged."""
         self.errors += 1
-        self._tell(f"failed:{operation}", f"{self.name}: {operation} failed, the call goes "
-                   f"on without it ({type(exc).__name__}: {exc}); counted in 'errors', "
-                   "logged once")
+        self._tell(
+            f"failed:{operation}",
+            f"{self.name}: {operation} failed, the call goes "
+            f"on without it ({type(exc).__name__}: {exc}); counted in 'errors', "
+            "logged once",
+        )
 
     def _tell(self, what: str, message: str) -> None:
         if what not in self._told:
@@ -94,11 +114,17 @@ class Counters:
     def as_dict(self) -> dict[str, int | float]:
         """The counts, plus ``time_saved_ms``: hits times the average miss's duration."""
         average_miss = self.miss_ms / self.misses if self.misses else 0.0
-        return {"hits": self.hits, "misses": self.misses, "coalesced": self.coalesced,
-                "bypasses": self.bypasses, "uncacheable": self.uncacheable,
-                "errors": self.errors, "semantic_hits": self.semantic_hits,
-                "tokens_saved": self.tokens_saved,
-                "time_saved_ms": (self.hits + self.coalesced) * average_miss}
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "coalesced": self.coalesced,
+            "bypasses": self.bypasses,
+            "uncacheable": self.uncacheable,
+            "errors": self.errors,
+            "semantic_hits": self.semantic_hits,
+            "tokens_saved": self.tokens_saved,
+            "time_saved_ms": (self.hits + self.coalesced) * average_miss,
+        }
 
 
 class CountedDoor:

@@ -43,8 +43,9 @@ class _Binder:
         self._sig = inspect.signature(func)
         params = list(self._sig.parameters.values())
         self._fast = all(p.kind in _FAST_KINDS for p in params)
-        self._positional = tuple(p.name for p in params
-                                 if p.kind == inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        self._positional = tuple(
+            p.name for p in params if p.kind == inspect.Parameter.POSITIONAL_OR_KEYWORD
+        )
         self._names = frozenset(p.name for p in params)
         defaults = {p.name: p.default for p in params if p.default is not _EMPTY}
         self._count = len(params)
@@ -52,8 +53,10 @@ class _Binder:
         # defaults of the parameters they leave (keyword arguments then override those).
         self._npos = len(self._positional)
         self._filled = tuple(frozenset(self._positional[:n]) for n in range(self._npos + 1))
-        self._rest = tuple({k: v for k, v in defaults.items() if k not in self._filled[n]}
-                           for n in range(self._npos + 1))
+        self._rest = tuple(
+            {k: v for k, v in defaults.items() if k not in self._filled[n]}
+            for n in range(self._npos + 1)
+        )
         self.bind = self._binder()
 
     def _binder(self) -> Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any]]:
@@ -98,8 +101,10 @@ class _Binder:
         """Where `name` is among the positional parameters, or -1."""
         for i, p in enumerate(self._sig.parameters.values()):
             if p.name == name:
-                positional = p.kind in (inspect.Parameter.POSITIONAL_ONLY,
-                                        inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                positional = p.kind in (
+                    inspect.Parameter.POSITIONAL_ONLY,
+                    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                )
                 return i if positional else -1
         return -1
 
@@ -116,8 +121,13 @@ def _sampling(bound: Mapping[str, Any]) -> tuple[Any, Any]:
     return temperature, seed
 
 
-def check_agreement(bound: Mapping[str, Any], names: tuple[tuple[str, int], ...],
-                    args: tuple[Any, ...], kwargs: Mapping[str, Any], func: str) -> None:
+def check_agreement(
+    bound: Mapping[str, Any],
+    names: tuple[tuple[str, int], ...],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    func: str,
+) -> None:
     """Raise ValueError when a sampling argument the caller passed (``temperature=``) and
     the same key in an ``options`` argument disagree: one of them would be silently
     dropped somewhere. A parameter's default is not something the caller said: ``options``
@@ -134,8 +144,10 @@ def check_agreement(bound: Mapping[str, Any], names: tuple[tuple[str, int], ...]
         other = options[name]
         same_kind = type(value) is type(other) or (_number(value) and _number(other))
         if not same_kind or value != other:  # 0 and 0.0 agree; True and 1 do not
-            raise ValueError(f"{func}(): {name}={value!r} and options[{name!r}]={other!r} "
-                             "disagree; pass only one of them")
+            raise ValueError(
+                f"{func}(): {name}={value!r} and options[{name!r}]={other!r} "
+                "disagree; pass only one of them"
+            )
 
 
 def _number(value: Any) -> bool:
@@ -145,8 +157,17 @@ def _number(value: Any) -> bool:
 class FunctionKey:
     """Plans the calls of one decorated function (see the module docstring)."""
 
-    def __init__(self, func: Callable[..., Any], *, name: str, ident: str, policy: CachePolicy,
-                 ttl: float | None, key: KeyFunc | None, namespace: str) -> None:
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        *,
+        name: str,
+        ident: str,
+        policy: CachePolicy,
+        ttl: float | None,
+        key: KeyFunc | None,
+        namespace: str,
+    ) -> None:
         self.name = name
         self.ident = ident
         self.policy = policy
@@ -158,16 +179,24 @@ class FunctionKey:
         params = self.binder.names()
         # Read once: where the temperature and seed can be (an ``options`` mapping too).
         self.options = "options" in params
-        self.agree = tuple((n, self.binder.position(n)) for n in SAMPLING if n in params) \
-            if "options" in params else ()
+        self.agree = (
+            tuple((n, self.binder.position(n)) for n in SAMPLING if n in params)
+            if "options" in params
+            else ()
+        )
 
         self.plan: Callable[[tuple[Any, ...], dict[str, Any]], Plan] = self._planner()
 
     def _planner(self) -> Callable[[tuple[Any, ...], dict[str, Any]], Plan]:
         """`plan(args, kwargs)`: the plan of one call (bad arguments raise, naming the
         function). A closure over what it reads, since it runs on every hit."""
-        bind, agree, name, policy, ttl = self.binder.bind, self.agree, self.name, self.policy, \
-            self.ttl
+        bind, agree, name, policy, ttl = (
+            self.binder.bind,
+            self.agree,
+            self.name,
+            self.policy,
+            self.ttl,
+        )
         key_of, ident, namespace = self.key, self.ident, self.namespace
         sampling = self.check_sampling
         in_options = self.options
@@ -199,9 +228,12 @@ class FunctionKey:
             except NotKeyable as exc:
                 return unkeyable(str(exc))
             except (TypeError, ValueError) as exc:
-                fix = ("make key= return str, numbers, bools, None, bytes, enums, or lists, "
-                       "tuples and dicts of them" if key_of is not None else
-                       "pass key= to @cached_generate to choose what identifies a call")
+                fix = (
+                    "make key= return str, numbers, bools, None, bytes, enums, or lists, "
+                    "tuples and dicts of them"
+                    if key_of is not None
+                    else "pass key= to @cached_generate to choose what identifies a call"
+                )
                 raise type(exc)(f"{name}(): {exc}; {fix}") from None
             key, fp = key_and_fingerprint(data)
             return keyed(key, fp, control, ttl)  # type: ignore[arg-type]
@@ -235,5 +267,7 @@ def resolve_store(cache: Store | HasStore | None) -> Store:
     store = getattr(cache, "store", None)
     if isinstance(store, Store):
         return store
-    raise TypeError(f"cache: expected an llmcache Store (MemoryStore, DiskStore, RedisStore, "
-                    f"TieredStore) or a ResponseCache, got {type(cache).__name__}")
+    raise TypeError(
+        f"cache: expected an llmcache Store (MemoryStore, DiskStore, RedisStore, "
+        f"TieredStore) or a ResponseCache, got {type(cache).__name__}"
+    )

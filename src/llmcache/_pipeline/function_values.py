@@ -23,8 +23,14 @@ import orjson
 from llmcache.backends.base import AIResponse
 from llmcache.entry import CachedResponse, non_json
 
-__all__ = ["FUNCTION_VALUES", "FunctionValues", "check_json", "for_followers", "restore_value",
-           "to_entry"]
+__all__ = [
+    "FUNCTION_VALUES",
+    "FunctionValues",
+    "check_json",
+    "for_followers",
+    "restore_value",
+    "to_entry",
+]
 
 _KIND = "kind"
 _TUPLES = "tuples"
@@ -45,8 +51,10 @@ def check_json(value: Any, path: str = "result") -> None:
         raise ValueError(f"{where}: {bad!r} cannot be cached (not a finite number)")
     if why == "key":
         raise TypeError(f"{where}: dict keys must be str to be cached, got {type(bad).__name__}")
-    raise TypeError(f"{where}: a value of type {type(bad).__name__} cannot be cached; return "
-                    "str, JSON-like dicts and lists, AIResponse or CachedResponse")
+    raise TypeError(
+        f"{where}: a value of type {type(bad).__name__} cannot be cached; return "
+        "str, JSON-like dicts and lists, AIResponse or CachedResponse"
+    )
 
 
 def _dotted(path: str, key: str) -> str:
@@ -58,29 +66,48 @@ def to_entry(value: Any, *, fingerprint: str, ttl: float | None) -> CachedRespon
     now = time.time()
     expires = None if ttl is None else now + ttl
     if type(value) is str:
-        return CachedResponse(content=value, fingerprint=fingerprint, created_at=now,
-                              expires_at=expires)
+        return CachedResponse(
+            content=value, fingerprint=fingerprint, created_at=now, expires_at=expires
+        )
     if isinstance(value, AIResponse):
-        meta: dict[str, Any] = {_KIND: "AIResponse", "done_reason": value.done_reason,
-                                "duration_ms": value.duration_ms}
+        meta: dict[str, Any] = {
+            _KIND: "AIResponse",
+            "done_reason": value.done_reason,
+            "duration_ms": value.duration_ms,
+        }
         if value.tool_calls is not None:
             check_json(value.tool_calls, "result.tool_calls")
             meta["tool_calls"] = orjson.loads(orjson.dumps(value.tool_calls))
         if value.thinking is not None:
             meta["thinking"] = value.thinking
-        return CachedResponse(content=value.content, model=value.model,
-                              prompt_tokens=value.prompt_tokens,
-                              completion_tokens=value.completion_tokens,
-                              tokens_used=value.tokens_used, fingerprint=fingerprint,
-                              created_at=now, expires_at=expires, metadata=meta)
+        return CachedResponse(
+            content=value.content,
+            model=value.model,
+            prompt_tokens=value.prompt_tokens,
+            completion_tokens=value.completion_tokens,
+            tokens_used=value.tokens_used,
+            fingerprint=fingerprint,
+            created_at=now,
+            expires_at=expires,
+            metadata=meta,
+        )
     if isinstance(value, CachedResponse):
         check_json(value.content, "result.content")
         check_json(value.metadata, "result.metadata")
-        copied = orjson.loads(orjson.dumps({"content": value.content, "chunks": value.chunks,
-                                            "metadata": value.metadata}))
-        return replace(value, fingerprint=fingerprint, created_at=now, expires_at=expires,
-                       content=copied["content"], chunks=copied["chunks"],
-                       metadata={**copied["metadata"], _KIND: "CachedResponse"})
+        copied = orjson.loads(
+            orjson.dumps(
+                {"content": value.content, "chunks": value.chunks, "metadata": value.metadata}
+            )
+        )
+        return replace(
+            value,
+            fingerprint=fingerprint,
+            created_at=now,
+            expires_at=expires,
+            content=copied["content"],
+            chunks=copied["chunks"],
+            metadata={**copied["metadata"], _KIND: "CachedResponse"},
+        )
     check_json(value)
     json_meta: dict[str, Any] = {_KIND: "json"}
     if type(value) is dict or type(value) is list or type(value) is tuple:
@@ -90,8 +117,13 @@ def to_entry(value: Any, *, fingerprint: str, ttl: float | None) -> CachedRespon
             json_meta[_TUPLES] = tuples
         # Store a private copy: the caller keeps (and may mutate) the object it returned.
         value = orjson.loads(orjson.dumps(value))
-    return CachedResponse(content=value, fingerprint=fingerprint, created_at=now,
-                          expires_at=expires, metadata=json_meta)
+    return CachedResponse(
+        content=value,
+        fingerprint=fingerprint,
+        created_at=now,
+        expires_at=expires,
+        metadata=json_meta,
+    )
 
 
 def _find_tuples(value: Any, path: list[str | int], out: list[list[str | int]]) -> None:
@@ -170,19 +202,27 @@ def restore_value(entry: CachedResponse) -> Any:
         return fresh if paths is None else _retuple(fresh, paths)
     if kind == "AIResponse":
         meta = entry.metadata
-        return AIResponse(content=entry.content, model=entry.model,
-                          tokens_used=entry.tokens_used, duration_ms=0.0, cached=True,
-                          prompt_tokens=entry.prompt_tokens,
-                          completion_tokens=entry.completion_tokens,
-                          done_reason=meta.get("done_reason"),
-                          tool_calls=orjson.loads(orjson.dumps(meta["tool_calls"]))
-                          if meta.get("tool_calls") is not None else None,
-                          thinking=meta.get("thinking"))
+        return AIResponse(
+            content=entry.content,
+            model=entry.model,
+            tokens_used=entry.tokens_used,
+            duration_ms=0.0,
+            cached=True,
+            prompt_tokens=entry.prompt_tokens,
+            completion_tokens=entry.completion_tokens,
+            done_reason=meta.get("done_reason"),
+            tool_calls=orjson.loads(orjson.dumps(meta["tool_calls"]))
+            if meta.get("tool_calls") is not None
+            else None,
+            thinking=meta.get("thinking"),
+        )
     if kind == "CachedResponse":
         meta = {k: v for k, v in entry.metadata.items() if k != _KIND}
-        return replace(entry, metadata=orjson.loads(orjson.dumps(meta)),
-                       chunks=None if entry.chunks is None
-                       else orjson.loads(orjson.dumps(entry.chunks)))
+        return replace(
+            entry,
+            metadata=orjson.loads(orjson.dumps(meta)),
+            chunks=None if entry.chunks is None else orjson.loads(orjson.dumps(entry.chunks)),
+        )
     raise ValueError(f"entry.metadata.kind: unknown kind {kind!r}")
 
 

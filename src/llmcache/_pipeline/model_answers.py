@@ -33,14 +33,18 @@ def _checked(chunk: StreamChunk) -> StreamChunk:
     """`chunk` if its fields have the types a consumer relies on (it may come from a shared
     tier), else ValueError."""
     calls = chunk.tool_calls
-    if (not isinstance(chunk.content, str) or not isinstance(chunk.model, str)
-            or not (chunk.thinking is None or isinstance(chunk.thinking, str))
-            or not (calls is None or (isinstance(calls, list)
-                                      and all(isinstance(c, dict) for c in calls)))
-            or type(chunk.done) is not bool
-            or type(chunk.prompt_tokens) is not int
-            or type(chunk.completion_tokens) is not int
-            or not (chunk.done_reason is None or isinstance(chunk.done_reason, str))):
+    if (
+        not isinstance(chunk.content, str)
+        or not isinstance(chunk.model, str)
+        or not (chunk.thinking is None or isinstance(chunk.thinking, str))
+        or not (
+            calls is None or (isinstance(calls, list) and all(isinstance(c, dict) for c in calls))
+        )
+        or type(chunk.done) is not bool
+        or type(chunk.prompt_tokens) is not int
+        or type(chunk.completion_tokens) is not int
+        or not (chunk.done_reason is None or isinstance(chunk.done_reason, str))
+    ):
         raise ValueError("entry.chunks: a chunk field has an unexpected type")
     return chunk
 
@@ -51,15 +55,21 @@ def _chunks_of(response: AIResponse) -> list[StreamChunk]:
     model = response.model
     chunks = []
     if response.thinking:
-        chunks.append(StreamChunk(content="", model=model, thinking=response.thinking,
-                                  cached=True))
+        chunks.append(StreamChunk(content="", model=model, thinking=response.thinking, cached=True))
     if response.content:
         chunks.append(StreamChunk(content=response.content, model=model, cached=True))
-    chunks.append(StreamChunk(content="", model=model, done=True,
-                              done_reason=response.done_reason,
-                              prompt_tokens=response.prompt_tokens,
-                              completion_tokens=response.completion_tokens,
-                              tool_calls=response.tool_calls, cached=True))
+    chunks.append(
+        StreamChunk(
+            content="",
+            model=model,
+            done=True,
+            done_reason=response.done_reason,
+            prompt_tokens=response.prompt_tokens,
+            completion_tokens=response.completion_tokens,
+            tool_calls=response.tool_calls,
+            cached=True,
+        )
+    )
     return [_checked(c) for c in chunks]
 
 
@@ -117,15 +127,20 @@ class ModelAnswers:
             return None
         last = chunks[-1]
         response = AIResponse(
-            content="".join(c.content for c in chunks), model=last.model,
+            content="".join(c.content for c in chunks),
+            model=last.model,
             tokens_used=last.prompt_tokens + last.completion_tokens,
-            prompt_tokens=last.prompt_tokens, completion_tokens=last.completion_tokens,
+            prompt_tokens=last.prompt_tokens,
+            completion_tokens=last.completion_tokens,
             done_reason=last.done_reason,
             tool_calls=[tc for c in chunks for tc in (c.tool_calls or [])] or None,
             thinking="".join(c.thinking for c in chunks if c.thinking) or None,
         )
-        stored = orjson.loads(orjson.dumps(
-            [{k: v for k, v in c.to_dict().items() if k in _CHUNK_FIELDS} for c in chunks]))
+        stored = orjson.loads(
+            orjson.dumps(
+                [{k: v for k, v in c.to_dict().items() if k in _CHUNK_FIELDS} for c in chunks]
+            )
+        )
         return response, stored
 
 

@@ -89,8 +89,9 @@ class ReadAhead:
         self._on_end = on_end
         self._stop = threading.Event()
         context = contextvars.copy_context()  # the thread runs as the upstream call would
-        threading.Thread(target=context.run, args=(self._read, source),
-                         name="llmcache-read-ahead", daemon=True).start()
+        threading.Thread(
+            target=context.run, args=(self._read, source), name="llmcache-read-ahead", daemon=True
+        ).start()
 
     def _read(self, source: Iterator[Any]) -> None:
         chunks: list[Any] = []

@@ -37,17 +37,16 @@ class SemanticTier(Protocol):
 
     def get(self, request: Request, *, threshold: float | None = None) -> Any: ...
 
-    def set(self, request: Request, value: CachedResponse, *,
-            ttl: float | None = None) -> None: ...
+    def set(self, request: Request, value: CachedResponse, *, ttl: float | None = None) -> None: ...
 
     async def aget(self, request: Request, *, threshold: float | None = None) -> Any: ...
 
-    async def aset(self, request: Request, value: CachedResponse, *,
-                   ttl: float | None = None) -> None: ...
+    async def aset(
+        self, request: Request, value: CachedResponse, *, ttl: float | None = None
+    ) -> None: ...
 
 
-def request_from_args(bound: Mapping[str, Any], *, ident: str,
-                      namespace: str) -> Request | None:
+def request_from_args(bound: Mapping[str, Any], *, ident: str, namespace: str) -> Request | None:
     """The `Request` a decorated call stands for, or None when it has no text to match
     (no ``prompt`` str and no ``messages`` argument) or has arguments no key can hold
     (possible with ``key=``: the exact tier still works, the semantic one is skipped)."""
@@ -62,5 +61,10 @@ def request_from_args(bound: Mapping[str, Any], *, ident: str,
     except (TypeError, ValueError):
         return None
     model = bound.get("model")
-    return Request(model=model if type(model) is str and model else ident, prompt=prompt,
-                   messages=messages, namespace=namespace, extra={"fn": ident, "args": args})
+    return Request(
+        model=model if type(model) is str and model else ident,
+        prompt=prompt,
+        messages=messages,
+        namespace=namespace,
+        extra={"fn": ident, "args": args},
+    )

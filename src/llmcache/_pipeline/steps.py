@@ -26,11 +26,19 @@ from llmcache.entry import CachedResponse
 from llmcache.keys import Request
 from llmcache.policy import _DEFAULT, CacheControl, CachePolicy, _control
 
-__all__ = ["BYPASS", "MISS", "UNCACHEABLE", "UNKEYABLE", "Plan", "decide", "entry_to_store",
-           "keyed", "unkeyable"]
+__all__ = [
+    "BYPASS",
+    "MISS",
+    "UNCACHEABLE",
+    "UNKEYABLE",
+    "Plan",
+    "decide",
+    "entry_to_store",
+    "keyed",
+    "unkeyable",
+]
 
 V = TypeVar("V")
-
 
 
 class _Missing:
@@ -72,8 +80,9 @@ def _skipping(skip: str, why: str | None = None) -> Plan:
 _BYPASSED = _skipping(BYPASS)
 
 
-def decide(policy: CachePolicy, temperature: Any = None, seed: Any = None, *,
-           bypass: bool = False) -> CacheControl | Plan:
+def decide(
+    policy: CachePolicy, temperature: Any = None, seed: Any = None, *, bypass: bool = False
+) -> CacheControl | Plan:
     """The `CacheControl` in force when the cache may serve this call, or a skipping
     `Plan` saying why it may not. Raises TypeError for a temperature that is not a number.
     """
@@ -84,19 +93,38 @@ def decide(policy: CachePolicy, temperature: Any = None, seed: Any = None, *,
     # a call; everything else (seeds, ints, bad types, no threshold) is the policy's to say.
     if temperature is not None:
         threshold = policy.temperature_threshold
-        if not (type(temperature) is float and threshold is not None
-                and temperature <= threshold) \
-                and not policy.cacheable(temperature=temperature, seed=seed):
-            return _skipping(UNCACHEABLE, f"temperature={temperature!r} without a seed is "
-                             f"above the policy's threshold of {threshold}")
+        if not (
+            type(temperature) is float and threshold is not None and temperature <= threshold
+        ) and not policy.cacheable(temperature=temperature, seed=seed):
+            return _skipping(
+                UNCACHEABLE,
+                f"temperature={temperature!r} without a seed is "
+                f"above the policy's threshold of {threshold}",
+            )
     return control
 
 
-def keyed(key: str, fingerprint: str, control: CacheControl, ttl: float | None,
-          request: Request | None = None) -> Plan:
+def keyed(
+    key: str,
+    fingerprint: str,
+    control: CacheControl,
+    ttl: float | None,
+    request: Request | None = None,
+) -> Plan:
     """The plan of a cacheable call under `control` (`ttl`: the door's default)."""
-    return _new(Plan, (key, fingerprint, control.read, control.write,
-                       ttl if control.ttl is None else control.ttl, None, None, request))
+    return _new(
+        Plan,
+        (
+            key,
+            fingerprint,
+            control.read,
+            control.write,
+            ttl if control.ttl is None else control.ttl,
+            None,
+            None,
+            request,
+        ),
+    )
 
 
 def unkeyable(why: str) -> Plan:
@@ -104,8 +132,9 @@ def unkeyable(why: str) -> Plan:
     return _skipping(UNKEYABLE, why)
 
 
-def entry_to_store(codec: ValueCodec[V], value: V, plan: Plan, policy: CachePolicy,
-                   counters: Counters) -> CachedResponse | None:
+def entry_to_store(
+    codec: ValueCodec[V], value: V, plan: Plan, policy: CachePolicy, counters: Counters
+) -> CachedResponse | None:
     """The entry to write for a fresh `value`, or None when nothing is written: the codec
     says the value is not an answer to keep (None: an HTTP error answer), the policy keeps
     out an answer cut by the token limit, and a lenient codec's unencodable value is a

@@ -36,8 +36,14 @@ class AsyncMockBackend(MockCore, AsyncBackend):
     mock also takes coroutine handlers, and async iterables of pieces.
     """
 
-    def __init__(self, handler: MockHandler | None = None, *,
-                 model: str = "mock", latency: float = 0.0, embed_dim: int = 8) -> None:
+    def __init__(
+        self,
+        handler: MockHandler | None = None,
+        *,
+        model: str = "mock",
+        latency: float = 0.0,
+        embed_dim: int = 8,
+    ) -> None:
         super().__init__(handler, model=model, latency=latency, embed_dim=embed_dim)
 
     async def _run(self, call: MockCall) -> Any:
@@ -79,37 +85,85 @@ class AsyncMockBackend(MockCore, AsyncBackend):
         if last is None or not last.done:
             yield self._done_chunk(call, text="".join(text))
 
-    async def generate(self, prompt: str, *, model: str | None = None,
-                       system: str | None = None, format: Format = None,
-                       options: Mapping[str, Any] | None = None,
-                       images: Sequence[str | bytes] | None = None,
-                       **extra: Any) -> AIResponse:
-        return await self._answer(self._record_text("generate", model, options, extra,
-                                                    prompt=prompt, system=system,
-                                                    format=format, images=images))
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        format: Format = None,
+        options: Mapping[str, Any] | None = None,
+        images: Sequence[str | bytes] | None = None,
+        **extra: Any,
+    ) -> AIResponse:
+        return await self._answer(
+            self._record_text(
+                "generate",
+                model,
+                options,
+                extra,
+                prompt=prompt,
+                system=system,
+                format=format,
+                images=images,
+            )
+        )
 
-    def generate_stream(self, prompt: str, *, model: str | None = None,
-                        system: str | None = None, format: Format = None,
-                        options: Mapping[str, Any] | None = None,
-                        images: Sequence[str | bytes] | None = None,
-                        **extra: Any) -> AsyncIterator[StreamChunk]:
-        return self._stream(self._record_text("generate_stream", model, options, extra,
-                                              prompt=prompt, system=system, format=format,
-                                              images=images))
+    def generate_stream(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        format: Format = None,
+        options: Mapping[str, Any] | None = None,
+        images: Sequence[str | bytes] | None = None,
+        **extra: Any,
+    ) -> AsyncIterator[StreamChunk]:
+        return self._stream(
+            self._record_text(
+                "generate_stream",
+                model,
+                options,
+                extra,
+                prompt=prompt,
+                system=system,
+                format=format,
+                images=images,
+            )
+        )
 
-    async def chat(self, messages: Sequence[Message], *, model: str | None = None,
-                   tools: Sequence[Mapping[str, Any]] | None = None, format: Format = None,
-                   options: Mapping[str, Any] | None = None, **extra: Any) -> AIResponse:
-        return await self._answer(self._record_text("chat", model, options, extra,
-                                                    messages=messages, tools=tools,
-                                                    format=format))
+    async def chat(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        format: Format = None,
+        options: Mapping[str, Any] | None = None,
+        **extra: Any,
+    ) -> AIResponse:
+        return await self._answer(
+            self._record_text(
+                "chat", model, options, extra, messages=messages, tools=tools, format=format
+            )
+        )
 
-    def chat_stream(self, messages: Sequence[Message], *, model: str | None = None,
-                    tools: Sequence[Mapping[str, Any]] | None = None, format: Format = None,
-                    options: Mapping[str, Any] | None = None,
-                    **extra: Any) -> AsyncIterator[StreamChunk]:
-        return self._stream(self._record_text("chat_stream", model, options, extra,
-                                              messages=messages, tools=tools, format=format))
+    def chat_stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        format: Format = None,
+        options: Mapping[str, Any] | None = None,
+        **extra: Any,
+    ) -> AsyncIterator[StreamChunk]:
+        return self._stream(
+            self._record_text(
+                "chat_stream", model, options, extra, messages=messages, tools=tools, format=format
+            )
+        )
 
     async def embed(self, texts: Sequence[str], *, model: str | None = None) -> EmbedResponse:
         call = self._record("embed", model, texts=list(texts))

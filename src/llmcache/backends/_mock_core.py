@@ -85,7 +85,7 @@ def hashed_embedding(text: str, *, model: str, dim: int) -> list[float]:
 
 def _unit_vector(seed: bytes, dim: int) -> list[float]:
     raw = hashlib.shake_256(seed).digest(4 * dim)
-    return [int.from_bytes(raw[i:i + 4], "little") / 2**31 - 1.0 for i in range(0, 4 * dim, 4)]
+    return [int.from_bytes(raw[i : i + 4], "little") / 2**31 - 1.0 for i in range(0, 4 * dim, 4)]
 
 
 def _word_pieces(content: str) -> list[str]:
@@ -130,8 +130,9 @@ class MockCore:
     """Configuration, the call log, and turning handler results into responses, chunks and
     embeddings: everything of a mock backend but running the handler."""
 
-    def __init__(self, handler: MockHandler | None, *, model: str,
-                 latency: float, embed_dim: int) -> None:
+    def __init__(
+        self, handler: MockHandler | None, *, model: str, latency: float, embed_dim: int
+    ) -> None:
         if latency < 0:
             raise ValueError(f"latency must be >= 0 seconds, got {latency!r}")
         if embed_dim < 1:
@@ -166,42 +167,65 @@ class MockCore:
         if self.closed:
             raise BackendUnavailable(f"{type(self).__name__} is closed")
         with self._lock:
-            call = MockCall(method=method, model=model or self.model, index=len(self._calls),
-                            **fields)
+            call = MockCall(
+                method=method, model=model or self.model, index=len(self._calls), **fields
+            )
             self._calls.append(call)
         return call
 
-    def _record_text(self, method: str, model: str | None, options: Mapping[str, Any] | None,
-                     extra: dict[str, Any], *, tools: Sequence[Mapping[str, Any]] | None = None,
-                     images: Sequence[str | bytes] | None = None,
-                     messages: Sequence[Message] | None = None, **fields: Any) -> MockCall:
+    def _record_text(
+        self,
+        method: str,
+        model: str | None,
+        options: Mapping[str, Any] | None,
+        extra: dict[str, Any],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        images: Sequence[str | bytes] | None = None,
+        messages: Sequence[Message] | None = None,
+        **fields: Any,
+    ) -> MockCall:
         # Plain copies, so a caller mutating its messages or options afterwards cannot
         # rewrite what the test later asserts on.
         return self._record(
-            method, model, options=_plain(options or {}), kwargs=dict(extra),
+            method,
+            model,
+            options=_plain(options or {}),
+            kwargs=dict(extra),
             tools=_plain(tools) if tools is not None else None,
             images=list(images) if images is not None else None,
-            messages=_plain(messages) if messages is not None else None, **fields)
+            messages=_plain(messages) if messages is not None else None,
+            **fields,
+        )
 
     # -- replies -----------------------------------------------------------------------------
 
     @staticmethod
     def _is_pieces(result: Any) -> bool:
-        return (isinstance(result, (Iterable, AsyncIterable))
-                and not isinstance(result, (str, bytes, Mapping)))
+        return isinstance(result, (Iterable, AsyncIterable)) and not isinstance(
+            result, (str, bytes, Mapping)
+        )
 
     def _response(self, call: MockCall, result: Any, started: float) -> AIResponse:
         duration = (time.perf_counter() - started) * 1000
         if isinstance(result, AIResponse):
             return replace(result, raw=dict(result.raw))
         if not isinstance(result, str):
-            raise TypeError(f"mock handler returned a {type(result).__name__} for "
-                            f"{call.method}; expected str, AIResponse or an iterable of str")
+            raise TypeError(
+                f"mock handler returned a {type(result).__name__} for "
+                f"{call.method}; expected str, AIResponse or an iterable of str"
+            )
         prompt_tokens = _count_words(call.text)
         completion_tokens = _count_words(result)
-        return AIResponse(content=result, model=call.model, duration_ms=duration,
-                          prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                          tokens_used=prompt_tokens + completion_tokens, done_reason="stop")
+        return AIResponse(
+            content=result,
+            model=call.model,
+            duration_ms=duration,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            tokens_used=prompt_tokens + completion_tokens,
+            done_reason="stop",
+        )
 
     def _joined(self, call: MockCall, pieces: list[Any], started: float) -> AIResponse:
         """Pieces answering a plain call: all that a stream of them carries (text and
@@ -213,33 +237,48 @@ class MockCore:
             response = self._response(call, text, started)
         else:
             response = AIResponse(
-                content=text, model=last.model or call.model,
+                content=text,
+                model=last.model or call.model,
                 duration_ms=(time.perf_counter() - started) * 1000,
-                prompt_tokens=last.prompt_tokens, completion_tokens=last.completion_tokens,
+                prompt_tokens=last.prompt_tokens,
+                completion_tokens=last.completion_tokens,
                 tokens_used=last.prompt_tokens + last.completion_tokens,
-                done_reason=last.done_reason)
+                done_reason=last.done_reason,
+            )
         response.thinking = "".join(c.thinking or "" for c in chunks) or None
         response.tool_calls = [tc for c in chunks for tc in c.tool_calls or []] or None
         return response
 
     def _chunks_of(self, call: MockCall, response: AIResponse) -> list[StreamChunk]:
-        chunks = [StreamChunk(content=p, model=response.model)
-                  for p in _word_pieces(response.content)]
+        chunks = [
+            StreamChunk(content=p, model=response.model) for p in _word_pieces(response.content)
+        ]
         return [*chunks, self._done_chunk(call, response)]
 
     @staticmethod
-    def _done_chunk(call: MockCall, response: AIResponse | None = None,
-                    text: str = "") -> StreamChunk:
+    def _done_chunk(
+        call: MockCall, response: AIResponse | None = None, text: str = ""
+    ) -> StreamChunk:
         if response is None:
             completion = _count_words(text)
-            return StreamChunk(content="", model=call.model, done=True, done_reason="stop",
-                               prompt_tokens=_count_words(call.text),
-                               completion_tokens=completion)
-        return StreamChunk(content="", model=response.model, done=True,
-                           done_reason=response.done_reason or "stop",
-                           prompt_tokens=response.prompt_tokens,
-                           completion_tokens=response.completion_tokens,
-                           tool_calls=response.tool_calls, thinking=response.thinking)
+            return StreamChunk(
+                content="",
+                model=call.model,
+                done=True,
+                done_reason="stop",
+                prompt_tokens=_count_words(call.text),
+                completion_tokens=completion,
+            )
+        return StreamChunk(
+            content="",
+            model=response.model,
+            done=True,
+            done_reason=response.done_reason or "stop",
+            prompt_tokens=response.prompt_tokens,
+            completion_tokens=response.completion_tokens,
+            tool_calls=response.tool_calls,
+            thinking=response.thinking,
+        )
 
     @staticmethod
     def _as_chunk(call: MockCall, piece: Any) -> StreamChunk:
@@ -247,8 +286,9 @@ class MockCore:
             return piece
         if isinstance(piece, str):
             return StreamChunk(content=piece, model=call.model)
-        raise TypeError(f"mock handler yielded a {type(piece).__name__}; expected str or "
-                        "StreamChunk")
+        raise TypeError(
+            f"mock handler yielded a {type(piece).__name__}; expected str or StreamChunk"
+        )
 
     def _embedding(self, call: MockCall, result: Any, started: float) -> EmbedResponse:
         duration = (time.perf_counter() - started) * 1000
@@ -258,5 +298,9 @@ class MockCore:
             return EmbedResponse(embeddings=result, model=call.model, duration_ms=duration)
         texts = call.texts or []
         vectors = [hashed_embedding(t, model=call.model, dim=self.embed_dim) for t in texts]
-        return EmbedResponse(embeddings=vectors, model=call.model, duration_ms=duration,
-                             prompt_tokens=sum(_count_words(t) for t in texts))
+        return EmbedResponse(
+            embeddings=vectors,
+            model=call.model,
+            duration_ms=duration,
+            prompt_tokens=sum(_count_words(t) for t in texts),
+        )

@@ -110,8 +110,10 @@ def check_prompt(prompt: object, where: str) -> None:
 generate('hello')
     """
     if not isinstance(prompt, str):
-        raise TypeError(f"{where}: prompt must be a str, got {type(prompt).__name__} "
-                        f"{_short(prompt)}; pass the text, e.g. generate('hello')")
+        raise TypeError(
+            f"{where}: prompt must be a str, got {type(prompt).__name__} "
+            f"{_short(prompt)}; pass the text, e.g. generate('hello')"
+        )
 
 
 def check_messages(messages: object, where: str) -> None:
@@ -126,44 +128,70 @@ def check_messages(messages: object, where: str) -> None:
 pass [{'role': 'user', 'content': 'hello'}]
     """
     # Exact-type tests first: this runs on every cached call, and ABC checks cost more.
-    if type(messages) is not list and type(messages) is not tuple and (
-            isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Sequence)):
-        fix = (f"[{{'role': 'user', 'content': {messages!r}}}]" if isinstance(messages, str)
-               and len(messages) <= 40 else _EXAMPLE)
+    if (
+        type(messages) is not list
+        and type(messages) is not tuple
+        and (isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Sequence))
+    ):
+        fix = (
+            f"[{{'role': 'user', 'content': {messages!r}}}]"
+            if isinstance(messages, str) and len(messages) <= 40
+            else _EXAMPLE
+        )
         if isinstance(messages, Mapping):
             fix = "a list holding it, [message]"
-        raise TypeError(f"{where}: messages must be a list of messages, got "
-                        f"{type(messages).__name__} {_short(messages)}; pass {fix}")
+        raise TypeError(
+            f"{where}: messages must be a list of messages, got "
+            f"{type(messages).__name__} {_short(messages)}; pass {fix}"
+        )
     for i, message in enumerate(messages):
         if type(message) is not dict and not isinstance(message, Mapping):
-            raise TypeError(f"{where}: messages[{i}] must be a dict with 'role' and "
-                            f"'content', got {type(message).__name__} {_short(message)}; "
-                            f"pass messages like {_EXAMPLE}")
+            raise TypeError(
+                f"{where}: messages[{i}] must be a dict with 'role' and "
+                f"'content', got {type(message).__name__} {_short(message)}; "
+                f"pass messages like {_EXAMPLE}"
+            )
         role = message.get("role", _MISSING)
         if type(role) is not str:
             if role is _MISSING:
-                raise ValueError(f"{where}: messages[{i}] has no 'role'; each message needs "
-                                 f"one ('system', 'user', 'assistant' or 'tool'), e.g. "
-                                 f"{_EXAMPLE}")
+                raise ValueError(
+                    f"{where}: messages[{i}] has no 'role'; each message needs "
+                    f"one ('system', 'user', 'assistant' or 'tool'), e.g. "
+                    f"{_EXAMPLE}"
+                )
             if not isinstance(role, str):
-                raise TypeError(f"{where}: messages[{i}]['role'] must be a str, got "
-                                f"{type(role).__name__}")
+                raise TypeError(
+                    f"{where}: messages[{i}]['role'] must be a str, got {type(role).__name__}"
+                )
         if "content" not in message and not message.get("tool_calls"):
-            raise ValueError(f"{where}: messages[{i}] has no 'content'; each message needs "
-                             f"one (or 'tool_calls'), e.g. {_EXAMPLE}")
+            raise ValueError(
+                f"{where}: messages[{i}] has no 'content'; each message needs "
+                f"one (or 'tool_calls'), e.g. {_EXAMPLE}"
+            )
 
 
 def _check_number(value: object, name: str, where: str) -> None:
-    if type(value) is not float and type(value) is not int and (
-            isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise TypeError(f"{where}: {name} must be a number such as 0.2, got "
-                        f"{type(value).__name__} {_short(value)}")
+    if (
+        type(value) is not float
+        and type(value) is not int
+        and (isinstance(value, bool) or not isinstance(value, (int, float)))
+    ):
+        raise TypeError(
+            f"{where}: {name} must be a number such as 0.2, got "
+            f"{type(value).__name__} {_short(value)}"
+        )
     if not math.isfinite(value):
         raise ValueError(f"{where}: {name} must be a finite number, got {value!r}")
 
 
-def check_sampling(where: str, *, temperature: object = None, max_tokens: object = None,
-                   options: object = None, tools: object = None) -> None:
+def check_sampling(
+    where: str,
+    *,
+    temperature: object = None,
+    max_tokens: object = None,
+    options: object = None,
+    tools: object = None,
+) -> None:
     """Raise (naming `where` and the argument) unless ``temperature`` (and
     ``options['temperature']``) is a finite number, ``max_tokens`` an int, ``options`` a
     mapping and ``tools`` a list of mappings; None passes for each.
@@ -175,24 +203,29 @@ def check_sampling(where: str, *, temperature: object = None, max_tokens: object
     """
     if temperature is not None:
         _check_number(temperature, "temperature", where)
-    if max_tokens is not None and (isinstance(max_tokens, bool)
-                                   or not isinstance(max_tokens, int)):
-        raise TypeError(f"{where}: max_tokens must be an int, got "
-                        f"{type(max_tokens).__name__} {_short(max_tokens)}")
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)):
+        raise TypeError(
+            f"{where}: max_tokens must be an int, got "
+            f"{type(max_tokens).__name__} {_short(max_tokens)}"
+        )
     if options is not None:
         if not isinstance(options, Mapping):
-            raise TypeError(f"{where}: options must be a dict such as {{'top_p': 0.9}}, got "
-                            f"{type(options).__name__} {_short(options)}")
+            raise TypeError(
+                f"{where}: options must be a dict such as {{'top_p': 0.9}}, got "
+                f"{type(options).__name__} {_short(options)}"
+            )
         if options.get("temperature") is not None:
             _check_number(options["temperature"], "options['temperature']", where)
-    if tools is not None and (isinstance(tools, (str, bytes, Mapping))
-                              or not isinstance(tools, Sequence)
-                              or not all(isinstance(t, Mapping) for t in tools)):
-        raise TypeError(f"{where}: tools must be a list of tool dicts such as "
-                        "[{'type': 'function', 'function': {...}}], got "
-                        f"{type(tools).__name__} {_short(tools)}")
-
-
+    if tools is not None and (
+        isinstance(tools, (str, bytes, Mapping))
+        or not isinstance(tools, Sequence)
+        or not all(isinstance(t, Mapping) for t in tools)
+    ):
+        raise TypeError(
+            f"{where}: tools must be a list of tool dicts such as "
+            "[{'type': 'function', 'function': {...}}], got "
+            f"{type(tools).__name__} {_short(tools)}"
+        )
 
 
 class Backend(Closing, ABC):
@@ -201,30 +234,57 @@ class Backend(Closing, ABC):
     model: str
 
     @abstractmethod
-    def generate(self, prompt: str, *, model: str | None = None, system: str | None = None,
-                 format: Format = None, options: Mapping[str, Any] | None = None,
-                 images: Sequence[str | bytes] | None = None, **extra: Any) -> AIResponse:
+    def generate(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        format: Format = None,
+        options: Mapping[str, Any] | None = None,
+        images: Sequence[str | bytes] | None = None,
+        **extra: Any,
+    ) -> AIResponse:
         """Complete `prompt`."""
 
     @abstractmethod
-    def generate_stream(self, prompt: str, *, model: str | None = None,
-                        system: str | None = None, format: Format = None,
-                        options: Mapping[str, Any] | None = None,
-                        images: Sequence[str | bytes] | None = None,
-                        **extra: Any) -> Iterator[StreamChunk]:
+    def generate_stream(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        format: Format = None,
+        options: Mapping[str, Any] | None = None,
+        images: Sequence[str | bytes] | None = None,
+        **extra: Any,
+    ) -> Iterator[StreamChunk]:
         """Complete `prompt`, yielding chunks as they arrive."""
 
     @abstractmethod
-    def chat(self, messages: Sequence[Message], *, model: str | None = None,
-             tools: Sequence[Mapping[str, Any]] | None = None, format: Format = None,
-             options: Mapping[str, Any] | None = None, **extra: Any) -> AIResponse:
+    def chat(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        format: Format = None,
+        options: Mapping[str, Any] | None = None,
+        **extra: Any,
+    ) -> AIResponse:
         """Answer the next turn of a conversation."""
 
     @abstractmethod
-    def chat_stream(self, messages: Sequence[Message], *, model: str | None = None,
-                    tools: Sequence[Mapping[str, Any]] | None = None, format: Format = None,
-                    options: Mapping[str, Any] | None = None,
-                    **extra: Any) -> Iterator[StreamChunk]:
+    def chat_stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        format: Format = None,
+        options: Mapping[str, Any] | None = None,
+        **extra: Any,
+    ) -> Iterator[StreamChunk]:
         """Answer the next turn, yielding chunks as they arrive."""
 
     @abstractmethod
@@ -242,32 +302,57 @@ class AsyncBackend(AsyncClosing, ABC):
     model: str
 
     @abstractmethod
-    async def generate(self, prompt: str, *, model: str | None = None,
-                       system: str | None = None, format: Format = None,
-                       options: Mapping[str, Any] | None = None,
-                       images: Sequence[str | bytes] | None = None,
-                       **extra: Any) -> AIResponse:
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        format: Format = None,
+        options: Mapping[str, Any] | None = None,
+        images: Sequence[str | bytes] | None = None,
+        **extra: Any,
+    ) -> AIResponse:
         """Complete `prompt`."""
 
     @abstractmethod
-    def generate_stream(self, prompt: str, *, model: str | None = None,
-                        system: str | None = None, format: Format = None,
-                        options: Mapping[str, Any] | None = None,
-                        images: Sequence[str | bytes] | None = None,
-                        **extra: Any) -> AsyncIterator[StreamChunk]:
+    def generate_stream(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        format: Format = None,
+        options: Mapping[str, Any] | None = None,
+        images: Sequence[str | bytes] | None = None,
+        **extra: Any,
+    ) -> AsyncIterator[StreamChunk]:
         """Complete `prompt`, yielding chunks as they arrive (an async generator)."""
 
     @abstractmethod
-    async def chat(self, messages: Sequence[Message], *, model: str | None = None,
-                   tools: Sequence[Mapping[str, Any]] | None = None, format: Format = None,
-                   options: Mapping[str, Any] | None = None, **extra: Any) -> AIResponse:
+    async def chat(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        format: Format = None,
+        options: Mapping[str, Any] | None = None,
+        **extra: Any,
+    ) -> AIResponse:
         """Answer the next turn of a conversation."""
 
     @abstractmethod
-    def chat_stream(self, messages: Sequence[Message], *, model: str | None = None,
-                    tools: Sequence[Mapping[str, Any]] | None = None, format: Format = None,
-                    options: Mapping[str, Any] | None = None,
-                    **extra: Any) -> AsyncIterator[StreamChunk]:
+    def chat_stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        format: Format = None,
+        options: Mapping[str, Any] | None = None,
+        **extra: Any,
+    ) -> AsyncIterator[StreamChunk]:
         """Answer the next turn, yielding chunks as they arrive (an async generator)."""
 
     @abstractmethod
@@ -279,8 +364,9 @@ class AsyncBackend(AsyncClosing, ABC):
         return None
 
 
-def sampling_options(options: Mapping[str, Any] | None, temperature: float | None,
-                     max_tokens: int | None) -> dict[str, Any]:
+def sampling_options(
+    options: Mapping[str, Any] | None, temperature: float | None, max_tokens: int | None
+) -> dict[str, Any]:
     """A copy of `options` with the explicit `temperature` and `max_tokens` laid over it,
     in Ollama's option names (``num_predict`` for the token limit; the cache's keys and
     the Ollama API both use them).

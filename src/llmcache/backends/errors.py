@@ -51,8 +51,9 @@ class BackendTimeout(BackendError):
 class ModelNotFound(BackendError):
     """The server has no model of that name."""
 
-    def __init__(self, model: str, message: str | None = None, *,
-                 status_code: int | None = 404) -> None:
+    def __init__(
+        self, model: str, message: str | None = None, *, status_code: int | None = 404
+    ) -> None:
         super().__init__(message or f"model {model!r} not found", status_code=status_code)
         self.model = model
 

@@ -97,8 +97,7 @@ class BackendNotFound(LLMCacheError, KeyError):
 class BackendLoadError(LLMCacheError, ImportError):
     """A backend plugin failed to import or load; ``__cause__`` holds the original error."""
 
-    def __init__(self, message: str, *, backend: str = "",
-                 distribution: str | None = None) -> None:
+    def __init__(self, message: str, *, backend: str = "", distribution: str | None = None) -> None:
         super().__init__(message)
         self.backend = backend
         self.distribution = distribution
@@ -111,8 +110,7 @@ class BackendConflict(LLMCacheError, ValueError):
     """A name claimed twice: by two installed distributions, or by a `register_backend`
     call for a name that exists. ``sources`` names the claimants."""
 
-    def __init__(self, message: str, *, backend: str = "",
-                 sources: tuple[str, ...] = ()) -> None:
+    def __init__(self, message: str, *, backend: str = "", sources: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.backend = backend
         self.sources = sources
@@ -223,8 +221,16 @@ def list_backends() -> list[BackendInfo]:
             continue
         for claim in claims:
             others = tuple(c.distribution or "<unknown>" for c in claims if c is not claim)
-            infos.append(BackendInfo(name, claim.entry_point.value, claim.distribution,
-                                     claim.version, "entry-point", others))
+            infos.append(
+                BackendInfo(
+                    name,
+                    claim.entry_point.value,
+                    claim.distribution,
+                    claim.version,
+                    "entry-point",
+                    others,
+                )
+            )
     infos.sort(key=lambda i: (i.name, i.distribution or ""))
     return infos
 
@@ -238,7 +244,9 @@ def _load_error(name: str, claim: _Claim, exc: Exception) -> BackendLoadError:
     error = BackendLoadError(
         f"llmcache backend {name!r} from {_describe(claim)} failed to load: "
         f"{type(exc).__name__}: {exc}",
-        backend=name, distribution=claim.distribution)
+        backend=name,
+        distribution=claim.distribution,
+    )
     error.__cause__ = exc
     return error
 
@@ -255,15 +263,21 @@ def _load_claim(name: str, claim: _Claim) -> BackendFactory:
     try:
         target = claim.entry_point.load()
         if not callable(target):
-            raise TypeError(f"{claim.entry_point.value} is a {type(target).__name__}, "
-                            "not a class or factory")
+            raise TypeError(
+                f"{claim.entry_point.value} is a {type(target).__name__}, not a class or factory"
+            )
     except Exception as exc:
         with _lock:
             first = _failed.setdefault(name, exc) is exc
         if first:
-            logger.warning("skipping llmcache backend %r from distribution %s: %s: %s",
-                           name, claim.distribution or "<unknown>", type(exc).__name__, exc,
-                           exc_info=exc)
+            logger.warning(
+                "skipping llmcache backend %r from distribution %s: %s: %s",
+                name,
+                claim.distribution or "<unknown>",
+                type(exc).__name__,
+                exc,
+                exc_info=exc,
+            )
         raise _load_error(name, claim, exc) from exc
     with _lock:
         return _loaded.setdefault(name, target)
@@ -291,7 +305,9 @@ def load_backend(name: str) -> BackendFactory:
             f"llmcache backend {name!r} is provided by {len(claims)} distributions: "
             f"{listing}. Uninstall all but one, or choose one in-process with "
             f"register_backend({name!r}, factory, replace=True).",
-            backend=name, sources=tuple(c.distribution or "<unknown>" for c in claims))
+            backend=name,
+            sources=tuple(c.distribution or "<unknown>" for c in claims),
+        )
     return _load_claim(name, claims[0])
 
 
@@ -308,8 +324,10 @@ def get_backend(name: str, /, **config: Any) -> Backend | AsyncBackend:
     """
     backend = load_backend(name)(**config)
     if not isinstance(backend, (Backend, AsyncBackend)):
-        raise TypeError(f"llmcache backend {name!r} returned a {type(backend).__name__}, "
-                        "not a Backend or AsyncBackend")
+        raise TypeError(
+            f"llmcache backend {name!r} returned a {type(backend).__name__}, "
+            "not a Backend or AsyncBackend"
+        )
     return backend
 
 
@@ -355,14 +373,18 @@ def register_backend(name: str, factory: BackendFactory, *, replace: bool = Fals
                 raise BackendConflict(
                     f"llmcache backend {name!r} is already registered in-process "
                     f"({_target_of(_registered[name])}); pass replace=True to replace it",
-                    backend=name, sources=(_target_of(_registered[name]),))
+                    backend=name,
+                    sources=(_target_of(_registered[name]),),
+                )
             claims = _claims().get(name, ())
             if claims:
                 listing = "; ".join(_describe(c) for c in claims)
                 raise BackendConflict(
                     f"llmcache backend {name!r} is already installed by {listing}; "
                     "pass replace=True to shadow it in this process",
-                    backend=name, sources=tuple(c.distribution or "<unknown>" for c in claims))
+                    backend=name,
+                    sources=tuple(c.distribution or "<unknown>" for c in claims),
+                )
         _registered[name] = factory
 
 

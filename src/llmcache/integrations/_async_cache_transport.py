@@ -80,9 +80,11 @@ _READ_B = frozenset(n.encode() for n in (*CREDENTIAL_HEADERS, *KEY_HEADERS))
 def _read_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
     """The headers the cache reads (credentials, the key's, its own control headers), as
     (lowercase name, value) text; only those are decoded: this runs on every request."""
-    return [(n.decode("latin-1"), v.decode("latin-1"))
-            for n, v in ((name.lower(), value) for name, value in raw)
-            if n in _READ_B or n.startswith(_CONTROL_B)]
+    return [
+        (n.decode("latin-1"), v.decode("latin-1"))
+        for n, v in ((name.lower(), value) for name, value in raw)
+        if n in _READ_B or n.startswith(_CONTROL_B)
+    ]
 
 
 class AsyncBody:
@@ -108,16 +110,23 @@ class AsyncCacheDoor:
     _package: ClassVar[ModuleType]
     _stream_class: ClassVar[type[AsyncBody]]
 
-    def __init__(self, *, transport: Any = None, cache: AsyncStore | None = None,
-                 policy: CachePolicy | None = None, semantic: SemanticTier | None = None,
-                 ttl: float | None = None, namespace: str = "",
-                 share_credentials: bool = False, scope_secret: bytes | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        transport: Any = None,
+        cache: AsyncStore | None = None,
+        policy: CachePolicy | None = None,
+        semantic: SemanticTier | None = None,
+        ttl: float | None = None,
+        namespace: str = "",
+        share_credentials: bool = False,
+        scope_secret: bytes | None = None,
+    ) -> None:
         if cache is not None and not isinstance(cache, AsyncStore):
             raise TypeError(f"cache: expected an llmcache store, got {type(cache).__name__}")
         if not isinstance(namespace, str):
             raise TypeError(f"namespace: expected str, got {type(namespace).__name__}")
-        self.transport = transport if transport is not None \
-            else self._package.AsyncHTTPTransport()
+        self.transport = transport if transport is not None else self._package.AsyncHTTPTransport()
         self.cache: AsyncStore = cache if cache is not None else MemoryStore()
         self.policy = policy if policy is not None else CachePolicy()
         self.semantic = semantic
@@ -127,7 +136,8 @@ class AsyncCacheDoor:
         self._secret = scope_secret
         self._counters = Counters(type(self).__name__)
         self._runner: AsyncRunner[HttpAnswer] = AsyncRunner(
-            self.cache, HTTP_ANSWERS, self._counters, policy=self.policy, semantic=semantic)
+            self.cache, HTTP_ANSWERS, self._counters, policy=self.policy, semantic=semantic
+        )
 
     # -- the transport API ------------------------------------------------------------------
 
@@ -146,10 +156,15 @@ class AsyncCacheDoor:
         if find_route(request.method, request.url.path) is None:
             return await self._forward(request, CacheStatus.BYPASS)
         body = await request.aread()
-        call = parse_request(request.method, str(request.url), items, body,
-                             namespace=control.namespace or self.namespace,
-                             share_credentials=self.share_credentials,
-                             scope_secret=self._secret)
+        call = parse_request(
+            request.method,
+            str(request.url),
+            items,
+            body,
+            namespace=control.namespace or self.namespace,
+            share_credentials=self.share_credentials,
+            scope_secret=self._secret,
+        )
         if isinstance(call, Passthrough):
             self._counters.uncacheable += 1
             return await self._forward(request, CacheStatus.UNCACHEABLE)
@@ -163,9 +178,13 @@ class AsyncCacheDoor:
         answer = await self._runner.call(plan, self._fetch, (call, request), {})
         cached = answer.cached or answer.shared
         return self._package.Response(
-            answer.status, content=answer.body,
-            headers=[*answer.headers, *status_headers(
-                CacheStatus.HIT if cached else CacheStatus.MISS, answer.similarity)])
+            answer.status,
+            content=answer.body,
+            headers=[
+                *answer.headers,
+                *status_headers(CacheStatus.HIT if cached else CacheStatus.MISS, answer.similarity),
+            ],
+        )
 
     async def aclose(self) -> None:
         """Close the wrapped transport (the cache is the caller's: it stays open)."""
@@ -191,8 +210,11 @@ class AsyncCacheDoor:
         else:
             wanted = control.apply(base)  # type: ignore[arg-type]
             if wanted.read or wanted.write:
-                request = semantic_request(call) \
-                    if self.semantic is not None and not call.stream else None
+                request = (
+                    semantic_request(call)
+                    if self.semantic is not None and not call.stream
+                    else None
+                )
                 return keyed(call.key, call.fingerprint, wanted, self.ttl, request)
             plan = Plan("", "", False, False, None, BYPASS)
         self._counters.skipped(plan)
@@ -206,9 +228,10 @@ class AsyncCacheDoor:
     def _refused(self, exc: ControlHeaderError) -> Any:
         error = {"type": "invalid_request_error", "message": str(exc), "param": exc.header}
         return self._package.Response(
-            400, content=orjson.dumps({"type": "error", "error": error}),
-            headers=[("content-type", "application/json"),
-                     *status_headers(CacheStatus.BYPASS)])
+            400,
+            content=orjson.dumps({"type": "error", "error": error}),
+            headers=[("content-type", "application/json"), *status_headers(CacheStatus.BYPASS)],
+        )
 
     async def _fetch(self, call: HttpCall, request: Any) -> HttpAnswer:
         """The upstream's whole answer to a plain call (what the runner calls on a miss)."""
@@ -217,28 +240,31 @@ class AsyncCacheDoor:
             body = b"".join([part async for part in response.aiter_bytes()])
         finally:
             await response.aclose()
-        return answer_of(call.route, response.status_code, response.headers.multi_items(),
-                         body)
+        return answer_of(call.route, response.status_code, response.headers.multi_items(), body)
 
     async def _stream(self, plan: Plan, call: HttpCall, request: Any) -> Any:
         # Read ahead: a caller may open many streams before it reads any (the SDKs'
         # ``create(stream=True)`` under asyncio.gather), while the followers of a stream
         # wait for its upstream's end.
-        chunks = self._runner.stream(plan, self._upstream_stream, (call, request), {},
-                                     read_ahead=True)
+        chunks = self._runner.stream(
+            plan, self._upstream_stream, (call, request), {}, read_ahead=True
+        )
         head: Head = await anext(chunks)
         status = CacheStatus.HIT if head.cached else CacheStatus.MISS
         return self._package.Response(
-            head.status, headers=[*head.headers, *status_headers(status)],
-            stream=self._stream_class(chunks))
+            head.status,
+            headers=[*head.headers, *status_headers(status)],
+            stream=self._stream_class(chunks),
+        )
 
     async def _upstream_stream(self, call: HttpCall, request: Any) -> AsyncIterator[Any]:
         """The upstream's streamed answer: its `Head`, then its decoded bytes as they come
         (what the runner streams on a miss)."""
         response = await self.transport.handle_async_request(request)
         try:
-            yield Head(response.status_code, passed_headers(response.headers.multi_items()),
-                       call.route)
+            yield Head(
+                response.status_code, passed_headers(response.headers.multi_items()), call.route
+            )
             async for part in response.aiter_bytes():  # noqa: UP028 (as above)
                 yield part
         finally:

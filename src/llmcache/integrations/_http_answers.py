@@ -79,10 +79,14 @@ ENTRY_VERSION = 1
 REPLAYED_HEADERS = ("content-type",)
 
 Format = Literal["json", "sse", "ndjson"]
-_MEDIA: dict[str, Format] = {"application/json": "json", "text/event-stream": "sse",
-                             "application/x-ndjson": "ndjson"}
-_LENGTH_REASONS = frozenset({"length", "max_tokens", "max_output_tokens",
-                             "model_context_window_exceeded"})
+_MEDIA: dict[str, Format] = {
+    "application/json": "json",
+    "text/event-stream": "sse",
+    "application/x-ndjson": "ndjson",
+}
+_LENGTH_REASONS = frozenset(
+    {"length", "max_tokens", "max_output_tokens", "model_context_window_exceeded"}
+)
 _EOL = re.compile(rb"\r\n|\r|\n")
 _EOL_TEXT = re.compile(r"\r\n|\r|\n")
 
@@ -135,8 +139,10 @@ def _responses_usage(u: dict[str, Any]) -> Usage:
 
 def _anthropic_usage(u: dict[str, Any]) -> Usage:
     # Prompt-cache reads and writes are input the model processed: a hit saves them too.
-    prompt = sum(_int(u.get(k)) for k in ("input_tokens", "cache_creation_input_tokens",
-                                          "cache_read_input_tokens"))
+    prompt = sum(
+        _int(u.get(k))
+        for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    )
     return _usage(prompt, u.get("output_tokens"))
 
 
@@ -375,10 +381,14 @@ def _event_json(reader: _Reader, name: str | None, data: str) -> dict[str, Any] 
 
 
 _READERS: dict[str, Callable[[], _Reader]] = {
-    "openai.chat": _OpenAIChoices, "openai.completions": _OpenAIChoices,
-    "openai.responses": _OpenAIResponses, "openai.embeddings": _OpenAIEmbeddings,
-    "anthropic.messages": _AnthropicMessages, "ollama.generate": _Ollama,
-    "ollama.chat": _Ollama, "ollama.embed": _Ollama,
+    "openai.chat": _OpenAIChoices,
+    "openai.completions": _OpenAIChoices,
+    "openai.responses": _OpenAIResponses,
+    "openai.embeddings": _OpenAIEmbeddings,
+    "anthropic.messages": _AnthropicMessages,
+    "ollama.generate": _Ollama,
+    "ollama.chat": _Ollama,
+    "ollama.embed": _Ollama,
 }
 
 
@@ -426,8 +436,9 @@ class ResponseRecorder:
     memory from the moment that is known; the door keeps forwarding it.
     """
 
-    def __init__(self, route: Route, status: int, headers: HeaderInput, *,
-                 max_bytes: int | None = 64 * 2**20) -> None:
+    def __init__(
+        self, route: Route, status: int, headers: HeaderInput, *, max_bytes: int | None = 64 * 2**20
+    ) -> None:
         self._route = route
         self._status = status
         items = header_items(headers)
@@ -450,8 +461,7 @@ class ResponseRecorder:
         elif encoding not in ("", "identity"):
             self._reader.fail(f"content-encoding {encoding}: the recorder needs decoded bytes")
         elif (fmt := _MEDIA.get(media)) is None or fmt not in ("json", route.stream_format):
-            self._reader.fail(f"content-type {media or '(none)'} is not an answer of "
-                              f"{route.name}")
+            self._reader.fail(f"content-type {media or '(none)'} is not an answer of {route.name}")
         else:
             self.format = fmt
 
@@ -489,11 +499,17 @@ class ResponseRecorder:
             self._drop()
         storable = not reader.failure and reader.complete
         return Answer(
-            status=self._status, headers=self._headers, format=self.format,
-            storable=storable, reason=reader.failure, done_reason=reader.done_reason,
-            usage=reader.usage(), model=reader.model,
+            status=self._status,
+            headers=self._headers,
+            format=self.format,
+            storable=storable,
+            reason=reader.failure,
+            done_reason=reader.done_reason,
+            usage=reader.usage(),
+            model=reader.model,
             body=self._body_text if storable and self.format == "json" else None,
-            chunks=tuple(self._chunks) if storable and self.format != "json" else None)
+            chunks=tuple(self._chunks) if storable and self.format != "json" else None,
+        )
 
     def _drop(self) -> None:
         self._chunks.clear()
@@ -610,17 +626,25 @@ def answer_entry(answer: Answer, *, fingerprint: str) -> CachedResponse:
     fingerprint is given (`llmcache.integrations._http_routes.HttpCall.fingerprint`)."""
     if not answer.storable or answer.format is None:
         raise ValueError(f"this answer cannot be stored: {answer.reason or 'incomplete'}")
-    meta = {"v": ENTRY_VERSION, "status": answer.status, "format": answer.format,
-            "headers": [list(pair) for pair in answer.headers],
-            "done_reason": answer.done_reason}
+    meta = {
+        "v": ENTRY_VERSION,
+        "status": answer.status,
+        "format": answer.format,
+        "headers": [list(pair) for pair in answer.headers],
+        "done_reason": answer.done_reason,
+    }
     usage = answer.usage
     return CachedResponse(
         content=answer.body if answer.format == "json" else "",
         chunks=list(answer.chunks) if answer.chunks is not None else None,
-        model=answer.model, prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens, tokens_used=usage.total_tokens,
+        model=answer.model,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        tokens_used=usage.total_tokens,
         # done_reason at the top level too: where the pipeline's policy check reads it.
-        fingerprint=fingerprint, metadata={"http": meta, "done_reason": answer.done_reason})
+        fingerprint=fingerprint,
+        metadata={"http": meta, "done_reason": answer.done_reason},
+    )
 
 
 def replay_entry(entry: CachedResponse) -> Replay:
@@ -633,8 +657,8 @@ def replay_entry(entry: CachedResponse) -> Replay:
     if not (type(status) is int and 200 <= status < 300) or fmt not in _FORMATS:
         raise CodecError("an HTTP answer needs a 2xx status and a known format")
     if not isinstance(headers, list) or not all(
-            isinstance(p, list) and len(p) == 2 and all(isinstance(s, str) for s in p)
-            for p in headers):
+        isinstance(p, list) and len(p) == 2 and all(isinstance(s, str) for s in p) for p in headers
+    ):
         raise CodecError("an HTTP answer's headers must be [name, value] pairs")
     pairs = tuple((n, v) for n, v in headers)
     if fmt == "json":

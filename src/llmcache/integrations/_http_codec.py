@@ -51,8 +51,15 @@ from llmcache.integrations._http_control import STATUS_HEADER
 from llmcache.integrations._http_routes import HttpCall, Route
 from llmcache.keys import Request
 
-__all__ = ["HTTP_ANSWERS", "Head", "HttpAnswer", "HttpAnswers", "answer_of", "passed_headers",
-           "semantic_request"]
+__all__ = [
+    "HTTP_ANSWERS",
+    "Head",
+    "HttpAnswer",
+    "HttpAnswers",
+    "answer_of",
+    "passed_headers",
+    "semantic_request",
+]
 
 # Headers of the upstream's answer that describe its framing or encoding (the door's
 # package sets its own for the decoded bytes it hands on), or an llmcache in front of the
@@ -62,8 +69,11 @@ _DROPPED = frozenset({"content-length", "transfer-encoding", "content-encoding"}
 
 def passed_headers(items: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     """The upstream answer's headers that go on with its decoded body (names lowercase)."""
-    return tuple((n, v) for n, v in ((n.lower(), v) for n, v in items)
-                 if n not in _DROPPED and not n.startswith(STATUS_HEADER))
+    return tuple(
+        (n, v)
+        for n, v in ((n.lower(), v) for n, v in items)
+        if n not in _DROPPED and not n.startswith(STATUS_HEADER)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +102,9 @@ class HttpAnswer:
     similarity: float | None = None
 
 
-def answer_of(route: Route, status: int, headers: Iterable[tuple[str, str]],
-              body: bytes) -> HttpAnswer:
+def answer_of(
+    route: Route, status: int, headers: Iterable[tuple[str, str]], body: bytes
+) -> HttpAnswer:
     """The `HttpAnswer` of an upstream's whole, decoded answer to a call of `route`."""
     passed = passed_headers(headers)
     recorder = ResponseRecorder(route, status, passed)
@@ -107,8 +118,9 @@ class HttpAnswers:
 
     strict = False
 
-    def encode(self, value: HttpAnswer, fingerprint: str,
-               ttl: float | None) -> CachedResponse | None:
+    def encode(
+        self, value: HttpAnswer, fingerprint: str, ttl: float | None
+    ) -> CachedResponse | None:
         answer = value.answer
         if answer is None or not answer.storable:
             return None  # an error, an incomplete answer: passed on, never stored
@@ -154,9 +166,14 @@ class HttpAnswers:
 HTTP_ANSWERS = HttpAnswers()
 
 # The field each route's text is in: what a semantic tier embeds.
-_TEXT = {"openai.chat": "messages", "anthropic.messages": "messages",
-         "ollama.chat": "messages", "openai.completions": "prompt",
-         "ollama.generate": "prompt", "openai.responses": "input"}
+_TEXT = {
+    "openai.chat": "messages",
+    "anthropic.messages": "messages",
+    "ollama.chat": "messages",
+    "openai.completions": "prompt",
+    "ollama.generate": "prompt",
+    "openai.responses": "input",
+}
 
 
 def semantic_request(call: HttpCall) -> Request | None:
@@ -169,15 +186,36 @@ def semantic_request(call: HttpCall) -> Request | None:
     messages: list[dict[str, Any]] | None = None
     if isinstance(text, str) and text:
         prompt = text
-    elif isinstance(text, list) and text and all(
-            isinstance(m, dict) and isinstance(m.get("role"), str)
-            and isinstance(m.get("content"), str) for m in text):
+    elif (
+        isinstance(text, list)
+        and text
+        and all(
+            isinstance(m, dict)
+            and isinstance(m.get("role"), str)
+            and isinstance(m.get("content"), str)
+            for m in text
+        )
+    ):
         messages = text
     else:
         return None
-    rest = {k: v for k, v in call.body.items()
-            if k != field and k != "stream" and k not in call.route.excluded}
-    partition = {"route": call.route.name, "origin": call.origin, "path": call.path,
-                 "scope": call.scope, "headers": dict(call.key_headers), "body": rest}
-    return Request(model=call.model, prompt=prompt, messages=messages,
-                   namespace=call.namespace, extra={"http": partition})
+    rest = {
+        k: v
+        for k, v in call.body.items()
+        if k != field and k != "stream" and k not in call.route.excluded
+    }
+    partition = {
+        "route": call.route.name,
+        "origin": call.origin,
+        "path": call.path,
+        "scope": call.scope,
+        "headers": dict(call.key_headers),
+        "body": rest,
+    }
+    return Request(
+        model=call.model,
+        prompt=prompt,
+        messages=messages,
+        namespace=call.namespace,
+        extra={"http": partition},
+    )

@@ -60,8 +60,13 @@ __all__ = [
 ]
 
 CONTROL_PREFIX = "x-llmcache-"
-CONTROL_HEADERS = ("x-llmcache-bypass", "x-llmcache-namespace", "x-llmcache-no-store",
-                   "x-llmcache-refresh", "x-llmcache-ttl")
+CONTROL_HEADERS = (
+    "x-llmcache-bypass",
+    "x-llmcache-namespace",
+    "x-llmcache-no-store",
+    "x-llmcache-refresh",
+    "x-llmcache-ttl",
+)
 STATUS_HEADER = "x-llmcache"
 SIMILARITY_HEADER = "x-llmcache-similarity"
 
@@ -103,9 +108,11 @@ class HeaderControl:
     def apply(self, base: CacheControl) -> CacheControl:
         """`base` (the door's, or `llmcache.policy.current_control`) narrowed by these
         headers: a header can turn reading or writing off, never back on; its TTL wins."""
-        return CacheControl(read=base.read and not (self.bypass or self.refresh),
-                            write=base.write and not (self.bypass or self.no_store),
-                            ttl=self.ttl if self.ttl is not None else base.ttl)
+        return CacheControl(
+            read=base.read and not (self.bypass or self.refresh),
+            write=base.write and not (self.bypass or self.no_store),
+            ttl=self.ttl if self.ttl is not None else base.ttl,
+        )
 
 
 def _flag(name: str, value: str) -> bool:
@@ -121,20 +128,27 @@ def _ttl(name: str, value: str) -> float:
     try:
         ttl = float(value.strip())
     except ValueError:
-        raise ControlHeaderError(name, f"{value!r} is not a number of seconds; send a "
-                                 "positive number such as 3600") from None
+        raise ControlHeaderError(
+            name, f"{value!r} is not a number of seconds; send a positive number such as 3600"
+        ) from None
     if not math.isfinite(ttl) or ttl <= 0:
-        raise ControlHeaderError(name, f"{value!r} is not a positive, finite number of "
-                                 "seconds; send one such as 3600 (leave the header out for "
-                                 "the cache's own TTL)")
+        raise ControlHeaderError(
+            name,
+            f"{value!r} is not a positive, finite number of "
+            "seconds; send one such as 3600 (leave the header out for "
+            "the cache's own TTL)",
+        )
     return ttl
 
 
 def _namespace(name: str, value: str) -> str:
     ns = value.strip()
     if not ns or len(ns) > _NAMESPACE_MAX or not ns.isprintable():
-        raise ControlHeaderError(name, f"send 1 to {_NAMESPACE_MAX} printable characters "
-                                 "(for example a tenant or application name)")
+        raise ControlHeaderError(
+            name,
+            f"send 1 to {_NAMESPACE_MAX} printable characters "
+            "(for example a tenant or application name)",
+        )
     return ns
 
 
@@ -149,24 +163,32 @@ def parse_control_headers(headers: HeaderInput) -> HeaderControl:
         if not name.startswith(CONTROL_PREFIX):
             continue
         if name not in CONTROL_HEADERS:
-            raise ControlHeaderError(name, "unknown llmcache header; the known ones are "
-                                     + ", ".join(CONTROL_HEADERS))
+            raise ControlHeaderError(
+                name, "unknown llmcache header; the known ones are " + ", ".join(CONTROL_HEADERS)
+            )
         if name in seen and seen[name] != value:
             raise ControlHeaderError(name, "sent twice with different values; send it once")
         seen[name] = value
-    flags = {n: _flag(n, seen[n]) for n in CONTROL_HEADERS if n in seen
-             and n not in ("x-llmcache-ttl", "x-llmcache-namespace")}
+    flags = {
+        n: _flag(n, seen[n])
+        for n in CONTROL_HEADERS
+        if n in seen and n not in ("x-llmcache-ttl", "x-llmcache-namespace")
+    }
     control = HeaderControl(
         bypass=flags.get("x-llmcache-bypass", False),
         refresh=flags.get("x-llmcache-refresh", False),
         no_store=flags.get("x-llmcache-no-store", False),
-        ttl=_ttl("x-llmcache-ttl", seen["x-llmcache-ttl"]) if "x-llmcache-ttl" in seen
-        else None,
+        ttl=_ttl("x-llmcache-ttl", seen["x-llmcache-ttl"]) if "x-llmcache-ttl" in seen else None,
         namespace=_namespace("x-llmcache-namespace", seen["x-llmcache-namespace"])
-        if "x-llmcache-namespace" in seen else None)
+        if "x-llmcache-namespace" in seen
+        else None,
+    )
     if control.bypass and control.refresh:
-        raise ControlHeaderError("x-llmcache-refresh", "contradicts x-llmcache-bypass "
-                                 "(bypass skips the write that refresh asks for); send one")
+        raise ControlHeaderError(
+            "x-llmcache-refresh",
+            "contradicts x-llmcache-bypass "
+            "(bypass skips the write that refresh asks for); send one",
+        )
     return control
 
 
@@ -182,8 +204,7 @@ def upstream_headers(headers: HeaderInput) -> list[tuple[str, str]]:
     return out
 
 
-def status_headers(status: CacheStatus, similarity: float | None = None
-                   ) -> list[tuple[str, str]]:
+def status_headers(status: CacheStatus, similarity: float | None = None) -> list[tuple[str, str]]:
     """The headers that tell a client what the cache did.
 
     >>> status_headers(CacheStatus.HIT, similarity=0.97312)

@@ -107,8 +107,15 @@ __all__ = [
 HTTP_KEY_VERSION = 1
 
 #: Headers whose values identify who is calling: hashed into the scope, never stored.
-CREDENTIAL_HEADERS = ("api-key", "authorization", "cookie", "openai-organization",
-                      "openai-project", "proxy-authorization", "x-api-key")
+CREDENTIAL_HEADERS = (
+    "api-key",
+    "authorization",
+    "cookie",
+    "openai-organization",
+    "openai-project",
+    "proxy-authorization",
+    "x-api-key",
+)
 
 #: Request headers that change the answer (its shape or the features on): in the key.
 KEY_HEADERS = ("anthropic-beta", "anthropic-version", "openai-beta")
@@ -122,9 +129,17 @@ _SCOPE_SALT = b"llmcache.http.credential-scope.v1"
 HeaderInput = Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]]
 """Request headers: a mapping (``httpx.Headers``) or pairs (ASGI's raw byte pairs)."""
 
-_OPENAI_LABELS = frozenset({"user", "safety_identifier", "metadata", "service_tier",
-                            "prompt_cache_key", "prompt_cache_retention",
-                            "prompt_cache_options"})
+_OPENAI_LABELS = frozenset(
+    {
+        "user",
+        "safety_identifier",
+        "metadata",
+        "service_tier",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "prompt_cache_options",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,17 +161,32 @@ class Route:
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("openai.chat", "openai", "/v1/chat/completions", _OPENAI_LABELS | {"store"},
-          1.0, False, "sse"),
+    Route(
+        "openai.chat",
+        "openai",
+        "/v1/chat/completions",
+        _OPENAI_LABELS | {"store"},
+        1.0,
+        False,
+        "sse",
+    ),
     Route("openai.responses", "openai", "/v1/responses", _OPENAI_LABELS, 1.0, False, "sse"),
-    Route("openai.embeddings", "openai", "/v1/embeddings", frozenset({"user"}),
-          None, False, None),
-    Route("openai.completions", "openai", "/v1/completions", frozenset({"user"}),
-          1.0, False, "sse"),
-    Route("anthropic.messages", "anthropic", "/v1/messages", frozenset({"metadata"}),
-          1.0, False, "sse"),
-    Route("ollama.generate", "ollama", "/api/generate", frozenset({"keep_alive"}),
-          0.8, True, "ndjson"),
+    Route("openai.embeddings", "openai", "/v1/embeddings", frozenset({"user"}), None, False, None),
+    Route(
+        "openai.completions", "openai", "/v1/completions", frozenset({"user"}), 1.0, False, "sse"
+    ),
+    Route(
+        "anthropic.messages",
+        "anthropic",
+        "/v1/messages",
+        frozenset({"metadata"}),
+        1.0,
+        False,
+        "sse",
+    ),
+    Route(
+        "ollama.generate", "ollama", "/api/generate", frozenset({"keep_alive"}), 0.8, True, "ndjson"
+    ),
     Route("ollama.chat", "ollama", "/api/chat", frozenset({"keep_alive"}), 0.8, True, "ndjson"),
     Route("ollama.embed", "ollama", "/api/embed", frozenset({"keep_alive"}), None, False, None),
 )
@@ -211,12 +241,18 @@ def header_items(headers: HeaderInput) -> list[tuple[str, str]]:
     """Headers as ``(lowercase name, value)`` pairs; bytes are read as Latin-1 (HTTP's rule)."""
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     # One comprehension: this runs on every request through a door.
-    return [((n if isinstance(n, str) else n.decode("latin-1")).lower(),
-             v if isinstance(v, str) else v.decode("latin-1")) for n, v in pairs]
+    return [
+        (
+            (n if isinstance(n, str) else n.decode("latin-1")).lower(),
+            v if isinstance(v, str) else v.decode("latin-1"),
+        )
+        for n, v in pairs
+    ]
 
 
-def credential_scope(headers: HeaderInput, *, share: bool = False,
-                     secret: bytes | None = None) -> str:
+def credential_scope(
+    headers: HeaderInput, *, share: bool = False, secret: bytes | None = None
+) -> str:
     """The scope of a caller's entries: ``"shared"``, ``"anonymous"`` or ``"cred:<hex>"``.
 
     A keyed BLAKE2b (128 bits) of every `CREDENTIAL_HEADERS` value, so two API keys (or two
@@ -246,8 +282,7 @@ def _scope(items: list[tuple[str, str]], share: bool, secret: bytes | None) -> s
     digest = hashlib.blake2b(digest_size=16, key=secret or _SCOPE_SALT)
     for name, value in found:
         # Lengths first: no two lists of pairs can feed the hash the same bytes.
-        for part in (name.encode("utf-8", "surrogatepass"),
-                     value.encode("utf-8", "surrogatepass")):
+        for part in (name.encode("utf-8", "surrogatepass"), value.encode("utf-8", "surrogatepass")):
             digest.update(len(part).to_bytes(4, "big"))
             digest.update(part)
     return "cred:" + digest.hexdigest()
@@ -282,9 +317,16 @@ def _origin(scheme: str, host: str, port: int | None) -> str:
     return f"{scheme}://{host}" + (f":{port}" if port is not None else "")
 
 
-def parse_request(method: str, url: str, headers: HeaderInput, body: bytes, *,
-                  namespace: str = "", share_credentials: bool = False,
-                  scope_secret: bytes | None = None) -> HttpCall | Passthrough:
+def parse_request(
+    method: str,
+    url: str,
+    headers: HeaderInput,
+    body: bytes,
+    *,
+    namespace: str = "",
+    share_credentials: bool = False,
+    scope_secret: bytes | None = None,
+) -> HttpCall | Passthrough:
     """Read a request bound for `url`: an `HttpCall` to cache, or a `Passthrough`.
 
     `url` is the upstream URL the request goes to (scheme, host, port, path, query).
@@ -299,8 +341,7 @@ def parse_request(method: str, url: str, headers: HeaderInput, body: bytes, *,
         return Passthrough("route", "the URL cannot be parsed")
     route = find_route(method, parts.path)
     if route is None or not parts.hostname:
-        return Passthrough("route", f"{method.upper()} {parts.path} is not an understood "
-                           "route")
+        return Passthrough("route", f"{method.upper()} {parts.path} is not an understood route")
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -316,8 +357,14 @@ def parse_request(method: str, url: str, headers: HeaderInput, body: bytes, *,
     stream = route.streams_by_default if stream is None else stream
     key_headers = _key_headers(items)
     key_data = {
-        "v": HTTP_KEY_VERSION, "route": route.name, "method": "POST", "origin": origin,
-        "path": path, "scope": scope, "ns": namespace, "stream": stream,
+        "v": HTTP_KEY_VERSION,
+        "route": route.name,
+        "method": "POST",
+        "origin": origin,
+        "path": path,
+        "scope": scope,
+        "ns": namespace,
+        "stream": stream,
         "headers": key_headers,
         "body": {k: v for k, v in data.items() if k != "stream" and k not in route.excluded},
     }
@@ -329,14 +376,25 @@ def parse_request(method: str, url: str, headers: HeaderInput, body: bytes, *,
         return Passthrough("body", f"the body cannot be keyed ({type(exc).__name__})")
     temperature, seed = _sampling(route, data)
     return HttpCall(
-        route=route, method="POST", origin=origin, path=path, model=data["model"],
-        stream=stream, key=hash_bytes(canonical), fingerprint=fingerprint(canonical),
-        scope=scope, namespace=namespace,
+        route=route,
+        method="POST",
+        origin=origin,
+        path=path,
+        model=data["model"],
+        stream=stream,
+        key=hash_bytes(canonical),
+        fingerprint=fingerprint(canonical),
+        scope=scope,
+        namespace=namespace,
         temperature=route.default_temperature if temperature is None else temperature,
-        temperature_set=temperature is not None, seed=seed, samples=_samples(data),
+        temperature_set=temperature is not None,
+        seed=seed,
+        samples=_samples(data),
         has_tools=bool(data.get("tools") or data.get("functions")),
-        uncacheable=_server_state(route, data), body=data,
-        key_headers=tuple(sorted(key_headers.items())))
+        uncacheable=_server_state(route, data),
+        body=data,
+        key_headers=tuple(sorted(key_headers.items())),
+    )
 
 
 def _key_headers(items: list[tuple[str, str]]) -> dict[str, str]:
@@ -382,8 +440,7 @@ def _server_state(route: Route, data: dict[str, Any]) -> str:
             return "a prompt template without a pinned version can change on the server"
     elif route.name == "anthropic.messages" and data.get("container"):
         return "container refers to state held by the server"
-    elif route.name == "ollama.generate" and not data.get("prompt") \
-            and not data.get("images"):
+    elif route.name == "ollama.generate" and not data.get("prompt") and not data.get("images"):
         return "a generate call without a prompt loads or unloads the model"
     elif route.name == "ollama.chat" and not data.get("messages"):
         return "a chat call without messages loads or unloads the model"
@@ -391,6 +448,7 @@ def _server_state(route: Route, data: dict[str, Any]) -> str:
 
 
 # -- body checks: only what the cache itself reads; the upstream judges the rest -----------
+
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -411,9 +469,13 @@ _TYPES: dict[str, tuple[Any, str]] = {
 }
 
 # The field the answer is made from, per route (beyond the model).
-_REQUIRED = {"openai.chat": "messages", "openai.embeddings": "input",
-             "openai.completions": "prompt", "anthropic.messages": "messages",
-             "ollama.embed": "input"}
+_REQUIRED = {
+    "openai.chat": "messages",
+    "openai.embeddings": "input",
+    "openai.completions": "prompt",
+    "anthropic.messages": "messages",
+    "ollama.embed": "input",
+}
 
 
 def _check_body(route: Route, data: Any) -> str:
@@ -445,5 +507,11 @@ def _check_body(route: Route, data: Any) -> str:
 
 
 def _json_type(value: Any) -> str:
-    return {bool: "a boolean", str: "a string", int: "a number", float: "a number",
-            list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        list: "a list",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)

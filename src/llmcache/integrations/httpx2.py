@@ -39,8 +39,9 @@ from typing import ClassVar
 try:
     import httpx2
 except ImportError as exc:  # pragma: no cover - exercised without the extra
-    raise ImportError("llmcache.integrations.httpx2 needs httpx2: "
-                      "pip install 'llmcache[httpx2]'") from exc
+    raise ImportError(
+        "llmcache.integrations.httpx2 needs httpx2: pip install 'llmcache[httpx2]'"
+    ) from exc
 
 from llmcache.integrations._async_cache_transport import AsyncBody, AsyncCacheDoor
 from llmcache.integrations._sync_cache_transport import Body, CacheDoor

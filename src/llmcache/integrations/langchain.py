@@ -73,8 +73,9 @@ try:
         GenerationChunk,
     )
 except ImportError as exc:  # pragma: no cover - exercised in a venv without the extra
-    raise ImportError("llmcache.integrations.langchain needs langchain-core: "
-                      "pip install 'llmcache[langchain]'") from exc
+    raise ImportError(
+        "llmcache.integrations.langchain needs langchain-core: pip install 'llmcache[langchain]'"
+    ) from exc
 
 __all__ = ["LLMCache", "LangChainSemantic"]
 
@@ -82,23 +83,43 @@ __all__ = ["LLMCache", "LangChainSemantic"]
 _KIND = "langchain.generations"
 _MODEL = "langchain"  # the real model is named inside llm_string, which is in the key
 _ALLOWED: list[Any] = [Generation, GenerationChunk, ChatGeneration, ChatGenerationChunk] + [
-    getattr(_messages, name) for name in (
-        "AIMessage", "AIMessageChunk", "HumanMessage", "HumanMessageChunk", "SystemMessage",
-        "SystemMessageChunk", "ToolMessage", "ToolMessageChunk", "ChatMessage",
-        "ChatMessageChunk", "FunctionMessage", "FunctionMessageChunk")]
-_ROLES = {"HumanMessage": "user", "AIMessage": "assistant", "SystemMessage": "system",
-          "ToolMessage": "tool", "FunctionMessage": "function"}
+    getattr(_messages, name)
+    for name in (
+        "AIMessage",
+        "AIMessageChunk",
+        "HumanMessage",
+        "HumanMessageChunk",
+        "SystemMessage",
+        "SystemMessageChunk",
+        "ToolMessage",
+        "ToolMessageChunk",
+        "ChatMessage",
+        "ChatMessageChunk",
+        "FunctionMessage",
+        "FunctionMessageChunk",
+    )
+]
+_ROLES = {
+    "HumanMessage": "user",
+    "AIMessage": "assistant",
+    "SystemMessage": "system",
+    "ToolMessage": "tool",
+    "FunctionMessage": "function",
+}
 
 if "allowed_objects" not in inspect.signature(load).parameters:  # pragma: no cover
-    raise ImportError("llmcache.integrations.langchain needs a langchain-core whose load() "
-                      "takes allowed_objects (0.3.81+ or 1.2.5+): pip install -U "
-                      "'llmcache[langchain]'")
+    raise ImportError(
+        "llmcache.integrations.langchain needs a langchain-core whose load() "
+        "takes allowed_objects (0.3.81+ or 1.2.5+): pip install -U "
+        "'llmcache[langchain]'"
+    )
 
 # Newer langchain-core can silence load()'s beta warning per call, through a context
 # variable rather than the global warnings filters (so it is safe in threads and tasks);
 # older versions warn once, harmlessly.
-_suppress: Any = getattr(importlib.import_module("langchain_core._api"),
-                         "suppress_langchain_beta_warning", None)
+_suppress: Any = getattr(
+    importlib.import_module("langchain_core._api"), "suppress_langchain_beta_warning", None
+)
 
 
 def _quiet() -> AbstractContextManager[None]:
@@ -110,7 +131,8 @@ def _unserializable(value: Any) -> bool:
     load back, so storing it would only make a miss that costs a write)."""
     if isinstance(value, dict):
         return (value.get("type") == "not_implemented" and value.get("lc") == 1) or any(
-            _unserializable(v) for v in value.values())
+            _unserializable(v) for v in value.values()
+        )
     if isinstance(value, list):
         return any(_unserializable(v) for v in value)
     return False
@@ -130,8 +152,12 @@ def _plain_generations(content: list[Any]) -> list[Generation] | None:
     """
     out: list[Generation] = []
     for item in content:
-        if (type(item) is not dict or item.get("lc") != 1 or item.get("type") != "constructor"
-                or item.get("id") != _GENERATION_ID):
+        if (
+            type(item) is not dict
+            or item.get("lc") != 1
+            or item.get("type") != "constructor"
+            or item.get("id") != _GENERATION_ID
+        ):
             return None
         kwargs = item.get("kwargs")
         if type(kwargs) is not dict or not kwargs.keys() <= _GENERATION_KWARGS:
@@ -195,16 +221,13 @@ class _Generations:
 
     strict = False
 
-    def encode(self, value: RETURN_VAL_TYPE, fingerprint: str,
-               ttl: float | None) -> CachedResponse:
+    def encode(self, value: RETURN_VAL_TYPE, fingerprint: str, ttl: float | None) -> CachedResponse:
         # A JSON round trip: dumpd leaves str subclasses (langchain-core's TextAccessor) in
         # place, and NaN must be refused rather than stored as null.
         payload = json.loads(json.dumps([dumpd(g) for g in value], allow_nan=False))
         if _unserializable(payload):
-            raise TypeError("a generation holds a value LangChain cannot serialize; "
-                            "not cached")
-        entry = CachedResponse(content=payload, fingerprint=fingerprint,
-                               metadata={"kind": _KIND})
+            raise TypeError("a generation holds a value LangChain cannot serialize; not cached")
+        entry = CachedResponse(content=payload, fingerprint=fingerprint, metadata={"kind": _KIND})
         return entry.with_ttl(ttl, entry.created_at) if ttl is not None else entry
 
     def decode(self, entry: CachedResponse) -> RETURN_VAL_TYPE:
@@ -216,7 +239,8 @@ class _Generations:
         with _quiet():
             generations = load(entry.content, allowed_objects=_ALLOWED)
         if not isinstance(generations, list) or not all(
-                isinstance(g, Generation) for g in generations):
+            isinstance(g, Generation) for g in generations
+        ):
             raise ValueError("entry: not a list of generations")
         return generations
 
@@ -260,8 +284,9 @@ class _Semantic:
     async def aget(self, request: Request, *, threshold: float | None = None) -> Any:
         return await self._aget(request) if self._aget else self.tier.get(request)
 
-    async def aset(self, request: Request, value: CachedResponse, *,
-                   ttl: float | None = None) -> None:
+    async def aset(
+        self, request: Request, value: CachedResponse, *, ttl: float | None = None
+    ) -> None:
         if self._aset:
             await self._aset(request, value)
         else:
@@ -286,9 +311,15 @@ class LLMCache(BaseCache, CountedDoor):
     Store failures never fail the model call: they count in ``errors`` and read as misses.
     """
 
-    def __init__(self, store: Store | None = None, *, semantic: LangChainSemantic | None = None,
-                 ttl: float | None = None, namespace: str = "langchain",
-                 policy: CachePolicy | None = None) -> None:
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        semantic: LangChainSemantic | None = None,
+        ttl: float | None = None,
+        namespace: str = "langchain",
+        policy: CachePolicy | None = None,
+    ) -> None:
         if store is not None and not isinstance(store, Store):
             raise TypeError(f"store: expected an llmcache Store, got {type(store).__name__}")
         self.store: Store = store if store is not None else MemoryStore()
@@ -298,8 +329,11 @@ class LLMCache(BaseCache, CountedDoor):
         self.policy = policy or CachePolicy()
         self._counters = Counters("LLMCache")
         tier = _Semantic(semantic) if semantic is not None else None
-        options: dict[str, Any] = {"policy": self.policy, "semantic": tier,
-                                   "request_of": self._semantic_request}
+        options: dict[str, Any] = {
+            "policy": self.policy,
+            "semantic": tier,
+            "request_of": self._semantic_request,
+        }
         self._runner = Runner(self.store, _GENERATIONS, self._counters, **options)
         self._arunner = AsyncRunner(self.store, _GENERATIONS, self._counters, **options)
 
@@ -318,16 +352,21 @@ class LLMCache(BaseCache, CountedDoor):
     # -- keys --------------------------------------------------------------------------------
 
     def _request(self, prompt: str, llm_string: str) -> Request:
-        return Request(model=_MODEL, prompt=prompt, namespace=self.namespace,
-                       extra={"llm_string": llm_string})
+        return Request(
+            model=_MODEL, prompt=prompt, namespace=self.namespace, extra={"llm_string": llm_string}
+        )
 
     def _semantic_request(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
         prompt, llm_string = args
         messages = _chat_messages(prompt)
         if messages is None:
             return self._request(prompt, llm_string)
-        return Request(model=_MODEL, messages=messages, namespace=self.namespace,
-                       extra={"llm_string": llm_string})
+        return Request(
+            model=_MODEL,
+            messages=messages,
+            namespace=self.namespace,
+            extra={"llm_string": llm_string},
+        )
 
     def _plan(self, prompt: str, llm_string: str) -> Plan:
         temperature, seed = _sampling(llm_string)
@@ -335,8 +374,9 @@ class LLMCache(BaseCache, CountedDoor):
         if type(control) is Plan:
             return control
         try:
-            data = canonical_call(_MODEL, self.namespace,
-                                  {"prompt": prompt, "llm_string": llm_string})
+            data = canonical_call(
+                _MODEL, self.namespace, {"prompt": prompt, "llm_string": llm_string}
+            )
         except NotKeyable as exc:
             return unkeyable(str(exc))
         key, fp = key_and_fingerprint(data)
@@ -352,8 +392,7 @@ class LLMCache(BaseCache, CountedDoor):
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """`lookup` for async code: awaits the store's (and the semantic tier's) coroutine
         face."""
-        found = await self._arunner.lookup(self._plan(prompt, llm_string),
-                                           (prompt, llm_string))
+        found = await self._arunner.lookup(self._plan(prompt, llm_string), (prompt, llm_string))
         return None if found is MISS else found
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
@@ -361,11 +400,9 @@ class LLMCache(BaseCache, CountedDoor):
         `cache_control` says otherwise)."""
         self._runner.save(self._plan(prompt, llm_string), return_val, (prompt, llm_string))
 
-    async def aupdate(self, prompt: str, llm_string: str,
-                      return_val: RETURN_VAL_TYPE) -> None:
+    async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """`update` for async code (the store's coroutine face)."""
-        await self._arunner.save(self._plan(prompt, llm_string), return_val,
-                                 (prompt, llm_string))
+        await self._arunner.save(self._plan(prompt, llm_string), return_val, (prompt, llm_string))
 
     def clear(self, **kwargs: Any) -> None:
         """Remove every entry from the store and the semantic tier."""
@@ -400,4 +437,3 @@ class LLMCache(BaseCache, CountedDoor):
     def __repr__(self) -> str:
         tiers = f"{self.store!r}" + (f", semantic={self.semantic!r}" if self.semantic else "")
         return f"LLMCache({tiers})"
-

@@ -29,12 +29,13 @@ try:
     import starlette  # noqa: F401
     import uvicorn  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError(f"llmcache.proxy needs the 'proxy' extra ({exc.name} is not installed):"
-                      " pip install 'llmcache[proxy]'") from exc
+    raise ImportError(
+        f"llmcache.proxy needs the 'proxy' extra ({exc.name} is not installed):"
+        " pip install 'llmcache[proxy]'"
+    ) from exc
 
 from llmcache.proxy._app import DEFAULT_MAX_BODY
 from llmcache.proxy._metrics import ProxyMetrics
 from llmcache.proxy._serve import DEFAULT_PORT, ProxyConfig, create_app, serve
 
-__all__ = ["DEFAULT_MAX_BODY", "DEFAULT_PORT", "ProxyConfig", "ProxyMetrics", "create_app",
-           "serve"]
+__all__ = ["DEFAULT_MAX_BODY", "DEFAULT_PORT", "ProxyConfig", "ProxyMetrics", "create_app", "serve"]

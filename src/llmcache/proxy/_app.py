@@ -39,8 +39,15 @@ from starlette.types import Receive, Scope, Send
 
 from llmcache.proxy._metrics import CONTENT_TYPE, ProxyMetrics
 
-__all__ = ["DEFAULT_MAX_BODY", "DEFAULT_TIMEOUT", "HOP_BY_HOP", "Forwarder", "ProxyApp",
-           "UpstreamClient", "build_app"]
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "DEFAULT_TIMEOUT",
+    "HOP_BY_HOP",
+    "Forwarder",
+    "ProxyApp",
+    "UpstreamClient",
+    "build_app",
+]
 
 logger = logging.getLogger("llmcache.proxy")
 
@@ -51,12 +58,23 @@ DEFAULT_MAX_BODY = 32 * 1024 * 1024
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=60.0)
 
 #: Headers that describe one connection, not the message (RFC 9110 7.6.1): never forwarded.
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
-                        "proxy-authorization", "te", "trailer", "upgrade",
-                        "transfer-encoding"})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "upgrade",
+        "transfer-encoding",
+    }
+)
 # Set again by httpx (host, length) or by the server (date) for the hop they belong to.
-_REQUEST_DROPPED = frozenset(name.encode() for name in
-                            HOP_BY_HOP | {"host", "content-length", "expect"})
+_REQUEST_DROPPED = frozenset(
+    name.encode() for name in HOP_BY_HOP | {"host", "content-length", "expect"}
+)
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 _URLS_KEPT = 256
 _RESPONSE_DROPPED = frozenset(name.encode() for name in HOP_BY_HOP | {"date"})
@@ -97,16 +115,23 @@ def error_body(path: str, message: str, kind: str) -> bytes:
     ``/api/``, otherwise one object both OpenAI's and Anthropic's SDKs read."""
     if "/api/" in path:
         return orjson.dumps({"error": message})
-    return orjson.dumps({"type": "error", "error": {"type": kind, "message": message,
-                                                    "param": None, "code": None}})
+    return orjson.dumps(
+        {"type": "error", "error": {"type": kind, "message": message, "param": None, "code": None}}
+    )
 
 
 class Forwarder:
     """The ASGI app that forwards every request it gets to `upstream` through `client`
     (see the module docstring), counting in `metrics`."""
 
-    def __init__(self, client: httpx.AsyncClient, upstream: httpx.URL, metrics: ProxyMetrics,
-                 *, max_body: int = DEFAULT_MAX_BODY) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        upstream: httpx.URL,
+        metrics: ProxyMetrics,
+        *,
+        max_body: int = DEFAULT_MAX_BODY,
+    ) -> None:
         self.client = client
         self.upstream = upstream
         self.metrics = metrics
@@ -133,9 +158,17 @@ class Forwarder:
         body = await self._body(scope, receive)
         path = scope["path"]
         if body is None:
-            await _answer(send, 413, error_body(
-                path, f"llmcache proxy: the request body is larger than {self.max_body} "
-                "bytes (--max-body)", "request_too_large"), close=True)
+            await _answer(
+                send,
+                413,
+                error_body(
+                    path,
+                    f"llmcache proxy: the request body is larger than {self.max_body} "
+                    "bytes (--max-body)",
+                    "request_too_large",
+                ),
+                close=True,
+            )
             return "refused"
         headers = [(k, v) for k, v in scope["headers"] if k not in _REQUEST_DROPPED]
         headers.append((b"host", self._host))
@@ -143,8 +176,9 @@ class Forwarder:
             headers.append((b"content-length", b"%d" % len(body)))
         # `stream=` rather than `content=`: the same request, without httpx re-deriving
         # the two headers above (a tenth of a cache hit's time).
-        request = httpx.Request(scope["method"], self._url(scope), headers=headers,
-                                stream=httpx.ByteStream(body))
+        request = httpx.Request(
+            scope["method"], self._url(scope), headers=headers, stream=httpx.ByteStream(body)
+        )
         try:
             response = await self.client.send(request, stream=True)
         except httpx.TransportError as exc:
@@ -161,8 +195,13 @@ class Forwarder:
             finally:
                 await response.aclose()
             try:
-                await send({"type": "http.response.start", "status": code,
-                            "headers": _headers(response, len(content))})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": code,
+                        "headers": _headers(response, len(content)),
+                    }
+                )
                 await send({"type": "http.response.body", "body": content})
             except OSError:  # ASGI 2.4 servers raise it on a send to a closed connection
                 self.metrics.disconnects += 1
@@ -219,6 +258,7 @@ class Forwarder:
         await _answer(send, status, error_body(scope["path"], message, f"upstream_{reason}"))
         return "error"
 
+
 class _Relay:
     """Sends an upstream answer to the client as its chunks arrive, and closes the
     upstream side the moment the client goes away."""
@@ -253,8 +293,13 @@ class _Relay:
 
     async def _pump(self, send: Send) -> None:
         response = self.response
-        await send({"type": "http.response.start", "status": response.status_code,
-                    "headers": _headers(response, None)})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": _headers(response, None),
+            }
+        )
         try:
             async for chunk in response.aiter_raw():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -263,8 +308,12 @@ class _Relay:
             # last chunk, so the client sees a broken answer, not a complete one.
             self.ended = True
             self.metrics.upstream_error("cut")
-            logger.warning("llmcache proxy: the upstream answer broke off (%s: %s); the "
-                           "client's connection is closed", type(exc).__name__, exc)
+            logger.warning(
+                "llmcache proxy: the upstream answer broke off (%s: %s); the "
+                "client's connection is closed",
+                type(exc).__name__,
+                exc,
+            )
             return
         self.ended = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -285,8 +334,10 @@ def _headers(response: httpx.Response, length: int | None) -> list[tuple[bytes, 
 
 
 async def _answer(send: Send, status: int, body: bytes, *, close: bool = False) -> None:
-    headers = [(b"content-type", b"application/json"),
-               (b"content-length", str(len(body)).encode("ascii"))]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode("ascii")),
+    ]
     if close:  # the rest of an unread body must not be taken for the next request
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -312,9 +363,14 @@ class ProxyApp:
 _OWN_PATHS = frozenset({"/healthz", "/metrics"})
 
 
-def build_app(client: httpx.AsyncClient, upstream: str | httpx.URL, *,
-              metrics: ProxyMetrics | None = None, max_body: int = DEFAULT_MAX_BODY,
-              on_close: Callable[[], Awaitable[None]] | None = None) -> ProxyApp:
+def build_app(
+    client: httpx.AsyncClient,
+    upstream: str | httpx.URL,
+    *,
+    metrics: ProxyMetrics | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+    on_close: Callable[[], Awaitable[None]] | None = None,
+) -> ProxyApp:
     """The proxy's ASGI app around a `Forwarder` to `upstream` through `client`; it closes
     `client` (then awaits `on_close`) when the server shuts down."""
     metrics = metrics if metrics is not None else ProxyMetrics()
@@ -335,8 +391,12 @@ def build_app(client: httpx.AsyncClient, upstream: str | httpx.URL, *,
             if on_close is not None:
                 await on_close()
 
-    app = Starlette(routes=[Route("/healthz", healthz, methods=["GET", "HEAD"]),
-                            Route("/metrics", scrape, methods=["GET", "HEAD"]),
-                            Route("/{path:path}", forwarder)],
-                    lifespan=lifespan)
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            Route("/metrics", scrape, methods=["GET", "HEAD"]),
+            Route("/{path:path}", forwarder),
+        ],
+        lifespan=lifespan,
+    )
     return ProxyApp(app, forwarder)

@@ -43,8 +43,26 @@ __all__ = ["BUCKETS", "CONTENT_TYPE", "ProxyMetrics"]
 
 #: Upper bounds of the latency buckets, in seconds: a hit is sub-millisecond, a model call
 #: seconds to minutes.
-BUCKETS: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                              0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+BUCKETS: tuple[float, ...] = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+)
 
 #: The media type of the text format.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -96,8 +114,9 @@ class ProxyMetrics:
     """The proxy's counts (see the module docstring). ``cache_counters`` reads the cache's
     own counts at scrape time (None: reported as zero)."""
 
-    def __init__(self, cache_counters: CacheCounters | None = None, *,
-                 buckets: Sequence[float] = BUCKETS) -> None:
+    def __init__(
+        self, cache_counters: CacheCounters | None = None, *, buckets: Sequence[float] = BUCKETS
+    ) -> None:
         self.cache_counters = cache_counters
         self.requests = dict.fromkeys(_STATUSES, 0)
         self.upstream_errors = dict.fromkeys(_REASONS, 0)
@@ -133,39 +152,67 @@ class ProxyMetrics:
         """Every metric, in the Prometheus text format."""
         cache = dict(self.cache_counters()) if self.cache_counters is not None else {}
         out: list[str] = []
-        _family(out, "llmcache_proxy_requests_total", "counter",
-                "Requests answered, by what the cache did (x-llmcache), error or refused.",
-                [(f'cache="{s}"', n) for s, n in self.requests.items()])
-        _family(out, "llmcache_proxy_upstream_errors_total", "counter",
-                "Upstream failures: no answer, a body cut off, or a 429 / 5xx passed on.",
-                [(f'reason="{r}"', n) for r, n in self.upstream_errors.items()])
+        _family(
+            out,
+            "llmcache_proxy_requests_total",
+            "counter",
+            "Requests answered, by what the cache did (x-llmcache), error or refused.",
+            [(f'cache="{s}"', n) for s, n in self.requests.items()],
+        )
+        _family(
+            out,
+            "llmcache_proxy_upstream_errors_total",
+            "counter",
+            "Upstream failures: no answer, a body cut off, or a 429 / 5xx passed on.",
+            [(f'reason="{r}"', n) for r, n in self.upstream_errors.items()],
+        )
         for name, kind, text, value in (
-            ("client_disconnects_total", "counter",
-             "Clients that went away before their answer ended.", self.disconnects),
-            ("coalesced_total", "counter",
-             "Requests that waited for an identical request's answer.",
-             cache.get("coalesced", 0)),
-            ("cache_errors_total", "counter",
-             "Cache tier failures that requests survived as misses.", cache.get("errors", 0)),
-            ("tokens_saved_total", "counter", "Tokens the cache hits did not cost upstream.",
-             cache.get("tokens_saved", 0)),
-            ("seconds_saved_total", "counter",
-             "Hits times the average miss's duration, in seconds.",
-             cache.get("time_saved_ms", 0) / 1000),
+            (
+                "client_disconnects_total",
+                "counter",
+                "Clients that went away before their answer ended.",
+                self.disconnects,
+            ),
+            (
+                "coalesced_total",
+                "counter",
+                "Requests that waited for an identical request's answer.",
+                cache.get("coalesced", 0),
+            ),
+            (
+                "cache_errors_total",
+                "counter",
+                "Cache tier failures that requests survived as misses.",
+                cache.get("errors", 0),
+            ),
+            (
+                "tokens_saved_total",
+                "counter",
+                "Tokens the cache hits did not cost upstream.",
+                cache.get("tokens_saved", 0),
+            ),
+            (
+                "seconds_saved_total",
+                "counter",
+                "Hits times the average miss's duration, in seconds.",
+                cache.get("time_saved_ms", 0) / 1000,
+            ),
             ("in_flight", "gauge", "Requests being answered now.", self.in_flight),
         ):
             _family(out, f"llmcache_proxy_{name}", kind, text, [("", value)])
         name = "llmcache_proxy_request_duration_seconds"
-        out += [f"# HELP {name} Time from a request's start to its answer's last byte.",
-                f"# TYPE {name} histogram"]
+        out += [
+            f"# HELP {name} Time from a request's start to its answer's last byte.",
+            f"# TYPE {name} histogram",
+        ]
         for status, histogram in self.latency.items():
             out += histogram.lines(name, f'cache="{status}"')
         return "\n".join(out) + "\n"
 
 
-def _family(out: list[str], name: str, kind: str, text: str,
-            samples: Sequence[tuple[str, float]]) -> None:
+def _family(
+    out: list[str], name: str, kind: str, text: str, samples: Sequence[tuple[str, float]]
+) -> None:
     out += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
     for labels, value in samples:
-        out.append(f"{name}{{{labels}}} {_number(value)}" if labels
-                   else f"{name} {_number(value)}")
+        out.append(f"{name}{{{labels}}} {_number(value)}" if labels else f"{name} {_number(value)}")

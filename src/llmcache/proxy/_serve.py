@@ -68,19 +68,24 @@ class ProxyConfig:
     def __post_init__(self) -> None:
         url = httpx.URL(self.upstream)  # raises httpx.InvalidURL, a ValueError
         if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(f"--upstream: expected an http:// or https:// URL with a host, "
-                             f"got {shown(self.upstream)!r}")
+            raise ValueError(
+                f"--upstream: expected an http:// or https:// URL with a host, "
+                f"got {shown(self.upstream)!r}"
+            )
         if url.userinfo:
             # httpx would turn them into an Authorization header over the client's own.
-            raise ValueError("--upstream: leave credentials out of the URL; clients send "
-                             "theirs, and the proxy passes them on")
+            raise ValueError(
+                "--upstream: leave credentials out of the URL; clients send "
+                "theirs, and the proxy passes them on"
+            )
         if self.path is not None and self.redis is not None:
             raise ValueError("--path and --redis: choose one cache")
         if self.ttl is not None and not self.ttl > 0:
             raise ValueError(f"--ttl: expected a positive number of seconds, got {self.ttl}")
         if self.max_body < 1:
-            raise ValueError(f"--max-body: expected a positive number of bytes, got "
-                             f"{self.max_body}")
+            raise ValueError(
+                f"--max-body: expected a positive number of bytes, got {self.max_body}"
+            )
         if not 0 <= self.port <= 65535:
             raise ValueError(f"--port: expected 0 to 65535, got {self.port}")
 
@@ -129,8 +134,12 @@ def open_semantic(config: ProxyConfig) -> SemanticCache | None:
     return SemanticCache(WordLlamaEmbedder(), ttl=config.ttl, persist_path=persist)
 
 
-def create_app(config: ProxyConfig, *, cache: AsyncStore | None = None,
-               network: httpx.AsyncBaseTransport | None = None) -> ProxyApp:
+def create_app(
+    config: ProxyConfig,
+    *,
+    cache: AsyncStore | None = None,
+    network: httpx.AsyncBaseTransport | None = None,
+) -> ProxyApp:
     """The proxy's ASGI app for `config`: one pooled `httpx.AsyncClient` to the upstream
     whose transport is the cache (`AsyncCacheTransport`). ``cache`` replaces the tier
     `config` names (the app does not close one given); ``network`` the transport under
@@ -140,15 +149,25 @@ def create_app(config: ProxyConfig, *, cache: AsyncStore | None = None,
     owned = cache is None
     store = open_cache(config) if cache is None else cache
     semantic = open_semantic(config)
-    network = network if network is not None else httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=512, max_keepalive_connections=64))
-    transport = AsyncCacheTransport(transport=network, cache=store, semantic=semantic,
-                                    ttl=config.ttl)
+    network = (
+        network
+        if network is not None
+        else httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=64)
+        )
+    )
+    transport = AsyncCacheTransport(
+        transport=network, cache=store, semantic=semantic, ttl=config.ttl
+    )
     client = UpstreamClient(
-        transport=transport, base_url=config.upstream, timeout=DEFAULT_TIMEOUT,
+        transport=transport,
+        base_url=config.upstream,
+        timeout=DEFAULT_TIMEOUT,
         # A reverse proxy forwards what it got: no credentials from the environment
         # (.netrc), no environment proxies, no redirects followed on a client's behalf.
-        trust_env=False, follow_redirects=False)
+        trust_env=False,
+        follow_redirects=False,
+    )
 
     async def close_tiers() -> None:  # the client closed the transport, then the network
         if semantic is not None:
@@ -156,16 +175,22 @@ def create_app(config: ProxyConfig, *, cache: AsyncStore | None = None,
         if owned:
             await store.aclose()
 
-    return build_app(client, config.upstream, metrics=ProxyMetrics(transport.counters),
-                     max_body=config.max_body, on_close=close_tiers)
+    return build_app(
+        client,
+        config.upstream,
+        metrics=ProxyMetrics(transport.counters),
+        max_body=config.max_body,
+        on_close=close_tiers,
+    )
 
 
 class _Server(uvicorn.Server):
     """uvicorn's server, telling `ready` once it accepts connections; a stop asked for
     before uvicorn listened for signals (`_StopSignals`) ends it as soon as it started."""
 
-    def __init__(self, config: uvicorn.Config, ready: Callable[[], None],
-                 signals: _StopSignals) -> None:
+    def __init__(
+        self, config: uvicorn.Config, ready: Callable[[], None], signals: _StopSignals
+    ) -> None:
         super().__init__(config)
         self._ready = ready
         self._signals = signals
@@ -202,12 +227,23 @@ def serve(config: ProxyConfig, *, out: Callable[[str], None] | None = None) -> i
         host, port = sock.getsockname()[:2]
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         uv_config = uvicorn.Config(
-            create_app(config), lifespan="on", access_log=False, server_header=False,
-            log_config=None, log_level="warning", timeout_graceful_shutdown=config.grace,
-            backlog=2048)
-        server = _Server(uv_config, lambda: say(
-            f"llmcache proxy: listening on {url}, forwarding to {shown(config.upstream)} "
-            f"(cache: {_cache_name(config)})"), signals)
+            create_app(config),
+            lifespan="on",
+            access_log=False,
+            server_header=False,
+            log_config=None,
+            log_level="warning",
+            timeout_graceful_shutdown=config.grace,
+            backlog=2048,
+        )
+        server = _Server(
+            uv_config,
+            lambda: say(
+                f"llmcache proxy: listening on {url}, forwarding to {shown(config.upstream)} "
+                f"(cache: {_cache_name(config)})"
+            ),
+            signals,
+        )
         server.run(sockets=[sock])
     say("llmcache proxy: stopped")
     return 0
@@ -230,8 +266,9 @@ class _StopSignals:
         self.received: list[int] = []
 
     def __enter__(self) -> _StopSignals:
-        self._saved = {sig: signal.signal(sig, self._record)
-                       for sig in (signal.SIGTERM, signal.SIGINT)}
+        self._saved = {
+            sig: signal.signal(sig, self._record) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -244,5 +281,8 @@ class _StopSignals:
 
 def configure_logging() -> None:
     """Warnings and errors of llmcache and uvicorn to standard error, one line each."""
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

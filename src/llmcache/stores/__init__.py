@@ -18,5 +18,12 @@ from llmcache.stores.memory import MemoryStore
 from llmcache.stores.redis import RedisStore
 from llmcache.stores.tiered import TieredStore
 
-__all__ = ["AsyncStore", "DiskStore", "MemoryStore", "RedisStore", "Store", "StoreStats",
-           "TieredStore"]
+__all__ = [
+    "AsyncStore",
+    "DiskStore",
+    "MemoryStore",
+    "RedisStore",
+    "Store",
+    "StoreStats",
+    "TieredStore",
+]

@@ -53,8 +53,7 @@ class AsyncPostgresMethods(PostgresCore, AsyncPgIO):
         if not wanted:
             return {}
         try:
-            rows = await self._async_query(self._sql_get_many,
-                                           (self._namespace, wanted), "all")
+            rows = await self._async_query(self._sql_get_many, (self._namespace, wanted), "all")
         except Unavailable:
             self._count("misses", len(wanted))
             return {}
@@ -89,15 +88,15 @@ class AsyncPostgresMethods(PostgresCore, AsyncPgIO):
         self._written("set", written, 1)
         await self._async_maintain(written)
 
-    async def aset_many(self, entries: Mapping[str, CachedResponse],
-                        ttl: float | None = None) -> None:
+    async def aset_many(
+        self, entries: Mapping[str, CachedResponse], ttl: float | None = None
+    ) -> None:
         """Store several entries with one TTL, in one statement."""
         params = self._encode_many(entries, ttl)
         if params is None:
             return
         try:
-            written = await self._async_query(self._sql_set_many, params,
-                                              "rowcount")
+            written = await self._async_query(self._sql_set_many, params, "rowcount")
         except Unavailable:
             return
         except self._errors as exc:
@@ -134,8 +133,10 @@ class AsyncPostgresMethods(PostgresCore, AsyncPgIO):
         if self._locks_held() >= self._settings.lock_connections:
             # Every lock session holds a lock: waiting for one would only delay this call,
             # and a pool timeout here says nothing about the server (no circuit to open).
-            raise Unavailable(f"all {self._settings.lock_connections} lock sessions hold a "
-                              f"lock (lock_connections)")
+            raise Unavailable(
+                f"all {self._settings.lock_connections} lock sessions hold a "
+                f"lock (lock_connections)"
+            )
         pool = await self._lock_pools.async_pool()
         try:
             conn = await pool.getconn()

@@ -57,7 +57,8 @@ class AsyncRedisMethods(RedisCore):
             # execute_command: redis-py's `mget` wrapper cost ~5 us more per hit here (1.37x
             # raw GET instead of 1.25x); it is untyped, hence the ignore.
             gen_raw, data = await conn.client.execute_command(  # type: ignore[no-untyped-call]
-                "MGET", self._gen_key, name)
+                "MGET", self._gen_key, name
+            )
             if gen_raw == view.raw:
                 self._seen_at = time.monotonic()
             else:
@@ -106,8 +107,9 @@ class AsyncRedisMethods(RedisCore):
             return bool(await asyncio.to_thread(_sync(self).delete, key))
         # unasync: end
         try:
-            removed, gen = await conn.delete(keys=[self._gen_key],
-                                             args=[self._prefix, self._view.gen, key])
+            removed, gen = await conn.delete(
+                keys=[self._gen_key], args=[self._prefix, self._view.gen, key]
+            )
         except self._errors as exc:
             raise self._not_done("delete", exc) from exc
         self._ok()
@@ -138,7 +140,7 @@ class AsyncRedisMethods(RedisCore):
             else:
                 pipe = conn.client.pipeline(transaction=False)
                 for i in range(0, len(names), _BATCH):
-                    pipe.mget([self._gen_key, *names[i:i + _BATCH]])
+                    pipe.mget([self._gen_key, *names[i : i + _BATCH]])
                 chunks = await pipe.execute()
             if all(chunk[0] == view.raw for chunk in chunks):
                 self._seen_at = time.monotonic()
@@ -156,14 +158,16 @@ class AsyncRedisMethods(RedisCore):
         """`keys`' values under the generation Redis holds now (after it moved)."""
         values: list[Any] = []
         for i in range(0, len(keys), _BATCH):
-            gen, *chunk = await conn.read(keys=[self._gen_key],
-                                          args=self._read_args(keys[i:i + _BATCH]))
+            gen, *chunk = await conn.read(
+                keys=[self._gen_key], args=self._read_args(keys[i : i + _BATCH])
+            )
             self._saw(gen)
             values += chunk
         return values
 
-    async def aset_many(self, entries: Mapping[str, CachedResponse],
-                        ttl: float | None = None) -> None:
+    async def aset_many(
+        self, entries: Mapping[str, CachedResponse], ttl: float | None = None
+    ) -> None:
         """Store several entries with one TTL: one round trip per 500 entries."""
         conn = self._aconn()
         # unasync: begin async-only
@@ -175,7 +179,7 @@ class AsyncRedisMethods(RedisCore):
         if not encoded or not self._up():
             return
         for i in range(0, len(encoded), _BATCH):
-            chunk = encoded[i:i + _BATCH]
+            chunk = encoded[i : i + _BATCH]
             try:
                 gen = await conn.write(keys=[self._gen_key], args=self._write_args(chunk))
             except self._errors as exc:
@@ -270,8 +274,9 @@ class AsyncRedisMethods(RedisCore):
             raise self._unavailable()
         token = secrets.token_hex(16)
         try:
-            taken = await conn.client.set(self._lock_prefix + key, token, nx=True,
-                                          px=lease_ms(lease))
+            taken = await conn.client.set(
+                self._lock_prefix + key, token, nx=True, px=lease_ms(lease)
+            )
         except self._errors as exc:
             self._failed("lock", exc)
             raise

@@ -71,8 +71,9 @@ class AsyncTieredMethods(TieredCore):
             self._misses += 1
         return None
 
-    async def _apromote_entry(self, index: int, key: str, local: str,
-                              entry: CachedResponse) -> None:
+    async def _apromote_entry(
+        self, index: int, key: str, local: str, entry: CachedResponse
+    ) -> None:
         promote, ttl = self._promotion_ttl(entry)
         if not promote:
             return
@@ -126,8 +127,9 @@ class AsyncTieredMethods(TieredCore):
             except Exception as exc:
                 self._failed(index, "set", exc)
 
-    async def aset_many(self, entries: Mapping[str, CachedResponse],
-                        ttl: float | None = None) -> None:
+    async def aset_many(
+        self, entries: Mapping[str, CachedResponse], ttl: float | None = None
+    ) -> None:
         """Write several entries to every tier, one batch per tier, slowest first."""
         ttl = check_ttl(ttl)
         prefix = await self._akey_prefix() if self._shared else ""

@@ -41,8 +41,9 @@ class Damage(NamedTuple):
     row: int
 
 
-def decode_row(disk: SafeDisk, codec: Codec, mode: int, filename: str | None,
-               value: Any) -> CachedResponse:
+def decode_row(
+    disk: SafeDisk, codec: Codec, mode: int, filename: str | None, value: Any
+) -> CachedResponse:
     """The entry a Cache row holds; raises `CodecError` saying why it cannot be read."""
     try:
         return codec.decode(disk.fetch(mode, filename, value, False))
@@ -51,12 +52,14 @@ def decode_row(disk: SafeDisk, codec: Codec, mode: int, filename: str | None,
     except UnicodeDecodeError as exc:
         raise CodecError(f"its value is not text ({exc})") from exc
     except OSError as exc:
-        raise CodecError(f"its value file cannot be read ({type(exc).__name__}: "
-                         f"{exc.strerror or exc})") from exc
+        raise CodecError(
+            f"its value file cannot be read ({type(exc).__name__}: {exc.strerror or exc})"
+        ) from exc
 
 
-def row_problem(disk: SafeDisk, codec: Codec, key: Any, raw: int, mode: int,
-                filename: str | None, value: Any) -> str | None:
+def row_problem(
+    disk: SafeDisk, codec: Codec, key: Any, raw: int, mode: int, filename: str | None, value: Any
+) -> str | None:
     """Why the Cache row cannot be served as an entry, None when it can."""
     if not raw:
         return "its key was pickled by another program (never unpickled)"
@@ -129,8 +132,10 @@ class DiskReader(Closing):
         """Every Cache row (rowid first), a page of rows per query, in rowid order."""
         last = -1
         while True:
-            rows = self._db.rows(f"SELECT rowid, {columns} FROM Cache WHERE rowid > ? "
-                                 f"ORDER BY rowid LIMIT {_PAGE}", (last,))
+            rows = self._db.rows(
+                f"SELECT rowid, {columns} FROM Cache WHERE rowid > ? ORDER BY rowid LIMIT {_PAGE}",
+                (last,),
+            )
             yield from rows
             if len(rows) < _PAGE:
                 return
@@ -145,14 +150,14 @@ class DiskReader(Closing):
     def peek(self, key: str) -> CachedResponse | None:
         """The entry under `key`, expired or not, or None; raises `CodecError` when it
         cannot be read (`row_problem` says why)."""
-        rows = self._db.rows("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1",
-                             (key,))
+        rows = self._db.rows(
+            "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1", (key,)
+        )
         return decode_row(self._disk, self._codec, *rows[0]) if rows else None
 
     def damaged(self) -> Iterator[Damage]:
         """Every entry that cannot be read, and why."""
-        for rowid, key, raw, mode, filename, value in self._rows(
-                "key, raw, mode, filename, value"):
+        for rowid, key, raw, mode, filename, value in self._rows("key, raw, mode, filename, value"):
             problem = row_problem(self._disk, self._codec, key, raw, mode, filename, value)
             if problem is not None:
                 yield Damage(_label(rowid, key, raw), problem, rowid)
@@ -161,8 +166,11 @@ class DiskReader(Closing):
         if not self._side.file.is_file():
             return {}  # no process counted anything yet
         marks = ", ".join("?" * len(names))
-        return dict(self._side.rows(f"SELECT key, value FROM Cache WHERE raw = 1 AND key IN "
-                                    f"({marks})", tuple(names)))
+        return dict(
+            self._side.rows(
+                f"SELECT key, value FROM Cache WHERE raw = 1 AND key IN ({marks})", tuple(names)
+            )
+        )
 
     def counters(self) -> dict[str, Any]:
         """The counts every process persisted (`DiskStore.stats` names, the doors' call

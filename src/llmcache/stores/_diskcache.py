@@ -43,10 +43,29 @@ try:
 except ImportError:  # Windows: recoveries by several processes at once are not serialised
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["BACKEND_ERRORS", "CALL_COUNTS", "ENTRY_HITS", "PERSISTED", "SINCE", "STATS_DIR",
-           "CallSource", "Counters", "DiskStats", "NotOpen", "Opened", "ReadOnlyDatabase",
-           "Recovery", "SafeDisk", "database_problem", "db_inode", "fork_generation",
-           "is_corruption", "open_cache", "parse_entry_hits", "recover_database"]
+__all__ = [
+    "BACKEND_ERRORS",
+    "CALL_COUNTS",
+    "ENTRY_HITS",
+    "PERSISTED",
+    "SINCE",
+    "STATS_DIR",
+    "CallSource",
+    "Counters",
+    "DiskStats",
+    "NotOpen",
+    "Opened",
+    "ReadOnlyDatabase",
+    "Recovery",
+    "SafeDisk",
+    "database_problem",
+    "db_inode",
+    "fork_generation",
+    "is_corruption",
+    "open_cache",
+    "parse_entry_hits",
+    "recover_database",
+]
 
 logger = logging.getLogger("llmcache.stores.disk")
 
@@ -54,11 +73,26 @@ STATS_DIR = ".llmcache-stats"
 _FLUSH_SECONDS = 1.0
 # What a door reports about the calls it answered (see `Counters.follow`); ``hits`` includes
 # ``semantic_hits``, the part of them the semantic tier answered.
-CALL_COUNTS = ("hits", "misses", "coalesced", "bypasses", "uncacheable", "semantic_hits",
-               "tokens_saved")
+CALL_COUNTS = (
+    "hits",
+    "misses",
+    "coalesced",
+    "bypasses",
+    "uncacheable",
+    "semantic_hits",
+    "tokens_saved",
+)
 # The store's own counts (reads, writes, faults), then the doors' call counts.
-PERSISTED = ("hits", "misses", "sets", "deletes", "expirations", "errors", "recoveries",
-             *(f"call_{name}" for name in CALL_COUNTS))
+PERSISTED = (
+    "hits",
+    "misses",
+    "sets",
+    "deletes",
+    "expirations",
+    "errors",
+    "recoveries",
+    *(f"call_{name}" for name in CALL_COUNTS),
+)
 # Side-cache rows besides the counters: when counting (re)started, and each entry's hits.
 SINCE = "since"
 ENTRY_HITS = "entry_hits:"
@@ -172,8 +206,9 @@ def _recovery_lock(directory: str, timeout: float) -> Iterator[int | None]:
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
-                        raise diskcache.Timeout("another process holds the recovery lock "
-                                                "for longer than the timeout") from None
+                        raise diskcache.Timeout(
+                            "another process holds the recovery lock for longer than the timeout"
+                        ) from None
                     time.sleep(0.005)
         yield fd
     finally:
@@ -224,8 +259,9 @@ def _reset_in_place(directory: str, db: str, timeout: float) -> None:
     """Overwrite the database at `db` with an empty diskcache database through sqlite's
     backup API, which takes the write lock and tells every connection that the file
     changed."""
-    with tempfile.TemporaryDirectory(prefix=".llmcache-fresh-", dir=directory,
-                                     ignore_cleanup_errors=True) as fresh:
+    with tempfile.TemporaryDirectory(
+        prefix=".llmcache-fresh-", dir=directory, ignore_cleanup_errors=True
+    ) as fresh:
         diskcache.Cache(fresh, disk=SafeDisk, **_PRAGMAS).close()
         source = sqlite3.connect(os.path.join(fresh, DBNAME))
         try:
@@ -285,8 +321,9 @@ class Recovery(NamedTuple):
     renamed: bool
 
 
-def recover_database(directory: str, *, failed_at: float, reason: str, timeout: float,
-                     force: bool = False) -> Recovery | None:
+def recover_database(
+    directory: str, *, failed_at: float, reason: str, timeout: float, force: bool = False
+) -> Recovery | None:
     """Recover the corrupt ``cache.db`` of `directory`: copy it aside, then reset it in
     place to an empty database (rename it aside if it cannot be written at all); log a
     warning.
@@ -318,7 +355,7 @@ def recover_database(directory: str, *, failed_at: float, reason: str, timeout: 
             os.replace(db, aside)
             for name in (db + "-wal", db + "-shm"):
                 with contextlib.suppress(FileNotFoundError):
-                    os.replace(name, aside + name[len(db):])
+                    os.replace(name, aside + name[len(db) :])
             result = Recovery(aside, renamed=True)
         _note_recovery(fd)
     if result.renamed:
@@ -327,9 +364,13 @@ def recover_database(directory: str, *, failed_at: float, reason: str, timeout: 
         done = f"kept a copy at {result.aside}"
     else:
         done = "could keep no copy of it (no space?)"
-    logger.warning("disk cache %s: the database is corrupt (%s); %s and started an empty one "
-                   "(value files of the old entries stay in the directory)", directory, reason,
-                   done)
+    logger.warning(
+        "disk cache %s: the database is corrupt (%s); %s and started an empty one "
+        "(value files of the old entries stay in the directory)",
+        directory,
+        reason,
+        done,
+    )
     return result
 
 
@@ -353,13 +394,18 @@ def open_cache(directory: str, timeout: float, **settings: Any) -> Opened:
     for attempt in range(3):
         before = _inode(db)
         try:
-            cache = diskcache.Cache(directory, timeout=timeout, disk=SafeDisk,
-                                    **_PRAGMAS, **settings)
+            cache = diskcache.Cache(
+                directory, timeout=timeout, disk=SafeDisk, **_PRAGMAS, **settings
+            )
         except sqlite3.DatabaseError as exc:
             if not is_corruption(exc) or attempt == 2:
                 raise
-            done = recover_database(directory, failed_at=time.time(), timeout=timeout,
-                                    reason=f"{type(exc).__name__}: {exc}")
+            done = recover_database(
+                directory,
+                failed_at=time.time(),
+                timeout=timeout,
+                reason=f"{type(exc).__name__}: {exc}",
+            )
             if done is not None:
                 recovered.append(done.aside)
             continue  # recovered here or by another process: open again
@@ -397,8 +443,12 @@ class ReadOnlyDatabase:
             raise FileNotFoundError(f"{self.file}: no such database file")
         self._immutable = not self._log_exists()
         params = "?mode=ro&immutable=1" if self._immutable else "?mode=ro"
-        self._con = sqlite3.connect(self.file.resolve().as_uri() + params, uri=True,
-                                    isolation_level=None, check_same_thread=False)
+        self._con = sqlite3.connect(
+            self.file.resolve().as_uri() + params,
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+        )
         return self._con
 
     def rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
@@ -550,9 +600,12 @@ class Counters:
         corrupt = is_corruption(exc)
         if corrupt:
             try:
-                done = recover_database(self._directory, failed_at=time.time(),
-                                        reason=f"{type(exc).__name__}: {exc}",
-                                        timeout=self._timeout)
+                done = recover_database(
+                    self._directory,
+                    failed_at=time.time(),
+                    reason=f"{type(exc).__name__}: {exc}",
+                    timeout=self._timeout,
+                )
             except BACKEND_ERRORS as recover_exc:
                 self._errors.report("recover stats", recover_exc)
                 return
@@ -576,8 +629,13 @@ class Counters:
         with self._flush_lock:
             if database_problem(self._directory) is None:  # recovered meanwhile
                 return self.recovered[-1] if self.recovered else None
-            done = recover_database(self._directory, failed_at=time.time(), reason=reason,
-                                    timeout=self._timeout, force=True)
+            done = recover_database(
+                self._directory,
+                failed_at=time.time(),
+                reason=reason,
+                timeout=self._timeout,
+                force=True,
+            )
             if self._cache is None:
                 self._open()
             else:

@@ -44,19 +44,41 @@ class PostgresCore(PgBase):
 
     kind = "exact"
 
-    def __init__(self, url: str, *, namespace: str = "default",
-                 table: str = "llmcache_entries", default_ttl: float | None = None,
-                 max_entries: int | None = None, codec: Codec | None = None,
-                 statement_timeout: float = 0.5, connect_timeout: float = 1.0,
-                 pool_size: int = 10, lock_connections: int = 10, retry_after: float = 1.0,
-                 lock_lease: float = 10.0, lock_wait: float = 30.0, touch_after: float = 10.0,
-                 sweep_interval: float = 60.0, clock: Callable[[], float] = time.time) -> None:
-        super().__init__(url, table=table, namespace=namespace,
-                         statement_timeout=statement_timeout, connect_timeout=connect_timeout,
-                         pool_size=pool_size, lock_connections=lock_connections,
-                         retry_after=retry_after, name="PostgresStore",
-                         max_entries=max_entries, sweep_interval=sweep_interval,
-                         touch_after=touch_after, clock=clock)
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str = "default",
+        table: str = "llmcache_entries",
+        default_ttl: float | None = None,
+        max_entries: int | None = None,
+        codec: Codec | None = None,
+        statement_timeout: float = 0.5,
+        connect_timeout: float = 1.0,
+        pool_size: int = 10,
+        lock_connections: int = 10,
+        retry_after: float = 1.0,
+        lock_lease: float = 10.0,
+        lock_wait: float = 30.0,
+        touch_after: float = 10.0,
+        sweep_interval: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            url,
+            table=table,
+            namespace=namespace,
+            statement_timeout=statement_timeout,
+            connect_timeout=connect_timeout,
+            pool_size=pool_size,
+            lock_connections=lock_connections,
+            retry_after=retry_after,
+            name="PostgresStore",
+            max_entries=max_entries,
+            sweep_interval=sweep_interval,
+            touch_after=touch_after,
+            clock=clock,
+        )
         self._default_ttl = check_ttl(default_ttl)
         self._codec: Codec = JSONCodec() if codec is None else codec
         self._decode_bytes = self._codec.decode
@@ -68,20 +90,28 @@ class PostgresCore(PgBase):
         self._sync_held: dict[str, Held] = {}
         self._async_held: dict[str, Held] = {}
         t = self._table
-        self._sql_get = f"SELECT value, expires_at, accessed_at FROM {t} " \
-                        f"WHERE namespace = %s AND key = %s"
-        self._sql_get_many = f"SELECT key, value, expires_at, accessed_at FROM {t} " \
-                             f"WHERE namespace = %s AND key = ANY(%s)"
-        upsert = ("ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, "
-                  "expires_at = EXCLUDED.expires_at, accessed_at = EXCLUDED.accessed_at")
-        self._sql_set = (f"INSERT INTO {t} (namespace, key, value, expires_at, accessed_at) "
-                         f"SELECT namespace, %s, %s, %s, %s FROM {t}_ns "
-                         f"WHERE namespace = %s FOR SHARE {upsert}")
+        self._sql_get = (
+            f"SELECT value, expires_at, accessed_at FROM {t} WHERE namespace = %s AND key = %s"
+        )
+        self._sql_get_many = (
+            f"SELECT key, value, expires_at, accessed_at FROM {t} "
+            f"WHERE namespace = %s AND key = ANY(%s)"
+        )
+        upsert = (
+            "ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, "
+            "expires_at = EXCLUDED.expires_at, accessed_at = EXCLUDED.accessed_at"
+        )
+        self._sql_set = (
+            f"INSERT INTO {t} (namespace, key, value, expires_at, accessed_at) "
+            f"SELECT namespace, %s, %s, %s, %s FROM {t}_ns "
+            f"WHERE namespace = %s FOR SHARE {upsert}"
+        )
         self._sql_set_many = (
             f"INSERT INTO {t} (namespace, key, value, expires_at, accessed_at) "
             f"SELECT n.namespace, u.key, u.value, %s, %s "
             f"FROM {t}_ns AS n, unnest(%s::text[], %s::bytea[]) AS u(key, value) "
-            f"WHERE n.namespace = %s FOR SHARE OF n {upsert}")
+            f"WHERE n.namespace = %s FOR SHARE OF n {upsert}"
+        )
 
     def _schema_ddl(self) -> Sequence[str]:
         t = self._table
@@ -95,6 +125,7 @@ class PostgresCore(PgBase):
             f"CREATE TABLE IF NOT EXISTS {t}_ns (namespace text PRIMARY KEY, "
             f"generation bigint NOT NULL)",
         ]
+
     # -- encoding -------------------------------------------------------------------------
 
     @staticmethod
@@ -115,8 +146,9 @@ class PostgresCore(PgBase):
         data = self._codec.encode(entry.with_ttl(ttl, now))
         return key, data, None if ttl is None else now + ttl, now, self._namespace
 
-    def _encode_many(self, entries: Mapping[str, CachedResponse],
-                     ttl: float | None) -> tuple[Any, ...] | None:
+    def _encode_many(
+        self, entries: Mapping[str, CachedResponse], ttl: float | None
+    ) -> tuple[Any, ...] | None:
         """The parameters of `_sql_set_many`, or ``None`` when there is nothing to write."""
         keys = [self._check_key(key) for key in entries]
         ttl = self._ttl(ttl)
@@ -127,16 +159,18 @@ class PostgresCore(PgBase):
         values = [encode(entry.with_ttl(ttl, now)) for entry in entries.values()]
         return None if ttl is None else now + ttl, now, keys, values, self._namespace
 
-    def _row_entry(self, data: Any, expires_at: float | None,
-                   operation: str) -> CachedResponse | None:
+    def _row_entry(
+        self, data: Any, expires_at: float | None, operation: str
+    ) -> CachedResponse | None:
         """The live entry in a row (bytes read from a shared table: untrusted), or ``None``.
         Counts decode errors and expirations, not hits and misses (the callers do, once)."""
         entry = self._decoded(data, operation)
         if entry is None:
             return None
         now = self._clock()
-        if (expires_at is not None and now >= expires_at) or \
-                (entry.expires_at is not None and now >= entry.expires_at):
+        if (expires_at is not None and now >= expires_at) or (
+            entry.expires_at is not None and now >= entry.expires_at
+        ):
             self._count("expirations")  # not swept yet
             return None
         return entry
@@ -148,10 +182,15 @@ class PostgresCore(PgBase):
             self._count("sets", written)
         if written < expected:
             self._ready = False
-            self._failed(operation, StoreError(
-                f"{expected - written} write(s) dropped: the row of namespace "
-                f"{self._namespace!r} in {self._table}_ns is missing", store=self._label,
-                operation=operation))
+            self._failed(
+                operation,
+                StoreError(
+                    f"{expected - written} write(s) dropped: the row of namespace "
+                    f"{self._namespace!r} in {self._table}_ns is missing",
+                    store=self._label,
+                    operation=operation,
+                ),
+            )
 
     def _tally(self, hits: int, misses: int) -> None:
         with self._count_lock:

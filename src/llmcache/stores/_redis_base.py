@@ -29,8 +29,16 @@ if TYPE_CHECKING:
     import redis
     import redis.asyncio
 
-__all__ = ["AsyncConn", "Conn", "GenView", "RedisCore", "check_namespace",
-           "import_redis", "lease_ms", "redact_url"]
+__all__ = [
+    "AsyncConn",
+    "Conn",
+    "GenView",
+    "RedisCore",
+    "check_namespace",
+    "import_redis",
+    "lease_ms",
+    "redact_url",
+]
 
 logger = logging.getLogger("llmcache.stores.redis")
 
@@ -83,7 +91,9 @@ local function generation(key, floor)
 end
 """
 # KEYS[1] the generation; ARGV: prefix, floor, then entry keys -> {gen, value, ...}
-READ_LUA = _GENERATION_LUA + """
+READ_LUA = (
+    _GENERATION_LUA
+    + """
 local gen = generation(KEYS[1], tonumber(ARGV[2]))
 local out = {gen}
 if #ARGV > 2 then
@@ -98,8 +108,11 @@ if #ARGV > 2 then
 end
 return out
 """
+)
 # ARGV: prefix, floor, PX milliseconds ('0': none), then key, value pairs -> gen
-WRITE_LUA = _GENERATION_LUA + """
+WRITE_LUA = (
+    _GENERATION_LUA
+    + """
 local gen = generation(KEYS[1], tonumber(ARGV[2]))
 local head = ARGV[1] .. string.format('%d', gen) .. ':'
 local px = tonumber(ARGV[3])
@@ -112,15 +125,21 @@ for i = 4, #ARGV, 2 do
 end
 return gen
 """
+)
 # ARGV: prefix, floor, key -> {removed, gen}
-DELETE_LUA = _GENERATION_LUA + """
+DELETE_LUA = (
+    _GENERATION_LUA
+    + """
 local gen = generation(KEYS[1], tonumber(ARGV[2]))
 return {redis.call('del', ARGV[1] .. string.format('%d', gen) .. ':' .. ARGV[3]), gen}
 """
+)
 # ARGV: floor, the wanted new generation (now in ms) -> the new generation, above the old.
 # A time-based value keeps generations unique even when a restored snapshot took the
 # counter back and nobody repaired it before the next clear.
-BUMP_LUA = _GENERATION_LUA + """
+BUMP_LUA = (
+    _GENERATION_LUA
+    + """
 local gen = generation(KEYS[1], tonumber(ARGV[1]))
 local new = tonumber(ARGV[2])
 if new <= gen then
@@ -129,6 +148,7 @@ end
 redis.call('set', KEYS[1], string.format('%d', new))
 return new
 """
+)
 # In the order of the script fields of `Conn` and `AsyncConn`.
 _SCRIPTS = (UNLOCK_LUA, RENEW_LUA, READ_LUA, WRITE_LUA, DELETE_LUA, BUMP_LUA)
 
@@ -150,8 +170,10 @@ def import_redis() -> ModuleType:
 
 def check_namespace(namespace: str) -> str:
     if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
-        raise ValueError(f"namespace: expected 1-64 characters among letters, digits, '_', "
-                         f"'.' and '-', got {namespace!r}")
+        raise ValueError(
+            f"namespace: expected 1-64 characters among letters, digits, '_', "
+            f"'.' and '-', got {namespace!r}"
+        )
     return namespace
 
 
@@ -225,12 +247,21 @@ class RedisCore(ServerTier):
 
     name = "redis"
 
-    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, namespace: str = "llmcache",
-                 default_ttl: float | None = None, codec: Codec | None = None,
-                 socket_timeout: float = 0.25, connect_timeout: float = 0.25,
-                 client: redis.Redis | None = None, retry_after: float = 1.0,
-                 lock_lease: float = 10.0, lock_wait: float = 30.0,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        namespace: str = "llmcache",
+        default_ttl: float | None = None,
+        codec: Codec | None = None,
+        socket_timeout: float = 0.25,
+        connect_timeout: float = 0.25,
+        client: redis.Redis | None = None,
+        retry_after: float = 1.0,
+        lock_lease: float = 10.0,
+        lock_wait: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         redis_mod = import_redis()
         if not isinstance(url, str):
             raise TypeError(f"url: expected str, got {type(url).__name__}")
@@ -260,14 +291,18 @@ class RedisCore(ServerTier):
         # Connection failures and timeouts open the circuit; other Redis errors (WRONGTYPE
         # on a foreign key, OOM on a write) are counted but say nothing about the server.
         self._down_errors: tuple[type[BaseException], ...] = (
-            exceptions.ConnectionError, exceptions.TimeoutError, OSError, asyncio.TimeoutError)
-        self._errors: tuple[type[BaseException], ...] = (exceptions.RedisError,
-                                                         *self._down_errors)
+            exceptions.ConnectionError,
+            exceptions.TimeoutError,
+            OSError,
+            asyncio.TimeoutError,
+        )
+        self._errors: tuple[type[BaseException], ...] = (exceptions.RedisError, *self._down_errors)
         self._oom_error: type[BaseException] = exceptions.OutOfMemoryError
         self._owns_client = client is None
         self._client: redis.Redis = client if client is not None else self._new_client()
-        self._sync_conn = Conn(self._client,
-                               *(self._client.register_script(lua) for lua in _SCRIPTS))
+        self._sync_conn = Conn(
+            self._client, *(self._client.register_script(lua) for lua in _SCRIPTS)
+        )
         self._aconns: dict[asyncio.AbstractEventLoop, AsyncConn] = {}
         label = f"RedisStore({self._safe_url}, namespace={namespace!r})"
         self._guard(label, _positive("retry_after", retry_after), server="Redis", log=logger)
@@ -279,9 +314,12 @@ class RedisCore(ServerTier):
 
         # No retries inside redis-py: one attempt per command keeps every call within its
         # timeout; the circuit breaker and the next call do the retrying.
-        return Redis.from_url(self._url, retry=Retry(NoBackoff(), 0),
-                              socket_timeout=self._socket_timeout,
-                              socket_connect_timeout=self._connect_timeout)
+        return Redis.from_url(
+            self._url,
+            retry=Retry(NoBackoff(), 0),
+            socket_timeout=self._socket_timeout,
+            socket_connect_timeout=self._connect_timeout,
+        )
 
     def _conn(self) -> Conn:
         """The sync client and its scripts."""
@@ -302,9 +340,12 @@ class RedisCore(ServerTier):
 
             for old in [lp for lp in self._aconns if lp.is_closed()]:
                 del self._aconns[old]  # their loops are gone; nothing left to close with
-            client = Redis.from_url(self._url, retry=Retry(NoBackoff(), 0),
-                                    socket_timeout=self._socket_timeout,
-                                    socket_connect_timeout=self._connect_timeout)
+            client = Redis.from_url(
+                self._url,
+                retry=Retry(NoBackoff(), 0),
+                socket_timeout=self._socket_timeout,
+                socket_connect_timeout=self._connect_timeout,
+            )
             conn = AsyncConn(client, *(client.register_script(lua) for lua in _SCRIPTS))
             self._aconns[loop] = conn
         return conn
@@ -317,15 +358,20 @@ class RedisCore(ServerTier):
         super()._failed(operation, exc)
 
     def _unavailable(self) -> ConnectionError:
-        return ConnectionError(f"Redis skipped for {self._breaker.retry_after}s after a "
-                               f"failure ({self._breaker.last_error})")
+        return ConnectionError(
+            f"Redis skipped for {self._breaker.retry_after}s after a "
+            f"failure ({self._breaker.last_error})"
+        )
 
     def _not_done(self, operation: str, exc: BaseException) -> StoreError:
         """Count `exc` and say that `operation` did not happen (or that it cannot tell)."""
         self._failed(operation, exc)
-        return StoreError(f"{self!r}: {operation} failed ({type(exc).__name__}: {exc}); "
-                          f"it did not happen or it cannot tell", store=self.name,
-                          operation=operation)
+        return StoreError(
+            f"{self!r}: {operation} failed ({type(exc).__name__}: {exc}); "
+            f"it did not happen or it cannot tell",
+            store=self.name,
+            operation=operation,
+        )
 
     # -- the generation -------------------------------------------------------------------
 
@@ -365,7 +411,7 @@ class RedisCore(ServerTier):
         """Whether the sweep of a clear that reached `gen` deletes `name` (a key of this
         namespace): entries of older generations and of the layout before generations;
         never the generation key or a lock. ``gen=None``: every entry."""
-        rest = name[len(self._prefix_b):]
+        rest = name[len(self._prefix_b) :]
         head, colon, _ = rest.partition(b":")
         if not colon:
             return rest != b"gen"
@@ -380,8 +426,7 @@ class RedisCore(ServerTier):
             raise TypeError(f"key: expected str, got {type(key).__name__}")
         return view.prefix + key
 
-    def _encode(self, key: str, entry: CachedResponse,
-                ttl: float | None) -> tuple[str, bytes, int]:
+    def _encode(self, key: str, entry: CachedResponse, ttl: float | None) -> tuple[str, bytes, int]:
         """(key, value bytes, PX milliseconds or 0 for none) for a write."""
         if type(key) is not str:
             raise TypeError(f"key: expected str, got {type(key).__name__}")

@@ -26,8 +26,7 @@ class Breaker:
     one attribute read (``down_until == 0``), so a healthy server pays nothing.
     """
 
-    def __init__(self, retry_after: float, name: str, *, server: str,
-                 log: logging.Logger) -> None:
+    def __init__(self, retry_after: float, name: str, *, server: str, log: logging.Logger) -> None:
         self.retry_after = retry_after
         self.down_until = 0.0  # time.monotonic() before which the server is skipped; 0: up
         self.last_error: str | None = None
@@ -81,8 +80,7 @@ class ServerTier:
 
     _decode_bytes: Callable[[Any], CachedResponse]  # the codec's decode, bound once
 
-    def _guard(self, label: str, retry_after: float, *, server: str,
-               log: logging.Logger) -> None:
+    def _guard(self, label: str, retry_after: float, *, server: str, log: logging.Logger) -> None:
         self._stats = StoreStats()
         self._skipped = 0
         self._count_lock = threading.Lock()
@@ -126,5 +124,9 @@ class ServerTier:
         breaker = self._breaker
         with self._count_lock:
             skipped = self._skipped
-        return {"skipped": skipped, "circuit_open": breaker.is_open,
-                "circuit_opened": breaker.opened, "last_error": breaker.last_error}
+        return {
+            "skipped": skipped,
+            "circuit_open": breaker.is_open,
+            "circuit_opened": breaker.opened,
+            "last_error": breaker.last_error,
+        }

@@ -83,9 +83,13 @@ class ErrorLog:
             if kind in self._seen:
                 return
             self._seen.add(kind)
-        self._logger.warning("%s: %s failed (%s: %s); serving a miss, further errors of this "
-                             "kind are only counted", self._name, operation,
-                             type(exc).__name__, exc)
+        self._logger.warning(
+            "%s: %s failed (%s: %s); serving a miss, further errors of this kind are only counted",
+            self._name,
+            operation,
+            type(exc).__name__,
+            exc,
+        )
 
 
 class AsyncStore(AsyncClosing, ABC):
@@ -148,8 +152,9 @@ class AsyncStore(AsyncClosing, ABC):
                 found[key] = entry
         return found
 
-    async def aset_many(self, entries: Mapping[str, CachedResponse],
-                        ttl: float | None = None) -> None:
+    async def aset_many(
+        self, entries: Mapping[str, CachedResponse], ttl: float | None = None
+    ) -> None:
         """Store several entries with one TTL."""
         for key, entry in entries.items():
             await self.aset(key, entry, ttl)
@@ -263,8 +268,9 @@ class Store(Closing, AsyncStore):
         """`get_many`, run inline."""
         return self.get_many(keys)
 
-    async def aset_many(self, entries: Mapping[str, CachedResponse],
-                        ttl: float | None = None) -> None:
+    async def aset_many(
+        self, entries: Mapping[str, CachedResponse], ttl: float | None = None
+    ) -> None:
         """`set_many`, run inline."""
         self.set_many(entries, ttl)
 

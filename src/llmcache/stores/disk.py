@@ -88,8 +88,10 @@ __all__ = ["Damage", "DiskReader", "DiskStore"]
 
 logger = logging.getLogger(__name__)
 
-_SELECT = ("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1"
-           " AND (expire_time IS NULL OR expire_time > ?)")
+_SELECT = (
+    "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1"
+    " AND (expire_time IS NULL OR expire_time > ?)"
+)
 
 
 class _Unavailable:
@@ -100,12 +102,14 @@ class _Unavailable:
         self.cause = cause
 
     def __getattr__(self, name: str) -> Any:
-        raise NotOpen(f"the cache directory could not be opened "
-                      f"({type(self.cause).__name__}: {self.cause})")
+        raise NotOpen(
+            f"the cache directory could not be opened ({type(self.cause).__name__}: {self.cause})"
+        )
 
     def __len__(self) -> int:
-        raise NotOpen(f"the cache directory could not be opened "
-                      f"({type(self.cause).__name__}: {self.cause})")
+        raise NotOpen(
+            f"the cache directory could not be opened ({type(self.cause).__name__}: {self.cause})"
+        )
 
     def close(self) -> None:
         return None
@@ -149,19 +153,32 @@ class DiskStore(Store):
 
     name = "disk"
 
-    def __init__(self, path: str | os.PathLike[str], *, size_limit: int = 2**30,
-                 default_ttl: float | None = None, lru_by_access: bool = False,
-                 codec: Codec | None = None, clock: Callable[[], float] = time.time,
-                 timeout: float = 2.0, strict: bool = False,
-                 retry_after: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        size_limit: int = 2**30,
+        default_ttl: float | None = None,
+        lru_by_access: bool = False,
+        codec: Codec | None = None,
+        clock: Callable[[], float] = time.time,
+        timeout: float = 2.0,
+        strict: bool = False,
+        retry_after: float = 5.0,
+    ) -> None:
         if os.fspath(path) == "":
-            raise ValueError("path: expected a cache directory, got an empty path (it would "
-                             "put cache.db in the working directory); pass a directory such "
-                             "as '.llmcache'")
+            raise ValueError(
+                "path: expected a cache directory, got an empty path (it would "
+                "put cache.db in the working directory); pass a directory such "
+                "as '.llmcache'"
+            )
         if isinstance(size_limit, bool) or not isinstance(size_limit, int) or size_limit < 1:
             raise ValueError(f"size_limit: expected bytes as an int >= 1, got {size_limit!r}")
-        if (isinstance(retry_after, bool) or not isinstance(retry_after, (int, float))
-                or not retry_after > 0):
+        if (
+            isinstance(retry_after, bool)
+            or not isinstance(retry_after, (int, float))
+            or not retry_after > 0
+        ):
             raise ValueError(f"retry_after: expected seconds > 0, got {retry_after!r}")
         self._path = Path(path)
         self._default_ttl = check_ttl(default_ttl)
@@ -174,8 +191,11 @@ class DiskStore(Store):
         self._retry_after = float(retry_after)
         self._errors = ErrorLog(logger, f"DiskStore({self._path})")
         policy = "least-recently-used" if lru_by_access else "least-recently-stored"
-        self._settings: dict[str, Any] = {"size_limit": size_limit, "eviction_policy": policy,
-                                          "statistics": 0}
+        self._settings: dict[str, Any] = {
+            "size_limit": size_limit,
+            "eviction_policy": policy,
+            "statistics": 0,
+        }
         self._counters = Counters(str(self._path / STATS_DIR), timeout, self._errors)
         self._stats = self._counters.stats
         self._decode = self._codec.decode
@@ -209,9 +229,11 @@ class DiskStore(Store):
             opened = open_cache(str(self._path), self._timeout, **self._settings)
         except BACKEND_ERRORS as exc:
             if first and self._strict:
-                raise StoreError(f"{self!r}: cannot open the cache directory "
-                                 f"({type(exc).__name__}: {exc})", store=self.name,
-                                 operation="open") from exc
+                raise StoreError(
+                    f"{self!r}: cannot open the cache directory ({type(exc).__name__}: {exc})",
+                    store=self.name,
+                    operation="open",
+                ) from exc
             self._install_unavailable(exc)
             return False
         self._install(opened)
@@ -225,9 +247,14 @@ class DiskStore(Store):
         self._counters.add("errors")
         if not self._open_failure_logged:  # once until the directory opens again
             self._open_failure_logged = True
-            logger.warning("%r: cannot open the cache directory (%s: %s); serving misses and "
-                           "trying again at most every %gs (strict=True raises instead)",
-                           self, type(exc).__name__, exc, self._retry_after)
+            logger.warning(
+                "%r: cannot open the cache directory (%s: %s); serving misses and "
+                "trying again at most every %gs (strict=True raises instead)",
+                self,
+                type(exc).__name__,
+                exc,
+                self._retry_after,
+            )
 
     def _install(self, opened: Opened) -> None:
         old = self._cache
@@ -302,9 +329,12 @@ class DiskStore(Store):
             if db_inode(self._path) != self._inode:
                 return self._open()  # another process renamed it aside already
             try:
-                done = recover_database(str(self._path), failed_at=failed_at,
-                                        reason=f"{type(exc).__name__}: {exc}",
-                                        timeout=self._timeout)
+                done = recover_database(
+                    str(self._path),
+                    failed_at=failed_at,
+                    reason=f"{type(exc).__name__}: {exc}",
+                    timeout=self._timeout,
+                )
             except BACKEND_ERRORS as recover_exc:  # neither reset nor renamed, or lock held
                 self._errors.report("recover", recover_exc)
                 self._recover_at = time.monotonic() + self._retry_after
@@ -325,18 +355,28 @@ class DiskStore(Store):
         """
         with self._open_lock:
             try:
-                done = recover_database(str(self._path), failed_at=time.time(), reason=reason,
-                                        timeout=self._timeout, force=True)
+                done = recover_database(
+                    str(self._path),
+                    failed_at=time.time(),
+                    reason=reason,
+                    timeout=self._timeout,
+                    force=True,
+                )
             except BACKEND_ERRORS as exc:
-                raise StoreError(f"{self!r}: could not recover the database "
-                                 f"({type(exc).__name__}: {exc})", store=self.name,
-                                 operation="recover") from exc
+                raise StoreError(
+                    f"{self!r}: could not recover the database ({type(exc).__name__}: {exc})",
+                    store=self.name,
+                    operation="recover",
+                ) from exc
             if done is not None:
                 self._note_recovery(done.aside)
             if (done is None or done.renamed or not self.available) and not self._open():
-                raise StoreError(f"{self!r}: cannot open the cache directory after the "
-                                 f"recovery ({self._cache.cause})", store=self.name,
-                                 operation="recover")
+                raise StoreError(
+                    f"{self!r}: cannot open the cache directory after the "
+                    f"recovery ({self._cache.cause})",
+                    store=self.name,
+                    operation="recover",
+                )
         return None if done is None or done.aside is None else Path(done.aside)
 
     @staticmethod
@@ -444,8 +484,9 @@ class DiskStore(Store):
             counters.flush()
         return entry
 
-    def _fail(self, operation: str, exc: BaseException, *, miss: bool = False,
-              log: bool = True) -> bool:
+    def _fail(
+        self, operation: str, exc: BaseException, *, miss: bool = False, log: bool = True
+    ) -> bool:
         """Count and log `exc` (once per kind), then repair what can be repaired (see
         `_on_error`); True if the caller may try once more on a recovered database."""
         # The open failure was logged when it happened, damage is logged by the recovery (or
@@ -462,8 +503,9 @@ class DiskStore(Store):
             why = f"another process held the write lock for more than timeout={self._timeout}s"
         else:
             why = f"{type(exc).__name__}: {exc}"
-        return StoreError(f"{self!r}: {operation} did not happen ({why})", store=self.name,
-                          operation=operation)
+        return StoreError(
+            f"{self!r}: {operation} did not happen ({why})", store=self.name, operation=operation
+        )
 
     def _discard(self, key: str, data: Any) -> None:
         """Delete `key` if it still holds `data` (``None``: whatever it holds), so a fresh
@@ -601,8 +643,9 @@ class DiskStore(Store):
         3
         """
         if not callable(source):
-            raise TypeError(f"source: expected a callable returning counts, got "
-                            f"{type(source).__name__}")
+            raise TypeError(
+                f"source: expected a callable returning counts, got {type(source).__name__}"
+            )
         self._counters.follow(source)
 
     def delete_damaged(self) -> list[Damage]:
@@ -624,8 +667,9 @@ class DiskStore(Store):
     def _delete_if_damaged(self, rowid: int) -> bool:
         with self._cache.transact():
             con = self._connect()
-            row = con.execute("SELECT key, raw, mode, filename, value FROM Cache "
-                              "WHERE rowid = ?", (rowid,)).fetchone()
+            row = con.execute(
+                "SELECT key, raw, mode, filename, value FROM Cache WHERE rowid = ?", (rowid,)
+            ).fetchone()
             if row is None or row_problem(self._disk, self._codec, *row) is None:
                 return False
             con.execute("DELETE FROM Cache WHERE rowid = ?", (rowid,))
@@ -642,9 +686,11 @@ class DiskStore(Store):
         try:
             aside = self._counters.recover(reason)
         except BACKEND_ERRORS as exc:
-            raise StoreError(f"{self!r}: could not recover the statistics "
-                             f"({type(exc).__name__}: {exc})", store=self.name,
-                             operation="recover_statistics") from exc
+            raise StoreError(
+                f"{self!r}: could not recover the statistics ({type(exc).__name__}: {exc})",
+                store=self.name,
+                operation="recover_statistics",
+            ) from exc
         return None if aside is None else Path(aside)
 
     def __len__(self) -> int:
@@ -680,9 +726,14 @@ class DiskStore(Store):
             self._fail("volume", exc)
             volume = None
         result: dict[str, Any] = {
-            "path": str(self._path), "entries": len(self), "volume": volume,
-            "size_limit": self._size_limit, "default_ttl": self._default_ttl,
-            "lru_by_access": self._lru, "available": self.available}
+            "path": str(self._path),
+            "entries": len(self),
+            "volume": volume,
+            "size_limit": self._size_limit,
+            "default_ttl": self._default_ttl,
+            "lru_by_access": self._lru,
+            "available": self.available,
+        }
         totals = self._counters.totals()
         result.update({k: v for k, v in totals.items() if not k.startswith("call_")})
         result["calls"] = {name: totals[f"call_{name}"] for name in CALL_COUNTS}

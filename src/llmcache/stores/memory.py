@@ -109,13 +109,19 @@ class MemoryStore(Store):
 
     name = "memory"
 
-    def __init__(self, *, max_entries: int = 1000, max_bytes: int | None = None,
-                 clock: Callable[[], float] = time.time,
-                 default_ttl: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_entries: int = 1000,
+        max_bytes: int | None = None,
+        clock: Callable[[], float] = time.time,
+        default_ttl: float | None = None,
+    ) -> None:
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
             raise ValueError(f"max_entries: expected an int >= 1, got {max_entries!r}")
-        if max_bytes is not None and (isinstance(max_bytes, bool)
-                                      or not isinstance(max_bytes, int) or max_bytes < 1):
+        if max_bytes is not None and (
+            isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1
+        ):
             raise ValueError(f"max_bytes: expected an int >= 1 or None, got {max_bytes!r}")
         self._max_entries = max_entries
         self._max_bytes = max_bytes

@@ -98,9 +98,14 @@ class PostgresStore(PostgresMethods, AsyncPostgresMethods, Store):
             counters["evictions"] = self._evicted
             swept = self._swept
         info = self._connectivity()
-        return {"entries": size or 0, **counters, "swept": swept,
-                "connected": size is not None and not info["circuit_open"],
-                "max_entries": self.max_entries, **info}
+        return {
+            "entries": size or 0,
+            **counters,
+            "swept": swept,
+            "connected": size is not None and not info["circuit_open"],
+            "max_entries": self.max_entries,
+            **info,
+        }
 
     def close(self) -> None:
         """Close the pools (connections of other event loops that still run are closed on
@@ -118,5 +123,7 @@ class PostgresStore(PostgresMethods, AsyncPostgresMethods, Store):
         self.close()
 
     def __repr__(self) -> str:
-        return (f"PostgresStore({self._settings.safe!r}, table={self._table!r}, "
-                f"namespace={self._namespace!r})")
+        return (
+            f"PostgresStore({self._settings.safe!r}, table={self._table!r}, "
+            f"namespace={self._namespace!r})"
+        )

@@ -127,8 +127,7 @@ class RedisStore(RedisMethods, AsyncRedisMethods, Store):
         try:
             (gen,) = conn.read(keys=[self._gen_key], args=self._read_args([]))
             self._saw(gen)
-            size = sum(1 for _ in conn.client.scan_iter(match=self._pattern(gen),
-                                                        count=_BATCH))
+            size = sum(1 for _ in conn.client.scan_iter(match=self._pattern(gen), count=_BATCH))
         except self._errors as exc:
             self._failed("len", exc)
             return None
@@ -152,10 +151,16 @@ class RedisStore(RedisMethods, AsyncRedisMethods, Store):
         with self._count_lock:
             counters = self._stats.as_dict()
         circuit = self._circuit()
-        return {"entries": size or 0, **counters, "skipped": circuit.pop("skipped"),
-                "generation": self._known_generation(),
-                "connected": size is not None and not circuit["circuit_open"],
-                **circuit, "namespace": self._namespace, "url": self._safe_url}
+        return {
+            "entries": size or 0,
+            **counters,
+            "skipped": circuit.pop("skipped"),
+            "generation": self._known_generation(),
+            "connected": size is not None and not circuit["circuit_open"],
+            **circuit,
+            "namespace": self._namespace,
+            "url": self._safe_url,
+        }
 
     def close(self) -> None:
         """Close the connections this store opened (never a `client` passed in). Async

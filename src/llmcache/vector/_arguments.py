@@ -24,8 +24,11 @@ __all__ = ["check_int", "check_real"]
 
 def check_int(name: str, value: object, *, minimum: int, none: bool = False) -> int:
     """``value`` as an int ``>= minimum`` (any integral number but a bool)."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) \
-            and int(value) >= minimum:
+    if (
+        isinstance(value, numbers.Integral)
+        and not isinstance(value, bool)
+        and int(value) >= minimum
+    ):
         return int(value)
     allowed = " or None" if none else ""
     raise ValueError(f"{name}: expected an int >= {minimum}{allowed}, got {value!r}")

@@ -53,15 +53,13 @@ class AsyncPgVectorMethods(PgVectorCore, AsyncPgIO):
         await conn.execute(self._sql_ef_search, (str(self.ef_search),))
         self._prepared.add(conn)
 
-    async def aget(self, request: Request, *,
-                   threshold: float | None = None) -> SemanticHit | None:
+    async def aget(self, request: Request, *, threshold: float | None = None) -> SemanticHit | None:
         """The cached answer for `request` or for a request close enough, else ``None``
         (also when Postgres or the embedder failed: counted)."""
         limit = self.threshold if threshold is None else self._check_threshold(threshold)
         plan = self._plan(request)
         try:
-            row = await self._async_query(self._sql_exact, (self._namespace, plan.key),
-                                          "one")
+            row = await self._async_query(self._sql_exact, (self._namespace, plan.key), "one")
         except self._errors as exc:
             if not isinstance(exc, Unavailable):
                 self._failed("get", exc)
@@ -98,8 +96,9 @@ class AsyncPgVectorMethods(PgVectorCore, AsyncPgIO):
         try:
             large = self._known_size(plan.partition)
             if large is None:
-                row = await self._async_query(self._sql_size,
-                    (self._namespace, plan.partition, self.exact_below + 1), "one")
+                row = await self._async_query(
+                    self._sql_size, (self._namespace, plan.partition, self.exact_below + 1), "one"
+                )
                 large = self._remember_size(plan.partition, 0 if row is None else int(row[0]))
             sql, params = self._search_sql(large, vec, plan, self._lower(threshold), limit)
             rows: list[Any] = await self._async_query(sql, params, "all")
@@ -109,14 +108,14 @@ class AsyncPgVectorMethods(PgVectorCore, AsyncPgIO):
             return []
         return rows
 
-    async def aset(self, request: Request, value: CachedResponse | JSONValue, *,
-                   ttl: float | None = None) -> None:
+    async def aset(
+        self, request: Request, value: CachedResponse | JSONValue, *, ttl: float | None = None
+    ) -> None:
         """Cache `value` (a `CachedResponse`, or the answer's content) for `request`, for
         every process that shares the table; dropped (and counted) when Postgres fails."""
         ttl = self._resolve_ttl(ttl)
         record, entry = make_record(request, value, self._partition, None)
-        plan = Plan(record.key, record.fingerprint, record.scope, record.partition,
-                    record.text)
+        plan = Plan(record.key, record.fingerprint, record.scope, record.partition, record.text)
         vec = await self._vectors.aget(plan.text) if plan.text is not None else None
         params = self._row_params(plan, entry, ttl, vec)
         try:

@@ -46,12 +46,15 @@ MAX_CHARS = 4000
 
 USER, ASSISTANT = "User: ", "Assistant: "
 _SYSTEM_ROLES = frozenset({"system", "developer"})
-_FIRST_PERSON = frozenset("i i'm i've i'd i'll im ive my mine myself we we're we've we'd "
-                          "our ours ourselves".split())
-_QUESTION_START = frozenset("what who whom whose where when why how which is are was were "
-                            "can could do does did will would should shall may might has "
-                            "have had am translate tell give name list define spell explain "
-                            "recommend suggest calculate convert compute describe".split())
+_FIRST_PERSON = frozenset(
+    "i i'm i've i'd i'll im ive my mine myself we we're we've we'd our ours ourselves".split()
+)
+_QUESTION_START = frozenset(
+    "what who whom whose where when why how which is are was were "
+    "can could do does did will would should shall may might has "
+    "have had am translate tell give name list define spell explain "
+    "recommend suggest calculate convert compute describe".split()
+)
 _CONTINUATION = re.compile(r"(?i)^\s*(?:and|but|so|or|also|then|what about|how about)\b")
 _BARE_DEFINITE = re.compile(r"(?i)\bthe\s+[\w'-]+\s*[?.!]*\s*$")
 _EXISTENTIAL_THERE = re.compile(r"(?i)\b(?:is|are|was|were)\s+there\b")
@@ -81,8 +84,13 @@ def _chatter(text: str) -> bool:
     found = words(text)
     if not found or any(c.isdigit() for c in text):
         return False
-    return all(w in lex.CHATTER or w in lex.STOPWORDS or w.split("'")[0] in lex.CHATTER
-               or w.split("'")[0] in lex.STOPWORDS for w in found)
+    return all(
+        w in lex.CHATTER
+        or w in lex.STOPWORDS
+        or w.split("'")[0] in lex.CHATTER
+        or w.split("'")[0] in lex.STOPWORDS
+        for w in found
+    )
 
 
 def _asks(text: str) -> bool:
@@ -110,8 +118,11 @@ def _points_back(found: tuple[str, ...]) -> bool:
     for i, word in enumerate(found):
         if word not in lex.ANAPHORA:
             continue
-        if word in ("that", "which") and 0 < i < len(found) - 1 \
-                and found[i - 1] not in lex.STOPWORDS:
+        if (
+            word in ("that", "which")
+            and 0 < i < len(found) - 1
+            and found[i - 1] not in lex.STOPWORDS
+        ):
             continue
         return True
     return False
@@ -131,8 +142,9 @@ def _drop_chatter(turns: list[tuple[str, str]]) -> list[tuple[str, str]]:
     dropped_user = False
     for role, content in turns:
         if role == "user":
-            answers = bool(kept) and kept[-1][0] == "assistant" \
-                and kept[-1][1].rstrip().endswith("?")
+            answers = (
+                bool(kept) and kept[-1][0] == "assistant" and kept[-1][1].rstrip().endswith("?")
+            )
             dropped_user = _chatter(content) and not answers
             if not dropped_user:
                 kept.append((role, content))
@@ -151,9 +163,14 @@ def _drop_finished(history: list[tuple[str, str]], last: str) -> list[tuple[str,
     while i < len(history):
         role, content = history[i]
         answer = history[i + 1] if i + 1 < len(history) else None
-        if role == "user" and answer is not None and answer[0] == "assistant" \
-                and _asks(content) and not _about_the_user(content) \
-                and not (_facts(content) | _facts(answer[1])) & wanted:
+        if (
+            role == "user"
+            and answer is not None
+            and answer[0] == "assistant"
+            and _asks(content)
+            and not _about_the_user(content)
+            and not (_facts(content) | _facts(answer[1])) & wanted
+        ):
             i += 2
             continue
         kept.append((role, content))
@@ -213,10 +230,10 @@ def parse(text: str) -> Turns | None:
     last = ""
     for line in text.split("\n"):
         if line.startswith(USER):
-            last = line[len(USER):]
+            last = line[len(USER) :]
             user.append(last)
         elif line.startswith(ASSISTANT):
-            assistant.append(line[len(ASSISTANT):])
+            assistant.append(line[len(ASSISTANT) :])
             last = ""
         else:
             return None

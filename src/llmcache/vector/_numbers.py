@@ -42,8 +42,9 @@ def _value(number: str) -> str:
 
 def _scaled(number: str, scale: str | None) -> str:
     scale = (scale or "").lower()
-    factor = {"k": 1000, "m": 10**6, "b": 10**9, "bn": 10**9}.get(scale) \
-        or lex.SCALE_WORDS.get(scale, 1)
+    factor = {"k": 1000, "m": 10**6, "b": 10**9, "bn": 10**9}.get(scale) or lex.SCALE_WORDS.get(
+        scale, 1
+    )
     return _value(str(Decimal(_plain(number)) * factor))
 
 
@@ -69,49 +70,79 @@ def _number_unit(number: str, unit: str | None) -> list[str]:
 
 
 _RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], list[str]]], ...] = (
-    (re.compile(r"(?i)\bhttps?://[^\s<>\"']+|\bwww\.[^\s<>\"']+"),
-     lambda m: ["url:" + m.group().lower().rstrip(".,;:!?)")]),
+    (
+        re.compile(r"(?i)\bhttps?://[^\s<>\"']+|\bwww\.[^\s<>\"']+"),
+        lambda m: ["url:" + m.group().lower().rstrip(".,;:!?)")],
+    ),
     (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), lambda m: ["email:" + m.group().lower()]),
     (re.compile(r"\b(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\b"), lambda m: _date(*m.groups())),
     (re.compile(r"(?i)\bv?(\d+(?:\.\d+){2,})\b"), lambda m: ["ver:" + m.group(1)]),
-    (re.compile(r"\b(\d{1,2})[/.-](\d{1,2})[/.-](\d{4}|\d{2})\b"),
-     lambda m: _short_date(*m.groups())),
+    (
+        re.compile(r"\b(\d{1,2})[/.-](\d{1,2})[/.-](\d{4}|\d{2})\b"),
+        lambda m: _short_date(*m.groups()),
+    ),
     (re.compile(r"(?i)\bv(\d+(?:\.\d+)?)\b"), lambda m: ["ver:" + m.group(1)]),
-    (re.compile(r"(?i)\b(\d{1,2})(?::(\d{2}))?\s*([ap])\.?m\b\.?"),
-     lambda m: _time(m.group(1), m.group(2), m.group(3))),
+    (
+        re.compile(r"(?i)\b(\d{1,2})(?::(\d{2}))?\s*([ap])\.?m\b\.?"),
+        lambda m: _time(m.group(1), m.group(2), m.group(3)),
+    ),
     (re.compile(r"\b(\d{1,2}):(\d{2})\b"), lambda m: _time(m.group(1), m.group(2), None)),
-    (re.compile(rf"(?i)([$€£¥₹])\s?({_NUM})\s*{_SCALE}\b"),
-     lambda m: [f"num:{_scaled(m.group(2), m.group(3))}",
-                "cur:" + lex.CURRENCY_SYMBOLS[m.group(1)]]),
-    (re.compile(rf"(?i)\b({_NUM})\s*{_SCALE}\s*({_CUR_WORD})\b"),
-     lambda m: [f"num:{_scaled(m.group(1), m.group(2))}",
-                "cur:" + lex.CURRENCY_WORDS[m.group(3).lower()]]),
-    (re.compile(rf"(?i)\b({_NUM})\s*(?:%|percent\b|per cent\b|pct\b)"),
-     lambda m: [f"pct:{_value(m.group(1))}"]),
+    (
+        re.compile(rf"(?i)([$€£¥₹])\s?({_NUM})\s*{_SCALE}\b"),
+        lambda m: [
+            f"num:{_scaled(m.group(2), m.group(3))}",
+            "cur:" + lex.CURRENCY_SYMBOLS[m.group(1)],
+        ],
+    ),
+    (
+        re.compile(rf"(?i)\b({_NUM})\s*{_SCALE}\s*({_CUR_WORD})\b"),
+        lambda m: [
+            f"num:{_scaled(m.group(1), m.group(2))}",
+            "cur:" + lex.CURRENCY_WORDS[m.group(3).lower()],
+        ],
+    ),
+    (
+        re.compile(rf"(?i)\b({_NUM})\s*(?:%|percent\b|per cent\b|pct\b)"),
+        lambda m: [f"pct:{_value(m.group(1))}"],
+    ),
     (re.compile(r"(?i)\b(\d+)(?:st|nd|rd|th)\b"), lambda m: [f"num:{int(m.group(1))}"]),
-    (re.compile(rf"(?i)(?<![\w.#-])({_NUM})\s*({_SCALED})\b"),
-     lambda m: [f"num:{_scaled(m.group(1), m.group(2))}"]),
-    (re.compile(rf"(?i)(?<![\w.#-])({_NUM})\s?({_UNIT})?(?![\w-])"),
-     lambda m: _number_unit(m.group(1), m.group(2))),
+    (
+        re.compile(rf"(?i)(?<![\w.#-])({_NUM})\s*({_SCALED})\b"),
+        lambda m: [f"num:{_scaled(m.group(1), m.group(2))}"],
+    ),
+    (
+        re.compile(rf"(?i)(?<![\w.#-])({_NUM})\s?({_UNIT})?(?![\w-])"),
+        lambda m: _number_unit(m.group(1), m.group(2)),
+    ),
     (re.compile(r"#(\d+)\b"), lambda m: [f"num:{int(m.group(1))}"]),
     # A number joined to the word it counts: "a 3-year-old", "a 50-million-row table".
-    (re.compile(rf"(?i)(?<![\w.#-])({_NUM})-(?:({_SCALED})-)?(?=[a-z])"),
-     lambda m: [f"num:{_scaled(m.group(1), m.group(2))}"]),
+    (
+        re.compile(rf"(?i)(?<![\w.#-])({_NUM})-(?:({_SCALED})-)?(?=[a-z])"),
+        lambda m: [f"num:{_scaled(m.group(1), m.group(2))}"],
+    ),
     # Anything else holding a digit is an identifier: ORD-48213, A1B2, gpt-4o, x86, mp3.
-    (re.compile(r"[#\w][\w#-]*\d[\w#-]*|[#\w]*\d[\w#-]*"),
-     lambda m: ["id:" + m.group().lower().strip("#-")]),
+    (
+        re.compile(r"[#\w][\w#-]*\d[\w#-]*|[#\w]*\d[\w#-]*"),
+        lambda m: ["id:" + m.group().lower().strip("#-")],
+    ),
 )
 
 _WORDS = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)?")
-_NOT_ONE_BEFORE = frozenset("which the this that any no every each some another last first "
-                            "only a anyone someone no-one least".split())
-_NOT_ONE_AFTER = frozenset("of is are was that which who more another or and by to in on at "
-                           "for with thing way can should would will does do".split())
+_NOT_ONE_BEFORE = frozenset(
+    "which the this that any no every each some another last first "
+    "only a anyone someone no-one least".split()
+)
+_NOT_ONE_AFTER = frozenset(
+    "of is are was that which who more another or and by to in on at "
+    "for with thing way can should would will does do".split()
+)
 _PER_PERIOD = re.compile(r"(?i)\b(?:per|each|every) (day|week|month|year)\b")
 # "15 km a week" is "15 km per week"; "in a week" is no rate.
 _COUNTS = "|".join(["\\d[\\d,.]*", "once", "twice", "thrice", *lex.NUMBER_WORDS, *lex.SCALE_WORDS])
-_A_PERIOD = re.compile(rf"(?i)(\b(?:{_COUNTS})\s*(?:[^\s\d]{{1,12}}\s+)?)an? "
-                       r"(day|week|month|year)\b")
+_A_PERIOD = re.compile(
+    rf"(?i)(\b(?:{_COUNTS})\s*(?:[^\s\d]{{1,12}}\s+)?)an? "
+    r"(day|week|month|year)\b"
+)
 _A_PERIOD_HINT = re.compile(r"(?i)\ban? (?:day|week|month|year)\b")
 _WORD_HYPHEN = re.compile(r"(?<=[A-Za-z])-(?=[A-Za-z])")
 _PERIODIC = {"day": "daily", "week": "weekly", "month": "monthly", "year": "yearly"}
@@ -200,6 +231,7 @@ def extract_numbers(text: str) -> Counter[str]:
         def take(m: re.Match[str]) -> str:
             found.update(convert(m))
             return " "  # taken: no later rule sees these digits again
+
         return take
 
     rules = _RULES if any(c.isdigit() for c in rest) else _RULES[:2]  # urls, emails

@@ -50,10 +50,25 @@ from llmcache.vector.embedders import (
 )
 from llmcache.vector.index import IndexFileError, VectorIndex, VectorSearch, atomic_write
 
-__all__ = ["MANIFEST", "OBSERVATIONS", "EmbedderIdentity", "Record", "Restored", "index_file",
-           "load_index", "load_partition_index", "partition_index", "read_manifest",
-           "read_observation_rows", "read_persisted", "record_from_entry", "try_load_index",
-           "write_manifest", "write_observation_rows", "write_persisted"]
+__all__ = [
+    "MANIFEST",
+    "OBSERVATIONS",
+    "EmbedderIdentity",
+    "Record",
+    "Restored",
+    "index_file",
+    "load_index",
+    "load_partition_index",
+    "partition_index",
+    "read_manifest",
+    "read_observation_rows",
+    "read_persisted",
+    "record_from_entry",
+    "try_load_index",
+    "write_manifest",
+    "write_observation_rows",
+    "write_persisted",
+]
 
 logger = logging.getLogger("llmcache.vector.semantic")
 
@@ -90,8 +105,7 @@ def record_from_entry(key: str, entry: CachedResponse) -> tuple[str | None, str 
     if not isinstance(meta, dict):
         return None
     scope, text = meta.get("scope"), meta.get("text")
-    if not (scope is None or isinstance(scope, str)) or not (text is None or
-                                                             isinstance(text, str)):
+    if not (scope is None or isinstance(scope, str)) or not (text is None or isinstance(text, str)):
         return None
     return scope, text
 
@@ -154,28 +168,43 @@ class EmbedderIdentity:
         return cls(embedder.name, declared_dim(embedder), embedder_version(embedder))
 
     def same_as(self, other: EmbedderIdentity) -> bool:
-        return (self.name == other.name and self.version == other.version
-                and (self.dim is None or other.dim is None or self.dim == other.dim))
+        return (
+            self.name == other.name
+            and self.version == other.version
+            and (self.dim is None or other.dim is None or self.dim == other.dim)
+        )
 
     def __str__(self) -> str:
         dim = "?" if self.dim is None else str(self.dim)
-        return self.name + f" ({dim}-dim" + (f", version {self.version})"
-                                             if self.version is not None else ")")
+        return (
+            self.name
+            + f" ({dim}-dim"
+            + (f", version {self.version})" if self.version is not None else ")")
+        )
 
 
 def write_manifest(directory: Path, embedder: EmbedderIdentity, records: list[Record]) -> None:
     rows = [[r.key, r.scope, r.text, r.fingerprint, r.expires_at] for r in records]
-    data = orjson.dumps({"format": _FORMAT, "version": _VERSION, "embedder": embedder.name,
-                         "embedder_dim": embedder.dim, "embedder_version": embedder.version,
-                         "records": rows})
+    data = orjson.dumps(
+        {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "embedder": embedder.name,
+            "embedder_dim": embedder.dim,
+            "embedder_version": embedder.version,
+            "records": rows,
+        }
+    )
     atomic_write(directory / MANIFEST, lambda f: f.write(data))
 
 
 def _identity(data: dict[str, Any]) -> EmbedderIdentity:
     name, dim, version = data["embedder"], data.get("embedder_dim"), data.get("embedder_version")
-    if not isinstance(name, str) or not (version is None or isinstance(version, str)) \
-            or not (dim is None or (isinstance(dim, int) and not isinstance(dim, bool)
-                                    and dim >= 1)):
+    if (
+        not isinstance(name, str)
+        or not (version is None or isinstance(version, str))
+        or not (dim is None or (isinstance(dim, int) and not isinstance(dim, bool) and dim >= 1))
+    ):
         raise ValueError("bad embedder identity")
     return EmbedderIdentity(name, dim, version)
 
@@ -189,8 +218,11 @@ def read_manifest(directory: Path) -> tuple[EmbedderIdentity, list[Record]] | No
     except FileNotFoundError:
         return None
     except (OSError, orjson.JSONDecodeError) as exc:
-        logger.warning("semantic index manifest %s is unreadable (%s); rebuilding from the "
-                       "stored entries", path, exc)
+        logger.warning(
+            "semantic index manifest %s is unreadable (%s); rebuilding from the stored entries",
+            path,
+            exc,
+        )
         return None
     try:
         if data["format"] != _FORMAT or data["version"] != _VERSION:
@@ -199,20 +231,27 @@ def read_manifest(directory: Path) -> tuple[EmbedderIdentity, list[Record]] | No
         for key, scope, text, fp, expires in data["records"]:
             if not isinstance(key, str) or not isinstance(fp, str):
                 raise ValueError("bad record")
-            if not (scope is None or isinstance(scope, str)) \
-                    or not (text is None or isinstance(text, str)) \
-                    or not (expires is None or isinstance(expires, (int, float))):
+            if (
+                not (scope is None or isinstance(scope, str))
+                or not (text is None or isinstance(text, str))
+                or not (expires is None or isinstance(expires, (int, float)))
+            ):
                 raise ValueError("bad record")
             records.append(Record(key, scope, None, text, fp, expires))
         return _identity(data), records
     except (KeyError, TypeError, ValueError) as exc:
-        logger.warning("semantic index manifest %s is corrupt (%s); rebuilding from the "
-                       "stored entries", path, exc)
+        logger.warning(
+            "semantic index manifest %s is corrupt (%s); rebuilding from the stored entries",
+            path,
+            exc,
+        )
         return None
 
 
-def try_load_index(path: Path, loader: Callable[[Path], VectorSearch] = load_index,
-                   ) -> VectorSearch | None:
+def try_load_index(
+    path: Path,
+    loader: Callable[[Path], VectorSearch] = load_index,
+) -> VectorSearch | None:
     """The index ``loader`` reads at ``path``, or ``None`` (missing, corrupt, or needing an
     extra)."""
     try:
@@ -246,9 +285,13 @@ def _store_keys(store: Any) -> set[str] | None:
     return set(keys()) if callable(keys) else None
 
 
-def _read_records(directory: Path, store: Store, partition_of: Callable[[str], str],
-                  max_entries: int, now: float,
-                  ) -> tuple[OrderedDict[str, Record], EmbedderIdentity | None]:
+def _read_records(
+    directory: Path,
+    store: Store,
+    partition_of: Callable[[str], str],
+    max_entries: int,
+    now: float,
+) -> tuple[OrderedDict[str, Record], EmbedderIdentity | None]:
     """The records of the manifest in ``directory`` that ``store`` still holds, plus the
     entries it holds that the manifest missed; expired ones and the oldest beyond
     ``max_entries`` are deleted from the store."""
@@ -267,10 +310,15 @@ def _read_records(directory: Path, store: Store, partition_of: Callable[[str], s
             if entry is None or parsed is None:
                 continue  # expired meanwhile, or not written by a semantic cache
             scope, text = parsed
-            records[key] = Record(key, scope, partition_of(scope) if scope else None,
-                                  text, entry.fingerprint, entry.expires_at)
-    for record in [r for r in records.values()
-                   if r.expires_at is not None and r.expires_at <= now]:
+            records[key] = Record(
+                key,
+                scope,
+                partition_of(scope) if scope else None,
+                text,
+                entry.fingerprint,
+                entry.expires_at,
+            )
+    for record in [r for r in records.values() if r.expires_at is not None and r.expires_at <= now]:
         del records[record.key]
         store.delete(record.key)
     while len(records) > max_entries:
@@ -279,8 +327,12 @@ def _read_records(directory: Path, store: Store, partition_of: Callable[[str], s
     return records, manifest[0] if manifest is not None else None
 
 
-def _embed(embedder: Embedder, records: list[Record], dim: int | None,
-           embed_failed: Callable[[Exception], None]) -> tuple[list[str], Matrix | None]:
+def _embed(
+    embedder: Embedder,
+    records: list[Record],
+    dim: int | None,
+    embed_failed: Callable[[Exception], None],
+) -> tuple[list[str], Matrix | None]:
     """Keys and unit rows of ``records``' texts, ``dim`` wide (``None``: as the embedder
     declares, or as its first answer is). Rows with NaN, or without meaning, are left out
     (reported to ``embed_failed``); an embedder that fails or answers the wrong shape
@@ -288,7 +340,7 @@ def _embed(embedder: Embedder, records: list[Record], dim: int | None,
     keys: list[str] = []
     rows: list[Matrix] = []
     for start in range(0, len(records), _EMBED_BATCH):
-        chunk = records[start:start + _EMBED_BATCH]
+        chunk = records[start : start + _EMBED_BATCH]
         try:
             raw = embedder.embed([r.text or "" for r in chunk])
         except Exception as exc:
@@ -298,8 +350,11 @@ def _embed(embedder: Embedder, records: list[Record], dim: int | None,
         vecs, bad = unit_embeddings(raw, len(chunk), dim, embedder.name)
         dim = int(vecs.shape[1])
         if bad.any():
-            embed_failed(EmbeddingError(f"{embedder.name}: embed returned NaN or inf for "
-                                        f"{int(bad.sum())} texts"))
+            embed_failed(
+                EmbeddingError(
+                    f"{embedder.name}: embed returned NaN or inf for {int(bad.sum())} texts"
+                )
+            )
         for record, vec in zip(chunk, vecs, strict=True):
             if np.any(vec):  # a zero vector has no direction: exact lookups only
                 keys.append(record.key)
@@ -307,11 +362,18 @@ def _embed(embedder: Embedder, records: list[Record], dim: int | None,
     return keys, np.stack(rows) if rows else None
 
 
-def read_persisted(path: Path, store: Store, embedder: Embedder, *,
-            partition_of: Callable[[str], str], max_entries: int, now: float,
-            new_index: Callable[[int], VectorSearch],
-            load_index: Callable[[Path], VectorSearch],
-            embed_failed: Callable[[Exception], None]) -> Restored:
+def read_persisted(
+    path: Path,
+    store: Store,
+    embedder: Embedder,
+    *,
+    partition_of: Callable[[str], str],
+    max_entries: int,
+    now: float,
+    new_index: Callable[[int], VectorSearch],
+    load_index: Callable[[Path], VectorSearch],
+    embed_failed: Callable[[Exception], None],
+) -> Restored:
     """Read the records and indexes of the cache persisted at ``path`` (its entries are in
     ``store``), repairing what is off (see the module docstring).
 
@@ -330,8 +392,13 @@ def read_persisted(path: Path, store: Store, embedder: Embedder, *,
             groups.setdefault(record.partition, []).append(record)
     stale = 0
     if saved is not None and not same_embedder and groups:
-        logger.warning("semantic cache %s: its indexes were made by embedder %s, this one "
-                       "is %s; embedding the stored texts again", path, saved, current)
+        logger.warning(
+            "semantic cache %s: its indexes were made by embedder %s, this one "
+            "is %s; embedding the stored texts again",
+            path,
+            saved,
+            current,
+        )
         stale += len(groups)
     indexes: dict[str, VectorSearch] = {}
     dirty: set[str] = set()
@@ -343,9 +410,14 @@ def read_persisted(path: Path, store: Store, embedder: Embedder, *,
         index = try_load_index(file, load_index) if same_embedder else None
         if index is not None and current.dim is not None and index.dim != current.dim:
             if not resized:  # once: every partition of the cache is likely in this state
-                logger.warning("semantic index %s holds %d-dim vectors, embedder %s gives "
-                               "%d; embedding the texts of such indexes again", file,
-                               index.dim, current.name, current.dim)
+                logger.warning(
+                    "semantic index %s holds %d-dim vectors, embedder %s gives "
+                    "%d; embedding the texts of such indexes again",
+                    file,
+                    index.dim,
+                    current.name,
+                    current.dim,
+                )
             resized += 1
             index = None
         wanted = {r.key for r in members}
@@ -357,9 +429,9 @@ def read_persisted(path: Path, store: Store, embedder: Embedder, *,
         missing = [r for r in members if index is None or r.key not in index]
         if missing and embedding:
             try:
-                keys, vectors = _embed(embedder, missing,
-                                       index.dim if index is not None else current.dim,
-                                       embed_failed)
+                keys, vectors = _embed(
+                    embedder, missing, index.dim if index is not None else current.dim, embed_failed
+                )
             except EmbeddingError as exc:  # exact lookups only for now; tried again at open
                 embed_failed(exc)
                 embedding, keys, vectors = False, [], None
@@ -377,13 +449,18 @@ def read_persisted(path: Path, store: Store, embedder: Embedder, *,
         if file.name not in known:
             file.unlink(missing_ok=True)
     if rebuilt:
-        logger.info("semantic cache %s: embedded %d entries again to rebuild its index",
-                    path, rebuilt)
+        logger.info(
+            "semantic cache %s: embedded %d entries again to rebuild its index", path, rebuilt
+        )
     return Restored(records, indexes, dirty, stale + resized)
 
 
-def write_persisted(path: Path, embedder: EmbedderIdentity, records: list[Record],
-         changed: dict[str, VectorSearch | None]) -> None:
+def write_persisted(
+    path: Path,
+    embedder: EmbedderIdentity,
+    records: list[Record],
+    changed: dict[str, VectorSearch | None],
+) -> None:
     """Write the ``changed`` partitions' indexes (``None`` or empty: delete the file) of
     the cache persisted at ``path``, then the manifest listing ``records``."""
     directory = path / "index"
@@ -407,9 +484,16 @@ def write_observation_rows(path: Path, embedder: EmbedderIdentity, rows: list[An
     with the identity of the embedder whose similarities they hold."""
     directory = path / "index"
     directory.mkdir(parents=True, exist_ok=True)
-    data = orjson.dumps({"format": _OBS_FORMAT, "version": _VERSION, "embedder": embedder.name,
-                         "embedder_dim": embedder.dim, "embedder_version": embedder.version,
-                         "rows": rows})
+    data = orjson.dumps(
+        {
+            "format": _OBS_FORMAT,
+            "version": _VERSION,
+            "embedder": embedder.name,
+            "embedder_dim": embedder.dim,
+            "embedder_version": embedder.version,
+            "rows": rows,
+        }
+    )
     atomic_write(directory / OBSERVATIONS, lambda f: f.write(data))
 
 
@@ -420,19 +504,28 @@ def read_observation_rows(path: Path, embedder: EmbedderIdentity) -> list[Any]:
     file = path / "index" / OBSERVATIONS
     try:
         data = orjson.loads(file.read_bytes())
-        if data["format"] != _OBS_FORMAT or data["version"] != _VERSION \
-                or not isinstance(data["rows"], list):
+        if (
+            data["format"] != _OBS_FORMAT
+            or data["version"] != _VERSION
+            or not isinstance(data["rows"], list)
+        ):
             raise ValueError(f"format {data['format']!r} version {data['version']!r}")
         saved = _identity(data)
     except FileNotFoundError:
         return []
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        logger.warning("semantic observations %s are unusable (%s); starting without them",
-                       file, exc)
+        logger.warning(
+            "semantic observations %s are unusable (%s); starting without them", file, exc
+        )
         return []
     if not saved.same_as(embedder):
-        logger.warning("semantic observations %s were made by embedder %s, this one is %s; "
-                       "starting without them", file, saved, embedder)
+        logger.warning(
+            "semantic observations %s were made by embedder %s, this one is %s; "
+            "starting without them",
+            file,
+            saved,
+            embedder,
+        )
         return []
     rows: list[Any] = data["rows"]
     return rows

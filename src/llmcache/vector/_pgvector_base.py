@@ -69,8 +69,9 @@ class Plan:
 
     __slots__ = ("fingerprint", "key", "partition", "scope", "text")
 
-    def __init__(self, key: str, fp: str, scope: str | None, partition: str | None,
-                 text: str | None) -> None:
+    def __init__(
+        self, key: str, fp: str, scope: str | None, partition: str | None, text: str | None
+    ) -> None:
         self.key = key
         self.fingerprint = fp
         self.scope = scope
@@ -85,37 +86,68 @@ class PgVectorCore(PgBase):
     kind = "semantic"
     _per_connection = True
 
-    def __init__(self, embedder: Embedder, url: str, *, namespace: str = "default",
-                 table: str = "llmcache_semantic", threshold: float = DEFAULT_THRESHOLD,
-                 max_entries: int | None = 10_000, ttl: float | None = None,
-                 guards: Sequence[Guard] | None = None, verifier: Verifier | None = None,
-                 grey_zone: tuple[float, float] | None = None, candidates: int = 8,
-                 dim: int | None = None, exact_below: int = 5_000, ef_search: int = 200,
-                 codec: Codec | None = None, statement_timeout: float = 1.0,
-                 connect_timeout: float = 1.0, pool_size: int = 10,
-                 retry_after: float = 1.0, touch_after: float = 10.0,
-                 sweep_interval: float = 60.0, clock: Callable[[], float] = time.time) -> None:
-        super().__init__(url, table=table, namespace=namespace,
-                         statement_timeout=statement_timeout, connect_timeout=connect_timeout,
-                         pool_size=pool_size, lock_connections=1, retry_after=retry_after,
-                         name="PostgresSemanticCache", max_entries=max_entries,
-                         sweep_interval=sweep_interval, touch_after=touch_after, clock=clock)
+    def __init__(
+        self,
+        embedder: Embedder,
+        url: str,
+        *,
+        namespace: str = "default",
+        table: str = "llmcache_semantic",
+        threshold: float = DEFAULT_THRESHOLD,
+        max_entries: int | None = 10_000,
+        ttl: float | None = None,
+        guards: Sequence[Guard] | None = None,
+        verifier: Verifier | None = None,
+        grey_zone: tuple[float, float] | None = None,
+        candidates: int = 8,
+        dim: int | None = None,
+        exact_below: int = 5_000,
+        ef_search: int = 200,
+        codec: Codec | None = None,
+        statement_timeout: float = 1.0,
+        connect_timeout: float = 1.0,
+        pool_size: int = 10,
+        retry_after: float = 1.0,
+        touch_after: float = 10.0,
+        sweep_interval: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            url,
+            table=table,
+            namespace=namespace,
+            statement_timeout=statement_timeout,
+            connect_timeout=connect_timeout,
+            pool_size=pool_size,
+            lock_connections=1,
+            retry_after=retry_after,
+            name="PostgresSemanticCache",
+            max_entries=max_entries,
+            sweep_interval=sweep_interval,
+            touch_after=touch_after,
+            clock=clock,
+        )
         self.embedder = embedder
         self._dim = self._embedder_dim(embedder, dim)
         version = getattr(embedder, "version", None)
         #: The embedder as recorded with the table: its name, and version when it has one.
-        self.embedder_id = str(embedder.name) if version is None \
-            else f"{embedder.name}@{version}"
+        self.embedder_id = str(embedder.name) if version is None else f"{embedder.name}@{version}"
         self.threshold = self._check_threshold(threshold)
-        for name, value, low in (("candidates", candidates, 1), ("exact_below", exact_below, 0),
-                                 ("ef_search", ef_search, 1)):
+        for name, value, low in (
+            ("candidates", candidates, 1),
+            ("exact_below", exact_below, 0),
+            ("ef_search", ef_search, 1),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
         if grey_zone is not None and not (
-                isinstance(grey_zone, tuple) and len(grey_zone) == 2
-                and -1.0 <= grey_zone[0] <= grey_zone[1] <= 1.0):
-            raise ValueError(f"grey_zone: expected (lo, hi) with -1 <= lo <= hi <= 1, "
-                             f"got {grey_zone!r}")
+            isinstance(grey_zone, tuple)
+            and len(grey_zone) == 2
+            and -1.0 <= grey_zone[0] <= grey_zone[1] <= 1.0
+        ):
+            raise ValueError(
+                f"grey_zone: expected (lo, hi) with -1 <= lo <= hi <= 1, got {grey_zone!r}"
+            )
         self.candidates = candidates
         self.exact_below = exact_below
         self.ef_search = min(ef_search, 1000)  # pgvector's bound
@@ -125,8 +157,19 @@ class PgVectorCore(PgBase):
         self.grey_zone = grey_zone
         self._codec: Codec = JSONCodec() if codec is None else codec
         self._vectors = QueryVectors(embedder)
-        self._counts = dict.fromkeys(("exact_hits", "semantic_hits", "misses", "sets",
-                                      "expirations", "verified", "refused", "planted"), 0)
+        self._counts = dict.fromkeys(
+            (
+                "exact_hits",
+                "semantic_hits",
+                "misses",
+                "sets",
+                "expirations",
+                "verified",
+                "refused",
+                "planted",
+            ),
+            0,
+        )
         self._vetoes = {guard.name: 0 for guard in self.guards}
         self._sizes: OrderedDict[str, tuple[bool, float]] = OrderedDict()
         self._vector_info: Any = None
@@ -141,17 +184,23 @@ class PgVectorCore(PgBase):
         elif isinstance(declared, int) and declared != dim:
             raise ValueError(f"dim: {embedder.name} gives {declared}-dim vectors, not {dim}")
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim: {embedder.name} does not say how long its vectors are "
-                             f"(got {dim!r}); pass dim= (pgvector needs it for the column)")
+            raise ValueError(
+                f"dim: {embedder.name} does not say how long its vectors are "
+                f"(got {dim!r}); pass dim= (pgvector needs it for the column)"
+            )
         if dim > 2000:  # pgvector's HNSW index takes vectors of at most 2000 dimensions
-            raise ValueError(f"dim: pgvector indexes at most 2000 dimensions, "
-                             f"{embedder.name} gives {dim}")
+            raise ValueError(
+                f"dim: pgvector indexes at most 2000 dimensions, {embedder.name} gives {dim}"
+            )
         return dim
 
     @staticmethod
     def _check_threshold(threshold: float) -> float:
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
-                or not -1.0 <= threshold <= 1.0:
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, (int, float))
+            or not -1.0 <= threshold <= 1.0
+        ):
             raise ValueError(f"threshold: expected a cosine in [-1, 1], got {threshold!r}")
         return float(threshold)
 
@@ -159,20 +208,25 @@ class PgVectorCore(PgBase):
         t = self._table
         row = "key, text, fingerprint, value, expires_at, accessed_at"
         live = "(expires_at IS NULL OR expires_at > %s)"
-        self._sql_exact = f"SELECT value, expires_at, accessed_at FROM {t} " \
-                          f"WHERE namespace = %s AND key = %s"
-        self._sql_size = (f"SELECT count(*) FROM (SELECT 1 FROM {t} WHERE namespace = %s "
-                          f"AND partition = %s AND embedding IS NOT NULL LIMIT %s) AS p")
+        self._sql_exact = (
+            f"SELECT value, expires_at, accessed_at FROM {t} WHERE namespace = %s AND key = %s"
+        )
+        self._sql_size = (
+            f"SELECT count(*) FROM (SELECT 1 FROM {t} WHERE namespace = %s "
+            f"AND partition = %s AND embedding IS NOT NULL LIMIT %s) AS p"
+        )
         # The OFFSET 0 fence keeps the planner from ordering by the HNSW index: every row
         # of the partition is compared (exact).
         self._sql_search_exact = (
             f"SELECT {row}, score FROM (SELECT {row}, 1 - (embedding <=> %s) AS score "
             f"FROM {t} WHERE namespace = %s AND partition = %s AND embedding IS NOT NULL "
-            f"AND {live} OFFSET 0) AS c WHERE score >= %s ORDER BY score DESC LIMIT %s")
+            f"AND {live} OFFSET 0) AS c WHERE score >= %s ORDER BY score DESC LIMIT %s"
+        )
         self._sql_search_hnsw = (
             f"SELECT {row}, 1 - (embedding <=> %s) AS score FROM {t} "
             f"WHERE namespace = %s AND partition = %s AND embedding IS NOT NULL AND {live} "
-            f"ORDER BY embedding <=> %s LIMIT %s")
+            f"ORDER BY embedding <=> %s LIMIT %s"
+        )
         self._sql_set = (
             f"INSERT INTO {t} (namespace, key, partition, text, fingerprint, value, "
             f"expires_at, accessed_at, embedding) "
@@ -181,7 +235,8 @@ class PgVectorCore(PgBase):
             f"partition = EXCLUDED.partition, text = EXCLUDED.text, "
             f"fingerprint = EXCLUDED.fingerprint, value = EXCLUDED.value, "
             f"expires_at = EXCLUDED.expires_at, accessed_at = EXCLUDED.accessed_at, "
-            f"embedding = EXCLUDED.embedding")
+            f"embedding = EXCLUDED.embedding"
+        )
         self._sql_ef_search = "SELECT set_config('hnsw.ef_search', %s, false)"
 
     # -- the schema -------------------------------------------------------------------------
@@ -197,8 +252,7 @@ class PgVectorCore(PgBase):
             f"CREATE INDEX IF NOT EXISTS {t}_partition ON {t} (namespace, partition)",
             f"CREATE INDEX IF NOT EXISTS {t}_expiry ON {t} (namespace, expires_at) "
             f"WHERE expires_at IS NOT NULL",
-            f"CREATE INDEX IF NOT EXISTS {t}_hnsw ON {t} "
-            f"USING hnsw (embedding vector_cosine_ops)",
+            f"CREATE INDEX IF NOT EXISTS {t}_hnsw ON {t} USING hnsw (embedding vector_cosine_ops)",
             f"CREATE TABLE IF NOT EXISTS {t}_ns (namespace text PRIMARY KEY, "
             f"generation bigint NOT NULL)",
         ]
@@ -210,17 +264,23 @@ class PgVectorCore(PgBase):
         super()._check_row(row)
         embedder, dim = row[2], row[3]
         if embedder != self.embedder_id or dim != self._dim:
-            raise SchemaError(f"table {self._table!r} holds vectors of embedder {embedder!r} "
-                              f"({dim} dims); this cache's embedder is {self.embedder_id!r} "
-                              f"({self._dim} dims): vectors of two embedders cannot be "
-                              f"compared, give this cache another table", store=self._label,
-                              operation="open")
+            raise SchemaError(
+                f"table {self._table!r} holds vectors of embedder {embedder!r} "
+                f"({dim} dims); this cache's embedder is {self.embedder_id!r} "
+                f"({self._dim} dims): vectors of two embedders cannot be "
+                f"compared, give this cache another table",
+                store=self._label,
+                operation="open",
+            )
 
     def _no_pgvector(self, exc: BaseException) -> SchemaError:
-        return SchemaError(f"the pgvector extension is not available in this database "
-                           f"({type(exc).__name__}: {exc}); install pgvector on the server "
-                           f"and run CREATE EXTENSION vector as a superuser",
-                           store=self._label, operation="open")
+        return SchemaError(
+            f"the pgvector extension is not available in this database "
+            f"({type(exc).__name__}: {exc}); install pgvector on the server "
+            f"and run CREATE EXTENSION vector as a superuser",
+            store=self._label,
+            operation="open",
+        )
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -234,17 +294,15 @@ class PgVectorCore(PgBase):
         if split is None:
             return Plan(hash_bytes(data), fingerprint(data), None, None, None)
         scope = hash_bytes(orjson.dumps(split[0], option=orjson.OPT_SORT_KEYS))
-        return Plan(hash_bytes(data), fingerprint(data), scope, self._partition(scope),
-                    split[1])
+        return Plan(hash_bytes(data), fingerprint(data), scope, self._partition(scope), split[1])
 
-    def _search_sql(self, large: bool, vec: Any, plan: Plan, lower: float,
-                    limit: int) -> tuple[str, tuple[Any, ...]]:
+    def _search_sql(
+        self, large: bool, vec: Any, plan: Plan, lower: float, limit: int
+    ) -> tuple[str, tuple[Any, ...]]:
         now = self._clock()
         if large:
-            return self._sql_search_hnsw, (vec, self._namespace, plan.partition, now, vec,
-                                           limit)
-        return self._sql_search_exact, (vec, self._namespace, plan.partition, now, lower,
-                                        limit)
+            return self._sql_search_hnsw, (vec, self._namespace, plan.partition, now, vec, limit)
+        return self._sql_search_exact, (vec, self._namespace, plan.partition, now, lower, limit)
 
     def _known_size(self, partition: str) -> bool | None:
         """Whether `partition` was lately seen larger than `exact_below`; ``None`` when it
@@ -283,11 +341,13 @@ class PgVectorCore(PgBase):
         if entry is None or entry.fingerprint != plan.fingerprint:
             return None
         self._bump("exact_hits")
-        return SemanticHit(public_entry(entry, 1.0, plan.text, True), 1.0, True, plan.text,
-                           plan.key)
+        return SemanticHit(
+            public_entry(entry, 1.0, plan.text, True), 1.0, True, plan.text, plan.key
+        )
 
-    def _screen(self, rows: Sequence[Any], plan: Plan,
-                threshold: float) -> Iterator[tuple[Any, Candidate]]:
+    def _screen(
+        self, rows: Sequence[Any], plan: Plan, threshold: float
+    ) -> Iterator[tuple[Any, Candidate]]:
         """Rows that may be served, best first, each judged by the guards (as
         `SemanticCache` judges its candidates)."""
         assert plan.text is not None
@@ -297,8 +357,9 @@ class PgVectorCore(PgBase):
             key, text, score = row[0], row[1], min(1.0, float(row[6]))
             if not isinstance(text, str) or score < lower:
                 continue
-            candidate = judge(self.guards, key, text, plan.text, score, threshold,
-                              has_verifier, self.grey_zone)
+            candidate = judge(
+                self.guards, key, text, plan.text, score, threshold, has_verifier, self.grey_zone
+            )
             if candidate.veto is None or candidate.verify:
                 yield row, candidate
             elif candidate.veto[0] in self._vetoes:
@@ -318,13 +379,23 @@ class PgVectorCore(PgBase):
             return None
         meta = entry.metadata.get(META_KEY)
         scope = meta.get("scope") if isinstance(meta, dict) else None
-        if entry.fingerprint != fp or not isinstance(meta, dict) or meta.get("text") != text \
-                or not isinstance(scope, str) or self._partition(scope) != plan.partition:
+        if (
+            entry.fingerprint != fp
+            or not isinstance(meta, dict)
+            or meta.get("text") != text
+            or not isinstance(scope, str)
+            or self._partition(scope) != plan.partition
+        ):
             self._bump("planted")
             return None
         self._bump("semantic_hits")
-        return SemanticHit(public_entry(entry, candidate.similarity, text, False),
-                           candidate.similarity, False, text, key)
+        return SemanticHit(
+            public_entry(entry, candidate.similarity, text, False),
+            candidate.similarity,
+            False,
+            text,
+            key,
+        )
 
     def _bump(self, name: str, n: int = 1) -> None:
         with self._count_lock:
@@ -341,25 +412,40 @@ class PgVectorCore(PgBase):
     def _explain(self, row: Any, plan: Plan) -> Candidate:
         assert plan.text is not None
         key, text, score = row[0], row[1] or "", min(1.0, float(row[6]))
-        veto = next(((g.name, r) for g in self.guards
-                     if (r := g.veto(text, plan.text)) is not None), None)
+        veto = next(
+            ((g.name, r) for g in self.guards if (r := g.veto(text, plan.text)) is not None), None
+        )
         return Candidate(key, text, score, veto)
 
     # -- writing ------------------------------------------------------------------------------
 
-    def _row_params(self, plan: Plan, entry: CachedResponse, ttl: float | None,
-                    vec: Any) -> tuple[Any, ...]:
+    def _row_params(
+        self, plan: Plan, entry: CachedResponse, ttl: float | None, vec: Any
+    ) -> tuple[Any, ...]:
         now = self._clock()
         if vec is not None and int(vec.shape[0]) != self._dim:
             # The embedder changed size under its name: stored for exact lookups only.
-            self._failed("embed", ValueError(f"{self.embedder.name} gave a "
-                                             f"{vec.shape[0]}-dim vector for a "
-                                             f"{self._dim}-dim table"))
+            self._failed(
+                "embed",
+                ValueError(
+                    f"{self.embedder.name} gave a "
+                    f"{vec.shape[0]}-dim vector for a "
+                    f"{self._dim}-dim table"
+                ),
+            )
             vec = None
         data = self._codec.encode(entry.with_ttl(ttl, now))
-        return (plan.key, plan.partition if vec is not None else None, plan.text,
-                plan.fingerprint, data, None if ttl is None else now + ttl, now, vec,
-                self._namespace)
+        return (
+            plan.key,
+            plan.partition if vec is not None else None,
+            plan.text,
+            plan.fingerprint,
+            data,
+            None if ttl is None else now + ttl,
+            now,
+            vec,
+            self._namespace,
+        )
 
     def _resolve_ttl(self, ttl: float | None) -> float | None:
         ttl = check_ttl(ttl)
@@ -370,5 +456,10 @@ class PgVectorCore(PgBase):
             self._bump("sets", written)
             return
         self._ready = False  # the namespace row is gone: re-created on the next call
-        self._failed("set", RuntimeError(f"write dropped: the row of namespace "
-                                         f"{self._namespace!r} in {self._table}_ns is missing"))
+        self._failed(
+            "set",
+            RuntimeError(
+                f"write dropped: the row of namespace "
+                f"{self._namespace!r} in {self._table}_ns is missing"
+            ),
+        )

@@ -17,15 +17,28 @@ from llmcache.vector._text import words as _words
 __all__ = ["converse", "roles", "swapped"]
 
 
-_DIRECTIONAL = {"to": "to", "into": "to", "from": "from", "than": "than", "over": "over",
-                "instead": "instead", "towards": "to", "toward": "to"}
+_DIRECTIONAL = {
+    "to": "to",
+    "into": "to",
+    "from": "from",
+    "than": "than",
+    "over": "over",
+    "instead": "instead",
+    "towards": "to",
+    "toward": "to",
+}
 
 
 # "to" marks a destination only after a verb of moving or converting (or with a "from");
 # elsewhere it is mostly an infinitive ("how to", "want to learn").
-_TO_VERBS = frozenset(map(_stem, """convert translate migrate move copy send transfer switch
+_TO_VERBS = frozenset(
+    map(
+        _stem,
+        """convert translate migrate move copy send transfer switch
 change go get fly drive travel map cast export import upload download port sync add
-""".split()))
+""".split(),
+    )
+)
 
 
 @lru_cache(maxsize=_CACHE)
@@ -38,10 +51,13 @@ def roles(text: str) -> dict[str, frozenset[str]]:
         prep = _DIRECTIONAL.get(word)
         if prep is None:
             continue
-        if prep == "to" and not has_from and not any(
-                stem in _TO_VERBS for _, stem, _ in tokens[max(0, i - 5):i]):
+        if (
+            prep == "to"
+            and not has_from
+            and not any(stem in _TO_VERBS for _, stem, _ in tokens[max(0, i - 5) : i])
+        ):
             continue
-        for _, stem, content in tokens[i + 1:i + 4]:
+        for _, stem, content in tokens[i + 1 : i + 4]:
             if content:
                 roles.setdefault(prep, set()).add(stem)
                 break
@@ -52,8 +68,9 @@ def roles(text: str) -> dict[str, frozenset[str]]:
 
 
 _CAPITAL = re.compile(r"(?<=[\w,] )[A-Z][\w']*")
-_QUOTED = re.compile("`[^`\n]{1,80}`|\"[^\"\n]{1,80}\"|(?<!\\w)'[^'\n]{1,80}'(?!\\w)"
-                     "|\u201c[^\u201d\n]{1,80}\u201d")
+_QUOTED = re.compile(
+    "`[^`\n]{1,80}`|\"[^\"\n]{1,80}\"|(?<!\\w)'[^'\n]{1,80}'(?!\\w)|\u201c[^\u201d\n]{1,80}\u201d"
+)
 
 
 def _adverb(word: str) -> bool:
@@ -123,8 +140,12 @@ def swapped(cached: str, query: str) -> tuple[str, str, str] | None:
     for k in range(len(common) - 1, -1, -1):
         stem = common[k][1]
         left = before[k]
-        if after is not None and left is not None and stem in pivots \
-                and left[0] > ub[stem] > after[0]:
+        if (
+            after is not None
+            and left is not None
+            and stem in pivots
+            and left[0] > ub[stem] > after[0]
+        ):
             return left[1], stem, after[1]
         if stem in terms and (after is None or ub[stem] < after[0]):
             after = (ub[stem], stem)
@@ -135,8 +156,7 @@ def _converse_stems(words: frozenset[str]) -> frozenset[str]:
     return frozenset(map(_stem, words))
 
 
-_CONVERSES = tuple((_converse_stems(left), _converse_stems(right))
-                   for left, right in lex.CONVERSES)
+_CONVERSES = tuple((_converse_stems(left), _converse_stems(right)) for left, right in lex.CONVERSES)
 
 
 @lru_cache(maxsize=_CACHE)
@@ -151,8 +171,9 @@ def converse(cached: str, query: str) -> tuple[str, str] | None:
     if len(only_a) != 1 or len(only_b) != 1:
         return None
     c1, c2 = next(iter(only_a)), next(iter(only_b))
-    if not any(c1 in left and c2 in right or c1 in right and c2 in left
-               for left, right in _CONVERSES):
+    if not any(
+        c1 in left and c2 in right or c1 in right and c2 in left for left, right in _CONVERSES
+    ):
         return None
     ua, ub = _unique(sa), _unique(sb)
     ia = [i for i, (stem, _, _) in enumerate(sa) if stem == c1]

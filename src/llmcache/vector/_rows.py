@@ -23,8 +23,9 @@ def _row_name(what: str, i: int, ids: Sequence[str] | None) -> str:
     return f"{what}[{i}]" + (f" (id {ids[i]!r})" if ids else "")
 
 
-def checked_rows(vectors: npt.ArrayLike, dim: int, *, ids: Sequence[str] | None = None,
-                 what: str = "vectors") -> tuple[Matrix, npt.NDArray[np.float32]]:
+def checked_rows(
+    vectors: npt.ArrayLike, dim: int, *, ids: Sequence[str] | None = None, what: str = "vectors"
+) -> tuple[Matrix, npt.NDArray[np.float32]]:
     """``vectors`` as float32 rows (n, dim) and their L2 norms, or a ``ValueError`` that
     names the first bad row. The rows may alias the caller's array: never write to them."""
     raw = np.asarray(vectors)

@@ -26,8 +26,17 @@ from llmcache.vector.embedders import (
 )
 from llmcache.vector.guards import Guard
 
-__all__ = ["SOFT_GUARDS", "Candidate", "QueryVectors", "SemanticHit", "SemanticQuery", "judge",
-           "make_record", "public_entry", "split_request"]
+__all__ = [
+    "SOFT_GUARDS",
+    "Candidate",
+    "QueryVectors",
+    "SemanticHit",
+    "SemanticQuery",
+    "judge",
+    "make_record",
+    "public_entry",
+    "split_request",
+]
 
 logger = logging.getLogger("llmcache.vector.semantic")
 
@@ -51,8 +60,9 @@ def split_request(canonical: dict[str, Any]) -> tuple[dict[str, Any], str] | Non
     """
     prompt = canonical.get("prompt")
     if isinstance(prompt, str):
-        return ({**canonical, "prompt": None, "\0kind": "prompt"}, prompt) \
-            if prompt.strip() else None
+        return (
+            ({**canonical, "prompt": None, "\0kind": "prompt"}, prompt) if prompt.strip() else None
+        )
     messages = canonical.get("messages")
     if not isinstance(messages, list):
         return None
@@ -67,7 +77,7 @@ def split_request(canonical: dict[str, Any]) -> tuple[dict[str, Any], str] | Non
                 return None
             slot = {k: v for k, v in message.items() if k != "content"}
             slot["\0query"] = True  # the matched message's place, and its other fields
-            scope = [*messages[:i], slot, *messages[i + 1:]]
+            scope = [*messages[:i], slot, *messages[i + 1 :]]
             return {**canonical, "messages": scope, "\0kind": "chat"}, content
     return None
 
@@ -118,9 +128,16 @@ class SemanticQuery:
     threshold: float
 
 
-def judge(guards: Sequence[Guard], key: str, cached: str, text: str, score: float,
-          threshold: float, has_verifier: bool,
-          grey_zone: tuple[float, float] | None) -> Candidate:
+def judge(
+    guards: Sequence[Guard],
+    key: str,
+    cached: str,
+    text: str,
+    score: float,
+    threshold: float,
+    has_verifier: bool,
+    grey_zone: tuple[float, float] | None,
+) -> Candidate:
     """Decide about one candidate: vetoed (by a guard, or below the threshold), served
     as is, or served only if the verifier agrees.
 
@@ -214,9 +231,12 @@ class QueryVectors:
             return None
 
 
-def make_record(request: Request, value: CachedResponse | JSONValue,
-                partition_of: Callable[[str], str],
-                expires_at: float | None) -> tuple[Record, CachedResponse]:
+def make_record(
+    request: Request,
+    value: CachedResponse | JSONValue,
+    partition_of: Callable[[str], str],
+    expires_at: float | None,
+) -> tuple[Record, CachedResponse]:
     """The record of ``request`` and the entry to store for it (fingerprinted, carrying
     its record in ``metadata["_semantic"]`` for rebuilds)."""
     canonical = request.to_canonical()
@@ -224,17 +244,27 @@ def make_record(request: Request, value: CachedResponse | JSONValue,
     key, fp = hash_bytes(data), fingerprint(data)
     split = split_request(canonical)
     scope = hash_bytes(orjson.dumps(split[0], option=orjson.OPT_SORT_KEYS)) if split else None
-    record = Record(key, scope, partition_of(scope) if scope else None,
-                    split[1] if split else None, fp, expires_at)
-    entry = value if isinstance(value, CachedResponse) else \
-        CachedResponse(content=value, model=request.model)
+    record = Record(
+        key,
+        scope,
+        partition_of(scope) if scope else None,
+        split[1] if split else None,
+        fp,
+        expires_at,
+    )
+    entry = (
+        value
+        if isinstance(value, CachedResponse)
+        else CachedResponse(content=value, model=request.model)
+    )
     metadata = {k: v for k, v in entry.metadata.items() if k != "semantic"}
     metadata[META_KEY] = record.metadata()
     return record, replace(entry, fingerprint=fp, metadata=metadata)
 
 
-def public_entry(entry: CachedResponse, similarity: float, text: str | None,
-                 exact: bool) -> CachedResponse:
+def public_entry(
+    entry: CachedResponse, similarity: float, text: str | None, exact: bool
+) -> CachedResponse:
     """A copy of a stored entry as callers see it: our record out, the match's facts in."""
     metadata = {k: v for k, v in entry.metadata.items() if k != META_KEY}
     shown = None if text is None else last_question(text)

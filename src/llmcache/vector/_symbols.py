@@ -28,37 +28,57 @@ from llmcache.vector._text import CACHE_SIZE as _CACHE
 
 __all__ = ["Symbols", "commutative_swap", "symbols"]
 
-_OPERATORS = sorted("""
+_OPERATORS = sorted(
+    """
 === !== **= //= <<= >>= ** // << >> <= >= == != && || ++ -- += -= *= /= %= ^= &= |= => ->
 :: := ${ $( + - * / % ^ & | ~ < > = ! ( ) [ ] { }
-""".split(), key=len, reverse=True)
+""".split(),
+    key=len,
+    reverse=True,
+)
 _OP = "|".join(re.escape(op) for op in _OPERATORS)
 _BRACKETS = frozenset("()[]{}")
 _WORD_OPS = (
-    (re.compile(r"(?i)\bdivided\s+by\b"), "/"), (re.compile(r"(?i)\bmultiplied\s+by\b"), "*"),
+    (re.compile(r"(?i)\bdivided\s+by\b"), "/"),
+    (re.compile(r"(?i)\bmultiplied\s+by\b"), "*"),
     (re.compile(r"(?i)\bto\s+the\s+power\s+of\b"), "^"),
     (re.compile(r"(?i)(?<=\d)\s+times\s+(?=\d)"), " * "),
-    (re.compile(r"(?i)\bplus\b"), "+"), (re.compile(r"(?i)\bminus\b"), "-"),
+    (re.compile(r"(?i)\bplus\b"), "+"),
+    (re.compile(r"(?i)\bminus\b"), "-"),
     (re.compile(r"(?i)(?<=\d)\s+mod(?:ulo)?\s+(?=\d)"), " % "),
 )
-_UNICODE = str.maketrans({"\u00d7": "*", "\u2715": "*", "\u22c5": "*", "\u00f7": "/",
-                          "\u2212": "-", "\u2264": "<=", "\u2265": ">=", "\u2260": "!="})
+_UNICODE = str.maketrans(
+    {
+        "\u00d7": "*",
+        "\u2715": "*",
+        "\u22c5": "*",
+        "\u00f7": "/",
+        "\u2212": "-",
+        "\u2264": "<=",
+        "\u2265": ">=",
+        "\u2260": "!=",
+    }
+)
 # Read before the names: URLs, emails, paths, and/or, km/h, a/b/c.
 _PATHS = re.compile(
     r"(?i)\b[a-z][\w+.-]*://\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
     r"|(?:~|\.{1,2})/[\w.\-/]*|(?<![\w)])/[A-Za-z_][\w.\-/]*"
-    r"|[A-Za-z_][\w.\-]*(?:/[A-Za-z_][\w.\-]*)+/?")
+    r"|[A-Za-z_][\w.\-]*(?:/[A-Za-z_][\w.\-]*)+/?"
+)
 # Read after them: what the number and entity guards already compare, and prose.
 _PROSE = re.compile(
-    r"\d+(?:[.,]\d+)*\s?%"                          # percentages
-    r"|(?<=[A-Za-z])!+(?=\s|$|[?.,;:)\"'])"          # "Thanks!"
-    r"|(?<=[A-Za-z0-9])-(?=[A-Za-z0-9])"             # Wi-Fi, t-test, COVID-19, 2024-03-05
-    r"|(?<=\s)--(?=\s)"                              # a dash
-    r"|\$(?=\d)|#(?=\w)|(?<=[A-Z])&(?=[A-Z])")       # $5, #42, R&D
+    r"\d+(?:[.,]\d+)*\s?%"  # percentages
+    r"|(?<=[A-Za-z])!+(?=\s|$|[?.,;:)\"'])"  # "Thanks!"
+    r"|(?<=[A-Za-z0-9])-(?=[A-Za-z0-9])"  # Wi-Fi, t-test, COVID-19, 2024-03-05
+    r"|(?<=\s)--(?=\s)"  # a dash
+    r"|\$(?=\d)|#(?=\w)|(?<=[A-Z])&(?=[A-Z])"
+)  # $5, #42, R&D
 _NAME = re.compile(r"\b([A-Z][A-Za-z0-9]*|[a-z][a-z0-9]+)(\+\+|#|\+|-)(?=[\s?.,;:!)'\"`]|$)")
 _FLAG = re.compile(r"(?<!\S)(--|-|\+)([A-Za-z][\w-]*)")
-_TOKEN = re.compile(rf"`(?P<code>[^`\n]+)`|(?P<num>\d+(?:[.,]\d+)*)|(?P<word>[A-Za-z_]\w*)"
-                    rf"|(?P<quote>'[^'\s]{{1,20}}'|\"[^\"\s]{{1,20}}\")|(?P<op>{_OP})")
+_TOKEN = re.compile(
+    rf"`(?P<code>[^`\n]+)`|(?P<num>\d+(?:[.,]\d+)*)|(?P<word>[A-Za-z_]\w*)"
+    rf"|(?P<quote>'[^'\s]{{1,20}}'|\"[^\"\s]{{1,20}}\")|(?P<op>{_OP})"
+)
 #: Operators whose operands may swap ("17 + 26" is "26 + 17").
 _COMMUTATIVE = frozenset({"+", "*", "==", "!=", "===", "!==", "&", "|", "&&", "||", "^"})
 _NUMBERISH = frozenset(lex.NUMBER_WORDS) | frozenset(lex.SCALE_WORDS)
@@ -112,8 +132,11 @@ def _is_operand(item: _Item | None) -> bool:
     if item is None:
         return False
     kind, value = item[0], item[1]
-    return kind in ("num", "quote", "op") or kind == "word" and (
-        (len(value) == 1 and value not in _NOT_VARIABLES) or value.lower() in _NUMBERISH)
+    return (
+        kind in ("num", "quote", "op")
+        or kind == "word"
+        and ((len(value) == 1 and value not in _NOT_VARIABLES) or value.lower() in _NUMBERISH)
+    )
 
 
 def _side(item: _Item | None, touching: bool) -> str:
@@ -129,8 +152,7 @@ def _side(item: _Item | None, touching: bool) -> str:
     return "w" if touching else "-"
 
 
-def _formal(op: str, left: _Item | None, right: _Item | None, touch_l: bool,
-            touch_r: bool) -> bool:
+def _formal(op: str, left: _Item | None, right: _Item | None, touch_l: bool, touch_r: bool) -> bool:
     """Whether a one-character operator stands in a formula rather than in prose."""
     if _is_operand(left) or _is_operand(right):
         return True
@@ -139,8 +161,10 @@ def _formal(op: str, left: _Item | None, right: _Item | None, touch_l: bool,
 
 
 def _ops(text: str, code: bool) -> list[tuple[str, str, str]]:
-    items: list[_Item] = [(m.lastgroup or "", m.group(m.lastgroup or 0), m.start(), m.end())
-                          for m in _TOKEN.finditer(text)]
+    items: list[_Item] = [
+        (m.lastgroup or "", m.group(m.lastgroup or 0), m.start(), m.end())
+        for m in _TOKEN.finditer(text)
+    ]
     out: list[tuple[str, str, str]] = []
     for i, (kind, value, start, end) in enumerate(items):
         if kind == "code":
@@ -157,8 +181,10 @@ def _ops(text: str, code: bool) -> list[tuple[str, str, str]]:
     return out
 
 
-_MAYBE = re.compile(r"[-+*/%^&|~<>=!()\[\]{}$#`\u00d7\u2715\u22c5\u00f7\u2212\u2264\u2265\u2260]"
-                    r"|(?i:divided|multiplied|power|plus|minus|times|mod)")
+_MAYBE = re.compile(
+    r"[-+*/%^&|~<>=!()\[\]{}$#`\u00d7\u2715\u22c5\u00f7\u2212\u2264\u2265\u2260]"
+    r"|(?i:divided|multiplied|power|plus|minus|times|mod)"
+)
 _NONE = Symbols((), frozenset(), ())
 
 

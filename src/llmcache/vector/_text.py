@@ -11,18 +11,21 @@ from functools import lru_cache
 
 from llmcache.vector import _lexicon as lex
 
-__all__ = ["CACHE_SIZE", "bundled", "content_words", "is_typo", "plain", "stem", "tokens",
-           "words"]
+__all__ = ["CACHE_SIZE", "bundled", "content_words", "is_typo", "plain", "stem", "tokens", "words"]
 
 CACHE_SIZE = 8192  # texts whose features are kept
 _WORD = re.compile(r"[a-z][a-z0-9]*(?:'[a-z]+)?")
 
 
 _PUNCT = r"[,.!:;\-\u2013\u2014]+"
-_LEAD = re.compile(rf"(?i)^\s*(?:(?:{lex.GREETINGS}|{lex.THANKS})\s*(?:{_PUNCT}\s*|$)"
-                   rf"|(?:{'|'.join(lex.OPENERS)})\s*(?:{_PUNCT}\s*)?)")
-_TRAIL = re.compile(rf"(?i)(?:^|(?<=[.!?])|(?<=[.!?][\"')]))\s*"
-                    rf"(?:{lex.THANKS}|{lex.GREETINGS})\s*[.!]*\s*$")
+_LEAD = re.compile(
+    rf"(?i)^\s*(?:(?:{lex.GREETINGS}|{lex.THANKS})\s*(?:{_PUNCT}\s*|$)"
+    rf"|(?:{'|'.join(lex.OPENERS)})\s*(?:{_PUNCT}\s*)?)"
+)
+_TRAIL = re.compile(
+    rf"(?i)(?:^|(?<=[.!?])|(?<=[.!?][\"')]))\s*"
+    rf"(?:{lex.THANKS}|{lex.GREETINGS})\s*[.!]*\s*$"
+)
 
 
 _LABEL = re.compile(r"(?m)^(?:User|Assistant): ")
@@ -99,17 +102,26 @@ def stem(word: str) -> str:
     return word
 
 
-_NUMBERS = (lex.NUMBER_WORDS.keys() | lex.SCALE_WORDS.keys() | lex.ORDINAL_WORDS.keys()) \
-    - {"first", "single", "double"}
+_NUMBERS = (lex.NUMBER_WORDS.keys() | lex.SCALE_WORDS.keys() | lex.ORDINAL_WORDS.keys()) - {
+    "first",
+    "single",
+    "double",
+}
 _SYNONYM = {stem(w): stem(group[0]) for group in lex.SYNONYMS for w in group}
-_PHRASES = tuple((re.compile(p), r) for p, r in (
-    *lex.PHRASES, (r"\bwhat time\b", "when"), (r"\bhow come\b", "why"),
-    (r"\bfor what reason\b", "why"), (r"\bwhat is the reason\b", "why")))
+_PHRASES = tuple(
+    (re.compile(p), r)
+    for p, r in (
+        *lex.PHRASES,
+        (r"\bwhat time\b", "when"),
+        (r"\bhow come\b", "why"),
+        (r"\bfor what reason\b", "why"),
+        (r"\bwhat is the reason\b", "why"),
+    )
+)
 
 
 # "calculated" frames a question as "calculate" does: inflected stopwords are stopwords.
-_STOP_STEMS = frozenset(stem(w) for w in lex.STOPWORDS if len(w) > 3) - {
-    stem(w) for w in lex.KEEP}
+_STOP_STEMS = frozenset(stem(w) for w in lex.STOPWORDS if len(w) > 3) - {stem(w) for w in lex.KEEP}
 
 
 def _canon(word: str) -> str:
@@ -125,8 +137,8 @@ def bundled(text: str) -> str:
     if "-" not in text:
         return text
     return _SHORT_FLAGS.sub(
-        lambda m: "-" + "".join(sorted(set(m.group().replace("-", "").replace(" ", "")))),
-        text)
+        lambda m: "-" + "".join(sorted(set(m.group().replace("-", "").replace(" ", "")))), text
+    )
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -140,11 +152,16 @@ def tokens(text: str) -> tuple[tuple[str, str, bool], ...]:
     out: list[tuple[str, str, bool]] = []
     for token in _WORD.findall(lowered):
         word, _, suffix = token.partition("'")
-        if suffix == "t" or word in lex.NEGATION_CUES or word in _NUMBERS \
-                or any(c.isdigit() for c in word):
+        if (
+            suffix == "t"
+            or word in lex.NEGATION_CUES
+            or word in _NUMBERS
+            or any(c.isdigit() for c in word)
+        ):
             continue  # negations and numbers have their own guards
-        content = word in lex.KEEP or (word not in lex.STOPWORDS and len(word) > 1
-                                       and stem(word) not in _STOP_STEMS)
+        content = word in lex.KEEP or (
+            word not in lex.STOPWORDS and len(word) > 1 and stem(word) not in _STOP_STEMS
+        )
         out.append((word, _canon(word), content))
     return tuple(out)
 
@@ -164,9 +181,11 @@ def is_typo(x: str, y: str) -> bool:
         return False
     if len(x) == len(y):
         diff = [i for i in range(len(x)) if x[i] != y[i]]
-        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
-                                  and x[diff[0]] == y[diff[1]] and x[diff[1]] == y[diff[0]])
+        return len(diff) == 1 or (
+            len(diff) == 2
+            and diff[1] == diff[0] + 1
+            and x[diff[0]] == y[diff[1]]
+            and x[diff[1]] == y[diff[0]]
+        )
     short, long_ = (x, y) if len(x) < len(y) else (y, x)
-    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
-
-
+    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))

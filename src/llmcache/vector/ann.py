@@ -45,8 +45,13 @@ from llmcache.vector.index import (
 if TYPE_CHECKING:
     from usearch.index import Index as _Graph
 
-__all__ = ["ApproximateIndex", "ann_available", "ann_installed", "auto_expansion_search",
-           "require_ann"]
+__all__ = [
+    "ApproximateIndex",
+    "ann_available",
+    "ann_installed",
+    "auto_expansion_search",
+    "require_ann",
+]
 
 INSTALL_HINT = "pip install 'llmcache[ann]'"
 # Up to this many allowed ids, a filtered search is exact over their rows: a small filter
@@ -134,17 +139,30 @@ class ApproximateIndex:
     [('a', 0.832), ('b', 0.196)]
     """
 
-    def __init__(self, dim: int, *, metric: Metric = "cosine", connectivity: int = 16,
-                 expansion_add: int = 128, expansion_search: int | None = None,
-                 dtype: str = "bf16", candidates: int = 16) -> None:
+    def __init__(
+        self,
+        dim: int,
+        *,
+        metric: Metric = "cosine",
+        connectivity: int = 16,
+        expansion_add: int = 128,
+        expansion_search: int | None = None,
+        dtype: str = "bf16",
+        candidates: int = 16,
+    ) -> None:
         _usearch()
         if expansion_search is not None and expansion_search < 1:
-            raise ValueError(f"expansion_search must be >= 1 (or None: it follows the size), "
-                             f"got {expansion_search}")
+            raise ValueError(
+                f"expansion_search must be >= 1 (or None: it follows the size), "
+                f"got {expansion_search}"
+            )
         self._rows = VectorIndex(dim, metric=metric)
         self._pinned_ef = expansion_search  # None: ef follows the number of rows
-        self._options: dict[str, Any] = {"connectivity": connectivity, "dtype": dtype,
-                                         "expansion_add": expansion_add}
+        self._options: dict[str, Any] = {
+            "connectivity": connectivity,
+            "dtype": dtype,
+            "expansion_add": expansion_add,
+        }
         self._candidates = max(1, candidates)
         self._graph = self._new_graph()
         self._keys: dict[str, int] = {}  # id -> graph key; a replaced vector gets a new key
@@ -320,8 +338,14 @@ class ApproximateIndex:
 
     # ------------------------------------------------------------------ search
 
-    def search(self, query: npt.ArrayLike, k: int = 1, *, threshold: float | None = None,
-               filter_ids: IdFilter | None = None) -> list[SearchHit]:
+    def search(
+        self,
+        query: npt.ArrayLike,
+        k: int = 1,
+        *,
+        threshold: float | None = None,
+        filter_ids: IdFilter | None = None,
+    ) -> list[SearchHit]:
         """The best ``k`` of the candidates the graph proposes, scored exactly, best first.
 
         With ``filter_ids``: exact over the allowed rows when they are at most 20,000,
@@ -334,8 +358,9 @@ class ApproximateIndex:
             if not self._keys:
                 return []
             if filter_ids is None:
-                return self._rescore(q, self._graph.search(q, max(k, self._candidates))
-                                     .keys.tolist(), k, threshold)
+                return self._rescore(
+                    q, self._graph.search(q, max(k, self._candidates)).keys.tolist(), k, threshold
+                )
             allowed = self._allowed(filter_ids)
             if len(allowed) <= _EXACT_FILTER_MAX:
                 return self._rows.search(q, k, threshold=threshold, filter_ids=allowed)
@@ -347,9 +372,14 @@ class ApproximateIndex:
                     return self._rescore(q, keys, k, threshold)
                 count *= 4
 
-    def search_batch(self, queries: npt.ArrayLike, k: int = 1, *,
-                     threshold: float | None = None,
-                     filter_ids: IdFilter | None = None) -> list[list[SearchHit]]:
+    def search_batch(
+        self,
+        queries: npt.ArrayLike,
+        k: int = 1,
+        *,
+        threshold: float | None = None,
+        filter_ids: IdFilter | None = None,
+    ) -> list[list[SearchHit]]:
         """`search` for each row of ``queries``; one multi-threaded graph search when
         unfiltered."""
         if k < 1:
@@ -364,24 +394,29 @@ class ApproximateIndex:
             found = self._graph.search(unit, max(k, self._candidates))
             keys: list[list[int]] = found.keys.tolist()
             counts: list[int] = getattr(found, "counts").tolist()  # noqa: B009 (typed union)
-            return [self._rescore(q, row[:c], k, threshold)
-                    for q, row, c in zip(unit, keys, counts, strict=True)]
+            return [
+                self._rescore(q, row[:c], k, threshold)
+                for q, row, c in zip(unit, keys, counts, strict=True)
+            ]
 
-    def _rescore(self, q: npt.NDArray[np.float32], keys: list[int], k: int,
-                 threshold: float | None) -> list[SearchHit]:
+    def _rescore(
+        self, q: npt.NDArray[np.float32], keys: list[int], k: int, threshold: float | None
+    ) -> list[SearchHit]:
         # The graph's candidates scored exactly by the rows (ties broken by row order).
         if not keys:
             return []
         id_of = self._id_of
-        return self._rows.search(q, min(k, len(keys)), threshold=threshold,
-                                 filter_ids=[id_of[key] for key in keys])
+        return self._rows.search(
+            q, min(k, len(keys)), threshold=threshold, filter_ids=[id_of[key] for key in keys]
+        )
 
     def _allowed(self, filter_ids: IdFilter) -> set[str]:
         if isinstance(filter_ids, np.ndarray) and filter_ids.dtype == np.bool_:
             ids = self._rows.ids()
             if filter_ids.shape != (len(ids),):
-                raise ValueError(f"filter mask must have shape ({len(ids)},) like ids(), "
-                                 f"got {filter_ids.shape}")
+                raise ValueError(
+                    f"filter mask must have shape ({len(ids)},) like ids(), got {filter_ids.shape}"
+                )
             return {ids[row] for row in np.flatnonzero(filter_ids).tolist()}
         if isinstance(filter_ids, str):
             raise TypeError("filter_ids must be a collection of ids, not a str")
@@ -400,19 +435,23 @@ class ApproximateIndex:
         """
         target = Path(path)
         tag = uuid.uuid4().hex[:16]
-        graph, rows = (target.with_name(f"{target.name}.{tag}.{ext}") for ext in ("usearch",
-                                                                                  "npz"))
+        graph, rows = (target.with_name(f"{target.name}.{tag}.{ext}") for ext in ("usearch", "npz"))
         try:
             with self._lock:
                 self._graph.save(str(graph))
                 arrays = self._rows.archive()
-                manifest = {"format": _FORMAT, "version": _VERSION, "dim": self.dim,
-                            "options": {**self._options,
-                                        "expansion_search": self._pinned_ef},
-                            "candidates": self._candidates,
-                            "next_key": self._next_key, "graph": graph.name,
-                            "rows": rows.name, "ids": list(self._keys),
-                            "keys": list(self._keys.values())}
+                manifest = {
+                    "format": _FORMAT,
+                    "version": _VERSION,
+                    "dim": self.dim,
+                    "options": {**self._options, "expansion_search": self._pinned_ef},
+                    "candidates": self._candidates,
+                    "next_key": self._next_key,
+                    "graph": graph.name,
+                    "rows": rows.name,
+                    "ids": list(self._keys),
+                    "keys": list(self._keys.values()),
+                }
             atomic_write(rows, lambda f: write_archive(f, arrays))
             manifest["graph_xxh3_64"] = graph_digest(graph, fsync=True)
             atomic_write(target, lambda f: f.write(orjson.dumps(manifest)))
@@ -455,9 +494,12 @@ class ApproximateIndex:
             raise bad(f"missing or malformed field ({exc!r})") from exc
         if any(Path(name).name != name for name in names):
             raise bad(f"data file names {names} leave the directory")
-        if (len(ids) != len(keys) or len(set(ids)) != len(ids)
-                or not all(isinstance(i, str) for i in ids)
-                or not all(isinstance(key, int) and 0 <= key < next_key for key in keys)):
+        if (
+            len(ids) != len(keys)
+            or len(set(ids)) != len(ids)
+            or not all(isinstance(i, str) for i in ids)
+            or not all(isinstance(key, int) and 0 <= key < next_key for key in keys)
+        ):
             raise bad("id map does not hold unique ids and keys")
         graph_path, rows_path = (target.with_name(name) for name in names)
         for data in (graph_path, rows_path):
@@ -467,18 +509,25 @@ class ApproximateIndex:
             raise bad(f"graph file {graph_path.name} does not match its checksum")
         rows = VectorIndex.load(rows_path)
         if rows.dim != dim or len(rows) != len(ids) or set(rows.ids()) != set(ids):
-            raise bad(f"rows file holds {len(rows)} rows of dim {rows.dim}, "
-                      f"manifest says {len(ids)} of dim {dim}")
+            raise bad(
+                f"rows file holds {len(rows)} rows of dim {rows.dim}, "
+                f"manifest says {len(ids)} of dim {dim}"
+            )
         index = cls(dim, candidates=candidates, **options)
         try:
             index._graph.load(str(graph_path))
         except (RuntimeError, ValueError) as exc:
             raise bad(f"usearch cannot read {graph_path.name}: {exc}") from exc
         graph = index._graph
-        if (len(graph) != len(keys) or graph.ndim != dim
-                or (keys and not bool(np.all(graph.contains(np.array(keys, np.uint64)))))):
-            raise bad(f"graph holds {len(graph)} rows of dim {graph.ndim}, manifest says "
-                      f"{len(keys)} of dim {dim}")
+        if (
+            len(graph) != len(keys)
+            or graph.ndim != dim
+            or (keys and not bool(np.all(graph.contains(np.array(keys, np.uint64)))))
+        ):
+            raise bad(
+                f"graph holds {len(graph)} rows of dim {graph.ndim}, manifest says "
+                f"{len(keys)} of dim {dim}"
+            )
         index._rows = rows
         index._keys = dict(zip(ids, keys, strict=True))
         index._id_of = dict(zip(keys, ids, strict=True))

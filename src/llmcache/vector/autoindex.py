@@ -102,26 +102,38 @@ class AutoIndex:
     the journal. ``ann_options`` go to `ApproximateIndex`.
     """
 
-    def __init__(self, dim: int, *, approximate_above: int | None = 50_000,
-                 capacity: int = 1024, metric: Metric = "cosine", background: bool = True,
-                 tombstone_ratio: float | None = 0.25, retry_after: float = 60.0,
-                 **ann_options: Any) -> None:
+    def __init__(
+        self,
+        dim: int,
+        *,
+        approximate_above: int | None = 50_000,
+        capacity: int = 1024,
+        metric: Metric = "cosine",
+        background: bool = True,
+        tombstone_ratio: float | None = 0.25,
+        retry_after: float = 60.0,
+        **ann_options: Any,
+    ) -> None:
         if approximate_above is not None:
-            approximate_above = check_int("approximate_above", approximate_above, minimum=0,
-                                          none=True)
+            approximate_above = check_int(
+                "approximate_above", approximate_above, minimum=0, none=True
+            )
             require_ann()  # checked without importing usearch: see ann_installed
         if tombstone_ratio is not None:
-            tombstone_ratio = check_real("tombstone_ratio", tombstone_ratio,
-                                         "a finite number > 0 or None", lambda x: x > 0)
-        retry_after = check_real("retry_after", retry_after, "finite seconds >= 0",
-                                 lambda x: x >= 0)
+            tombstone_ratio = check_real(
+                "tombstone_ratio", tombstone_ratio, "a finite number > 0 or None", lambda x: x > 0
+            )
+        retry_after = check_real(
+            "retry_after", retry_after, "finite seconds >= 0", lambda x: x >= 0
+        )
         self.approximate_above = approximate_above
         self.background = background
         self.tombstone_ratio = tombstone_ratio
         self.retry_after = retry_after
         self._ann_options = ann_options
-        self._impl: VectorIndex | ApproximateIndex = VectorIndex(dim, capacity=capacity,
-                                                                 metric=metric)
+        self._impl: VectorIndex | ApproximateIndex = VectorIndex(
+            dim, capacity=capacity, metric=metric
+        )
         # Serialises writers, the start of a build, and its last replay and swap. Re-entrant
         # because with background=False the build runs inside the add that holds it.
         self._write_lock = threading.RLock()
@@ -233,8 +245,11 @@ class AutoIndex:
             copy_rows = impl.copy
         else:
             dead = impl.tombstones
-            if (self.tombstone_ratio is None or dead < _MIN_TOMBSTONES
-                    or dead <= self.tombstone_ratio * len(impl)):
+            if (
+                self.tombstone_ratio is None
+                or dead < _MIN_TOMBSTONES
+                or dead <= self.tombstone_ratio * len(impl)
+            ):
                 return
             copy_rows = impl.exact_copy
         build: _Build | None = None
@@ -243,8 +258,9 @@ class AutoIndex:
             # builder must not read rows that writers move (a removal fills its hole).
             build = self._build = _Build(copy_rows())
             if self.background:
-                threading.Thread(target=self._run, args=(build,), daemon=True,
-                                 name="llmcache-autoindex-build").start()
+                threading.Thread(
+                    target=self._run, args=(build,), daemon=True, name="llmcache-autoindex-build"
+                ).start()
         except Exception as exc:  # no memory for the copy, no thread left: a failed build
             self._fail(build, exc)
             return
@@ -262,8 +278,10 @@ class AutoIndex:
                     if self._build is not build:
                         return  # dropped by clear(): throw the graph away
                     ops, build.journal = build.journal, []
-                    if (round_ == _CATCH_UP_ROUNDS
-                            or sum(len(ids) for ids, _ in ops) <= _REPLAY_UNLOCKED_ABOVE):
+                    if (
+                        round_ == _CATCH_UP_ROUNDS
+                        or sum(len(ids) for ids, _ in ops) <= _REPLAY_UNLOCKED_ABOVE
+                    ):
                         _replay(fresh, ops)
                         self._impl = fresh  # one reference: searches see old or new, whole
                         self._build = None
@@ -287,22 +305,38 @@ class AutoIndex:
             self._build = None
             self._failures += 1
             self._failures_in_row += 1
-            delay = self.retry_after * 2 ** min(self._failures_in_row - 1,
-                                                _MAX_BACKOFF_DOUBLINGS)
+            delay = self.retry_after * 2 ** min(self._failures_in_row - 1, _MAX_BACKOFF_DOUBLINGS)
             self._next_attempt = time.monotonic() + delay
             kind = "old graph" if self.is_approximate else "exact rows"
-        log.warning("AutoIndex: building the graph failed (%s); searches stay on the %s, "
-                    "next try at a write after %.0f s", exc, kind, delay, exc_info=exc)
+        log.warning(
+            "AutoIndex: building the graph failed (%s); searches stay on the %s, "
+            "next try at a write after %.0f s",
+            exc,
+            kind,
+            delay,
+            exc_info=exc,
+        )
 
     # ---------------------------------------------------------------- reads
 
-    def search(self, query: npt.ArrayLike, k: int = 1, *, threshold: float | None = None,
-               filter_ids: IdFilter | None = None) -> list[SearchHit]:
+    def search(
+        self,
+        query: npt.ArrayLike,
+        k: int = 1,
+        *,
+        threshold: float | None = None,
+        filter_ids: IdFilter | None = None,
+    ) -> list[SearchHit]:
         return self._impl.search(query, k, threshold=threshold, filter_ids=filter_ids)
 
-    def search_batch(self, queries: npt.ArrayLike, k: int = 1, *,
-                     threshold: float | None = None,
-                     filter_ids: IdFilter | None = None) -> list[list[SearchHit]]:
+    def search_batch(
+        self,
+        queries: npt.ArrayLike,
+        k: int = 1,
+        *,
+        threshold: float | None = None,
+        filter_ids: IdFilter | None = None,
+    ) -> list[list[SearchHit]]:
         return self._impl.search_batch(queries, k, threshold=threshold, filter_ids=filter_ids)
 
     # ---------------------------------------------------------------- persistence
@@ -314,8 +348,9 @@ class AutoIndex:
         self._impl.save(path)
 
     @classmethod
-    def load(cls, path: PathLike, *, approximate_above: int | None = 50_000,
-             **options: Any) -> AutoIndex:
+    def load(
+        cls, path: PathLike, *, approximate_above: int | None = 50_000, **options: Any
+    ) -> AutoIndex:
         """Load what any of the three index classes saved (a zip archive is exact).
         ``options`` are those of `AutoIndex`. An exact file above ``approximate_above``
         rows, or a graph with too many tombstones, starts its build at once."""
@@ -329,8 +364,7 @@ class AutoIndex:
         return index
 
 
-def make_index(dim: int, *, approximate_above: int | None = 50_000,
-               **options: Any) -> AutoIndex:
+def make_index(dim: int, *, approximate_above: int | None = 50_000, **options: Any) -> AutoIndex:
     """An index that is exact up to ``approximate_above`` rows and approximate beyond.
 
     ``options`` go to `AutoIndex` (``capacity``, ``background``, ``tombstone_ratio``,

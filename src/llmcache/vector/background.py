@@ -51,8 +51,9 @@ _STOP = object()
 class BackgroundWork:
     """A bounded queue of jobs and the workers draining it (threads and tasks)."""
 
-    def __init__(self, *, max_pending: int = 256, concurrency: int = 1,
-                 name: str = "llmcache-verify") -> None:
+    def __init__(
+        self, *, max_pending: int = 256, concurrency: int = 1, name: str = "llmcache-verify"
+    ) -> None:
         self.max_pending = check_int("max_pending", max_pending, minimum=1)
         self.concurrency = check_int("concurrency", concurrency, minimum=1)
         self.name = name
@@ -89,8 +90,9 @@ class BackgroundWork:
         return True
 
     def _start_thread(self) -> None:  # caller holds the lock
-        thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}",
-                                  daemon=True)
+        thread = threading.Thread(
+            target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True
+        )
         self._threads.append(thread)
         thread.start()
 
@@ -136,9 +138,10 @@ class BackgroundWork:
                 return False
             if self._loop is not loop or self._ajobs is None:
                 self._loop, self._ajobs = loop, asyncio.Queue(maxsize=self.max_pending)
-                self._tasks = [loop.create_task(self._awork(self._ajobs),
-                                                name=f"{self.name}-task-{i}")
-                               for i in range(self.concurrency)]
+                self._tasks = [
+                    loop.create_task(self._awork(self._ajobs), name=f"{self.name}-task-{i}")
+                    for i in range(self.concurrency)
+                ]
             jobs = self._ajobs
         try:
             jobs.put_nowait(job)
@@ -220,15 +223,20 @@ class BackgroundWork:
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
-                logger.warning("%s: a verification still running after %.1fs of close(); "
-                               "left to finish on its own", thread.name, timeout)
+                logger.warning(
+                    "%s: a verification still running after %.1fs of close(); "
+                    "left to finish on its own",
+                    thread.name,
+                    timeout,
+                )
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """`close` for async code: also waits for this loop's worker tasks to stop."""
         with self._lock:
             already = self._closed
-        tasks = [] if already else [t for t in self._tasks
-                                     if self._loop is asyncio.get_running_loop()]
+        tasks = (
+            [] if already else [t for t in self._tasks if self._loop is asyncio.get_running_loop()]
+        )
         await asyncio.to_thread(self.close, timeout)
         for task in tasks:
             task.cancel()

@@ -42,8 +42,16 @@ from dataclasses import dataclass
 
 from llmcache.vector._arguments import check_real
 
-__all__ = ["DEFAULT_CONFIDENCE", "Threshold", "binomial_cdf", "check_confidence",
-           "check_max_error", "learn_threshold", "min_observations", "upper_bound"]
+__all__ = [
+    "DEFAULT_CONFIDENCE",
+    "Threshold",
+    "binomial_cdf",
+    "check_confidence",
+    "check_max_error",
+    "learn_threshold",
+    "min_observations",
+    "upper_bound",
+]
 
 #: The probability that a learned threshold keeps its bound (the tests' level is 5%).
 DEFAULT_CONFIDENCE = 0.95
@@ -51,14 +59,14 @@ DEFAULT_CONFIDENCE = 0.95
 
 def check_max_error(value: object) -> float:
     """``value`` as a share of wrong answers in (0, 1)."""
-    return check_real("max_error", value, "a share of wrong answers in (0, 1)",
-                      lambda x: 0.0 < x < 1.0)
+    return check_real(
+        "max_error", value, "a share of wrong answers in (0, 1)", lambda x: 0.0 < x < 1.0
+    )
 
 
 def check_confidence(value: object) -> float:
     """``value`` as a probability in (0, 1)."""
-    return check_real("confidence", value, "a probability in (0, 1)",
-                      lambda x: 0.0 < x < 1.0)
+    return check_real("confidence", value, "a probability in (0, 1)", lambda x: 0.0 < x < 1.0)
 
 
 def binomial_cdf(k: int, n: int, p: float) -> float:
@@ -75,8 +83,9 @@ def binomial_cdf(k: int, n: int, p: float) -> float:
     log_n = math.lgamma(n + 1)
     total = 0.0
     for i in range(k + 1):
-        total += math.exp(log_n - math.lgamma(i + 1) - math.lgamma(n - i + 1)
-                          + i * log_p + (n - i) * log_q)
+        total += math.exp(
+            log_n - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
+        )
     return min(1.0, total)
 
 
@@ -113,8 +122,13 @@ class Threshold:
     upper: float
 
 
-def learn_threshold(similarities: Sequence[float], correct: Sequence[bool], *,
-                    max_error: float, confidence: float = DEFAULT_CONFIDENCE) -> Threshold:
+def learn_threshold(
+    similarities: Sequence[float],
+    correct: Sequence[bool],
+    *,
+    max_error: float,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> Threshold:
     """The lowest threshold whose candidates are wrong at most ``max_error`` of the time
     (see the module docstring for the test and why it keeps the bound)."""
     if len(similarities) != len(correct):
@@ -138,5 +152,9 @@ def learn_threshold(similarities: Sequence[float], correct: Sequence[bool], *,
         found = Threshold(float(value), n, wrong, -1.0)
     if found.threshold is None:
         return found
-    return Threshold(found.threshold, found.observations, found.wrong,
-                     upper_bound(found.wrong, found.observations, confidence=confidence))
+    return Threshold(
+        found.threshold,
+        found.observations,
+        found.wrong,
+        upper_bound(found.wrong, found.observations, confidence=confidence),
+    )

@@ -32,8 +32,15 @@ import orjson
 
 from llmcache.entry import JSONValue
 
-__all__ = ["ANSWER_PROMPT", "COMPARISONS", "Comparison", "exact", "json_equal", "normalized",
-           "text_of"]
+__all__ = [
+    "ANSWER_PROMPT",
+    "COMPARISONS",
+    "Comparison",
+    "exact",
+    "json_equal",
+    "normalized",
+    "text_of",
+]
 
 Comparison = Callable[[JSONValue, JSONValue], bool]
 
@@ -102,8 +109,7 @@ def json_equal(cached: JSONValue, fresh: JSONValue) -> bool:
     return exact(_parsed(cached), _parsed(fresh))
 
 
-COMPARISONS: dict[str, Comparison] = {"exact": exact, "normalized": normalized,
-                                      "json": json_equal}
+COMPARISONS: dict[str, Comparison] = {"exact": exact, "normalized": normalized, "json": json_equal}
 
 
 def text_of(value: JSONValue) -> str:

@@ -124,8 +124,9 @@ def embedder_version(embedder: Embedder) -> str | None:
     return None if version is None else str(version)
 
 
-def unit_embeddings(raw: Any, count: int, dim: int | None,
-                    name: str = "embedder") -> tuple[Matrix, npt.NDArray[np.bool_]]:
+def unit_embeddings(
+    raw: Any, count: int, dim: int | None, name: str = "embedder"
+) -> tuple[Matrix, npt.NDArray[np.bool_]]:
     """What an embedder returned for ``count`` texts, checked: C-contiguous float32 unit
     rows (zero rows stay zero) and a mask of the rows that held NaN or inf (zeroed).
 
@@ -147,10 +148,16 @@ def unit_embeddings(raw: Any, count: int, dim: int | None,
         raise EmbeddingError(f"{name}: embed returned no array ({exc})") from None
     if arr.dtype.kind not in "iuf":
         raise EmbeddingError(f"{name}: embed returned {arr.dtype} values, expected numbers")
-    if arr.ndim != 2 or arr.shape[0] != count or arr.shape[1] < 1 \
-            or (dim is not None and arr.shape[1] != dim):
-        raise EmbeddingError(f"{name}: embed returned shape {arr.shape} for {count} texts, "
-                             f"expected ({count}, {dim or 'dim'})")
+    if (
+        arr.ndim != 2
+        or arr.shape[0] != count
+        or arr.shape[1] < 1
+        or (dim is not None and arr.shape[1] != dim)
+    ):
+        raise EmbeddingError(
+            f"{name}: embed returned shape {arr.shape} for {count} texts, "
+            f"expected ({count}, {dim or 'dim'})"
+        )
     if arr.dtype == np.float32:
         # The usual answer: finite rows whose float32 norms neither over- nor underflowed
         # (NaN and inf fail the comparisons). No float64 copy; one row (a lookup's query)
@@ -201,7 +208,7 @@ class HashingEmbedder:
             yield "w:" + word, 1.0
             padded = f"<{word}>"
             for i in range(len(padded) - 2):
-                yield "g:" + padded[i:i + 3], 0.35
+                yield "g:" + padded[i : i + 3], 0.35
 
     def embed(self, texts: Sequence[str]) -> Matrix:
         """Unit rows for ``texts`` (a zero row for a text without words)."""
@@ -236,9 +243,15 @@ class BackendEmbedder:
     ('backend:nomic-embed-text', 16)
     """
 
-    def __init__(self, backend: Backend | AsyncBackend, *, model: str | None = None,
-                 cache: EmbeddingCache | None = None, dim: int | None = None,
-                 name: str | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend | AsyncBackend,
+        *,
+        model: str | None = None,
+        cache: EmbeddingCache | None = None,
+        dim: int | None = None,
+        name: str | None = None,
+    ) -> None:
         self.backend = backend
         self.model: str = model or getattr(backend, "model", "") or ""
         if not self.model:
@@ -263,31 +276,42 @@ class BackendEmbedder:
         found: dict[str, Any] = self.cache.get_batch(texts, self.model)
         return found, [t for t, v in found.items() if v is None]
 
-    def _finish(self, texts: Sequence[str], found: dict[str, Any], missing: list[str],
-                fetched: list[list[float]]) -> Matrix:
+    def _finish(
+        self,
+        texts: Sequence[str],
+        found: dict[str, Any],
+        missing: list[str],
+        fetched: list[list[float]],
+    ) -> Matrix:
         if len(fetched) != len(missing):
-            raise ValueError(f"{self.name}: asked for {len(missing)} embeddings, "
-                             f"got {len(fetched)}")
+            raise ValueError(
+                f"{self.name}: asked for {len(missing)} embeddings, got {len(fetched)}"
+            )
         if missing:
             self.cache.set_batch(dict(zip(missing, fetched, strict=True)), self.model)
-            found.update((text, np.asarray(vec, dtype=np.float32))
-                         for text, vec in zip(missing, fetched, strict=True))
+            found.update(
+                (text, np.asarray(vec, dtype=np.float32))
+                for text, vec in zip(missing, fetched, strict=True)
+            )
         if not texts:
             return np.zeros((0, self._dim or 0), dtype=np.float32)
-        rows = normalize_rows(np.stack([np.asarray(found[t], dtype=np.float32)
-                                        for t in texts]))
+        rows = normalize_rows(np.stack([np.asarray(found[t], dtype=np.float32) for t in texts]))
         if self._dim is None:
             self._dim = int(rows.shape[1])
         elif rows.shape[1] != self._dim:
-            raise ValueError(f"{self.name}: the backend returned {rows.shape[1]}-dim vectors, "
-                             f"expected {self._dim}")
+            raise ValueError(
+                f"{self.name}: the backend returned {rows.shape[1]}-dim vectors, "
+                f"expected {self._dim}"
+            )
         return rows
 
     def embed(self, texts: Sequence[str]) -> Matrix:
         """Unit rows for ``texts``; one backend call for the texts not cached yet."""
         if isinstance(self.backend, AsyncBackend):
-            raise TypeError("BackendEmbedder over an AsyncBackend: use `await aembed(...)` "
-                            "(or SemanticCache.aget/aset)")
+            raise TypeError(
+                "BackendEmbedder over an AsyncBackend: use `await aembed(...)` "
+                "(or SemanticCache.aget/aset)"
+            )
         texts = list(texts)
         found, missing = self._missing(texts)
         fetched = self.backend.embed(missing, model=self.model).embeddings if missing else []
@@ -303,8 +327,9 @@ class BackendEmbedder:
                 fetched = (await self.backend.embed(missing, model=self.model)).embeddings
             else:
                 backend = self.backend
-                fetched = (await asyncio.to_thread(backend.embed, missing,
-                                                   model=self.model)).embeddings
+                fetched = (
+                    await asyncio.to_thread(backend.embed, missing, model=self.model)
+                ).embeddings
         return self._finish(texts, found, missing, fetched)
 
 
@@ -355,8 +380,10 @@ def _import_wordllama() -> Any:
         with _keep_root_logging():
             wordllama = importlib.import_module("wordllama")
     except ImportError as exc:
-        raise ImportError("WordLlamaEmbedder needs the optional package 'wordllama': "
-                          "pip install 'llmcache[semantic]'") from exc
+        raise ImportError(
+            "WordLlamaEmbedder needs the optional package 'wordllama': "
+            "pip install 'llmcache[semantic]'"
+        ) from exc
     return wordllama
 
 
@@ -374,9 +401,12 @@ def _load_wordllama(dim: int) -> Any:
         package_dir = Path(wordllama.__file__).resolve().parent
         with _offline(), _keep_root_logging():
             model = wordllama.WordLlama.load(
-                _WORDLLAMA_CONFIG, dim=_WORDLLAMA_SHIPPED_DIM,
+                _WORDLLAMA_CONFIG,
+                dim=_WORDLLAMA_SHIPPED_DIM,
                 trunc_dim=None if dim == _WORDLLAMA_SHIPPED_DIM else dim,
-                cache_dir=package_dir, disable_download=True)
+                cache_dir=package_dir,
+                disable_download=True,
+            )
         _models[dim] = model
         return model
 

@@ -41,9 +41,22 @@ from llmcache.vector.guards import Guard, default_guards
 from llmcache.vector.semantic import DEFAULT_THRESHOLD, SemanticCache
 from llmcache.vector.verifier import Verifier
 
-__all__ = ["EMBEDDERS", "Chat", "Pair", "Scored", "best_threshold", "evaluate", "load_pairs",
-           "make_embedder", "render", "request_for", "score_pairs", "serve_pairs", "summarize",
-           "tally"]
+__all__ = [
+    "EMBEDDERS",
+    "Chat",
+    "Pair",
+    "Scored",
+    "best_threshold",
+    "evaluate",
+    "load_pairs",
+    "make_embedder",
+    "render",
+    "request_for",
+    "score_pairs",
+    "serve_pairs",
+    "summarize",
+    "tally",
+]
 
 EMBEDDERS = ("wordllama", "hashing")
 #: The labeled set shipped with the package (written by hand for llmcache).
@@ -68,8 +81,11 @@ def _chat(value: object) -> Chat | None:
         return None
     chat: Chat = []
     for message in value:
-        if not isinstance(message, dict) or set(message) != {"role", "content"} \
-                or not all(isinstance(v, str) for v in message.values()):
+        if (
+            not isinstance(message, dict)
+            or set(message) != {"role", "content"}
+            or not all(isinstance(v, str) for v in message.values())
+        ):
             return None
         chat.append(dict(message))
     return chat
@@ -114,11 +130,18 @@ def load_pairs(path: str | os.PathLike[str]) -> list[Pair]:
             a, b = _side(obj.get("a")), _side(obj.get("b"))
             same = obj.get("same_answer")
             category = obj.get("category", "uncategorised")
-            if a is None or b is None or isinstance(a, str) != isinstance(b, str) \
-                    or not isinstance(same, bool) or not isinstance(category, str):
-                raise ValueError(f'{path}:{n}: expected "a" and "b" both strings or both '
-                                 'chats (lists of {"role", "content"} strings), "same_answer" '
-                                 'true or false, and an optional "category" string')
+            if (
+                a is None
+                or b is None
+                or isinstance(a, str) != isinstance(b, str)
+                or not isinstance(same, bool)
+                or not isinstance(category, str)
+            ):
+                raise ValueError(
+                    f'{path}:{n}: expected "a" and "b" both strings or both '
+                    'chats (lists of {"role", "content"} strings), "same_answer" '
+                    'true or false, and an optional "category" string'
+                )
             pairs.append(Pair(a, b, same, category))
     if not pairs:
         raise ValueError(f"{path}: no pairs")
@@ -134,8 +157,9 @@ def make_embedder(name: str) -> Embedder:
     raise ValueError(f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)}")
 
 
-def score_pairs(pairs: Sequence[Pair], embedder: Embedder,
-                guards: Sequence[Guard] | None = None) -> list[Scored]:
+def score_pairs(
+    pairs: Sequence[Pair], embedder: Embedder, guards: Sequence[Guard] | None = None
+) -> list[Scored]:
     """Cache every ``a`` (each in its own namespace) and score its ``b`` against it."""
     cache = SemanticCache(embedder, guards=guards, max_entries=max(1, len(pairs)))
     try:
@@ -153,9 +177,15 @@ def score_pairs(pairs: Sequence[Pair], embedder: Embedder,
         cache.close()
 
 
-def serve_pairs(pairs: Sequence[Pair], embedder: Embedder, *, threshold: float | None = None,
-                guards: Sequence[Guard] | None = None, verifier: Verifier | None = None,
-                grey_zone: tuple[float, float] | None = None) -> list[bool]:
+def serve_pairs(
+    pairs: Sequence[Pair],
+    embedder: Embedder,
+    *,
+    threshold: float | None = None,
+    guards: Sequence[Guard] | None = None,
+    verifier: Verifier | None = None,
+    grey_zone: tuple[float, float] | None = None,
+) -> list[bool]:
     """Whether `SemanticCache.get` serves each ``b`` the answer cached for its ``a`` (each
     pair in its own namespace), with ``verifier`` asked as the cache asks it (one pair at a
     time, so each question is about that pair alone).
@@ -167,9 +197,14 @@ def serve_pairs(pairs: Sequence[Pair], embedder: Embedder, *, threshold: float |
     ...     pairs, HashingEmbedder(), threshold=0.5, verifier=no)   # asked about every hit
     ([True], [False])
     """
-    cache = SemanticCache(embedder, threshold=DEFAULT_THRESHOLD if threshold is None
-                          else threshold, guards=guards, verifier=verifier,
-                          grey_zone=grey_zone, max_entries=max(1, len(pairs)))
+    cache = SemanticCache(
+        embedder,
+        threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+        guards=guards,
+        verifier=verifier,
+        grey_zone=grey_zone,
+        max_entries=max(1, len(pairs)),
+    )
     try:
         served = []
         for i, pair in enumerate(pairs):
@@ -194,12 +229,16 @@ def _per_category(rows: Sequence[tuple[Pair, bool]]) -> dict[str, Any]:
     per_category: dict[str, Any] = {}
     for name, members in sorted(categories.items()):
         should = sum(pair.same_answer for pair, _ in members)
-        out: dict[str, Any] = {"pairs": len(members), "should_hit": should,
-                               "traps": len(members) - should,
-                               "served": _share(sum(s for _, s in members), len(members))}
+        out: dict[str, Any] = {
+            "pairs": len(members),
+            "should_hit": should,
+            "traps": len(members) - should,
+            "served": _share(sum(s for _, s in members), len(members)),
+        }
         if should < len(members):
-            out["wrong"] = _share(sum(s for pair, s in members if not pair.same_answer),
-                                  len(members) - should)
+            out["wrong"] = _share(
+                sum(s for pair, s in members if not pair.same_answer), len(members) - should
+            )
         per_category[name] = out
     return per_category
 
@@ -211,9 +250,14 @@ def tally(pairs: Sequence[Pair], served: Sequence[bool]) -> dict[str, Any]:
         raise ValueError(f"{len(pairs)} pairs but {len(served)} verdicts")
     hits = [s for p, s in zip(pairs, served, strict=True) if p.same_answer]
     traps = [s for p, s in zip(pairs, served, strict=True) if not p.same_answer]
-    return {"pairs": len(pairs), "should_hit": len(hits), "traps": len(traps),
-            "served": _share(sum(hits), len(hits)), "wrong": _share(sum(traps), len(traps)),
-            "per_category": _per_category(list(zip(pairs, served, strict=True)))}
+    return {
+        "pairs": len(pairs),
+        "should_hit": len(hits),
+        "traps": len(traps),
+        "served": _share(sum(hits), len(hits)),
+        "wrong": _share(sum(traps), len(traps)),
+        "per_category": _per_category(list(zip(pairs, served, strict=True))),
+    }
 
 
 def best_threshold(scored: Sequence[Scored], budget: float) -> dict[str, Any]:
@@ -221,8 +265,9 @@ def best_threshold(scored: Sequence[Scored], budget: float) -> dict[str, Any]:
     (the highest such threshold on ties), from a sweep over the observed similarities."""
     hits = [s for s in scored if s.pair.same_answer]
     traps = [s for s in scored if not s.pair.same_answer]
-    candidates = sorted({s.similarity for s in scored
-                         if s.veto is None and math.isfinite(s.similarity)} | {1.0})
+    candidates = sorted(
+        {s.similarity for s in scored if s.veto is None and math.isfinite(s.similarity)} | {1.0}
+    )
     best: dict[str, Any] = {"threshold": 1.0, "served": 0.0, "wrong": 0.0, "budget": budget}
     best_served = -1
     for threshold in candidates:
@@ -230,8 +275,12 @@ def best_threshold(scored: Sequence[Scored], budget: float) -> dict[str, Any]:
         wrong = _share(sum(s.served(threshold) for s in traps), len(traps))
         if wrong <= budget and served >= best_served:
             best_served = served
-            best = {"threshold": round(float(threshold), 4), "served": _share(served, len(hits)),
-                    "wrong": wrong, "budget": budget}
+            best = {
+                "threshold": round(float(threshold), 4),
+                "served": _share(served, len(hits)),
+                "wrong": wrong,
+                "budget": budget,
+            }
     return best
 
 
@@ -248,22 +297,44 @@ def summarize(scored: Sequence[Scored], threshold: float, budget: float) -> dict
             side[s.veto[0]] = side.get(s.veto[0], 0) + 1
     best = best_threshold(scored, budget)
     return {
-        "pairs": len(scored), "should_hit": len(hits), "traps": len(traps),
+        "pairs": len(scored),
+        "should_hit": len(hits),
+        "traps": len(traps),
         "served": _share(sum(s.served(threshold) for s in hits), len(hits)),
         "wrong": _share(sum(s.served(threshold) for s in traps), len(traps)),
-        "threshold": best["threshold"], "threshold_used": threshold, "budget": budget,
-        "best": best, "per_category": per_category, "vetoes": vetoes,
-        "wrong_pairs": [{"a": s.pair.a, "b": s.pair.b, "category": s.pair.category,
-                         "similarity": round(s.similarity, 4)}
-                        for s in traps if s.served(threshold)],
+        "threshold": best["threshold"],
+        "threshold_used": threshold,
+        "budget": budget,
+        "best": best,
+        "per_category": per_category,
+        "vetoes": vetoes,
+        "wrong_pairs": [
+            {
+                "a": s.pair.a,
+                "b": s.pair.b,
+                "category": s.pair.category,
+                "similarity": round(s.similarity, 4),
+            }
+            for s in traps
+            if s.served(threshold)
+        ],
     }
 
 
-def evaluate(pairs: Sequence[Pair], embedder: Embedder, *, threshold: float | None = None,
-             guards: Sequence[Guard] | None = None, budget: float = 0.02) -> dict[str, Any]:
+def evaluate(
+    pairs: Sequence[Pair],
+    embedder: Embedder,
+    *,
+    threshold: float | None = None,
+    guards: Sequence[Guard] | None = None,
+    budget: float = 0.02,
+) -> dict[str, Any]:
     """Score ``pairs`` and summarise them at ``threshold`` (default: the cache's)."""
-    used = DEFAULT_THRESHOLD if threshold is None else check_real(
-        "threshold", threshold, "a cosine in [-1, 1]", lambda x: -1.0 <= x <= 1.0)
+    used = (
+        DEFAULT_THRESHOLD
+        if threshold is None
+        else check_real("threshold", threshold, "a cosine in [-1, 1]", lambda x: -1.0 <= x <= 1.0)
+    )
     budget = check_real("budget", budget, "a share in [0, 1]", lambda x: 0.0 <= x <= 1.0)
     report = summarize(score_pairs(pairs, embedder, guards), used, budget)
     report["embedder"] = embedder.name
@@ -288,17 +359,23 @@ def render(reports: Iterable[tuple[str, dict[str, Any]]]) -> None:
         summary.add_column(label, justify="right")
     first = reports[0][1]
     rows = [
-        ("pairs (should hit / traps)",
-         [f"{r['pairs']} ({r['should_hit']} / {r['traps']})" for _, r in reports]),
+        (
+            "pairs (should hit / traps)",
+            [f"{r['pairs']} ({r['should_hit']} / {r['traps']})" for _, r in reports],
+        ),
         ("embedder", [r["embedder"] for _, r in reports]),
         ("guards", [", ".join(r["guards"]) or "none" for _, r in reports]),
         ("threshold used", [f"{r['threshold_used']:.3f}" for _, r in reports]),
         ("should-hit pairs served", [_pct(r["served"]) for _, r in reports]),
         ("traps served a wrong answer", [_pct(r["wrong"]) for _, r in reports]),
-        (f"best threshold (wrong <= {_pct(first['budget'])})",
-         [f"{r['best']['threshold']:.3f}" for _, r in reports]),
-        ("  served / wrong there",
-         [f"{_pct(r['best']['served'])} / {_pct(r['best']['wrong'])}" for _, r in reports]),
+        (
+            f"best threshold (wrong <= {_pct(first['budget'])})",
+            [f"{r['best']['threshold']:.3f}" for _, r in reports],
+        ),
+        (
+            "  served / wrong there",
+            [f"{_pct(r['best']['served'])} / {_pct(r['best']['wrong'])}" for _, r in reports],
+        ),
     ]
     for name, values in rows:
         summary.add_row(name, *values)

@@ -59,9 +59,20 @@ from llmcache.vector.semantic import (
 )
 from llmcache.vector.verifier import Verifier
 
-__all__ = ["DEFAULT_BOUNDS", "LabeledPair", "Outcome", "curve", "judge_view", "judged_once",
-           "learned_splits", "make_verifier", "render_learned", "serve_learned",
-           "simulated_judge", "summarize_outcomes"]
+__all__ = [
+    "DEFAULT_BOUNDS",
+    "LabeledPair",
+    "Outcome",
+    "curve",
+    "judge_view",
+    "judged_once",
+    "learned_splits",
+    "make_verifier",
+    "render_learned",
+    "serve_learned",
+    "simulated_judge",
+    "summarize_outcomes",
+]
 
 #: The bounds `curve` measures by default.
 DEFAULT_BOUNDS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
@@ -97,8 +108,7 @@ def _fraction(seed: int, first: str, second: str) -> float:
     return digest / 2.0**64
 
 
-def simulated_judge(pairs: Iterable[LabeledPair], *, accuracy: float,
-                    seed: int = 0) -> Verifier:
+def simulated_judge(pairs: Iterable[LabeledPair], *, accuracy: float, seed: int = 0) -> Verifier:
     """A judge that knows the labels of ``pairs`` and answers right with probability
     ``accuracy``, the same way every time for a pair (in either order); "no" about pairs
     it does not know."""
@@ -144,15 +154,31 @@ class Outcome:
     basis: str | None
 
 
-def serve_learned(calibrate: Sequence[LabeledPair], score: Sequence[LabeledPair],
-                  embedder: Embedder, *, max_error: float, judge: Verifier | None,
-                  guards: Sequence[Guard] | None = None, floor: float = LEARNED_FLOOR,
-                  verify: str = "background", seed: int = 0) -> list[Outcome]:
+def serve_learned(
+    calibrate: Sequence[LabeledPair],
+    score: Sequence[LabeledPair],
+    embedder: Embedder,
+    *,
+    max_error: float,
+    judge: Verifier | None,
+    guards: Sequence[Guard] | None = None,
+    floor: float = LEARNED_FLOOR,
+    verify: str = "background",
+    seed: int = 0,
+) -> list[Outcome]:
     """Warm-start a cache with ``max_error`` on ``calibrate``, then look up each pair of
     ``score`` (see the module docstring)."""
-    cache = SemanticCache(embedder, guards=guards, verifier=judge, max_error=max_error,
-                          grey_zone=(floor, 1.0), verify=verify, seed=seed,
-                          max_entries=max(1, len(score)), approximate_above=None)
+    cache = SemanticCache(
+        embedder,
+        guards=guards,
+        verifier=judge,
+        max_error=max_error,
+        grey_zone=(floor, 1.0),
+        verify=verify,
+        seed=seed,
+        max_entries=max(1, len(score)),
+        approximate_above=None,
+    )
     try:
         if calibrate:
             cache.observe_pairs((p.a, p.b, p.same_answer) for p in calibrate)
@@ -185,8 +211,9 @@ def summarize_outcomes(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     served = sum(o.served for o in hits)
     per_category: dict[str, dict[str, Any]] = {}
     for o in outcomes:
-        row = per_category.setdefault(o.pair.category, {"pairs": 0, "should_hit": 0,
-                                                        "served": 0, "wrong": 0})
+        row = per_category.setdefault(
+            o.pair.category, {"pairs": 0, "should_hit": 0, "served": 0, "wrong": 0}
+        )
         row["pairs"] += 1
         row["should_hit"] += o.pair.same_answer
         row["served"] += o.served
@@ -202,20 +229,37 @@ def summarize_outcomes(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     for o in outcomes:
         if o.basis is not None:
             basis[o.basis] = basis.get(o.basis, 0) + 1
-    return {"pairs": len(outcomes), "should_hit": len(hits), "traps": len(traps),
-            "served": _share(served, len(hits)),
-            "served_at_once": _share(sum(o.at_once for o in hits), len(hits)),
-            "wrong": _share(wrong, len(traps)),
-            "wrong_per_lookup": _share(wrong, len(outcomes)),
-            "wrong_per_served": _share(wrong, served + wrong),
-            "basis": basis, "per_category": dict(sorted(per_category.items()))}
+    return {
+        "pairs": len(outcomes),
+        "should_hit": len(hits),
+        "traps": len(traps),
+        "served": _share(served, len(hits)),
+        "served_at_once": _share(sum(o.at_once for o in hits), len(hits)),
+        "wrong": _share(wrong, len(traps)),
+        "wrong_per_lookup": _share(wrong, len(outcomes)),
+        "wrong_per_served": _share(wrong, served + wrong),
+        "basis": basis,
+        "per_category": dict(sorted(per_category.items())),
+    }
 
 
-def _judged_run(pairs: Sequence[LabeledPair], embedder: Embedder, judge: Verifier,
-                limit: float, floor: float, guards: Sequence[Guard] | None) -> list[Outcome]:
-    cache = SemanticCache(embedder, threshold=limit, guards=guards, verifier=judge,
-                          grey_zone=(min(floor, limit), limit), approximate_above=None,
-                          max_entries=max(1, len(pairs)))
+def _judged_run(
+    pairs: Sequence[LabeledPair],
+    embedder: Embedder,
+    judge: Verifier,
+    limit: float,
+    floor: float,
+    guards: Sequence[Guard] | None,
+) -> list[Outcome]:
+    cache = SemanticCache(
+        embedder,
+        threshold=limit,
+        guards=guards,
+        verifier=judge,
+        grey_zone=(min(floor, limit), limit),
+        approximate_above=None,
+        max_entries=max(1, len(pairs)),
+    )
     outcomes = []
     try:
         for i, pair in enumerate(pairs):
@@ -228,11 +272,16 @@ def _judged_run(pairs: Sequence[LabeledPair], embedder: Embedder, judge: Verifie
     return outcomes
 
 
-def judged_once(pairs: Sequence[LabeledPair], embedder: Embedder, *,
-                judge: Callable[[int], Verifier | None], runs: int = 1,
-                threshold: float | None = None,
-                floor: float = LEARNED_FLOOR,
-                guards: Sequence[Guard] | None = None) -> dict[str, Any]:
+def judged_once(
+    pairs: Sequence[LabeledPair],
+    embedder: Embedder,
+    *,
+    judge: Callable[[int], Verifier | None],
+    runs: int = 1,
+    threshold: float | None = None,
+    floor: float = LEARNED_FLOOR,
+    guards: Sequence[Guard] | None = None,
+) -> dict[str, Any]:
     """The cache without a bound, asking the judge inline about the candidates it would
     otherwise refuse (similarity in ``[floor, threshold)``, or vetoed only by ``scope``),
     ``runs`` times with ``judge(k)`` (a simulated judge's seed per run): the figures of
@@ -247,15 +296,23 @@ def judged_once(pairs: Sequence[LabeledPair], embedder: Embedder, *,
         reports.append(summarize_outcomes(outcomes))
         pooled.extend(outcomes)
     report = summarize_outcomes(pooled)
-    return {"max_error": None, "splits": runs, "figures": _spread(reports),
-            "per_category": report["per_category"], "basis": {},
-            "pairs": len(pairs), "should_hit": report["should_hit"] // runs,
-            "traps": report["traps"] // runs,
-            "runs": [{name: round(r[name], 4) for name in _FIGURES} for r in reports]}
+    return {
+        "max_error": None,
+        "splits": runs,
+        "figures": _spread(reports),
+        "per_category": report["per_category"],
+        "basis": {},
+        "pairs": len(pairs),
+        "should_hit": report["should_hit"] // runs,
+        "traps": report["traps"] // runs,
+        "runs": [{name: round(r[name], 4) for name in _FIGURES} for r in reports],
+    }
 
 
-def _halves(pairs: Sequence[LabeledPair], rng: random.Random,
-            ) -> tuple[list[LabeledPair], list[LabeledPair]]:
+def _halves(
+    pairs: Sequence[LabeledPair],
+    rng: random.Random,
+) -> tuple[list[LabeledPair], list[LabeledPair]]:
     """Two halves with each category split evenly (an odd one out goes either way)."""
     by_category: dict[str, list[LabeledPair]] = {}
     for pair in pairs:
@@ -280,17 +337,28 @@ def _spread(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in _FIGURES:
         values = [r[name] for r in runs]
-        out[name] = {"mean": round(statistics.fmean(values), 4),
-                     "stdev": round(statistics.pstdev(values), 4),
-                     "min": round(min(values), 4), "max": round(max(values), 4)}
+        out[name] = {
+            "mean": round(statistics.fmean(values), 4),
+            "stdev": round(statistics.pstdev(values), 4),
+            "min": round(min(values), 4),
+            "max": round(max(values), 4),
+        }
     return out
 
 
-def learned_splits(pairs: Sequence[LabeledPair], embedder: Embedder, *, max_error: float,
-                   judge: Callable[[int], Verifier | None], splits: int = 5, seed: int = 0,
-                   guards: Sequence[Guard] | None = None, floor: float = LEARNED_FLOOR,
-                   verify: str = "background",
-                   calibrate_on: Sequence[LabeledPair] | None = None) -> dict[str, Any]:
+def learned_splits(
+    pairs: Sequence[LabeledPair],
+    embedder: Embedder,
+    *,
+    max_error: float,
+    judge: Callable[[int], Verifier | None],
+    splits: int = 5,
+    seed: int = 0,
+    guards: Sequence[Guard] | None = None,
+    floor: float = LEARNED_FLOOR,
+    verify: str = "background",
+    calibrate_on: Sequence[LabeledPair] | None = None,
+) -> dict[str, Any]:
     """Calibrate on one half and score the other, ``splits`` times; the mean and spread of
     each figure, the per-category figures of every scored pair pooled, and each split.
     ``judge(k)`` makes a fresh judge for split ``k`` (``None``: no judge): a simulated one
@@ -306,33 +374,68 @@ def learned_splits(pairs: Sequence[LabeledPair], embedder: Embedder, *, max_erro
             calibrate, score = list(calibrate_on), list(pairs)
         else:
             calibrate, score = _halves(pairs, random.Random(seed * 1000 + k))
-        outcomes = serve_learned(calibrate, score, embedder, max_error=max_error,
-                                 judge=judge(k), guards=guards, floor=floor, verify=verify,
-                                 seed=seed * 1000 + k)
+        outcomes = serve_learned(
+            calibrate,
+            score,
+            embedder,
+            max_error=max_error,
+            judge=judge(k),
+            guards=guards,
+            floor=floor,
+            verify=verify,
+            seed=seed * 1000 + k,
+        )
         runs.append(summarize_outcomes(outcomes))
         pooled.extend(outcomes)
     report = summarize_outcomes(pooled)
-    return {"max_error": max_error, "splits": splits, "figures": _spread(runs),
-            "per_category": report["per_category"], "basis": report["basis"],
-            "pairs": len(pairs), "should_hit": sum(p.same_answer for p in pairs),
-            "traps": sum(not p.same_answer for p in pairs),
-            "runs": [{name: round(r[name], 4) for name in _FIGURES} for r in runs]}
+    return {
+        "max_error": max_error,
+        "splits": splits,
+        "figures": _spread(runs),
+        "per_category": report["per_category"],
+        "basis": report["basis"],
+        "pairs": len(pairs),
+        "should_hit": sum(p.same_answer for p in pairs),
+        "traps": sum(not p.same_answer for p in pairs),
+        "runs": [{name: round(r[name], 4) for name in _FIGURES} for r in runs],
+    }
 
 
-def curve(pairs: Sequence[LabeledPair], embedder: Embedder, *,
-          bounds: Sequence[float] = DEFAULT_BOUNDS, judge: Callable[[int], Verifier | None],
-          splits: int = 5, seed: int = 0, guards: Sequence[Guard] | None = None,
-          floor: float = LEARNED_FLOOR, verify: str = "background",
-          calibrate_on: Sequence[LabeledPair] | None = None) -> list[dict[str, Any]]:
+def curve(
+    pairs: Sequence[LabeledPair],
+    embedder: Embedder,
+    *,
+    bounds: Sequence[float] = DEFAULT_BOUNDS,
+    judge: Callable[[int], Verifier | None],
+    splits: int = 5,
+    seed: int = 0,
+    guards: Sequence[Guard] | None = None,
+    floor: float = LEARNED_FLOOR,
+    verify: str = "background",
+    calibrate_on: Sequence[LabeledPair] | None = None,
+) -> list[dict[str, Any]]:
     """`learned_splits` at each bound: how the served share grows with the bound."""
     rows = []
     for bound in bounds:
-        report = learned_splits(pairs, embedder, max_error=bound, judge=judge, splits=splits,
-                                seed=seed, guards=guards, floor=floor, verify=verify,
-                                calibrate_on=calibrate_on)
-        rows.append({"max_error": bound, **{name: report["figures"][name]["mean"]
-                                            for name in _FIGURES},
-                     "learned": report["basis"].get("learned", 0)})
+        report = learned_splits(
+            pairs,
+            embedder,
+            max_error=bound,
+            judge=judge,
+            splits=splits,
+            seed=seed,
+            guards=guards,
+            floor=floor,
+            verify=verify,
+            calibrate_on=calibrate_on,
+        )
+        rows.append(
+            {
+                "max_error": bound,
+                **{name: report["figures"][name]["mean"] for name in _FIGURES},
+                "learned": report["basis"].get("learned", 0),
+            }
+        )
     return rows
 
 
@@ -348,17 +451,21 @@ def render_learned(report: dict[str, Any], curve_rows: Sequence[dict[str, Any]] 
     console = Console(highlight=False)
     figures = report["figures"]
     bound = report["max_error"]
-    title = (f"semantic cache {'without a bound' if bound is None else 'under a bound of '}"
-             f"{'' if bound is None else _pct(bound)} ({report.get('judge', 'no judge')}; "
-             f"{report['splits']} run(s))")
+    title = (
+        f"semantic cache {'without a bound' if bound is None else 'under a bound of '}"
+        f"{'' if bound is None else _pct(bound)} ({report.get('judge', 'no judge')}; "
+        f"{report['splits']} run(s))"
+    )
     summary = Table(title=title, title_justify="left")
     for column in ("figure", "mean", "stdev", "min", "max"):
         summary.add_column(column, justify="left" if column == "figure" else "right")
-    names = {"served": "should-hit pairs served (at once or on the repeat)",
-             "served_at_once": "  served at once",
-             "wrong": "traps served a wrong answer",
-             "wrong_per_lookup": "  wrong answers per lookup",
-             "wrong_per_served": "  wrong answers per hit served"}
+    names = {
+        "served": "should-hit pairs served (at once or on the repeat)",
+        "served_at_once": "  served at once",
+        "wrong": "traps served a wrong answer",
+        "wrong_per_lookup": "  wrong answers per lookup",
+        "wrong_per_served": "  wrong answers per hit served",
+    }
     for key, label in names.items():
         f = figures[key]
         summary.add_row(label, *(_pct(f[k]) for k in ("mean", "stdev", "min", "max")))
@@ -371,14 +478,27 @@ def render_learned(report: dict[str, Any], curve_rows: Sequence[dict[str, Any]] 
         table.add_row(name, str(row["pairs"]), f"{kind}{_pct(row['served'])}")
     console.print(table)
     if curve_rows:
-        table = Table(title="served share against the bound (means over the splits)",
-                      title_justify="left")
-        for column in ("bound", "served", "at once", "traps wrong", "wrong/lookup",
-                       "wrong/hit", "learned hits"):
+        table = Table(
+            title="served share against the bound (means over the splits)", title_justify="left"
+        )
+        for column in (
+            "bound",
+            "served",
+            "at once",
+            "traps wrong",
+            "wrong/lookup",
+            "wrong/hit",
+            "learned hits",
+        ):
             table.add_column(column, justify="right")
         for row in curve_rows:
-            table.add_row(_pct(row["max_error"]), _pct(row["served"]),
-                          _pct(row["served_at_once"]), _pct(row["wrong"]),
-                          _pct(row["wrong_per_lookup"]), _pct(row["wrong_per_served"]),
-                          str(row["learned"]))
+            table.add_row(
+                _pct(row["max_error"]),
+                _pct(row["served"]),
+                _pct(row["served_at_once"]),
+                _pct(row["wrong"]),
+                _pct(row["wrong_per_lookup"]),
+                _pct(row["wrong_per_served"]),
+                str(row["learned"]),
+            )
         console.print(table)

@@ -87,7 +87,6 @@ __all__ = [
 ]
 
 
-
 class Guard(ABC):
     """One check between a cached request's text and a new one.
 
@@ -148,8 +147,7 @@ class NumberGuard(Guard):
         cached, query = _plain(cached), _plain(query)
         a, b = extract_numbers(cached), extract_numbers(query)
         if a != b:
-            return (f"numbers differ: {_fmt((a - b).elements())} vs "
-                    f"{_fmt((b - a).elements())}")
+            return f"numbers differ: {_fmt((a - b).elements())} vs {_fmt((b - a).elements())}"
         da, db = _digit_order(cached), _digit_order(query)
         # "from 2 to 5" is not "from 5 to 2", but "17 + 26" is "26 + 17"
         if da != db and sorted(da) == sorted(db) and not _commutative_swap(cached, query):
@@ -183,8 +181,10 @@ class NegationGuard(Guard):
 
 # ------------------------------------------------------------------------------- antonyms
 
-_ANTONYMS = tuple((frozenset(map(_stem, left)) | left, frozenset(map(_stem, right)) | right)
-                  for left, right in lex.ANTONYMS)
+_ANTONYMS = tuple(
+    (frozenset(map(_stem, left)) | left, frozenset(map(_stem, right)) | right)
+    for left, right in lex.ANTONYMS
+)
 # word -> the antonym pairs it belongs to, so a check looks only at pairs its words touch
 _PAIRS_OF: dict[str, list[int]] = {}
 for _i, (_left, _right) in enumerate(_ANTONYMS):
@@ -228,9 +228,12 @@ class AntonymGuard(Guard):
             for prefix in lex.NEGATING_PREFIXES:
                 if len(word) >= 4 and prefix + word in only_b:
                     return f"opposites: {word} vs {prefix + word}"
-                if word.startswith(prefix) and len(word) - len(prefix) >= 4 \
-                        and word[len(prefix):] in only_b:
-                    return f"opposites: {word} vs {word[len(prefix):]}"
+                if (
+                    word.startswith(prefix)
+                    and len(word) - len(prefix) >= 4
+                    and word[len(prefix) :] in only_b
+                ):
+                    return f"opposites: {word} vs {word[len(prefix) :]}"
         return None
 
 
@@ -321,10 +324,11 @@ class ScopeGuard(Guard):
             return self._compare(cached, query)
         if ta is None or tb is None:
             return "history differs: earlier turns on one side only"
-        for part, x, y in (("", ta.last, tb.last),
-                           ("user turns: ", " ".join(ta.user), " ".join(tb.user)),
-                           ("assistant turns: ", " ".join(ta.assistant),
-                            " ".join(tb.assistant))):
+        for part, x, y in (
+            ("", ta.last, tb.last),
+            ("user turns: ", " ".join(ta.user), " ".join(tb.user)),
+            ("assistant turns: ", " ".join(ta.assistant), " ".join(tb.assistant)),
+        ):
             reason = self._compare(x, y)
             if reason is not None:
                 return part + reason
@@ -448,24 +452,36 @@ class SymbolGuard(Guard):
         ops_a = Counter(op for _, op, _ in a.ops)
         ops_b = Counter(op for _, op, _ in b.ops)
         if ops_a != ops_b:
-            return f"operators differ: {_fmt((ops_a - ops_b).elements())} vs " \
-                   f"{_fmt((ops_b - ops_a).elements())}"
+            return (
+                f"operators differ: {_fmt((ops_a - ops_b).elements())} vs "
+                f"{_fmt((ops_b - ops_a).elements())}"
+            )
         if a.flags != b.flags:
             return f"flags differ: {_fmt(a.flags - b.flags)} vs {_fmt(b.flags - a.flags)}"
         if sorted(a.names) != sorted(b.names):
-            return f"code tokens differ: {_fmt(set(a.names) - set(b.names))} vs " \
-                   f"{_fmt(set(b.names) - set(a.names))}"
+            return (
+                f"code tokens differ: {_fmt(set(a.names) - set(b.names))} vs "
+                f"{_fmt(set(b.names) - set(a.names))}"
+            )
         if a.ops != b.ops and not _operands_commute(a.ops, b.ops):
-            return "operands in another order: " + " ".join("".join(op) for op in a.ops) \
-                + " vs " + " ".join("".join(op) for op in b.ops)
+            return (
+                "operands in another order: "
+                + " ".join("".join(op) for op in a.ops)
+                + " vs "
+                + " ".join("".join(op) for op in b.ops)
+            )
         return None
 
 
-def _operands_commute(a: tuple[tuple[str, str, str], ...],
-                      b: tuple[tuple[str, str, str], ...]) -> bool:
+def _operands_commute(
+    a: tuple[tuple[str, str, str], ...], b: tuple[tuple[str, str, str], ...]
+) -> bool:
     """One commutative operator whose two operands swapped ("a + b" / "b + a")."""
-    return len(a) == len(b) == 1 and a[0] == b[0][::-1] and _commutative_swap(
-        "1 " + a[0][1] + " 2", "2 " + b[0][1] + " 1")
+    return (
+        len(a) == len(b) == 1
+        and a[0] == b[0][::-1]
+        and _commutative_swap("1 " + a[0][1] + " 2", "2 " + b[0][1] + " 1")
+    )
 
 
 _QUANTIFIER_PHRASES = tuple((re.compile(p), r) for p, r in lex.QUANTIFIER_PHRASES)
@@ -480,8 +496,7 @@ def _quantifiers(text: str) -> frozenset[str]:
         return frozenset()  # most texts: none at all, no phrase to read
     for pattern, replacement in _QUANTIFIER_PHRASES:
         lowered = pattern.sub(replacement, lowered)
-    return frozenset(lex.QUANTIFIERS[w] for w in _LETTERS.findall(lowered)
-                     if w in lex.QUANTIFIERS)
+    return frozenset(lex.QUANTIFIERS[w] for w in _LETTERS.findall(lowered) if w in lex.QUANTIFIERS)
 
 
 class QuantifierGuard(Guard):
@@ -511,8 +526,17 @@ def default_guards() -> list[Guard]:
     ['numbers', 'negation', 'antonyms', 'quantifiers', 'entities', 'symbols', 'direction', \
 'order', 'scope']
     """
-    return [NumberGuard(), NegationGuard(), AntonymGuard(), QuantifierGuard(), EntityGuard(),
-            SymbolGuard(), DirectionGuard(), OrderGuard(), ScopeGuard()]
+    return [
+        NumberGuard(),
+        NegationGuard(),
+        AntonymGuard(),
+        QuantifierGuard(),
+        EntityGuard(),
+        SymbolGuard(),
+        DirectionGuard(),
+        OrderGuard(),
+        ScopeGuard(),
+    ]
 
 
 def guards_by_name(names: Sequence[str]) -> list[Guard]:

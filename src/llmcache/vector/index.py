@@ -83,11 +83,22 @@ class VectorSearch(Protocol):
     def __contains__(self, id: object) -> bool: ...
     def get_vector(self, id: str) -> npt.NDArray[np.float32]: ...
     def ids(self) -> list[str]: ...
-    def search(self, query: npt.ArrayLike, k: int = 1, *, threshold: float | None = None,
-               filter_ids: IdFilter | None = None) -> list[SearchHit]: ...
-    def search_batch(self, queries: npt.ArrayLike, k: int = 1, *,
-                     threshold: float | None = None,
-                     filter_ids: IdFilter | None = None) -> list[list[SearchHit]]: ...
+    def search(
+        self,
+        query: npt.ArrayLike,
+        k: int = 1,
+        *,
+        threshold: float | None = None,
+        filter_ids: IdFilter | None = None,
+    ) -> list[SearchHit]: ...
+    def search_batch(
+        self,
+        queries: npt.ArrayLike,
+        k: int = 1,
+        *,
+        threshold: float | None = None,
+        filter_ids: IdFilter | None = None,
+    ) -> list[list[SearchHit]]: ...
     def save(self, path: PathLike) -> None: ...
 
 
@@ -199,7 +210,7 @@ class VectorIndex:
             self._reserve(n + len(new_ids))
             if len(new_ids) == len(id_list):
                 # The common case, all new: normalise straight into the buffer, no temporary.
-                np.divide(rows, norms[:, None], out=self._matrix[n:n + len(new_ids)])
+                np.divide(rows, norms[:, None], out=self._matrix[n : n + len(new_ids)])
             else:
                 self._matrix[dest] = rows / norms[:, None]
             for id_ in new_ids:
@@ -253,8 +264,14 @@ class VectorIndex:
 
     # ------------------------------------------------------------------ search
 
-    def search(self, query: npt.ArrayLike, k: int = 1, *, threshold: float | None = None,
-               filter_ids: IdFilter | None = None) -> list[SearchHit]:
+    def search(
+        self,
+        query: npt.ArrayLike,
+        k: int = 1,
+        *,
+        threshold: float | None = None,
+        filter_ids: IdFilter | None = None,
+    ) -> list[SearchHit]:
         """The ``k`` stored vectors most similar to ``query``, best first.
 
         ``threshold`` drops hits scoring below it; ``filter_ids`` restricts the candidates
@@ -290,9 +307,14 @@ class VectorIndex:
             hits = [SearchHit(self._ids[r], s * scale) for r, s in found]
         return [h for h in hits if threshold is None or h.score >= threshold]
 
-    def search_batch(self, queries: npt.ArrayLike, k: int = 1, *,
-                     threshold: float | None = None,
-                     filter_ids: IdFilter | None = None) -> list[list[SearchHit]]:
+    def search_batch(
+        self,
+        queries: npt.ArrayLike,
+        k: int = 1,
+        *,
+        threshold: float | None = None,
+        filter_ids: IdFilter | None = None,
+    ) -> list[list[SearchHit]]:
         """`search` for each row of ``queries`` (m, dim), one matrix product per chunk."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -310,7 +332,7 @@ class VectorIndex:
             candidates = self._matrix[rows] if gather else self._matrix[:n]
             step = max(1, _BATCH_SCORE_BYTES // (4 * n))
             for start in range(0, len(qs), step):
-                scores = qs[start:start + step] @ candidates.T
+                scores = qs[start : start + step] @ candidates.T
                 if rows is not None and not gather:
                     scores = scores[:, rows]
                 if k == 1:
@@ -320,16 +342,21 @@ class VectorIndex:
                 for q_scores, top in zip(scores, tops, strict=True):
                     best = q_scores[top].tolist()
                     chosen = top if rows is None else rows[top].tolist()
-                    out.append([SearchHit(self._ids[r], s)
-                                for r, s in zip(chosen, best, strict=True)
-                                if threshold is None or s >= threshold])
+                    out.append(
+                        [
+                            SearchHit(self._ids[r], s)
+                            for r, s in zip(chosen, best, strict=True)
+                            if threshold is None or s >= threshold
+                        ]
+                    )
         return out
 
     def _filter_rows(self, filter_ids: IdFilter, n: int) -> npt.NDArray[np.intp]:
         if isinstance(filter_ids, np.ndarray) and filter_ids.dtype == np.bool_:
             if filter_ids.shape != (n,):
-                raise ValueError(f"filter mask must have shape ({n},) like ids(), "
-                                 f"got {filter_ids.shape}")
+                raise ValueError(
+                    f"filter mask must have shape ({n},) like ids(), got {filter_ids.shape}"
+                )
             return np.flatnonzero(filter_ids)
         if isinstance(filter_ids, str):
             raise TypeError("filter_ids must be a collection of ids, not a str")
@@ -412,7 +439,7 @@ class VectorIndex:
         view shows (a removal moves the last row into the hole): read it while nobody writes
         to the index, as `ApproximateIndex.from_exact` does with the index it adopts."""
         with self._lock:
-            view = self._matrix[:len(self._ids)]
+            view = self._matrix[: len(self._ids)]
             view.flags.writeable = False  # this view only; the index still writes its matrix
             return list(self._ids), view
 
@@ -426,18 +453,30 @@ def write_archive(f: BinaryIO, arrays: dict[str, npt.NDArray[Any]]) -> None:
     np.savez(f, allow_pickle=False, **arrays)
 
 
-def _archive_arrays(dim: int, metric: str, ids: list[str],
-                    matrix: Matrix) -> dict[str, npt.NDArray[Any]]:
+def _archive_arrays(
+    dim: int, metric: str, ids: list[str], matrix: Matrix
+) -> dict[str, npt.NDArray[Any]]:
     """The arrays of an archive holding ``ids`` and their rows ``matrix`` (copies the
     caller took under its lock)."""
     n = len(ids)
     encoded = [id_.encode("utf-8", "surrogatepass") for id_ in ids]
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum([len(b) for b in encoded], out=offsets[1:])
-    meta = orjson.dumps({"format": _ARCHIVE_FORMAT, "version": _ARCHIVE_VERSION, "dim": dim,
-                         "metric": metric, "count": n})
-    return {"meta": np.frombuffer(meta, dtype=np.uint8), "matrix": matrix,
-            "ids": np.frombuffer(b"".join(encoded), dtype=np.uint8), "offsets": offsets}
+    meta = orjson.dumps(
+        {
+            "format": _ARCHIVE_FORMAT,
+            "version": _ARCHIVE_VERSION,
+            "dim": dim,
+            "metric": metric,
+            "count": n,
+        }
+    )
+    return {
+        "meta": np.frombuffer(meta, dtype=np.uint8),
+        "matrix": matrix,
+        "ids": np.frombuffer(b"".join(encoded), dtype=np.uint8),
+        "offsets": offsets,
+    }
 
 
 def _read_archive(path: PathLike) -> dict[str, Any]:
@@ -474,25 +513,28 @@ def _unpack_archive(path: Path, parts: dict[str, Any]) -> tuple[int, list[str], 
     if not isinstance(meta, dict) or meta.get("format") != _ARCHIVE_FORMAT:
         raise bad("not an llmcache vector index")
     if meta.get("version") != _ARCHIVE_VERSION:
-        raise bad(f"format version {meta.get('version')!r}, "
-                  f"this llmcache reads {_ARCHIVE_VERSION}")
+        raise bad(f"format version {meta.get('version')!r}, this llmcache reads {_ARCHIVE_VERSION}")
     dim, count = meta.get("dim"), meta.get("count")
     if not isinstance(dim, int) or not isinstance(count, int) or dim < 1 or count < 0:
         raise bad(f"bad dim/count in header: {dim!r}/{count!r}")
     matrix, blob, offsets = parts["matrix"], parts["ids"], parts["offsets"]
     if matrix.dtype != np.float32 or matrix.shape != (count, dim):
-        raise bad(f"matrix is {matrix.dtype}{matrix.shape}, header says "
-                  f"float32({count}, {dim})")
+        raise bad(f"matrix is {matrix.dtype}{matrix.shape}, header says float32({count}, {dim})")
     if offsets.dtype != np.int64 or offsets.shape != (count + 1,) or blob.ndim != 1:
         raise bad(f"id table does not hold {count} ids")
-    if (offsets[0] != 0 or offsets[-1] != blob.size
-            or (count and bool((np.diff(offsets) < 0).any()))):
+    if (
+        offsets[0] != 0
+        or offsets[-1] != blob.size
+        or (count and bool((np.diff(offsets) < 0).any()))
+    ):
         raise bad("id offsets out of order")
     raw = blob.tobytes()
     bounds = offsets.tolist()
     try:
-        ids = [raw[a:b].decode("utf-8", "surrogatepass")
-               for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        ids = [
+            raw[a:b].decode("utf-8", "surrogatepass")
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
     except UnicodeDecodeError as exc:
         raise bad(f"id is not UTF-8 ({exc})") from exc
     if len(set(ids)) != count:

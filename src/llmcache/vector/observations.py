@@ -42,8 +42,17 @@ from llmcache.vector.bound import (
     learn_threshold,
 )
 
-__all__ = ["SOURCES", "Decision", "Observation", "ObservationLog", "PairSide",
-           "observations_entry", "observations_key", "read_labeled_pairs", "rows_from_entry"]
+__all__ = [
+    "SOURCES",
+    "Decision",
+    "Observation",
+    "ObservationLog",
+    "PairSide",
+    "observations_entry",
+    "observations_key",
+    "read_labeled_pairs",
+    "rows_from_entry",
+]
 
 #: Where labels come from.
 SOURCES = frozenset({"judge", "compare", "pairs"})
@@ -57,9 +66,15 @@ PairSide = str | list[dict[str, Any]]
 
 def _side(value: object) -> bool:
     return (isinstance(value, str) and bool(value.strip())) or (
-        isinstance(value, list) and bool(value)
-        and all(isinstance(m, dict) and isinstance(m.get("role"), str)
-                and isinstance(m.get("content"), str) for m in value))
+        isinstance(value, list)
+        and bool(value)
+        and all(
+            isinstance(m, dict)
+            and isinstance(m.get("role"), str)
+            and isinstance(m.get("content"), str)
+            for m in value
+        )
+    )
 
 
 def read_labeled_pairs(path: str | os.PathLike[str]) -> list[tuple[PairSide, PairSide, bool]]:
@@ -75,10 +90,16 @@ def read_labeled_pairs(path: str | os.PathLike[str]) -> list[tuple[PairSide, Pai
                 obj = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{n}: not JSON ({exc})") from None
-            if not isinstance(obj, dict) or not _side(obj.get("a")) \
-                    or not _side(obj.get("b")) or not isinstance(obj.get("same_answer"), bool):
-                raise ValueError(f'{path}:{n}: expected "a" and "b" (texts or lists of '
-                                 'messages) and "same_answer" true or false')
+            if (
+                not isinstance(obj, dict)
+                or not _side(obj.get("a"))
+                or not _side(obj.get("b"))
+                or not isinstance(obj.get("same_answer"), bool)
+            ):
+                raise ValueError(
+                    f'{path}:{n}: expected "a" and "b" (texts or lists of '
+                    'messages) and "same_answer" true or false'
+                )
             pairs.append((obj["a"], obj["b"], obj["same_answer"]))
     return pairs
 
@@ -97,8 +118,15 @@ class Observation:
     id: str = ""
 
     def row(self) -> list[JSONValue]:
-        return [self.id, self.similarity, self.correct, self.source, self.partition,
-                self.entry, self.at]
+        return [
+            self.id,
+            self.similarity,
+            self.correct,
+            self.source,
+            self.partition,
+            self.entry,
+            self.at,
+        ]
 
     @classmethod
     def from_row(cls, row: object) -> Observation | None:
@@ -106,13 +134,23 @@ class Observation:
         if not isinstance(row, list) or len(row) != 7:
             return None
         id_, sim, correct, source, partition, entry, at = row
-        if not (isinstance(id_, str) and id_ and isinstance(correct, bool)
-                and isinstance(source, str) and source in SOURCES
-                and (partition is None or isinstance(partition, str))
-                and (entry is None or isinstance(entry, str))):
+        if not (
+            isinstance(id_, str)
+            and id_
+            and isinstance(correct, bool)
+            and isinstance(source, str)
+            and source in SOURCES
+            and (partition is None or isinstance(partition, str))
+            and (entry is None or isinstance(entry, str))
+        ):
             return None
-        if not all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-                   for x in (sim, at)) or not -1.0 <= sim <= 1.0:
+        if (
+            not all(
+                isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+                for x in (sim, at)
+            )
+            or not -1.0 <= sim <= 1.0
+        ):
             return None
         return cls(float(sim), correct, source, partition, entry, float(at), id_)
 
@@ -136,8 +174,12 @@ class Decision:
     explore: float
 
     def metadata(self) -> dict[str, JSONValue]:
-        return {"level": self.level, "threshold": self.threshold, "upper": self.upper,
-                "observations": self.observations}
+        return {
+            "level": self.level,
+            "threshold": self.threshold,
+            "upper": self.upper,
+            "observations": self.observations,
+        }
 
 
 class ObservationLog:
@@ -149,12 +191,19 @@ class ObservationLog:
     the bound the estimate uses); ``max_observations`` keeps the newest.
     """
 
-    def __init__(self, *, max_error: float, confidence: float = DEFAULT_CONFIDENCE,
-                 explore: float = 0.05, max_observations: int = 10_000) -> None:
+    def __init__(
+        self,
+        *,
+        max_error: float,
+        confidence: float = DEFAULT_CONFIDENCE,
+        explore: float = 0.05,
+        max_observations: int = 10_000,
+    ) -> None:
         self.max_error = check_max_error(max_error)
         self.confidence = check_confidence(confidence)
-        self.explore = check_real("explore", explore, "a probability in [0, 1]",
-                                  lambda x: 0.0 <= x <= 1.0)
+        self.explore = check_real(
+            "explore", explore, "a probability in [0, 1]", lambda x: 0.0 <= x <= 1.0
+        )
         self.max_observations = check_int("max_observations", max_observations, minimum=1)
         self._lock = threading.Lock()
         self._rows: OrderedDict[str, Observation] = OrderedDict()  # oldest first
@@ -179,7 +228,7 @@ class ObservationLog:
         if len(self._rows) <= self.max_observations:
             return
         ordered = sorted(self._rows.values(), key=lambda o: (o.at, o.id))
-        for obs in ordered[:len(ordered) - self.max_observations]:
+        for obs in ordered[: len(ordered) - self.max_observations]:
             del self._rows[obs.id]
             members = self._by_partition[obs.partition]
             del members[obs.id]
@@ -189,16 +238,25 @@ class ObservationLog:
             self._floors.pop(obs.partition, None)
         self._memo.pop(_CACHE, None)
 
-    def add(self, similarity: float, correct: bool, source: str, *,
-            partition: str | None = None, entry: str | None = None,
-            at: float = 0.0) -> Observation:
+    def add(
+        self,
+        similarity: float,
+        correct: bool,
+        source: str,
+        *,
+        partition: str | None = None,
+        entry: str | None = None,
+        at: float = 0.0,
+    ) -> Observation:
         """Record one labeled candidate; returns it (with a fresh id)."""
         if source not in SOURCES:
             raise ValueError(f"source: expected one of {sorted(SOURCES)}, got {source!r}")
-        similarity = check_real("similarity", similarity, "a cosine in [-1, 1]",
-                                lambda x: -1.0 <= x <= 1.0)
-        obs = Observation(similarity, bool(correct), source, partition, entry, at,
-                          os.urandom(8).hex())
+        similarity = check_real(
+            "similarity", similarity, "a cosine in [-1, 1]", lambda x: -1.0 <= x <= 1.0
+        )
+        obs = Observation(
+            similarity, bool(correct), source, partition, entry, at, os.urandom(8).hex()
+        )
         with self._lock:
             self._insert(obs)
             self._trim()
@@ -233,8 +291,12 @@ class ObservationLog:
         found = self._memo.get(name)
         if found is None:
             rows = list(members)
-            found = learn_threshold([o.similarity for o in rows], [o.correct for o in rows],
-                                    max_error=self.max_error, confidence=self.confidence)
+            found = learn_threshold(
+                [o.similarity for o in rows],
+                [o.correct for o in rows],
+                max_error=self.max_error,
+                confidence=self.confidence,
+            )
             self._memo[name] = found
         return found
 
@@ -256,19 +318,22 @@ class ObservationLog:
                 floors = self._floors[partition] = {}
                 for obs in self._by_partition.get(partition, {}).values():
                     if not obs.correct and obs.entry is not None:
-                        floors[obs.entry] = max(obs.similarity,
-                                                floors.get(obs.entry, -math.inf))
+                        floors[obs.entry] = max(obs.similarity, floors.get(obs.entry, -math.inf))
             return floors.get(entry)
 
     def decide(self, partition: str | None, entry: str, similarity: float) -> Decision:
         """May a candidate of ``entry`` at ``similarity`` be served on learned thresholds?"""
         level, found = self.threshold(partition)
         floor = self.floor(partition, entry)
-        serve = (found.threshold is not None and similarity >= found.threshold
-                 and (floor is None or similarity > floor))
+        serve = (
+            found.threshold is not None
+            and similarity >= found.threshold
+            and (floor is None or similarity > floor)
+        )
         explore = self.explore * min(1.0, found.upper / self.max_error) if serve else 0.0
-        return Decision(serve, level, found.threshold, found.upper, found.observations,
-                        floor, explore)
+        return Decision(
+            serve, level, found.threshold, found.upper, found.observations, floor, explore
+        )
 
     def stats(self) -> dict[str, Any]:
         """Observations kept (per source, and wrong ones) and the cache-wide threshold."""
@@ -276,10 +341,15 @@ class ObservationLog:
             rows = list(self._rows.values())
         level, found = self.threshold(None)
         sources = {name: sum(o.source == name for o in rows) for name in sorted(SOURCES)}
-        return {"observations": len(rows), "wrong": sum(not o.correct for o in rows),
-                "sources": sources, "max_error": self.max_error,
-                "confidence": self.confidence, "threshold": found.threshold,
-                "upper": found.upper if found.threshold is not None else None}
+        return {
+            "observations": len(rows),
+            "wrong": sum(not o.correct for o in rows),
+            "sources": sources,
+            "max_error": self.max_error,
+            "confidence": self.confidence,
+            "threshold": found.threshold,
+            "upper": found.upper if found.threshold is not None else None,
+        }
 
 
 # ------------------------------------------------------------------ sharing through a store
@@ -294,9 +364,10 @@ def observations_key(embedder: str) -> str:
 def observations_entry(embedder: str, observations: Iterable[Observation]) -> CachedResponse:
     """The store entry holding ``observations`` (plain JSON, never pickled)."""
     rows = [o.row() for o in observations]
-    return CachedResponse(content={"format": _FORMAT, "version": _VERSION,
-                                   "embedder": embedder, "rows": rows},
-                          fingerprint=fingerprint(f"{_FORMAT}\0{embedder}".encode()))
+    return CachedResponse(
+        content={"format": _FORMAT, "version": _VERSION, "embedder": embedder, "rows": rows},
+        fingerprint=fingerprint(f"{_FORMAT}\0{embedder}".encode()),
+    )
 
 
 def rows_from_entry(embedder: str, entry: CachedResponse | None) -> list[Observation]:
@@ -305,8 +376,12 @@ def rows_from_entry(embedder: str, entry: CachedResponse | None) -> list[Observa
     if entry is None or entry.fingerprint != fingerprint(f"{_FORMAT}\0{embedder}".encode()):
         return []
     content = entry.content
-    if not isinstance(content, dict) or content.get("format") != _FORMAT \
-            or content.get("version") != _VERSION or content.get("embedder") != embedder \
-            or not isinstance(content.get("rows"), list):
+    if (
+        not isinstance(content, dict)
+        or content.get("format") != _FORMAT
+        or content.get("version") != _VERSION
+        or content.get("embedder") != embedder
+        or not isinstance(content.get("rows"), list)
+    ):
         return []
     return [obs for obs in map(Observation.from_row, content["rows"]) if obs is not None]

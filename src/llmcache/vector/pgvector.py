@@ -80,12 +80,20 @@ class PostgresSemanticCache(PgVectorMethods, AsyncPgVectorMethods, Closing, Asyn
             counts["swept"] = self._swept
             errors = self._stats.errors
         info = self._connectivity()
-        return {"entries": size or 0,
-                "hits": counts["exact_hits"] + counts["semantic_hits"], **counts,
-                "errors": errors, "embedding_errors": self._vectors.errors, "vetoes": vetoes,
-                "threshold": self.threshold, "embedder": self.embedder_id, "dim": self._dim,
-                "connected": size is not None and not info["circuit_open"], **info,
-                "verifier": self.verifier.stats() if self.verifier is not None else None}
+        return {
+            "entries": size or 0,
+            "hits": counts["exact_hits"] + counts["semantic_hits"],
+            **counts,
+            "errors": errors,
+            "embedding_errors": self._vectors.errors,
+            "vetoes": vetoes,
+            "threshold": self.threshold,
+            "embedder": self.embedder_id,
+            "dim": self._dim,
+            "connected": size is not None and not info["circuit_open"],
+            **info,
+            "verifier": self.verifier.stats() if self.verifier is not None else None,
+        }
 
     def close(self) -> None:
         """Close the pools (see `PostgresStore.close`). The cache stays usable: a later call
@@ -97,5 +105,7 @@ class PostgresSemanticCache(PgVectorMethods, AsyncPgVectorMethods, Closing, Asyn
         await self._pools.aclose()
 
     def __repr__(self) -> str:
-        return (f"PostgresSemanticCache({self.embedder_id!r}, {self._settings.safe!r}, "
-                f"table={self._table!r}, namespace={self._namespace!r})")
+        return (
+            f"PostgresSemanticCache({self.embedder_id!r}, {self._settings.safe!r}, "
+            f"table={self._table!r}, namespace={self._namespace!r})"
+        )

@@ -30,14 +30,24 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-def alias_entry(target_key: str, target: CachedResponse, fingerprint: str, similarity: float,
-                text: str | None) -> CachedResponse:
+def alias_entry(
+    target_key: str, target: CachedResponse, fingerprint: str, similarity: float, text: str | None
+) -> CachedResponse:
     """The entry stored under an approved request's key, pointing at ``target``."""
-    return CachedResponse(content=None, model=target.model, fingerprint=fingerprint,
-                          expires_at=target.expires_at,
-                          metadata={ALIAS_KEY: {"key": target_key,
-                                                "fingerprint": target.fingerprint,
-                                                "similarity": similarity, "text": text}})
+    return CachedResponse(
+        content=None,
+        model=target.model,
+        fingerprint=fingerprint,
+        expires_at=target.expires_at,
+        metadata={
+            ALIAS_KEY: {
+                "key": target_key,
+                "fingerprint": target.fingerprint,
+                "similarity": similarity,
+                "text": text,
+            }
+        },
+    )
 
 
 def alias_target(entry: CachedResponse) -> tuple[str, str, float, str | None] | None:
@@ -46,11 +56,19 @@ def alias_target(entry: CachedResponse) -> tuple[str, str, float, str | None] | 
     meta = entry.metadata.get(ALIAS_KEY) if isinstance(entry.metadata, dict) else None
     if not isinstance(meta, dict):
         return None
-    key, fp, sim, text = (meta.get("key"), meta.get("fingerprint"), meta.get("similarity"),
-                          meta.get("text"))
-    if not isinstance(key, str) or not isinstance(fp, str) \
-            or not isinstance(sim, int | float) or isinstance(sim, bool) \
-            or not (text is None or isinstance(text, str)):
+    key, fp, sim, text = (
+        meta.get("key"),
+        meta.get("fingerprint"),
+        meta.get("similarity"),
+        meta.get("text"),
+    )
+    if (
+        not isinstance(key, str)
+        or not isinstance(fp, str)
+        or not isinstance(sim, int | float)
+        or isinstance(sim, bool)
+        or not (text is None or isinstance(text, str))
+    ):
         return None
     return key, fp, float(sim), text
 
@@ -106,4 +124,3 @@ class BoundedMemory(Generic[K, V]):
     def __len__(self) -> int:
         with self._lock:
             return len(self._items)
-

@@ -91,8 +91,14 @@ from llmcache.vector.observations import (
 from llmcache.vector.promotion import ALIAS_KEY, BoundedMemory, Pending, alias_entry, alias_target
 from llmcache.vector.verifier import Verifier
 
-__all__ = ["DEFAULT_THRESHOLD", "LEARNED_FLOOR", "Candidate", "SemanticCache", "SemanticHit",
-           "split_request"]
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "LEARNED_FLOOR",
+    "Candidate",
+    "SemanticCache",
+    "SemanticHit",
+    "split_request",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -195,18 +201,32 @@ class SemanticCache:
     ``"learned"`` (with the threshold and bound used), ``"judge"`` or ``"alias"``.
     """
 
-    def __init__(self, embedder: Embedder, *, threshold: float = DEFAULT_THRESHOLD,
-                 max_entries: int = 10_000, ttl: float | None = None,
-                 guards: Sequence[Guard] | None = None, verifier: Verifier | None = None,
-                 grey_zone: tuple[float, float] | None = None, store: Store | None = None,
-                 persist_path: str | os.PathLike[str] | None = None,
-                 index_factory: Callable[[int], VectorSearch] | None = None,
-                 approximate_above: int | None = 50_000, candidates: int = 8,
-                 clock: Callable[[], float] = time.time, max_error: float | None = None,
-                 confidence: float = DEFAULT_CONFIDENCE, explore: float = 0.05,
-                 compare: str | Comparison | Verifier = "exact", verify: str | None = None,
-                 max_pending: int = 256, verify_concurrency: int = 1,
-                 max_observations: int = 10_000, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        max_entries: int = 10_000,
+        ttl: float | None = None,
+        guards: Sequence[Guard] | None = None,
+        verifier: Verifier | None = None,
+        grey_zone: tuple[float, float] | None = None,
+        store: Store | None = None,
+        persist_path: str | os.PathLike[str] | None = None,
+        index_factory: Callable[[int], VectorSearch] | None = None,
+        approximate_above: int | None = 50_000,
+        candidates: int = 8,
+        clock: Callable[[], float] = time.time,
+        max_error: float | None = None,
+        confidence: float = DEFAULT_CONFIDENCE,
+        explore: float = 0.05,
+        compare: str | Comparison | Verifier = "exact",
+        verify: str | None = None,
+        max_pending: int = 256,
+        verify_concurrency: int = 1,
+        max_observations: int = 10_000,
+        seed: int | None = None,
+    ) -> None:
         self.embedder = embedder
         self.threshold = self._check_threshold(threshold)
         self.max_entries = check_int("max_entries", max_entries, minimum=1)
@@ -217,15 +237,15 @@ class SemanticCache:
         self.candidates = check_int("candidates", candidates, minimum=1)
         self._clock = clock
         if approximate_above is not None:
-            approximate_above = check_int("approximate_above", approximate_above, minimum=0,
-                                          none=True)
+            approximate_above = check_int(
+                "approximate_above", approximate_above, minimum=0, none=True
+            )
         self.approximate_above = approximate_above
         self._index_factory: Callable[[int], VectorSearch]
         self._index_loader: Callable[[Path], VectorSearch]
         if index_factory is None:
             self._index_factory = partial(partition_index, approximate_above=approximate_above)
-            self._index_loader = partial(load_partition_index,
-                                         approximate_above=approximate_above)
+            self._index_loader = partial(load_partition_index, approximate_above=approximate_above)
         else:  # the caller's own indexes: loaded as saved
             self._index_factory, self._index_loader = index_factory, load_index
         self._dir = Path(persist_path) if persist_path is not None else None
@@ -233,9 +253,11 @@ class SemanticCache:
         if store is None:
             # Room for as many aliases as entries, when approved pairs are promoted.
             promoting = max_error is not None or verify == "background"
-            store = (DiskStore(self._dir / "entries", clock=clock) if self._dir is not None
-                     else MemoryStore(max_entries=max_entries * (2 if promoting else 1),
-                                      clock=clock))
+            store = (
+                DiskStore(self._dir / "entries", clock=clock)
+                if self._dir is not None
+                else MemoryStore(max_entries=max_entries * (2 if promoting else 1), clock=clock)
+            )
         self._store = store
         self._lock = threading.RLock()
         self._records: OrderedDict[str, Record] = OrderedDict()
@@ -243,16 +265,34 @@ class SemanticCache:
         self._dirty: set[str] = set()
         self._expiry: list[tuple[float, str]] = []
         self._vectors = QueryVectors(embedder)
-        self._counts = dict.fromkeys(("exact_hits", "semantic_hits", "misses", "sets",
-                                      "evictions", "expirations", "verified", "refused",
-                                      "stale_partitions"), 0)
+        self._counts = dict.fromkeys(
+            (
+                "exact_hits",
+                "semantic_hits",
+                "misses",
+                "sets",
+                "evictions",
+                "expirations",
+                "verified",
+                "refused",
+                "stale_partitions",
+            ),
+            0,
+        )
         self._stale_logged = False
         self._vetoes = {guard.name: 0 for guard in self.guards}
         self._closed = False
-        self._setup_learning(max_error, confidence=confidence, explore=explore,
-                             compare=compare, verify=verify, max_pending=max_pending,
-                             concurrency=verify_concurrency, max_observations=max_observations,
-                             seed=seed)
+        self._setup_learning(
+            max_error,
+            confidence=confidence,
+            explore=explore,
+            compare=compare,
+            verify=verify,
+            max_pending=max_pending,
+            concurrency=verify_concurrency,
+            max_observations=max_observations,
+            seed=seed,
+        )
         if self._dir is not None:
             self._restore(self._dir)
         self._load_observations()
@@ -261,8 +301,7 @@ class SemanticCache:
 
     @staticmethod
     def _check_threshold(threshold: float) -> float:
-        return check_real("threshold", threshold, "a cosine in [-1, 1]",
-                          lambda x: -1.0 <= x <= 1.0)
+        return check_real("threshold", threshold, "a cosine in [-1, 1]", lambda x: -1.0 <= x <= 1.0)
 
     def _partition(self, scope_key: str) -> str:
         return hash_bytes(f"{self.embedder.name}\0{scope_key}".encode())
@@ -300,18 +339,25 @@ class SemanticCache:
         if index is None or index.dim == dim:
             return True
         if declared_dim(self.embedder) != dim:
-            self._vectors.failed(EmbeddingError(
-                f"{self.embedder.name}: a {dim}-dim vector for an index of {index.dim}"))
+            self._vectors.failed(
+                EmbeddingError(
+                    f"{self.embedder.name}: a {dim}-dim vector for an index of {index.dim}"
+                )
+            )
             return False
         del self._indexes[partition]
         self._dirty.add(partition)
         self._counts["stale_partitions"] += 1
         if not self._stale_logged:
             self._stale_logged = True
-            logger.warning("SemanticCache(%s): a partition's index holds %d-dim vectors, the "
-                           "embedder now gives %d; the partition starts anew (its entries "
-                           "stay for exact lookups; further ones are only counted)",
-                           self.embedder.name, index.dim, dim)
+            logger.warning(
+                "SemanticCache(%s): a partition's index holds %d-dim vectors, the "
+                "embedder now gives %d; the partition starts anew (its entries "
+                "stay for exact lookups; further ones are only counted)",
+                self.embedder.name,
+                index.dim,
+                dim,
+            )
         return True
 
     def _index_vector(self, record: Record, vec: Matrix) -> None:
@@ -326,16 +372,19 @@ class SemanticCache:
 
     # ------------------------------------------------------------------ writing
 
-    def _prepare(self, request: Request, value: CachedResponse | JSONValue,
-                 ttl: float | None) -> tuple[Record, CachedResponse, float | None]:
+    def _prepare(
+        self, request: Request, value: CachedResponse | JSONValue, ttl: float | None
+    ) -> tuple[Record, CachedResponse, float | None]:
         ttl = _check_ttl(ttl)
         ttl = self.ttl if ttl is None else ttl
-        record, entry = make_record(request, value, self._partition,
-                                    None if ttl is None else self._clock() + ttl)
+        record, entry = make_record(
+            request, value, self._partition, None if ttl is None else self._clock() + ttl
+        )
         return record, entry, ttl
 
-    def _commit(self, record: Record, entry: CachedResponse, ttl: float | None,
-                vec: Matrix | None) -> None:
+    def _commit(
+        self, record: Record, entry: CachedResponse, ttl: float | None, vec: Matrix | None
+    ) -> None:
         with self._lock:
             self._check_open()
             self._sweep(self._clock())
@@ -354,16 +403,18 @@ class SemanticCache:
                 heapq.heappush(self._expiry, (record.expires_at, record.key))
             self._counts["sets"] += 1
 
-    def set(self, request: Request, value: CachedResponse | JSONValue, *,
-            ttl: float | None = None) -> None:
+    def set(
+        self, request: Request, value: CachedResponse | JSONValue, *, ttl: float | None = None
+    ) -> None:
         """Cache ``value`` (a `CachedResponse`, or the answer's content) for ``request``."""
         record, entry, ttl = self._prepare(request, value, ttl)
         vec = self._vectors.get(record.text) if record.text is not None else None
         self._commit(record, entry, ttl, vec)
         self._observe_fresh(record.key, entry, asynchronous=False)
 
-    async def aset(self, request: Request, value: CachedResponse | JSONValue, *,
-                   ttl: float | None = None) -> None:
+    async def aset(
+        self, request: Request, value: CachedResponse | JSONValue, *, ttl: float | None = None
+    ) -> None:
         """`set` for async code (awaits the embedder's ``aembed`` when it has one)."""
         record, entry, ttl = self._prepare(request, value, ttl)
         vec = await self._vectors.aget(record.text) if record.text is not None else None
@@ -372,8 +423,9 @@ class SemanticCache:
 
     # ------------------------------------------------------------------ reading
 
-    def _begin(self, request: Request,
-               threshold: float | None) -> SemanticHit | SemanticQuery | None:
+    def _begin(
+        self, request: Request, threshold: float | None
+    ) -> SemanticHit | SemanticQuery | None:
         """The exact hit, or what the semantic lookup needs, or ``None`` for a miss."""
         self._check_open()
         limit = self.threshold if threshold is None else self._check_threshold(threshold)
@@ -405,8 +457,9 @@ class SemanticCache:
         with self._lock:
             self._counts["misses"] += 1
 
-    def _search(self, query: SemanticQuery, vec: Matrix,
-                lower: float) -> list[tuple[Record, float]]:
+    def _search(
+        self, query: SemanticQuery, vec: Matrix, lower: float
+    ) -> list[tuple[Record, float]]:
         """The records of ``query``'s partition scoring at least ``lower``, best first."""
         with self._lock:
             self._sweep(self._clock())
@@ -419,11 +472,13 @@ class SemanticCache:
         # `_serve`.
         hits = index.search(vec, k=self.candidates, threshold=lower) if index is not None else []
         with self._lock:
-            return [(self._records[h.id], min(1.0, h.score)) for h in hits
-                    if h.id in self._records]  # float rounding can give 1.0000001
+            return [
+                (self._records[h.id], min(1.0, h.score)) for h in hits if h.id in self._records
+            ]  # float rounding can give 1.0000001
 
-    def _screen(self, query: SemanticQuery,
-                vec: Matrix | None) -> Iterator[tuple[Record, Candidate]]:
+    def _screen(
+        self, query: SemanticQuery, vec: Matrix | None
+    ) -> Iterator[tuple[Record, Candidate]]:
         """Candidates that may be served, best first, judged one at a time (a lookup
         usually stops at the first, so the guards run once)."""
         if vec is None:
@@ -432,8 +487,16 @@ class SemanticCache:
         lower = min(query.threshold, zone[0]) if zone else query.threshold
         for record, score in self._search(query, vec, lower):
             assert record.text is not None
-            candidate = judge(self.guards, record.key, record.text, query.text, score,
-                              query.threshold, self.verifier is not None, self.grey_zone)
+            candidate = judge(
+                self.guards,
+                record.key,
+                record.text,
+                query.text,
+                score,
+                query.threshold,
+                self.verifier is not None,
+                self.grey_zone,
+            )
             if candidate.veto is None or candidate.verify:
                 yield record, candidate
             elif candidate.veto[0] in self._vetoes:
@@ -482,15 +545,13 @@ class SemanticCache:
         self._miss()
         return None
 
-    async def aget(self, request: Request, *,
-                   threshold: float | None = None) -> SemanticHit | None:
+    async def aget(self, request: Request, *, threshold: float | None = None) -> SemanticHit | None:
         """`get` for async code (awaits ``aembed`` and the verifier's `averify`)."""
         query = self._begin(request, threshold)
         if not isinstance(query, SemanticQuery):
             return query
         if self._learned is not None:
-            return await self._aget_learned(request, query,
-                                            await self._vectors.aget(query.text))
+            return await self._aget_learned(request, query, await self._vectors.aget(query.text))
         for record, candidate in self._screen(query, await self._vectors.aget(query.text)):
             if candidate.verify and self.verify_mode == "background":
                 if not self._approved(record, candidate, request, query, True):
@@ -528,13 +589,20 @@ class SemanticCache:
             hits: list[SearchHit] = []
             if index and vec is not None and index.dim == vec.shape[0]:  # else: not comparable
                 hits = index.search(vec, k=k or len(index))
-            found = [(self._records[h.id], min(1.0, h.score)) for h in hits
-                     if h.id in self._records]
+            found = [
+                (self._records[h.id], min(1.0, h.score)) for h in hits if h.id in self._records
+            ]
         out = []
         for record, score in found:
             assert record.text is not None
-            veto = next(((g.name, r) for g in self.guards
-                         if (r := g.veto(record.text, split[1])) is not None), None)
+            veto = next(
+                (
+                    (g.name, r)
+                    for g in self.guards
+                    if (r := g.veto(record.text, split[1])) is not None
+                ),
+                None,
+            )
             out.append(Candidate(record.key, record.text, score, veto))
         return out
 
@@ -572,10 +640,15 @@ class SemanticCache:
             self._sweep(self._clock())
             hits = self._counts["exact_hits"] + self._counts["semantic_hits"]
             result: dict[str, Any] = {
-                "entries": len(self._records), "partitions": len(self._indexes),
-                "hits": hits, **self._counts, "embedding_errors": self._vectors.errors,
+                "entries": len(self._records),
+                "partitions": len(self._indexes),
+                "hits": hits,
+                **self._counts,
+                "embedding_errors": self._vectors.errors,
                 "vetoes": dict(self._vetoes),
-                "threshold": self.threshold, "embedder": self.embedder.name}
+                "threshold": self.threshold,
+                "embedder": self.embedder.name,
+            }
         result["verifier"] = self.verifier.stats() if self.verifier is not None else None
         result.update(self._learning_stats())
         return result
@@ -600,15 +673,23 @@ class SemanticCache:
     def _restore(self, path: Path) -> None:
         """Take the records and indexes of the cache persisted at ``path`` (at open)."""
         restored = read_persisted(
-            path, self._store, self.embedder, partition_of=self._partition,
-            max_entries=self.max_entries, now=self._clock(), new_index=self._index_factory,
-            load_index=self._index_loader, embed_failed=self._vectors.failed)
+            path,
+            self._store,
+            self.embedder,
+            partition_of=self._partition,
+            max_entries=self.max_entries,
+            now=self._clock(),
+            new_index=self._index_factory,
+            load_index=self._index_loader,
+            embed_failed=self._vectors.failed,
+        )
         self._records = restored.records
         self._indexes = restored.indexes
         self._dirty = restored.dirty
         self._counts["stale_partitions"] += restored.stale_partitions
-        self._expiry = [(r.expires_at, r.key) for r in restored.records.values()
-                        if r.expires_at is not None]
+        self._expiry = [
+            (r.expires_at, r.key) for r in restored.records.values() if r.expires_at is not None
+        ]
         heapq.heapify(self._expiry)
 
     def _check_open(self) -> None:
@@ -637,30 +718,49 @@ class SemanticCache:
     # ------------------------------------------------------------------ stated bound,
     # verification off the request path, promotion (issue 17)
 
-    def _setup_learning(self, max_error: float | None, *, confidence: float, explore: float,
-                        compare: str | Comparison | Verifier, verify: str | None,
-                        max_pending: int, concurrency: int, max_observations: int,
-                        seed: int | None) -> None:
+    def _setup_learning(
+        self,
+        max_error: float | None,
+        *,
+        confidence: float,
+        explore: float,
+        compare: str | Comparison | Verifier,
+        verify: str | None,
+        max_pending: int,
+        concurrency: int,
+        max_observations: int,
+        seed: int | None,
+    ) -> None:
         self.max_error = max_error
-        self._learned = None if max_error is None else ObservationLog(
-            max_error=max_error, confidence=confidence, explore=explore,
-            max_observations=max_observations)
-        self.verify_mode = verify if verify is not None else (
-            "inline" if max_error is None else "background")
+        self._learned = (
+            None
+            if max_error is None
+            else ObservationLog(
+                max_error=max_error,
+                confidence=confidence,
+                explore=explore,
+                max_observations=max_observations,
+            )
+        )
+        self.verify_mode = (
+            verify if verify is not None else ("inline" if max_error is None else "background")
+        )
         if self.verify_mode not in _VERIFY_MODES:
             raise ValueError(f"verify: expected one of {_VERIFY_MODES} or None, got {verify!r}")
         if isinstance(compare, str):
             if compare not in COMPARISONS:
-                raise ValueError(f"compare: expected one of {sorted(COMPARISONS)}, a callable "
-                                 f"or a Verifier, got {compare!r}")
+                raise ValueError(
+                    f"compare: expected one of {sorted(COMPARISONS)}, a callable "
+                    f"or a Verifier, got {compare!r}"
+                )
             compare = COMPARISONS[compare]
         elif not callable(compare) and not isinstance(compare, Verifier):
-            raise ValueError(f"compare: expected a name, a callable or a Verifier, "
-                             f"got {compare!r}")
+            raise ValueError(f"compare: expected a name, a callable or a Verifier, got {compare!r}")
         self.compare: Comparison | Verifier = compare
         self._floor = self.grey_zone[0] if self.grey_zone is not None else LEARNED_FLOOR
-        self._work = BackgroundWork(max_pending=max_pending, concurrency=concurrency,
-                                    name="llmcache-semantic-verify")
+        self._work = BackgroundWork(
+            max_pending=max_pending, concurrency=concurrency, name="llmcache-semantic-verify"
+        )
         memory = max(1024, self.max_entries)
         self._pending: BoundedMemory[str, Pending] = BoundedMemory(memory)
         self._verdicts: BoundedMemory[tuple[str, str], bool] = BoundedMemory(memory)
@@ -678,15 +778,20 @@ class SemanticCache:
         """The cached request's text as a judge reads it (a chat's transcript), or ``None``
         when its entry is gone or replaced meanwhile."""
         entry = self._store.get(record.key)
-        return record.text if entry is not None and entry.fingerprint == record.fingerprint \
-            else None
+        return (
+            record.text if entry is not None and entry.fingerprint == record.fingerprint else None
+        )
 
     def _alias_hit(self, key: str, alias: CachedResponse) -> SemanticHit | None:
         """The cached answer an alias points at, or ``None`` (the alias dies with it)."""
         target = alias_target(alias)
         entry = self._store.get(target[0]) if target is not None else None
-        if target is None or entry is None or entry.fingerprint != target[1] \
-                or ALIAS_KEY in entry.metadata:
+        if (
+            target is None
+            or entry is None
+            or entry.fingerprint != target[1]
+            or ALIAS_KEY in entry.metadata
+        ):
             self._store.delete(key)
             return None
         target_key, _, similarity, text = target
@@ -699,8 +804,9 @@ class SemanticCache:
         public.metadata["semantic"]["basis"] = "alias"
         return SemanticHit(public, similarity, False, text, target_key)
 
-    def _serve_as(self, record: Record, candidate: Candidate, basis: str,
-                  decision: Decision | None = None) -> SemanticHit | None:
+    def _serve_as(
+        self, record: Record, candidate: Candidate, basis: str, decision: Decision | None = None
+    ) -> SemanticHit | None:
         hit = self._serve(record, candidate)
         if hit is None:
             return None
@@ -710,9 +816,13 @@ class SemanticCache:
             hit.entry.metadata["semantic"]["bound"] = decision.metadata()
         return hit
 
-    def _learned_steps(self, request: Request, query: SemanticQuery, vec: Matrix | None,
-                       asynchronous: bool,
-                       ) -> Generator[tuple[Record, Candidate], bool, SemanticHit | None]:
+    def _learned_steps(
+        self,
+        request: Request,
+        query: SemanticQuery,
+        vec: Matrix | None,
+        asynchronous: bool,
+    ) -> Generator[tuple[Record, Candidate], bool, SemanticHit | None]:
         """A lookup under ``max_error``, without I/O to the judge: it yields the candidates
         to ask inline and takes the verdicts (`_get_learned` and `_aget_learned` ask)."""
         assert self._learned is not None
@@ -721,8 +831,9 @@ class SemanticCache:
         submitted = pended = False
         for record, score in self._search(query, vec, self._floor):
             assert record.text is not None
-            candidate = judge(self.guards, record.key, record.text, query.text, score, -1.0,
-                              True, None)
+            candidate = judge(
+                self.guards, record.key, record.text, query.text, score, -1.0, True, None
+            )
             if candidate.veto is not None and not candidate.verify:
                 if candidate.veto[0] in self._vetoes:
                     with self._lock:
@@ -758,18 +869,21 @@ class SemanticCache:
                 continue
             if self.verify_mode == "inline":
                 ok = yield record, candidate
-                self._judged(record, query.key, fingerprint(canonical_bytes(request)), score,
-                             clear, ok)
+                self._judged(
+                    record, query.key, fingerprint(canonical_bytes(request)), score, clear, ok
+                )
                 hit = self._serve_as(record, candidate, "judge") if ok else None
                 if hit is not None:
                     return hit
             elif not submitted:
-                submitted = self._submit_verification(record, candidate, request, query,
-                                                      asynchronous)
+                submitted = self._submit_verification(
+                    record, candidate, request, query, asynchronous
+                )
         return None
 
-    def _get_learned(self, request: Request, query: SemanticQuery,
-                     vec: Matrix | None) -> SemanticHit | None:
+    def _get_learned(
+        self, request: Request, query: SemanticQuery, vec: Matrix | None
+    ) -> SemanticHit | None:
         steps = self._learned_steps(request, query, vec, False)
         try:
             record, _ = next(steps)
@@ -784,8 +898,9 @@ class SemanticCache:
             self._miss()
         return hit
 
-    async def _aget_learned(self, request: Request, query: SemanticQuery,
-                            vec: Matrix | None) -> SemanticHit | None:
+    async def _aget_learned(
+        self, request: Request, query: SemanticQuery, vec: Matrix | None
+    ) -> SemanticHit | None:
         steps = self._learned_steps(request, query, vec, True)
         try:
             record, _ = next(steps)
@@ -809,24 +924,37 @@ class SemanticCache:
         return self.verifier.verify(cached, text)
 
     def _pend(self, key: str, record: Record, similarity: float) -> None:
-        self._pending.set(key, Pending(record.key, record.fingerprint, similarity,
-                                       record.partition))
+        self._pending.set(
+            key, Pending(record.key, record.fingerprint, similarity, record.partition)
+        )
 
-    def _judged(self, record: Record, query_key: str, query_fp: str, similarity: float,
-                clear: bool, ok: bool) -> None:
+    def _judged(
+        self,
+        record: Record,
+        query_key: str,
+        query_fp: str,
+        similarity: float,
+        clear: bool,
+        ok: bool,
+    ) -> None:
         """Take a judge's verdict on (``record``, the request keyed ``query_key``): remember
         it, learn from it (clear candidates only: a soft veto's pairs are another
         population), and promote an approved pair to an alias."""
         self._verdicts.set((record.key, query_key), ok)
         self._verdict(ok)
         if clear and self._learned is not None:
-            self._learned.add(similarity, ok, "judge", partition=record.partition,
-                              entry=record.key, at=self._clock())
+            self._learned.add(
+                similarity,
+                ok,
+                "judge",
+                partition=record.partition,
+                entry=record.key,
+                at=self._clock(),
+            )
         if ok:
             self._promote(record, query_key, query_fp, similarity)
 
-    def _promote(self, record: Record, query_key: str, query_fp: str,
-                 similarity: float) -> None:
+    def _promote(self, record: Record, query_key: str, query_fp: str, similarity: float) -> None:
         entry = self._store.get(record.key)
         if entry is None or entry.fingerprint != record.fingerprint:
             return  # the cached answer is gone or replaced meanwhile
@@ -836,21 +964,31 @@ class SemanticCache:
         ttl = None if entry.expires_at is None else entry.expires_at - self._clock()
         if ttl is not None and ttl <= 0:
             return
-        self._store.set(query_key, alias_entry(record.key, entry, query_fp, similarity,
-                                               record.text), ttl)
+        self._store.set(
+            query_key, alias_entry(record.key, entry, query_fp, similarity, record.text), ttl
+        )
         with self._lock:
             self._aliases[query_key] = None
             self._aliases.move_to_end(query_key)
-            oldest = self._aliases.popitem(last=False)[0] \
-                if len(self._aliases) > self.max_entries else None
+            oldest = (
+                self._aliases.popitem(last=False)[0]
+                if len(self._aliases) > self.max_entries
+                else None
+            )
             self._counts["promoted"] += 1
         if oldest is not None:  # aliases are bounded like entries: the oldest goes
             stale = self._store.get(oldest)
             if stale is not None and ALIAS_KEY in stale.metadata:
                 self._store.delete(oldest)
 
-    def _approved(self, record: Record, candidate: Candidate, request: Request,
-                  query: SemanticQuery, asynchronous: bool) -> bool:
+    def _approved(
+        self,
+        record: Record,
+        candidate: Candidate,
+        request: Request,
+        query: SemanticQuery,
+        asynchronous: bool,
+    ) -> bool:
         """Whether the judge approved this pair before; if it was never asked, it is now,
         in the background (and the pair is not served this time)."""
         verdict = self._verdicts.get((record.key, query.key))
@@ -859,8 +997,14 @@ class SemanticCache:
             return False
         return verdict
 
-    def _submit_verification(self, record: Record, candidate: Candidate, request: Request,
-                             query: SemanticQuery, asynchronous: bool) -> bool:
+    def _submit_verification(
+        self,
+        record: Record,
+        candidate: Candidate,
+        request: Request,
+        query: SemanticQuery,
+        asynchronous: bool,
+    ) -> bool:
         """Hand (``record``, ``request``) to the judge in the background (once per pair);
         whether it is (or already was) on its way."""
         if self.verifier is None or not self._asking.add((record.key, query.key), True):
@@ -906,8 +1050,14 @@ class SemanticCache:
         learned = self._learned
 
         def label(same: bool) -> None:
-            learned.add(pending.similarity, same, "compare", partition=pending.partition,
-                        entry=pending.entry, at=self._clock())
+            learned.add(
+                pending.similarity,
+                same,
+                "compare",
+                partition=pending.partition,
+                entry=pending.entry,
+                at=self._clock(),
+            )
 
         compare = self.compare
         if not isinstance(compare, Verifier):
@@ -919,17 +1069,23 @@ class SemanticCache:
             label(await compare.averify(a, b))
 
         def job() -> None:
-            label(asyncio.run(compare.averify(a, b))
-                  if isinstance(compare.backend, AsyncBackend) else compare.verify(a, b))
+            label(
+                asyncio.run(compare.averify(a, b))
+                if isinstance(compare.backend, AsyncBackend)
+                else compare.verify(a, b)
+            )
 
         if asynchronous:
             self._work.asubmit(ajob)
         else:
             self._work.submit(job)
 
-    def observe_pairs(self, pairs: str | os.PathLike[str]
-                      | Iterable[tuple[str | list[dict[str, Any]],
-                                       str | list[dict[str, Any]], bool]]) -> int:
+    def observe_pairs(
+        self,
+        pairs: str
+        | os.PathLike[str]
+        | Iterable[tuple[str | list[dict[str, Any]], str | list[dict[str, Any]], bool]],
+    ) -> int:
         """Warm start a cache with ``max_error``: label the candidates of pairs known to
         have the same answer or not (a pairs file of ``llmcache eval``, or ``(a, b,
         same_answer)`` with questions or chats). Each pair is scored as a lookup would
@@ -942,8 +1098,12 @@ class SemanticCache:
         if isinstance(pairs, str | os.PathLike):
             pairs = read_labeled_pairs(pairs)
         pairs = list(pairs)
-        scratch = SemanticCache(self.embedder, guards=self.guards, approximate_above=None,
-                                max_entries=max(1, len(pairs)))
+        scratch = SemanticCache(
+            self.embedder,
+            guards=self.guards,
+            approximate_above=None,
+            max_entries=max(1, len(pairs)),
+        )
         added = 0
         try:
             for i, (a, b, same) in enumerate(pairs):
@@ -996,8 +1156,9 @@ class SemanticCache:
             self._learned.merge(o for o in map(Observation.from_row, rows) if o is not None)
         if not self._owns_store:
             identity = self._identity()
-            self._learned.merge(rows_from_entry(identity,
-                                                self._store.get(observations_key(identity))))
+            self._learned.merge(
+                rows_from_entry(identity, self._store.get(observations_key(identity)))
+            )
         self._learned.take_changed()
 
     def sync_observations(self) -> int:
@@ -1019,8 +1180,11 @@ class SemanticCache:
         if not self._owns_store:
             self.sync_observations()
         if self._dir is not None:
-            write_observation_rows(self._dir, EmbedderIdentity.of(self.embedder),
-                                   [o.row() for o in self._learned.snapshot()])
+            write_observation_rows(
+                self._dir,
+                EmbedderIdentity.of(self.embedder),
+                [o.row() for o in self._learned.snapshot()],
+            )
 
     def _forget_learning(self) -> None:
         """After `clear`: the verdicts and pending labels were about entries now gone (the
@@ -1041,13 +1205,19 @@ class SemanticCache:
     def __enter__(self) -> SemanticCache:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"SemanticCache({self.embedder.name!r}, threshold={self.threshold}, "
-                f"entries={len(self._records)}, guards={[g.name for g in self.guards]})")
+        return (
+            f"SemanticCache({self.embedder.name!r}, threshold={self.threshold}, "
+            f"entries={len(self._records)}, guards={[g.name for g in self.guards]})"
+        )
 
 
 def _pair_request(side: str | list[dict[str, Any]], i: int) -> Request:

@@ -111,10 +111,17 @@ class Verifier:
 
     prompt_version = 1
 
-    def __init__(self, backend: Backend | AsyncBackend, *, model: str | None = None,
-                 store: Store | None = None, prompt: str = DEFAULT_PROMPT,
-                 max_tokens: int | None = 16, ttl: float | None = None,
-                 timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend | AsyncBackend,
+        *,
+        model: str | None = None,
+        store: Store | None = None,
+        prompt: str = DEFAULT_PROMPT,
+        max_tokens: int | None = 16,
+        ttl: float | None = None,
+        timeout: float | None = None,
+    ) -> None:
         if "{a}" not in prompt or "{b}" not in prompt:
             raise ValueError("prompt must contain the placeholders {a} and {b}")
         if max_tokens is not None:
@@ -122,8 +129,7 @@ class Verifier:
         if ttl is not None:
             ttl = check_real("ttl", ttl, "finite seconds > 0 or None", lambda x: x > 0)
         if timeout is not None:
-            timeout = check_real("timeout", timeout, "finite seconds > 0 or None",
-                                 lambda x: x > 0)
+            timeout = check_real("timeout", timeout, "finite seconds > 0 or None", lambda x: x > 0)
         self.timeout = timeout
         self.backend = backend
         self.model = model or getattr(backend, "model", "") or ""
@@ -132,14 +138,21 @@ class Verifier:
         self.max_tokens = max_tokens
         self.ttl = ttl
         self._lock = threading.Lock()
-        self._counts = {"calls": 0, "yes": 0, "no": 0, "unparsed": 0, "errors": 0,
-                        "cached": 0}
+        self._counts = {"calls": 0, "yes": 0, "no": 0, "unparsed": 0, "errors": 0, "cached": 0}
 
     def _key(self, a: str, b: str) -> str:
         first, second = sorted((a, b))
-        return hash_bytes(canonical_bytes({"kind": "verdict", "v": self.prompt_version,
-                                           "model": self.model, "pair": [first, second],
-                                           "prompt": self.prompt}))
+        return hash_bytes(
+            canonical_bytes(
+                {
+                    "kind": "verdict",
+                    "v": self.prompt_version,
+                    "model": self.model,
+                    "pair": [first, second],
+                    "prompt": self.prompt,
+                }
+            )
+        )
 
     def _count(self, name: str) -> None:
         with self._lock:
@@ -170,15 +183,17 @@ class Verifier:
 
     def _failed(self, exc: Exception) -> bool:
         self._count("errors")
-        logger.warning("verifier call failed (%s: %s); not serving the candidate",
-                       type(exc).__name__, exc)
+        logger.warning(
+            "verifier call failed (%s: %s); not serving the candidate", type(exc).__name__, exc
+        )
         return False
 
     def verify(self, a: str, b: str) -> bool:
         """``True`` only if the model says the two requests have the same answer."""
         if isinstance(self.backend, AsyncBackend):
-            raise TypeError("Verifier over an AsyncBackend: use `await averify(...)` "
-                            "(or SemanticCache.aget)")
+            raise TypeError(
+                "Verifier over an AsyncBackend: use `await averify(...)` (or SemanticCache.aget)"
+            )
         if a == b:
             return True
         key = self._key(a, b)
@@ -203,8 +218,12 @@ class Verifier:
 
         def call() -> None:
             try:
-                outcome.append((True, backend.generate(prompt, model=self.model,
-                                                       options=self._options()).content))
+                outcome.append(
+                    (
+                        True,
+                        backend.generate(prompt, model=self.model, options=self._options()).content,
+                    )
+                )
             except BaseException as exc:  # handed to the waiting caller
                 outcome.append((False, exc))
             finally:
@@ -231,9 +250,12 @@ class Verifier:
         prompt = self.prompt.format(a=a, b=b)
         try:
             if isinstance(self.backend, AsyncBackend):
-                reply = (await asyncio.wait_for(
-                    self.backend.generate(prompt, model=self.model, options=self._options()),
-                    self.timeout)).content
+                reply = (
+                    await asyncio.wait_for(
+                        self.backend.generate(prompt, model=self.model, options=self._options()),
+                        self.timeout,
+                    )
+                ).content
             else:
                 # `_generate` bounds the wait itself; the thread is then left to finish
                 reply = await asyncio.to_thread(self._generate, prompt)

@@ -37,13 +37,17 @@ GENERATIONS: list[Generation] = [
     Generation(text="plain", generation_info={"finish_reason": "stop", "n": [1, 2.5]}),
     GenerationChunk(text="chunk", generation_info={"lc": "a key LangChain escapes"}),
     ChatGeneration(
-        message=AIMessage(content="4", id="run-1", name="bot",
-                          additional_kwargs={"refusal": None},
-                          response_metadata={"model_name": "m", "finish_reason": "stop"},
-                          tool_calls=[{"name": "add", "args": {"a": 2, "b": 2}, "id": "c1"}],
-                          usage_metadata={"input_tokens": 3, "output_tokens": 1,
-                                          "total_tokens": 4}),
-        generation_info={"logprobs": None}),
+        message=AIMessage(
+            content="4",
+            id="run-1",
+            name="bot",
+            additional_kwargs={"refusal": None},
+            response_metadata={"model_name": "m", "finish_reason": "stop"},
+            tool_calls=[{"name": "add", "args": {"a": 2, "b": 2}, "id": "c1"}],
+            usage_metadata={"input_tokens": 3, "output_tokens": 1, "total_tokens": 4},
+        ),
+        generation_info={"logprobs": None},
+    ),
     ChatGenerationChunk(message=AIMessageChunk(content=[{"type": "text", "text": "hi"}])),
 ]
 
@@ -96,18 +100,30 @@ def test_the_key_covers_prompt_and_llm_string_unambiguously() -> None:
 def test_entries_failing_the_fingerprint_are_misses() -> None:
     store = MemoryStore()
     key, _ = _key("p", LLM)
-    store.set(key, CachedResponse(content=[{"lc": 1}], fingerprint="planted",
-                                  metadata={"kind": "langchain.generations"}))
+    store.set(
+        key,
+        CachedResponse(
+            content=[{"lc": 1}], fingerprint="planted", metadata={"kind": "langchain.generations"}
+        ),
+    )
     assert LLMCache(store).lookup("p", LLM) is None
 
 
 def test_entries_naming_other_classes_are_never_instantiated() -> None:
     store = MemoryStore()
     key, fp = _key("p", LLM)
-    planted = {"lc": 1, "type": "constructor", "id": ["langchain", "llms", "openai", "OpenAI"],
-               "kwargs": {"openai_api_base": "http://attacker.invalid"}}
-    store.set(key, CachedResponse(content=[planted], fingerprint=fp,
-                                  metadata={"kind": "langchain.generations"}))
+    planted = {
+        "lc": 1,
+        "type": "constructor",
+        "id": ["langchain", "llms", "openai", "OpenAI"],
+        "kwargs": {"openai_api_base": "http://attacker.invalid"},
+    }
+    store.set(
+        key,
+        CachedResponse(
+            content=[planted], fingerprint=fp, metadata={"kind": "langchain.generations"}
+        ),
+    )
     cache = LLMCache(store)
     assert cache.lookup("p", LLM) is None
     assert cache.errors == 1 and cache.stats()["misses"] == 1
@@ -173,8 +189,7 @@ async def test_async_methods_are_native(monkeypatch: pytest.MonkeyPatch) -> None
     assert await cache.alookup("p", LLM) is None
 
 
-def test_a_fake_chat_model_is_served_from_the_cache(global_cache: None,
-                                                    tmp_path: Path) -> None:
+def test_a_fake_chat_model_is_served_from_the_cache(global_cache: None, tmp_path: Path) -> None:
     model = FakeListChatModel(responses=["first answer", "second answer"])
     with LLMCache(DiskStore(tmp_path / "lc")) as cache:
         set_llm_cache(cache)
@@ -203,17 +218,26 @@ def test_a_model_given_its_own_cache(global_cache: None) -> None:
 
 
 def test_import_errors_name_the_extra() -> None:
-    code = ("import sys; sys.modules['langchain_core'] = None\n"
-            "import llmcache\n"
-            "try:\n    import llmcache.integrations.langchain\n"
-            "except ImportError as exc:\n    print(exc)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys; sys.modules['langchain_core'] = None\n"
+        "import llmcache\n"
+        "try:\n    import llmcache.integrations.langchain\n"
+        "except ImportError as exc:\n    print(exc)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install 'llmcache[langchain]'" in out.stdout
-    plain = subprocess.run([sys.executable, "-c", "import sys, llmcache, llmcache.testing; "
-                            "print([m for m in ('langchain_core', 'pytest') "
-                            "if m in sys.modules])"],
-                           capture_output=True, text=True, check=True)
+    plain = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, llmcache, llmcache.testing; "
+            "print([m for m in ('langchain_core', 'pytest') "
+            "if m in sys.modules])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert plain.stdout.strip() == "[]"
 
 
@@ -237,7 +261,8 @@ def test_semantic_tier_answers_a_rephrased_prompt() -> None:
     with LLMCache(MemoryStore(), semantic=_semantic_cache()) as cache:
         cache.update("How do I reverse a list in Python?", LLM, [Generation(text="xs[::-1]")])
         assert cache.lookup("how do i reverse a list in python", LLM) == [
-            Generation(text="xs[::-1]")]
+            Generation(text="xs[::-1]")
+        ]
         assert cache.lookup("how do i reverse a list in python", "model=other") is None
         assert cache.lookup("How do I reverse a list in Java?", LLM) is None
         # As at every door: hits counts every answer from the cache, semantic_hits the
@@ -261,7 +286,8 @@ async def test_semantic_tier_async() -> None:
     with LLMCache(semantic=_semantic_cache()) as cache:
         await cache.aupdate("How do I reverse a list in Python?", LLM, [Generation(text="r")])
         assert await cache.alookup("how do i reverse a list in python", LLM) == [
-            Generation(text="r")]
+            Generation(text="r")
+        ]
 
 
 def test_plain_generation_fast_path_matches_load() -> None:
@@ -277,8 +303,13 @@ def test_plain_generation_fast_path_matches_load() -> None:
         general = load(payload, allowed_objects=_ALLOWED)
     assert fast == general == plain
     # Anything but a plain Generation with its own fields takes the allow-listed path.
-    chat = [dumpd(ChatGeneration(message=__import__("langchain_core.messages").messages
-                                 .AIMessage(content="hi")))]
+    chat = [
+        dumpd(
+            ChatGeneration(
+                message=__import__("langchain_core.messages").messages.AIMessage(content="hi")
+            )
+        )
+    ]
     assert _plain_generations(chat) is None
     odd = [dict(payload[0], kwargs={**payload[0]["kwargs"], "extra": 1})]
     assert _plain_generations(odd) is None

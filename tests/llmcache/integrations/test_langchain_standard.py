@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-suites = pytest.importorskip("langchain_tests.integration_tests",
-                             reason="needs the test dependency langchain-tests")
+suites = pytest.importorskip(
+    "langchain_tests.integration_tests", reason="needs the test dependency langchain-tests"
+)
 
 from llmcache.integrations.langchain import LLMCache  # noqa: E402
 from llmcache.stores import DiskStore, MemoryStore, Store, TieredStore  # noqa: E402

@@ -78,11 +78,13 @@ def client(package: str, server: OllamaServer, **options: Any) -> Any:
 
 # -- the package -------------------------------------------------------------------------------
 
+
 def test_import_llmcache_imports_neither_http_package() -> None:
-    code = ("import sys, llmcache, llmcache.integrations; "
-            "print(sorted(m for m in ('httpx', 'httpx2') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
+    code = (
+        "import sys, llmcache, llmcache.integrations; "
+        "print(sorted(m for m in ('httpx', 'httpx2') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 
 
@@ -102,8 +104,10 @@ def test_a_cache_that_is_not_a_store_is_refused() -> None:
 
 # -- plain calls and streams -------------------------------------------------------------------
 
-def test_a_plain_call_is_a_miss_then_a_hit_with_the_same_body(package: str,
-                                                               server: OllamaServer) -> None:
+
+def test_a_plain_call_is_a_miss_then_a_hit_with_the_same_body(
+    package: str, server: OllamaServer
+) -> None:
     with client(package, server) as http:
         first = http.post("/v1/chat/completions", json=CHAT)
         second = http.post("/v1/chat/completions", json=CHAT)
@@ -115,20 +119,31 @@ def test_a_plain_call_is_a_miss_then_a_hit_with_the_same_body(package: str,
     assert "content-encoding" not in second.headers
 
 
-@pytest.mark.parametrize(("path", "body"), [
-    ("/v1/chat/completions", {**CHAT, "stream": True,
-                              "stream_options": {"include_usage": True}}),
-    ("/v1/messages", {**CHAT, "max_tokens": 32, "stream": True}),
-    ("/api/chat", CHAT),  # Ollama streams unless told not to
-])
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (
+            "/v1/chat/completions",
+            {**CHAT, "stream": True, "stream_options": {"include_usage": True}},
+        ),
+        ("/v1/messages", {**CHAT, "max_tokens": 32, "stream": True}),
+        ("/api/chat", CHAT),  # Ollama streams unless told not to
+    ],
+)
 def test_a_stream_replays_the_same_events_in_the_same_order(
-        package: str, server: OllamaServer, path: str, body: dict[str, Any]) -> None:
+    package: str, server: OllamaServer, path: str, body: dict[str, Any]
+) -> None:
     with client(package, server) as http:
         answers = []
         for _ in range(2):
             with http.stream("POST", path, json=body) as response:
-                answers.append((response.headers["x-llmcache"],
-                                response.headers["content-type"], list(response.iter_raw())))
+                answers.append(
+                    (
+                        response.headers["x-llmcache"],
+                        response.headers["content-type"],
+                        list(response.iter_raw()),
+                    )
+                )
     (status1, type1, live), (status2, type2, replay) = answers
     assert (status1, status2) == ("miss", "hit") and type1 == type2
     assert b"".join(replay) == b"".join(live) and len(replay) > 2
@@ -136,15 +151,17 @@ def test_a_stream_replays_the_same_events_in_the_same_order(
 
 
 async def test_the_async_transport_caches_plain_calls_and_streams(
-        package: str, server: OllamaServer) -> None:
+    package: str, server: OllamaServer
+) -> None:
     pkg = importlib.import_module(package)
     transport = door(package).AsyncCacheTransport()
     async with pkg.AsyncClient(transport=transport, base_url=server.url) as http:
         plain = [await http.post("/v1/chat/completions", json=CHAT) for _ in range(2)]
         streamed = []
         for _ in range(2):
-            async with http.stream("POST", "/api/generate",
-                                   json={"model": "llama3.2", "prompt": "a b c"}) as r:
+            async with http.stream(
+                "POST", "/api/generate", json={"model": "llama3.2", "prompt": "a b c"}
+            ) as r:
                 streamed.append((r.headers["x-llmcache"], [c async for c in r.aiter_raw()]))
     assert [r.headers["x-llmcache"] for r in plain] == ["miss", "hit"]
     assert plain[0].content == plain[1].content
@@ -173,12 +190,12 @@ class GatedEngine(EchoEngine):
         return completion
 
 
-def test_a_streams_first_bytes_reach_the_client_before_the_upstream_ends(
-        package: str) -> None:
+def test_a_streams_first_bytes_reach_the_client_before_the_upstream_ends(package: str) -> None:
     engine = GatedEngine()
     with OllamaServer(engine) as server, client(package, server) as http:
-        with http.stream("POST", "/api/generate",
-                         json={"model": "llama3.2", "prompt": "one two three"}) as response:
+        with http.stream(
+            "POST", "/api/generate", json={"model": "llama3.2", "prompt": "one two three"}
+        ) as response:
             lines = response.iter_lines()
             first = orjson.loads(next(lines))
             engine.gate.set()  # the upstream is still inside the answer until now
@@ -189,8 +206,10 @@ def test_a_streams_first_bytes_reach_the_client_before_the_upstream_ends(
 
 # -- what passes through -----------------------------------------------------------------------
 
-def test_a_route_the_cache_does_not_handle_passes_through(package: str,
-                                                          server: OllamaServer) -> None:
+
+def test_a_route_the_cache_does_not_handle_passes_through(
+    package: str, server: OllamaServer
+) -> None:
     store = MemoryStore()
     with client(package, server, cache=store) as http:
         tags = http.get("/api/tags")
@@ -202,8 +221,10 @@ def test_a_route_the_cache_does_not_handle_passes_through(package: str,
 def test_a_malformed_body_goes_upstream_untouched(package: str, server: OllamaServer) -> None:
     store = MemoryStore()
     with client(package, server, cache=store) as http:
-        answers = [http.post("/v1/chat/completions", content=b'{"model": "llama3.2", "mess')
-                   for _ in range(2)]
+        answers = [
+            http.post("/v1/chat/completions", content=b'{"model": "llama3.2", "mess')
+            for _ in range(2)
+        ]
     assert [a.status_code for a in answers] == [400, 400]
     assert [a.headers["x-llmcache"] for a in answers] == ["uncacheable"] * 2
     assert "could not parse" in answers[0].json()["error"]["message"]
@@ -211,8 +232,9 @@ def test_a_malformed_body_goes_upstream_untouched(package: str, server: OllamaSe
 
 
 @pytest.mark.parametrize("fault", ["server_error", "rate_limited"])
-def test_error_answers_pass_through_and_are_never_stored(package: str, server: OllamaServer,
-                                                         fault: str) -> None:
+def test_error_answers_pass_through_and_are_never_stored(
+    package: str, server: OllamaServer, fault: str
+) -> None:
     store = MemoryStore()
     if fault == "server_error":
         server.faults.server_error = True
@@ -228,13 +250,15 @@ def test_error_answers_pass_through_and_are_never_stored(package: str, server: O
 
 @pytest.mark.parametrize("fault", ["truncate_after", "fail_after"])
 def test_a_stream_cut_short_or_ending_in_an_error_is_not_stored(
-        package: str, server: OllamaServer, fault: str) -> None:
+    package: str, server: OllamaServer, fault: str
+) -> None:
     setattr(server.faults, fault, 1)
     store = MemoryStore()
     with client(package, server, cache=store) as http:
         for _ in range(2):
-            with http.stream("POST", "/v1/chat/completions",
-                             json={**CHAT, "stream": True}) as response:
+            with http.stream(
+                "POST", "/v1/chat/completions", json={**CHAT, "stream": True}
+            ) as response:
                 body = response.read()
                 assert response.headers["x-llmcache"] == "miss"
             assert b"[DONE]" not in body
@@ -243,14 +267,18 @@ def test_a_stream_cut_short_or_ending_in_an_error_is_not_stored(
 
 # -- control -----------------------------------------------------------------------------------
 
-def test_control_headers_are_honoured_and_never_sent_upstream(package: str,
-                                                              server: OllamaServer) -> None:
+
+def test_control_headers_are_honoured_and_never_sent_upstream(
+    package: str, server: OllamaServer
+) -> None:
     upstream = recording_transport(package)
     store = KeepingStore()
     with client(package, server, cache=store, transport=upstream) as http:
+
         def post(**headers: str) -> str:
-            return str(http.post("/v1/chat/completions", json=CHAT,
-                                 headers=headers).headers["x-llmcache"])
+            return str(
+                http.post("/v1/chat/completions", json=CHAT, headers=headers).headers["x-llmcache"]
+            )
 
         assert post(**{"x-llmcache-no-store": "1"}) == "miss" and len(store) == 0
         assert post(**{"x-llmcache-bypass": "true"}) == "bypass" and len(store) == 0
@@ -263,15 +291,20 @@ def test_control_headers_are_honoured_and_never_sent_upstream(package: str,
     assert all(not n.lower().startswith("x-llmcache") for r in upstream.sent for n in r.headers)
     # A bypassed request goes upstream as sent; the others ask for an unencoded answer.
     assert [r.headers.get("accept-encoding") == "identity" for r in upstream.sent] == [
-        True, False, True, True, True]
+        True,
+        False,
+        True,
+        True,
+        True,
+    ]
     assert [ttl for _, _, ttl in store.written] == [60.0, None, None]
 
 
 def test_a_bad_control_header_is_answered_400_and_nothing_goes_upstream(
-        package: str, server: OllamaServer) -> None:
+    package: str, server: OllamaServer
+) -> None:
     with client(package, server) as http:
-        answer = http.post("/v1/chat/completions", json=CHAT,
-                           headers={"x-llmcache-bypas": "1"})
+        answer = http.post("/v1/chat/completions", json=CHAT, headers={"x-llmcache-bypas": "1"})
     assert answer.status_code == 400 and answer.headers["x-llmcache"] == "bypass"
     assert "x-llmcache-bypas" in answer.json()["error"]["message"]
     assert server.calls.total == 0
@@ -288,65 +321,89 @@ def test_cache_control_around_a_call_is_honoured(package: str, server: OllamaSer
         with cache_control(refresh=True):
             refreshed = http.post("/v1/chat/completions", json=CHAT)
     assert [a.headers["x-llmcache"] for a in (bypassed, unstored, stored, refreshed)] == [
-        "bypass", "miss", "miss", "miss"]
+        "bypass",
+        "miss",
+        "miss",
+        "miss",
+    ]
     assert server.calls["openai.chat"] == 4 and len(store) == 1
 
 
-@pytest.mark.parametrize(("sampling", "expected"), [
-    ({}, ["miss", "hit"]),  # no temperature: the server's default, cacheable
-    ({"temperature": 0}, ["miss", "hit"]),
-    ({"temperature": 0.9}, ["uncacheable", "uncacheable"]),
-    ({"temperature": 0.9, "seed": 7}, ["miss", "hit"]),
-])
-def test_the_temperature_rule_is_every_doors(package: str, server: OllamaServer,
-                                             sampling: dict[str, Any],
-                                             expected: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("sampling", "expected"),
+    [
+        ({}, ["miss", "hit"]),  # no temperature: the server's default, cacheable
+        ({"temperature": 0}, ["miss", "hit"]),
+        ({"temperature": 0.9}, ["uncacheable", "uncacheable"]),
+        ({"temperature": 0.9, "seed": 7}, ["miss", "hit"]),
+    ],
+)
+def test_the_temperature_rule_is_every_doors(
+    package: str, server: OllamaServer, sampling: dict[str, Any], expected: list[str]
+) -> None:
     with client(package, server) as http:
-        answers = [http.post("/v1/chat/completions", json={**CHAT, **sampling})
-                   for _ in range(2)]
+        answers = [http.post("/v1/chat/completions", json={**CHAT, **sampling}) for _ in range(2)]
     assert [a.headers["x-llmcache"] for a in answers] == expected
     assert all(a.status_code == 200 for a in answers)
 
 
 def test_state_held_by_the_server_is_uncacheable(package: str, server: OllamaServer) -> None:
     with client(package, server) as http:
-        answers = [http.post("/api/generate", json={"model": "llama3.2", "prompt": "",
-                                                    "stream": False}) for _ in range(2)]
+        answers = [
+            http.post("/api/generate", json={"model": "llama3.2", "prompt": "", "stream": False})
+            for _ in range(2)
+        ]
     assert [a.headers["x-llmcache"] for a in answers] == ["uncacheable"] * 2
     assert server.calls["generate"] == 2
 
 
-def test_the_policy_keeps_an_answer_cut_by_the_token_limit_out(package: str,
-                                                               server: OllamaServer) -> None:
+def test_the_policy_keeps_an_answer_cut_by_the_token_limit_out(
+    package: str, server: OllamaServer
+) -> None:
     body = {**CHAT, "max_tokens": 1}
     with client(package, server) as http:
         answers = [http.post("/v1/chat/completions", json=body) for _ in range(2)]
     assert answers[0].json()["choices"][0]["finish_reason"] == "length"
     assert [a.headers["x-llmcache"] for a in answers] == ["miss", "miss"]
-    with client(package, server,
-                policy=CachePolicy(store_length_limited=True)) as http:
+    with client(package, server, policy=CachePolicy(store_length_limited=True)) as http:
         answers = [http.post("/v1/chat/completions", json=body) for _ in range(2)]
     assert [a.headers["x-llmcache"] for a in answers] == ["miss", "hit"]
 
 
 # -- encodings ---------------------------------------------------------------------------------
 
+
 def gzip_upstream(package: str, seen: list[Any]) -> Any:
     """An upstream that compresses its answers whatever the request accepts."""
     pkg = importlib.import_module(package)
-    answer = orjson.dumps({"id": "c", "model": "m", "choices": [
-        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "4"}}]})
+    answer = orjson.dumps(
+        {
+            "id": "c",
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": "4"},
+                }
+            ],
+        }
+    )
 
     def handle(request: Any) -> Any:
         seen.append(request)
-        return pkg.Response(200, content=gzip.compress(answer), headers={
-            "content-type": "application/json", "content-encoding": "gzip"})
+        return pkg.Response(
+            200,
+            content=gzip.compress(answer),
+            headers={"content-type": "application/json", "content-encoding": "gzip"},
+        )
 
     return pkg.MockTransport(handle), answer
 
 
 def test_an_encoded_answer_is_recorded_decoded_and_replayed_without_its_encoding(
-        package: str) -> None:
+    package: str,
+) -> None:
     seen: list[Any] = []
     upstream, answer = gzip_upstream(package, seen)
     pkg = importlib.import_module(package)
@@ -363,28 +420,40 @@ def test_an_encoded_answer_is_recorded_decoded_and_replayed_without_its_encoding
 
 # -- credentials, semantic tier ------------------------------------------------------------------
 
+
 def test_two_credentials_never_share_unless_asked(package: str, server: OllamaServer) -> None:
     store = KeepingStore()
     for share, calls in ((False, 2), (True, 1)):
         server.calls.reset()
         with client(package, server, cache=MemoryStore(), share_credentials=share) as http:
             for key in ("sk-a", "sk-b"):
-                http.post("/v1/chat/completions", json=CHAT,
-                          headers={"authorization": f"Bearer {key}"})
+                http.post(
+                    "/v1/chat/completions", json=CHAT, headers={"authorization": f"Bearer {key}"}
+                )
         assert server.calls["openai.chat"] == calls
     with client(package, server, cache=store) as http:
         http.post("/v1/chat/completions", json=CHAT, headers={"authorization": "Bearer sk-x"})
-    (key, entry, _), = store.written
+    ((key, entry, _),) = store.written
     assert b"sk-x" not in orjson.dumps(entry.to_dict()) and "sk-x" not in key
 
 
 def test_a_semantic_hit_says_how_similar_it_was(package: str, server: OllamaServer) -> None:
     semantic = SemanticCache(HashingEmbedder(), threshold=0.6)
     with client(package, server, semantic=semantic) as http:
-        first = http.post("/v1/chat/completions", json={
-            **CHAT, "messages": [{"role": "user", "content": "what is the capital of france"}]})
-        second = http.post("/v1/chat/completions", json={
-            **CHAT, "messages": [{"role": "user", "content": "what is the capital of france?"}]})
+        first = http.post(
+            "/v1/chat/completions",
+            json={
+                **CHAT,
+                "messages": [{"role": "user", "content": "what is the capital of france"}],
+            },
+        )
+        second = http.post(
+            "/v1/chat/completions",
+            json={
+                **CHAT,
+                "messages": [{"role": "user", "content": "what is the capital of france?"}],
+            },
+        )
     assert first.headers["x-llmcache"] == "miss"
     assert second.headers["x-llmcache"] == "hit", second.headers
     assert 0.6 <= float(second.headers["x-llmcache-similarity"]) <= 1.0

@@ -35,9 +35,15 @@ CHILD = textwrap.dedent("""
 
 
 def run_children(server: OllamaServer, redis_url: str, mode: str) -> list[list[str]]:
-    children = [subprocess.Popen([sys.executable, "-c", CHILD, server.url, redis_url, mode],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-                for _ in range(3)]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, server.url, redis_url, mode],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
     try:
         for child in children:
             assert child.stdout is not None and child.stdout.readline().strip() == "ready"
@@ -52,8 +58,7 @@ def run_children(server: OllamaServer, redis_url: str, mode: str) -> list[list[s
 
 
 @pytest.mark.parametrize("mode", ["plain", "stream"])
-def test_processes_sharing_a_redis_tier_make_one_upstream_call(redis_url: str,
-                                                               mode: str) -> None:
+def test_processes_sharing_a_redis_tier_make_one_upstream_call(redis_url: str, mode: str) -> None:
     # The upstream takes a while, so the other processes ask while the first one's call is
     # in flight: they wait on the tier's lock (held, for a stream, until it is stored),
     # then replay what the first one stored.

@@ -36,8 +36,7 @@ def proxy(upstream: OllamaServer) -> Iterator[ProxyProcess]:
 def start_proxy() -> Iterator[Callable[..., ProxyProcess]]:
     started: list[ProxyProcess] = []
 
-    def start(upstream_url: str, *options: str,
-              env: dict[str, str] | None = None) -> ProxyProcess:
+    def start(upstream_url: str, *options: str, env: dict[str, str] | None = None) -> ProxyProcess:
         p = launch(upstream_url, *options, env=env)
         started.append(p)
         return p

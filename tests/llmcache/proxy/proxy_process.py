@@ -22,8 +22,9 @@ _CLI = "import sys; from llmcache.cli import main; sys.argv[0] = 'llmcache'; mai
 class ProxyProcess:
     """``llmcache proxy`` in a child process."""
 
-    def __init__(self, process: subprocess.Popen[str], url: str, line: str,
-                 stderr: IO[str]) -> None:
+    def __init__(
+        self, process: subprocess.Popen[str], url: str, line: str, stderr: IO[str]
+    ) -> None:
         self.process = process
         self.url = url
         self.line = line
@@ -73,9 +74,12 @@ def launch(upstream: str, *options: str, env: dict[str, str] | None = None) -> P
     """Start a proxy in front of `upstream` on a free port; return once it listens."""
     stderr = tempfile.TemporaryFile("w+")  # a pipe nobody reads could fill and stall it
     process = subprocess.Popen(
-        [sys.executable, "-c", _CLI, "proxy", "--upstream", upstream, "--port", "0",
-         *options], stdout=subprocess.PIPE, stderr=stderr, text=True,
-        env={**os.environ, **(env or {})})
+        [sys.executable, "-c", _CLI, "proxy", "--upstream", upstream, "--port", "0", *options],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     assert process.stdout is not None
     line = process.stdout.readline()
     match = _LINE.search(line)

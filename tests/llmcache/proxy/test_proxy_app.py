@@ -30,12 +30,16 @@ class Upstream:
         return self.reply(request)
 
 
-async def _client(upstream: Upstream, base: str = "http://up.test",
-                  **options: object) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(ProxyConfig(upstream=base, **options),  # type: ignore[arg-type]
-                     network=upstream.transport)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://proxy.test") as client:
+async def _client(
+    upstream: Upstream, base: str = "http://up.test", **options: object
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(
+        ProxyConfig(upstream=base, **options),  # type: ignore[arg-type]
+        network=upstream.transport,
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://proxy.test"
+    ) as client:
         yield client
 
 
@@ -50,24 +54,39 @@ async def client(upstream: Upstream) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def test_path_and_query_go_after_the_upstream_path_as_received(
-        upstream: Upstream) -> None:
+async def test_path_and_query_go_after_the_upstream_path_as_received(upstream: Upstream) -> None:
     async for client in _client(upstream, "http://up.test/openai/"):
         await client.get("/v1/models/a%2Fb?api-version=2024-10-21&x=%20")
-    assert str(upstream.seen[0].url) == \
-        "http://up.test/openai/v1/models/a%2Fb?api-version=2024-10-21&x=%20"
+    assert (
+        str(upstream.seen[0].url)
+        == "http://up.test/openai/v1/models/a%2Fb?api-version=2024-10-21&x=%20"
+    )
 
 
 async def test_credentials_pass_untouched_and_hop_by_hop_headers_stay_here(
-        client: httpx.AsyncClient, upstream: Upstream) -> None:
-    await client.post("/v1/chat/completions", json=CHAT, headers={
-        "Authorization": "Bearer sk-a", "x-api-key": "k-b", "api-key": "k-c",
-        "Connection": "keep-alive", "Keep-Alive": "timeout=5", "TE": "trailers",
-        "Proxy-Authorization": "Basic cHJveHk6cHc=", "Upgrade": "h2c",
-        "X-Custom": "kept"})
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    await client.post(
+        "/v1/chat/completions",
+        json=CHAT,
+        headers={
+            "Authorization": "Bearer sk-a",
+            "x-api-key": "k-b",
+            "api-key": "k-c",
+            "Connection": "keep-alive",
+            "Keep-Alive": "timeout=5",
+            "TE": "trailers",
+            "Proxy-Authorization": "Basic cHJveHk6cHc=",
+            "Upgrade": "h2c",
+            "X-Custom": "kept",
+        },
+    )
     sent = upstream.seen[0].headers
-    assert (sent["authorization"], sent["x-api-key"], sent["api-key"]) == \
-        ("Bearer sk-a", "k-b", "k-c")
+    assert (sent["authorization"], sent["x-api-key"], sent["api-key"]) == (
+        "Bearer sk-a",
+        "k-b",
+        "k-c",
+    )
     assert sent["x-custom"] == "kept"
     assert sent["host"] == "up.test"
     for name in ("connection", "keep-alive", "te", "proxy-authorization", "upgrade"):
@@ -76,7 +95,8 @@ async def test_credentials_pass_untouched_and_hop_by_hop_headers_stay_here(
 
 async def test_no_cookie_of_one_client_reaches_another(upstream: Upstream) -> None:
     upstream.reply = lambda request: httpx.Response(
-        200, json={}, headers={"set-cookie": "session=alice; Path=/"})
+        200, json={}, headers={"set-cookie": "session=alice; Path=/"}
+    )
     async for client in _client(upstream):
         first = await client.get("/v1/models")
         assert first.headers["set-cookie"] == "session=alice; Path=/"  # passed on ...
@@ -87,9 +107,15 @@ async def test_no_cookie_of_one_client_reaches_another(upstream: Upstream) -> No
 
 async def test_hop_by_hop_headers_of_the_answer_stay_there(upstream: Upstream) -> None:
     upstream.reply = lambda request: httpx.Response(
-        200, content=b"{}", headers={"content-type": "application/json",
-                                     "connection": "close", "keep-alive": "timeout=1",
-                                     "x-request-id": "r-1"})
+        200,
+        content=b"{}",
+        headers={
+            "content-type": "application/json",
+            "connection": "close",
+            "keep-alive": "timeout=1",
+            "x-request-id": "r-1",
+        },
+    )
     async for client in _client(upstream):
         reply = await client.get("/v1/models")
     assert reply.headers["x-request-id"] == "r-1"
@@ -98,7 +124,8 @@ async def test_hop_by_hop_headers_of_the_answer_stay_there(upstream: Upstream) -
 
 async def test_upstream_status_and_body_pass_through(upstream: Upstream) -> None:
     upstream.reply = lambda request: httpx.Response(
-        429, json={"error": {"message": "slow down"}}, headers={"retry-after": "7"})
+        429, json={"error": {"message": "slow down"}}, headers={"retry-after": "7"}
+    )
     async for client in _client(upstream):
         reply = await client.post("/v1/chat/completions", json=CHAT)
     assert (reply.status_code, reply.headers["retry-after"]) == (429, "7")
@@ -106,8 +133,9 @@ async def test_upstream_status_and_body_pass_through(upstream: Upstream) -> None
 
 
 def test_metrics_text_format_is_cumulative_and_complete() -> None:
-    metrics = ProxyMetrics(lambda: {"coalesced": 3, "errors": 1, "tokens_saved": 120,
-                                    "time_saved_ms": 2500.0})
+    metrics = ProxyMetrics(
+        lambda: {"coalesced": 3, "errors": 1, "tokens_saved": 120, "time_saved_ms": 2500.0}
+    )
     metrics.started()
     metrics.finished("miss", 0.2)
     metrics.started()

@@ -59,11 +59,14 @@ def _lines(reply: httpx.Response) -> Iterator[dict[str, Any]]:
 
 
 def test_the_first_bytes_arrive_before_the_upstream_finished(
-        start_proxy: Any, gated: tuple[OllamaServer, GatedEngine]) -> None:
+    start_proxy: Any, gated: tuple[OllamaServer, GatedEngine]
+) -> None:
     server, engine = gated
     p = start_proxy(server.url)
-    with httpx.Client(timeout=10) as client, \
-            client.stream("POST", f"{p.url}/api/generate", json=GENERATE) as reply:
+    with (
+        httpx.Client(timeout=10) as client,
+        client.stream("POST", f"{p.url}/api/generate", json=GENERATE) as reply,
+    ):
         assert reply.headers["x-llmcache"] == "miss"
         lines = _lines(reply)
         first = next(lines)  # would time out if the proxy waited for the whole answer
@@ -76,13 +79,18 @@ def test_the_first_bytes_arrive_before_the_upstream_finished(
 
 
 def test_an_upstream_killed_mid_stream_breaks_the_stream_and_stores_nothing(
-        start_proxy: Any, gated: tuple[OllamaServer, GatedEngine]) -> None:
+    start_proxy: Any, gated: tuple[OllamaServer, GatedEngine]
+) -> None:
     server, engine = gated
     p = start_proxy(server.url)
-    request: dict[str, Any] = {"model": "llama3.2", "stream": True,
-                               "messages": [{"role": "user", "content": "one two three"}]}
-    with openai.OpenAI(base_url=f"{p.url}/v1", api_key="sk-one", max_retries=0,
-                       timeout=10) as client:
+    request: dict[str, Any] = {
+        "model": "llama3.2",
+        "stream": True,
+        "messages": [{"role": "user", "content": "one two three"}],
+    }
+    with openai.OpenAI(
+        base_url=f"{p.url}/v1", api_key="sk-one", max_retries=0, timeout=10
+    ) as client:
         chunks = client.chat.completions.create(**request)
         seen = [next(chunks)]
         server.stop()  # the upstream dies holding the stream open
@@ -100,7 +108,8 @@ def test_an_upstream_killed_mid_stream_breaks_the_stream_and_stores_nothing(
 
 
 def test_a_client_that_stops_reading_a_stream_leaves_nothing_stored(
-        start_proxy: Any, gated: tuple[OllamaServer, GatedEngine]) -> None:
+    start_proxy: Any, gated: tuple[OllamaServer, GatedEngine]
+) -> None:
     server, engine = gated
     p = start_proxy(server.url)
     with httpx.Client(timeout=10) as client:
@@ -138,13 +147,18 @@ def test_metrics_after_a_run(start_proxy: Any) -> None:
             client.get("/api/version")  # not a model call: bypass
             client.post("/v1/chat/completions", json={**chat, "temperature": 1.5})
             server.openai.rate_limited = 1
-            assert client.post("/v1/chat/completions",
-                               json={**chat, "seed": 1}).status_code == 429
+            assert client.post("/v1/chat/completions", json={**chat, "seed": 1}).status_code == 429
             text = client.get("/metrics")
         figures = p.metrics()
     assert text.headers["content-type"].startswith("text/plain; version=0.0.4")
-    for status, count in {"hit": 2, "miss": 2, "bypass": 1, "uncacheable": 1,
-                          "error": 0, "refused": 0}.items():
+    for status, count in {
+        "hit": 2,
+        "miss": 2,
+        "bypass": 1,
+        "uncacheable": 1,
+        "error": 0,
+        "refused": 0,
+    }.items():
         assert figures[f'llmcache_proxy_requests_total{{cache="{status}"}}'] == count, status
     assert figures['llmcache_proxy_upstream_errors_total{reason="http_429"}'] == 1
     assert figures["llmcache_proxy_tokens_saved_total"] > 0

@@ -37,9 +37,16 @@ def store(tmp_path: Path) -> Any:
 
 
 def test_roundtrip_keeps_every_field(store: DiskStore) -> None:
-    entry = CachedResponse(content={"a": [1, 2.5, None]}, model="m", prompt_tokens=1,
-                           completion_tokens=2, tokens_used=3, fingerprint="fp",
-                           chunks=["a", "b"], metadata={"k": "v"})
+    entry = CachedResponse(
+        content={"a": [1, 2.5, None]},
+        model="m",
+        prompt_tokens=1,
+        completion_tokens=2,
+        tokens_used=3,
+        fingerprint="fp",
+        chunks=["a", "b"],
+        metadata={"k": "v"},
+    )
     store.set("k", entry, ttl=60)
     got = store.get("k")
     assert got is not None
@@ -179,8 +186,9 @@ class _Planted:
 
 
 @pytest.mark.parametrize("size", [10, 20_000], ids=["inline", "file-backed"])
-def test_a_planted_pickle_is_never_unpickled(tmp_path: Path, size: int,
-                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_a_planted_pickle_is_never_unpickled(
+    tmp_path: Path, size: int, caplog: pytest.LogCaptureFixture
+) -> None:
     marker = tmp_path / "pwned"
     with diskcache.Cache(str(tmp_path / "cache")) as plain:
         plain.set("k", _Planted(marker, size))  # another client, pickling as diskcache does
@@ -221,8 +229,10 @@ def test_a_planted_file_path_is_neither_read_nor_deleted(tmp_path: Path) -> None
     with diskcache.Cache(str(tmp_path / "cache")) as plain:
         plain.set("k", b"x" * 100)
         # Point the row at a file outside the cache directory, as a hostile writer could.
-        plain._sql("UPDATE Cache SET mode = 2, filename = ?, value = NULL WHERE key = 'k'",
-                   ("../victim.txt",))
+        plain._sql(
+            "UPDATE Cache SET mode = 2, filename = ?, value = NULL WHERE key = 'k'",
+            ("../victim.txt",),
+        )
     with DiskStore(tmp_path / "cache") as store:
         assert store.get("k") is None
         store.clear()
@@ -232,8 +242,9 @@ def test_a_planted_file_path_is_neither_read_nor_deleted(tmp_path: Path) -> None
 # --- failures degrade to misses -------------------------------------------------------------
 
 
-def test_a_garbage_database_is_moved_aside_at_open(tmp_path: Path,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_a_garbage_database_is_moved_aside_at_open(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with DiskStore(tmp_path) as store:
         store.set("k", CachedResponse(content="v"))
     (tmp_path / "cache.db").write_bytes(os.urandom(64 * 1024))
@@ -263,12 +274,21 @@ def test_corruption_while_open_never_raises(tmp_path: Path) -> None:
     store.close()
 
 
-@pytest.mark.parametrize("error", [sqlite3.OperationalError("database or disk is full"),
-                                   sqlite3.OperationalError("attempt to write a readonly database"),
-                                   OSError(28, "No space left on device"), diskcache.Timeout()])
+@pytest.mark.parametrize(
+    "error",
+    [
+        sqlite3.OperationalError("database or disk is full"),
+        sqlite3.OperationalError("attempt to write a readonly database"),
+        OSError(28, "No space left on device"),
+        diskcache.Timeout(),
+    ],
+)
 def test_set_and_get_failures_are_counted_logged_once_never_raised(
-        store: DiskStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
-        error: Exception) -> None:
+    store: DiskStore,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    error: Exception,
+) -> None:
     def fail(*args: Any, **kwargs: Any) -> Any:
         raise error
 
@@ -355,7 +375,8 @@ def test_counts_of_a_process_that_never_closes_are_flushed_at_exit(tmp_path: Pat
     with DiskStore(tmp_path) as store:
         store.set("k", CachedResponse(content="v"))
     child = multiprocessing.get_context("spawn").Process(
-        target=_child_reads_without_closing, args=(str(tmp_path),))
+        target=_child_reads_without_closing, args=(str(tmp_path),)
+    )
     child.start()
     child.join(60)
     assert child.exitcode == 0
@@ -456,8 +477,9 @@ def _filled(path: Path, n: int = 20) -> Path:
 
 def _copies(directory: Path) -> list[Path]:
     """The copies of recovered databases in `directory` (without their -wal files)."""
-    return [p for p in directory.glob("cache.db.corrupt-*")
-            if not p.name.endswith(("-wal", "-shm"))]
+    return [
+        p for p in directory.glob("cache.db.corrupt-*") if not p.name.endswith(("-wal", "-shm"))
+    ]
 
 
 def _corrupt_the_entries(db: Path) -> None:
@@ -477,8 +499,9 @@ def test_an_empty_path_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert list(tmp_path.iterdir()) == []  # no cache.db in the working directory
 
 
-def test_a_path_that_is_a_file_is_a_miss_only_tier(tmp_path: Path,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_a_path_that_is_a_file_is_a_miss_only_tier(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "not-a-dir"
     path.write_text("a file")
     with caplog.at_level(logging.WARNING, logger="llmcache.stores.disk"):
@@ -550,7 +573,8 @@ def test_delete_and_clear_on_an_unavailable_tier_raise(tmp_path: Path) -> None:
 
 
 def test_a_database_corrupt_in_the_middle_is_recovered_and_started_empty(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     _corrupt_the_entries(_filled(tmp_path) / "cache.db")
     with caplog.at_level(logging.WARNING, logger="llmcache.stores.disk"):
         with DiskStore(tmp_path) as store:
@@ -675,8 +699,9 @@ def test_a_doors_call_counts_are_added_as_they_grow_and_after_a_reset(tmp_path: 
         assert (again.stats()["calls"]["hits"], again.stats()["calls"]["misses"]) == (6, 2)
 
 
-def test_a_failing_door_source_is_logged_and_skipped(tmp_path: Path,
-                                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failing_door_source_is_logged_and_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     def broken() -> dict[str, int]:
         raise RuntimeError("door gone")
 
@@ -715,8 +740,9 @@ def test_a_forked_child_counts_only_the_calls_it_made(tmp_path: Path) -> None:
     assert (calls["hits"], calls["misses"]) == (3 + 2, 1)
 
 
-def test_delete_damaged_deletes_only_what_cannot_be_read(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_delete_damaged_deletes_only_what_cannot_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     marker = tmp_path / "pwned"
     with diskcache.Cache(str(tmp_path / "cache")) as plain:
         plain.set("planted", _Planted(marker))

@@ -76,8 +76,10 @@ class DiskStoreMachine(RuleBasedStateMachine):
         else:
             assert got is not None
             assert (got.content, got.model, got.expires_at) == (
-                self.model[key][0], "m", None if self.model[key][1] == math.inf
-                else self.model[key][1])
+                self.model[key][0],
+                "m",
+                None if self.model[key][1] == math.inf else self.model[key][1],
+            )
             self.counts["hits"] += 1
 
     @rule(keys=st.lists(KEYS, max_size=4))

@@ -120,8 +120,9 @@ def test_stats_report_bounds() -> None:
     assert (stats["max_entries"], stats["max_bytes"], stats["default_ttl"]) == (7, 1 << 20, 3.0)
 
 
-@pytest.mark.parametrize("kwargs", [{"max_entries": 0}, {"max_entries": True},
-                                    {"max_bytes": 0}, {"default_ttl": -1}])
+@pytest.mark.parametrize(
+    "kwargs", [{"max_entries": 0}, {"max_entries": True}, {"max_bytes": 0}, {"default_ttl": -1}]
+)
 def test_bad_arguments_raise(kwargs: dict[str, object]) -> None:
     with pytest.raises((ValueError, TypeError)):
         MemoryStore(**kwargs)  # type: ignore[arg-type]

@@ -43,8 +43,9 @@ class TestPostgresStoreConformance(StoreConformance):
 
     def make_store(self) -> PostgresStore:
         self.made += 1  # a test that makes two stores gets two namespaces
-        return PostgresStore(self.url, table=self.table, namespace=f"n{self.made}",
-                             clock=self.clock)
+        return PostgresStore(
+            self.url, table=self.table, namespace=f"n{self.made}", clock=self.clock
+        )
 
 
 @pytest.fixture
@@ -93,8 +94,9 @@ async def test_async_lock_twins(postgres_url: str, pg_table: str) -> None:
 # -- clear, TTL sweeps, LRU eviction -----------------------------------------------------------
 
 
-def test_clear_waits_for_a_write_in_flight_and_deletes_it(store: PostgresStore,
-                                                          postgres_url: str) -> None:
+def test_clear_waits_for_a_write_in_flight_and_deletes_it(
+    store: PostgresStore, postgres_url: str
+) -> None:
     store.set("before", CachedResponse(content="old"))
     with _raw(postgres_url) as raw:
         # A write that began before the clear and commits while the clear runs: the
@@ -108,16 +110,18 @@ def test_clear_waits_for_a_write_in_flight_and_deletes_it(store: PostgresStore,
         raw.commit()
         clearer.join(10)
     assert done.is_set()
-    assert store.get("before") is None and store.get("late") is None, \
+    assert store.get("before") is None and store.get("late") is None, (
         "an entry written before the clear is served after it"
+    )
     store.set("after", CachedResponse(content="new"))
     assert store.get("after") is not None
 
 
-def test_writes_after_a_clear_of_another_process_land(postgres_url: str,
-                                                      pg_table: str) -> None:
-    with PostgresStore(postgres_url, table=pg_table) as a, \
-            PostgresStore(postgres_url, table=pg_table) as b:
+def test_writes_after_a_clear_of_another_process_land(postgres_url: str, pg_table: str) -> None:
+    with (
+        PostgresStore(postgres_url, table=pg_table) as a,
+        PostgresStore(postgres_url, table=pg_table) as b,
+    ):
         a.set("k", CachedResponse(content="1"))
         b.clear()
         assert a.get("k") is None
@@ -128,8 +132,10 @@ def test_writes_after_a_clear_of_another_process_land(postgres_url: str,
 
 def test_expired_rows_are_misses_then_swept(postgres_url: str, pg_table: str) -> None:
     clock = FakeClock()
-    with PostgresStore(postgres_url, table=pg_table, clock=clock,
-                       sweep_interval=1e-6) as store, _raw(postgres_url) as raw:
+    with (
+        PostgresStore(postgres_url, table=pg_table, clock=clock, sweep_interval=1e-6) as store,
+        _raw(postgres_url) as raw,
+    ):
         store.set("short", CachedResponse(content="s"), ttl=10)
         store.set("long", CachedResponse(content="l"), ttl=1000)
         clock.advance(11)
@@ -143,8 +149,14 @@ def test_expired_rows_are_misses_then_swept(postgres_url: str, pg_table: str) ->
 
 def test_the_least_recently_used_are_evicted(postgres_url: str, pg_table: str) -> None:
     clock = FakeClock()
-    with PostgresStore(postgres_url, table=pg_table, clock=clock, max_entries=10,
-                       touch_after=5, sweep_interval=3600) as store:
+    with PostgresStore(
+        postgres_url,
+        table=pg_table,
+        clock=clock,
+        max_entries=10,
+        touch_after=5,
+        sweep_interval=3600,
+    ) as store:
         for i in range(10):
             store.set(f"k{i}", CachedResponse(content=i))
         clock.advance(60)
@@ -159,8 +171,7 @@ def test_the_least_recently_used_are_evicted(postgres_url: str, pg_table: str) -
         assert store.stats()["evictions"] == 5
 
 
-def test_a_hit_writes_at_most_once_per_touch_after(store: PostgresStore,
-                                                   postgres_url: str) -> None:
+def test_a_hit_writes_at_most_once_per_touch_after(store: PostgresStore, postgres_url: str) -> None:
     store.set("k", CachedResponse(content="v"))
     with _raw(postgres_url) as raw:
         before = raw.execute(f"SELECT accessed_at FROM {store.table}").fetchone()
@@ -174,16 +185,21 @@ def test_refreshing_recency_writes_no_index(store: PostgresStore, postgres_url: 
     # accessed_at is not indexed (and pages keep room) so a hit's refresh is a HOT update.
     store.set("k", CachedResponse(content="v"))
     with _raw(postgres_url) as raw:
-        indexed = [d for (d,) in raw.execute("SELECT indexdef FROM pg_indexes "
-                                             "WHERE tablename = %s", (store.table,))]
+        indexed = [
+            d
+            for (d,) in raw.execute(
+                "SELECT indexdef FROM pg_indexes WHERE tablename = %s", (store.table,)
+            )
+        ]
     assert indexed and not [d for d in indexed if "accessed_at" in d], indexed
 
 
 # -- the schema -------------------------------------------------------------------------------
 
 
-def test_a_schema_version_it_does_not_know_is_a_clear_error(postgres_url: str,
-                                                             pg_table: str) -> None:
+def test_a_schema_version_it_does_not_know_is_a_clear_error(
+    postgres_url: str, pg_table: str
+) -> None:
     with PostgresStore(postgres_url, table=pg_table) as store:
         store.set("k", CachedResponse(content="v"))
     with _raw(postgres_url) as raw:
@@ -198,13 +214,16 @@ def test_a_schema_version_it_does_not_know_is_a_clear_error(postgres_url: str,
 def test_a_table_llmcache_did_not_create_is_refused(postgres_url: str, pg_table: str) -> None:
     with _raw(postgres_url) as raw:
         raw.execute(f"CREATE TABLE {pg_table} (id int)")
-    with PostgresStore(postgres_url, table=pg_table) as store, \
-            pytest.raises(SchemaError, match="not created by llmcache"):
+    with (
+        PostgresStore(postgres_url, table=pg_table) as store,
+        pytest.raises(SchemaError, match="not created by llmcache"),
+    ):
         store.get("k")
 
 
-def test_a_missing_namespace_row_drops_writes_then_heals(store: PostgresStore,
-                                                         postgres_url: str) -> None:
+def test_a_missing_namespace_row_drops_writes_then_heals(
+    store: PostgresStore, postgres_url: str
+) -> None:
     store.set("k", CachedResponse(content="v"))
     with _raw(postgres_url) as raw:
         raw.execute(f"DELETE FROM {store.table}_ns")
@@ -232,16 +251,18 @@ def test_the_password_is_never_shown() -> None:
 
 
 def test_import_llmcache_needs_no_psycopg_and_the_extra_is_named() -> None:
-    code = ("import sys; import llmcache, llmcache.stores.postgres\n"
-            "assert 'psycopg' not in sys.modules, 'psycopg imported eagerly'\n"
-            "sys.modules['psycopg'] = None\n"
-            "from llmcache.stores.postgres import PostgresStore\n"
-            "try:\n"
-            "    PostgresStore('postgresql:///x')\n"
-            "except ImportError as exc:\n"
-            "    assert 'install llmcache[postgres]' in str(exc), exc\n"
-            "else:\n"
-            "    raise SystemExit('no ImportError')\n")
+    code = (
+        "import sys; import llmcache, llmcache.stores.postgres\n"
+        "assert 'psycopg' not in sys.modules, 'psycopg imported eagerly'\n"
+        "sys.modules['psycopg'] = None\n"
+        "from llmcache.stores.postgres import PostgresStore\n"
+        "try:\n"
+        "    PostgresStore('postgresql:///x')\n"
+        "except ImportError as exc:\n"
+        "    assert 'install llmcache[postgres]' in str(exc), exc\n"
+        "else:\n"
+        "    raise SystemExit('no ImportError')\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
@@ -272,8 +293,9 @@ def test_planted_rows_are_misses(store: PostgresStore, postgres_url: str) -> Non
     assert client.generate("q1").content == "answer:q1" and backend.call_count == 5
     with _raw(postgres_url) as raw:
         raw.execute(f"UPDATE {store.table} SET value = %s", (b"\x80\x04pickle",))
-        raw.execute(f"INSERT INTO {store.table} VALUES (%s, 'x', %s, NULL, 0)",
-                    (store.namespace, b"LMC1[]"))
+        raw.execute(
+            f"INSERT INTO {store.table} VALUES (%s, 'x', %s, NULL, 0)", (store.namespace, b"LMC1[]")
+        )
     assert store.get("x") is None
     assert client.generate("q2").content == "answer:q2" and backend.call_count == 6
     assert store.stats()["errors"] >= 3  # undecodable rows are counted
@@ -312,8 +334,12 @@ async def test_postgres_down_is_a_counted_miss_async(tmp_path: Path) -> None:
 
 
 def test_a_slow_statement_is_cancelled_and_counted(postgres_url: str, pg_table: str) -> None:
-    with PostgresStore(postgres_url, table=pg_table, statement_timeout=0.2,
-                       retry_after=0.2) as store, _raw(postgres_url) as raw:
+    with (
+        PostgresStore(
+            postgres_url, table=pg_table, statement_timeout=0.2, retry_after=0.2
+        ) as store,
+        _raw(postgres_url) as raw,
+    ):
         store.set("k", CachedResponse(content="v"))
         raw.autocommit = False
         raw.execute(f"LOCK TABLE {pg_table} IN ACCESS EXCLUSIVE MODE")  # every read waits
@@ -345,8 +371,9 @@ def test_after_a_restart_the_first_call_hits(postgres_fault_server: Any, pg_tabl
         assert store.stats()["errors"] == 0 and not store.stats()["circuit_opened"]
 
 
-def test_a_clear_or_delete_survives_a_crash_right_after_it(postgres_fault_server: Any,
-                                                           pg_table: str) -> None:
+def test_a_clear_or_delete_survives_a_crash_right_after_it(
+    postgres_fault_server: Any, pg_table: str
+) -> None:
     # Writes commit asynchronously (a crash may lose the last few hundred milliseconds of
     # them: a cache can afford that); a clear or a delete that returned must not be undone.
     server = postgres_fault_server
@@ -380,8 +407,7 @@ def _hammer(store: PostgresStore, stop: threading.Event, results: list[Any]) -> 
         time.sleep(0.005)
 
 
-def test_postgres_killed_mid_run_then_restarted(postgres_fault_server: Any,
-                                                pg_table: str) -> None:
+def test_postgres_killed_mid_run_then_restarted(postgres_fault_server: Any, pg_table: str) -> None:
     server = postgres_fault_server
     store = PostgresStore(server.url, table=pg_table, connect_timeout=0.5, retry_after=0.2)
     stop = threading.Event()
@@ -469,8 +495,11 @@ def test_a_dead_holder_releases_its_lock_at_once(postgres_url: str, pg_table: st
 
 def _count_call(url: str, name: str) -> None:
     with _raw(url) as raw:
-        raw.execute("INSERT INTO test_model_calls VALUES (%s, 1) ON CONFLICT (name) "
-                    "DO UPDATE SET n = test_model_calls.n + 1", (name,))
+        raw.execute(
+            "INSERT INTO test_model_calls VALUES (%s, 1) ON CONFLICT (name) "
+            "DO UPDATE SET n = test_model_calls.n + 1",
+            (name,),
+        )
 
 
 def _calls(url: str, name: str) -> int:
@@ -479,13 +508,21 @@ def _calls(url: str, name: str) -> int:
     return 0 if row is None else int(row[0])
 
 
-def _fleet_worker(url: str, table: str, name: str, mode: str, n: int, barrier: Any,
-                  results: Any) -> None:
+def _fleet_worker(
+    url: str, table: str, name: str, mode: str, n: int, barrier: Any, results: Any
+) -> None:
     # Generous timeouts: this test is about single-flight, and on a loaded 2-core machine a
     # fresh process can miss a short connect timeout, which (by design) degrades to a miss
     # and an extra model call.
-    store = PostgresStore(url, table=table, lock_lease=2.0, lock_wait=30.0,
-                          statement_timeout=10.0, connect_timeout=10.0, lock_connections=4)
+    store = PostgresStore(
+        url,
+        table=table,
+        lock_lease=2.0,
+        lock_wait=30.0,
+        statement_timeout=10.0,
+        connect_timeout=10.0,
+        lock_connections=4,
+    )
     tiered = TieredStore(MemoryStore(), store)
 
     def handler(call: MockCall) -> str:
@@ -512,13 +549,15 @@ def _fleet_worker(url: str, table: str, name: str, mode: str, n: int, barrier: A
             with ThreadPoolExecutor(n) as pool:
                 answers = list(pool.map(call, range(n)))
         else:
+
             async def main() -> list[str]:
                 aclient = AsyncCachedClient(AsyncMockBackend(ahandler), tiered)
                 try:
                     await store.aget("warm-up")
                     await asyncio.to_thread(barrier.wait, 60)
-                    replies = await asyncio.gather(*(aclient.generate("the question")
-                                                     for _ in range(n)))
+                    replies = await asyncio.gather(
+                        *(aclient.generate("the question") for _ in range(n))
+                    )
                     return [str(r.content) for r in replies]
                 finally:
                     await store.aclose()
@@ -529,18 +568,24 @@ def _fleet_worker(url: str, table: str, name: str, mode: str, n: int, barrier: A
         store.close()
 
 
-def test_four_processes_of_25_concurrent_callers_make_one_call(postgres_url: str,
-                                                               pg_table: str) -> None:
+def test_four_processes_of_25_concurrent_callers_make_one_call(
+    postgres_url: str, pg_table: str
+) -> None:
     with _raw(postgres_url) as raw:
-        raw.execute("CREATE TABLE IF NOT EXISTS test_model_calls (name text PRIMARY KEY, "
-                    "n int NOT NULL)")
+        raw.execute(
+            "CREATE TABLE IF NOT EXISTS test_model_calls (name text PRIMARY KEY, n int NOT NULL)"
+        )
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager:
         barrier = manager.Barrier(4)
         results = manager.list()
-        procs = [ctx.Process(target=_fleet_worker,
-                             args=(postgres_url, pg_table, pg_table, mode, 25, barrier, results))
-                 for mode in ["threads", "asyncio", "threads", "asyncio"]]
+        procs = [
+            ctx.Process(
+                target=_fleet_worker,
+                args=(postgres_url, pg_table, pg_table, mode, 25, barrier, results),
+            )
+            for mode in ["threads", "asyncio", "threads", "asyncio"]
+        ]
         for p in procs:
             p.start()
         for p in procs:
@@ -567,8 +612,9 @@ def _shared(store: PostgresStore) -> Any:
     return cached_generate(cache=store)(_compute)
 
 
-def test_an_entry_written_by_one_process_is_served_to_another(postgres_url: str,
-                                                              pg_table: str) -> None:
+def test_an_entry_written_by_one_process_is_served_to_another(
+    postgres_url: str, pg_table: str
+) -> None:
     ctx = multiprocessing.get_context("spawn")
     writer = ctx.Process(target=_write_through_decorator, args=(postgres_url, pg_table))
     writer.start()

@@ -64,7 +64,8 @@ def crossed(prompt: str) -> str:
 def test_sync_recursion_does_not_wait_for_its_own_redis_lock(redis_url: str) -> None:
     with _store(redis_url, "re-sync") as store:
         generate = _WRAPPED["retry_once"] = cached_generate(
-            cache=TieredStore(MemoryStore(), store))(retry_once)
+            cache=TieredStore(MemoryStore(), store)
+        )(retry_once)
         assert generate("q") == "answer:q"
         assert _CALLS["q"] == 2
         assert generate("q") == "answer:q" and _CALLS["q"] == 2

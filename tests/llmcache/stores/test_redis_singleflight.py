@@ -60,11 +60,14 @@ def _decorate(store: Any, model: _Model, is_async: bool) -> Any:
     # cache key for one prompt. The sync and async variants are two functions (their code
     # differs), with two keys.
     if is_async:
+
         async def generate(prompt: str) -> str:
             return await model.aanswer(prompt)
     else:
+
         def generate(prompt: str) -> str:
             return model.answer(prompt)
+
     return cached_generate(cache=store, namespace="fleet")(generate)
 
 
@@ -72,8 +75,9 @@ def _fleet_worker(url: str, name: str, mode: str, n: int, barrier: Any) -> None:
     # Generous timeouts: this test is about single-flight, and on a loaded 2-core machine a
     # freshly spawned process can miss the default 0.25 s connect timeout, which (by design)
     # degrades to a miss and an extra model call.
-    store = RedisStore(url, namespace=name, lock_lease=2.0, lock_wait=20.0,
-                       socket_timeout=5.0, connect_timeout=5.0)
+    store = RedisStore(
+        url, namespace=name, lock_lease=2.0, lock_wait=20.0, socket_timeout=5.0, connect_timeout=5.0
+    )
     # A memory tier in front, as an application would have: the lock is found in the tier.
     tiered = TieredStore(MemoryStore(), store)
     model = _Model(url, name, 0.3)
@@ -91,10 +95,10 @@ def _fleet_worker(url: str, name: str, mode: str, n: int, barrier: Any) -> None:
             with ThreadPoolExecutor(n) as pool:
                 results = list(pool.map(call, range(n)))
         else:
+
             async def main() -> list[str]:
                 try:
-                    return list(await asyncio.gather(*(generate("the question")
-                                                       for _ in range(n))))
+                    return list(await asyncio.gather(*(generate("the question") for _ in range(n))))
                 finally:
                     await store.aclose()
 
@@ -109,8 +113,10 @@ def test_four_processes_of_25_callers_make_one_call_per_function(redis_url: str)
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(4)
     modes = ["threads", "asyncio", "threads", "asyncio"]
-    procs = [ctx.Process(target=_fleet_worker, args=(redis_url, "fleet", mode, 25, barrier))
-             for mode in modes]
+    procs = [
+        ctx.Process(target=_fleet_worker, args=(redis_url, "fleet", mode, 25, barrier))
+        for mode in modes
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -185,8 +191,7 @@ def test_lock_primitives(redis_url: str) -> None:
         assert flight_for(off) is None
 
 
-def _key_flight(store: RedisStore, key: str, compute: Any,
-                flight: DistributedFlight) -> Any:
+def _key_flight(store: RedisStore, key: str, compute: Any, flight: DistributedFlight) -> Any:
     def lookup() -> Any:
         entry = store.get(key)
         return None if entry is None else entry.content
@@ -249,8 +254,14 @@ def test_a_failed_holder_hands_over_at_once(redis_url: str) -> None:
         t.join(5)
         assert result == ["second"]
         assert time.monotonic() - start < 2.0  # not the 10 s lease: the lock was released
-        assert waiter.stats() == {"led": 1, "waited": 1, "found": 0, "wait_timeouts": 0,
-                                  "unavailable": 0, "reentered": 0}
+        assert waiter.stats() == {
+            "led": 1,
+            "waited": 1,
+            "found": 0,
+            "wait_timeouts": 0,
+            "unavailable": 0,
+            "reentered": 0,
+        }
 
 
 def test_no_lock_service_means_every_caller_calls() -> None:
@@ -340,14 +351,14 @@ def test_cached_clients_sharing_redis_make_one_backend_call(redis_url: str) -> N
         assert clients[1].generate("same", temperature=0).cached
 
 
-async def test_async_cached_clients_sharing_redis_make_one_backend_call(
-        redis_url: str) -> None:
+async def test_async_cached_clients_sharing_redis_make_one_backend_call(redis_url: str) -> None:
     async with RedisStore(redis_url, namespace="cl", lock_lease=2) as shared:
         backends = [AsyncMockBackend(latency=0.3) for _ in range(3)]
         clients = [CachedClient(b, shared) for b in backends]
         assert all(isinstance(c, AsyncCachedClient) for c in clients)
-        answers = await asyncio.gather(*(clients[i % 3].generate("same", temperature=0)
-                                         for i in range(12)))
+        answers = await asyncio.gather(
+            *(clients[i % 3].generate("same", temperature=0) for i in range(12))
+        )
         assert [a.content for a in answers] == ["echo: same"] * 12
         assert sum(b.call_count for b in backends) == 1
         again = await clients[2].generate("same", temperature=0)

@@ -39,10 +39,16 @@ def _entry(content: Any = "v", **fields: Any) -> CachedResponse:
 
 
 def test_round_trip_through_the_codec(store: RedisStore, raw: redis.Redis) -> None:
-    entry = _entry({"answer": "4", "items": [1, 2.5, None, True], "ünï": "cödé ✓"},
-                   model="m", prompt_tokens=3, completion_tokens=5, tokens_used=8,
-                   fingerprint="abc", chunks=[{"content": "4", "done": True}],
-                   metadata={"kind": "json", "done_reason": "stop"})
+    entry = _entry(
+        {"answer": "4", "items": [1, 2.5, None, True], "ünï": "cödé ✓"},
+        model="m",
+        prompt_tokens=3,
+        completion_tokens=5,
+        tokens_used=8,
+        fingerprint="abc",
+        chunks=[{"content": "4", "done": True}],
+        metadata={"kind": "json", "done_reason": "stop"},
+    )
     store.set("k", entry, ttl=60)
     got = store.get("k")
     assert got is not None
@@ -83,9 +89,13 @@ def test_an_entry_past_its_expiry_by_this_hosts_clock_is_a_miss(redis_url: str) 
 
 
 def test_namespaces_are_isolated_and_clear_removes_only_its_own(
-        redis_url: str, raw: redis.Redis) -> None:
-    with RedisStore(redis_url, namespace="a") as a, RedisStore(redis_url, namespace="b") as b, \
-            RedisStore(redis_url, namespace="a2") as a2:
+    redis_url: str, raw: redis.Redis
+) -> None:
+    with (
+        RedisStore(redis_url, namespace="a") as a,
+        RedisStore(redis_url, namespace="b") as b,
+        RedisStore(redis_url, namespace="a2") as a2,
+    ):
         for i in range(1200):  # more than one SCAN page and one UNLINK batch
             a.set(f"k{i}", _entry(f"a{i}"))
         b.set("k0", _entry("b0"))
@@ -115,8 +125,9 @@ def test_namespace_and_reserved_keys_are_checked(redis_url: str) -> None:
             store.get(b"k")  # type: ignore[arg-type]
 
 
-def test_get_many_is_one_mget_and_set_many_one_script_call(store: RedisStore,
-                                                         raw: redis.Redis) -> None:
+def test_get_many_is_one_mget_and_set_many_one_script_call(
+    store: RedisStore, raw: redis.Redis
+) -> None:
     entries = {f"k{i}": _entry(f"v{i}") for i in range(100)}
     store.set_many(entries, ttl=60)
     assert 59_000 < raw.pttl("t:0:k7") <= 60_000
@@ -133,8 +144,8 @@ def test_get_many_is_one_mget_and_set_many_one_script_call(store: RedisStore,
 
 
 def test_planted_pickles_and_garbage_are_misses_never_unpickled(
-        store: RedisStore, raw: redis.Redis, tmp_path: Path,
-        caplog: pytest.LogCaptureFixture) -> None:
+    store: RedisStore, raw: redis.Redis, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     marker = tmp_path / "pwned"
 
     class Exploit:
@@ -214,8 +225,7 @@ def test_memory_then_redis_promotes_with_the_ttl_left(redis_url: str) -> None:
         assert tiered.stats()["tier_hits"] == {"memory": 1, "redis": 1}
 
 
-def test_memory_disk_redis_promotes_to_every_faster_tier(redis_url: str,
-                                                          tmp_path: Path) -> None:
+def test_memory_disk_redis_promotes_to_every_faster_tier(redis_url: str, tmp_path: Path) -> None:
     with RedisStore(redis_url, namespace="t") as shared, DiskStore(tmp_path) as disk:
         shared.set("k", _entry("deep"), ttl=60)
         memory = MemoryStore()
@@ -246,15 +256,19 @@ def test_decorated_functions_in_two_processes_share_redis(redis_url: str) -> Non
 
 
 def test_import_llmcache_needs_no_redis_and_the_error_names_the_extra() -> None:
-    code = ("import sys; sys.modules['redis'] = None\n"
-            "import llmcache, llmcache.stores.redis as r\n"
-            "try:\n    r.RedisStore()\nexcept ImportError as e:\n    print(e)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60)
+    code = (
+        "import sys; sys.modules['redis'] = None\n"
+        "import llmcache, llmcache.stores.redis as r\n"
+        "try:\n    r.RedisStore()\nexcept ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
     assert out.stdout.strip() == "RedisStore needs the redis extra: pip install 'llmcache[redis]'"
     code = "import sys, llmcache.stores.redis; print('redis' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
     assert out.stdout.strip() == "False"  # imported only when a store is built
 
 
@@ -270,9 +284,12 @@ def test_delete_is_true_then_false_and_clear_returns_none(store: RedisStore) -> 
 
 
 def test_an_entry_that_comes_back_after_a_clear_is_never_served(
-        redis_url: str, raw: redis.Redis) -> None:
-    with RedisStore(redis_url, namespace="t") as here, \
-            RedisStore(redis_url, namespace="t") as elsewhere:
+    redis_url: str, raw: redis.Redis
+) -> None:
+    with (
+        RedisStore(redis_url, namespace="t") as here,
+        RedisStore(redis_url, namespace="t") as elsewhere,
+    ):
         here.set("k", _entry("old"))
         assert elsewhere.get("k").content == "old"  # type: ignore[union-attr]
         (name,) = raw.keys("t:*")
@@ -291,7 +308,8 @@ def test_an_entry_that_comes_back_after_a_clear_is_never_served(
 
 
 def test_a_generation_that_went_back_is_moved_forward_again(
-        redis_url: str, raw: redis.Redis) -> None:
+    redis_url: str, raw: redis.Redis
+) -> None:
     with RedisStore(redis_url, namespace="t") as store:
         store.set("k", _entry("old"))
         old_name, old_gen = raw.keys("t:*")[0], raw.get("t:gen")
@@ -314,7 +332,8 @@ def test_a_generation_that_went_back_is_moved_forward_again(
 
 
 def test_clear_sweeps_older_generations_and_the_old_layout_but_keeps_locks(
-        redis_url: str, raw: redis.Redis) -> None:
+    redis_url: str, raw: redis.Redis
+) -> None:
     with RedisStore(redis_url, namespace="t") as store:
         raw.set("t:v3:from-before-generations", b"x")
         raw.set("t:5:older", b"x")
@@ -332,10 +351,11 @@ def test_clear_sweeps_older_generations_and_the_old_layout_but_keeps_locks(
         assert int(raw.get("t:gen")) > int(gen)  # type: ignore[arg-type]
 
 
-async def test_async_clear_and_delete_match_the_sync_ones(redis_url: str,
-                                                          raw: redis.Redis) -> None:
-    async with RedisStore(redis_url, namespace="t") as here, \
-            RedisStore(redis_url, namespace="t") as elsewhere:
+async def test_async_clear_and_delete_match_the_sync_ones(redis_url: str, raw: redis.Redis) -> None:
+    async with (
+        RedisStore(redis_url, namespace="t") as here,
+        RedisStore(redis_url, namespace="t") as elsewhere,
+    ):
         await here.aset("k", _entry("old"))
         (name,) = raw.keys("t:*")
         data = raw.get(name)
@@ -347,4 +367,3 @@ async def test_async_clear_and_delete_match_the_sync_ones(redis_url: str,
         assert await elsewhere.ageneration() == here.stats()["generation"]
         await elsewhere.aset("k", _entry("new"))
         assert await here.adelete("k") is True and await here.adelete("k") is False
-

@@ -89,8 +89,9 @@ class RecordingRedis(RedisStore):
         self.calls.append("aget_many")
         return await super().aget_many(keys)
 
-    async def aset_many(self, entries: Mapping[str, CachedResponse],
-                        ttl: float | None = None) -> None:
+    async def aset_many(
+        self, entries: Mapping[str, CachedResponse], ttl: float | None = None
+    ) -> None:
         self.calls.append("aset_many")
         await super().aset_many(entries, ttl)
 
@@ -116,8 +117,9 @@ class AsyncBrokenStore(MemoryStore):
     async def aget_many(self, keys: Iterable[str]) -> dict[str, CachedResponse]:
         raise ConnectionError("backend down")
 
-    async def aset_many(self, entries: Mapping[str, CachedResponse],
-                        ttl: float | None = None) -> None:
+    async def aset_many(
+        self, entries: Mapping[str, CachedResponse], ttl: float | None = None
+    ) -> None:
         raise ConnectionError("backend down")
 
     async def aclear(self) -> None:
@@ -171,14 +173,12 @@ async def test_async_writes_go_through_every_tier(redis_url: str, tmp_path: Path
             assert got is not None and got.content == "all"
         assert 0 < raw.pttl("t:0:k") <= 60_000
         await tiered.aset_many({"a": _entry("A"), "b": _entry("B")}, ttl=60)
-        assert all(tier.get_many(["a", "b"]).keys() == {"a", "b"}
-                   for tier in (memory, disk, plain))
+        assert all(tier.get_many(["a", "b"]).keys() == {"a", "b"} for tier in (memory, disk, plain))
         # Another process: its own memory and disk, the same Redis. One batch per tier.
         memory2, disk2 = MemoryStore(), DiskStore(tmp_path / "disk2")
         async with TieredStore(memory2, disk2, shared) as other:
             found = await other.aget_many(["a", "b", "k", "nope", "a"])
-            assert {key: e.content for key, e in found.items()} == {"a": "A", "b": "B",
-                                                                   "k": "all"}
+            assert {key: e.content for key, e in found.items()} == {"a": "A", "b": "B", "k": "all"}
             assert memory2.get_many(["a", "b", "k"]).keys() == {"a", "b", "k"}
             assert disk2.get_many(["a", "b", "k"]).keys() == {"a", "b", "k"}
             stats = other.stats()
@@ -189,14 +189,14 @@ async def test_async_writes_go_through_every_tier(redis_url: str, tmp_path: Path
         assert await tiered.adelete("k") is False
         await tiered.aclear()
         assert (len(memory), len(disk), len(plain)) == (0, 0, 0)
-        assert shared.calls == ["aset", "aset_many", "aget_many", "adelete", "adelete",
-                                "aclear"]
+        assert shared.calls == ["aset", "aset_many", "aget_many", "adelete", "adelete", "aclear"]
     plain.close()
     raw.close()
 
 
 async def test_a_killed_redis_tier_is_a_counted_miss_in_async_code(
-        fault_server: RedisServer) -> None:
+    fault_server: RedisServer,
+) -> None:
     memory = MemoryStore()
     shared = RedisStore(fault_server.url, namespace="t", retry_after=30)
     async with TieredStore(memory, shared) as tiered:
@@ -232,7 +232,8 @@ async def test_an_unreachable_redis_tier_is_a_counted_miss_in_async_code() -> No
 
 
 async def test_a_paused_redis_tier_leaves_the_event_loop_free_then_misses(
-        fault_server: RedisServer) -> None:
+    fault_server: RedisServer,
+) -> None:
     memory = MemoryStore()
     shared = RedisStore(fault_server.url, namespace="t", retry_after=30)
     async with TieredStore(memory, shared) as tiered:
@@ -268,7 +269,8 @@ async def test_a_paused_redis_tier_leaves_the_event_loop_free_then_misses(
 
 
 async def test_a_tier_whose_coroutines_raise_is_a_counted_miss(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     memory = MemoryStore()
     store = TieredStore(AsyncBrokenStore(), memory)
     with caplog.at_level(logging.WARNING, logger="llmcache.stores.tiered"):
@@ -334,8 +336,7 @@ async def _scenario_async(store: TieredStore, slow: MemoryStore) -> list[Any]:
     slow.set("many", _entry("many"))
     await store.aset("k", _entry("k"), ttl=30)
     await store.aset_many({"a": _entry("A"), "b": _entry("B")}, ttl=30)
-    out: list[Any] = [getattr(await store.aget(key), "content", None)
-                      for key in ("k", "low", "x")]
+    out: list[Any] = [getattr(await store.aget(key), "content", None) for key in ("k", "low", "x")]
     out.append(sorted(await store.aget_many(["a", "many", "low", "y"])))
     out += [await store.adelete("a"), await store.adelete("a"), await store.aget("a")]
     await store.aclear()
@@ -349,8 +350,9 @@ def _counters(store: TieredStore) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("with_redis", [False, True], ids=["memory-disk", "memory-disk-redis"])
-async def test_the_twins_match_the_sync_methods(request: pytest.FixtureRequest,
-                                                tmp_path: Path, with_redis: bool) -> None:
+async def test_the_twins_match_the_sync_methods(
+    request: pytest.FixtureRequest, tmp_path: Path, with_redis: bool
+) -> None:
     results = []
     for face in ("sync", "async"):
         fast, slow = MemoryStore(), MemoryStore()
@@ -383,25 +385,29 @@ class TestMemoryDiskRedisConformance(StoreConformance):
 
     def make_store(self) -> TieredStore:
         self.made += 1  # a test that makes two stores gets two of everything
-        return TieredStore(MemoryStore(max_entries=1000, clock=self.clock),
-                           DiskStore(self.directory / f"disk{self.made}", clock=self.clock),
-                           RedisStore(self.redis_url, namespace=f"c{self.made}",
-                                      clock=self.clock),
-                           clock=self.clock)
+        return TieredStore(
+            MemoryStore(max_entries=1000, clock=self.clock),
+            DiskStore(self.directory / f"disk{self.made}", clock=self.clock),
+            RedisStore(self.redis_url, namespace=f"c{self.made}", clock=self.clock),
+            clock=self.clock,
+        )
 
 
 # -- the callers: the decorator and the async client take the async path ------------------
 
 
 async def test_async_cached_generate_over_memory_and_redis_reads_redis_asynchronously(
-        redis_url: str) -> None:
+    redis_url: str,
+) -> None:
     calls: list[str] = []
     async with RecordingRedis(redis_url, namespace="t") as shared:
+
         def make() -> Any:
             @cached_generate(cache=TieredStore(MemoryStore(), shared), namespace="t")
             async def generate(prompt: str) -> str:
                 calls.append(prompt)
                 return prompt.upper()
+
             return generate
 
         first = make()
@@ -432,13 +438,14 @@ async def test_async_client_streams_through_redis_asynchronously(redis_url: str)
 
 
 async def test_async_client_stream_checks_fingerprint_and_expiry_on_the_async_path(
-        redis_url: str) -> None:
+    redis_url: str,
+) -> None:
     backend = AsyncMockBackend()
     raw = redis.Redis.from_url(redis_url)
     async with RecordingRedis(redis_url, namespace="t") as shared:
+
         def reader() -> Any:
-            return CachedClient(backend, TieredStore(MemoryStore(), shared),
-                                CachePolicy(ttl=60))
+            return CachedClient(backend, TieredStore(MemoryStore(), shared), CachePolicy(ttl=60))
 
         [c async for c in reader().generate_stream("q", temperature=0)]
         (name,) = raw.keys("t:0:*")  # the entry (not the stream's lock, let go meanwhile)
@@ -452,10 +459,8 @@ async def test_async_client_stream_checks_fingerprint_and_expiry_on_the_async_pa
         # An entry past its expiry by this host's clock, which Redis still holds: written
         # by a host whose clock runs 1000 s behind.
         raw.delete(name)
-        async with RedisStore(redis_url, namespace="t",
-                              clock=lambda: time.time() - 1000) as skewed:
-            late = CachedClient(backend, TieredStore(MemoryStore(), skewed),
-                                CachePolicy(ttl=60))
+        async with RedisStore(redis_url, namespace="t", clock=lambda: time.time() - 1000) as skewed:
+            late = CachedClient(backend, TieredStore(MemoryStore(), skewed), CachePolicy(ttl=60))
             [c async for c in late.generate_stream("q", temperature=0)]
             assert backend.call_count == 3 and raw.pttl(name) > 0
         [c async for c in reader().generate_stream("q", temperature=0)]
@@ -472,13 +477,16 @@ async def test_async_client_never_stores_an_incomplete_stream_in_redis(redis_url
             async def pieces() -> Any:
                 yield StreamChunk(content="cut ")
                 yield StreamChunk(content="off")
+
             return pieces()
 
     raw = redis.Redis.from_url(redis_url)
     async with RecordingRedis(redis_url, namespace="t") as shared:
         client = CachedClient(NoDone(), TieredStore(MemoryStore(), shared))
         assert [c.content async for c in client.generate_stream("q", temperature=0)] == [
-            "cut ", "off"]
+            "cut ",
+            "off",
+        ]
         abandoned = CachedClient(AsyncMockBackend(), TieredStore(MemoryStore(), shared))
         stream = abandoned.generate_stream("a b c d", temperature=0)
         await stream.__anext__()

@@ -145,8 +145,7 @@ def test_get_many_asks_each_tier_for_what_is_still_missing() -> None:
     assert (stats["tier_hits"], stats["misses"]) == ({"memory[0]": 1, "memory[1]": 1}, 1)
 
 
-def test_a_failing_tier_is_a_miss_counted_and_logged_once(
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failing_tier_is_a_miss_counted_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     broken, memory = BrokenStore(), MemoryStore()
     store = TieredStore(broken, memory)
     with caplog.at_level(logging.WARNING, logger="llmcache.stores.tiered"):

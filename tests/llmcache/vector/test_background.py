@@ -38,8 +38,7 @@ def test_a_full_queue_drops_and_counts_without_waiting() -> None:
         assert work.stats()["dropped"] == 1 and work.stats()["pending"] == 2
         release.set()
         assert work.join(timeout=5)
-        assert work.stats() == {"submitted": 3, "done": 3, "failed": 0, "dropped": 1,
-                                "pending": 0}
+        assert work.stats() == {"submitted": 3, "done": 3, "failed": 0, "dropped": 1, "pending": 0}
     finally:
         release.set()
         work.close()
@@ -68,8 +67,7 @@ def test_concurrency_is_bounded() -> None:
         work.close()
 
 
-def test_a_failing_job_is_counted_and_the_worker_goes_on(caplog: pytest.LogCaptureFixture
-                                                          ) -> None:
+def test_a_failing_job_is_counted_and_the_worker_goes_on(caplog: pytest.LogCaptureFixture) -> None:
     done: list[int] = []
 
     def boom() -> None:

@@ -32,10 +32,12 @@ def test_doctests(module: object) -> None:
     assert failures == 0
 
 
-@pytest.mark.parametrize(("k", "n", "p"), [(0, 10, 0.1), (2, 10, 0.3), (5, 20, 0.01),
-                                           (10, 10, 0.5), (-1, 5, 0.5), (3, 50, 0.0)])
+@pytest.mark.parametrize(
+    ("k", "n", "p"),
+    [(0, 10, 0.1), (2, 10, 0.3), (5, 20, 0.01), (10, 10, 0.5), (-1, 5, 0.5), (3, 50, 0.0)],
+)
 def test_binomial_cdf_matches_the_sum_of_terms(k: int, n: int, p: float) -> None:
-    expected = sum(math.comb(n, i) * p**i * (1 - p)**(n - i) for i in range(max(0, k + 1)))
+    expected = sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(max(0, k + 1)))
     assert binomial_cdf(k, n, p) == pytest.approx(min(1.0, expected), abs=1e-12)
 
 
@@ -117,8 +119,14 @@ def test_the_learned_threshold_keeps_the_bound() -> None:
 # ------------------------------------------------------------------ the observation log
 
 
-def fill(log: ObservationLog, n: int, sim: float, correct: bool = True,
-         partition: str | None = None, entry: str | None = None) -> None:
+def fill(
+    log: ObservationLog,
+    n: int,
+    sim: float,
+    correct: bool = True,
+    partition: str | None = None,
+    entry: str | None = None,
+) -> None:
     for _ in range(n):
         log.add(sim, correct, "judge", partition=partition, entry=entry)
 
@@ -170,12 +178,21 @@ def test_merge_deduplicates_and_rows_round_trip() -> None:
     assert other.snapshot() == [first]
 
 
-@pytest.mark.parametrize("row", [
-    None, [], ["id", 0.5, True, "judge", None, None], ["id", 2.0, True, "judge", None, None, 0],
-    ["id", float("nan"), True, "judge", None, None, 0], ["id", 0.5, 1, "judge", None, None, 0],
-    ["id", 0.5, True, "oracle", None, None, 0], ["", 0.5, True, "judge", None, None, 0],
-    ["id", 0.5, True, "judge", 3, None, 0], ["id", True, True, "judge", None, None, 0],
-])
+@pytest.mark.parametrize(
+    "row",
+    [
+        None,
+        [],
+        ["id", 0.5, True, "judge", None, None],
+        ["id", 2.0, True, "judge", None, None, 0],
+        ["id", float("nan"), True, "judge", None, None, 0],
+        ["id", 0.5, 1, "judge", None, None, 0],
+        ["id", 0.5, True, "oracle", None, None, 0],
+        ["", 0.5, True, "judge", None, None, 0],
+        ["id", 0.5, True, "judge", 3, None, 0],
+        ["id", True, True, "judge", None, None, 0],
+    ],
+)
 def test_malformed_rows_are_dropped(row: object) -> None:
     assert Observation.from_row(row) is None
 
@@ -187,6 +204,8 @@ def test_store_entries_are_read_only_for_their_embedder() -> None:
     assert rows_from_entry("emb-a", entry) == log.snapshot()
     assert rows_from_entry("emb-b", entry) == []  # another embedder's similarities
     assert observations_key("emb-a") != observations_key("emb-b")
-    planted = CachedResponse(content={"format": "llmcache-observations", "version": 1,
-                                      "embedder": "emb-a", "rows": []}, fingerprint="x")
+    planted = CachedResponse(
+        content={"format": "llmcache-observations", "version": 1, "embedder": "emb-a", "rows": []},
+        fingerprint="x",
+    )
     assert rows_from_entry("emb-a", planted) == [] and rows_from_entry("emb-a", None) == []

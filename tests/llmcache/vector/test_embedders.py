@@ -35,8 +35,12 @@ def test_hashing_is_deterministic_normalised_and_word_sensitive() -> None:
     a = emb.embed(["How do I reset my password?", "how do i reset my password", "", "cats"])
     assert a.shape == (4, 128) and a.dtype == np.float32 and _unit_rows(a)
     assert not a[2].any()
-    assert np.array_equal(a, HashingEmbedder(dim=128).embed(
-        ["How do I reset my password?", "how do i reset my password", "", "cats"]))
+    assert np.array_equal(
+        a,
+        HashingEmbedder(dim=128).embed(
+            ["How do I reset my password?", "how do i reset my password", "", "cats"]
+        ),
+    )
     assert float(a[0] @ a[1]) > 0.99 > float(a[0] @ a[3])
     assert HashingEmbedder(dim=128, seed=1).name != emb.name
     with pytest.raises(ValueError):
@@ -115,7 +119,8 @@ def test_wordllama_missing_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_wordllama_loads_offline_and_leaves_logging_and_env_alone(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     pytest.importorskip("wordllama")
     import socket
 
@@ -155,7 +160,8 @@ def test_wordllama_fresh_process_never_touches_the_network() -> None:
     """)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS"))}
     env["HOME"] = "/nonexistent-home"  # no ~/.cache/wordllama to fall back on
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=env, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"

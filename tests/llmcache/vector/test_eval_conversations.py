@@ -33,12 +33,25 @@ def a(content: str) -> dict[str, str]:
 
 HISTORY = [u("I'm repotting a fiddle leaf fig."), a("Nice, spring is a good time.")]
 CHATS = [
-    Pair([*HISTORY, u("What soil should I use?")],
-         [u("hi!"), a("Hello!"), *HISTORY, u("cool"), a("Glad to help."),
-          u("What soil should I use?")], True, "extra_chatter"),
-    Pair([*HISTORY, u("What soil should I use?")],
-         [u("I'm repotting an orchid."), HISTORY[1], u("What soil should I use?")],
-         False, "context_swap"),
+    Pair(
+        [*HISTORY, u("What soil should I use?")],
+        [
+            u("hi!"),
+            a("Hello!"),
+            *HISTORY,
+            u("cool"),
+            a("Glad to help."),
+            u("What soil should I use?"),
+        ],
+        True,
+        "extra_chatter",
+    ),
+    Pair(
+        [*HISTORY, u("What soil should I use?")],
+        [u("I'm repotting an orchid."), HISTORY[1], u("What soil should I use?")],
+        False,
+        "context_swap",
+    ),
 ]
 
 
@@ -49,17 +62,21 @@ def _write(tmp_path: Path, rows: list[object]) -> Path:
 
 
 def test_chat_pairs_load(tmp_path: Path) -> None:
-    rows = [{"a": p.a, "b": p.b, "same_answer": p.same_answer, "category": p.category}
-            for p in CHATS]
+    rows = [
+        {"a": p.a, "b": p.b, "same_answer": p.same_answer, "category": p.category} for p in CHATS
+    ]
     assert load_pairs(_write(tmp_path, rows)) == CHATS
 
 
-@pytest.mark.parametrize("row", [
-    {"a": "How do I repot a fig?", "b": [u("How do I repot a fig?")], "same_answer": True},
-    {"a": [], "b": [u("x")], "same_answer": True},
-    {"a": [{"role": "user"}], "b": [u("x")], "same_answer": True},
-    {"a": [{"role": "user", "content": 3}], "b": [u("x")], "same_answer": True},
-])
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"a": "How do I repot a fig?", "b": [u("How do I repot a fig?")], "same_answer": True},
+        {"a": [], "b": [u("x")], "same_answer": True},
+        {"a": [{"role": "user"}], "b": [u("x")], "same_answer": True},
+        {"a": [{"role": "user", "content": 3}], "b": [u("x")], "same_answer": True},
+    ],
+)
 def test_malformed_chat_pairs_name_the_line(tmp_path: Path, row: object) -> None:
     with pytest.raises(ValueError, match=r"pairs\.jsonl:1: expected"):
         load_pairs(_write(tmp_path, [row]))

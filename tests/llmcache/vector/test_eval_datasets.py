@@ -19,21 +19,39 @@ from llmcache.vector.eval import BUNDLED_PAIRS, load_pairs
 
 DATA = BUNDLED_PAIRS.parent
 
-TRAP_KINDS = ("role_swap", "operator", "quantifier", "code_token", "scaled_number",
-              "single_letter", "other_language", "unit", "negation_subtle", "direction",
-              "comparative")
+TRAP_KINDS = (
+    "role_swap",
+    "operator",
+    "quantifier",
+    "code_token",
+    "scaled_number",
+    "single_letter",
+    "other_language",
+    "unit",
+    "negation_subtle",
+    "direction",
+    "comparative",
+)
 #: category -> same_answer, for the adversarial question sets.
 QUESTION_LABELS = {"hard_paraphrase": True, **{kind: False for kind in TRAP_KINDS}}
 #: category -> same_answer, for the conversation sets.
-CONVERSATION_LABELS = {"reworded": True, "extra_chatter": True, "irrelevant_history": True,
-                       "context_swap": False, "detail_swap": False, "intent_flip": False}
+CONVERSATION_LABELS = {
+    "reworded": True,
+    "extra_chatter": True,
+    "irrelevant_history": True,
+    "context_swap": False,
+    "detail_swap": False,
+    "intent_flip": False,
+}
 ROLES = ("system", "user", "assistant")
 
 #: file -> (category -> at least this many pairs, traps in total at least).
 QUESTION_MINIMUMS = {
     "adversarial_pairs.jsonl": ({"hard_paraphrase": 120, **dict.fromkeys(TRAP_KINDS, 18)}, 240),
-    "adversarial_pairs_holdout.jsonl": ({"hard_paraphrase": 30, **dict.fromkeys(TRAP_KINDS, 5)},
-                                        60),
+    "adversarial_pairs_holdout.jsonl": (
+        {"hard_paraphrase": 30, **dict.fromkeys(TRAP_KINDS, 5)},
+        60,
+    ),
 }
 CONVERSATION_MINIMUMS = {
     "conversation_pairs.jsonl": dict.fromkeys(CONVERSATION_LABELS, 40),
@@ -70,8 +88,9 @@ def _check_label(name: str, n: int, obj: dict[str, Any], labels: dict[str, bool]
     assert set(obj) == {"a", "b", "same_answer", "category"}, f"{name}:{n}: keys {sorted(obj)}"
     assert isinstance(obj["same_answer"], bool), f"{name}:{n}: same_answer not a bool"
     assert obj["category"] in labels, f"{name}:{n}: unknown category {obj['category']!r}"
-    assert obj["same_answer"] is labels[obj["category"]], \
+    assert obj["same_answer"] is labels[obj["category"]], (
         f"{name}:{n}: {obj['category']} must have same_answer {labels[obj['category']]}"
+    )
 
 
 def _check_chat(where: str, messages: object) -> None:
@@ -83,8 +102,9 @@ def _check_chat(where: str, messages: object) -> None:
         assert message["role"] != "system" or i == 0, f"{where}: system turn not first"
     turns = [m["role"] for m in messages if m["role"] != "system"]
     assert turns[-1] == "user", f"{where}: does not end with a user turn"
-    assert all(x != y for x, y in zip(turns, turns[1:], strict=False)), \
+    assert all(x != y for x, y in zip(turns, turns[1:], strict=False)), (
         f"{where}: user and assistant turns do not alternate"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(QUESTION_MINIMUMS))
@@ -93,8 +113,9 @@ def test_question_sets_are_well_formed_and_large_enough(name: str) -> None:
     for n, obj in _rows(name):
         _check_label(name, n, obj, QUESTION_LABELS)
         a, b = obj["a"], obj["b"]
-        assert isinstance(a, str) and isinstance(b, str) and a.strip() and b.strip(), \
+        assert isinstance(a, str) and isinstance(b, str) and a.strip() and b.strip(), (
             f"{name}:{n}: a and b must be non-empty strings"
+        )
         assert _norm(a) != _norm(b), f"{name}:{n}: a and b are the same text"
         counts[obj["category"]] += 1
     minimums, traps = QUESTION_MINIMUMS[name]
@@ -145,6 +166,5 @@ def test_holdouts_share_no_sentence_or_chat_with_the_rest() -> None:
     tuned = _sentences("adversarial_pairs.jsonl", *OLDER_SETS)
     shared = _sentences("adversarial_pairs_holdout.jsonl") & tuned
     assert not shared, f"holdout sentences also in the other sets: {sorted(shared)[:5]}"
-    shared_chats = _chats("conversation_pairs_holdout.jsonl") & _chats(
-        "conversation_pairs.jsonl")
+    shared_chats = _chats("conversation_pairs_holdout.jsonl") & _chats("conversation_pairs.jsonl")
     assert not shared_chats, f"holdout chats also in the main set: {sorted(shared_chats)[:2]}"

@@ -25,8 +25,15 @@ def test_doctests() -> None:
 
 def pairs(n: int, seed: int = 0) -> list[Pair]:
     rng = random.Random(seed)
-    return [Pair(f"question {rng.random()} about {i}", f"question about {i} again",
-                 i % 2 == 0, "kind-a" if i % 3 else "kind-b") for i in range(n)]
+    return [
+        Pair(
+            f"question {rng.random()} about {i}",
+            f"question about {i} again",
+            i % 2 == 0,
+            "kind-a" if i % 3 else "kind-b",
+        )
+        for i in range(n)
+    ]
 
 
 def test_the_simulated_judge_is_right_as_often_as_asked_and_sticks_to_its_answers() -> None:
@@ -43,24 +50,37 @@ def test_the_simulated_judge_is_right_as_often_as_asked_and_sticks_to_its_answer
 
 
 def test_the_simulated_judge_sees_chats_as_the_cache_shows_them() -> None:
-    chat_a = [{"role": "user", "content": "I have two cats."},
-              {"role": "assistant", "content": "Nice!"},
-              {"role": "user", "content": "How often should I feed them?"}]
-    chat_b = [{"role": "user", "content": "I have two cats."},
-              {"role": "assistant", "content": "Nice!"},
-              {"role": "user", "content": "How often do they need food?"}]
+    chat_a = [
+        {"role": "user", "content": "I have two cats."},
+        {"role": "assistant", "content": "Nice!"},
+        {"role": "user", "content": "How often should I feed them?"},
+    ]
+    chat_b = [
+        {"role": "user", "content": "I have two cats."},
+        {"role": "assistant", "content": "Nice!"},
+        {"role": "user", "content": "How often do they need food?"},
+    ]
     judge = simulated_judge([Pair(chat_a, chat_b, True)], accuracy=1.0)  # type: ignore[arg-type]
     assert "two cats" in judge_view(chat_a) and judge_view(chat_a).endswith("feed them?")
     assert judge.verify(judge_view(chat_a), judge_view(chat_b))
 
 
 def test_splits_score_each_half_and_report_the_spread() -> None:
-    labeled = [Pair(f"How do I cook {w} rice?", f"how do i cook {w} rice", True, "repeat")
-               for w in ("brown", "wild", "red", "black", "sushi", "jasmine")]
-    labeled += [Pair(f"Where is order {n}?", f"Where is order {n + 7}?", False, "number")
-                for n in (11111, 22222, 33333, 44444)]
-    report = learned_splits(labeled, HashingEmbedder(), max_error=0.01, splits=3,
-                            judge=lambda k: simulated_judge(labeled, accuracy=1.0, seed=k))
+    labeled = [
+        Pair(f"How do I cook {w} rice?", f"how do i cook {w} rice", True, "repeat")
+        for w in ("brown", "wild", "red", "black", "sushi", "jasmine")
+    ]
+    labeled += [
+        Pair(f"Where is order {n}?", f"Where is order {n + 7}?", False, "number")
+        for n in (11111, 22222, 33333, 44444)
+    ]
+    report = learned_splits(
+        labeled,
+        HashingEmbedder(),
+        max_error=0.01,
+        splits=3,
+        judge=lambda k: simulated_judge(labeled, accuracy=1.0, seed=k),
+    )
     assert report["splits"] == 3 and len(report["runs"]) == 3
     assert report["per_category"]["repeat"]["pairs"] == 9  # half of 6, three times
     assert report["figures"]["served"]["mean"] == 1.0
@@ -76,12 +96,23 @@ def test_without_a_judge_and_with_nothing_learned_nothing_is_served() -> None:
 
 
 def test_wrong_answers_are_counted_three_ways() -> None:
-    labeled = [Pair("a", "b", True), Pair("c", "d", False), Pair("e", "f", False),
-               Pair("g", "h", True)]
-    outcomes = [eval_learned.Outcome(p, served, False, None)
-                for p, served in zip(labeled, (True, True, False, False), strict=True)]
+    labeled = [
+        Pair("a", "b", True),
+        Pair("c", "d", False),
+        Pair("e", "f", False),
+        Pair("g", "h", True),
+    ]
+    outcomes = [
+        eval_learned.Outcome(p, served, False, None)
+        for p, served in zip(labeled, (True, True, False, False), strict=True)
+    ]
     report = summarize_outcomes(outcomes)
-    assert (report["served"], report["wrong"], report["wrong_per_lookup"],
-            report["wrong_per_served"]) == (0.5, 0.5, 0.25, 0.5)
-    assert report["per_category"] == {"uncategorised": {"pairs": 4, "should_hit": 2,
-                                                        "served": 0.5, "wrong": 0.5}}
+    assert (
+        report["served"],
+        report["wrong"],
+        report["wrong_per_lookup"],
+        report["wrong_per_served"],
+    ) == (0.5, 0.5, 0.25, 0.5)
+    assert report["per_category"] == {
+        "uncategorised": {"pairs": 4, "should_hit": 2, "served": 0.5, "wrong": 0.5}
+    }

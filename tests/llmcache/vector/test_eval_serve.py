@@ -19,10 +19,18 @@ from llmcache.vector.eval import (
 from llmcache.vector.verifier import Verifier
 
 PAIRS = [
-    Pair("How do I reverse a list in Python?", "how do i reverse a list in python", True,
-         "near_repeat"),
-    Pair("How do I reverse a list in Python?", "How do I reverse a list in Python quickly?",
-         True, "paraphrase"),
+    Pair(
+        "How do I reverse a list in Python?",
+        "how do i reverse a list in python",
+        True,
+        "near_repeat",
+    ),
+    Pair(
+        "How do I reverse a list in Python?",
+        "How do I reverse a list in Python quickly?",
+        True,
+        "paraphrase",
+    ),
     Pair("Where is order 48213?", "Where is order 48231?", False, "number"),
     Pair("How do I make pancakes?", "What is the boiling point of water?", False, "unrelated"),
 ]
@@ -39,11 +47,13 @@ def test_without_a_verifier_it_agrees_with_score_pairs() -> None:
     for threshold in (0.5, 0.7):
         scored = score_pairs(pairs, embedder)
         assert serve_pairs(pairs, embedder, threshold=threshold) == [
-            s.served(threshold) for s in scored]
+            s.served(threshold) for s in scored
+        ]
         report = tally(pairs, serve_pairs(pairs, embedder, threshold=threshold))
         expected = summarize(scored, threshold, 0.02)
         assert {k: report[k] for k in ("served", "wrong", "per_category")} == {
-            k: expected[k] for k in ("served", "wrong", "per_category")}
+            k: expected[k] for k in ("served", "wrong", "per_category")
+        }
 
 
 def test_the_verifier_decides_in_the_grey_zone_and_hard_vetoes_stand() -> None:
@@ -70,15 +80,18 @@ def test_a_grey_zone_below_the_threshold_serves_only_what_the_verifier_accepts()
     assert serve_pairs([pair], embedder, threshold=above) == [False]
     yes, asked = _scripted("yes")
     zone = (similarity - 0.1, above)
-    assert serve_pairs([pair], embedder, threshold=above, verifier=yes,
-                       grey_zone=zone) == [True]
+    assert serve_pairs([pair], embedder, threshold=above, verifier=yes, grey_zone=zone) == [True]
     no, _ = _scripted("no")
-    assert serve_pairs([pair], embedder, threshold=above, verifier=no,
-                       grey_zone=zone) == [False]
+    assert serve_pairs([pair], embedder, threshold=above, verifier=no, grey_zone=zone) == [False]
     # Above the zone the verifier is not asked and the threshold rules alone.
     silent, not_asked = _scripted("no")
-    assert serve_pairs([pair], embedder, threshold=similarity - 0.2, verifier=silent,
-                       grey_zone=(similarity - 0.2, similarity - 0.1)) == [True]
+    assert serve_pairs(
+        [pair],
+        embedder,
+        threshold=similarity - 0.2,
+        verifier=silent,
+        grey_zone=(similarity - 0.2, similarity - 0.1),
+    ) == [True]
     assert asked.call_count == 1 and not_asked.call_count == 0
 
 
@@ -86,8 +99,13 @@ def test_tally_counts_shares_and_categories() -> None:
     report = tally(PAIRS, [True, False, True, False])
     assert (report["served"], report["wrong"]) == (0.5, 0.5)
     assert (report["pairs"], report["should_hit"], report["traps"]) == (4, 2, 2)
-    assert report["per_category"]["number"] == {"pairs": 1, "should_hit": 0, "traps": 1,
-                                                "served": 1.0, "wrong": 1.0}
+    assert report["per_category"]["number"] == {
+        "pairs": 1,
+        "should_hit": 0,
+        "traps": 1,
+        "served": 1.0,
+        "wrong": 1.0,
+    }
     assert "wrong" not in report["per_category"]["paraphrase"]
     with pytest.raises(ValueError, match="4 pairs but 3"):
         tally(PAIRS, [True, True, True])

@@ -31,8 +31,12 @@ def _own_names(tree: ast.AST) -> set[str]:
             names.add(node.name)
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             names.add(node.id)
-        elif (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store)
-              and isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.ctx, ast.Store)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in ("self", "cls")
+        ):
             names.add(node.attr)
     return {name for name in names if _private(name)}
 
@@ -48,13 +52,19 @@ def reach_ins(path: Path) -> list[str]:
     own = _own_names(tree)
     found = []
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and _private(node.attr) and node.attr not in own
-                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+        if (
+            isinstance(node, ast.Attribute)
+            and _private(node.attr)
+            and node.attr not in own
+            and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+        ):
             found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            found.extend(f"{path.name}:{node.lineno}: from {node.module} import {alias.name}"
-                         for alias in node.names if _private(alias.name)
-                         and not _is_module(f"{node.module}.{alias.name}"))
+            found.extend(
+                f"{path.name}:{node.lineno}: from {node.module} import {alias.name}"
+                for alias in node.names
+                if _private(alias.name) and not _is_module(f"{node.module}.{alias.name}")
+            )
     return found
 
 
@@ -65,8 +75,12 @@ def test_no_reach_into_another_modules_privates(path: Path) -> None:
 
 def test_the_check_sees_a_reach_in(tmp_path: Path) -> None:
     path = tmp_path / "m.py"
-    path.write_text("from llmcache.vector.index import _write_archive\n"
-                    "class A:\n    def __init__(self):\n        self._mine = 1\n"
-                    "    def peek(self, other):\n        return other._mine, other._theirs\n")
-    assert reach_ins(path) == ["m.py:1: from llmcache.vector.index import _write_archive",
-                               "m.py:6: other._theirs"]
+    path.write_text(
+        "from llmcache.vector.index import _write_archive\n"
+        "class A:\n    def __init__(self):\n        self._mine = 1\n"
+        "    def peek(self, other):\n        return other._mine, other._theirs\n"
+    )
+    assert reach_ins(path) == [
+        "m.py:1: from llmcache.vector.index import _write_archive",
+        "m.py:6: other._theirs",
+    ]

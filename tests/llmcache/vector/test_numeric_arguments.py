@@ -43,8 +43,11 @@ def test_semantic_threshold(value: Any) -> None:
     refused(lambda: semantic(threshold=value), "threshold", "[-1, 1]")
     if value is not None:  # per call, None means "the cache's"
         cache = semantic()
-        refused(lambda: cache.get(Request(model="m", prompt="hi"), threshold=value),
-                "threshold", "[-1, 1]")
+        refused(
+            lambda: cache.get(Request(model="m", prompt="hi"), threshold=value),
+            "threshold",
+            "[-1, 1]",
+        )
 
 
 @pytest.mark.parametrize("value", COUNTS, ids=repr)
@@ -72,9 +75,21 @@ def test_semantic_ttl_of_another_type(value: Any) -> None:
         semantic(ttl=value)
 
 
-@pytest.mark.parametrize("value", [(NAN, 0.9), (0.5, INF), (0.9, 0.5), (-2.0, 0.5), 0.5,
-                                   (0.5,), (0.1, 0.2, 0.3), ("0.5", "0.9"), "0.5-0.9"],
-                         ids=repr)
+@pytest.mark.parametrize(
+    "value",
+    [
+        (NAN, 0.9),
+        (0.5, INF),
+        (0.9, 0.5),
+        (-2.0, 0.5),
+        0.5,
+        (0.5,),
+        (0.1, 0.2, 0.3),
+        ("0.5", "0.9"),
+        "0.5-0.9",
+    ],
+    ids=repr,
+)
 def test_semantic_grey_zone(value: Any) -> None:
     refused(lambda: semantic(grey_zone=value), "grey_zone", "-1 <= lo <= hi <= 1")
 
@@ -94,11 +109,15 @@ def test_autoindex_numbers(value: Any) -> None:
 
 @pytest.mark.parametrize("value", [NAN, INF, 0, -0.5, "0.25"], ids=repr)
 def test_autoindex_ratios(value: Any) -> None:
-    refused(lambda: AutoIndex(4, approximate_above=None, tombstone_ratio=value),
-            "tombstone_ratio", "> 0")
+    refused(
+        lambda: AutoIndex(4, approximate_above=None, tombstone_ratio=value),
+        "tombstone_ratio",
+        "> 0",
+    )
     if value not in (0,):  # 0 s is a valid retry delay
-        refused(lambda: AutoIndex(4, approximate_above=None, retry_after=value),
-                "retry_after", ">= 0")
+        refused(
+            lambda: AutoIndex(4, approximate_above=None, retry_after=value), "retry_after", ">= 0"
+        )
 
 
 @pytest.mark.parametrize("value", [NAN, INF, 0, -1, 2.5, True, "16"], ids=repr)
@@ -119,15 +138,22 @@ def test_hashing_embedder_seed(value: Any) -> None:
 def test_evaluate_numbers() -> None:
     pairs = [Pair("a b c", "a b c", True)]
     for value in (NAN, INF, 1.5):
-        refused(lambda: evaluate(pairs, HashingEmbedder(), threshold=value),  # noqa: B023
-                "threshold", "[-1, 1]")
-        refused(lambda: evaluate(pairs, HashingEmbedder(), budget=value),  # noqa: B023
-                "budget", "[0, 1]")
+        refused(
+            lambda: evaluate(pairs, HashingEmbedder(), threshold=value),  # noqa: B023
+            "threshold",
+            "[-1, 1]",
+        )
+        refused(
+            lambda: evaluate(pairs, HashingEmbedder(), budget=value),  # noqa: B023
+            "budget",
+            "[0, 1]",
+        )
 
 
 def test_valid_values_still_pass() -> None:
-    cache = semantic(threshold=-1, max_entries=1, candidates=1, approximate_above=0,
-                     ttl=0.5, grey_zone=(0, 1))
+    cache = semantic(
+        threshold=-1, max_entries=1, candidates=1, approximate_above=0, ttl=0.5, grey_zone=(0, 1)
+    )
     assert cache.threshold == -1.0 and cache.grey_zone == (0.0, 1.0)
     assert semantic(threshold=1.0, approximate_above=None, ttl=None).threshold == 1.0
     assert VectorIndex(1, capacity=1).dim == 1

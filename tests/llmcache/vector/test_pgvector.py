@@ -62,13 +62,14 @@ def test_exact_then_semantic_then_scoped(cache: PostgresSemanticCache) -> None:
     assert hit.entry.metadata["semantic"]["matched_prompt"] == PYTHON.prompt
     assert cache.get(Request(model="m", prompt="How do I reverse a list in Java?")) is None
     assert cache.get(Request(model="other", prompt=PYTHON.prompt)) is None
-    assert cache.get(Request(model="m", system="Answer in French", prompt=PYTHON.prompt)) \
-        is None
+    assert cache.get(Request(model="m", system="Answer in French", prompt=PYTHON.prompt)) is None
     stats = cache.stats()
     assert (stats["exact_hits"], stats["semantic_hits"], stats["misses"]) == (1, 1, 4)
     assert stats["vetoes"]["entities"] == 1 and stats["entries"] == 1 == len(cache)
-    assert [c.veto and c.veto[0] for c in cache.explain(
-        Request(model="m", prompt="How do I reverse a list in Java?"))] == ["entities"]
+    assert [
+        c.veto and c.veto[0]
+        for c in cache.explain(Request(model="m", prompt="How do I reverse a list in Java?"))
+    ] == ["entities"]
 
 
 async def test_async_twins(postgres_url: str, pg_table: str) -> None:
@@ -97,20 +98,21 @@ def test_the_verifier_judges_the_grey_zone(postgres_url: str, pg_table: str) -> 
         assert calls and cache.stats()["refused"] == 1
 
 
-def test_the_search_is_the_same_exact_or_through_hnsw(postgres_url: str,
-                                                      pg_table: str) -> None:
-    prompts = [f"How do I sort a list of {thing} in Python?" for thing in
-               ["numbers", "strings", "tuples", "dates", "floats", "objects"]]
+def test_the_search_is_the_same_exact_or_through_hnsw(postgres_url: str, pg_table: str) -> None:
+    prompts = [
+        f"How do I sort a list of {thing} in Python?"
+        for thing in ["numbers", "strings", "tuples", "dates", "floats", "objects"]
+    ]
     found = []
     for exact_below in (10_000, 0):  # every partition searched exactly, then through HNSW
-        with _cache(postgres_url, pg_table, exact_below=exact_below,
-                    namespace=f"n{exact_below}") as cache:
+        with _cache(
+            postgres_url, pg_table, exact_below=exact_below, namespace=f"n{exact_below}"
+        ) as cache:
             for i, prompt in enumerate(prompts):
                 cache.set(Request(model="m", prompt=prompt), i)
             hit = cache.get(Request(model="m", prompt="how do i sort a list of dates in python"))
             found.append(None if hit is None else hit.content)
-            assert cache._sync_query("SHOW hnsw.ef_search", (), "one") == \
-                (str(cache.ef_search),)
+            assert cache._sync_query("SHOW hnsw.ef_search", (), "one") == (str(cache.ef_search),)
     assert found == [3, 3]
 
 
@@ -129,8 +131,9 @@ def _write_in_another_process(url: str, table: str) -> None:
         cache.set(PYTHON, "from another process")
 
 
-def test_an_entry_written_by_one_process_is_found_by_another(postgres_url: str,
-                                                             pg_table: str) -> None:
+def test_an_entry_written_by_one_process_is_found_by_another(
+    postgres_url: str, pg_table: str
+) -> None:
     ctx = multiprocessing.get_context("spawn")
     writer = ctx.Process(target=_write_in_another_process, args=(postgres_url, pg_table))
     writer.start()
@@ -152,12 +155,14 @@ def test_the_clients_take_it_as_their_semantic_tier(cache: PostgresSemanticCache
 # -- partitions never cross ----------------------------------------------------------------------
 
 _PROMPTS = ["How do I reverse a list?", "how do i reverse a list", "Reverse a list"]
-_SCOPES = st.fixed_dictionaries({
-    "model": st.sampled_from(["llama3", "qwen"]),
-    "system": st.sampled_from([None, "Be brief", "Answer in French"]),
-    "options": st.sampled_from([None, {"temperature": 0.7}]),
-    "namespace": st.sampled_from(["", "tenant-a"]),
-})
+_SCOPES = st.fixed_dictionaries(
+    {
+        "model": st.sampled_from(["llama3", "qwen"]),
+        "system": st.sampled_from([None, "Be brief", "Answer in French"]),
+        "options": st.sampled_from([None, {"temperature": 0.7}]),
+        "namespace": st.sampled_from(["", "tenant-a"]),
+    }
+)
 
 
 def _scope_of(request: Request) -> str:
@@ -171,19 +176,22 @@ def property_cache(postgres_server: Any) -> Iterator[PostgresSemanticCache]:
     if not postgres_server.alive():
         postgres_server.start()
     table = f"t_{uuid.uuid4().hex[:16]}"
-    with PostgresSemanticCache(HashingEmbedder(dim=32), postgres_server.url, table=table,
-                               threshold=-1.0, guards=()) as c:
+    with PostgresSemanticCache(
+        HashingEmbedder(dim=32), postgres_server.url, table=table, threshold=-1.0, guards=()
+    ) as c:
         yield c
 
 
 @settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(stored=st.lists(st.tuples(_SCOPES, st.sampled_from(_PROMPTS)), min_size=1,
-                       max_size=5),
-       queries=st.lists(st.tuples(_SCOPES, st.sampled_from(_PROMPTS)), min_size=1,
-                        max_size=5))
-def test_no_hit_crosses_a_partition(property_cache: PostgresSemanticCache,
-                                    stored: list[tuple[dict[str, Any], str]],
-                                    queries: list[tuple[dict[str, Any], str]]) -> None:
+@given(
+    stored=st.lists(st.tuples(_SCOPES, st.sampled_from(_PROMPTS)), min_size=1, max_size=5),
+    queries=st.lists(st.tuples(_SCOPES, st.sampled_from(_PROMPTS)), min_size=1, max_size=5),
+)
+def test_no_hit_crosses_a_partition(
+    property_cache: PostgresSemanticCache,
+    stored: list[tuple[dict[str, Any], str]],
+    queries: list[tuple[dict[str, Any], str]],
+) -> None:
     cache = property_cache
     cache.clear()
     for fields, prompt in stored:
@@ -211,10 +219,14 @@ class _Named(HashingEmbedder):
 def test_another_embedder_is_a_clear_error(postgres_url: str, pg_table: str) -> None:
     with PostgresSemanticCache(_Named("model-a", 64), postgres_url, table=pg_table) as cache:
         cache.set(PYTHON, "x")
-    for other, message in ((_Named("model-a", 32), "'model-a' \\(64 dims\\).*\\(32 dims\\)"),
-                           (_Named("model-b", 64), "'model-a'.*'model-b'")):
-        with PostgresSemanticCache(other, postgres_url, table=pg_table) as cache, \
-                pytest.raises(SchemaError, match=message):
+    for other, message in (
+        (_Named("model-a", 32), "'model-a' \\(64 dims\\).*\\(32 dims\\)"),
+        (_Named("model-b", 64), "'model-a'.*'model-b'"),
+    ):
+        with (
+            PostgresSemanticCache(other, postgres_url, table=pg_table) as cache,
+            pytest.raises(SchemaError, match=message),
+        ):
             cache.get(PYTHON)
 
 
@@ -223,8 +235,10 @@ def test_an_exact_table_is_not_a_semantic_one(postgres_url: str, pg_table: str) 
 
     with PostgresStore(postgres_url, table=pg_table) as store:
         store.set("k", CachedResponse(content="v"))
-    with _cache(postgres_url, pg_table) as cache, \
-            pytest.raises(SchemaError, match="exact entries, not semantic"):
+    with (
+        _cache(postgres_url, pg_table) as cache,
+        pytest.raises(SchemaError, match="exact entries, not semantic"),
+    ):
         cache.get(PYTHON)
 
 
@@ -245,9 +259,10 @@ def test_an_embedder_without_a_size_needs_dim() -> None:
 
 def test_ttl_and_max_entries_apply_per_namespace(postgres_url: str, pg_table: str) -> None:
     clock = FakeClock()
-    with _cache(postgres_url, pg_table, clock=clock, ttl=60, max_entries=3,
-                namespace="a") as a, _cache(postgres_url, pg_table, clock=clock,
-                                            namespace="b") as b:
+    with (
+        _cache(postgres_url, pg_table, clock=clock, ttl=60, max_entries=3, namespace="a") as a,
+        _cache(postgres_url, pg_table, clock=clock, namespace="b") as b,
+    ):
         b.set(PYTHON, "b's")
         a.set(PYTHON, "a's")
         clock.advance(61)
@@ -263,17 +278,23 @@ def test_ttl_and_max_entries_apply_per_namespace(postgres_url: str, pg_table: st
         assert a.stats()["evictions"] >= 3
 
 
-def test_refreshing_recency_writes_no_index(cache: PostgresSemanticCache,
-                                            postgres_url: str, pg_table: str) -> None:
+def test_refreshing_recency_writes_no_index(
+    cache: PostgresSemanticCache, postgres_url: str, pg_table: str
+) -> None:
     # A hit refreshes accessed_at (at most every touch_after seconds). With that column in
     # an index the update could not be HOT, and every refresh would insert the row into
     # every index again, the HNSW graph included (about 1 ms a refresh, measured).
     cache.set(PYTHON, "x")
     with _raw(postgres_url) as raw:
-        indexed = [d for (d,) in raw.execute("SELECT indexdef FROM pg_indexes "
-                                             "WHERE tablename = %s", (pg_table,))]
-        options = raw.execute("SELECT reloptions FROM pg_class WHERE relname = %s",
-                              (pg_table,)).fetchone()
+        indexed = [
+            d
+            for (d,) in raw.execute(
+                "SELECT indexdef FROM pg_indexes WHERE tablename = %s", (pg_table,)
+            )
+        ]
+        options = raw.execute(
+            "SELECT reloptions FROM pg_class WHERE relname = %s", (pg_table,)
+        ).fetchone()
     assert indexed and not [d for d in indexed if "accessed_at" in d], indexed
     assert options is not None and "fillfactor=90" in (options[0] or []), options
 
@@ -292,8 +313,9 @@ def test_planted_rows_are_misses(postgres_url: str, pg_table: str) -> None:
         values = dict(raw.execute(f"SELECT key, value FROM {pg_table}").fetchall())
 
         def plant(value: bytes) -> None:
-            raw.execute(f"UPDATE {pg_table} SET value = %s WHERE key = %s",
-                        (value, make_key(PYTHON)))
+            raw.execute(
+                f"UPDATE {pg_table} SET value = %s WHERE key = %s", (value, make_key(PYTHON))
+            )
             assert cache.get(PYTHON) is None and cache.get(SIMILAR) is None
 
         plant(values[make_key(sort)])  # another key's value
@@ -304,11 +326,13 @@ def test_planted_rows_are_misses(postgres_url: str, pg_table: str) -> None:
         plant(b"\x80\x04pickle")  # foreign bytes
         # A vector of another dimension: the typed column refuses it.
         with pytest.raises(psycopg.errors.DataException):
-            raw.execute(f"INSERT INTO {pg_table} (namespace, key, partition, text, "
-                        f"fingerprint, value, accessed_at, embedding) SELECT namespace, "
-                        f"'planted', partition, text, fingerprint, value, 0, "
-                        f"'[1,0,0]'::vector FROM {pg_table} WHERE key = %s",
-                        (make_key(sort),))
+            raw.execute(
+                f"INSERT INTO {pg_table} (namespace, key, partition, text, "
+                f"fingerprint, value, accessed_at, embedding) SELECT namespace, "
+                f"'planted', partition, text, fingerprint, value, 0, "
+                f"'[1,0,0]'::vector FROM {pg_table} WHERE key = %s",
+                (make_key(sort),),
+            )
         stats = cache.stats()
         assert stats["planted"] >= 3 and stats["errors"] >= 2
         assert stats["semantic_hits"] == stats["exact_hits"] == 0
@@ -321,8 +345,9 @@ def test_planted_rows_are_misses(postgres_url: str, pg_table: str) -> None:
 
 def test_postgres_down_is_a_counted_miss(tmp_path: Path) -> None:
     url = f"postgresql://postgres@/postgres?host={tmp_path}"
-    with PostgresSemanticCache(HashingEmbedder(), url, connect_timeout=0.2,
-                               retry_after=60) as cache:
+    with PostgresSemanticCache(
+        HashingEmbedder(), url, connect_timeout=0.2, retry_after=60
+    ) as cache:
         assert cache.get(PYTHON) is None and cache.get(SIMILAR) is None
         cache.set(PYTHON, "dropped")
         with pytest.raises(StoreError):
@@ -335,8 +360,14 @@ def test_postgres_down_is_a_counted_miss(tmp_path: Path) -> None:
 
 def test_killed_then_restarted(postgres_fault_server: Any, pg_table: str) -> None:
     server = postgres_fault_server
-    with PostgresSemanticCache(HashingEmbedder(), server.url, table=pg_table, threshold=0.6,
-                               connect_timeout=0.5, retry_after=0.2) as cache:
+    with PostgresSemanticCache(
+        HashingEmbedder(),
+        server.url,
+        table=pg_table,
+        threshold=0.6,
+        connect_timeout=0.5,
+        retry_after=0.2,
+    ) as cache:
         cache.set(PYTHON, "xs[::-1]")
         assert cache.get(SIMILAR) is not None
         with _raw(server.url) as raw:  # writes commit asynchronously: flush them first
@@ -360,8 +391,9 @@ def test_a_slow_search_is_cancelled(postgres_url: str, pg_table: str) -> None:
             raw.execute(f"LOCK TABLE {pg_table} IN ACCESS EXCLUSIVE MODE")
             done = threading.Event()
             result: list[Any] = []
-            worker = threading.Thread(target=lambda: (result.append(cache.get(SIMILAR)),
-                                                      done.set()))
+            worker = threading.Thread(
+                target=lambda: (result.append(cache.get(SIMILAR)), done.set())
+            )
             worker.start()
             assert done.wait(10), "the lookup waited past its statement timeout"
             raw.rollback()

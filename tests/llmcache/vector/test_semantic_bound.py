@@ -21,10 +21,12 @@ from llmcache.vector.embedders import HashingEmbedder
 from llmcache.vector.semantic import SemanticCache
 from llmcache.vector.verifier import Verifier
 
-WORDS = ("apple river stone cloud maple harbor lantern meadow copper violet summit "
-         "orchard falcon willow ember canyon glacier pepper saddle thistle velvet "
-         "quarry tundra walnut zephyr bramble cobalt dune fjord garnet heron island "
-         "juniper kestrel lagoon marble nectar oasis prairie quill raven sierra").split()
+WORDS = (
+    "apple river stone cloud maple harbor lantern meadow copper violet summit "
+    "orchard falcon willow ember canyon glacier pepper saddle thistle velvet "
+    "quarry tundra walnut zephyr bramble cobalt dune fjord garnet heron island "
+    "juniper kestrel lagoon marble nectar oasis prairie quill raven sierra"
+).split()
 SEP = "\x1e"
 A = "How do I reverse a list in Python?"
 B = "how do i reverse a python list"  # 0.94 to A with the hashing embedder
@@ -86,8 +88,9 @@ def verify_threads() -> list[threading.Thread]:
 
 def test_without_max_error_the_verifier_is_asked_inline_as_before() -> None:
     judge = Judge("yes")
-    with SemanticCache(HashingEmbedder(), threshold=0.99, verifier=judge.verifier,
-                       grey_zone=(0.5, 0.99)) as cache:
+    with SemanticCache(
+        HashingEmbedder(), threshold=0.99, verifier=judge.verifier, grey_zone=(0.5, 0.99)
+    ) as cache:
         assert cache.verify_mode == "inline" and cache.max_error is None
         cache.set(req(A), "xs[::-1]")
         hit = cache.get(req(B))
@@ -188,8 +191,9 @@ def test_a_full_queue_drops_verifications_and_counts_them() -> None:
     release = threading.Event()
     judge = Judge("yes", block=release)
     try:
-        with SemanticCache(HashingEmbedder(), max_error=0.01, verifier=judge.verifier,
-                           max_pending=1) as cache:
+        with SemanticCache(
+            HashingEmbedder(), max_error=0.01, verifier=judge.verifier, max_pending=1
+        ) as cache:
             rng = random.Random(3)
             queries = []
             for i in range(4):
@@ -237,13 +241,15 @@ async def test_async_lookups_verify_on_a_task() -> None:
 
 def test_a_chat_is_judged_whole() -> None:
     judge = Judge("no")
-    history = [{"role": "user", "content": "I run Python 3.12 on Linux."},
-               {"role": "assistant", "content": "OK."}]
+    history = [
+        {"role": "user", "content": "I run Python 3.12 on Linux."},
+        {"role": "assistant", "content": "OK."},
+    ]
     with SemanticCache(HashingEmbedder(), max_error=0.01, verifier=judge.verifier) as cache:
         cache.set(Request(model="m", messages=[*history, {"role": "user", "content": A}]), 1)
         cache.get(Request(model="m", messages=[*history, {"role": "user", "content": B}]))
         cache.wait_verified(timeout=10)
-    (cached, asked), = judge.asked  # each the chat's transcript, history included
+    ((cached, asked),) = judge.asked  # each the chat's transcript, history included
     assert "I run Python 3.12 on Linux." in cached and cached.endswith(A)
     assert "I run Python 3.12 on Linux." in asked and asked.endswith(B)
 
@@ -267,8 +273,9 @@ def test_a_warm_start_lets_the_cache_serve_at_once_within_the_bound() -> None:
 
 def test_warm_start_from_a_pairs_file(tmp_path: Path) -> None:
     path = tmp_path / "pairs.jsonl"
-    path.write_text("".join(f'{{"a": "{a}", "b": "{b}", "same_answer": true}}\n'
-                            for a, b, _ in labeled(5)))
+    path.write_text(
+        "".join(f'{{"a": "{a}", "b": "{b}", "same_answer": true}}\n' for a, b, _ in labeled(5))
+    )
     with SemanticCache(HashingEmbedder(), guards=(), max_error=0.05) as cache:
         assert cache.observe_pairs(path) == 5
         assert {o.source for o in cache.observations()} == {"pairs"}
@@ -278,8 +285,7 @@ def test_warm_start_from_a_pairs_file(tmp_path: Path) -> None:
 
 def test_an_entry_found_wrong_is_not_served_at_or_below_that_similarity() -> None:
     linked = "how do I reverse a linked list in Python"  # 0.931 to A; B is 0.94
-    with SemanticCache(HashingEmbedder(), guards=(), max_error=0.05, explore=1.0,
-                       seed=1) as cache:
+    with SemanticCache(HashingEmbedder(), guards=(), max_error=0.05, explore=1.0, seed=1) as cache:
         cache.observe_pairs(labeled(59))
         cache.set(req(A), "xs[::-1]")
         before = cache.decide(req(linked), req(A))
@@ -295,8 +301,9 @@ def test_an_entry_found_wrong_is_not_served_at_or_below_that_similarity() -> Non
 
 
 def test_explored_and_grey_candidates_are_labeled_by_the_fresh_answer() -> None:
-    with SemanticCache(HashingEmbedder(), guards=(), max_error=0.05, explore=1.0, seed=1,
-                       compare="normalized") as cache:
+    with SemanticCache(
+        HashingEmbedder(), guards=(), max_error=0.05, explore=1.0, seed=1, compare="normalized"
+    ) as cache:
         cache.observe_pairs(labeled(59))  # just enough: the estimate uses all the bound
         rng = random.Random(5)
         a = sentence(rng)
@@ -331,12 +338,16 @@ def test_a_judge_can_compare_answers_in_the_background() -> None:
         assert "Use slicing" in asked[0] and "Do the two answers say the same" in asked[0]
 
 
-@pytest.mark.parametrize(("kw", "match"), [({"compare": "fuzzy"}, "compare"),
-                                           ({"compare": 3}, "compare"),
-                                           ({"verify": "later"}, "verify"),
-                                           ({"max_error": 0.0}, "max_error"),
-                                           ({"max_error": 0.01, "confidence": 1.0},
-                                            "confidence")])
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"compare": "fuzzy"}, "compare"),
+        ({"compare": 3}, "compare"),
+        ({"verify": "later"}, "verify"),
+        ({"max_error": 0.0}, "max_error"),
+        ({"max_error": 0.01, "confidence": 1.0}, "confidence"),
+    ],
+)
 def test_bad_arguments(kw: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         SemanticCache(HashingEmbedder(), **kw)
@@ -350,8 +361,14 @@ def test_a_judge_wrong_on_purpose_serves_only_what_it_approved_or_what_was_learn
     rng = random.Random(7)
     judge = Judge("yes")
     bases: list[str] = []
-    with SemanticCache(HashingEmbedder(), guards=(), max_error=max_error, explore=0.0,
-                       verifier=judge.verifier, verify="inline") as cache:
+    with SemanticCache(
+        HashingEmbedder(),
+        guards=(),
+        max_error=max_error,
+        explore=0.0,
+        verifier=judge.verifier,
+        verify="inline",
+    ) as cache:
         cache.observe_pairs(labeled(30, seed=1))  # too few to certify anything alone
         for _ in range(150):
             a = sentence(rng)
@@ -366,10 +383,12 @@ def test_a_judge_wrong_on_purpose_serves_only_what_it_approved_or_what_was_learn
                 assert frozenset((hit.content, b)) in judge.approved
                 continue
             assert meta["basis"] == "learned"  # or on what it taught, within the bound:
-            level = [o for o in before if meta["bound"]["level"] == "cache"
-                     or o.partition is not None]
-            found = learn_threshold([o.similarity for o in level],
-                                    [o.correct for o in level], max_error=max_error)
+            level = [
+                o for o in before if meta["bound"]["level"] == "cache" or o.partition is not None
+            ]
+            found = learn_threshold(
+                [o.similarity for o in level], [o.correct for o in level], max_error=max_error
+            )
             assert found.threshold is not None and hit.similarity >= found.threshold
             assert meta["bound"]["upper"] == pytest.approx(found.upper)
             assert meta["bound"]["upper"] <= max_error
@@ -381,8 +400,9 @@ def test_a_judge_wrong_on_purpose_serves_only_what_it_approved_or_what_was_learn
 def test_no_judge_approval_and_nothing_learned_serves_nothing() -> None:
     judge = Judge("no")
     rng = random.Random(11)
-    with SemanticCache(HashingEmbedder(), guards=(), max_error=0.01,
-                       verifier=judge.verifier, verify="inline") as cache:
+    with SemanticCache(
+        HashingEmbedder(), guards=(), max_error=0.01, verifier=judge.verifier, verify="inline"
+    ) as cache:
         for i in range(40):
             a = sentence(rng)
             cache.set(req(a, namespace=str(i)), a)
@@ -394,22 +414,23 @@ def test_no_judge_approval_and_nothing_learned_serves_nothing() -> None:
 
 
 def test_observations_persist_beside_the_manifest(tmp_path: Path) -> None:
-    with SemanticCache(HashingEmbedder(), guards=(), max_error=0.05,
-                       persist_path=tmp_path) as cache:
+    with SemanticCache(
+        HashingEmbedder(), guards=(), max_error=0.05, persist_path=tmp_path
+    ) as cache:
         cache.observe_pairs(labeled(10))
     assert (tmp_path / "index" / "observations.json").exists()
     with SemanticCache(HashingEmbedder(), max_error=0.05, persist_path=tmp_path) as cache:
         assert len(cache.observations()) == 10
-    with SemanticCache(HashingEmbedder(dim=64), max_error=0.05,
-                       persist_path=tmp_path) as cache:
+    with SemanticCache(HashingEmbedder(dim=64), max_error=0.05, persist_path=tmp_path) as cache:
         assert cache.observations() == []  # another embedder's similarities
     with SemanticCache(HashingEmbedder(), persist_path=tmp_path) as cache:
         assert cache.observations() == []  # no bound: nothing learned or loaded
 
 
 def test_corrupt_observations_start_empty(tmp_path: Path) -> None:
-    with SemanticCache(HashingEmbedder(), guards=(), max_error=0.05,
-                       persist_path=tmp_path) as cache:
+    with SemanticCache(
+        HashingEmbedder(), guards=(), max_error=0.05, persist_path=tmp_path
+    ) as cache:
         cache.observe_pairs(labeled(3))
     (tmp_path / "index" / "observations.json").write_bytes(b"{not json")
     with SemanticCache(HashingEmbedder(), max_error=0.05, persist_path=tmp_path) as cache:
@@ -417,19 +438,22 @@ def test_corrupt_observations_start_empty(tmp_path: Path) -> None:
 
 
 def test_observations_are_shared_through_a_redis_tier(redis_url: str) -> None:
-    first = SemanticCache(HashingEmbedder(), guards=(), max_error=0.05,
-                          store=RedisStore(redis_url, namespace="sem"))
+    first = SemanticCache(
+        HashingEmbedder(), guards=(), max_error=0.05, store=RedisStore(redis_url, namespace="sem")
+    )
     first.observe_pairs(labeled(12))
     first.save()
-    second = SemanticCache(HashingEmbedder(), guards=(), max_error=0.05,
-                           store=RedisStore(redis_url, namespace="sem"))
+    second = SemanticCache(
+        HashingEmbedder(), guards=(), max_error=0.05, store=RedisStore(redis_url, namespace="sem")
+    )
     assert len(second.observations()) == 12  # read at open
     second.observe_pairs(labeled(3, seed=5))
     assert second.sync_observations() == 0
     assert first.sync_observations() == 3
     assert len(first.observations()) == 15
-    other = SemanticCache(HashingEmbedder(dim=64), max_error=0.05,
-                          store=RedisStore(redis_url, namespace="sem"))
+    other = SemanticCache(
+        HashingEmbedder(dim=64), max_error=0.05, store=RedisStore(redis_url, namespace="sem")
+    )
     assert other.observations() == []
     for cache in (first, second, other):
         cache.close()
@@ -449,8 +473,13 @@ def test_close_stops_the_workers_and_later_lookups_fail() -> None:
 
 def test_background_verification_without_a_bound_keeps_the_static_threshold() -> None:
     judge = Judge("yes")
-    with SemanticCache(HashingEmbedder(), threshold=0.99, grey_zone=(0.5, 0.99),
-                       verifier=judge.verifier, verify="background") as cache:
+    with SemanticCache(
+        HashingEmbedder(),
+        threshold=0.99,
+        grey_zone=(0.5, 0.99),
+        verifier=judge.verifier,
+        verify="background",
+    ) as cache:
         assert cache.max_error is None
         cache.set(req(A), "xs[::-1]")
         cache.set(req("How do I sort a dict by value?"), "sorted(d.items(), ...)")
@@ -466,8 +495,14 @@ def test_background_verification_without_a_bound_keeps_the_static_threshold() ->
 def test_aliases_are_bounded_like_entries() -> None:
     judge = Judge("yes")
     rng = random.Random(2)
-    with SemanticCache(HashingEmbedder(), guards=(), max_error=0.01, max_entries=2,
-                       verifier=judge.verifier, verify="inline") as cache:
+    with SemanticCache(
+        HashingEmbedder(),
+        guards=(),
+        max_error=0.01,
+        max_entries=2,
+        verifier=judge.verifier,
+        verify="inline",
+    ) as cache:
         a = sentence(rng)
         cache.set(req(a), "answer")
         queries = [req(variant(rng, a)) for _ in range(3)]
@@ -482,8 +517,13 @@ def test_aliases_are_bounded_like_entries() -> None:
 
 def test_background_verification_without_a_bound_remembers_rejections() -> None:
     judge = Judge("no")
-    with SemanticCache(HashingEmbedder(), threshold=0.99, grey_zone=(0.5, 0.99),
-                       verifier=judge.verifier, verify="background") as cache:
+    with SemanticCache(
+        HashingEmbedder(),
+        threshold=0.99,
+        grey_zone=(0.5, 0.99),
+        verifier=judge.verifier,
+        verify="background",
+    ) as cache:
         cache.set(req(A), "xs[::-1]")
         for _ in range(3):
             assert cache.get(req(B)) is None

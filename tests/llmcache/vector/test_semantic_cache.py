@@ -50,15 +50,19 @@ def test_exact_hit_comes_first_and_is_marked(cache: SemanticCache) -> None:
     assert hit is not None and hit.exact and hit.similarity == 1.0
     assert hit.content == "exact answer"
     assert hit.entry.metadata["semantic"] == {
-        "similarity": 1.0, "matched_prompt": "How do I reverse a list in Python?",
-        "exact": True}
+        "similarity": 1.0,
+        "matched_prompt": "How do I reverse a list in Python?",
+        "exact": True,
+    }
     assert "_semantic" not in hit.entry.metadata
     assert cache.stats()["exact_hits"] == 1
 
 
 def test_semantic_hit_carries_similarity_and_matched_prompt(cache: SemanticCache) -> None:
-    cache.set(req("How do I reverse a list in Python?"), CachedResponse(
-        content="xs[::-1]", model="m", metadata={"mine": 1}))
+    cache.set(
+        req("How do I reverse a list in Python?"),
+        CachedResponse(content="xs[::-1]", model="m", metadata={"mine": 1}),
+    )
     hit = cache.get(req("how do I reverse a list in python??"))
     assert hit is not None and not hit.exact and 0.6 <= hit.similarity <= 1.0
     meta = hit.entry.metadata
@@ -101,15 +105,18 @@ def test_threshold_per_cache_and_per_call() -> None:
     assert SemanticCache(HashingEmbedder()).threshold == DEFAULT_THRESHOLD
 
 
-@pytest.mark.parametrize("other", [
-    {"model": "other"},
-    {"options": {"temperature": 0.5}},
-    {"system": "Answer in French"},
-    {"format": "json"},
-    {"namespace": "tenant-b"},
-    {"tools": [{"type": "function", "function": {"name": "f"}}]},
-    {"images": [b"png"]},
-])
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"model": "other"},
+        {"options": {"temperature": 0.5}},
+        {"system": "Answer in French"},
+        {"format": "json"},
+        {"namespace": "tenant-b"},
+        {"tools": [{"type": "function", "function": {"name": "f"}}]},
+        {"images": [b"png"]},
+    ],
+)
 def test_partitions_never_cross(cache: SemanticCache, other: dict[str, Any]) -> None:
     cache.set(req("How do I reverse a list in Python?"), "a")
     assert cache.get(req("How do I reverse a list in Python?", **other), threshold=-1) is None
@@ -126,10 +133,13 @@ def test_chat_history_scopes_the_match(cache: SemanticCache) -> None:
     cache.set(chat("I use Python.", "Great!", "How do I reverse a list?"), "xs[::-1]")
     hit = cache.get(chat("I use Python.", "Great!", "how do i reverse a list"))
     assert hit is not None and hit.matched_prompt == "How do I reverse a list?"
-    assert cache.get(chat("I use Ruby.", "Great!", "how do i reverse a list"),
-                     threshold=-1) is None
-    assert cache.get(chat("I use Python.", "Great!", "how do i reverse a list", system="x"),
-                     threshold=-1) is None
+    assert cache.get(chat("I use Ruby.", "Great!", "how do i reverse a list"), threshold=-1) is None
+    assert (
+        cache.get(
+            chat("I use Python.", "Great!", "how do i reverse a list", system="x"), threshold=-1
+        )
+        is None
+    )
     assert cache.get(req("How do I reverse a list?"), threshold=-1) is None  # prompt vs chat
 
 
@@ -137,11 +147,21 @@ def test_split_request_shapes() -> None:
     scope, text = split_request(req("hi", system="s").to_canonical())  # type: ignore[misc]
     assert text == "hi" and scope["prompt"] is None and scope["system"] == "s"
     assert split_request(req("   ").to_canonical()) is None
-    assert split_request(Request(model="m", messages=[
-        {"role": "assistant", "content": "only me"}]).to_canonical()) is None
+    assert (
+        split_request(
+            Request(
+                model="m", messages=[{"role": "assistant", "content": "only me"}]
+            ).to_canonical()
+        )
+        is None
+    )
     parts = [{"type": "text", "text": "hi"}]
-    assert split_request(Request(model="m", messages=[
-        {"role": "user", "content": parts}]).to_canonical()) is None
+    assert (
+        split_request(
+            Request(model="m", messages=[{"role": "user", "content": parts}]).to_canonical()
+        )
+        is None
+    )
 
 
 def test_requests_without_text_are_cached_exactly(cache: SemanticCache) -> None:
@@ -197,7 +217,8 @@ def test_max_entries_evicts_least_recently_used_from_the_index_too() -> None:
     assert len(cache) == 2 and cache.stats()["evictions"] == 1
     assert cache.get(req("how do i sort a list")) is None
     assert cache.explain(req("how do i sort a list")) and all(
-        c.text != "How do I sort a list?" for c in cache.explain(req("how do i sort a list")))
+        c.text != "How do I sort a list?" for c in cache.explain(req("how do i sort a list"))
+    )
     assert cache.get(req("how do i reverse a list")) is not None
 
 
@@ -205,8 +226,7 @@ def test_replacing_an_entry_keeps_one_vector(cache: SemanticCache) -> None:
     cache.set(req("How do I reverse a list?"), "old")
     cache.set(req("How do I reverse a list?"), "new")
     assert len(cache) == 1
-    assert [c.text for c in cache.explain(req("reverse a list"))] == [
-        "How do I reverse a list?"]
+    assert [c.text for c in cache.explain(req("reverse a list"))] == ["How do I reverse a list?"]
     hit = cache.get(req("how do i reverse a list"))
     assert hit is not None and hit.content == "new"
 
@@ -253,8 +273,17 @@ def test_stats_and_repr(cache: SemanticCache) -> None:
     stats = cache.stats()
     assert stats["entries"] == 1 and stats["partitions"] == 1 and stats["sets"] == 1
     assert stats["verifier"] is None and stats["embedder"] == "hashing-v1-128"
-    assert set(stats["vetoes"]) == {"numbers", "negation", "antonyms", "quantifiers",
-                                    "entities", "symbols", "direction", "order", "scope"}
+    assert set(stats["vetoes"]) == {
+        "numbers",
+        "negation",
+        "antonyms",
+        "quantifiers",
+        "entities",
+        "symbols",
+        "direction",
+        "order",
+        "scope",
+    }
     assert "SemanticCache('hashing-v1-128'" in repr(cache)
 
 
@@ -302,8 +331,7 @@ def test_custom_index_factory_is_used() -> None:
     assert np.isclose(cache.explain(req("a question about lists"))[0].similarity, 1.0)
 
 
-def test_a_failing_embedder_degrades_to_exact_matching(
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failing_embedder_degrades_to_exact_matching(caplog: pytest.LogCaptureFixture) -> None:
     from llmcache.backends.errors import BackendUnavailable
     from llmcache.backends.mock import MockBackend, MockCall
     from llmcache.vector.embedders import BackendEmbedder
@@ -315,8 +343,9 @@ def test_a_failing_embedder_degrades_to_exact_matching(
             raise BackendUnavailable("embedding server down")
         return "ok"
 
-    cache = SemanticCache(BackendEmbedder(MockBackend(server, embed_dim=32), model="e"),
-                          threshold=0.5)
+    cache = SemanticCache(
+        BackendEmbedder(MockBackend(server, embed_dim=32), model="e"), threshold=0.5
+    )
     cache.set(req("How do I reverse a list?"), "a")
     state["up"] = False
     assert cache.get(req("how do i reverse a list")) is None  # a miss, not an exception
@@ -411,4 +440,5 @@ def test_lookups_racing_writes_and_clears_serve_only_right_answers() -> None:
         thread.join()
     assert not errors, errors[0]
     assert sum(len(i) for i in cache._indexes.values()) == len(
-        [r for r in cache._records.values() if r.partition is not None])
+        [r for r in cache._records.values() if r.partition is not None]
+    )

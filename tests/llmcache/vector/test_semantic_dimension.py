@@ -69,7 +69,8 @@ def fill(path: Path, embedder: Named) -> None:
 
 
 def test_reopened_with_another_dimension_re_embeds_the_stored_texts(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     fill(tmp_path, Named(64))
     caplog.set_level(logging.INFO, logger=LOGGER)
     embedder = Named(32)
@@ -88,7 +89,8 @@ def test_reopened_with_another_dimension_re_embeds_the_stored_texts(
 
 
 def test_a_manifest_without_the_size_is_checked_against_each_index(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     # A manifest written before llmcache recorded the embedder's size: the saved indexes'
     # own sizes tell. Three partitions, one warning.
     with SemanticCache(Named(64), persist_path=tmp_path, threshold=0.5) as cache:
@@ -166,8 +168,9 @@ def test_reopened_through_the_decorator_keeps_hitting(tmp_path: Path) -> None:
         wrapped = cached_generate(semantic=semantic)(answer)
         assert wrapped(PARAPHRASE) == f"answer to {QUESTION}"
         wrapped("How do I sort a list in Python?")
-        assert wrapped("how do i sort a list in python") == \
-            "answer to How do I sort a list in Python?"
+        assert (
+            wrapped("how do i sort a list in python") == "answer to How do I sort a list in Python?"
+        )
         counters = wrapped.cache_counters()  # type: ignore[attr-defined]
     assert CALLS == [QUESTION, "How do I sort a list in Python?"]
     assert counters["errors"] == 0 and counters["semantic_hits"] == 2
@@ -189,7 +192,8 @@ class Switchable(HashingEmbedder):
 
 @pytest.mark.parametrize("face", ["sync", "async"])
 async def test_an_embedder_that_changes_size_in_flight_starts_the_partition_anew(
-        face: str, caplog: pytest.LogCaptureFixture) -> None:
+    face: str, caplog: pytest.LogCaptureFixture
+) -> None:
     embedder = Switchable(64)
     cache = SemanticCache(embedder, threshold=0.5)
     cache.set(req(QUESTION), "old")
@@ -266,13 +270,25 @@ def strings(rows: Matrix, call: int) -> Any:
     return np.array([["x"] * rows.shape[1]] * rows.shape[0])
 
 
-ROGUES = [wrong_size, alternating, nan_rows, half_nan, zero_rows, huge_rows, too_many_rows,
-          no_rows, a_list, flat, strings]
+ROGUES = [
+    wrong_size,
+    alternating,
+    nan_rows,
+    half_nan,
+    zero_rows,
+    huge_rows,
+    too_many_rows,
+    no_rows,
+    a_list,
+    flat,
+    strings,
+]
 
 
 @pytest.mark.parametrize("rows", ROGUES, ids=[f.__name__ for f in ROGUES])
 async def test_a_misbehaving_embedder_is_a_miss_never_an_exception(
-        rows: Callable[[Matrix, int], Any]) -> None:
+    rows: Callable[[Matrix, int], Any],
+) -> None:
     cache = SemanticCache(Rogue(rows), threshold=0.5)
     for i in range(3):
         cache.set(req(f"{QUESTION} ({i})"), f"sync {i}")
@@ -284,10 +300,14 @@ async def test_a_misbehaving_embedder_is_a_miss_never_an_exception(
     cache.explain(req(PARAPHRASE))
 
 
-@pytest.mark.parametrize("rows", [wrong_size, nan_rows, half_nan, flat, strings],
-                         ids=["wrong_size", "nan_rows", "half_nan", "flat", "strings"])
+@pytest.mark.parametrize(
+    "rows",
+    [wrong_size, nan_rows, half_nan, flat, strings],
+    ids=["wrong_size", "nan_rows", "half_nan", "flat", "strings"],
+)
 def test_bad_vectors_are_counted_and_logged_once(
-        rows: Callable[[Matrix, int], Any], caplog: pytest.LogCaptureFixture) -> None:
+    rows: Callable[[Matrix, int], Any], caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.WARNING, logger=LOGGER)
     cache = SemanticCache(Rogue(rows), threshold=0.5)
     cache.set(req(QUESTION), "a")
@@ -299,7 +319,7 @@ def test_bad_vectors_are_counted_and_logged_once(
 
 def test_an_embedder_alternating_sizes_serves_only_its_declared_size() -> None:
     cache = SemanticCache(Rogue(alternating), threshold=0.5)
-    cache.set(req(QUESTION), "a")        # call 1: 32 dims, as declared
+    cache.set(req(QUESTION), "a")  # call 1: 32 dims, as declared
     assert cache.get(req(PARAPHRASE)) is None  # call 2: 16 dims, refused
     hit = cache.get(req("How do I reverse a list in python"))  # call 3: 32 dims again
     assert hit is not None and hit.content == "a"

@@ -39,8 +39,9 @@ def wait(index: object) -> None:
 
 @needs_usearch
 def test_a_partition_turns_approximate_above_the_line_and_keeps_answering() -> None:
-    cache = SemanticCache(HashingEmbedder(dim=256), threshold=0.5, guards=(),
-                          approximate_above=20, max_entries=1000)
+    cache = SemanticCache(
+        HashingEmbedder(dim=256), threshold=0.5, guards=(), approximate_above=20, max_entries=1000
+    )
     fill(cache)
     index = partition_index(cache)
     wait(index)
@@ -53,14 +54,24 @@ def test_a_partition_turns_approximate_above_the_line_and_keeps_answering() -> N
 
 @needs_usearch
 def test_a_restored_partition_is_still_an_auto_index(tmp_path: Path) -> None:
-    with SemanticCache(HashingEmbedder(dim=256), threshold=0.5, guards=(),
-                       approximate_above=20, max_entries=1000,
-                       persist_path=tmp_path) as cache:
+    with SemanticCache(
+        HashingEmbedder(dim=256),
+        threshold=0.5,
+        guards=(),
+        approximate_above=20,
+        max_entries=1000,
+        persist_path=tmp_path,
+    ) as cache:
         fill(cache)
         wait(partition_index(cache))
-    with SemanticCache(HashingEmbedder(dim=256), threshold=0.5, guards=(),
-                       approximate_above=20, max_entries=1000,
-                       persist_path=tmp_path) as again:
+    with SemanticCache(
+        HashingEmbedder(dim=256),
+        threshold=0.5,
+        guards=(),
+        approximate_above=20,
+        max_entries=1000,
+        persist_path=tmp_path,
+    ) as again:
         index = partition_index(again)
         wait(index)
         assert isinstance(index, AutoIndex) and index.is_approximate and len(index) == 60
@@ -95,6 +106,7 @@ def test_usearch_is_not_imported_until_a_graph_is_built() -> None:
         cache.get(Request(model="m", prompt="question 3?"))
         print("usearch" in sys.modules)
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
     assert out.stdout.strip() == "False", out.stderr

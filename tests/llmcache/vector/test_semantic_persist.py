@@ -28,8 +28,11 @@ def req(prompt: str, **kw: Any) -> Request:
     return Request(model="m", prompt=prompt, **kw)
 
 
-QUESTIONS = ["How do I reverse a list in Python?", "How do I sort a dict by value?",
-             "What is the capital of France?"]
+QUESTIONS = [
+    "How do I reverse a list in Python?",
+    "How do I sort a dict by value?",
+    "What is the capital of France?",
+]
 
 
 def fill(path: Path, embedder: HashingEmbedder | None = None, **kw: Any) -> None:
@@ -44,8 +47,7 @@ def check(cache: SemanticCache) -> None:
     assert hit is not None and hit.content == "answer 0" and not hit.exact
     exact = cache.get(req(QUESTIONS[2]))
     assert exact is not None and exact.exact and exact.content == "answer 2"
-    tenant = cache.get(req("how do i reverse a list in python", namespace="tenant"),
-                       threshold=0.5)
+    tenant = cache.get(req("how do i reverse a list in python", namespace="tenant"), threshold=0.5)
     assert tenant is not None and tenant.content == "tenant answer"
     assert len(cache) == 4
 
@@ -70,8 +72,9 @@ def test_missing_index_files_are_rebuilt_from_the_entries(tmp_path: Path) -> Non
         check(cache)
 
 
-def test_corrupt_index_and_manifest_are_rebuilt(tmp_path: Path,
-                                                caplog: pytest.LogCaptureFixture) -> None:
+def test_corrupt_index_and_manifest_are_rebuilt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     fill(tmp_path)
     for path in (tmp_path / "index").glob("*.index"):
         path.write_bytes(b"PK\x03\x04 not really a zip")
@@ -123,8 +126,7 @@ def test_expiry_survives_a_restart(tmp_path: Path) -> None:
     now = [1_000.0]
     fill(tmp_path, ttl=60, clock=lambda: now[0])
     now[0] += 61
-    with SemanticCache(CountingEmbedder(), persist_path=tmp_path,
-                       clock=lambda: now[0]) as cache:
+    with SemanticCache(CountingEmbedder(), persist_path=tmp_path, clock=lambda: now[0]) as cache:
         assert len(cache) == 0
 
 
@@ -146,11 +148,9 @@ def test_clear_removes_index_files_at_save(tmp_path: Path) -> None:
 
 def test_a_given_store_is_used_and_left_open(tmp_path: Path) -> None:
     store = DiskStore(tmp_path / "mine")
-    with SemanticCache(CountingEmbedder(), persist_path=tmp_path / "sem",
-                       store=store) as cache:
+    with SemanticCache(CountingEmbedder(), persist_path=tmp_path / "sem", store=store) as cache:
         cache.set(req(QUESTIONS[0]), "x")
     assert len(store) == 1  # still open
-    with SemanticCache(CountingEmbedder(), persist_path=tmp_path / "sem",
-                       store=store) as cache:
+    with SemanticCache(CountingEmbedder(), persist_path=tmp_path / "sem", store=store) as cache:
         assert cache.get(req("how do i reverse a list in python"), threshold=0.5)
     store.close()

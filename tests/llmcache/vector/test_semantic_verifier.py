@@ -13,14 +13,30 @@ from llmcache.vector.semantic import SemanticCache
 from llmcache.vector.verifier import DEFAULT_PROMPT, Verifier, parse_verdict
 
 
-@pytest.mark.parametrize(("reply", "verdict"), [
-    ("yes", True), ("Yes.", True), ("YES", True), ("**Yes**", True), ("yes, same answer", True),
-    ("Answer: yes", True), ("true", True), ("Same.", True),
-    ("no", False), ("No.", False), ("no - B asks about Germany", False), ("Different", False),
-    ("Answer: no", False), ("<think>They look alike, yes? Not quite.</think>\nNo", False),
-    ("<think>unfinished reasoning yes", None),
-    ("", None), ("maybe", None), ("I cannot tell", None), ("yes and no", None),
-])
+@pytest.mark.parametrize(
+    ("reply", "verdict"),
+    [
+        ("yes", True),
+        ("Yes.", True),
+        ("YES", True),
+        ("**Yes**", True),
+        ("yes, same answer", True),
+        ("Answer: yes", True),
+        ("true", True),
+        ("Same.", True),
+        ("no", False),
+        ("No.", False),
+        ("no - B asks about Germany", False),
+        ("Different", False),
+        ("Answer: no", False),
+        ("<think>They look alike, yes? Not quite.</think>\nNo", False),
+        ("<think>unfinished reasoning yes", None),
+        ("", None),
+        ("maybe", None),
+        ("I cannot tell", None),
+        ("yes and no", None),
+    ],
+)
 def test_parse_verdict(reply: str, verdict: bool | None) -> None:
     assert parse_verdict(reply) is verdict
 
@@ -34,8 +50,14 @@ def test_asks_at_temperature_zero_and_caches_unordered_pairs() -> None:
     call = backend.calls[0]
     assert call.options == {"temperature": 0, "num_predict": 8} and call.model == "judge"
     assert "how do I exit vim" in (call.prompt or "") and "Answer yes or no" in DEFAULT_PROMPT
-    assert verifier.stats() == {"calls": 1, "yes": 1, "no": 0, "unparsed": 0, "errors": 0,
-                                "cached": 1}
+    assert verifier.stats() == {
+        "calls": 1,
+        "yes": 1,
+        "no": 0,
+        "unparsed": 0,
+        "errors": 0,
+        "cached": 1,
+    }
     assert verifier.verify("same", "same") and backend.call_count == 1  # no call needed
 
 
@@ -46,7 +68,8 @@ def test_verdicts_are_per_model_and_shareable_through_a_store() -> None:
     second = MockBackend(lambda call: "yes", model="b")
     assert Verifier(second, store=store).verify("x one", "x two")  # another model: asked
     assert not Verifier(MockBackend(lambda c: "yes", model="a"), store=store).verify(
-        "x two", "x one")  # same model: the stored "no"
+        "x two", "x one"
+    )  # same model: the stored "no"
     assert second.call_count == 1
 
 
@@ -88,8 +111,9 @@ def req(prompt: str) -> Request:
 def test_grey_zone_candidates_need_a_yes() -> None:
     answers = {"value": "no"}
     backend = MockBackend(lambda call: answers["value"])
-    cache = SemanticCache(HashingEmbedder(dim=128), threshold=0.99, grey_zone=(0.5, 0.99),
-                          verifier=Verifier(backend))
+    cache = SemanticCache(
+        HashingEmbedder(dim=128), threshold=0.99, grey_zone=(0.5, 0.99), verifier=Verifier(backend)
+    )
     cache.set(req("How do I reverse a list in Python?"), "xs[::-1]")
     query = req("how do I reverse a list in python please")  # similarity in the zone
     assert cache.get(query) is None and backend.call_count == 1
@@ -106,8 +130,9 @@ def test_grey_zone_candidates_need_a_yes() -> None:
 
 def test_above_the_zone_no_call_and_hard_vetoes_never_asked() -> None:
     backend = MockBackend(lambda call: "yes")
-    cache = SemanticCache(HashingEmbedder(dim=128), threshold=0.5, grey_zone=(0.5, 0.6),
-                          verifier=Verifier(backend))
+    cache = SemanticCache(
+        HashingEmbedder(dim=128), threshold=0.5, grey_zone=(0.5, 0.6), verifier=Verifier(backend)
+    )
     cache.set(req("Where is order 48213?"), "shipped")
     assert cache.get(req("where is order 48213")) is not None  # above the zone
     assert cache.get(req("Where is order 48231?")) is None  # numbers: never overruled
@@ -116,8 +141,9 @@ def test_above_the_zone_no_call_and_hard_vetoes_never_asked() -> None:
 
 def test_soft_scope_vetoes_go_to_the_verifier() -> None:
     backend = MockBackend(lambda call: "yes")
-    cache = SemanticCache(HashingEmbedder(dim=128), threshold=0.3, grey_zone=(0.3, 0.4),
-                          verifier=Verifier(backend))
+    cache = SemanticCache(
+        HashingEmbedder(dim=128), threshold=0.3, grey_zone=(0.3, 0.4), verifier=Verifier(backend)
+    )
     cache.set(req("How do I rename a branch in git?"), "git branch -m")
     query = req("How do I change a branch name in git?")  # the scope guard vetoes this
     hit = cache.get(query)

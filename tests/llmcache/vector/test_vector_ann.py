@@ -30,8 +30,9 @@ def unit(rows: npt.ArrayLike) -> npt.NDArray[np.float32]:
     return (arr / np.linalg.norm(arr, axis=-1, keepdims=True)).astype(np.float32)
 
 
-def pair(n: int, seed: int = 0, dim: int = DIM, **options: object
-         ) -> tuple[ApproximateIndex, VectorIndex, npt.NDArray[np.float32]]:
+def pair(
+    n: int, seed: int = 0, dim: int = DIM, **options: object
+) -> tuple[ApproximateIndex, VectorIndex, npt.NDArray[np.float32]]:
     """The same rows in an approximate and an exact index."""
     vectors = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
     ids = [f"v{i}" for i in range(n)]
@@ -46,8 +47,11 @@ def test_missing_extra_raises_import_error_naming_it(monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(sys.modules, "usearch", None)  # import usearch -> ImportError
     monkeypatch.setitem(sys.modules, "usearch.index", None)
     assert not ann_available()
-    for make in (lambda: ApproximateIndex(4), lambda: make_index(4),
-                 lambda: AutoIndex(4, approximate_above=10)):
+    for make in (
+        lambda: ApproximateIndex(4),
+        lambda: make_index(4),
+        lambda: AutoIndex(4, approximate_above=10),
+    ):
         with pytest.raises(ImportError, match=r"pip install 'llmcache\[ann\]'"):
             make()
     exact_only = make_index(4, approximate_above=None)  # never switches: no extra needed
@@ -57,8 +61,9 @@ def test_missing_extra_raises_import_error_naming_it(monkeypatch: pytest.MonkeyP
 
 def test_importing_the_package_does_not_import_usearch() -> None:
     code = "import sys, llmcache.vector; print('usearch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
     assert out.stdout.strip() == "False"
 
 
@@ -126,10 +131,12 @@ def test_scores_thresholds_and_batch_match_the_exact_index() -> None:
         cut = (e[0].score + e[1].score) / 2
         assert [h.id for h in approx.search(q, k=3, threshold=cut)] == [e[0].id]
     batch = approx.search_batch(queries, k=3)
-    assert [[h.id for h in hs] for hs in batch] == [[h.id for h in approx.search(q, k=3)]
-                                                    for q in queries]
+    assert [[h.id for h in hs] for hs in batch] == [
+        [h.id for h in approx.search(q, k=3)] for q in queries
+    ]
     assert [h.id for h in approx.search_batch(queries[:1], k=2)[0]] == [
-        h.id for h in approx.search(queries[0], k=2)]
+        h.id for h in approx.search(queries[0], k=2)
+    ]
     assert approx.search(vectors[0], k=1, threshold=1.5) == []
 
 
@@ -144,8 +151,10 @@ def test_filters(monkeypatch: pytest.MonkeyPatch, exact_limit: int) -> None:
         want = exact.search(q, k=2, filter_ids=allowed)
         assert [h.id for h in got] == [h.id for h in want]
     mask = np.array([id_ in allowed for id_ in approx.ids()])
-    assert (approx.search(vectors[1], k=1, filter_ids=mask)[0].id
-            == exact.search(vectors[1], k=1, filter_ids=allowed)[0].id)
+    assert (
+        approx.search(vectors[1], k=1, filter_ids=mask)[0].id
+        == exact.search(vectors[1], k=1, filter_ids=allowed)[0].id
+    )
     assert approx.search(vectors[1], filter_ids={"v1"})[0].id == "v1"
     assert approx.search(vectors[1], filter_ids=set()) == []
     assert approx.search_batch(vectors[:2], filter_ids={"v3"})[1][0].id == "v3"
@@ -176,8 +185,9 @@ def test_save_load_round_trip_and_cleanup(tmp_path: Path) -> None:
 
 @needs_usearch
 @pytest.mark.parametrize("failure", ["graph", "rows", "manifest"])
-def test_a_failed_save_keeps_the_previous_one(tmp_path: Path, failure: str,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_save_keeps_the_previous_one(
+    tmp_path: Path, failure: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     approx, _, _ = pair(100)
     path = tmp_path / "ann.json"
     approx.save(path)
@@ -288,4 +298,4 @@ def test_a_graph_rebuilt_from_an_exact_copy_has_no_tombstones() -> None:
     for q in vectors[1:40:2]:
         assert fresh.search(q, k=3) == approx.search(q, k=3)
     fresh.add_one("new", vectors[0])  # the copy is the new index's own: the old one is
-    assert "new" not in approx        # untouched
+    assert "new" not in approx  # untouched

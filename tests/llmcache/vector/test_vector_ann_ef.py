@@ -66,8 +66,7 @@ def test_a_nonpositive_ef_is_refused_with_the_field_named(bad: int) -> None:
     assert index.expansion_search == 256
 
 
-def test_save_and_load_keep_auto_or_pinned(tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_save_and_load_keep_auto_or_pinned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ann_module, "_EF_FLAT_ROWS", 10)
     auto, pinned = ApproximateIndex(DIM), ApproximateIndex(DIM, expansion_search=300)
     for index, name in ((auto, "auto.json"), (pinned, "pinned.json")):
@@ -81,7 +80,8 @@ def test_save_and_load_keep_auto_or_pinned(tmp_path: Path,
 
 
 def test_a_version_1_manifest_loads_with_ef_following_the_size(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Version 1 wrote the then-fixed default (256) into its options: not a user's choice.
     monkeypatch.setattr(ann_module, "_EF_FLAT_ROWS", 10)
     index = ApproximateIndex(DIM)

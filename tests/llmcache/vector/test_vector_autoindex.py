@@ -25,10 +25,12 @@ Model = dict[str, npt.NDArray[np.float32]]
 # so a row its own vector does not find is one the graph cannot reach, never a near miss.
 EXHAUSTIVE = 4096
 
+
 def unit(rows: npt.ArrayLike) -> npt.NDArray[np.float32]:
     arr = np.asarray(rows, dtype=np.float64)
-    out: npt.NDArray[np.float32] = (arr / np.linalg.norm(arr, axis=-1, keepdims=True)
-                                    ).astype(np.float32)
+    out: npt.NDArray[np.float32] = (arr / np.linalg.norm(arr, axis=-1, keepdims=True)).astype(
+        np.float32
+    )
     return out
 
 
@@ -67,6 +69,7 @@ def check_contents(index: AutoIndex, model: Model, gone: Model) -> None:
         found = index.search_batch(np.stack(list(dead.values())), k=5)
         assert not {hit.id for hits in found for hit in hits} & dead.keys()
 
+
 class Gate:
     """Holds every graph build (`ApproximateIndex.from_exact`, our code, not usearch's)
     until released, so a test can write while a build is certainly in flight."""
@@ -83,14 +86,16 @@ class Gate:
             if not self.release.wait(30):
                 raise TimeoutError("gate never released")
             return real(rows, **options)
+
         return gated
 
 
 @pytest.fixture
 def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
     g = Gate()
-    monkeypatch.setattr(ApproximateIndex, "from_exact",
-                        staticmethod(g.wrap(ApproximateIndex.from_exact)))
+    monkeypatch.setattr(
+        ApproximateIndex, "from_exact", staticmethod(g.wrap(ApproximateIndex.from_exact))
+    )
     yield g
     g.release.set()  # never leave a builder thread stuck behind a failed test
     join_builders()
@@ -108,8 +113,7 @@ def test_doctests_run() -> None:
 
 
 def test_synchronous_mode_switches_inside_the_add() -> None:
-    index = AutoIndex(DIM, approximate_above=50, background=False,
-                      expansion_search=EXHAUSTIVE)
+    index = AutoIndex(DIM, approximate_above=50, background=False, expansion_search=EXHAUSTIVE)
     model: Model = {}
     rng = np.random.default_rng(0)
     fill(index, model, [f"v{i}" for i in range(51)], vectors(51, rng))
@@ -189,7 +193,8 @@ def test_a_dropped_build_never_overwrites_its_successor(gate: Gate) -> None:
 
 
 def test_a_failed_build_is_logged_once_counted_and_not_retried_in_a_loop(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     rng = np.random.default_rng(4)
     # A graph option usearch refuses: the build fails in its thread, for real.
     index = AutoIndex(DIM, approximate_above=20, retry_after=3600, dtype="no-such-type")
@@ -210,8 +215,9 @@ def test_a_failed_build_is_logged_once_counted_and_not_retried_in_a_loop(
     assert not sync.is_approximate and sync.build_failures == 1 and len(sync) == 6
 
 
-def test_a_failed_build_is_retried_at_a_later_write(monkeypatch: pytest.MonkeyPatch,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failed_build_is_retried_at_a_later_write(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     real = ApproximateIndex.from_exact
     calls: list[int] = []
 
@@ -295,7 +301,8 @@ def test_tombstone_count_matches_usearch(tmp_path: Path) -> None:
 
 
 def test_save_during_a_build_writes_the_exact_rows_and_load_resumes(
-        gate: Gate, tmp_path: Path) -> None:
+    gate: Gate, tmp_path: Path
+) -> None:
     rng = np.random.default_rng(8)
     index = AutoIndex(DIM, approximate_above=100, expansion_search=EXHAUSTIVE)
     model: Model = {}
@@ -316,8 +323,12 @@ def test_save_during_a_build_writes_the_exact_rows_and_load_resumes(
 
 
 def test_bad_settings_are_refused() -> None:
-    for bad in ({"tombstone_ratio": 0}, {"tombstone_ratio": -1.0}, {"retry_after": -1},
-                {"approximate_above": -1}):
+    for bad in (
+        {"tombstone_ratio": 0},
+        {"tombstone_ratio": -1.0},
+        {"retry_after": -1},
+        {"approximate_above": -1},
+    ):
         with pytest.raises(ValueError):
             AutoIndex(DIM, **bad)
 
@@ -332,13 +343,15 @@ def fast_switching() -> Iterator[None]:
 
 @pytest.mark.usefixtures("fast_switching")
 @pytest.mark.parametrize("tombstone_ratio", [0.25, None])
-def test_hammer_writers_and_readers_across_builds(gate: Gate, tombstone_ratio: float | None
-                                                  ) -> None:
+def test_hammer_writers_and_readers_across_builds(
+    gate: Gate, tombstone_ratio: float | None
+) -> None:
     """Writers add, replace and remove (each its own ids) and readers search, while the
     switch and tombstone rebuilds run; every writer checks it reads its own writes and
     that what it removed is never found again."""
-    index = AutoIndex(DIM, approximate_above=100, tombstone_ratio=tombstone_ratio,
-                      expansion_search=EXHAUSTIVE)
+    index = AutoIndex(
+        DIM, approximate_above=100, tombstone_ratio=tombstone_ratio, expansion_search=EXHAUSTIVE
+    )
     writers, rounds = 4, 80
     models: list[Model] = [{} for _ in range(writers)]
     gones: list[Model] = [{} for _ in range(writers)]
@@ -386,10 +399,12 @@ def test_hammer_writers_and_readers_across_builds(gate: Gate, tombstone_ratio: f
             except BaseException as exc:  # reported in the test thread
                 errors.append(exc)
                 halfway.abort()
+
         return run
 
-    threads = ([threading.Thread(target=guard(writer, w)) for w in range(writers)]
-               + [threading.Thread(target=guard(reader, r)) for r in range(2)])
+    threads = [threading.Thread(target=guard(writer, w)) for w in range(writers)] + [
+        threading.Thread(target=guard(reader, r)) for r in range(2)
+    ]
     for t in threads:
         t.start()
     held = False

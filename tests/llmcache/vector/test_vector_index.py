@@ -21,18 +21,29 @@ def unit(rows: npt.ArrayLike) -> npt.NDArray[np.float32]:
     return (arr / np.linalg.norm(arr, axis=-1, keepdims=True)).astype(np.float32)
 
 
-def brute(stored: dict[str, npt.NDArray[np.float32]], query: npt.ArrayLike, k: int,
-          threshold: float | None = None, allowed: set[str] | None = None
-          ) -> list[tuple[str, float]]:
+def brute(
+    stored: dict[str, npt.NDArray[np.float32]],
+    query: npt.ArrayLike,
+    k: int,
+    threshold: float | None = None,
+    allowed: set[str] | None = None,
+) -> list[tuple[str, float]]:
     q = unit(query).astype(np.float64)
-    scored = [(id_, float(np.dot(unit(v).astype(np.float64), q))) for id_, v in stored.items()
-              if allowed is None or id_ in allowed]
+    scored = [
+        (id_, float(np.dot(unit(v).astype(np.float64), q)))
+        for id_, v in stored.items()
+        if allowed is None or id_ in allowed
+    ]
     scored.sort(key=lambda pair: -pair[1])
     return [(i, s) for i, s in scored[:k] if threshold is None or s >= threshold]
 
 
-def assert_same(hits: list[SearchHit], expected: list[tuple[str, float]],
-                stored: dict[str, npt.NDArray[np.float32]], query: npt.ArrayLike) -> None:
+def assert_same(
+    hits: list[SearchHit],
+    expected: list[tuple[str, float]],
+    stored: dict[str, npt.NDArray[np.float32]],
+    query: npt.ArrayLike,
+) -> None:
     """Same scores in the same order; ids may differ only between (near-)tied scores."""
     assert len(hits) == len(expected)
     np.testing.assert_allclose([h.score for h in hits], [s for _, s in expected], atol=1e-5)
@@ -47,7 +58,8 @@ def same_hits(got: list[list[SearchHit]], want: list[list[SearchHit]]) -> bool:
     different orders)."""
     return [[h.id for h in hs] for hs in got] == [[h.id for h in hs] for hs in want] and all(
         np.allclose([h.score for h in a], [h.score for h in b], atol=1e-6)
-        for a, b in zip(got, want, strict=True))
+        for a, b in zip(got, want, strict=True)
+    )
 
 
 @pytest.fixture
@@ -55,8 +67,9 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(7)
 
 
-def filled(rng: np.random.Generator, n: int = 50, dim: int = DIM
-           ) -> tuple[VectorIndex, dict[str, npt.NDArray[np.float32]]]:
+def filled(
+    rng: np.random.Generator, n: int = 50, dim: int = DIM
+) -> tuple[VectorIndex, dict[str, npt.NDArray[np.float32]]]:
     vectors = rng.standard_normal((n, dim)).astype(np.float32)
     stored = {f"id{i}": vectors[i] for i in range(n)}
     index = VectorIndex(dim, capacity=4)
@@ -120,12 +133,15 @@ def test_repeated_id_in_one_add_keeps_the_last_vector() -> None:
     assert index.get_vector("b").tolist() == [0.0, -1.0] and len(index) == 3
 
 
-@pytest.mark.parametrize(("bad", "message"), [
-    ([0.0, 0.0, 0.0], r"vectors\[1\] \(id 'b'\) is a zero vector"),
-    ([1.0, np.nan, 0.0], r"vectors\[1\] \(id 'b'\) contains NaN or inf"),
-    ([1.0, np.inf, 0.0], r"vectors\[1\] \(id 'b'\) contains NaN or inf"),
-    ([1e300, 0.0, 0.0], r"vectors\[1\] \(id 'b'\) contains NaN or inf"),  # float32 overflow
-])
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ([0.0, 0.0, 0.0], r"vectors\[1\] \(id 'b'\) is a zero vector"),
+        ([1.0, np.nan, 0.0], r"vectors\[1\] \(id 'b'\) contains NaN or inf"),
+        ([1.0, np.inf, 0.0], r"vectors\[1\] \(id 'b'\) contains NaN or inf"),
+        ([1e300, 0.0, 0.0], r"vectors\[1\] \(id 'b'\) contains NaN or inf"),  # float32 overflow
+    ],
+)
 def test_bad_rows_are_refused_before_anything_changes(bad: list[float], message: str) -> None:
     index = VectorIndex(3)
     index.add_one("keep", [1.0, 0.0, 0.0])
@@ -158,10 +174,12 @@ def test_shape_type_and_query_errors() -> None:
     index.add([], [])
     assert len(index) == 0 and index.search([1, 2, 3]) == []
     index.add_one("a", [1, 2, 3])
-    for query, message in [([0, 0, 0], "query is a zero vector"),
-                           ([np.nan, 1, 1], "query contains NaN"),
-                           ([1, 2], r"expected shape \(n, 3\)"),
-                           ([[1, 2, 3]], r"query: expected shape \(3,\)")]:
+    for query, message in [
+        ([0, 0, 0], "query is a zero vector"),
+        ([np.nan, 1, 1], "query contains NaN"),
+        ([1, 2], r"expected shape \(n, 3\)"),
+        ([[1, 2, 3]], r"query: expected shape \(3,\)"),
+    ]:
         with pytest.raises(ValueError, match=message):
             index.search(query)
     with pytest.raises(ValueError, match="k must be >= 1"):
@@ -211,8 +229,9 @@ def test_filter_edge_cases(rng: np.random.Generator) -> None:
         index.search(q, filter_ids="id1")
 
 
-def test_search_batch_equals_single_searches(rng: np.random.Generator,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_search_batch_equals_single_searches(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     index, _ = filled(rng, n=60)
     queries = rng.standard_normal((25, DIM))
     for k in (1, 3, 60, 100):
@@ -258,16 +277,23 @@ def test_removals_keep_rows_contiguous_and_shrink(rng: np.random.Generator) -> N
 
 _ids = st.sampled_from([f"k{i}" for i in range(12)])
 _vec = st.lists(st.floats(-4, 4, allow_nan=False, width=32), min_size=4, max_size=4).filter(
-    lambda v: sum(x * x for x in v) > 1e-3)
-_op = st.one_of(st.tuples(st.just("add"), st.lists(st.tuples(_ids, _vec), max_size=5)),
-                st.tuples(st.just("remove"), st.lists(_ids, max_size=4)))
+    lambda v: sum(x * x for x in v) > 1e-3
+)
+_op = st.one_of(
+    st.tuples(st.just("add"), st.lists(st.tuples(_ids, _vec), max_size=5)),
+    st.tuples(st.just("remove"), st.lists(_ids, max_size=4)),
+)
 
 
-@given(ops=st.lists(_op, max_size=25), query=_vec, k=st.integers(1, 14),
-       threshold=st.none() | st.floats(-1, 1))
+@given(
+    ops=st.lists(_op, max_size=25),
+    query=_vec,
+    k=st.integers(1, 14),
+    threshold=st.none() | st.floats(-1, 1),
+)
 def test_random_adds_and_removes_then_search_equals_brute_force(
-        ops: list[tuple[str, list[object]]], query: list[float], k: int,
-        threshold: float | None) -> None:
+    ops: list[tuple[str, list[object]]], query: list[float], k: int, threshold: float | None
+) -> None:
     index = VectorIndex(4, capacity=1)
     stored: dict[str, npt.NDArray[np.float32]] = {}
     for kind, items in ops:
@@ -284,8 +310,7 @@ def test_random_adds_and_removes_then_search_equals_brute_force(
     hits = index.search(query, k, threshold=threshold)
     expected = brute(stored, query, k, threshold)
     # A hit right at the threshold may fall either side of it in float32.
-    if threshold is not None and any(abs(s - threshold) < 1e-5 for _, s in brute(stored,
-                                                                                 query, k)):
+    if threshold is not None and any(abs(s - threshold) < 1e-5 for _, s in brute(stored, query, k)):
         return
     assert_same(hits, expected, stored, query)
 

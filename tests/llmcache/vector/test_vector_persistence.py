@@ -72,8 +72,9 @@ def _dies_half_way(f: BinaryIO, arrays: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("failure", ["writer", "fsync", "replace"])
-def test_a_failed_save_leaves_the_old_file_intact(tmp_path: Path, failure: str,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_save_leaves_the_old_file_intact(
+    tmp_path: Path, failure: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "index.npz"
     old = make(10)
     old.save(path)
@@ -81,8 +82,10 @@ def test_a_failed_save_leaves_the_old_file_intact(tmp_path: Path, failure: str,
     if failure == "writer":
         monkeypatch.setattr(index_module, "write_archive", _dies_half_way)
     else:
+
         def boom(*args: object) -> None:
             raise OSError(5, f"{failure} failed")
+
         monkeypatch.setattr(index_module.os, failure, boom)
     with pytest.raises(OSError):
         make(20, seed=1).save(path)
@@ -119,8 +122,12 @@ def test_truncated_or_garbled_files_raise_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "index.npz"
     make(50).save(path)
     data = path.read_bytes()
-    cases = {"truncated": data[: len(data) // 2], "empty": b"", "garbage": os.urandom(4096),
-             "json": b'{"format": "llmcache-ann-index"}'}
+    cases = {
+        "truncated": data[: len(data) // 2],
+        "empty": b"",
+        "garbage": os.urandom(4096),
+        "json": b'{"format": "llmcache-ann-index"}',
+    }
     flipped = bytearray(data)
     flipped[len(data) // 3] ^= 0xFF  # one flipped bit inside the matrix: the CRC catches it
     cases["flipped"] = bytes(flipped)
@@ -141,24 +148,42 @@ def _archive(path: Path, **overrides: Any) -> None:
         np.savez(f, **arrays)
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"matrix": np.zeros((3, DIM + 1), np.float32)}, r"matrix is float32\(3, 7\)"),
-    ({"matrix": np.zeros((2, DIM), np.float32)}, r"matrix is float32\(2, 6\)"),
-    ({"matrix": np.zeros((3, DIM), np.float64)}, "matrix is float64"),
-    ({"matrix": np.full((3, DIM), np.nan, np.float32)}, "NaN or inf"),
-    ({"offsets": np.array([0, 3, 6], np.int64)}, "does not hold 3 ids"),
-    ({"offsets": np.array([0, 3, 1, 9], np.int64)}, "offsets out of order"),
-    ({"ids": np.frombuffer(b"id0id0id0", np.uint8)}, "duplicate ids"),
-    ({"ids": np.frombuffer(b"id0id1i\xff\xfe", np.uint8)}, "not UTF-8"),
-    ({"meta": np.frombuffer(b"{]", np.uint8)}, "unreadable header"),
-    ({"meta": np.frombuffer(b'{"format": "llmcache-vector-index", "version": 1, "dim": 6, '
-                            b'"count": 3, "metric": "l2"}', np.uint8)}, "metric 'l2'"),
-    ({"meta": np.frombuffer(b'{"format": "other"}', np.uint8)}, "not an llmcache"),
-    ({"meta": np.frombuffer(b'{"format": "llmcache-vector-index", "version": 99}',
-                            np.uint8)}, "format version 99"),
-])
-def test_inconsistent_archives_are_refused(tmp_path: Path, overrides: dict[str, Any],
-                                           message: str) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"matrix": np.zeros((3, DIM + 1), np.float32)}, r"matrix is float32\(3, 7\)"),
+        ({"matrix": np.zeros((2, DIM), np.float32)}, r"matrix is float32\(2, 6\)"),
+        ({"matrix": np.zeros((3, DIM), np.float64)}, "matrix is float64"),
+        ({"matrix": np.full((3, DIM), np.nan, np.float32)}, "NaN or inf"),
+        ({"offsets": np.array([0, 3, 6], np.int64)}, "does not hold 3 ids"),
+        ({"offsets": np.array([0, 3, 1, 9], np.int64)}, "offsets out of order"),
+        ({"ids": np.frombuffer(b"id0id0id0", np.uint8)}, "duplicate ids"),
+        ({"ids": np.frombuffer(b"id0id1i\xff\xfe", np.uint8)}, "not UTF-8"),
+        ({"meta": np.frombuffer(b"{]", np.uint8)}, "unreadable header"),
+        (
+            {
+                "meta": np.frombuffer(
+                    b'{"format": "llmcache-vector-index", "version": 1, "dim": 6, '
+                    b'"count": 3, "metric": "l2"}',
+                    np.uint8,
+                )
+            },
+            "metric 'l2'",
+        ),
+        ({"meta": np.frombuffer(b'{"format": "other"}', np.uint8)}, "not an llmcache"),
+        (
+            {
+                "meta": np.frombuffer(
+                    b'{"format": "llmcache-vector-index", "version": 99}', np.uint8
+                )
+            },
+            "format version 99",
+        ),
+    ],
+)
+def test_inconsistent_archives_are_refused(
+    tmp_path: Path, overrides: dict[str, Any], message: str
+) -> None:
     path = tmp_path / "index.npz"
     _archive(path, **overrides)
     with pytest.raises(IndexFileError, match=message):
@@ -201,10 +226,10 @@ def test_planted_object_arrays_are_never_unpickled(tmp_path: Path) -> None:
     assert not flag.exists()
 
 
-def test_save_and_load_never_call_pickle(tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_save_and_load_never_call_pickle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("pickle used")
+
     for name in ("dump", "dumps", "load", "loads"):
         monkeypatch.setattr(pickle, name, forbidden)
     index = make(5)

@@ -43,13 +43,15 @@ def _hammer(index: VectorSearch, tmp_path: Path, rounds: int) -> None:
             rng = np.random.default_rng(w)
             for version in range(rounds):
                 slots = rng.choice(20, size=5, replace=False).tolist()
-                index.add([f"w{w}-{s}" for s in slots],
-                          np.stack([vector(w, s, version) for s in slots]))
+                index.add(
+                    [f"w{w}-{s}" for s in slots], np.stack([vector(w, s, version) for s in slots])
+                )
                 for s in slots:
                     final[f"w{w}-{s}"] = version
                 gone = int(rng.integers(20))
                 if index.remove([f"w{w}-{gone}"]):
                     final.pop(f"w{w}-{gone}", None)
+
         return run
 
     def reader(r: int) -> Callable[[], None]:
@@ -64,6 +66,7 @@ def _hammer(index: VectorSearch, tmp_path: Path, rounds: int) -> None:
                 assert len(ids) == len(set(ids))
                 if ids:
                     index.search(q, k=2, filter_ids=ids[: len(ids) // 2 + 1])
+
         return run
 
     def guard(fn: Callable[[], None]) -> Callable[[], None]:
@@ -72,6 +75,7 @@ def _hammer(index: VectorSearch, tmp_path: Path, rounds: int) -> None:
                 fn()
             except BaseException as exc:  # reported below, in the test thread
                 errors.append(exc)
+
         return run
 
     writers = [threading.Thread(target=guard(writer(w))) for w in range(4)]
@@ -89,8 +93,9 @@ def _hammer(index: VectorSearch, tmp_path: Path, rounds: int) -> None:
     for id_, version in final.items():
         w, slot = (int(x) for x in id_[1:].split("-"))
         expected = vector(w, slot, version)
-        np.testing.assert_allclose(index.get_vector(id_), expected / np.linalg.norm(expected),
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            index.get_vector(id_), expected / np.linalg.norm(expected), atol=1e-6
+        )
 
 
 def test_vector_index_under_concurrent_writers_and_readers(tmp_path: Path) -> None:

@@ -50,8 +50,7 @@ async def test_an_async_judge_past_its_timeout_is_a_no() -> None:
 
 async def test_a_sync_judge_in_async_code_is_bounded_too() -> None:
     release = threading.Event()
-    verifier = Verifier(MockBackend(lambda call: "yes" if release.wait(10) else "no"),
-                        timeout=0.05)
+    verifier = Verifier(MockBackend(lambda call: "yes" if release.wait(10) else "no"), timeout=0.05)
     try:
         assert not await verifier.averify("a b", "a c")
     finally:

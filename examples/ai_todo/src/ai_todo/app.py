@@ -65,14 +65,15 @@ class ThreadedBackend(AsyncBackend):
 
     async def generate_stream(self, prompt: str, **kwargs: Any) -> AsyncIterator[StreamChunk]:
         chunks = await asyncio.to_thread(
-            lambda: list(self.backend.generate_stream(prompt, **kwargs)))
+            lambda: list(self.backend.generate_stream(prompt, **kwargs))
+        )
         for chunk in chunks:
             yield chunk
 
-    async def chat_stream(self, messages: Sequence[Mapping[str, Any]],
-                          **kwargs: Any) -> AsyncIterator[StreamChunk]:
-        chunks = await asyncio.to_thread(
-            lambda: list(self.backend.chat_stream(messages, **kwargs)))
+    async def chat_stream(
+        self, messages: Sequence[Mapping[str, Any]], **kwargs: Any
+    ) -> AsyncIterator[StreamChunk]:
+        chunks = await asyncio.to_thread(lambda: list(self.backend.chat_stream(messages, **kwargs)))
         for chunk in chunks:
             yield chunk
 
@@ -89,8 +90,9 @@ def make_backend(settings: Settings) -> AsyncBackend:
     if settings.backend.startswith("ollama"):
         # A long read timeout (a small CPU model may take a while) but a short connect one:
         # a server that is not there should say so at once.
-        config.update(host=settings.host,
-                      timeout=httpx.Timeout(settings.request_timeout, connect=5.0))
+        config.update(
+            host=settings.host, timeout=httpx.Timeout(settings.request_timeout, connect=5.0)
+        )
     name = settings.backend
     backend: Any = None
     if not name.endswith("-async"):
@@ -123,8 +125,9 @@ def load_metrics(path: Path, *, set_aside: bool = True) -> MetricsCollector:
     try:
         return MetricsCollector.load(path, missing_ok=True)
     except ValueError as exc:
-        logger.warning("%s; %s", exc, "starting the metrics afresh" if set_aside
-                       else "showing none")
+        logger.warning(
+            "%s; %s", exc, "starting the metrics afresh" if set_aside else "showing none"
+        )
         if set_aside:
             with contextlib.suppress(OSError):
                 os.replace(path, path.with_suffix(".bad.json"))
@@ -165,8 +168,9 @@ class TodoApp:
         """The response cache on disk (opened, and its folder made, on first use)."""
         if self._response_cache is None:
             # A day: the extraction prompt carries today's date, so older answers never match.
-            self._response_cache = ResponseCache(max_entries=10_000, ttl_seconds=_DAY,
-                                                 persist_path=self.settings.cache_dir)
+            self._response_cache = ResponseCache(
+                max_entries=10_000, ttl_seconds=_DAY, persist_path=self.settings.cache_dir
+            )
         return self._response_cache
 
     @property
@@ -174,15 +178,13 @@ class TodoApp:
         """A ``CachedOllamaClient`` around the async backend, which answers are checked
         against before the cache may store them (`CheckedBackend`)."""
         if self._ai is None:
-            self._ai = AsyncCachedOllamaClient(CheckedBackend(self.backend),
-                                               self.response_cache)
+            self._ai = AsyncCachedOllamaClient(CheckedBackend(self.backend), self.response_cache)
         return self._ai
 
     @property
     def repo(self) -> TaskRepository:
         if self._repo is None:
-            self._repo = TaskRepository(self.settings.db_path,
-                                        timeout=self.settings.db_timeout)
+            self._repo = TaskRepository(self.settings.db_path, timeout=self.settings.db_timeout)
         return self._repo
 
     @property
@@ -190,13 +192,22 @@ class TodoApp:
         if self._tasks is None:
             s = self.settings
             self._embeddings = EmbeddingCache(s.embeddings_path)
-            search = TaskSearch(s.index_path, embedder=s.embedder, backend=self.backend,
-                                model=s.embed_model or s.model, cache=self._embeddings,
-                                metrics=self.metrics)
+            search = TaskSearch(
+                s.index_path,
+                embedder=s.embedder,
+                backend=self.backend,
+                model=s.embed_model or s.model,
+                cache=self._embeddings,
+                metrics=self.metrics,
+            )
             extractor = TaskExtractor(self.ai, model=s.model)
-            self._tasks = OptimizedTaskService(extractor, self.repo, search,
-                                               metrics=self.metrics,
-                                               pending=PendingInputs(s.pending_path))
+            self._tasks = OptimizedTaskService(
+                extractor,
+                self.repo,
+                search,
+                metrics=self.metrics,
+                pending=PendingInputs(s.pending_path),
+            )
         return self._tasks
 
     def cache_stats(self) -> dict[str, Any]:
@@ -204,15 +215,24 @@ class TodoApp:
         tier's, summed over every process (the memory tier's live and die with a process).
         A cache never written is reported empty, without creating it."""
         if self._response_cache is None and not self.settings.cache_dir.exists():
-            return {"memory_entries": 0, "disk_entries": 0, "hits": 0, "misses": 0,
-                    "bytes_on_disk": None, "hit_rate": 0.0}
+            return {
+                "memory_entries": 0,
+                "disk_entries": 0,
+                "hits": 0,
+                "misses": 0,
+                "bytes_on_disk": None,
+                "hit_rate": 0.0,
+            }
         stats = self.response_cache.stats()
         tiers = stats.get("store", {}).get("tiers") or []
         disk = tiers[-1] if tiers else {}
-        out = {"memory_entries": stats["memory_entries"], "disk_entries": stats["disk_entries"],
-               "hits": int(disk.get("hits", stats["total_hits"])),
-               "misses": int(disk.get("misses", stats["misses"])),
-               "bytes_on_disk": disk.get("volume")}
+        out = {
+            "memory_entries": stats["memory_entries"],
+            "disk_entries": stats["disk_entries"],
+            "hits": int(disk.get("hits", stats["total_hits"])),
+            "misses": int(disk.get("misses", stats["misses"])),
+            "bytes_on_disk": disk.get("volume"),
+        }
         lookups = out["hits"] + out["misses"]
         out["hit_rate"] = out["hits"] / lookups if lookups else 0.0
         if self.settings.embeddings_path.exists():

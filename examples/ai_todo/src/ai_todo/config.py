@@ -51,24 +51,33 @@ class Settings:
     request_timeout: float = 300.0
 
     @classmethod
-    def load(cls, *, home: str | os.PathLike[str] | None = None, backend: str | None = None,
-             host: str | None = None, model: str | None = None,
-             env: Mapping[str, str] | None = None) -> Settings:
+    def load(
+        cls,
+        *,
+        home: str | os.PathLike[str] | None = None,
+        backend: str | None = None,
+        host: str | None = None,
+        model: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Settings:
         """Options win over the environment, which wins over the defaults."""
         env = os.environ if env is None else env
         folder = home or env.get("AI_TODO_HOME") or Path.home() / ".ai_todo"
         embedder = env.get("AI_TODO_EMBEDDER", "auto").strip().lower() or "auto"
         if embedder not in EMBEDDERS:
-            raise ValueError(f"AI_TODO_EMBEDDER must be one of {', '.join(EMBEDDERS)}, "
-                             f"got {embedder!r}")
-        return cls(home=Path(folder).expanduser(),
-                   backend=backend or env.get("AI_TODO_BACKEND") or "ollama",
-                   host=host or env.get("OLLAMA_HOST") or None,
-                   model=model or env.get("AI_TODO_MODEL") or "smollm2",
-                   embedder=embedder,
-                   embed_model=env.get("AI_TODO_EMBED_MODEL") or None,
-                   db_timeout=_float(env, "AI_TODO_DB_TIMEOUT", 5.0),
-                   request_timeout=_float(env, "AI_TODO_TIMEOUT", 300.0))
+            raise ValueError(
+                f"AI_TODO_EMBEDDER must be one of {', '.join(EMBEDDERS)}, got {embedder!r}"
+            )
+        return cls(
+            home=Path(folder).expanduser(),
+            backend=backend or env.get("AI_TODO_BACKEND") or "ollama",
+            host=host or env.get("OLLAMA_HOST") or None,
+            model=model or env.get("AI_TODO_MODEL") or "smollm2",
+            embedder=embedder,
+            embed_model=env.get("AI_TODO_EMBED_MODEL") or None,
+            db_timeout=_float(env, "AI_TODO_DB_TIMEOUT", 5.0),
+            request_timeout=_float(env, "AI_TODO_TIMEOUT", 300.0),
+        )
 
     @property
     def db_path(self) -> Path:

@@ -32,14 +32,38 @@ _WEEKDAYS.update({"tues": 1, "wednes": 2, "thur": 3, "thurs": 3})
 _MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 _MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
 _MONTHS["sept"] = 9
-_TODAY_WORDS = ("today", "tonight", "this morning", "this afternoon", "this evening",
-                "in the morning", "in the afternoon", "in the evening", "afternoon",
-                "morning", "evening", "now", "eod", "end of day")
+_TODAY_WORDS = (
+    "today",
+    "tonight",
+    "this morning",
+    "this afternoon",
+    "this evening",
+    "in the morning",
+    "in the afternoon",
+    "in the evening",
+    "afternoon",
+    "morning",
+    "evening",
+    "now",
+    "eod",
+    "end of day",
+)
 _ISO = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})\s*$")
-_IN_N = re.compile(r"\bin\s+(\d{1,3}|a|an|one|two|three|four|five|six|seven)\s+"
-                   r"(day|days|week|weeks)\b")
-_SMALL = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
-          "seven": 7}
+_IN_N = re.compile(
+    r"\bin\s+(\d{1,3}|a|an|one|two|three|four|five|six|seven)\s+"
+    r"(day|days|week|weeks)\b"
+)
+_SMALL = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+}
 _FILLER = re.compile(r"\b(by|on|due|before|until|till|for|at|the|of|this|coming)\b")
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -118,9 +142,24 @@ def resolve_due(value: str, today: date) -> date | None:
 def date_words(text: str) -> set[str]:
     """The words of `text` that can name a date (weekdays, months, today/tomorrow...)."""
     words = set(_WORD.findall(text.lower()))
-    known = set(_WEEKDAYS) | set(_MONTHS) | {"today", "tonight", "tomorrow", "week", "weekend",
-                                              "month", "morning", "afternoon", "evening",
-                                              "eod", "days", "day"}
+    known = (
+        set(_WEEKDAYS)
+        | set(_MONTHS)
+        | {
+            "today",
+            "tonight",
+            "tomorrow",
+            "week",
+            "weekend",
+            "month",
+            "morning",
+            "afternoon",
+            "evening",
+            "eod",
+            "days",
+            "day",
+        }
+    )
     found = words & known
     found |= {w for w in words if re.fullmatch(r"\d{1,4}(st|nd|rd|th)?", w)}
     if _ISO.search(text) or re.search(r"\d{4}-\d{2}-\d{2}", text):

@@ -35,9 +35,20 @@ from ai_todo.dates import date_words, mentions_date, resolve_due
 from ai_todo.models import PRIORITIES, Priority, TaskInput, TaskProposal, normalize_tags
 from llmcache import AIResponse, AsyncBackend, EmbedResponse, StreamChunk
 
-__all__ = ["TASK_SCHEMA", "ChatClient", "CheckedBackend", "Extraction", "ExtractionError",
-           "InvalidAnswer", "TaskExtractor", "answer_check", "build_messages", "note_priority",
-           "parse_proposal", "retry_schema"]
+__all__ = [
+    "TASK_SCHEMA",
+    "ChatClient",
+    "CheckedBackend",
+    "Extraction",
+    "ExtractionError",
+    "InvalidAnswer",
+    "TaskExtractor",
+    "answer_check",
+    "build_messages",
+    "note_priority",
+    "parse_proposal",
+    "retry_schema",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -56,28 +67,40 @@ TASK_SCHEMA: dict[str, Any] = {
 _INSTRUCTIONS = (
     "Today is {weekday} {today}. Turn the user's note into one to-do task as JSON with: "
     "title (a short phrase saying what to do, without the date words), due_date (the date "
-    "words of the note such as \"tomorrow\" or \"Friday\", or YYYY-MM-DD, or null when the "
+    'words of the note such as "tomorrow" or "Friday", or YYYY-MM-DD, or null when the '
     "note names no date), priority (low, medium, high or urgent; medium unless the note "
-    "says otherwise), tags (one to three lowercase topic words).")
+    "says otherwise), tags (one to three lowercase topic words)."
+)
 
 # Worked examples as earlier turns of the chat: a 135M model follows examples far better
 # than instructions (and copies them: the last ones name no date, so "no date" is what it
 # copies by default, and the titles leave the date words out).
 _EXAMPLES: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("text Anna in the evening",
-     {"title": "Text Anna", "due_date": "evening", "priority": "medium",
-      "tags": ["friends"]}),
-    ("pay rent on Monday, important",
-     {"title": "Pay rent", "due_date": "Monday", "priority": "high", "tags": ["money"]}),
-    ("pick up the parcel tomorrow",
-     {"title": "Pick up the parcel", "due_date": "tomorrow", "priority": "medium",
-      "tags": ["errand"]}),
-    ("email the client asap",
-     {"title": "Email the client", "due_date": None, "priority": "urgent",
-      "tags": ["work"]}),
-    ("water the plants",
-     {"title": "Water the plants", "due_date": None, "priority": "medium",
-      "tags": ["garden"]}),
+    (
+        "text Anna in the evening",
+        {"title": "Text Anna", "due_date": "evening", "priority": "medium", "tags": ["friends"]},
+    ),
+    (
+        "pay rent on Monday, important",
+        {"title": "Pay rent", "due_date": "Monday", "priority": "high", "tags": ["money"]},
+    ),
+    (
+        "pick up the parcel tomorrow",
+        {
+            "title": "Pick up the parcel",
+            "due_date": "tomorrow",
+            "priority": "medium",
+            "tags": ["errand"],
+        },
+    ),
+    (
+        "email the client asap",
+        {"title": "Email the client", "due_date": None, "priority": "urgent", "tags": ["work"]},
+    ),
+    (
+        "water the plants",
+        {"title": "Water the plants", "due_date": None, "priority": "medium", "tags": ["garden"]},
+    ),
 )
 
 _MAX_ECHOED = 400  # characters of a bad answer quoted back in the retry
@@ -85,10 +108,18 @@ _MAX_ECHOED = 400  # characters of a bad answer quoted back in the retry
 # What the note must say for a priority above medium (or for low). Checked in this order:
 # "not urgent" holds the word "urgent".
 _PRIORITY_RULES: tuple[tuple[Priority, re.Pattern[str]], ...] = (
-    ("low", re.compile(r"\b(low[- ]priority|not urgent|non-urgent|no rush|not important|"
-                       r"someday|eventually|whenever)\b", re.IGNORECASE)),
-    ("urgent", re.compile(r"\b(urgent|urgently|asap|immediately|critical|emergency)\b",
-                          re.IGNORECASE)),
+    (
+        "low",
+        re.compile(
+            r"\b(low[- ]priority|not urgent|non-urgent|no rush|not important|"
+            r"someday|eventually|whenever)\b",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "urgent",
+        re.compile(r"\b(urgent|urgently|asap|immediately|critical|emergency)\b", re.IGNORECASE),
+    ),
     ("high", re.compile(r"\b(important|high[- ]priority)\b", re.IGNORECASE)),
 )
 
@@ -96,16 +127,28 @@ _PRIORITY_RULES: tuple[tuple[Priority, re.Pattern[str]], ...] = (
 class ChatClient(Protocol):
     """What extraction needs from a model client (an ``AsyncCachedOllamaClient`` fits)."""
 
-    async def chat(self, messages: Sequence[Mapping[str, Any]], *,
-                   temperature: float | None = ..., **kwargs: Any) -> AIResponse: ...
+    async def chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        temperature: float | None = ...,
+        **kwargs: Any,
+    ) -> AIResponse: ...
 
 
 class ExtractionError(Exception):
     """The model gave no valid task in two attempts. ``raw_output`` is its last answer,
     ``problem`` what was wrong with it, ``cached`` whether it came from the cache."""
 
-    def __init__(self, message: str, *, raw_output: str = "", attempts: int = 0,
-                 problem: str = "", cached: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        raw_output: str = "",
+        attempts: int = 0,
+        problem: str = "",
+        cached: bool = False,
+    ) -> None:
         super().__init__(message)
         self.raw_output = raw_output
         self.attempts = attempts
@@ -156,10 +199,10 @@ def retry_schema(note: str, today: date) -> dict[str, Any]:
         return schema
     expected = resolve_due(note, today)
     if expected is not None:
-        words = sorted(w for w in date_words(note)
-                       if resolve_due(w, today) == expected and w != "iso-date")
-        props["due_date"] = {"anyOf": [{"type": "null"},
-                                       {"enum": [*words, expected.isoformat()]}]}
+        words = sorted(
+            w for w in date_words(note) if resolve_due(w, today) == expected and w != "iso-date"
+        )
+        props["due_date"] = {"anyOf": [{"type": "null"}, {"enum": [*words, expected.isoformat()]}]}
     return schema
 
 
@@ -179,23 +222,29 @@ def note_priority(note: str) -> Priority | None:
 def _check_due(value: Any, note: str, today: date) -> date | None:
     """The model's due date for a note whose date words `resolve_due` cannot resolve alone
     ("on the 3rd"): it must be a date, use the note's words or an ISO date, and not be past."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "null",
-                                                                             "none")):
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "null", "none")):
         return None
     if not isinstance(value, str):
         raise ValueError(f"due_date must be a string or null, got {type(value).__name__}")
     due = resolve_due(value, today)
     if due is None:
-        raise ValueError(f"due_date {value!r} is not a date: give YYYY-MM-DD, the note's own "
-                         "date words (like \"tomorrow\" or \"Friday\"), or null")
+        raise ValueError(
+            f"due_date {value!r} is not a date: give YYYY-MM-DD, the note's own "
+            'date words (like "tomorrow" or "Friday"), or null'
+        )
     own = ", ".join(sorted(date_words(note) - {"iso-date"}))
-    if "iso-date" not in date_words(value) and not date_words(value) - {"day", "days"} \
-            <= date_words(note):
-        raise ValueError(f"due_date {value!r} is not in the note, whose date words are: "
-                         f"{own}; use those, or null")
+    if "iso-date" not in date_words(value) and not date_words(value) - {
+        "day",
+        "days",
+    } <= date_words(note):
+        raise ValueError(
+            f"due_date {value!r} is not in the note, whose date words are: "
+            f"{own}; use those, or null"
+        )
     if due < today:
-        raise ValueError(f"due_date {due.isoformat()} is in the past (today is "
-                         f"{today.isoformat()})")
+        raise ValueError(
+            f"due_date {due.isoformat()} is in the past (today is {today.isoformat()})"
+        )
     return due
 
 
@@ -207,8 +256,9 @@ def _due(value: Any, note: str, today: date) -> date | None:
     if named is None:
         return _check_due(value, note, today)
     if named < today:
-        raise ValueError(f"the note's date {named.isoformat()} is in the past (today is "
-                         f"{today.isoformat()})")
+        raise ValueError(
+            f"the note's date {named.isoformat()} is in the past (today is {today.isoformat()})"
+        )
     return named
 
 
@@ -252,14 +302,16 @@ priority='medium', tags=('shopping',))
     if description is not None and not isinstance(description, str):
         raise ValueError("description must be a string or null")
     due = _due(data.get("due_date"), note, today)
-    return TaskProposal(title=title, description=description, due_date=due,
-                        priority=priority, tags=tags)
+    return TaskProposal(
+        title=title, description=description, due_date=due, priority=priority, tags=tags
+    )
 
 
 # -- refusing invalid answers before the cache stores them ----------------------------------
 
-_check: ContextVar[Callable[[str], object] | None] = ContextVar("ai_todo_answer_check",
-                                                                default=None)
+_check: ContextVar[Callable[[str], object] | None] = ContextVar(
+    "ai_todo_answer_check", default=None
+)
 
 
 @contextlib.contextmanager
@@ -314,8 +366,9 @@ class CheckedBackend(AsyncBackend):
         async for chunk in self.backend.generate_stream(prompt, **kwargs):
             yield chunk
 
-    async def chat_stream(self, messages: Sequence[Mapping[str, Any]],
-                          **kwargs: Any) -> AsyncIterator[StreamChunk]:
+    async def chat_stream(
+        self, messages: Sequence[Mapping[str, Any]], **kwargs: Any
+    ) -> AsyncIterator[StreamChunk]:
         async for chunk in self.backend.chat_stream(messages, **kwargs):
             yield chunk
 
@@ -337,9 +390,16 @@ class TaskExtractor:
     """Extracts a `TaskProposal` from a note through ``client.chat`` (see the module doc).
     With a client over a `CheckedBackend`, invalid answers never reach its cache."""
 
-    def __init__(self, client: ChatClient, *, model: str | None = None,
-                 temperature: float = 0.0, max_tokens: int = 160, seed: int = 0,
-                 today: Callable[[], date] = date.today) -> None:
+    def __init__(
+        self,
+        client: ChatClient,
+        *,
+        model: str | None = None,
+        temperature: float = 0.0,
+        max_tokens: int = 160,
+        seed: int = 0,
+        today: Callable[[], date] = date.today,
+    ) -> None:
         if not 0.0 <= temperature <= 0.3:
             # Above 0.3 the cached client would not cache extractions at all.
             raise ValueError(f"temperature must be within [0, 0.3], got {temperature}")
@@ -353,15 +413,22 @@ class TaskExtractor:
     def _options(self) -> dict[str, Any]:
         return {"num_predict": self.max_tokens, "seed": self.seed}
 
-    async def _ask(self, messages: list[dict[str, str]],
-                   schema: Mapping[str, Any] = TASK_SCHEMA) -> AIResponse:
+    async def _ask(
+        self, messages: list[dict[str, str]], schema: Mapping[str, Any] = TASK_SCHEMA
+    ) -> AIResponse:
         kwargs: dict[str, Any] = {"format": schema, "options": self._options()}
         if self.model:
             kwargs["model"] = self.model
         return await self.client.chat(messages, temperature=self.temperature, **kwargs)
 
-    async def _attempt(self, messages: list[dict[str, str]], schema: Mapping[str, Any],
-                       note: str, today: date, attempt: int) -> Extraction | _Refused:
+    async def _attempt(
+        self,
+        messages: list[dict[str, str]],
+        schema: Mapping[str, Any],
+        note: str,
+        today: date,
+        attempt: int,
+    ) -> Extraction | _Refused:
         with answer_check(lambda text: parse_proposal(text, note, today)):
             try:
                 response = await self._ask(messages, schema)
@@ -385,13 +452,20 @@ class TaskExtractor:
         logger.info("invalid extraction for %r (%s); retrying once", note, first.problem)
         retry = messages + [
             {"role": "assistant", "content": first.answer[:_MAX_ECHOED]},
-            {"role": "user", "content": f"That answer is invalid: {first.problem}. Answer "
-                                        f"again with only the corrected JSON for the note: "
-                                        f"{note}"}]
+            {
+                "role": "user",
+                "content": f"That answer is invalid: {first.problem}. Answer "
+                f"again with only the corrected JSON for the note: "
+                f"{note}",
+            },
+        ]
         second = await self._attempt(retry, retry_schema(note, today), note, today, 2)
         if isinstance(second, Extraction):
             return second
         raise ExtractionError(
             f"the model gave no valid task for {note!r} in 2 attempts: {second.problem}",
-            raw_output=second.answer, attempts=2, problem=second.problem,
-            cached=second.cached)
+            raw_output=second.answer,
+            attempts=2,
+            problem=second.problem,
+            cached=second.cached,
+        )

@@ -78,11 +78,13 @@ class TaskInput:
         if not isinstance(self.raw_input, str):
             raise TypeError(f"raw_input must be str, got {type(self.raw_input).__name__}")
         if not self.raw_input.strip():
-            raise ValueError("the task text is empty: describe the task, "
-                             'e.g. ai-todo add "buy milk tomorrow"')
+            raise ValueError(
+                'the task text is empty: describe the task, e.g. ai-todo add "buy milk tomorrow"'
+            )
         if len(self.raw_input) > MAX_INPUT_CHARS:
-            raise ValueError(f"the task text is {len(self.raw_input)} characters; the limit "
-                             f"is {MAX_INPUT_CHARS}")
+            raise ValueError(
+                f"the task text is {len(self.raw_input)} characters; the limit is {MAX_INPUT_CHARS}"
+            )
 
     @property
     def text(self) -> str:
@@ -107,8 +109,9 @@ class TaskProposal:
         if len(title) > MAX_TITLE_CHARS:
             raise ValueError(f"title is {len(title)} characters; at most {MAX_TITLE_CHARS}")
         if self.priority not in PRIORITIES:
-            raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}; "
-                             f"got {self.priority!r}")
+            raise ValueError(
+                f"priority must be one of {', '.join(PRIORITIES)}; got {self.priority!r}"
+            )
         if self.due_date is not None and not isinstance(self.due_date, date):
             raise ValueError("due_date must be a date or None")
         description = self.description.strip() if isinstance(self.description, str) else None
@@ -152,26 +155,43 @@ class Task:
         return uuid.uuid4().hex
 
     @classmethod
-    def from_proposal(cls, proposal: TaskProposal, task_input: TaskInput, *,
-                      now: datetime | None = None) -> Task:
+    def from_proposal(
+        cls, proposal: TaskProposal, task_input: TaskInput, *, now: datetime | None = None
+    ) -> Task:
         """A new to-do task from a validated proposal."""
         stamp = now or utcnow()
-        return cls(id=cls.new_id(), title=proposal.title, description=proposal.description,
-                   due_date=proposal.due_date, priority=proposal.priority,
-                   tags=proposal.tags, created_at=stamp, updated_at=stamp,
-                   raw_input=task_input.raw_input)
+        return cls(
+            id=cls.new_id(),
+            title=proposal.title,
+            description=proposal.description,
+            due_date=proposal.due_date,
+            priority=proposal.priority,
+            tags=proposal.tags,
+            created_at=stamp,
+            updated_at=stamp,
+            raw_input=task_input.raw_input,
+        )
 
     @classmethod
-    def from_raw(cls, task_input: TaskInput, reason: str, *,
-                 now: datetime | None = None) -> Task:
+    def from_raw(cls, task_input: TaskInput, reason: str, *, now: datetime | None = None) -> Task:
         """A task holding the user's text as typed, flagged for review, when extraction
         failed: the text is never lost."""
         stamp = now or utcnow()
         first_line = " ".join(task_input.text.splitlines()[0].split())
-        title = first_line if len(first_line) <= MAX_TITLE_CHARS \
-            else first_line[:MAX_TITLE_CHARS - 1] + "…"
-        return cls(id=cls.new_id(), title=title, created_at=stamp, updated_at=stamp,
-                   needs_review=True, raw_input=task_input.raw_input, review_note=reason)
+        title = (
+            first_line
+            if len(first_line) <= MAX_TITLE_CHARS
+            else first_line[: MAX_TITLE_CHARS - 1] + "…"
+        )
+        return cls(
+            id=cls.new_id(),
+            title=title,
+            created_at=stamp,
+            updated_at=stamp,
+            needs_review=True,
+            raw_input=task_input.raw_input,
+            review_note=reason,
+        )
 
     def with_status(self, status: Status, *, now: datetime | None = None) -> Task:
         """A copy with ``status`` changed and ``updated_at`` set."""

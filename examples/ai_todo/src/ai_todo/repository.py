@@ -47,13 +47,28 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks (status, due_date);
 """
-_COLUMNS = ("id", "title", "description", "due_date", "priority", "tags", "status",
-            "created_at", "updated_at", "needs_review", "raw_input", "review_note")
+_COLUMNS = (
+    "id",
+    "title",
+    "description",
+    "due_date",
+    "priority",
+    "tags",
+    "status",
+    "created_at",
+    "updated_at",
+    "needs_review",
+    "raw_input",
+    "review_note",
+)
 _INSERT = f"INSERT INTO tasks ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
-_UPDATE = (f"UPDATE tasks SET {', '.join(f'{c} = ?' for c in _COLUMNS[1:])} WHERE id = ?")
-_PRIORITY_RANK = "CASE priority " + " ".join(
-    f"WHEN '{p}' THEN {i}" for i, p in enumerate(reversed(PRIORITIES))) + " END"
-_ORDER = (f"ORDER BY status DESC, due_date IS NULL, due_date, {_PRIORITY_RANK}, created_at")
+_UPDATE = f"UPDATE tasks SET {', '.join(f'{c} = ?' for c in _COLUMNS[1:])} WHERE id = ?"
+_PRIORITY_RANK = (
+    "CASE priority "
+    + " ".join(f"WHEN '{p}' THEN {i}" for i, p in enumerate(reversed(PRIORITIES)))
+    + " END"
+)
+_ORDER = f"ORDER BY status DESC, due_date IS NULL, due_date, {_PRIORITY_RANK}, created_at"
 
 
 class RepositoryError(Exception):
@@ -75,18 +90,26 @@ class AmbiguousId(RepositoryError, LookupError):
 def _explain(exc: sqlite3.Error, path: Path, timeout: float) -> RepositoryError:
     text = str(exc).lower()
     if "locked" in text or "busy" in text:
-        message = (f"the task database {path} is locked by another process (waited "
-                   f"{timeout:g} s). Close the other program using it (another ai-todo?) "
-                   "and try again, or raise AI_TODO_DB_TIMEOUT.")
+        message = (
+            f"the task database {path} is locked by another process (waited "
+            f"{timeout:g} s). Close the other program using it (another ai-todo?) "
+            "and try again, or raise AI_TODO_DB_TIMEOUT."
+        )
     elif "readonly" in text or "read-only" in text:
-        message = (f"the task database {path} is read-only. Make it and its folder "
-                   f"writable (chmod u+w {path} {path.parent}) or use another --home.")
+        message = (
+            f"the task database {path} is read-only. Make it and its folder "
+            f"writable (chmod u+w {path} {path.parent}) or use another --home."
+        )
     elif "unable to open" in text:
-        message = (f"cannot open the task database {path}. Check that its folder exists "
-                   "and is writable, or use another --home.")
+        message = (
+            f"cannot open the task database {path}. Check that its folder exists "
+            "and is writable, or use another --home."
+        )
     elif "not a database" in text or "malformed" in text:
-        message = (f"{path} is not a valid task database (damaged?). Move it aside and "
-                   "ai-todo will start a new one.")
+        message = (
+            f"{path} is not a valid task database (damaged?). Move it aside and "
+            "ai-todo will start a new one."
+        )
     else:
         message = f"database error on {path}: {exc}"
     return RepositoryError(message, path=path)
@@ -97,20 +120,37 @@ def _iso(value: date | datetime | None) -> str | None:
 
 
 def _row(task: Task) -> tuple[Any, ...]:
-    return (task.id, task.title, task.description, _iso(task.due_date), task.priority,
-            json.dumps(list(task.tags)), task.status, task.created_at.isoformat(),
-            task.updated_at.isoformat(), int(task.needs_review), task.raw_input,
-            task.review_note)
+    return (
+        task.id,
+        task.title,
+        task.description,
+        _iso(task.due_date),
+        task.priority,
+        json.dumps(list(task.tags)),
+        task.status,
+        task.created_at.isoformat(),
+        task.updated_at.isoformat(),
+        int(task.needs_review),
+        task.raw_input,
+        task.review_note,
+    )
 
 
 def _task(row: sqlite3.Row) -> Task:
-    return Task(id=row["id"], title=row["title"], description=row["description"],
-                due_date=date.fromisoformat(row["due_date"]) if row["due_date"] else None,
-                priority=row["priority"], tags=tuple(json.loads(row["tags"] or "[]")),
-                status=row["status"], created_at=datetime.fromisoformat(row["created_at"]),
-                updated_at=datetime.fromisoformat(row["updated_at"]),
-                needs_review=bool(row["needs_review"]), raw_input=row["raw_input"],
-                review_note=row["review_note"])
+    return Task(
+        id=row["id"],
+        title=row["title"],
+        description=row["description"],
+        due_date=date.fromisoformat(row["due_date"]) if row["due_date"] else None,
+        priority=row["priority"],
+        tags=tuple(json.loads(row["tags"] or "[]")),
+        status=row["status"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+        needs_review=bool(row["needs_review"]),
+        raw_input=row["raw_input"],
+        review_note=row["review_note"],
+    )
 
 
 class TaskRepository:
@@ -128,8 +168,9 @@ class TaskRepository:
 
     def _open(self) -> sqlite3.Connection:
         # isolation_level=None: we open transactions ourselves, so a batch is one BEGIN..COMMIT.
-        db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
-                             check_same_thread=False)
+        db = sqlite3.connect(
+            self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+        )
         try:
             db.row_factory = sqlite3.Row
             db.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
@@ -140,8 +181,9 @@ class TaskRepository:
                 with contextlib.suppress(sqlite3.OperationalError):
                     db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; WAL's usual
-            exists = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                                "name = 'tasks'").fetchone()
+            exists = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tasks'"
+            ).fetchone()
             if not exists:
                 db.executescript(_SCHEMA)
         except BaseException:
@@ -156,15 +198,16 @@ class TaskRepository:
         except sqlite3.Error as exc:
             raise _explain(exc, self.path, self.timeout) from exc
         except PermissionError as exc:  # creating the folder
-            raise RepositoryError(f"cannot create {self.path.parent}: {exc.strerror}. Use "
-                                  "another --home.", path=self.path) from exc
+            raise RepositoryError(
+                f"cannot create {self.path.parent}: {exc.strerror}. Use another --home.",
+                path=self.path,
+            ) from exc
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         with self._lock, self._guard():
             if self._db is None:
-                raise RepositoryError(f"the task database {self.path} is closed",
-                                      path=self.path)
+                raise RepositoryError(f"the task database {self.path} is closed", path=self.path)
             yield self._db
 
     @contextlib.contextmanager
@@ -211,8 +254,7 @@ class TaskRepository:
         if not ids:
             return 0
         with self._write() as db:
-            return sum(db.execute("DELETE FROM tasks WHERE id = ?", (i,)).rowcount
-                       for i in ids)
+            return sum(db.execute("DELETE FROM tasks WHERE id = ?", (i,)).rowcount for i in ids)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -228,33 +270,47 @@ class TaskRepository:
             return {}
         marks = ", ".join("?" * len(task_ids))
         with self._read() as db:
-            rows = db.execute(f"SELECT * FROM tasks WHERE id IN ({marks})",
-                              list(task_ids)).fetchall()
+            rows = db.execute(
+                f"SELECT * FROM tasks WHERE id IN ({marks})", list(task_ids)
+            ).fetchall()
         return {row["id"]: _task(row) for row in rows}
 
     def resolve(self, id_or_prefix: str) -> Task:
         """The one task whose id starts with `id_or_prefix` (at least 4 characters)."""
         key = id_or_prefix.strip().lower()
         if len(key) < 4:
-            raise TaskNotFound(f"{id_or_prefix!r} is too short: give at least the first 4 "
-                               "characters of a task id shown by `ai-todo list`",
-                               path=self.path)
+            raise TaskNotFound(
+                f"{id_or_prefix!r} is too short: give at least the first 4 "
+                "characters of a task id shown by `ai-todo list`",
+                path=self.path,
+            )
         if not all(c in "0123456789abcdef" for c in key):
-            raise TaskNotFound(f"no task matches {id_or_prefix!r}: task ids are hexadecimal "
-                               "(0-9, a-f), as `ai-todo list` shows them", path=self.path)
+            raise TaskNotFound(
+                f"no task matches {id_or_prefix!r}: task ids are hexadecimal "
+                "(0-9, a-f), as `ai-todo list` shows them",
+                path=self.path,
+            )
         with self._read() as db:
-            rows = db.execute("SELECT * FROM tasks WHERE id >= ? AND id < ? LIMIT 2",
-                              (key, key + "g")).fetchall()
+            rows = db.execute(
+                "SELECT * FROM tasks WHERE id >= ? AND id < ? LIMIT 2", (key, key + "g")
+            ).fetchall()
         if not rows:
             raise TaskNotFound(f"no task with id {id_or_prefix!r}", path=self.path)
         if len(rows) > 1:
-            raise AmbiguousId(f"{id_or_prefix!r} matches several tasks: give more characters",
-                              path=self.path)
+            raise AmbiguousId(
+                f"{id_or_prefix!r} matches several tasks: give more characters", path=self.path
+            )
         return _task(rows[0])
 
-    def list(self, *, status: str | None = None, priority: str | None = None,
-             tag: str | None = None, needs_review: bool | None = None,
-             limit: int | None = None) -> list[Task]:
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        priority: str | None = None,
+        tag: str | None = None,
+        needs_review: bool | None = None,
+        limit: int | None = None,
+    ) -> list[Task]:
         """Tasks matching every filter given: open ones first, then by due date, priority."""
         where: builtins.list[str] = []
         args: builtins.list[Any] = []
@@ -279,11 +335,12 @@ class TaskRepository:
 
     def search_by_title(self, query: str, *, limit: int = 10) -> builtins.list[Task]:
         """Tasks whose title contains `query` (case-insensitive, literal)."""
-        pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") \
-            + "%"
+        pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         with self._read() as db:
-            rows = db.execute(f"SELECT * FROM tasks WHERE title LIKE ? ESCAPE '\\' {_ORDER} "
-                              "LIMIT ?", (pattern, limit)).fetchall()
+            rows = db.execute(
+                f"SELECT * FROM tasks WHERE title LIKE ? ESCAPE '\\' {_ORDER} LIMIT ?",
+                (pattern, limit),
+            ).fetchall()
         return [_task(row) for row in rows]
 
     def ids(self) -> builtins.list[str]:

@@ -62,8 +62,9 @@ class LocalEmbedBackend(AsyncBackend):
         raise BadRequest(f"{self.model} only embeds")
         yield  # pragma: no cover - makes this an async generator
 
-    async def chat_stream(self, messages: Sequence[Mapping[str, Any]],
-                          **kwargs: Any) -> AsyncIterator[StreamChunk]:
+    async def chat_stream(
+        self, messages: Sequence[Mapping[str, Any]], **kwargs: Any
+    ) -> AsyncIterator[StreamChunk]:
         raise BadRequest(f"{self.model} only embeds")
         yield  # pragma: no cover - makes this an async generator
 
@@ -77,13 +78,17 @@ def _local(kind: str) -> Embedder:
         except (ImportError, OSError) as exc:
             if kind == "wordllama":
                 raise
-            logger.warning("WordLlama is not available (%s); using the hashing embedder, "
-                           "which matches words rather than meaning", exc)
+            logger.warning(
+                "WordLlama is not available (%s); using the hashing embedder, "
+                "which matches words rather than meaning",
+                exc,
+            )
     return HashingEmbedder(dim=256)
 
 
-async def choose_embedder(kind: str, backend: AsyncBackend, model: str,
-                          remembered: str | None = None) -> tuple[AsyncBackend, str]:
+async def choose_embedder(
+    kind: str, backend: AsyncBackend, model: str, remembered: str | None = None
+) -> tuple[AsyncBackend, str]:
     """``(backend to embed with, its model name)`` for embedder `kind` (see `EMBEDDERS`).
 
     ``auto`` asks the server once (one probe text) whether `model` embeds, unless
@@ -99,8 +104,7 @@ async def choose_embedder(kind: str, backend: AsyncBackend, model: str,
                 await backend.embed(["probe"], model=model)
                 return backend, model
             except BackendError as exc:  # e.g. '"smollm2" does not support embeddings'
-                logger.info("the server does not embed with %s (%s); embedding locally",
-                            model, exc)
+                logger.info("the server does not embed with %s (%s); embedding locally", model, exc)
         elif remembered.startswith("hashing"):
             kind = "hashing"  # keep the index's embedder: vectors of two never mix
     local = LocalEmbedBackend(_local(kind))
@@ -123,9 +127,17 @@ class TaskSearch:
     """The task index. ``connect`` (async, lazy) picks the embedder and loads or rebuilds the
     index; `remove` and `save` work without it."""
 
-    def __init__(self, index_path: Path, *, embedder: str, backend: AsyncBackend,
-                 model: str, cache: EmbeddingCache, metrics: MetricsCollector | None = None,
-                 min_score: float = 0.25) -> None:
+    def __init__(
+        self,
+        index_path: Path,
+        *,
+        embedder: str,
+        backend: AsyncBackend,
+        model: str,
+        cache: EmbeddingCache,
+        metrics: MetricsCollector | None = None,
+        min_score: float = 0.25,
+    ) -> None:
         self.index_path = index_path
         self.meta_path = index_path.with_name(index_path.name + ".json")
         self.kind = embedder
@@ -161,15 +173,19 @@ class TaskSearch:
         if self._batcher is not None:
             return
         remembered = self._meta().get("embedder")
-        backend, model = await choose_embedder(self.kind, self.backend, self.model,
-                                               remembered if isinstance(remembered, str)
-                                               else None)
+        backend, model = await choose_embedder(
+            self.kind, self.backend, self.model, remembered if isinstance(remembered, str) else None
+        )
         self.embedder_name = f"backend:{model}" if backend is self.backend else model
         # A short wait: a lone `add` should not sit 100 ms for company that never comes,
         # while texts submitted together (a batch) still share one request.
-        self._batcher = EmbeddingBatcher(backend, BatchConfig(max_batch_size=32,
-                                                              max_wait_ms=2),
-                                         cache=self.cache, model=model, metrics=self.metrics)
+        self._batcher = EmbeddingBatcher(
+            backend,
+            BatchConfig(max_batch_size=32, max_wait_ms=2),
+            cache=self.cache,
+            model=model,
+            metrics=self.metrics,
+        )
         loaded = self._load(self.embedder_name)
         self._index = loaded
         if loaded is None:
@@ -195,8 +211,11 @@ class TaskSearch:
         if self._batcher is None:
             raise RuntimeError("TaskSearch.connect() first")
         vectors = await self._batcher.embed_many([t.search_text() for t in tasks])
-        keep = [(t.id, v) for t, v in zip(tasks, vectors, strict=True)
-                if np.isfinite(v).all() and np.any(v)]
+        keep = [
+            (t.id, v)
+            for t, v in zip(tasks, vectors, strict=True)
+            if np.isfinite(v).all() and np.any(v)
+        ]
         if not keep:
             return 0
         if self._index is None:
@@ -215,8 +234,9 @@ class TaskSearch:
         if self._index is not None and self._index.remove(list(task_ids)):
             self._dirty = True
 
-    async def search(self, query: str, k: int = 5,
-                     min_score: float | None = None) -> list[SearchHit]:
+    async def search(
+        self, query: str, k: int = 5, min_score: float | None = None
+    ) -> list[SearchHit]:
         """The `k` tasks closest in meaning to `query`, best first, above ``min_score``."""
         if self._batcher is None:
             raise RuntimeError("TaskSearch.connect() first")
@@ -233,8 +253,10 @@ class TaskSearch:
         if not self._dirty or self._index is None or self.embedder_name is None:
             return
         self._index.save(self.index_path)
-        _atomic_json(self.meta_path, {"embedder": self.embedder_name,
-                                      "dim": self._index.dim, "size": len(self._index)})
+        _atomic_json(
+            self.meta_path,
+            {"embedder": self.embedder_name, "dim": self._index.dim, "size": len(self._index)},
+        )
         self._dirty = False
 
     async def aclose(self) -> None:

@@ -29,8 +29,7 @@ from llmcache import parallel_map
 from llmcache.backends.errors import BackendError
 from llmcache.metrics import MetricsCollector
 
-__all__ = ["CreateResult", "OptimizedTaskService", "PendingInputs", "TaskNotSaved",
-           "TaskService"]
+__all__ = ["CreateResult", "OptimizedTaskService", "PendingInputs", "TaskNotSaved", "TaskService"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +58,9 @@ class TaskNotSaved(RepositoryError):
     """The database refused the write. ``texts`` are the inputs that were not saved and
     ``kept_in`` the file they were appended to (None if even that failed)."""
 
-    def __init__(self, message: str, *, texts: Sequence[str], kept_in: Path | None,
-                 path: Path | None = None) -> None:
+    def __init__(
+        self, message: str, *, texts: Sequence[str], kept_in: Path | None, path: Path | None = None
+    ) -> None:
         super().__init__(message, path=path)
         self.texts = list(texts)
         self.kept_in = kept_in
@@ -98,9 +98,15 @@ class PendingInputs:
 class TaskService:
     """Create, list, complete, delete and search tasks."""
 
-    def __init__(self, extractor: TaskExtractor, repo: TaskRepository,
-                 search: TaskSearch | None = None, *, metrics: MetricsCollector | None = None,
-                 pending: PendingInputs | None = None) -> None:
+    def __init__(
+        self,
+        extractor: TaskExtractor,
+        repo: TaskRepository,
+        search: TaskSearch | None = None,
+        *,
+        metrics: MetricsCollector | None = None,
+        pending: PendingInputs | None = None,
+    ) -> None:
         self.extractor = extractor
         self.repo = repo
         self.search = search
@@ -109,8 +115,9 @@ class TaskService:
 
     # -- creating -----------------------------------------------------------------------------
 
-    async def _extract_single(self, task_input: TaskInput, *,
-                              on_backend_error: OnBackendError = "keep") -> CreateResult:
+    async def _extract_single(
+        self, task_input: TaskInput, *, on_backend_error: OnBackendError = "keep"
+    ) -> CreateResult:
         """The task for one input, not saved yet (runs concurrently in a batch)."""
         started = time.perf_counter()
         try:
@@ -119,18 +126,27 @@ class TaskService:
                 measured.cached = extraction.cached
         except ExtractionError as exc:
             note = f"no valid answer in {exc.attempts} attempts: {exc.problem}"
-            return CreateResult(Task.from_raw(task_input, note), cached=exc.cached,
-                                attempts=exc.attempts, error=str(exc),
-                                duration_ms=_ms(started))
+            return CreateResult(
+                Task.from_raw(task_input, note),
+                cached=exc.cached,
+                attempts=exc.attempts,
+                error=str(exc),
+                duration_ms=_ms(started),
+            )
         except BackendError as exc:
             if on_backend_error == "raise":
                 raise
             note = f"the model could not be reached: {exc}"
-            return CreateResult(Task.from_raw(task_input, note), error=note,
-                                duration_ms=_ms(started), backend_failed=True)
+            return CreateResult(
+                Task.from_raw(task_input, note),
+                error=note,
+                duration_ms=_ms(started),
+                backend_failed=True,
+            )
         task = Task.from_proposal(extraction.proposal, task_input)
-        return CreateResult(task, cached=extraction.cached, attempts=extraction.attempts,
-                            duration_ms=_ms(started))
+        return CreateResult(
+            task, cached=extraction.cached, attempts=extraction.attempts, duration_ms=_ms(started)
+        )
 
     def _save(self, tasks: Sequence[Task]) -> None:
         """Save in one transaction; on failure keep the raw texts and say where."""
@@ -145,11 +161,11 @@ class TaskService:
                     self.pending.add(texts, str(exc))
                     kept = self.pending.path
                 except OSError as journal_error:
-                    logger.error("could not keep the input in %s: %s", self.pending.path,
-                                 journal_error)
+                    logger.error(
+                        "could not keep the input in %s: %s", self.pending.path, journal_error
+                    )
             where = f"; your text was kept in {kept}" if kept else ""
-            raise TaskNotSaved(f"{exc}{where}", texts=texts, kept_in=kept,
-                               path=exc.path) from exc
+            raise TaskNotSaved(f"{exc}{where}", texts=texts, kept_in=kept, path=exc.path) from exc
 
     async def _index(self, tasks: Sequence[Task]) -> None:
         if self.search is None or not tasks:
@@ -163,8 +179,12 @@ class TaskService:
             logger.warning("tasks saved but not indexed for search yet: %s", exc)
 
     async def create_task(
-            self, task_input: TaskInput, *, on_backend_error: OnBackendError = "keep",
-            on_saved: Callable[[Sequence[Task]], None] | None = None) -> CreateResult:
+        self,
+        task_input: TaskInput,
+        *,
+        on_backend_error: OnBackendError = "keep",
+        on_saved: Callable[[Sequence[Task]], None] | None = None,
+    ) -> CreateResult:
         """Extract, save and index one task. ``ValueError`` for empty text comes from
         `TaskInput` itself, before any model call. ``on_saved`` is called right after the
         commit (a caller tracking what it created misses nothing)."""
@@ -193,12 +213,19 @@ class TaskService:
 
     # -- the rest -----------------------------------------------------------------------------
 
-    def list_tasks(self, *, status: str | None = None, priority: str | None = None,
-                   tag: str | None = None, needs_review: bool | None = None,
-                   limit: int | None = None) -> list[Task]:
+    def list_tasks(
+        self,
+        *,
+        status: str | None = None,
+        priority: str | None = None,
+        tag: str | None = None,
+        needs_review: bool | None = None,
+        limit: int | None = None,
+    ) -> list[Task]:
         with self.metrics.measure("db_list"):
-            return self.repo.list(status=status, priority=priority, tag=tag,
-                                  needs_review=needs_review, limit=limit)
+            return self.repo.list(
+                status=status, priority=priority, tag=tag, needs_review=needs_review, limit=limit
+            )
 
     def complete_task(self, task_id: str) -> Task:
         """Mark a task done (by id or unique id prefix)."""
@@ -246,15 +273,20 @@ class OptimizedTaskService(TaskService):
     batch, one batched embedding request for the index."""
 
     async def create_tasks_batch(
-            self, inputs: Sequence[TaskInput], *, max_concurrent: int = 3,
-            on_backend_error: OnBackendError = "keep",
-            on_result: Callable[[CreateResult], None] | None = None,
-            on_saved: Callable[[Sequence[Task]], None] | None = None) -> list[CreateResult]:
+        self,
+        inputs: Sequence[TaskInput],
+        *,
+        max_concurrent: int = 3,
+        on_backend_error: OnBackendError = "keep",
+        on_result: Callable[[CreateResult], None] | None = None,
+        on_saved: Callable[[Sequence[Task]], None] | None = None,
+    ) -> list[CreateResult]:
         """Create tasks for `inputs` (results in input order).
 
         ``on_result`` is called as each extraction finishes (progress); ``on_saved`` right
         after the batch is committed (so a caller can track exactly what it created).
         """
+
         async def extract(task_input: TaskInput) -> CreateResult:
             result = await self._extract_single(task_input, on_backend_error=on_backend_error)
             if on_result is not None:

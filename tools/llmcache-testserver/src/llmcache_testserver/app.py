@@ -35,8 +35,15 @@ class OllamaServer:
     1
     """
 
-    def __init__(self, engine: Engine | None = None, *, host: str = "127.0.0.1", port: int = 0,
-                 faults: Faults | None = None, version: str = VERSION) -> None:
+    def __init__(
+        self,
+        engine: Engine | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: Faults | None = None,
+        version: str = VERSION,
+    ) -> None:
         self.engine: Engine = engine if engine is not None else EchoEngine()
         self.faults = faults if faults is not None else Faults()
         self.calls = CallCounter()
@@ -53,8 +60,12 @@ class OllamaServer:
             raise RuntimeError("server already started")
         httpd = OllamaHTTPServer(self._address, self.api, self.openai, self.anthropic)
         # A short poll interval keeps stop() fast; the loop costs nothing measurable.
-        thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                  name=f"ollama-server:{httpd.server_port}", daemon=True)
+        thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"ollama-server:{httpd.server_port}",
+            daemon=True,
+        )
         thread.start()
         self._httpd, self._thread = httpd, thread
         return self
@@ -93,8 +104,12 @@ class OllamaServer:
         # `with OllamaServer(...).start() as server:` is fine too.
         return self if self._httpd is not None else self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def __repr__(self) -> str:

@@ -50,10 +50,8 @@ __all__ = ["DEMO_MODELS", "DemoEngine", "task_for"]
 DEMO_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("demo:latest", ("completion",), family="demo", parameter_size="rules"),
     ModelSpec("smollm2:latest", ("completion",), family="demo", parameter_size="rules"),
-    ModelSpec("llama3.2:latest", ("completion", "tools"), family="demo",
-              parameter_size="rules"),
-    ModelSpec("nomic-embed-text:latest", ("embedding",), family="demo",
-              parameter_size="hashed"),
+    ModelSpec("llama3.2:latest", ("completion", "tools"), family="demo", parameter_size="rules"),
+    ModelSpec("nomic-embed-text:latest", ("embedding",), family="demo", parameter_size="hashed"),
 )
 
 _MAX_TITLE = 80
@@ -61,40 +59,63 @@ _MAX_TITLE = 80
 _TOKENS = re.compile(r"\s*\S+\s*")
 
 _WEEKDAY = r"(?:mon|tue|tues|wed|wednes|thu|thur|thurs|fri|sat|sun)(?:day)?"
-_MONTH = (r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*")
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*"
 # Most specific first: the first that matches is the note's due date (a fixed answer, or
 # the words themselves).
 _DUE_PATTERNS: tuple[tuple[re.Pattern[str], str | None], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE), fixed) for pattern, fixed in (
+    (re.compile(pattern, re.IGNORECASE), fixed)
+    for pattern, fixed in (
         (r"\b\d{4}-\d{2}-\d{2}\b", None),
         (r"\bday after tomorrow\b", None),
         (r"\btomorrow\b", None),
-        (r"\b(?:today|tonight|this (?:morning|afternoon|evening)|in the (?:morning|afternoon|"
-         r"evening)|end of (?:the )?day|eod)\b", "today"),
+        (
+            r"\b(?:today|tonight|this (?:morning|afternoon|evening)|in the (?:morning|afternoon|"
+            r"evening)|end of (?:the )?day|eod)\b",
+            "today",
+        ),
         (r"\bnext (?:week|month)\b", None),
         (r"\bin (?:\d{1,3}|a|an|one|two|three|four|five|six|seven) (?:days?|weeks?)\b", None),
         (r"\b(?:this |next )?weekend\b", None),
-        (rf"\b{_MONTH} \d{{1,2}}(?:st|nd|rd|th)?\b|\b\d{{1,2}}(?:st|nd|rd|th)? {_MONTH}\b",
-         None),
+        (rf"\b{_MONTH} \d{{1,2}}(?:st|nd|rd|th)?\b|\b\d{{1,2}}(?:st|nd|rd|th)? {_MONTH}\b", None),
         (rf"\b{_WEEKDAY}\b", None),
-    ))
+    )
+)
 # Words that lead into a date ("by Friday", "due on Monday"): dropped from the title with it.
-_LEAD_IN = re.compile(r"(?:\b(?:by|on|due|before|until|till|for|at|this|next|coming)\s+)+$",
-                      re.IGNORECASE)
+_LEAD_IN = re.compile(
+    r"(?:\b(?:by|on|due|before|until|till|for|at|this|next|coming)\s+)+$", re.IGNORECASE
+)
 
-_LOW = re.compile(r"\b(?:low[- ]priority|not urgent|non-urgent|no rush|someday|eventually|"
-                  r"whenever)\b", re.IGNORECASE)
-_URGENT = re.compile(r"\b(?:urgent|urgently|asap|immediately|critical|emergency)\b",
-                     re.IGNORECASE)
+_LOW = re.compile(
+    r"\b(?:low[- ]priority|not urgent|non-urgent|no rush|someday|eventually|"
+    r"whenever)\b",
+    re.IGNORECASE,
+)
+_URGENT = re.compile(r"\b(?:urgent|urgently|asap|immediately|critical|emergency)\b", re.IGNORECASE)
 _HIGH = re.compile(r"\b(?:important|high[- ]priority)\b", re.IGNORECASE)
-_PRIORITY_WORDS = re.compile(r"[,;]?\s*\b(?:low[- ]priority|not urgent|non-urgent|no rush|"
-                             r"urgent|urgently|asap|immediately|critical|emergency|important|"
-                             r"high[- ]priority)\b[!.]*", re.IGNORECASE)
+_PRIORITY_WORDS = re.compile(
+    r"[,;]?\s*\b(?:low[- ]priority|not urgent|non-urgent|no rush|"
+    r"urgent|urgently|asap|immediately|critical|emergency|important|"
+    r"high[- ]priority)\b[!.]*",
+    re.IGNORECASE,
+)
 
 _TOPICS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("shopping", ("buy", "groceries", "grocery", "shop", "shopping", "milk", "store")),
-    ("work", ("report", "meeting", "email", "client", "pull request", "review", "deploy",
-              "presentation", "boss", "project")),
+    (
+        "work",
+        (
+            "report",
+            "meeting",
+            "email",
+            "client",
+            "pull request",
+            "review",
+            "deploy",
+            "presentation",
+            "boss",
+            "project",
+        ),
+    ),
     ("family", ("mom", "mum", "dad", "sister", "brother", "grandma", "kids", "family")),
     ("health", ("dentist", "doctor", "gym", "run", "medicine", "appointment")),
     ("home", ("clean", "laundry", "plants", "dishes", "garden", "fix", "plumber")),
@@ -124,8 +145,8 @@ def _title(note: str) -> str:
     text = " ".join(note.split())
     for pattern, _ in _DUE_PATTERNS:
         while (found := pattern.search(text)) is not None:
-            head = _LEAD_IN.sub("", text[:found.start()].rstrip() + " ").rstrip()
-            text = f"{head} {text[found.end():].lstrip()}".strip()
+            head = _LEAD_IN.sub("", text[: found.start()].rstrip() + " ").rstrip()
+            text = f"{head} {text[found.end() :].lstrip()}".strip()
     text = _PRIORITY_WORDS.sub("", text)
     text = " ".join(text.split()).strip(" ,;:-.!") or " ".join(note.split()) or "Task"
     if len(text) > _MAX_TITLE:
@@ -136,23 +157,35 @@ def _title(note: str) -> str:
 def _tags(note: str) -> list[str]:
     words = set(re.findall(r"[a-z]+", note.lower()))
     lowered = f" {' '.join(note.lower().split())} "
-    found = [topic for topic, keys in _TOPICS
-             if any(k in words or (" " in k and f" {k} " in lowered) for k in keys)]
+    found = [
+        topic
+        for topic, keys in _TOPICS
+        if any(k in words or (" " in k and f" {k} " in lowered) for k in keys)
+    ]
     return found[:3] or ["general"]
 
 
 def task_for(note: str) -> dict[str, Any]:
     """The task the demo engine answers for `note` (see the module docstring)."""
-    return {"title": _title(note), "due_date": _due(note), "priority": _priority(note),
-            "tags": _tags(note)}
+    return {
+        "title": _title(note),
+        "due_date": _due(note),
+        "priority": _priority(note),
+        "tags": _tags(note),
+    }
 
 
 # -- fitting a value to a JSON schema --------------------------------------------------------
 
-_TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "integer": (int,),
-                                       "number": (int, float), "boolean": (bool,),
-                                       "array": (list,), "object": (dict,),
-                                       "null": (type(None),)}
+_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+    "null": (type(None),),
+}
 
 
 def _is(value: Any, kind: str) -> bool:
@@ -191,8 +224,10 @@ def fit(value: Any, schema: Any, text: str) -> Any:
         if value in options:
             return value
         wanted = str(value).lower() if value is not None else None
-        return next((o for o in options if isinstance(o, str) and o.lower() == wanted),
-                    options[0] if options else None)
+        return next(
+            (o for o in options if isinstance(o, str) and o.lower() == wanted),
+            options[0] if options else None,
+        )
     branches = schema.get("anyOf") or schema.get("oneOf")
     if branches:
         branch = next((b for b in branches if _matches(value, b)), None)
@@ -206,9 +241,10 @@ def fit(value: Any, schema: Any, text: str) -> Any:
     if kind == "object":
         return _fit_object(value if isinstance(value, Mapping) else {}, schema, text)
     if kind == "array":
-        items = [fit(v, schema.get("items"), text) for v in value] \
-            if isinstance(value, list) else []
-        items = items[:int(schema.get("maxItems", len(items)))]
+        items = (
+            [fit(v, schema.get("items"), text) for v in value] if isinstance(value, list) else []
+        )
+        items = items[: int(schema.get("maxItems", len(items)))]
         while len(items) < int(schema.get("minItems", 0)):
             items.append(minimal_instance(schema.get("items", {}), text))
         return items
@@ -216,22 +252,25 @@ def fit(value: Any, schema: Any, text: str) -> Any:
         out = value if isinstance(value, str) else text
         if len(out) < int(schema.get("minLength", 0)):
             out = (out + " " + text).strip() or "x" * int(schema["minLength"])
-        return out[:int(schema["maxLength"])] if "maxLength" in schema else out
+        return out[: int(schema["maxLength"])] if "maxLength" in schema else out
     if kind is None or _is(value, kind):
         return value
     return minimal_instance(schema, text)
 
 
-def _fit_object(value: Mapping[str, Any], schema: Mapping[str, Any], text: str
-                ) -> dict[str, Any]:
+def _fit_object(value: Mapping[str, Any], schema: Mapping[str, Any], text: str) -> dict[str, Any]:
     props: Mapping[str, Any] = schema.get("properties") or {}
     required = list(schema.get("required", ()))
     names = [n for n in props if n in required or n in value]
     names += [n for n in required if n not in names]
     if schema.get("additionalProperties", True) is not False:
         names += [n for n in value if n not in names]
-    return {name: fit(value[name], props.get(name), text) if name in value
-            else minimal_instance(props.get(name, {}), text) for name in names}
+    return {
+        name: fit(value[name], props.get(name), text)
+        if name in value
+        else minimal_instance(props.get(name, {}), text)
+        for name in names
+    }
 
 
 class DemoEngine(EchoEngine):
@@ -241,10 +280,15 @@ class DemoEngine(EchoEngine):
     ``options.num_predict`` cuts the answer as a model would (``done_reason`` ``"length"``).
     """
 
-    def __init__(self, *, latency_ms: float = 0, per_item_ms: float = 0, dim: int = 64,
-                 models: Sequence[ModelSpec] = DEMO_MODELS) -> None:
-        super().__init__(latency_ms=latency_ms, per_item_ms=per_item_ms, dim=dim,
-                         models=models)
+    def __init__(
+        self,
+        *,
+        latency_ms: float = 0,
+        per_item_ms: float = 0,
+        dim: int = 64,
+        models: Sequence[ModelSpec] = DEMO_MODELS,
+    ) -> None:
+        super().__init__(latency_ms=latency_ms, per_item_ms=per_item_ms, dim=dim, models=models)
 
     def generate(self, prompt: Prompt) -> Completion:
         if prompt.messages is not None and prompt.tools:
@@ -252,8 +296,7 @@ class DemoEngine(EchoEngine):
         self._sleep(self.latency_ms)
         note = self._note(prompt)
         task = task_for(note)
-        answer = fit(task, prompt.format, note) if isinstance(prompt.format, Mapping) \
-            else task
+        answer = fit(task, prompt.format, note) if isinstance(prompt.format, Mapping) else task
         tokens = _TOKENS.findall(json.dumps(answer))
         limit = prompt.options.get("num_predict")
         reason = "stop"
@@ -267,5 +310,8 @@ class DemoEngine(EchoEngine):
         if prompt.messages is None:
             return prompt.prompt
         users = [m for m in prompt.messages if m.get("role") == "user"]
-        return str((users[-1] if users else prompt.messages[-1]).get("content") or "") \
-            if prompt.messages else ""
+        return (
+            str((users[-1] if users else prompt.messages[-1]).get("content") or "")
+            if prompt.messages
+            else ""
+        )

@@ -45,12 +45,28 @@ class ModelSpec:
 
 
 DEFAULT_MODELS: tuple[ModelSpec, ...] = (
-    ModelSpec("llama3.2:latest", ("completion", "tools"), family="llama", parameter_size="3.2B",
-              size=2_019_393_189),
-    ModelSpec("qwen3:latest", ("completion", "tools", "thinking"), family="qwen3",
-              parameter_size="8.2B", size=5_225_387_923),
-    ModelSpec("nomic-embed-text:latest", ("embedding",), family="nomic-bert",
-              parameter_size="137M", quantization_level="F16", size=274_302_450),
+    ModelSpec(
+        "llama3.2:latest",
+        ("completion", "tools"),
+        family="llama",
+        parameter_size="3.2B",
+        size=2_019_393_189,
+    ),
+    ModelSpec(
+        "qwen3:latest",
+        ("completion", "tools", "thinking"),
+        family="qwen3",
+        parameter_size="8.2B",
+        size=5_225_387_923,
+    ),
+    ModelSpec(
+        "nomic-embed-text:latest",
+        ("embedding",),
+        family="nomic-bert",
+        parameter_size="137M",
+        quantization_level="F16",
+        size=274_302_450,
+    ),
 )
 
 
@@ -125,8 +141,9 @@ def minimal_instance(schema: Any, text: str) -> Any:
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object":
         props = schema.get("properties") or {}
-        return {name: minimal_instance(props.get(name, {}), text)
-                for name in schema.get("required", ())}
+        return {
+            name: minimal_instance(props.get(name, {}), text) for name in schema.get("required", ())
+        }
     if kind == "array":
         item = minimal_instance(schema.get("items", {}), text)
         return [item] * int(schema.get("minItems", 0))
@@ -147,8 +164,14 @@ class EchoEngine:
     - ``latency_ms`` is slept once per request, ``per_item_ms`` per token or text.
     """
 
-    def __init__(self, *, latency_ms: float = 0, per_item_ms: float = 0, dim: int = 64,
-                 models: Sequence[ModelSpec] = DEFAULT_MODELS) -> None:
+    def __init__(
+        self,
+        *,
+        latency_ms: float = 0,
+        per_item_ms: float = 0,
+        dim: int = 64,
+        models: Sequence[ModelSpec] = DEFAULT_MODELS,
+    ) -> None:
         if latency_ms < 0 or per_item_ms < 0 or dim < 1:
             raise ValueError("latency_ms and per_item_ms must be >= 0, dim >= 1")
         self.latency_ms = latency_ms
@@ -165,8 +188,12 @@ class EchoEngine:
         thinking = f"thinking about: {source}" if prompt.think else None
         last_role = prompt.messages[-1].get("role") if prompt.messages else None
         if prompt.messages is not None and prompt.tools and last_role != "tool":
-            return Completion([], self._prompt_tokens(prompt), thinking=thinking,
-                              tool_calls=[self._tool_call(prompt.tools[0], source)])
+            return Completion(
+                [],
+                self._prompt_tokens(prompt),
+                thinking=thinking,
+                tool_calls=[self._tool_call(prompt.tools[0], source)],
+            )
         text = f"echo [{system}]: {source}" if system else f"echo: {source}"
         if prompt.format == "json":
             text = json.dumps({"response": text})
@@ -177,8 +204,12 @@ class EchoEngine:
         reason = "stop"
         if isinstance(limit, int) and 0 <= limit < len(tokens):
             tokens, reason = tokens[:limit], "length"
-        return Completion(self._paced(tokens) if self.per_item_ms else tokens,
-                          self._prompt_tokens(prompt), reason, thinking)
+        return Completion(
+            self._paced(tokens) if self.per_item_ms else tokens,
+            self._prompt_tokens(prompt),
+            reason,
+            thinking,
+        )
 
     def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
         self._sleep(self.latency_ms + self.per_item_ms * len(texts))
@@ -188,8 +219,9 @@ class EchoEngine:
     def _inputs(prompt: Prompt) -> tuple[str | None, str]:
         if prompt.messages is None:
             return prompt.system, prompt.prompt
-        system = next((str(m.get("content", "")) for m in prompt.messages
-                       if m.get("role") == "system"), None)
+        system = next(
+            (str(m.get("content", "")) for m in prompt.messages if m.get("role") == "system"), None
+        )
         last = prompt.messages[-1] if prompt.messages else {}
         return system, str(last.get("content") or "")
 
@@ -203,8 +235,12 @@ class EchoEngine:
     def _tool_call(tool: Mapping[str, Any], text: str) -> dict[str, Any]:
         function = tool.get("function") or {}
         arguments = minimal_instance(function.get("parameters") or {}, text)
-        return {"function": {"name": function.get("name", ""),
-                             "arguments": arguments if isinstance(arguments, dict) else {}}}
+        return {
+            "function": {
+                "name": function.get("name", ""),
+                "arguments": arguments if isinstance(arguments, dict) else {},
+            }
+        }
 
     def _paced(self, tokens: list[str]) -> Iterator[str]:
         for token in tokens:

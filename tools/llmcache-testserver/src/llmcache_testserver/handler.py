@@ -26,8 +26,13 @@ __all__ = ["OllamaHTTPServer", "OllamaHandler"]
 logger = logging.getLogger("llmcache_testserver")
 
 _GET = {"/": "root", "/api/version": "version", "/api/tags": "tags"}
-_POST = {"/api/generate": "generate", "/api/chat": "chat", "/api/embed": "embed",
-         "/api/embeddings": "embeddings", "/api/show": "show"}
+_POST = {
+    "/api/generate": "generate",
+    "/api/chat": "chat",
+    "/api/embed": "embed",
+    "/api/embeddings": "embeddings",
+    "/api/show": "show",
+}
 _MAX_BODY = 64 * 1024 * 1024
 
 
@@ -96,9 +101,17 @@ class OllamaHandler(BaseHTTPRequestHandler):
             answer = api.handle(method, path, body, self.headers.get("Authorization"))
         except Exception as exc:
             logger.exception("engine failed on %s", path)
-            answer = Reply(500, {"error": {"message": str(exc) or type(exc).__name__,
-                                           "type": "server_error", "param": None,
-                                           "code": None}})
+            answer = Reply(
+                500,
+                {
+                    "error": {
+                        "message": str(exc) or type(exc).__name__,
+                        "type": "server_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+            )
         if isinstance(answer, Streamed):
             self._stream(answer.lines, getattr(answer, "content_type", "application/x-ndjson"))
         else:
@@ -114,8 +127,13 @@ class OllamaHandler(BaseHTTPRequestHandler):
             answer = api.handle(body, self.headers.get("x-api-key"))
         except Exception as exc:
             logger.exception("engine failed on /v1/messages")
-            answer = Reply(500, {"type": "error", "error": {
-                "type": "api_error", "message": str(exc) or type(exc).__name__}})
+            answer = Reply(
+                500,
+                {
+                    "type": "error",
+                    "error": {"type": "api_error", "message": str(exc) or type(exc).__name__},
+                },
+            )
         if isinstance(answer, Streamed):
             self._stream(answer.lines, getattr(answer, "content_type", "text/event-stream"))
         else:
@@ -165,8 +183,7 @@ class OllamaHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _stream(self, lines: Iterator[Any],
-                content_type: str = "application/x-ndjson") -> None:
+    def _stream(self, lines: Iterator[Any], content_type: str = "application/x-ndjson") -> None:
         self.send_response(200)
         self.send_header("Content-Type", content_type)
         self.send_header("Transfer-Encoding", "chunked")
@@ -215,9 +232,13 @@ class OllamaHTTPServer(ThreadingHTTPServer):
     # Bursts of hundreds of simultaneous connects must queue, not be refused.
     request_queue_size = 1024
 
-    def __init__(self, address: tuple[str, int], api: OllamaAPI,
-                 openai: OpenAIAPI | None = None,
-                 anthropic: AnthropicAPI | None = None) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        api: OllamaAPI,
+        openai: OpenAIAPI | None = None,
+        anthropic: AnthropicAPI | None = None,
+    ) -> None:
         self.api = api
         self.openai = openai
         self.anthropic = anthropic

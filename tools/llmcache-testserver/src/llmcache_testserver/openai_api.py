@@ -49,8 +49,15 @@ _ARGUMENT_PIECE = 8  # characters of a tool call's arguments per streamed fragme
 class OpenAIError(Exception):
     """An answer ``{"error": {...}}`` with an HTTP status, in OpenAI's shape."""
 
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
-                 code: str | None = None, param: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.body = {"error": {"message": message, "type": type, "param": param, "code": code}}
@@ -74,8 +81,9 @@ def _decode(body: bytes | None) -> dict[str, Any]:
     try:
         value = json.loads(body or b"")
     except ValueError as exc:
-        raise OpenAIError(400, f"We could not parse the JSON body of your request. ({exc})") \
-            from None
+        raise OpenAIError(
+            400, f"We could not parse the JSON body of your request. ({exc})"
+        ) from None
     if not isinstance(value, dict):
         raise OpenAIError(400, "The request body must be a JSON object.")
     return value
@@ -86,16 +94,18 @@ def _field(req: Mapping[str, Any], key: str, kind: type | tuple[type, ...], defa
     if value is None:
         return default
     if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
-        raise OpenAIError(400, f"Invalid type for '{key}'.", param=key,
-                          code="invalid_type")
+        raise OpenAIError(400, f"Invalid type for '{key}'.", param=key, code="invalid_type")
     return value
 
 
 def _text(content: Any) -> str:
     """A message's text: a string, or the text parts of a content list."""
     if isinstance(content, list):
-        return "".join(str(p.get("text", "")) for p in content
-                       if isinstance(p, dict) and p.get("type") == "text")
+        return "".join(
+            str(p.get("text", ""))
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text"
+        )
     return "" if content is None else str(content)
 
 
@@ -103,8 +113,9 @@ class OpenAIAPI:
     """The ``/v1`` routes over `engine`. Set `api_key` to require ``Authorization: Bearer``;
     set `rate_limited` to answer that many model requests with 429."""
 
-    def __init__(self, engine: Engine, *, faults: Faults | None = None,
-                 calls: CallCounter | None = None) -> None:
+    def __init__(
+        self, engine: Engine, *, faults: Faults | None = None, calls: CallCounter | None = None
+    ) -> None:
         self.engine = engine
         self.faults = faults if faults is not None else Faults()
         self.calls = calls if calls is not None else CallCounter()
@@ -112,19 +123,23 @@ class OpenAIAPI:
         self.rate_limited = 0
         self._lock = threading.Lock()
 
-    def handle(self, method: str, path: str, body: bytes | None,
-               authorization: str | None = None) -> Reply | Streamed:
+    def handle(
+        self, method: str, path: str, body: bytes | None, authorization: str | None = None
+    ) -> Reply | Streamed:
         """Answer one request under ``/v1``; errors become OpenAI error replies."""
         try:
             return self._route(method, path.rstrip("/"), body, authorization)
         except OpenAIError as exc:
             return Reply(exc.status, exc.body)
 
-    def _route(self, method: str, path: str, body: bytes | None,
-               authorization: str | None) -> Reply | Streamed:
-        routes = {"/v1/chat/completions": ("POST", "chat", self._chat),
-                  "/v1/embeddings": ("POST", "embeddings", self._embeddings),
-                  "/v1/models": ("GET", "models", self._models)}
+    def _route(
+        self, method: str, path: str, body: bytes | None, authorization: str | None
+    ) -> Reply | Streamed:
+        routes = {
+            "/v1/chat/completions": ("POST", "chat", self._chat),
+            "/v1/embeddings": ("POST", "embeddings", self._embeddings),
+            "/v1/models": ("GET", "models", self._models),
+        }
         if path.startswith("/v1/models/"):
             routes[path] = ("GET", "models", self._model_info)
         if path not in routes:
@@ -144,8 +159,7 @@ class OpenAIAPI:
             raise OpenAIError(401, "You didn't provide an API key.")
         if given != self.api_key:
             masked = f"{given[:3]}{'*' * 8}{given[-4:]}" if len(given) > 8 else "****"
-            raise OpenAIError(401, f"Incorrect API key provided: {masked}.",
-                              code="invalid_api_key")
+            raise OpenAIError(401, f"Incorrect API key provided: {masked}.", code="invalid_api_key")
 
     # -- models ---------------------------------------------------------------------------
 
@@ -157,8 +171,12 @@ class OpenAIAPI:
         for spec in self.engine.models():
             if canonical_model(spec.name) == wanted:
                 return name, spec
-        raise OpenAIError(404, f"The model `{name}` does not exist or you do not have access "
-                               "to it.", code="model_not_found", param="model")
+        raise OpenAIError(
+            404,
+            f"The model `{name}` does not exist or you do not have access to it.",
+            code="model_not_found",
+            param="model",
+        )
 
     @staticmethod
     def _require(spec: ModelSpec, name: str, capability: str, what: str) -> None:
@@ -170,8 +188,9 @@ class OpenAIAPI:
         return {"id": spec.name, "object": "model", "created": _CREATED, "owned_by": "library"}
 
     def _models(self, path: str, body: bytes | None) -> Reply:
-        return Reply(200, {"object": "list",
-                           "data": [self._listing(s) for s in self.engine.models()]})
+        return Reply(
+            200, {"object": "list", "data": [self._listing(s) for s in self.engine.models()]}
+        )
 
     def _model_info(self, path: str, body: bytes | None) -> Reply:
         _, spec = self._spec({"model": path.removeprefix("/v1/models/")})
@@ -188,18 +207,34 @@ class OpenAIAPI:
 
     def _fault(self, name: str, stream: bool) -> Reply | Streamed | None:
         if self._take_rate_limit():
-            return Reply(429, OpenAIError(429, "Rate limit reached for requests",
-                                          type="requests", code="rate_limit_exceeded").body)
+            return Reply(
+                429,
+                OpenAIError(
+                    429,
+                    "Rate limit reached for requests",
+                    type="requests",
+                    code="rate_limit_exceeded",
+                ).body,
+            )
         faults = self.faults
         if not faults.applies(name):
             return None
         if faults.take_unavailable():
-            return Reply(503, OpenAIError(503, "The server is overloaded or not ready yet.",
-                                          type="server_error").body)
+            return Reply(
+                503,
+                OpenAIError(
+                    503, "The server is overloaded or not ready yet.", type="server_error"
+                ).body,
+            )
         if faults.server_error or (faults.fail_after is not None and not stream):
-            return Reply(500, OpenAIError(500, "The server had an error while processing "
-                                          "your request: injected fault",
-                                          type="server_error").body)
+            return Reply(
+                500,
+                OpenAIError(
+                    500,
+                    "The server had an error while processing your request: injected fault",
+                    type="server_error",
+                ).body,
+            )
         if faults.bad_json:
             garbage = b'{"id": "chatcmpl-x", "cho'
             return EventStream(iter([_event(garbage)])) if stream else Reply(200, garbage)
@@ -212,10 +247,14 @@ class OpenAIAPI:
         name, spec = self._spec(req)
         self._require(spec, name, "completion", "chat completions")
         messages = _field(req, "messages", list, None)
-        if not messages or not all(isinstance(m, dict) and isinstance(m.get("role"), str)
-                                   for m in messages):
-            raise OpenAIError(400, "'messages' must be a non-empty list of messages with a "
-                                   "'role'", param="messages")
+        if not messages or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages
+        ):
+            raise OpenAIError(
+                400,
+                "'messages' must be a non-empty list of messages with a 'role'",
+                param="messages",
+            )
         if _field(req, "n", int, 1) != 1:
             raise OpenAIError(400, "only n=1 is supported", param="n")
         tools = _field(req, "tools", list, [])
@@ -224,9 +263,14 @@ class OpenAIAPI:
         think = req.get("reasoning_effort") is not None
         if think:
             self._require(spec, name, "thinking", "reasoning")
-        prompt = Prompt(model=spec.name, messages=[self._message(m) for m in messages],
-                        format=self._format(req), options=self._options(req), tools=tools,
-                        think=think)
+        prompt = Prompt(
+            model=spec.name,
+            messages=[self._message(m) for m in messages],
+            format=self._format(req),
+            options=self._options(req),
+            tools=tools,
+            think=think,
+        )
         stream = _field(req, "stream", bool, False)
         fault = self._fault(name, stream)
         if fault is not None:
@@ -252,12 +296,18 @@ class OpenAIAPI:
             return None
         if fmt.get("type") == "json_object":
             return "json"
-        schema = (fmt.get("json_schema") or {}).get("schema") \
-            if fmt.get("type") == "json_schema" else None
+        schema = (
+            (fmt.get("json_schema") or {}).get("schema")
+            if fmt.get("type") == "json_schema"
+            else None
+        )
         if not isinstance(schema, dict):
-            raise OpenAIError(400, f"Invalid 'response_format': expected a type in "
-                                   f"{sorted(_FORMATS)} (json_schema with a 'schema' object)",
-                              param="response_format")
+            raise OpenAIError(
+                400,
+                f"Invalid 'response_format': expected a type in "
+                f"{sorted(_FORMATS)} (json_schema with a 'schema' object)",
+                param="response_format",
+            )
         return schema
 
     @staticmethod
@@ -282,8 +332,7 @@ class OpenAIAPI:
         except _Stop:
             return  # truncated on purpose: no [DONE]
         except Exception as exc:  # after the 200, an error event is all a server can send
-            yield _event(OpenAIError(500, str(exc) or type(exc).__name__,
-                                     type="server_error").body)
+            yield _event(OpenAIError(500, str(exc) or type(exc).__name__, type="server_error").body)
             return
         yield _event(b"[DONE]")
 
@@ -300,10 +349,10 @@ class OpenAIAPI:
         self._require(spec, name, "embedding", "embeddings")
         raw = req.get("input")
         texts = [raw] if isinstance(raw, str) else raw
-        if not isinstance(texts, list) or not texts or not all(isinstance(t, str)
-                                                               for t in texts):
-            raise OpenAIError(400, "'input' must be a string or a non-empty list of strings",
-                              param="input")
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            raise OpenAIError(
+                400, "'input' must be a string or a non-empty list of strings", param="input"
+            )
         dims = _field(req, "dimensions", int, 0)
         encoding = _field(req, "encoding_format", str, "float")
         if dims < 0 or encoding not in ("float", "base64"):
@@ -315,11 +364,22 @@ class OpenAIAPI:
         if len(vectors) != len(texts):
             raise RuntimeError(f"engine returned {len(vectors)} vectors for {len(texts)} texts")
         tokens = sum(count_words(t) for t in texts)
-        return Reply(200, {"object": "list", "model": name, "data": [
-            {"object": "embedding", "index": i,
-             "embedding": self._encode(_normalised(v[:dims] if dims else v), encoding)}
-            for i, v in enumerate(vectors)],
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        return Reply(
+            200,
+            {
+                "object": "list",
+                "model": name,
+                "data": [
+                    {
+                        "object": "embedding",
+                        "index": i,
+                        "embedding": self._encode(_normalised(v[:dims] if dims else v), encoding),
+                    }
+                    for i, v in enumerate(vectors)
+                ],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )
 
     @staticmethod
     def _encode(vector: list[float], encoding: str) -> list[float] | str:
@@ -343,17 +403,30 @@ class _Completion:
         self.count = 0
 
     def _envelope(self, kind: str) -> dict[str, Any]:
-        return {"id": self.id, "object": kind, "created": self.created, "model": self.name,
-                "system_fingerprint": _FINGERPRINT}
+        return {
+            "id": self.id,
+            "object": kind,
+            "created": self.created,
+            "model": self.name,
+            "system_fingerprint": _FINGERPRINT,
+        }
 
     def _tool_calls(self) -> list[dict[str, Any]]:
-        return [{"id": f"call_{i}", "type": "function",
-                 "function": {"name": call["function"]["name"],
-                              "arguments": json.dumps(call["function"]["arguments"])}}
-                for i, call in enumerate(self.completion.tool_calls or [])]
+        return [
+            {
+                "id": f"call_{i}",
+                "type": "function",
+                "function": {
+                    "name": call["function"]["name"],
+                    "arguments": json.dumps(call["function"]["arguments"]),
+                },
+            }
+            for i, call in enumerate(self.completion.tool_calls or [])
+        ]
 
-    def _tool_call_fragments(self, index: int, call: dict[str, Any],
-                             usage: bool) -> Iterator[dict[str, Any]]:
+    def _tool_call_fragments(
+        self, index: int, call: dict[str, Any], usage: bool
+    ) -> Iterator[dict[str, Any]]:
         # As OpenAI streams a tool call: its id and name first with empty arguments, then
         # the arguments' JSON text in pieces, each fragment keyed by the call's index.
         function = call["function"]
@@ -361,7 +434,10 @@ class _Completion:
         yield self._chunk({"tool_calls": [head]}, usage=usage)
         text = function["arguments"]
         for start in range(0, len(text), _ARGUMENT_PIECE):
-            piece = {"index": index, "function": {"arguments": text[start:start + _ARGUMENT_PIECE]}}
+            piece = {
+                "index": index,
+                "function": {"arguments": text[start : start + _ARGUMENT_PIECE]},
+            }
             yield self._chunk({"tool_calls": [piece]}, usage=usage)
 
     def _finish_reason(self) -> str:
@@ -369,8 +445,11 @@ class _Completion:
 
     def _usage(self) -> dict[str, int]:
         prompt = self.completion.prompt_tokens
-        return {"prompt_tokens": prompt, "completion_tokens": self.count,
-                "total_tokens": prompt + self.count}
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": self.count,
+            "total_tokens": prompt + self.count,
+        }
 
     def whole(self) -> dict[str, Any]:
         pieces = list(self.completion.pieces())
@@ -381,14 +460,23 @@ class _Completion:
         if self.completion.thinking:
             message["reasoning_content"] = self.completion.thinking
         return self._envelope("chat.completion") | {
-            "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": self._finish_reason()}],
-            "usage": self._usage()}
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": self._finish_reason(),
+                }
+            ],
+            "usage": self._usage(),
+        }
 
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None,
-               usage: bool = False) -> dict[str, Any]:
-        chunk = self._envelope("chat.completion.chunk") | {"choices": [
-            {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+    def _chunk(
+        self, delta: dict[str, Any], finish: str | None = None, usage: bool = False
+    ) -> dict[str, Any]:
+        chunk = self._envelope("chat.completion.chunk") | {
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+        }
         return chunk | {"usage": None} if usage else chunk
 
     def chunks(self, cut: tuple[int | None, int | None], usage: bool) -> Iterator[Any]:
@@ -411,5 +499,4 @@ class _Completion:
             yield from self._tool_call_fragments(index, call, usage)
         yield self._chunk({}, self._finish_reason(), usage=usage)
         if usage:
-            yield self._envelope("chat.completion.chunk") | {"choices": [],
-                                                             "usage": self._usage()}
+            yield self._envelope("chat.completion.chunk") | {"choices": [], "usage": self._usage()}

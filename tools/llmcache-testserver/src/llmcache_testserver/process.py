@@ -27,9 +27,14 @@ class ServerStartError(RuntimeError):
 
 
 @contextlib.contextmanager
-def spawn_server(*, engine: str = "llama", model_path: str | None = None,
-                 threads: int | None = None, extra_args: Sequence[str] = (),
-                 stop_timeout: float = 30.0) -> Iterator[str]:
+def spawn_server(
+    *,
+    engine: str = "llama",
+    model_path: str | None = None,
+    threads: int | None = None,
+    extra_args: Sequence[str] = (),
+    stop_timeout: float = 30.0,
+) -> Iterator[str]:
     """``python -m llmcache_testserver`` on ``127.0.0.1`` and a free port, in a child
     process; yields its base URL once it listens, and stops it on exit (terminate, then
     kill after ``stop_timeout`` seconds).
@@ -38,8 +43,17 @@ def spawn_server(*, engine: str = "llama", model_path: str | None = None,
     ``echo``. Raises `ServerStartError` with the child's standard error when it exits
     before listening (a missing model file, a port it cannot bind).
     """
-    command = [sys.executable, "-m", "llmcache_testserver", "--engine", engine,
-               "--host", "127.0.0.1", "--port", "0"]
+    command = [
+        sys.executable,
+        "-m",
+        "llmcache_testserver",
+        "--engine",
+        engine,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ]
     if model_path:
         command += ["--model-path", model_path]
     if threads:

@@ -92,7 +92,8 @@ class Faults:
 
     def applies(self, model: str) -> bool:
         return self.models is None or canonical_model(model) in {
-            canonical_model(m) for m in self.models}
+            canonical_model(m) for m in self.models
+        }
 
     def take_unavailable(self) -> bool:
         """True (and one fewer left) while 503 answers remain to be given."""
