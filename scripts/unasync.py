@@ -53,6 +53,8 @@ PAIRS: list[tuple[str, str]] = [
         "src/llmcache/integrations/_async_cache_transport.py",
         "src/llmcache/integrations/_sync_cache_transport.py",
     ),
+    # The client's constructor and calls (llmcache.client builds the public classes on them).
+    ("src/llmcache/_async_cached_client.py", "src/llmcache/_sync_cached_client.py"),
 ]
 
 #: Whole-word renames beyond the generic rules, async name -> sync name.

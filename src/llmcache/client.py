@@ -40,17 +40,14 @@ methods are coroutines and which is an async context manager.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from llmcache._client_core import ClientCore
-from llmcache._closing import AsyncClosing, Closing
-from llmcache._pipeline import AsyncRunner, Runner
+from llmcache._async_cached_client import AsyncCachedClientBase
 from llmcache._pipeline.function_key import HasStore
 from llmcache._pipeline.semantic import SemanticTier
-from llmcache.backends.base import AIResponse, AsyncBackend, Backend, EmbedResponse, StreamChunk
+from llmcache._sync_cached_client import Cache, CachedClientBase
+from llmcache.backends.base import AsyncBackend, Backend
 from llmcache.policy import CachePolicy
-from llmcache.stores.base import Store
 
 if TYPE_CHECKING:
     from llmcache.embeddings import EmbeddingCache
@@ -59,46 +56,19 @@ if TYPE_CHECKING:
 # on CachedClient import them from a public module.
 __all__ = ["AsyncCachedClient", "CachedClient", "HasStore", "SemanticTier"]
 
-Message = Mapping[str, Any]
-Cache = Store | HasStore | None
 _C = TypeVar("_C", bound="CachedClient")
 
 
-class _SyncCore(ClientCore[Backend]):
-    # __init__ lives here, a class above the one defining __new__, so that type checkers
-    # take CachedClient(...)'s type from __new__'s overloads (mypy prefers __init__ when one
-    # class defines both).
-    def __init__(
-        self,
-        backend: Backend,
-        cache: Cache = None,
-        policy: CachePolicy | None = None,
-        *,
-        namespace: str = "",
-        embedding_cache: EmbeddingCache | None = None,
-        semantic: SemanticTier | None = None,
-    ) -> None:
-        if not isinstance(backend, Backend):
-            raise TypeError(f"backend: expected an llmcache Backend, got {type(backend).__name__}")
-        super().__init__(
-            backend,
-            cache,
-            policy,
-            namespace=namespace,
-            embedding_cache=embedding_cache,
-            semantic=semantic,
-            runner=Runner,
-        )
-
-
-class CachedClient(_SyncCore, Closing):
+# The calls are CachedClientBase's, generated from AsyncCachedClientBase's by
+# scripts/unasync.py. __init__ lives there, a class above the one defining __new__, so that
+# type checkers take CachedClient(...)'s type from __new__'s overloads (mypy prefers __init__
+# when one class defines both).
+class CachedClient(CachedClientBase):
     """Caching wrapper of a blocking `Backend` (see the module docstring).
 
     ``CachedClient(backend, cache=None, policy=None, *, namespace="", embedding_cache=None,
     semantic=None)``; around an `AsyncBackend` it gives an `AsyncCachedClient`.
     """
-
-    _runner: Runner[AIResponse]
 
     @overload
     def __new__(
@@ -146,283 +116,23 @@ class CachedClient(_SyncCore, Closing):
             )
         return super().__new__(cls)
 
-    def generate(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        format: str | Mapping[str, Any] | None = None,
-        options: Mapping[str, Any] | None = None,
-        images: Sequence[str | bytes] | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        bypass_cache: bool = False,
-        **extra: Any,
-    ) -> AIResponse:
-        """Complete `prompt`, from the cache when the same request was answered before."""
-        plan, kwargs = self.prepare_generate(
-            prompt,
-            model,
-            system,
-            format,
-            options,
-            images,
-            temperature,
-            max_tokens,
-            extra,
-            bypass_cache,
-        )
-        return self._runner.call(plan, self.backend.generate, (prompt,), kwargs)
-
-    def chat(
-        self,
-        messages: Sequence[Message],
-        *,
-        model: str | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        format: str | Mapping[str, Any] | None = None,
-        options: Mapping[str, Any] | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        bypass_cache: bool = False,
-        **extra: Any,
-    ) -> AIResponse:
-        """Answer the next turn of `messages`, from the cache when possible."""
-        plan, kwargs = self.prepare_chat(
-            messages, model, tools, format, options, temperature, max_tokens, extra, bypass_cache
-        )
-        return self._runner.call(plan, self.backend.chat, (messages,), kwargs)
-
-    def generate_stream(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        format: str | Mapping[str, Any] | None = None,
-        options: Mapping[str, Any] | None = None,
-        images: Sequence[str | bytes] | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        bypass_cache: bool = False,
-        **extra: Any,
-    ) -> Iterator[StreamChunk]:
-        """Stream a completion; a hit replays the stored chunks in order, marked cached."""
-        plan, kwargs = self.prepare_generate(
-            prompt,
-            model,
-            system,
-            format,
-            options,
-            images,
-            temperature,
-            max_tokens,
-            extra,
-            bypass_cache,
-            "generate_stream",
-        )
-        return self._runner.stream(plan, self.backend.generate_stream, (prompt,), kwargs)
-
-    def chat_stream(
-        self,
-        messages: Sequence[Message],
-        *,
-        model: str | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        format: str | Mapping[str, Any] | None = None,
-        options: Mapping[str, Any] | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        bypass_cache: bool = False,
-        **extra: Any,
-    ) -> Iterator[StreamChunk]:
-        """Stream the next turn of `messages`; a hit replays the stored chunks in order."""
-        plan, kwargs = self.prepare_chat(
-            messages,
-            model,
-            tools,
-            format,
-            options,
-            temperature,
-            max_tokens,
-            extra,
-            bypass_cache,
-            "chat_stream",
-        )
-        return self._runner.stream(plan, self.backend.chat_stream, (messages,), kwargs)
-
-    def embed(self, texts: Sequence[str], *, model: str | None = None) -> EmbedResponse:
-        """Vectors for `texts`; only texts missing from the embedding cache are sent."""
-        plan = self.plan_embed(texts, model)
-        fetched = self.backend.embed(plan.missing, model=plan.model) if plan.missing else None
-        return self.finish_embed(plan, fetched)
-
-    def close(self) -> None:
-        """Close the backend (the cache stays open; close it yourself if you own it)."""
-        self.backend.close()
-
 
 if TYPE_CHECKING:
     # mypy honours an overloaded __new__ only when it returns a subtype of the class
     # (python/mypy#15182), so for the checker alone the async twin derives from
-    # CachedClient: ``CachedClient(AsyncOllamaClient(...))`` is then typed AsyncCachedClient.
-    # At run time it does not: isinstance(AsyncCachedClient(...), CachedClient) is False.
-    _AsyncBase = CachedClient
+    # CachedClient too: ``CachedClient(AsyncOllamaClient(...))`` is then typed
+    # AsyncCachedClient, whose calls (first in its MRO) are the coroutines. At run time it
+    # does not: isinstance(AsyncCachedClient(...), CachedClient) is False.
+    class _AsyncBase(AsyncCachedClientBase, CachedClient):  # type: ignore[misc]
+        pass
 else:
-    _AsyncBase = ClientCore
+    _AsyncBase = AsyncCachedClientBase
 
 
-class AsyncCachedClient(_AsyncBase, AsyncClosing):
-    """Caching wrapper of an `AsyncBackend`: the coroutine twin of `CachedClient`."""
+class AsyncCachedClient(_AsyncBase):
+    """Caching wrapper of an `AsyncBackend`: the coroutine twin of `CachedClient`.
 
-    backend: AsyncBackend  # type: ignore[assignment]
-    _runner: AsyncRunner[AIResponse]  # type: ignore[assignment]
-
-    def __init__(
-        self,
-        backend: AsyncBackend,
-        cache: Cache = None,
-        policy: CachePolicy | None = None,
-        *,
-        namespace: str = "",
-        embedding_cache: EmbeddingCache | None = None,
-        semantic: SemanticTier | None = None,
-    ) -> None:
-        if not isinstance(backend, AsyncBackend):
-            raise TypeError(
-                f"backend: expected an llmcache AsyncBackend, got {type(backend).__name__}"
-            )
-        core: Any = ClientCore  # the real base (see _AsyncBase above)
-        core.__init__(
-            self,
-            backend,
-            cache,
-            policy,
-            namespace=namespace,
-            embedding_cache=embedding_cache,
-            semantic=semantic,
-            runner=AsyncRunner,
-        )
-
-    async def generate(  # type: ignore[override]
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        format: str | Mapping[str, Any] | None = None,
-        options: Mapping[str, Any] | None = None,
-        images: Sequence[str | bytes] | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        bypass_cache: bool = False,
-        **extra: Any,
-    ) -> AIResponse:
-        """Complete `prompt`, from the cache when the same request was answered before."""
-        plan, kwargs = self.prepare_generate(
-            prompt,
-            model,
-            system,
-            format,
-            options,
-            images,
-            temperature,
-            max_tokens,
-            extra,
-            bypass_cache,
-        )
-        return await self._runner.call(plan, self.backend.generate, (prompt,), kwargs)
-
-    async def chat(  # type: ignore[override]
-        self,
-        messages: Sequence[Message],
-        *,
-        model: str | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        format: str | Mapping[str, Any] | None = None,
-        options: Mapping[str, Any] | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        bypass_cache: bool = False,
-        **extra: Any,
-    ) -> AIResponse:
-        """Answer the next turn of `messages`, from the cache when possible."""
-        plan, kwargs = self.prepare_chat(
-            messages, model, tools, format, options, temperature, max_tokens, extra, bypass_cache
-        )
-        return await self._runner.call(plan, self.backend.chat, (messages,), kwargs)
-
-    # Plain methods returning the async generator, as `AsyncBackend`'s are: the arguments
-    # are checked (and the call planned) where the caller passes them, as in `CachedClient`.
-    def generate_stream(  # type: ignore[override]
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        format: str | Mapping[str, Any] | None = None,
-        options: Mapping[str, Any] | None = None,
-        images: Sequence[str | bytes] | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        bypass_cache: bool = False,
-        **extra: Any,
-    ) -> AsyncIterator[StreamChunk]:
-        """Stream a completion (an async iterator); a hit replays the stored chunks in
-        order, marked cached."""
-        plan, kwargs = self.prepare_generate(
-            prompt,
-            model,
-            system,
-            format,
-            options,
-            images,
-            temperature,
-            max_tokens,
-            extra,
-            bypass_cache,
-            "generate_stream",
-        )
-        return self._runner.stream(plan, self.backend.generate_stream, (prompt,), kwargs)
-
-    def chat_stream(  # type: ignore[override]
-        self,
-        messages: Sequence[Message],
-        *,
-        model: str | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        format: str | Mapping[str, Any] | None = None,
-        options: Mapping[str, Any] | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        bypass_cache: bool = False,
-        **extra: Any,
-    ) -> AsyncIterator[StreamChunk]:
-        """Stream the next turn of `messages` (an async iterator); a hit replays the stored
-        chunks in order."""
-        plan, kwargs = self.prepare_chat(
-            messages,
-            model,
-            tools,
-            format,
-            options,
-            temperature,
-            max_tokens,
-            extra,
-            bypass_cache,
-            "chat_stream",
-        )
-        return self._runner.stream(plan, self.backend.chat_stream, (messages,), kwargs)
-
-    async def embed(  # type: ignore[override]
-        self, texts: Sequence[str], *, model: str | None = None
-    ) -> EmbedResponse:
-        """Vectors for `texts`; only texts missing from the embedding cache are sent."""
-        plan = self.plan_embed(texts, model)
-        fetched = await self.backend.embed(plan.missing, model=plan.model) if plan.missing else None
-        return self.finish_embed(plan, fetched)
-
-    async def aclose(self) -> None:
-        """Close the backend (the cache stays open; close it yourself if you own it)."""
-        await self.backend.aclose()
+    Its ``generate_stream`` and ``chat_stream`` are plain methods returning an async
+    iterator, as `AsyncBackend`'s are, so the arguments are checked (and the call planned)
+    where the caller passes them.
+    """

@@ -40,11 +40,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import orjson
 
+from llmcache._closing import Closing
 from llmcache.backends.base import AsyncBackend
 from llmcache.entry import CachedResponse, JSONValue
 from llmcache.keys import Request, canonical_bytes, fingerprint, hash_bytes, make_key
@@ -135,7 +135,7 @@ def _check_grey_zone(grey_zone: object) -> tuple[float, float]:
     return lo, hi
 
 
-class SemanticCache:
+class SemanticCache(Closing):
     """Exact, then semantic, caching of model answers; thread-safe.
 
     ``embedder`` turns texts into unit vectors (`WordLlamaEmbedder` for the bundled local
@@ -1201,17 +1201,6 @@ class SemanticCache:
         if self._learned is not None or self.verify_mode == "background":
             out["background"] = self._work.stats()
         return out
-
-    def __enter__(self) -> SemanticCache:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from llmcache._closing import Closing
 from llmcache.entry import CachedResponse
 from llmcache.keys import Request, make_key
 from llmcache.stores.memory import MemoryStore
@@ -295,6 +296,17 @@ def test_closed_cache_refuses_use() -> None:
         cache.get(req("a question"))
     with pytest.raises(RuntimeError):
         cache.set(req("a question"), "x")
+
+
+def test_the_with_face_is_the_shared_closing_one() -> None:
+    """``with SemanticCache(...)`` is `Closing`'s face (one copy in the package), not one
+    of its own: it gives the cache and closes it on the way out."""
+    assert issubclass(SemanticCache, Closing)
+    assert SemanticCache.__exit__ is Closing.__exit__
+    with SemanticCache(HashingEmbedder()) as cache:
+        assert isinstance(cache, SemanticCache)
+    with pytest.raises(RuntimeError):
+        cache.get(req("a question"))
 
 
 def test_bad_arguments() -> None:
