@@ -86,7 +86,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from llmcache.keys import canonical_bytes, fingerprint, hash_bytes
+from llmcache.keys import _as_is, canonical_bytes, key_and_fingerprint
 
 __all__ = [
     "CREDENTIAL_HEADERS",
@@ -100,6 +100,7 @@ __all__ = [
     "credential_scope",
     "find_route",
     "header_items",
+    "parse_read_request",
     "parse_request",
 ]
 
@@ -289,6 +290,8 @@ def _scope(items: list[tuple[str, str]], share: bool, secret: bytes | None) -> s
 
 
 _CREDENTIALS = frozenset(CREDENTIAL_HEADERS)
+_SORT = orjson.OPT_SORT_KEYS
+_dumps = orjson.dumps
 
 
 def find_route(method: str, path: str) -> Route | None:
@@ -334,6 +337,29 @@ def parse_request(
     `share_credentials` and `scope_secret` are `credential_scope`'s ``share`` and
     ``secret``.
     """
+    return parse_read_request(
+        method,
+        url,
+        header_items(headers),
+        body,
+        namespace=namespace,
+        share_credentials=share_credentials,
+        scope_secret=scope_secret,
+    )
+
+
+def parse_read_request(
+    method: str,
+    url: str,
+    items: list[tuple[str, str]],
+    body: bytes,
+    *,
+    namespace: str = "",
+    share_credentials: bool = False,
+    scope_secret: bytes | None = None,
+) -> HttpCall | Passthrough:
+    """`parse_request` of headers already read as `header_items` gives them (lowercase
+    names, text values): a door that reads its headers once for its own use passes them."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -349,7 +375,6 @@ def parse_request(
     problem = _check_body(route, data)
     if problem:
         return Passthrough("body", problem)
-    items = header_items(headers)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     origin = _origin(parts.scheme, parts.hostname, port)
     scope = _scope(items, share_credentials, scope_secret)
@@ -369,12 +394,20 @@ def parse_request(
         "body": {k: v for k, v in data.items() if k != "stream" and k not in route.excluded},
     }
     try:
-        canonical = canonical_bytes(key_data)
+        # The parsed body is usually canonical already (`_as_is`): written with no copy;
+        # anything orjson refuses there takes the normalising path, which decides.
+        try:
+            canonical = _dumps(key_data, option=_SORT) if _as_is(key_data) else None
+        except orjson.JSONEncodeError:
+            canonical = None
+        if canonical is None:
+            canonical = canonical_bytes(key_data)
     except (TypeError, ValueError, RecursionError) as exc:
         # orjson's JSONEncodeError is a TypeError: nesting deeper than it writes, or text
         # UTF-8 cannot encode. No key can hold such a body; the upstream judges it.
         return Passthrough("body", f"the body cannot be keyed ({type(exc).__name__})")
     temperature, seed = _sampling(route, data)
+    key, fp = key_and_fingerprint(canonical)
     return HttpCall(
         route=route,
         method="POST",
@@ -382,8 +415,8 @@ def parse_request(
         path=path,
         model=data["model"],
         stream=stream,
-        key=hash_bytes(canonical),
-        fingerprint=fingerprint(canonical),
+        key=key,
+        fingerprint=fp,
         scope=scope,
         namespace=namespace,
         temperature=route.default_temperature if temperature is None else temperature,

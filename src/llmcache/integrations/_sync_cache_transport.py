@@ -34,7 +34,7 @@ semantic hit).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import ModuleType
 from typing import Any, ClassVar, cast
 
@@ -65,7 +65,7 @@ from llmcache.integrations._http_routes import (
     HttpCall,
     Passthrough,
     find_route,
-    parse_request,
+    parse_read_request,
 )
 from llmcache.policy import CachePolicy
 from llmcache.stores.base import Store, check_ttl
@@ -75,6 +75,9 @@ __all__ = ["Body", "CacheDoor"]
 
 _NO_CONTROL = HeaderControl()
 _CONTROL_B = CONTROL_PREFIX.encode()
+# The status header of a plain answer, made once (a semantic hit's similarity varies).
+_SAID_HIT: Sequence[tuple[str, str]] = tuple(status_headers(CacheStatus.HIT))
+_SAID_MISS: Sequence[tuple[str, str]] = tuple(status_headers(CacheStatus.MISS))
 # The request headers the cache reads (the rest go upstream unread).
 _READ_B = frozenset(n.encode() for n in (*CREDENTIAL_HEADERS, *KEY_HEADERS))
 
@@ -82,11 +85,12 @@ _READ_B = frozenset(n.encode() for n in (*CREDENTIAL_HEADERS, *KEY_HEADERS))
 def _read_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
     """The headers the cache reads (credentials, the key's, its own control headers), as
     (lowercase name, value) text; only those are decoded: this runs on every request."""
-    return [
-        (n.decode("latin-1"), v.decode("latin-1"))
-        for n, v in ((name.lower(), value) for name, value in raw)
-        if n in _READ_B or n.startswith(_CONTROL_B)
-    ]
+    out: list[tuple[str, str]] = []
+    for name, value in raw:  # a plain loop: a nested generator costs more per header
+        n = name.lower()
+        if n in _READ_B or n.startswith(_CONTROL_B):
+            out.append((n.decode("latin-1"), value.decode("latin-1")))
+    return out
 
 
 class Body:
@@ -158,7 +162,7 @@ class CacheDoor:
         if find_route(request.method, request.url.path) is None:
             return self._forward(request, CacheStatus.BYPASS)
         body = request.read()
-        call = parse_request(
+        call = parse_read_request(
             request.method,
             str(request.url),
             items,
@@ -179,13 +183,14 @@ class CacheDoor:
             return self._stream(plan, call, request)
         answer = self._runner.call(plan, self._fetch, (call, request), {})
         cached = answer.cached or answer.shared
+        if answer.similarity is None:
+            said = _SAID_HIT if cached else _SAID_MISS
+        else:
+            said = status_headers(
+                CacheStatus.HIT if cached else CacheStatus.MISS, answer.similarity
+            )
         return self._package.Response(
-            answer.status,
-            content=answer.body,
-            headers=[
-                *answer.headers,
-                *status_headers(CacheStatus.HIT if cached else CacheStatus.MISS, answer.similarity),
-            ],
+            answer.status, content=answer.body, headers=[*answer.headers, *said]
         )
 
     def close(self) -> None:

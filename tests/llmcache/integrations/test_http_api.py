@@ -35,6 +35,7 @@ from llmcache.integrations._http_routes import (
     Passthrough,
     credential_scope,
     find_route,
+    header_items,
     parse_request,
 )
 from llmcache.policy import CacheControl, CachePolicy
@@ -989,3 +990,46 @@ def test_nothing_here_imports_an_http_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == "[]"
+
+
+# -- the request path's shortcuts give the same call as the general path --------------------
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "b", "\x00int", "\x00x"]), inner, max_size=2)
+    ),
+    max_leaves=8,
+)
+
+
+@given(extra=_JSON, temperature=st.sampled_from([0, 0.0, 1.0, 0.5, -0.5]))
+def test_the_no_copy_key_path_gives_the_normalised_key(extra: Any, temperature: float) -> None:
+    # A parsed body that is already canonical is written without a copy; anything else
+    # (whole floats, ints beyond 64 bits, NUL-keyed objects) must give the same key (or the
+    # same refusal) as the normalising path.
+    data = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "x": extra}
+    data["temperature"] = temperature
+    try:
+        body = orjson.dumps(data)
+    except orjson.JSONEncodeError:
+        return  # not a body a client can send
+    url = "https://api.openai.com/v1/chat/completions"
+    fast = parse_request("POST", url, {"authorization": "Bearer k"}, body)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_http_routes, "_as_is", lambda value: False)
+        slow = parse_request("POST", url, {"authorization": "Bearer k"}, body)
+    assert fast == slow
+
+
+def test_headers_read_once_give_the_same_call() -> None:
+    headers = [(b"Authorization", b"Bearer k"), (b"OpenAI-Beta", b"b, a"), (b"Accept", b"*/*")]
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'
+    url = "https://api.openai.com/v1/chat/completions"
+    read = _http_routes.parse_read_request("POST", url, header_items(headers), body)
+    assert read == parse_request("POST", url, headers, body)
