@@ -29,7 +29,7 @@ import orjson
 
 from llmcache._closing import Closing
 from llmcache.entry import CachedResponse, non_json
-from llmcache.keys import Request, canonical_bytes, fingerprint, hash_bytes
+from llmcache.keys import Request, canonical_bytes, key_and_fingerprint
 from llmcache.stores.base import Store, check_ttl
 from llmcache.stores.disk import DiskStore
 from llmcache.stores.memory import MemoryStore
@@ -158,9 +158,9 @@ class ResponseCache(Closing):
 
     def get_request(self, request: Request) -> CachedResponse | None:
         """The cached entry for a full `Request`, or None."""
-        data = canonical_bytes(request)
-        entry = self.store.get(hash_bytes(data))
-        if entry is None or entry.fingerprint != fingerprint(data):
+        key, fp = key_and_fingerprint(canonical_bytes(request))
+        entry = self.store.get(key)
+        if entry is None or entry.fingerprint != fp:
             with self._lock:
                 self._misses += 1
             return None
@@ -174,13 +174,13 @@ class ResponseCache(Closing):
         """Store `entry` as the answer to a full `Request` (checked as `set` checks its
         arguments: TypeError or ValueError naming the field, nothing stored)."""
         copied = _checked_copy(entry)
-        data = canonical_bytes(request)
+        key, fp = key_and_fingerprint(canonical_bytes(request))
         ttl = check_ttl(ttl) if ttl is not None else self.ttl_seconds
         now = time.time()
         stamped = copied.with_ttl(ttl, now)
-        stamped.fingerprint = fingerprint(data)
+        stamped.fingerprint = fp
         stamped.created_at = now
-        self.store.set(hash_bytes(data), stamped, ttl)
+        self.store.set(key, stamped, ttl)
 
     def clear(self) -> None:
         """Remove every entry from every tier."""

@@ -6,7 +6,7 @@ A door plans a call (`llmcache._pipeline.steps`) and hands the runner the plan a
 upstream call; the runner does the rest, the same way for every door:
 
 1. a plan that skips the cache calls upstream (counted as a bypass or as uncacheable);
-2. the exact tier is read, and its entry verified (`steps.verified`): a hit is returned;
+2. the exact tier is read, and its entry verified (`read`, the one check): a hit is returned;
 3. on a miss, concurrent identical calls coalesce (in this process: `AsyncSingleFlight`;
    across processes, when the store holds shared locks: `llmcache.distributed`); the one
    that leads reads again (another caller may have stored the answer since), asks the
