@@ -103,11 +103,9 @@ class AsyncPgIO(PgBase):
                     cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (self._table,))
                     found = await cur.fetchone()
                     if found is not None and found[0]:
-                        raise SchemaError(
-                            f"table {self._table!r} exists but was not created by llmcache "
-                            f"(it is not in llmcache_schema): give this tier another table",
-                            store=self._label,
-                            operation="open",
+                        raise self._refused(
+                            "exists but was not created by llmcache (it is not in "
+                            "llmcache_schema): give this tier another table"
                         )
                     await conn.execute(_REGISTER, (self._table, *self._registry_row()))
                 else:

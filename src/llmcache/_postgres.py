@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import xxhash
 
 from llmcache.errors import LLMCacheError, StoreError
+from llmcache.stores._server_args import matching, positive, require_extra
 from llmcache.stores._server_tier import ServerTier
 
 T = TypeVar("T")
@@ -109,21 +110,12 @@ class SchemaError(StoreError):
 def import_psycopg() -> ModuleType:
     """psycopg, after checking that psycopg-pool is there too, or an ImportError naming the
     extra to install."""
-    try:
-        import psycopg
-        import psycopg_pool  # noqa: F401
-    except ImportError:
-        raise ImportError(MISSING_EXTRA) from None
-    return psycopg
+    return require_extra(MISSING_EXTRA, "psycopg", "psycopg_pool")
 
 
 def check_table(table: str) -> str:
-    if not isinstance(table, str) or not _TABLE.match(table):
-        raise ValueError(
-            f"table: expected a lower-case identifier of at most 48 characters "
-            f"(letters, digits, '_'), got {table!r}"
-        )
-    return table
+    expected = "a lower-case identifier of at most 48 characters (letters, digits, '_')"
+    return matching("table", table, _TABLE, expected)
 
 
 def check_namespace(namespace: str) -> str:
@@ -132,12 +124,6 @@ def check_namespace(namespace: str) -> str:
             f"namespace: expected a non-empty str of at most 200 characters, got {namespace!r}"
         )
     return namespace
-
-
-def positive(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name}: expected seconds > 0, got {value!r}")
-    return float(value)
 
 
 def redact_conninfo(conninfo: str) -> str:
@@ -231,9 +217,18 @@ class _Pools:
         reset: Callable[[Any], None] | None = None,
         areset: Callable[[Any], Awaitable[None]] | None = None,
     ) -> None:
-        self._settings = settings
-        self._max_size = max_size
-        self._name = name
+        #: What every pool of this kind opens with, sync or async (only the reset hook
+        #: differs). A pool with a reset hook (the lock sessions) keeps no idle session.
+        self._args: dict[str, Any] = {
+            "conninfo": settings.conninfo,
+            "kwargs": settings.kwargs,
+            "min_size": 1 if reset is None and areset is None else 0,
+            "max_size": max_size,
+            "open": False,
+            "name": name,
+            "timeout": settings.connect_timeout,
+            "num_workers": 2,
+        }
         self._reset = reset
         self._areset = areset
         self._sync: ConnectionPool[Any] | None = None
@@ -248,17 +243,7 @@ class _Pools:
 
         with self._lock:
             if self._sync is None:
-                pool = ConnectionPool(
-                    self._settings.conninfo,
-                    kwargs=self._settings.kwargs,
-                    min_size=1 if self._reset is None else 0,
-                    max_size=self._max_size,
-                    open=False,
-                    name=self._name,
-                    timeout=self._settings.connect_timeout,
-                    reset=self._reset,
-                    num_workers=2,
-                )
+                pool = ConnectionPool(**self._args, reset=self._reset)
                 pool.open(wait=False)
                 self._sync = pool
             return self._sync
@@ -272,17 +257,7 @@ class _Pools:
 
         for old in [lp for lp in self._async if lp.is_closed()]:
             del self._async[old]  # its loop is gone; nothing left to close it with
-        pool = AsyncConnectionPool(
-            self._settings.conninfo,
-            kwargs=self._settings.kwargs,
-            min_size=1 if self._areset is None else 0,
-            max_size=self._max_size,
-            open=False,
-            name=self._name,
-            timeout=self._settings.connect_timeout,
-            reset=self._areset,
-            num_workers=2,
-        )
+        pool = AsyncConnectionPool(**self._args, reset=self._areset)
         await pool.open(wait=False)
         # Published only once open; a coroutine of this loop that got here first wins.
         first = self._async.setdefault(loop, pool)
@@ -458,20 +433,18 @@ class PgBase(ServerTier):
         this table is one this tier can use."""
         kind, version = row[0], row[1]
         if kind != self.kind:
-            raise SchemaError(
-                f"table {self._table!r} holds llmcache {kind} entries, not "
-                f"{self.kind} ones: give this tier another table",
-                store=self._label,
-                operation="open",
+            raise self._refused(
+                f"holds llmcache {kind} entries, not {self.kind} ones: give this tier another table"
             )
         if version != SCHEMA_VERSION:
-            raise SchemaError(
-                f"table {self._table!r} has llmcache schema version {version}; "
-                f"this llmcache knows version {SCHEMA_VERSION} only (upgrade "
-                f"llmcache, or use another table)",
-                store=self._label,
-                operation="open",
+            raise self._refused(
+                f"has llmcache schema version {version}; this llmcache knows version "
+                f"{SCHEMA_VERSION} only (upgrade llmcache, or use another table)"
             )
+
+    def _refused(self, why: str) -> SchemaError:
+        """The error that refuses to open this tier's table: ``table '<name>' <why>``."""
+        return SchemaError(f"table {self._table!r} {why}", store=self._label, operation="open")
 
     # -- counting and faults -----------------------------------------------------------------
 

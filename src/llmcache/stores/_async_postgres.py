@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from llmcache._async_postgres_io import AsyncPgIO
 from llmcache._postgres import Unavailable
@@ -77,32 +78,29 @@ class AsyncPostgresMethods(PostgresCore, AsyncPgIO):
     async def aset(self, key: str, entry: CachedResponse, ttl: float | None = None) -> None:
         """Store `entry` for `ttl` seconds (default: `default_ttl`); dropped (and counted)
         when Postgres fails."""
-        params = self._encode(key, entry, ttl)
-        try:
-            written = await self._async_query(self._sql_set, params, "rowcount")
-        except Unavailable:
-            return
-        except self._errors as exc:
-            self._failed("set", exc)
-            return
-        self._written("set", written, 1)
-        await self._async_maintain(written)
+        await self._async_write("set", self._sql_set, self._encode(key, entry, ttl), 1)
 
     async def aset_many(
         self, entries: Mapping[str, CachedResponse], ttl: float | None = None
     ) -> None:
         """Store several entries with one TTL, in one statement."""
         params = self._encode_many(entries, ttl)
-        if params is None:
-            return
+        if params is not None:
+            await self._async_write("set_many", self._sql_set_many, params, len(params[2]))
+
+    async def _async_write(
+        self, operation: str, sql: str, params: tuple[Any, ...], expected: int
+    ) -> None:
+        """Run a write statement meant to write `expected` rows; dropped (and counted) when
+        Postgres fails."""
         try:
-            written = await self._async_query(self._sql_set_many, params, "rowcount")
+            written = await self._async_query(sql, params, "rowcount")
         except Unavailable:
             return
         except self._errors as exc:
-            self._failed("set_many", exc)
+            self._failed(operation, exc)
             return
-        self._written("set_many", written, len(params[2]))
+        self._written(operation, written, expected)
         await self._async_maintain(written)
 
     async def adelete(self, key: str) -> bool:

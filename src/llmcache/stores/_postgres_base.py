@@ -21,9 +21,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from llmcache._postgres import PgBase, lock_id, positive
+from llmcache._postgres import PgBase, lock_id
 from llmcache.entry import CachedResponse, Codec, JSONCodec
 from llmcache.errors import StoreError
+from llmcache.stores._server_args import positive
 from llmcache.stores.base import check_ttl
 
 __all__ = ["Held", "PostgresCore"]

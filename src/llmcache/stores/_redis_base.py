@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from llmcache.entry import CachedResponse, Codec, JSONCodec
 from llmcache.errors import StoreError
+from llmcache.stores._server_args import matching, positive, require_extra
 from llmcache.stores._server_tier import ServerTier
 from llmcache.stores.base import check_ttl
 
@@ -90,11 +91,18 @@ local function generation(key, floor)
     return gen
 end
 """
+
+
+def _under_generation(floor: int, body: str) -> str:
+    """A script that first brings the generation (``KEYS[1]``) up to the caller's floor,
+    ``ARGV[floor]``, into the local ``gen``, then runs `body`."""
+    return f"{_GENERATION_LUA}\nlocal gen = generation(KEYS[1], tonumber(ARGV[{floor}])){body}"
+
+
 # KEYS[1] the generation; ARGV: prefix, floor, then entry keys -> {gen, value, ...}
-READ_LUA = (
-    _GENERATION_LUA
-    + """
-local gen = generation(KEYS[1], tonumber(ARGV[2]))
+READ_LUA = _under_generation(
+    2,
+    """
 local out = {gen}
 if #ARGV > 2 then
     local names = {}
@@ -107,13 +115,12 @@ if #ARGV > 2 then
     end
 end
 return out
-"""
+""",
 )
 # ARGV: prefix, floor, PX milliseconds ('0': none), then key, value pairs -> gen
-WRITE_LUA = (
-    _GENERATION_LUA
-    + """
-local gen = generation(KEYS[1], tonumber(ARGV[2]))
+WRITE_LUA = _under_generation(
+    2,
+    """
 local head = ARGV[1] .. string.format('%d', gen) .. ':'
 local px = tonumber(ARGV[3])
 for i = 4, #ARGV, 2 do
@@ -124,30 +131,25 @@ for i = 4, #ARGV, 2 do
     end
 end
 return gen
-"""
+""",
 )
 # ARGV: prefix, floor, key -> {removed, gen}
-DELETE_LUA = (
-    _GENERATION_LUA
-    + """
-local gen = generation(KEYS[1], tonumber(ARGV[2]))
-return {redis.call('del', ARGV[1] .. string.format('%d', gen) .. ':' .. ARGV[3]), gen}
-"""
+DELETE_LUA = _under_generation(
+    2, "\nreturn {redis.call('del', ARGV[1] .. string.format('%d', gen) .. ':' .. ARGV[3]), gen}\n"
 )
 # ARGV: floor, the wanted new generation (now in ms) -> the new generation, above the old.
 # A time-based value keeps generations unique even when a restored snapshot took the
 # counter back and nobody repaired it before the next clear.
-BUMP_LUA = (
-    _GENERATION_LUA
-    + """
-local gen = generation(KEYS[1], tonumber(ARGV[1]))
+BUMP_LUA = _under_generation(
+    1,
+    """
 local new = tonumber(ARGV[2])
 if new <= gen then
     new = gen + 1
 end
 redis.call('set', KEYS[1], string.format('%d', new))
 return new
-"""
+""",
 )
 # In the order of the script fields of `Conn` and `AsyncConn`.
 _SCRIPTS = (UNLOCK_LUA, RENEW_LUA, READ_LUA, WRITE_LUA, DELETE_LUA, BUMP_LUA)
@@ -160,21 +162,12 @@ _NAMESPACE = re.compile(r"[A-Za-z0-9_.\-]{1,64}\Z")
 
 def import_redis() -> ModuleType:
     """redis-py, or an ImportError that names the extra to install."""
-    try:
-        import redis
-        import redis.asyncio
-    except ImportError:
-        raise ImportError(MISSING_EXTRA) from None
-    return redis
+    return require_extra(MISSING_EXTRA, "redis", "redis.asyncio")
 
 
 def check_namespace(namespace: str) -> str:
-    if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
-        raise ValueError(
-            f"namespace: expected 1-64 characters among letters, digits, '_', "
-            f"'.' and '-', got {namespace!r}"
-        )
-    return namespace
+    expected = "1-64 characters among letters, digits, '_', '.' and '-'"
+    return matching("namespace", namespace, _NAMESPACE, expected)
 
 
 def lease_ms(seconds: float) -> int:
@@ -235,12 +228,6 @@ class GenView(NamedTuple):
         return cls(gen, None if gen == 0 else b"%d" % gen, f"{namespace}:{gen}:")
 
 
-def _positive(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name}: expected seconds > 0, got {value!r}")
-    return float(value)
-
-
 class RedisCore(ServerTier):
     """Settings, clients, counters and the codec of a `RedisStore` (see its docstring for
     the constructor's arguments)."""
@@ -281,12 +268,12 @@ class RedisCore(ServerTier):
         self._codec: Codec = JSONCodec() if codec is None else codec
         self._decode_bytes = self._codec.decode
         self._clock = clock
-        self._socket_timeout = _positive("socket_timeout", socket_timeout)
-        self._connect_timeout = _positive("connect_timeout", connect_timeout)
+        self._socket_timeout = positive("socket_timeout", socket_timeout)
+        self._connect_timeout = positive("connect_timeout", connect_timeout)
         #: Seconds a single-flight lock lives unless renewed; 0 turns the lock off.
-        self.lock_lease = 0.0 if lock_lease == 0 else _positive("lock_lease", lock_lease)
+        self.lock_lease = 0.0 if lock_lease == 0 else positive("lock_lease", lock_lease)
         #: Seconds a caller waits for another process's answer before calling itself.
-        self.lock_wait = _positive("lock_wait", lock_wait)
+        self.lock_wait = positive("lock_wait", lock_wait)
         exceptions = redis_mod.exceptions
         # Connection failures and timeouts open the circuit; other Redis errors (WRONGTYPE
         # on a foreign key, OOM on a write) are counted but say nothing about the server.
@@ -305,7 +292,7 @@ class RedisCore(ServerTier):
         )
         self._aconns: dict[asyncio.AbstractEventLoop, AsyncConn] = {}
         label = f"RedisStore({self._safe_url}, namespace={namespace!r})"
-        self._guard(label, _positive("retry_after", retry_after), server="Redis", log=logger)
+        self._guard(label, positive("retry_after", retry_after), server="Redis", log=logger)
 
     def _new_client(self) -> redis.Redis:
         from redis import Redis

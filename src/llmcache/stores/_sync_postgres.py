@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from llmcache._postgres import Unavailable
 from llmcache._sync_postgres_io import PgIO
@@ -79,30 +80,25 @@ class PostgresMethods(PostgresCore, PgIO):
     def set(self, key: str, entry: CachedResponse, ttl: float | None = None) -> None:
         """Store `entry` for `ttl` seconds (default: `default_ttl`); dropped (and counted)
         when Postgres fails."""
-        params = self._encode(key, entry, ttl)
-        try:
-            written = self._sync_query(self._sql_set, params, "rowcount")
-        except Unavailable:
-            return
-        except self._errors as exc:
-            self._failed("set", exc)
-            return
-        self._written("set", written, 1)
-        self._sync_maintain(written)
+        self._sync_write("set", self._sql_set, self._encode(key, entry, ttl), 1)
 
     def set_many(self, entries: Mapping[str, CachedResponse], ttl: float | None = None) -> None:
         """Store several entries with one TTL, in one statement."""
         params = self._encode_many(entries, ttl)
-        if params is None:
-            return
+        if params is not None:
+            self._sync_write("set_many", self._sql_set_many, params, len(params[2]))
+
+    def _sync_write(self, operation: str, sql: str, params: tuple[Any, ...], expected: int) -> None:
+        """Run a write statement meant to write `expected` rows; dropped (and counted) when
+        Postgres fails."""
         try:
-            written = self._sync_query(self._sql_set_many, params, "rowcount")
+            written = self._sync_query(sql, params, "rowcount")
         except Unavailable:
             return
         except self._errors as exc:
-            self._failed("set_many", exc)
+            self._failed(operation, exc)
             return
-        self._written("set_many", written, len(params[2]))
+        self._written(operation, written, expected)
         self._sync_maintain(written)
 
     def delete(self, key: str) -> bool:

@@ -33,6 +33,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -63,20 +64,16 @@ _SIZE_TTL = 30.0  # seconds a partition's size class (exact or HNSW search) is t
 _SIZES_KEPT = 4096  # partitions whose size class is remembered
 
 
+@dataclass(slots=True)
 class Plan:
     """What a lookup or a write needs of a request: its key, fingerprint, matched text and
     partition (``None`` for both when it has no text to match)."""
 
-    __slots__ = ("fingerprint", "key", "partition", "scope", "text")
-
-    def __init__(
-        self, key: str, fp: str, scope: str | None, partition: str | None, text: str | None
-    ) -> None:
-        self.key = key
-        self.fingerprint = fp
-        self.scope = scope
-        self.partition = partition
-        self.text = text
+    key: str
+    fingerprint: str
+    scope: str | None
+    partition: str | None
+    text: str | None
 
 
 class PgVectorCore(PgBase):
@@ -264,13 +261,10 @@ class PgVectorCore(PgBase):
         super()._check_row(row)
         embedder, dim = row[2], row[3]
         if embedder != self.embedder_id or dim != self._dim:
-            raise SchemaError(
-                f"table {self._table!r} holds vectors of embedder {embedder!r} "
-                f"({dim} dims); this cache's embedder is {self.embedder_id!r} "
-                f"({self._dim} dims): vectors of two embedders cannot be "
-                f"compared, give this cache another table",
-                store=self._label,
-                operation="open",
+            raise self._refused(
+                f"holds vectors of embedder {embedder!r} ({dim} dims); this cache's "
+                f"embedder is {self.embedder_id!r} ({self._dim} dims): vectors of two "
+                f"embedders cannot be compared, give this cache another table"
             )
 
     def _no_pgvector(self, exc: BaseException) -> SchemaError:

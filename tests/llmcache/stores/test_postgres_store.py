@@ -211,6 +211,54 @@ def test_a_schema_version_it_does_not_know_is_a_clear_error(
             store.set("k", CachedResponse(content="v"))
 
 
+def test_every_refusal_names_the_table_and_the_open(postgres_url: str, pg_table: str) -> None:
+    with PostgresStore(postgres_url, table=pg_table) as store:
+        store.set("k", CachedResponse(content="v"))
+    for sql, message in (
+        (
+            "UPDATE llmcache_schema SET version = 7 WHERE name = %s",
+            f"table {pg_table!r} has llmcache schema version 7; this llmcache knows version "
+            f"1 only (upgrade llmcache, or use another table)",
+        ),
+        (
+            "UPDATE llmcache_schema SET version = 1, kind = 'semantic' WHERE name = %s",
+            f"table {pg_table!r} holds llmcache semantic entries, not exact ones: give this "
+            f"tier another table",
+        ),
+        (
+            "DELETE FROM llmcache_schema WHERE name = %s",
+            f"table {pg_table!r} exists but was not created by llmcache (it is not in "
+            f"llmcache_schema): give this tier another table",
+        ),
+    ):
+        with _raw(postgres_url) as raw:
+            raw.execute(sql, (pg_table,))
+        with PostgresStore(postgres_url, table=pg_table) as store:
+            with pytest.raises(SchemaError) as caught:
+                store.get("k")
+            assert str(caught.value) == message
+            assert (caught.value.store, caught.value.operation) == (store._label, "open")
+
+
+def test_the_lock_pool_keeps_no_idle_session_the_entry_pool_one(postgres_url: str) -> None:
+    # A lock session goes back to its pool unlocked (its reset hook), and none waits idle.
+    store = PostgresStore(postgres_url)
+    try:
+        assert store._pools.sync_pool().min_size == 1
+        assert store._lock_pools.sync_pool().min_size == 0
+    finally:
+        store.close()
+
+
+async def test_the_async_pools_are_sized_as_the_sync_ones(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    try:
+        assert (await store._pools.async_pool()).min_size == 1
+        assert (await store._lock_pools.async_pool()).min_size == 0
+    finally:
+        await store.aclose()
+
+
 def test_a_table_llmcache_did_not_create_is_refused(postgres_url: str, pg_table: str) -> None:
     with _raw(postgres_url) as raw:
         raw.execute(f"CREATE TABLE {pg_table} (id int)")
@@ -242,6 +290,15 @@ def test_bad_arguments_raise() -> None:
         PostgresStore("postgresql:///x", max_entries=0)
     with pytest.raises(ValueError, match="statement_timeout"):
         PostgresStore("postgresql:///x", statement_timeout=0)
+    with pytest.raises(ValueError) as caught:
+        PostgresStore("postgresql:///x", table="T")
+    assert str(caught.value) == (
+        "table: expected a lower-case identifier of at most 48 characters (letters, digits, "
+        "'_'), got 'T'"
+    )
+    with pytest.raises(ValueError) as caught:
+        PostgresStore("postgresql:///x", lock_wait=True)
+    assert str(caught.value) == "lock_wait: expected seconds > 0, got True"
 
 
 def test_the_password_is_never_shown() -> None:
@@ -265,6 +322,21 @@ def test_import_llmcache_needs_no_psycopg_and_the_extra_is_named() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_without_psycopg_pool_the_extra_is_named_too() -> None:
+    code = (
+        "import sys; sys.modules['psycopg_pool'] = None\n"
+        "from llmcache.stores.postgres import PostgresStore\n"
+        "try:\n    PostgresStore('postgresql:///x')\nexcept ImportError as e:\n    print(e)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == (
+        "the Postgres tiers need the postgres extra: install llmcache[postgres] "
+        "(pip install 'llmcache[postgres]')"
+    )
 
 
 # -- planted rows ----------------------------------------------------------------------------

@@ -118,6 +118,14 @@ def test_namespace_and_reserved_keys_are_checked(redis_url: str) -> None:
             RedisStore(redis_url, namespace=bad)
     with pytest.raises(ValueError, match="socket_timeout"):
         RedisStore(redis_url, socket_timeout=0)
+    with pytest.raises(ValueError) as caught:
+        RedisStore(redis_url, namespace="a:b")
+    assert str(caught.value) == (
+        "namespace: expected 1-64 characters among letters, digits, '_', '.' and '-', got 'a:b'"
+    )
+    with pytest.raises(ValueError) as caught:
+        RedisStore(redis_url, retry_after=-1)
+    assert str(caught.value) == "retry_after: expected seconds > 0, got -1"
     with RedisStore(redis_url) as store:
         with pytest.raises(ValueError, match="reserved"):
             store.set("lock:x", _entry())
