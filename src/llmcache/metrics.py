@@ -26,12 +26,12 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import orjson
 
 from llmcache._atomic_file import atomic_write
+from llmcache._closing import AsyncScope, Scope
 
 __all__ = ["Measurement", "MetricsCollector", "SourceProvider", "metrics"]
 
@@ -156,7 +156,7 @@ def _stats_from_dict(raw: Mapping[str, Any], reservoir: int) -> _OpStats:
     return s
 
 
-class Measurement:
+class Measurement(Scope, AsyncScope):
     """One timed block, from `MetricsCollector.measure`; a sync and an async context manager.
 
     Set ``cached`` inside the block once you know whether the cache answered. After the block
@@ -184,16 +184,11 @@ class Measurement:
         self._start = time.perf_counter()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _leave(self, exc: BaseException | None) -> None:
         self.duration_ms = (time.perf_counter() - self._start) * 1000.0
-        if exc_type is None:
+        if exc is None:
             self._collector.record(self.operation, self.duration_ms, cached=self.cached)
-        elif issubclass(exc_type, Exception):
+        elif isinstance(exc, Exception):
             self._collector.record(self.operation, self.duration_ms, error=True)
         else:
             # Cancellation and interrupts are not failures of the operation itself.
@@ -202,13 +197,8 @@ class Measurement:
     async def __aenter__(self) -> Measurement:
         return self.__enter__()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
+    async def _aleave(self, exc: BaseException | None) -> None:
+        self._leave(exc)
 
 
 class MetricsCollector:

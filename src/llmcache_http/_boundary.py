@@ -22,7 +22,8 @@ from __future__ import annotations
 import math
 import time
 import urllib.parse
-from types import TracebackType
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 
@@ -109,40 +110,27 @@ def connection_refused(error: BackendError) -> bool:
     return isinstance(error, BackendUnavailable) and isinstance(error.__cause__, httpx.ConnectError)
 
 
-class map_errors:  # noqa: N801 - used like a function: `with map_errors(...):`
+@contextmanager
+def map_errors(host: str, *, streaming: bool = False) -> Iterator[None]:
     """Translate httpx exceptions raised inside the block; ``streaming`` once a 200 stream
     has started, when a lost connection means an incomplete answer. ``host`` (already
     redacted) names the server in the messages."""
+    try:
+        yield
+    except httpx.HTTPError as exc:
+        raise _mapped(exc, host, streaming) from exc
 
-    __slots__ = ("host", "streaming")
 
-    def __init__(self, host: str, *, streaming: bool = False) -> None:
-        self.host = host
-        self.streaming = streaming
-
-    def __enter__(self) -> map_errors:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if not isinstance(exc, httpx.HTTPError):
-            return
-        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        error: BackendError
-        if isinstance(exc, httpx.TimeoutException):
-            error = BackendTimeout(f"no answer from {self.host} in time ({detail})")
-        elif isinstance(exc, httpx.ConnectError):
-            error = BackendUnavailable(f"cannot connect to {self.host} ({detail})")
-        elif isinstance(exc, httpx.DecodingError):
-            error = BadResponse(f"undecodable reply from {self.host} ({detail})")
-        elif self.streaming and isinstance(exc, httpx.TransportError):
-            error = StreamError(f"connection to {self.host} lost mid-stream ({detail})")
-        elif isinstance(exc, httpx.TransportError):
-            error = BackendUnavailable(f"connection to {self.host} failed ({detail})")
-        else:
-            error = BackendError(f"request to {self.host} failed ({detail})")
-        raise error from exc
+def _mapped(exc: httpx.HTTPError, host: str, streaming: bool) -> BackendError:
+    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return BackendTimeout(f"no answer from {host} in time ({detail})")
+    if isinstance(exc, httpx.ConnectError):
+        return BackendUnavailable(f"cannot connect to {host} ({detail})")
+    if isinstance(exc, httpx.DecodingError):
+        return BadResponse(f"undecodable reply from {host} ({detail})")
+    if streaming and isinstance(exc, httpx.TransportError):
+        return StreamError(f"connection to {host} lost mid-stream ({detail})")
+    if isinstance(exc, httpx.TransportError):
+        return BackendUnavailable(f"connection to {host} failed ({detail})")
+    return BackendError(f"request to {host} failed ({detail})")

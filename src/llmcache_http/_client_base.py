@@ -206,7 +206,7 @@ class HTTPClientBase(TransportHooks, Generic[CallT]):
             f"stayed busy for {self.timeout.pool} s (pool timeout)"
         )
 
-    def _errors(self, *, streaming: bool = False) -> map_errors:
+    def _errors(self, *, streaming: bool = False) -> AbstractContextManager[None]:
         return map_errors(self._where, streaming=streaming)
 
     def _log_retry(self, path: str, error: Exception, delay: float) -> None:

@@ -36,6 +36,17 @@ OnEnd = Callable[[list[Any] | None], None]
 _CHUNK, _ENDED, _FAILED = 0, 1, 2
 
 
+def _more(message: tuple[int, Any]) -> bool:
+    """Whether the reader's ``message`` holds a chunk for the consumer (False: the upstream
+    ended); the upstream's failure is raised here, where the next chunk would have been."""
+    kind, item = message
+    if kind == _CHUNK:
+        return True
+    if kind == _ENDED:
+        return False
+    raise item
+
+
 class AsyncReadAhead:
     """Reads `source` in a task of its own (see the module docstring)."""
 
@@ -67,14 +78,8 @@ class AsyncReadAhead:
         self._queue.put_nowait((_ENDED, None))
 
     async def __aiter__(self) -> AsyncIterator[Any]:
-        while True:
-            kind, item = await self._queue.get()
-            if kind == _CHUNK:
-                yield item
-            elif kind == _ENDED:
-                return
-            else:
-                raise item
+        while _more(message := await self._queue.get()):
+            yield message[1]
 
     def close(self) -> None:
         """Stop reading (the consumer has gone)."""
@@ -117,14 +122,8 @@ class ReadAhead:
         self._queue.put((_ENDED, None))
 
     def __iter__(self) -> Iterator[Any]:
-        while True:
-            kind, item = self._queue.get()
-            if kind == _CHUNK:
-                yield item
-            elif kind == _ENDED:
-                return
-            else:
-                raise item
+        while _more(message := self._queue.get()):
+            yield message[1]
 
     def close(self) -> None:
         """Stop reading (the consumer has gone)."""

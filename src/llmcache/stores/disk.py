@@ -229,11 +229,7 @@ class DiskStore(Store):
             opened = open_cache(str(self._path), self._timeout, **self._settings)
         except BACKEND_ERRORS as exc:
             if first and self._strict:
-                raise StoreError(
-                    f"{self!r}: cannot open the cache directory ({type(exc).__name__}: {exc})",
-                    store=self.name,
-                    operation="open",
-                ) from exc
+                raise self._failed("open", "cannot open the cache directory", exc) from exc
             self._install_unavailable(exc)
             return False
         self._install(opened)
@@ -363,11 +359,7 @@ class DiskStore(Store):
                     force=True,
                 )
             except BACKEND_ERRORS as exc:
-                raise StoreError(
-                    f"{self!r}: could not recover the database ({type(exc).__name__}: {exc})",
-                    store=self.name,
-                    operation="recover",
-                ) from exc
+                raise self._failed("recover", "could not recover the database", exc) from exc
             if done is not None:
                 self._note_recovery(done.aside)
             if (done is None or done.renamed or not self.available) and not self._open():
@@ -497,6 +489,11 @@ class DiskStore(Store):
         if miss:
             self._counters.add("misses")
         return self._on_error(exc)
+
+    def _failed(self, operation: str, what: str, exc: BaseException) -> StoreError:
+        return StoreError(
+            f"{self!r}: {what} ({type(exc).__name__}: {exc})", store=self.name, operation=operation
+        )
 
     def _not_done(self, operation: str, exc: BaseException) -> StoreError:
         if isinstance(exc, diskcache.Timeout):
@@ -686,11 +683,8 @@ class DiskStore(Store):
         try:
             aside = self._counters.recover(reason)
         except BACKEND_ERRORS as exc:
-            raise StoreError(
-                f"{self!r}: could not recover the statistics ({type(exc).__name__}: {exc})",
-                store=self.name,
-                operation="recover_statistics",
-            ) from exc
+            what = "could not recover the statistics"
+            raise self._failed("recover_statistics", what, exc) from exc
         return None if aside is None else Path(aside)
 
     def __len__(self) -> int:

@@ -20,7 +20,6 @@ import importlib.util
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -34,11 +33,14 @@ from llmcache.vector._rows import checked_rows, normalized_query
 from llmcache.vector.index import (
     IdFilter,
     IndexFileError,
+    IndexOver,
     Metric,
     PathLike,
     SearchHit,
     VectorIndex,
     atomic_write,
+    mask_rows,
+    unique_rows,
     write_archive,
 )
 
@@ -110,7 +112,7 @@ def require_ann() -> None:
         _usearch()
 
 
-class ApproximateIndex:
+class ApproximateIndex(IndexOver):
     """HNSW cosine top-k over string ids, with the interface of `VectorIndex`.
 
     The float32 unit rows live in an exact `VectorIndex`; the graph (usearch, its own copy
@@ -137,7 +139,14 @@ class ApproximateIndex:
     >>> index.add_one("a", [1, 1])          # replaces "a"
     >>> [(hit.id, round(hit.score, 3)) for hit in index.search([1, 0.2], k=2)]
     [('a', 0.832), ('b', 0.196)]
+
+    A search scores exactly the best ``k`` of the candidates the graph proposes. With
+    ``filter_ids`` it is exact over the allowed rows when they are at most 20,000; otherwise
+    the graph search widens until ``k`` allowed candidates turn up. `search_batch` without a
+    filter is one multi-threaded graph search.
     """
+
+    _rows: VectorIndex
 
     def __init__(
         self,
@@ -210,43 +219,11 @@ class ApproximateIndex:
             self._pinned_ef = value
             self._tune()
 
-    @property
-    def dim(self) -> int:
-        return self._rows.dim
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def __contains__(self, id: object) -> bool:
-        return id in self._rows
-
     def __repr__(self) -> str:
         return f"ApproximateIndex(dim={self.dim}, size={len(self)})"
 
-    def ids(self) -> list[str]:
-        """The stored ids in row order (a copy); a boolean filter mask aligns with this."""
-        return self._rows.ids()
-
-    def get_vector(self, id: str) -> npt.NDArray[np.float32]:
-        """A copy of the stored (normalised) vector of ``id``; ``KeyError`` if absent."""
-        return self._rows.get_vector(id)
-
-    def add_one(self, id: str, vector: npt.ArrayLike) -> None:
-        self.add([id], np.asarray(vector)[None, :] if np.ndim(vector) == 1 else vector)
-
-    def add(self, ids: Sequence[str], vectors: npt.ArrayLike) -> None:
-        """Add or replace rows: all or nothing on bad input, a repeated id keeps its last."""
-        if isinstance(ids, str):
-            raise TypeError("ids must be a sequence of ids; use add_one(id, vector) for one")
-        id_list = list(ids)
-        for id_ in id_list:
-            if not isinstance(id_, str):
-                raise TypeError(f"ids must be str, got {type(id_).__name__}: {id_!r}")
-        raw, norms = checked_rows(vectors, self.dim, ids=id_list)
-        last = {id_: pos for pos, id_ in enumerate(id_list)}
-        if len(last) != len(id_list):
-            keep = np.fromiter(last.values(), dtype=np.intp, count=len(last))
-            raw, norms, id_list = raw[keep], norms[keep], list(last)
+    def _add(self, ids: list[str], vectors: npt.ArrayLike) -> None:
+        id_list, raw, norms = unique_rows(ids, vectors, self.dim)
         unit = np.ascontiguousarray(raw / norms[:, None], dtype=np.float32)
         with self._lock:
             self._link(id_list, unit)
@@ -311,11 +288,9 @@ class ApproximateIndex:
         if self._free_slots is not None:  # each added key takes a free slot if there is one
             self._free_slots = max(0, self._free_slots - added) + freed
 
-    def remove(self, ids: Iterable[str] | str) -> int:
-        """Remove ``ids``; returns how many were present. Their nodes become `tombstones`
-        (``compact=True`` would unlink them, but walks the whole graph every call)."""
-        if isinstance(ids, str):
-            ids = [ids]
+    def _remove(self, ids: list[str]) -> int:
+        # The nodes become `tombstones` (``compact=True`` would unlink them, but walks the
+        # whole graph every call).
         with self._lock:
             present = [id_ for id_ in dict.fromkeys(ids) if id_ in self._keys]
             if present:
@@ -338,21 +313,9 @@ class ApproximateIndex:
 
     # ------------------------------------------------------------------ search
 
-    def search(
-        self,
-        query: npt.ArrayLike,
-        k: int = 1,
-        *,
-        threshold: float | None = None,
-        filter_ids: IdFilter | None = None,
+    def _search(
+        self, query: npt.ArrayLike, k: int, threshold: float | None, filter_ids: IdFilter | None
     ) -> list[SearchHit]:
-        """The best ``k`` of the candidates the graph proposes, scored exactly, best first.
-
-        With ``filter_ids``: exact over the allowed rows when they are at most 20,000,
-        otherwise the graph search widens until ``k`` allowed candidates turn up.
-        """
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
         q = normalized_query(query, self.dim)
         with self._lock:
             if not self._keys:
@@ -372,18 +335,9 @@ class ApproximateIndex:
                     return self._rescore(q, keys, k, threshold)
                 count *= 4
 
-    def search_batch(
-        self,
-        queries: npt.ArrayLike,
-        k: int = 1,
-        *,
-        threshold: float | None = None,
-        filter_ids: IdFilter | None = None,
+    def _search_batch(
+        self, queries: npt.ArrayLike, k: int, threshold: float | None, filter_ids: IdFilter | None
     ) -> list[list[SearchHit]]:
-        """`search` for each row of ``queries``; one multi-threaded graph search when
-        unfiltered."""
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
         raw, norms = checked_rows(queries, self.dim, what="queries")
         unit = np.ascontiguousarray(raw / norms[:, None], dtype=np.float32)
         if filter_ids is not None or len(unit) <= 1:
@@ -411,15 +365,10 @@ class ApproximateIndex:
         )
 
     def _allowed(self, filter_ids: IdFilter) -> set[str]:
-        if isinstance(filter_ids, np.ndarray) and filter_ids.dtype == np.bool_:
+        rows = mask_rows(filter_ids, len(self._rows))
+        if rows is not None:
             ids = self._rows.ids()
-            if filter_ids.shape != (len(ids),):
-                raise ValueError(
-                    f"filter mask must have shape ({len(ids)},) like ids(), got {filter_ids.shape}"
-                )
-            return {ids[row] for row in np.flatnonzero(filter_ids).tolist()}
-        if isinstance(filter_ids, str):
-            raise TypeError("filter_ids must be a collection of ids, not a str")
+            return {ids[row] for row in rows.tolist()}
         return {id_ for id_ in filter_ids if id_ in self._keys}
 
     # ------------------------------------------------------------- persistence

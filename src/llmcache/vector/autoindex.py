@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from llmcache.vector._arguments import check_int, check_real
 from llmcache.vector.ann import ApproximateIndex, require_ann
-from llmcache.vector.index import IdFilter, Metric, PathLike, SearchHit, VectorIndex
+from llmcache.vector.index import IdFilter, IndexOver, Metric, PathLike, SearchHit, VectorIndex
 
 __all__ = ["AutoIndex", "make_index"]
 
@@ -65,7 +65,7 @@ def _replay(index: ApproximateIndex, ops: list[_Op]) -> None:
             index.add(ids, rows)
 
 
-class AutoIndex:
+class AutoIndex(IndexOver):
     """Exact `VectorIndex` while small; once it holds more than ``approximate_above`` rows a
     graph (`ApproximateIndex`) is built over them and takes over, and it stays approximate,
     so it never flips back and forth around the line. ``approximate_above=None`` never
@@ -100,7 +100,11 @@ class AutoIndex:
 
     Write through the `AutoIndex` only, never through `backend`: such writes would escape
     the journal. ``ann_options`` go to `ApproximateIndex`.
+
+    An add or a remove may start a graph build (the switch, or a rebuild).
     """
+
+    _rows: VectorIndex | ApproximateIndex  # the backend
 
     def __init__(
         self,
@@ -131,9 +135,7 @@ class AutoIndex:
         self.tombstone_ratio = tombstone_ratio
         self.retry_after = retry_after
         self._ann_options = ann_options
-        self._impl: VectorIndex | ApproximateIndex = VectorIndex(
-            dim, capacity=capacity, metric=metric
-        )
+        self._rows = VectorIndex(dim, capacity=capacity, metric=metric)
         # Serialises writers, the start of a build, and its last replay and swap. Re-entrant
         # because with background=False the build runs inside the add that holds it.
         self._write_lock = threading.RLock()
@@ -144,12 +146,12 @@ class AutoIndex:
 
     @property
     def is_approximate(self) -> bool:
-        return isinstance(self._impl, ApproximateIndex)
+        return isinstance(self._rows, ApproximateIndex)
 
     @property
     def backend(self) -> VectorIndex | ApproximateIndex:
         """The index that holds the rows and answers searches now (read it, never write)."""
-        return self._impl
+        return self._rows
 
     @property
     def building(self) -> bool:
@@ -161,25 +163,9 @@ class AutoIndex:
         """How many graph builds have failed so far."""
         return self._failures
 
-    @property
-    def dim(self) -> int:
-        return self._impl.dim
-
-    def __len__(self) -> int:
-        return len(self._impl)
-
-    def __contains__(self, id: object) -> bool:
-        return id in self._impl
-
     def __repr__(self) -> str:
         state = ", building" if self._build is not None else ""
-        return f"AutoIndex({self._impl!r}, approximate_above={self.approximate_above}{state})"
-
-    def ids(self) -> list[str]:
-        return self._impl.ids()
-
-    def get_vector(self, id: str) -> npt.NDArray[np.float32]:
-        return self._impl.get_vector(id)
+        return f"AutoIndex({self._rows!r}, approximate_above={self.approximate_above}{state})"
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait until no graph build is in flight; True if none is when it returns, False if
@@ -199,25 +185,18 @@ class AutoIndex:
 
     # ---------------------------------------------------------------- writes
 
-    def add_one(self, id: str, vector: npt.ArrayLike) -> None:
-        self.add([id], np.asarray(vector)[None, :] if np.ndim(vector) == 1 else vector)
-
-    def add(self, ids: Sequence[str], vectors: npt.ArrayLike) -> None:
-        """Add or replace rows (as `VectorIndex.add`); may start a graph build."""
-        id_list = ids if isinstance(ids, str) else list(ids)  # a str: the backend refuses it
+    def _add(self, id_list: list[str], vectors: npt.ArrayLike) -> None:
         with self._write_lock:
-            self._impl.add(id_list, vectors)
+            self._rows.add(id_list, vectors)
             if self._build is not None and id_list:
                 # Journalled after the add succeeded, so only valid rows are; a copy, since
                 # the caller may reuse its array. The replay normalises it as the add did.
                 self._build.journal.append((list(id_list), np.array(vectors, np.float32)))
             self._maybe_build()
 
-    def remove(self, ids: Iterable[str] | str) -> int:
-        """Remove ``ids``; returns how many were present. May start a graph rebuild."""
-        id_list = [ids] if isinstance(ids, str) else list(ids)
+    def _remove(self, id_list: list[str]) -> int:
         with self._write_lock:
-            removed = self._impl.remove(id_list)
+            removed = self._rows.remove(id_list)
             if removed and self._build is not None:  # removing nothing changes nothing
                 self._build.journal.append((id_list, None))
             self._maybe_build()
@@ -226,7 +205,7 @@ class AutoIndex:
     def clear(self) -> None:
         """Remove every row; a build in flight is dropped. An approximate index stays so."""
         with self._write_lock:
-            self._impl.clear()
+            self._rows.clear()
             build, self._build = self._build, None
         if build is not None:
             build.done.set()  # waiters see nothing in flight; its thread sees it was dropped
@@ -237,7 +216,7 @@ class AutoIndex:
         # Caller holds the write lock.
         if self._build is not None or time.monotonic() < self._next_attempt:
             return
-        impl = self._impl
+        impl = self._rows
         copy_rows: Callable[[], VectorIndex]
         if isinstance(impl, VectorIndex):
             if self.approximate_above is None or len(impl) <= self.approximate_above:
@@ -283,7 +262,7 @@ class AutoIndex:
                         or sum(len(ids) for ids, _ in ops) <= _REPLAY_UNLOCKED_ABOVE
                     ):
                         _replay(fresh, ops)
-                        self._impl = fresh  # one reference: searches see old or new, whole
+                        self._rows = fresh  # one reference: searches see old or new, whole
                         self._build = None
                         self._failures_in_row = 0
                         # Removals replayed above leave tombstones in the new graph too;
@@ -319,25 +298,15 @@ class AutoIndex:
 
     # ---------------------------------------------------------------- reads
 
-    def search(
-        self,
-        query: npt.ArrayLike,
-        k: int = 1,
-        *,
-        threshold: float | None = None,
-        filter_ids: IdFilter | None = None,
+    def _search(
+        self, query: npt.ArrayLike, k: int, threshold: float | None, filter_ids: IdFilter | None
     ) -> list[SearchHit]:
-        return self._impl.search(query, k, threshold=threshold, filter_ids=filter_ids)
+        return self._rows.search(query, k, threshold=threshold, filter_ids=filter_ids)
 
-    def search_batch(
-        self,
-        queries: npt.ArrayLike,
-        k: int = 1,
-        *,
-        threshold: float | None = None,
-        filter_ids: IdFilter | None = None,
+    def _search_batch(
+        self, queries: npt.ArrayLike, k: int, threshold: float | None, filter_ids: IdFilter | None
     ) -> list[list[SearchHit]]:
-        return self._impl.search_batch(queries, k, threshold=threshold, filter_ids=filter_ids)
+        return self._rows.search_batch(queries, k, threshold=threshold, filter_ids=filter_ids)
 
     # ---------------------------------------------------------------- persistence
 
@@ -345,7 +314,7 @@ class AutoIndex:
         """Save in the format of the current backend; `load` tells the two apart. During a
         build that is the index serving now (the exact rows, or the old graph), never a
         half-built graph: the build goes on, and `load` starts it again if still due."""
-        self._impl.save(path)
+        self._rows.save(path)
 
     @classmethod
     def load(
@@ -359,7 +328,7 @@ class AutoIndex:
         impl = VectorIndex.load(path) if exact else ApproximateIndex.load(path)
         index = cls(impl.dim, approximate_above=approximate_above, **options)
         with index._write_lock:
-            index._impl = impl
+            index._rows = impl
             index._maybe_build()
         return index
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import threading
 import zipfile
+from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, NamedTuple, Protocol
@@ -102,7 +103,134 @@ class VectorSearch(Protocol):
     def save(self, path: PathLike) -> None: ...
 
 
-class VectorIndex:
+class IndexBase(ABC):
+    """What `VectorIndex`, `ApproximateIndex` and `AutoIndex` share in code: the public
+    signatures of `VectorSearch`'s writes and searches, their argument checks, and the one-row
+    and one-id forms. Each index implements the hooks (``_add``, ``_remove``, ``_search``,
+    ``_search_batch``), which get checked arguments."""
+
+    def add_one(self, id: str, vector: npt.ArrayLike) -> None:
+        """Add or replace one vector."""
+        self.add([id], np.asarray(vector)[None, :] if np.ndim(vector) == 1 else vector)
+
+    def add(self, ids: Sequence[str], vectors: npt.ArrayLike) -> None:
+        """Add rows ``vectors`` (n, dim) under ``ids``; an id already present is replaced.
+
+        All or nothing: a bad row raises before the index changes. Within one call a
+        repeated id keeps its last vector, as if added one by one.
+        """
+        if isinstance(ids, str):
+            raise TypeError("ids must be a sequence of ids; use add_one(id, vector) for one")
+        id_list = list(ids)
+        for id_ in id_list:
+            if not isinstance(id_, str):
+                raise TypeError(f"ids must be str, got {type(id_).__name__}: {id_!r}")
+        self._add(id_list, vectors)
+
+    def remove(self, ids: Iterable[str] | str) -> int:
+        """Remove ``ids`` (a single id may be passed as a str); returns how many were present."""
+        return self._remove([ids] if isinstance(ids, str) else list(ids))
+
+    def search(
+        self,
+        query: npt.ArrayLike,
+        k: int = 1,
+        *,
+        threshold: float | None = None,
+        filter_ids: IdFilter | None = None,
+    ) -> list[SearchHit]:
+        """The ``k`` stored vectors most similar to ``query``, best first.
+
+        ``threshold`` drops hits scoring below it; ``filter_ids`` restricts the candidates
+        (ids not in the index are ignored). The query is normalised, so scores are cosines.
+        """
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        return self._search(query, k, threshold, filter_ids)
+
+    def search_batch(
+        self,
+        queries: npt.ArrayLike,
+        k: int = 1,
+        *,
+        threshold: float | None = None,
+        filter_ids: IdFilter | None = None,
+    ) -> list[list[SearchHit]]:
+        """`search` for each row of ``queries`` (m, dim)."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        return self._search_batch(queries, k, threshold, filter_ids)
+
+    @abstractmethod
+    def _add(self, ids: list[str], vectors: npt.ArrayLike) -> None: ...
+
+    @abstractmethod
+    def _remove(self, ids: list[str]) -> int: ...
+
+    @abstractmethod
+    def _search(
+        self, query: npt.ArrayLike, k: int, threshold: float | None, filter_ids: IdFilter | None
+    ) -> list[SearchHit]: ...
+
+    @abstractmethod
+    def _search_batch(
+        self, queries: npt.ArrayLike, k: int, threshold: float | None, filter_ids: IdFilter | None
+    ) -> list[list[SearchHit]]: ...
+
+
+class IndexOver(IndexBase):
+    """An index whose rows live in another index, ``_rows``, which answers the reads that
+    need nothing else (`ApproximateIndex` over a `VectorIndex`, `AutoIndex` over either)."""
+
+    _rows: VectorSearch
+
+    @property
+    def dim(self) -> int:
+        return self._rows.dim
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, id: object) -> bool:
+        return id in self._rows
+
+    def ids(self) -> list[str]:
+        """The stored ids in row order (a copy); a boolean filter mask aligns with this."""
+        return self._rows.ids()
+
+    def get_vector(self, id: str) -> npt.NDArray[np.float32]:
+        """A copy of the stored (normalised) vector of ``id``; ``KeyError`` if absent."""
+        return self._rows.get_vector(id)
+
+
+def unique_rows(
+    ids: list[str], vectors: npt.ArrayLike, dim: int
+) -> tuple[list[str], Matrix, npt.NDArray[np.float32]]:
+    """``(ids, rows, norms)`` of an add, the rows checked (`checked_rows`); an id repeated
+    in ``ids`` keeps its last row, at the place of its last occurrence."""
+    rows, norms = checked_rows(vectors, dim, ids=ids)
+    last = {id_: pos for pos, id_ in enumerate(ids)}
+    if len(last) != len(ids):
+        keep = np.fromiter(sorted(last.values()), dtype=np.intp, count=len(last))
+        rows, norms, ids = rows[keep], norms[keep], [ids[p] for p in keep]
+    return ids, rows, norms
+
+
+def mask_rows(filter_ids: IdFilter, n: int) -> npt.NDArray[np.intp] | None:
+    """The rows a boolean mask over ``n`` rows selects (checked against them); None when
+    ``filter_ids`` is a collection of ids. A str is refused: it is one id, not a collection."""
+    if isinstance(filter_ids, np.ndarray) and filter_ids.dtype == np.bool_:
+        if filter_ids.shape != (n,):
+            raise ValueError(
+                f"filter mask must have shape ({n},) like ids(), got {filter_ids.shape}"
+            )
+        return np.flatnonzero(filter_ids)
+    if isinstance(filter_ids, str):
+        raise TypeError("filter_ids must be a collection of ids, not a str")
+    return None
+
+
+class VectorIndex(IndexBase):
     """Exact cosine top-k over float32 rows with string ids; thread-safe.
 
     Re-adding an id replaces its vector. Zero vectors and NaN/inf are refused with a
@@ -174,29 +302,10 @@ class VectorIndex:
 
     # ---------------------------------------------------------------- mutation
 
-    def add_one(self, id: str, vector: npt.ArrayLike) -> None:
-        """Add or replace one vector."""
-        self.add([id], np.asarray(vector)[None, :] if np.ndim(vector) == 1 else vector)
-
-    def add(self, ids: Sequence[str], vectors: npt.ArrayLike) -> None:
-        """Add rows ``vectors`` (n, dim) under ``ids``; an id already present is replaced.
-
-        All or nothing: a bad row raises before the index changes. Within one call a
-        repeated id keeps its last vector, as if added one by one.
-        """
-        if isinstance(ids, str):
-            raise TypeError("ids must be a sequence of ids; use add_one(id, vector) for one")
-        id_list = list(ids)
-        for id_ in id_list:
-            if not isinstance(id_, str):
-                raise TypeError(f"ids must be str, got {type(id_).__name__}: {id_!r}")
-        rows, norms = checked_rows(vectors, self._dim, ids=id_list)
+    def _add(self, ids: list[str], vectors: npt.ArrayLike) -> None:
+        id_list, rows, norms = unique_rows(ids, vectors, self._dim)
         if not id_list:
             return
-        last = {id_: pos for pos, id_ in enumerate(id_list)}
-        if len(last) != len(id_list):
-            keep = np.fromiter(sorted(last.values()), dtype=np.intp, count=len(last))
-            rows, norms, id_list = rows[keep], norms[keep], [id_list[p] for p in keep]
         with self._lock:
             n = len(self._ids)
             new_ids: list[str] = []
@@ -217,13 +326,8 @@ class VectorIndex:
                 self._rows[id_] = len(self._ids)
                 self._ids.append(id_)
 
-    def remove(self, ids: Iterable[str] | str) -> int:
-        """Remove ``ids`` (a single id may be passed as a str); returns how many were present.
-
-        Each hole is filled with the last row, so the live rows stay ``matrix[:n]``.
-        """
-        if isinstance(ids, str):
-            ids = [ids]
+    def _remove(self, ids: list[str]) -> int:
+        # Each hole is filled with the last row, so the live rows stay ``matrix[:n]``.
         removed = 0
         with self._lock:
             matrix, id_of, row_of = self._matrix, self._ids, self._rows
@@ -264,21 +368,9 @@ class VectorIndex:
 
     # ------------------------------------------------------------------ search
 
-    def search(
-        self,
-        query: npt.ArrayLike,
-        k: int = 1,
-        *,
-        threshold: float | None = None,
-        filter_ids: IdFilter | None = None,
+    def _search(
+        self, query: npt.ArrayLike, k: int, threshold: float | None, filter_ids: IdFilter | None
     ) -> list[SearchHit]:
-        """The ``k`` stored vectors most similar to ``query``, best first.
-
-        ``threshold`` drops hits scoring below it; ``filter_ids`` restricts the candidates
-        (ids not in the index are ignored). The query is normalised, so scores are cosines.
-        """
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
         q, scale = query_and_scale(query, self._dim)
         with self._lock:
             n = len(self._ids)
@@ -307,17 +399,10 @@ class VectorIndex:
             hits = [SearchHit(self._ids[r], s * scale) for r, s in found]
         return [h for h in hits if threshold is None or h.score >= threshold]
 
-    def search_batch(
-        self,
-        queries: npt.ArrayLike,
-        k: int = 1,
-        *,
-        threshold: float | None = None,
-        filter_ids: IdFilter | None = None,
+    def _search_batch(
+        self, queries: npt.ArrayLike, k: int, threshold: float | None, filter_ids: IdFilter | None
     ) -> list[list[SearchHit]]:
-        """`search` for each row of ``queries`` (m, dim), one matrix product per chunk."""
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+        # One matrix product per chunk of queries.
         raw, norms = checked_rows(queries, self._dim, what="queries")
         qs = raw / norms[:, None]
         out: list[list[SearchHit]] = []
@@ -352,14 +437,9 @@ class VectorIndex:
         return out
 
     def _filter_rows(self, filter_ids: IdFilter, n: int) -> npt.NDArray[np.intp]:
-        if isinstance(filter_ids, np.ndarray) and filter_ids.dtype == np.bool_:
-            if filter_ids.shape != (n,):
-                raise ValueError(
-                    f"filter mask must have shape ({n},) like ids(), got {filter_ids.shape}"
-                )
-            return np.flatnonzero(filter_ids)
-        if isinstance(filter_ids, str):
-            raise TypeError("filter_ids must be a collection of ids, not a str")
+        masked = mask_rows(filter_ids, n)
+        if masked is not None:
+            return masked
         row_of = self._rows
         found = {row_of[id_] for id_ in filter_ids if id_ in row_of}
         rows = np.fromiter(found, dtype=np.intp, count=len(found))

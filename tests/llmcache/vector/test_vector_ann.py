@@ -299,3 +299,40 @@ def test_a_graph_rebuilt_from_an_exact_copy_has_no_tombstones() -> None:
         assert fresh.search(q, k=3) == approx.search(q, k=3)
     fresh.add_one("new", vectors[0])  # the copy is the new index's own: the old one is
     assert "new" not in approx  # untouched
+
+
+@needs_usearch
+@pytest.mark.parametrize("factory", [ApproximateIndex, lambda dim: AutoIndex(dim)])
+def test_a_repeated_id_lands_where_the_exact_index_puts_it(factory: object) -> None:
+    # ids() order is what a boolean filter mask aligns with, so every index must agree with
+    # VectorIndex on it, also when one add repeats an id.
+    rows = [[1.0] * DIM, [2.0] * DIM, [-1.0] * DIM, [0.5] * DIM]
+    exact, other = VectorIndex(DIM), factory(DIM)  # type: ignore[operator]
+    for index in (exact, other):
+        index.add(["a", "b", "a", "c"], rows)
+    assert other.ids() == exact.ids() == ["b", "a", "c"]
+    mask = np.array([False, True, False])
+    assert other.search(rows[2], k=3, filter_ids=mask) == exact.search(
+        rows[2], k=3, filter_ids=mask
+    )
+
+
+@needs_usearch
+@pytest.mark.parametrize("factory", [VectorIndex, ApproximateIndex, lambda dim: AutoIndex(dim)])
+def test_every_index_checks_its_arguments_alike(factory: object) -> None:
+    index = factory(DIM)  # type: ignore[operator]
+    index.add(["a"], [[1.0] * DIM])
+    with pytest.raises(TypeError, match="use add_one"):
+        index.add("ab", [[1.0] * DIM, [2.0] * DIM])
+    with pytest.raises(TypeError, match="ids must be str"):
+        index.add([1], [[1.0] * DIM])
+    for k in (0, -1):
+        with pytest.raises(ValueError, match="k must be >= 1"):
+            index.search([1.0] * DIM, k=k)
+        with pytest.raises(ValueError, match="k must be >= 1"):
+            index.search_batch([[1.0] * DIM], k=k)
+    with pytest.raises(TypeError, match="not a str"):
+        index.search([1.0] * DIM, filter_ids="a")
+    with pytest.raises(ValueError, match=r"filter mask must have shape \(1,\)"):
+        index.search([1.0] * DIM, filter_ids=np.array([True, False]))
+    assert index.remove("a") == 1 and index.remove(["a"]) == 0 and len(index) == 0
