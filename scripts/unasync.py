@@ -44,6 +44,7 @@ PAIRS: list[tuple[str, str]] = [
     ("src/llmcache_http/_async_model_client.py", "src/llmcache_http/_sync_model_client.py"),
     ("src/llmcache_ollama/_async_client.py", "src/llmcache_ollama/_sync_client.py"),
     ("src/llmcache_openai/_async_client.py", "src/llmcache_openai/_sync_client.py"),
+    ("src/llmcache/backends/_async_backend.py", "src/llmcache/backends/_sync_backend.py"),
     ("src/llmcache/backends/_async_mock.py", "src/llmcache/backends/_sync_mock.py"),
     ("src/llmcache/_async_backend_conformance.py", "src/llmcache/_sync_backend_conformance.py"),
     # The cache path's runner (llmcache._pipeline).

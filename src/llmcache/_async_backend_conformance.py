@@ -27,7 +27,7 @@ from llmcache._conformance_backends import (
     same_model,
     skip,
 )
-from llmcache.backends.base import AsyncBackend, StreamChunk
+from llmcache.backends.base import AIResponse, AsyncBackend, StreamChunk
 from llmcache.backends.errors import BackendError, ModelNotFound
 
 __all__ = ["AsyncBackendConformance"]
@@ -52,6 +52,20 @@ class AsyncBackendConformance(BackendSettings):
     @staticmethod
     async def collect(chunks: AsyncIterable[StreamChunk]) -> list[StreamChunk]:
         return [chunk async for chunk in chunks]
+
+    async def _check_stream_joins(
+        self,
+        stream: Callable[[AsyncBackend], AsyncIterable[StreamChunk]],
+        # unasync: sync answer: Callable[[Backend], AIResponse],
+        answer: Callable[[AsyncBackend], Awaitable[AIResponse]],  # unasync: async-only
+    ) -> None:
+        """``stream(backend)`` ends with a done chunk and, on a deterministic backend, joins
+        to the text of ``answer(backend)``, the same request not streamed."""
+        async with self.backend() as backend:
+            text = check_stream(await self.collect(stream(backend)))
+            if self.deterministic:
+                reply = await answer(backend)
+                assert text == reply.content, SAME_ANSWER
 
     # unasync: begin async-only
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -80,26 +94,20 @@ class AsyncBackendConformance(BackendSettings):
             check_response(await backend.generate(self.prompt, system=self.system))
 
     async def test_generate_stream_ends_with_done_and_joins_to_generate(self) -> None:
-        async with self.backend() as backend:
-            text = check_stream(
-                await self.collect(backend.generate_stream(self.prompt, options=self.options))
-            )
-            if self.deterministic:
-                reply = await backend.generate(self.prompt, options=self.options)
-                assert text == reply.content, SAME_ANSWER
+        await self._check_stream_joins(
+            lambda b: b.generate_stream(self.prompt, options=self.options),
+            lambda b: b.generate(self.prompt, options=self.options),
+        )
 
     async def test_chat(self) -> None:
         async with self.backend() as backend:
             check_response(await backend.chat(self.messages, options=self.options))
 
     async def test_chat_stream_ends_with_done_and_joins_to_chat(self) -> None:
-        async with self.backend() as backend:
-            text = check_stream(
-                await self.collect(backend.chat_stream(self.messages, options=self.options))
-            )
-            if self.deterministic:
-                reply = await backend.chat(self.messages, options=self.options)
-                assert text == reply.content, SAME_ANSWER
+        await self._check_stream_joins(
+            lambda b: b.chat_stream(self.messages, options=self.options),
+            lambda b: b.chat(self.messages, options=self.options),
+        )
 
     async def test_embed_shape_and_order(self) -> None:
         if not self.supports_embed:

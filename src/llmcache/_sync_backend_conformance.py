@@ -27,7 +27,7 @@ from llmcache._conformance_backends import (
     same_model,
     skip,
 )
-from llmcache.backends.base import Backend, StreamChunk
+from llmcache.backends.base import AIResponse, Backend, StreamChunk
 from llmcache.backends.errors import BackendError, ModelNotFound
 
 __all__ = ["BackendConformance"]
@@ -50,6 +50,19 @@ class BackendConformance(BackendSettings):
     def collect(chunks: Iterable[StreamChunk]) -> list[StreamChunk]:
         return [chunk for chunk in chunks]
 
+    def _check_stream_joins(
+        self,
+        stream: Callable[[Backend], Iterable[StreamChunk]],
+        answer: Callable[[Backend], AIResponse],
+    ) -> None:
+        """``stream(backend)`` ends with a done chunk and, on a deterministic backend, joins
+        to the text of ``answer(backend)``, the same request not streamed."""
+        with self.backend() as backend:
+            text = check_stream(self.collect(stream(backend)))
+            if self.deterministic:
+                reply = answer(backend)
+                assert text == reply.content, SAME_ANSWER
+
     def test_is_a_backend_with_a_default_model(self) -> None:
         with self.backend() as backend:
             assert isinstance(backend, Backend)
@@ -61,26 +74,20 @@ class BackendConformance(BackendSettings):
             check_response(backend.generate(self.prompt, system=self.system))
 
     def test_generate_stream_ends_with_done_and_joins_to_generate(self) -> None:
-        with self.backend() as backend:
-            text = check_stream(
-                self.collect(backend.generate_stream(self.prompt, options=self.options))
-            )
-            if self.deterministic:
-                reply = backend.generate(self.prompt, options=self.options)
-                assert text == reply.content, SAME_ANSWER
+        self._check_stream_joins(
+            lambda b: b.generate_stream(self.prompt, options=self.options),
+            lambda b: b.generate(self.prompt, options=self.options),
+        )
 
     def test_chat(self) -> None:
         with self.backend() as backend:
             check_response(backend.chat(self.messages, options=self.options))
 
     def test_chat_stream_ends_with_done_and_joins_to_chat(self) -> None:
-        with self.backend() as backend:
-            text = check_stream(
-                self.collect(backend.chat_stream(self.messages, options=self.options))
-            )
-            if self.deterministic:
-                reply = backend.chat(self.messages, options=self.options)
-                assert text == reply.content, SAME_ANSWER
+        self._check_stream_joins(
+            lambda b: b.chat_stream(self.messages, options=self.options),
+            lambda b: b.chat(self.messages, options=self.options),
+        )
 
     def test_embed_shape_and_order(self) -> None:
         if not self.supports_embed:

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from llmcache._numbers import is_number
 from llmcache.stores.base import check_ttl
 
 __all__ = ["CacheControl", "CachePolicy", "cache_control", "current_control"]
@@ -49,9 +50,7 @@ class CachePolicy:
     def __post_init__(self) -> None:
         check_ttl(self.ttl)
         threshold = self.temperature_threshold
-        if threshold is not None and (
-            isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-        ):
+        if threshold is not None and not is_number(threshold):
             raise TypeError(
                 f"temperature_threshold: expected a number or None, got {type(threshold).__name__}"
             )
@@ -64,11 +63,7 @@ class CachePolicy:
         """
         if temperature is None or self.temperature_threshold is None:
             return True
-        if (
-            type(temperature) is not float
-            and type(temperature) is not int
-            and (isinstance(temperature, bool) or not isinstance(temperature, (int, float)))
-        ):
+        if not is_number(temperature):
             raise TypeError(
                 f"temperature={temperature!r} is not a number "
                 f"({type(temperature).__name__}); pass a number such as 0.0, or "

@@ -117,6 +117,33 @@ def test_calls_record_every_argument() -> None:
     assert backend.call_count == 3
 
 
+def test_sampling_shortcuts_are_recorded_with_the_other_keywords() -> None:
+    # temperature= and max_tokens= are named by the calls the mock shares with the HTTP
+    # clients; the mock samples nothing, so it records them as they came, in kwargs.
+    backend = MockBackend()
+    backend.generate("p", seed=1, temperature=0.2, max_tokens=5)
+    for chunk in backend.chat_stream(MESSAGES, max_tokens=3):
+        del chunk
+    backend.generate_stream("q")
+    gen, chat, plain = backend.calls
+    assert (gen.kwargs, gen.options) == ({"seed": 1, "temperature": 0.2, "max_tokens": 5}, {})
+    assert (chat.method, chat.kwargs, chat.options) == ("chat_stream", {"max_tokens": 3}, {})
+    assert (plain.method, plain.kwargs) == ("generate_stream", {})
+
+
+def test_async_twin_records_the_same_calls() -> None:
+    async def main() -> list[MockCall]:
+        async with AsyncMockBackend() as backend:
+            await backend.generate("p", system="s", temperature=0.2, keep_alive="5m")
+            await backend.chat(MESSAGES, model="m2", tools=[{"type": "function"}])
+            return backend.calls
+
+    sync = MockBackend()
+    sync.generate("p", system="s", temperature=0.2, keep_alive="5m")
+    sync.chat(MESSAGES, model="m2", tools=[{"type": "function"}])
+    assert asyncio.run(main()) == sync.calls
+
+
 def test_records_are_snapshots() -> None:
     backend = MockBackend()
     messages = [{"role": "user", "content": "before"}]

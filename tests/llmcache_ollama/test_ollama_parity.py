@@ -151,3 +151,19 @@ async def test_many_more_requests_than_connections(
         replies = await asyncio.gather(*(client.generate(f"q{i}") for i in range(500)))
     assert [r.content for r in replies] == [f"echo: q{i}" for i in range(500)]
     assert server.calls["generate"] == 500
+
+
+def test_the_bundled_backends_take_the_same_arguments() -> None:
+    # One shell (llmcache.backends' CallBackend and its async twin) states the four calls of
+    # the mock and of the HTTP clients, so a test can swap the mock in for any of them.
+    from llmcache.backends.mock import AsyncMockBackend, MockBackend
+    from llmcache_openai import AsyncOpenAIClient, OpenAIClient
+
+    backends = [MockBackend, AsyncMockBackend, OllamaClient, AsyncOllamaClient]
+    backends += [OpenAIClient, AsyncOpenAIClient]
+    for name in ("generate", "generate_stream", "chat", "chat_stream"):
+        shapes = {
+            cls.__name__: list(inspect.signature(getattr(cls, name)).parameters.values())
+            for cls in backends
+        }
+        assert all(shape == shapes["OllamaClient"] for shape in shapes.values()), (name, shapes)

@@ -9,25 +9,19 @@ from __future__ import annotations
 import asyncio  # unasync: async-only
 import inspect  # unasync: async-only
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import Any
 
+from llmcache.backends._async_backend import AsyncCallBackend
 from llmcache.backends._mock_core import MockCall, MockCore, MockHandler, aiter_pieces
 
 # unasync: sync from llmcache.backends._mock_core import refuse_async
-from llmcache.backends.base import (
-    AIResponse,
-    AsyncBackend,
-    EmbedResponse,
-    Format,
-    Message,
-    StreamChunk,
-)
+from llmcache.backends.base import AIResponse, EmbedResponse, StreamChunk
 
 __all__ = ["AsyncMockBackend"]
 
 
-class AsyncMockBackend(MockCore, AsyncBackend):
+class AsyncMockBackend(MockCore, AsyncCallBackend[MockCall]):
     """A backend (`AsyncBackend`) answering from ``handler`` and recording every call (see
     `llmcache.backends.mock` for what a handler may return).
 
@@ -85,85 +79,15 @@ class AsyncMockBackend(MockCore, AsyncBackend):
         if last is None or not last.done:
             yield self._done_chunk(call, text="".join(text))
 
-    async def generate(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        format: Format = None,
-        options: Mapping[str, Any] | None = None,
-        images: Sequence[str | bytes] | None = None,
-        **extra: Any,
-    ) -> AIResponse:
-        return await self._answer(
-            self._record_text(
-                "generate",
-                model,
-                options,
-                extra,
-                prompt=prompt,
-                system=system,
-                format=format,
-                images=images,
-            )
-        )
-
-    def generate_stream(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        format: Format = None,
-        options: Mapping[str, Any] | None = None,
-        images: Sequence[str | bytes] | None = None,
-        **extra: Any,
-    ) -> AsyncIterator[StreamChunk]:
-        return self._stream(
-            self._record_text(
-                "generate_stream",
-                model,
-                options,
-                extra,
-                prompt=prompt,
-                system=system,
-                format=format,
-                images=images,
-            )
-        )
-
-    async def chat(
-        self,
-        messages: Sequence[Message],
-        *,
-        model: str | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        format: Format = None,
-        options: Mapping[str, Any] | None = None,
-        **extra: Any,
-    ) -> AIResponse:
-        return await self._answer(
-            self._record_text(
-                "chat", model, options, extra, messages=messages, tools=tools, format=format
-            )
-        )
-
-    def chat_stream(
-        self,
-        messages: Sequence[Message],
-        *,
-        model: str | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        format: Format = None,
-        options: Mapping[str, Any] | None = None,
-        **extra: Any,
-    ) -> AsyncIterator[StreamChunk]:
-        return self._stream(
-            self._record_text(
-                "chat_stream", model, options, extra, messages=messages, tools=tools, format=format
-            )
-        )
+    def _call(self, method: str, fields: dict[str, Any], extra: dict[str, Any]) -> MockCall:
+        # The mock samples nothing: ``temperature=`` and ``max_tokens=`` are recorded as
+        # they came, with the other keywords, for a handler or a test to read.
+        for name in ("temperature", "max_tokens"):
+            value = fields.pop(name)
+            if value is not None:
+                extra[name] = value
+        model, options = fields.pop("model"), fields.pop("options")
+        return self._record_text(method, model, options, extra, **fields)
 
     async def embed(self, texts: Sequence[str], *, model: str | None = None) -> EmbedResponse:
         call = self._record("embed", model, texts=list(texts))

@@ -9,23 +9,17 @@ generated from it by ``scripts/unasync.py``; the public face is `llmcache.backen
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from llmcache.backends._mock_core import MockCall, MockCore, MockHandler, refuse_async
-from llmcache.backends.base import (
-    AIResponse,
-    Backend,
-    EmbedResponse,
-    Format,
-    Message,
-    StreamChunk,
-)
+from llmcache.backends._sync_backend import CallBackend
+from llmcache.backends.base import AIResponse, EmbedResponse, StreamChunk
 
 __all__ = ["MockBackend"]
 
 
-class MockBackend(MockCore, Backend):
+class MockBackend(MockCore, CallBackend[MockCall]):
     """A backend (`Backend`) answering from ``handler`` and recording every call (see
     `llmcache.backends.mock` for what a handler may return).
 
@@ -74,85 +68,15 @@ class MockBackend(MockCore, Backend):
         if last is None or not last.done:
             yield self._done_chunk(call, text="".join(text))
 
-    def generate(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        format: Format = None,
-        options: Mapping[str, Any] | None = None,
-        images: Sequence[str | bytes] | None = None,
-        **extra: Any,
-    ) -> AIResponse:
-        return self._answer(
-            self._record_text(
-                "generate",
-                model,
-                options,
-                extra,
-                prompt=prompt,
-                system=system,
-                format=format,
-                images=images,
-            )
-        )
-
-    def generate_stream(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        format: Format = None,
-        options: Mapping[str, Any] | None = None,
-        images: Sequence[str | bytes] | None = None,
-        **extra: Any,
-    ) -> Iterator[StreamChunk]:
-        return self._stream(
-            self._record_text(
-                "generate_stream",
-                model,
-                options,
-                extra,
-                prompt=prompt,
-                system=system,
-                format=format,
-                images=images,
-            )
-        )
-
-    def chat(
-        self,
-        messages: Sequence[Message],
-        *,
-        model: str | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        format: Format = None,
-        options: Mapping[str, Any] | None = None,
-        **extra: Any,
-    ) -> AIResponse:
-        return self._answer(
-            self._record_text(
-                "chat", model, options, extra, messages=messages, tools=tools, format=format
-            )
-        )
-
-    def chat_stream(
-        self,
-        messages: Sequence[Message],
-        *,
-        model: str | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        format: Format = None,
-        options: Mapping[str, Any] | None = None,
-        **extra: Any,
-    ) -> Iterator[StreamChunk]:
-        return self._stream(
-            self._record_text(
-                "chat_stream", model, options, extra, messages=messages, tools=tools, format=format
-            )
-        )
+    def _call(self, method: str, fields: dict[str, Any], extra: dict[str, Any]) -> MockCall:
+        # The mock samples nothing: ``temperature=`` and ``max_tokens=`` are recorded as
+        # they came, with the other keywords, for a handler or a test to read.
+        for name in ("temperature", "max_tokens"):
+            value = fields.pop(name)
+            if value is not None:
+                extra[name] = value
+        model, options = fields.pop("model"), fields.pop("options")
+        return self._record_text(method, model, options, extra, **fields)
 
     def embed(self, texts: Sequence[str], *, model: str | None = None) -> EmbedResponse:
         call = self._record("embed", model, texts=list(texts))

@@ -3,7 +3,9 @@
 Sync and async twins follow httpx's naming rule: `Backend` / `AsyncBackend`, the same method
 names (coroutines on the async twin), ``close`` / ``aclose``, and context managers on both.
 A backend knows its default ``model``; every call may override it. Failures raise the tree in
-`llmcache.backends.errors`.
+`llmcache.backends.errors`. The interface lives in ``_async_backend`` (``Backend`` is generated
+from it), the types of what it takes and returns in ``_payloads``; this module is their face
+and holds the checks of the arguments.
 
 >>> from llmcache.backends import AIResponse
 >>> AIResponse(content="4", model="m").cached
@@ -13,12 +15,15 @@ False
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from llmcache._closing import AsyncClosing, Closing
+from llmcache._numbers import is_number
+from llmcache.backends._async_backend import AsyncBackend
+from llmcache.backends._payloads import AIResponse, EmbedResponse, StreamChunk
+from llmcache.backends._payloads import Format as Format
+from llmcache.backends._payloads import Message as Message
+from llmcache.backends._sync_backend import Backend
 
 __all__ = [
     "AIResponse",
@@ -31,63 +36,6 @@ __all__ = [
     "check_sampling",
     "sampling_options",
 ]
-
-Message = Mapping[str, Any]
-Format = str | Mapping[str, Any] | None
-
-
-@dataclass(slots=True)
-class AIResponse:
-    """A model's answer. ``cached`` is True (and ``duration_ms`` 0) when served from a cache."""
-
-    content: str
-    model: str
-    tokens_used: int = 0
-    duration_ms: float = 0.0
-    cached: bool = False
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    done_reason: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
-    thinking: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass(slots=True)
-class StreamChunk:
-    """One piece of a streamed answer; the last has ``done=True``, the token counts and the
-    reason. ``content`` and ``thinking`` are deltas (a stream's text is their join);
-    ``tool_calls`` are complete calls (a stream's calls are those of all its chunks, in
-    order), so a backend whose server streams fragments assembles them first. ``cached`` is
-    True on a chunk replayed from a cache, as it is on a cached `AIResponse`."""
-
-    content: str
-    model: str = ""
-    done: bool = False
-    done_reason: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    tool_calls: list[dict[str, Any]] | None = None
-    thinking: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict)
-    cached: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass(slots=True)
-class EmbedResponse:
-    """Vectors for a batch of texts, in input order."""
-
-    embeddings: list[list[float]]
-    model: str
-    prompt_tokens: int = 0
-    duration_ms: float = 0.0
-
 
 # -- the arguments every backend and cache takes, checked where the user passes them --------
 
@@ -171,11 +119,7 @@ pass [{'role': 'user', 'content': 'hello'}]
 
 
 def _check_number(value: object, name: str, where: str) -> None:
-    if (
-        type(value) is not float
-        and type(value) is not int
-        and (isinstance(value, bool) or not isinstance(value, (int, float)))
-    ):
+    if not is_number(value):
         raise TypeError(
             f"{where}: {name} must be a number such as 0.2, got "
             f"{type(value).__name__} {_short(value)}"
@@ -226,142 +170,6 @@ def check_sampling(
             "[{'type': 'function', 'function': {...}}], got "
             f"{type(tools).__name__} {_short(tools)}"
         )
-
-
-class Backend(Closing, ABC):
-    """A blocking client of a model server."""
-
-    model: str
-
-    @abstractmethod
-    def generate(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        format: Format = None,
-        options: Mapping[str, Any] | None = None,
-        images: Sequence[str | bytes] | None = None,
-        **extra: Any,
-    ) -> AIResponse:
-        """Complete `prompt`."""
-
-    @abstractmethod
-    def generate_stream(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        format: Format = None,
-        options: Mapping[str, Any] | None = None,
-        images: Sequence[str | bytes] | None = None,
-        **extra: Any,
-    ) -> Iterator[StreamChunk]:
-        """Complete `prompt`, yielding chunks as they arrive."""
-
-    @abstractmethod
-    def chat(
-        self,
-        messages: Sequence[Message],
-        *,
-        model: str | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        format: Format = None,
-        options: Mapping[str, Any] | None = None,
-        **extra: Any,
-    ) -> AIResponse:
-        """Answer the next turn of a conversation."""
-
-    @abstractmethod
-    def chat_stream(
-        self,
-        messages: Sequence[Message],
-        *,
-        model: str | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        format: Format = None,
-        options: Mapping[str, Any] | None = None,
-        **extra: Any,
-    ) -> Iterator[StreamChunk]:
-        """Answer the next turn, yielding chunks as they arrive."""
-
-    @abstractmethod
-    def embed(self, texts: Sequence[str], *, model: str | None = None) -> EmbedResponse:
-        """Embed a batch of texts in one request."""
-
-    def close(self) -> None:
-        """Release connections. Idempotent."""
-        return None
-
-
-class AsyncBackend(AsyncClosing, ABC):
-    """The asyncio twin of `Backend`: same methods, as coroutines; ``aclose`` to release."""
-
-    model: str
-
-    @abstractmethod
-    async def generate(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        format: Format = None,
-        options: Mapping[str, Any] | None = None,
-        images: Sequence[str | bytes] | None = None,
-        **extra: Any,
-    ) -> AIResponse:
-        """Complete `prompt`."""
-
-    @abstractmethod
-    def generate_stream(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        system: str | None = None,
-        format: Format = None,
-        options: Mapping[str, Any] | None = None,
-        images: Sequence[str | bytes] | None = None,
-        **extra: Any,
-    ) -> AsyncIterator[StreamChunk]:
-        """Complete `prompt`, yielding chunks as they arrive (an async generator)."""
-
-    @abstractmethod
-    async def chat(
-        self,
-        messages: Sequence[Message],
-        *,
-        model: str | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        format: Format = None,
-        options: Mapping[str, Any] | None = None,
-        **extra: Any,
-    ) -> AIResponse:
-        """Answer the next turn of a conversation."""
-
-    @abstractmethod
-    def chat_stream(
-        self,
-        messages: Sequence[Message],
-        *,
-        model: str | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        format: Format = None,
-        options: Mapping[str, Any] | None = None,
-        **extra: Any,
-    ) -> AsyncIterator[StreamChunk]:
-        """Answer the next turn, yielding chunks as they arrive (an async generator)."""
-
-    @abstractmethod
-    async def embed(self, texts: Sequence[str], *, model: str | None = None) -> EmbedResponse:
-        """Embed a batch of texts in one request."""
-
-    async def aclose(self) -> None:
-        """Release connections. Idempotent."""
-        return None
 
 
 def sampling_options(
