@@ -15,7 +15,7 @@ import orjson
 from llmcache.entry import CachedResponse, JSONValue
 from llmcache.keys import Request, canonical_bytes, fingerprint, hash_bytes
 from llmcache.stores.base import ErrorLog
-from llmcache.vector._conversation import chat_text, last_question
+from llmcache.vector._conversation import chat_text, last_question, parse
 from llmcache.vector._persist import META_KEY, Record
 from llmcache.vector.embedders import (
     Embedder,
@@ -27,6 +27,7 @@ from llmcache.vector.embedders import (
 from llmcache.vector.guards import Guard
 
 __all__ = [
+    "CHAT_JUDGE_FLOOR",
     "SOFT_GUARDS",
     "Candidate",
     "QueryVectors",
@@ -41,6 +42,12 @@ __all__ = [
 logger = logging.getLogger("llmcache.vector.semantic")
 
 SOFT_GUARDS = frozenset({"scope"})  # a verifier may overrule these; never the others
+#: A chat with earlier turns that only soft guards veto goes to the verifier at this
+#: similarity or above (`judge`). Below it the histories are about different things
+#: (the same "How much will it cost?" after brake pads and after teeth whitening): a
+#: judge right 95% of the time would still serve one in twenty of them, and on our
+#: conversation set no rewording of a history scored under 0.78.
+CHAT_JUDGE_FLOOR = 0.7
 
 
 def split_request(canonical: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
@@ -128,6 +135,11 @@ class SemanticQuery:
     threshold: float
 
 
+def _has_history(cached: str, text: str) -> bool:
+    """Whether either side is a chat transcript with earlier turns."""
+    return parse(cached) is not None or parse(text) is not None
+
+
 def judge(
     guards: Sequence[Guard],
     key: str,
@@ -142,22 +154,30 @@ def judge(
     as is, or served only if the verifier agrees.
 
     Without a verifier, a candidate is served when no guard vetoes (the index search
-    already dropped those below the threshold). With one, hard vetoes stand, soft ones
-    (``scope``) go to the verifier, and so does a similarity in ``grey_zone`` (every
-    candidate when ``grey_zone`` is ``None``).
+    already dropped those below the threshold). With one, a hard veto stands, and so does
+    a soft one (``scope``) when any other guard vetoes too, whichever runs first; a
+    candidate only soft guards veto goes to the verifier, and so does a similarity in
+    ``grey_zone`` (every candidate when ``grey_zone`` is ``None``). A chat with earlier
+    turns that a soft guard vetoes is judged only from `CHAT_JUDGE_FLOOR` up.
     """
     veto = None
     for guard in guards:
         reason = guard.veto(cached, text)
-        if reason is not None:
+        if reason is None:
+            continue
+        if veto is None or guard.name not in SOFT_GUARDS:
             veto = (guard.name, reason)
+        if not has_verifier or guard.name not in SOFT_GUARDS:
             break
     if not has_verifier:
         if veto is None and score < threshold:
             veto = ("threshold", "below")
         return Candidate(key, cached, score, veto)
     if veto is not None:
-        return Candidate(key, cached, score, veto, verify=veto[0] in SOFT_GUARDS)
+        soft = veto[0] in SOFT_GUARDS
+        if soft and score < CHAT_JUDGE_FLOOR and _has_history(cached, text):
+            soft = False  # another conversation, not a reworded one
+        return Candidate(key, cached, score, veto, verify=soft)
     if grey_zone is None or grey_zone[0] <= score < grey_zone[1]:
         return Candidate(key, cached, score, None, verify=True)
     return Candidate(key, cached, score, None if score >= threshold else ("threshold", "below"))

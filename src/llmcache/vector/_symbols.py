@@ -11,6 +11,11 @@ becomes a `Symbols` record:
   bundled short flags, so ``-rf``, ``-fr`` and ``-r -f`` are one thing;
 - ``names``: names ending in a symbol (``C++``, ``C#``, ``B+``, ``B-``).
 
+Inside backticks a quoted literal is an operator too (``'`` or ``"``): quoting changes what
+a shell expands, so "`echo $HOME`", "`echo '$HOME'`" and "`echo \"$HOME\"`" all differ, as
+a sigil (``$``) does anywhere. `letters` reads the lone single letters of a text (keys,
+variables, grades, hepatitis and vitamin kinds), which are words to nothing else here.
+
 An operator counts when it stands in a formula: inside backticks, longer than one character,
 touching an operand, or next to a number, a single letter, a quote or a bracket. A dash
 between two words ("quick question - how do I ...") is prose, as are paths, URLs, "and/or"
@@ -26,12 +31,12 @@ from functools import lru_cache
 from llmcache.vector import _lexicon as lex
 from llmcache.vector._text import CACHE_SIZE as _CACHE
 
-__all__ = ["Symbols", "commutative_swap", "symbols"]
+__all__ = ["Symbols", "commutative_swap", "letters", "symbols"]
 
 _OPERATORS = sorted(
     """
 === !== **= //= <<= >>= ** // << >> <= >= == != && || ++ -- += -= *= /= %= ^= &= |= => ->
-:: := ${ $( + - * / % ^ & | ~ < > = ! ( ) [ ] { }
+:: := ${ $( + - * / % ^ & | ~ < > = ! ( ) [ ] { } $
 """.split(),
     key=len,
     reverse=True,
@@ -83,6 +88,7 @@ _TOKEN = re.compile(
 _COMMUTATIVE = frozenset({"+", "*", "==", "!=", "===", "!==", "&", "|", "&&", "||", "^"})
 _NUMBERISH = frozenset(lex.NUMBER_WORDS) | frozenset(lex.SCALE_WORDS)
 _NOT_VARIABLES = frozenset({"a", "A", "I"})  # an article or "I", unless a formula says so
+_NOT_LETTERS = frozenset({"a", "i"})  # the article and the pronoun, in any case
 
 _Item = tuple[str, str, int, int]  # (kind, text, start, end)
 
@@ -170,6 +176,9 @@ def _ops(text: str, code: bool) -> list[tuple[str, str, str]]:
         if kind == "code":
             out.extend(_ops(value, True))
             continue
+        if kind == "quote" and code:  # '$HOME' is not "$HOME" nor $HOME to a shell
+            out.append(("-", value[0], "-"))
+            continue
         if kind != "op":
             continue
         left = items[i - 1] if i else None
@@ -218,3 +227,23 @@ def commutative_swap(cached: str, query: str) -> bool:
     ("17 + 26" and "26 + 17"): their numbers may then come in another order."""
     a, b = symbols(cached).ops, symbols(query).ops
     return len(a) == 1 and a == b and a[0][1] in _COMMUTATIVE and a[0][0] == a[0][2] == "n"
+
+
+# A letter standing alone: not inside a word, a contraction ("don't", "it's", "o'clock"),
+# a hyphenated name ("t-test"), a dotted abbreviation ("e.g.", "U.S.") or a path.
+# Nor a letter after a number ("5 m", "3 x 4": a unit or an operator, read elsewhere).
+_LETTER = re.compile(r"(?<![\w'\u2019.\-/@$\\])(?<!\d\s)([A-Za-z])(?![\w'\u2019\-]|\.[A-Za-z])")
+
+
+@lru_cache(maxsize=_CACHE)
+def letters(text: str) -> frozenset[str]:
+    """The lone single letters of ``text``, lower-cased: "the y key", "hepatitis b",
+    "solve for x", "plan B". "a" and "I" are left out (an article, a pronoun), as is a
+    letter right after a number (a unit, "5 m", or "3 x 4").
+
+    >>> sorted(letters("Is vitamin K or b12 better than plan B?"))
+    ['b', 'k']
+    >>> letters("I don't need a t-shirt, e.g. at 5 m")
+    frozenset()
+    """
+    return frozenset(m.lower() for m in _LETTER.findall(text)) - _NOT_LETTERS

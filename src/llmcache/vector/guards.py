@@ -16,10 +16,13 @@ run only on candidates already above the similarity threshold.
                    strings, snake_case/camelCase, dotted names, files, paths, long flags
 ``quantifiers``    all/every/each vs any/some/at least one vs most, both vs either ...
 ``symbols``        operators and their operands in order ("7 * 3" vs "7 + 3", "x++" vs
-                   "++x"), command-line flags, names ending in a symbol (C++, C#, B+)
+                   "++x"), quoting in code, command-line flags, names ending in a
+                   symbol (C++, C#, B+), lone single letters ("the y key", "plan b")
 ``direction``      the same words in other roles ("from A to B" vs "from B to A")
 ``order``          two terms trading places around a word they share ("Did Rome conquer
                    Carthage?" vs "Did Carthage conquer Rome?")
+``history``        two chats ending on the same question after histories that changed
+                   (another subject, the opposite goal), not only grew
 ``scope``          content words (stemmed, stopwords and question framing removed,
                    everyday synonyms joined) must match up to a small tolerance
 =================  ===================================================================
@@ -61,6 +64,7 @@ from llmcache.vector._roles import converse as _converse
 from llmcache.vector._roles import roles as _roles
 from llmcache.vector._roles import swapped as _swapped
 from llmcache.vector._symbols import commutative_swap as _commutative_swap
+from llmcache.vector._symbols import letters as _letters
 from llmcache.vector._symbols import symbols as _symbols
 from llmcache.vector._text import CACHE_SIZE as _CACHE
 from llmcache.vector._text import content_words as _content
@@ -75,6 +79,7 @@ __all__ = [
     "DirectionGuard",
     "EntityGuard",
     "Guard",
+    "HistoryGuard",
     "NegationGuard",
     "NumberGuard",
     "OrderGuard",
@@ -334,7 +339,10 @@ class ScopeGuard(Guard):
                 return part + reason
         return None
 
-    def _compare(self, cached: str, query: str) -> str | None:
+    @staticmethod
+    def unshared(cached: str, query: str) -> tuple[dict[str, str], dict[str, str]]:
+        """The content words (stem -> word) each text holds and the other lacks, after
+        typos, compounds and a converse relation are matched up."""
         a, b = _content(cached), _content(query)
         only_a = {s: w for s, w in a.items() if s not in b}
         only_b = {s: w for s, w in b.items() if s not in a}
@@ -348,6 +356,11 @@ class ScopeGuard(Guard):
         if only_a and only_b and (pair := _converse(cached, query)) is not None:
             only_a.pop(pair[0], None)  # the relation turned over, with its terms
             only_b.pop(pair[1], None)
+        return only_a, only_b
+
+    def _compare(self, cached: str, query: str) -> str | None:
+        a, b = _content(cached), _content(query)
+        only_a, only_b = self.unshared(cached, query)
         if not a and not b and not cached.strip() and not query.strip():
             return None  # two chats without earlier turns of one kind
         if not a or not b:
@@ -370,6 +383,45 @@ class ScopeGuard(Guard):
 
     def __repr__(self) -> str:
         return f"ScopeGuard(tolerance={self.tolerance})"
+
+
+class HistoryGuard(Guard):
+    """Veto when two chats end on the same question after histories that changed rather
+    than grew: the user's earlier turns on each side hold content words the other's lack
+    (more than the scope guard's ``tolerance`` allows).
+
+    The same follow-up ("Is it worth it?", "What should I eat tonight?") after another
+    subject or the opposite goal is another question; a history that only grew (chatter,
+    one more fact) is left to the scope guard, as is a chat whose last question changed
+    too. Unlike ``scope``, this veto is never sent to a judge: these are the traps a
+    conversation cache meets most, and a judge that errs once in twenty would serve some.
+
+    >>> HistoryGuard().veto("User: I want to gain weight.\\nUser: What should I eat?",
+    ...                     "User: I want to slim down.\\nUser: What should I eat?")
+    'same question after another history: gain, weight vs slim'
+    >>> HistoryGuard().veto("User: I want to gain weight.\\nUser: What should I eat?",
+    ...                     "User: I really want to gain weight.\\nUser: What should I eat?")
+    """
+
+    name = "history"
+
+    def __init__(self, tolerance: float = 0.5) -> None:
+        self._scope = ScopeGuard(tolerance)
+
+    def veto(self, cached: str, query: str) -> str | None:
+        ta, tb = _turns(_plain(cached)), _turns(_plain(query))
+        if ta is None or tb is None or _padded(ta.last) != _padded(tb.last):
+            return None
+        earlier_a, earlier_b = " ".join(ta.user), " ".join(tb.user)
+        only_a, only_b = self._scope.unshared(earlier_a, earlier_b)
+        if not only_a or not only_b or self._scope._compare(earlier_a, earlier_b) is None:
+            return None
+        return f"same question after another history: {_fmt(only_a.values())} vs " + _fmt(
+            only_b.values()
+        )
+
+    def __repr__(self) -> str:
+        return f"HistoryGuard(tolerance={self._scope.tolerance})"
 
 
 class DirectionGuard(Guard):
@@ -432,20 +484,27 @@ class OrderGuard(Guard):
 
 
 class SymbolGuard(Guard):
-    """Veto when operators, their operands' order, command-line flags or names ending in
-    a symbol differ (see `llmcache.vector._symbols`).
+    """Veto when operators, their operands' order, quoting in code, command-line flags,
+    names ending in a symbol or lone single letters differ (see `llmcache.vector._symbols`).
 
     >>> SymbolGuard().veto("What's 7 * 3?", "What's 7 + 3?")
     'operators differ: * vs +'
     >>> SymbolGuard().veto("What is 8 times 9?", "What's 9 × 8?")
     >>> SymbolGuard().veto("Is C++ object-oriented?", "Is C object-oriented?")
     'code tokens differ: c++ vs -'
+    >>> SymbolGuard().veto("What does `echo $HOME` print?", "What does `echo '$HOME'` print?")
+    "operators differ: $ vs '"
+    >>> SymbolGuard().veto("What does the d key do in vim?", "What does the x key do in vim?")
+    'single letters differ: d vs x'
     """
 
     name = "symbols"
 
     def veto(self, cached: str, query: str) -> str | None:
         cached, query = _plain(cached), _plain(query)
+        la, lb = _letters(cached), _letters(query)
+        if la != lb:
+            return f"single letters differ: {_fmt(la - lb)} vs {_fmt(lb - la)}"
         a, b = _symbols(cached), _symbols(query)
         if a == b:
             return None
@@ -524,7 +583,7 @@ def default_guards() -> list[Guard]:
 
     >>> [guard.name for guard in default_guards()]
     ['numbers', 'negation', 'antonyms', 'quantifiers', 'entities', 'symbols', 'direction', \
-'order', 'scope']
+'order', 'history', 'scope']
     """
     return [
         NumberGuard(),
@@ -535,6 +594,7 @@ def default_guards() -> list[Guard]:
         SymbolGuard(),
         DirectionGuard(),
         OrderGuard(),
+        HistoryGuard(),
         ScopeGuard(),
     ]
 

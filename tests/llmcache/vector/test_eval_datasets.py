@@ -3,7 +3,8 @@
 Every line parses, has the keys and types its kind needs, names a known category with that
 category's label, and the sets keep their minimum sizes. No pair appears twice, within a file
 or across files (the older ``semantic_pairs*.jsonl`` included), and a holdout shares no
-sentence (no chat) with the sets it checks, so it measures something the rest did not tune.
+sentence (no chat) with the sets it checks, so it measures something the rest did not tune;
+the second adversarial holdout shares none with the first or with the guards' tests either.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,6 +53,10 @@ QUESTION_MINIMUMS = {
     "adversarial_pairs_holdout.jsonl": (
         {"hard_paraphrase": 30, **dict.fromkeys(TRAP_KINDS, 5)},
         60,
+    ),
+    "adversarial_pairs_holdout2.jsonl": (
+        {"hard_paraphrase": 30, **dict.fromkeys(TRAP_KINDS, 6)},
+        66,
     ),
 }
 CONVERSATION_MINIMUMS = {
@@ -166,5 +172,17 @@ def test_holdouts_share_no_sentence_or_chat_with_the_rest() -> None:
     tuned = _sentences("adversarial_pairs.jsonl", *OLDER_SETS)
     shared = _sentences("adversarial_pairs_holdout.jsonl") & tuned
     assert not shared, f"holdout sentences also in the other sets: {sorted(shared)[:5]}"
+    # The second holdout was written after the guards were tuned on the first one too.
+    tuned |= _sentences("adversarial_pairs_holdout.jsonl")
+    shared = _sentences("adversarial_pairs_holdout2.jsonl") & tuned
+    assert not shared, f"holdout2 sentences also in the other sets: {sorted(shared)[:5]}"
     shared_chats = _chats("conversation_pairs_holdout.jsonl") & _chats("conversation_pairs.jsonl")
     assert not shared_chats, f"holdout chats also in the main set: {sorted(shared_chats)[:2]}"
+
+
+def test_the_second_holdout_shares_no_sentence_with_the_guard_tests() -> None:
+    # The guards were written against their tests' sentences as well as the sets.
+    tests = Path(__file__).parent
+    text = _norm(" ".join(p.read_text(encoding="utf-8") for p in tests.glob("test_guards*.py")))
+    shared = sorted(s for s in _sentences("adversarial_pairs_holdout2.jsonl") if s in text)
+    assert not shared, f"holdout2 sentences also in the guard tests: {shared[:5]}"

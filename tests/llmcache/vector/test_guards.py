@@ -245,6 +245,7 @@ def test_default_guards_and_selection() -> None:
         "symbols",
         "direction",
         "order",
+        "history",
         "scope",
     ]
     assert default_guards()[0] is not default_guards()[0]  # a fresh list each time

@@ -283,6 +283,7 @@ def test_stats_and_repr(cache: SemanticCache) -> None:
         "symbols",
         "direction",
         "order",
+        "history",
         "scope",
     }
     assert "SemanticCache('hashing-v1-128'" in repr(cache)
