@@ -16,6 +16,9 @@ a shell expands, so "`echo $HOME`", "`echo '$HOME'`" and "`echo \"$HOME\"`" all 
 a sigil (``$``) does anywhere. `letters` reads the lone single letters of a text (keys,
 variables, grades, hepatitis and vitamin kinds), which are words to nothing else here.
 
+Inside backticks punctuation that prose uses as sentence marks is an operator as well
+(``?.``, ``??``, ``..``, ``...``, ``@``, ``:``, ``,``): "`a ?? b`" is not "`a?.b`".
+
 An operator counts when it stands in a formula: inside backticks, longer than one character,
 touching an operand, or next to a number, a single letter, a quote or a bracket. A dash
 between two words ("quick question - how do I ...") is prose, as are paths, URLs, "and/or"
@@ -42,6 +45,12 @@ _OPERATORS = sorted(
     reverse=True,
 )
 _OP = "|".join(re.escape(op) for op in _OPERATORS)
+# Inside backticks punctuation is syntax too: `a ?? b` (a default) is not `a?.b` (optional
+# chaining), `1..10` not `1...10`, `@x` not `x`. In prose these are sentence marks.
+_CODE_OPERATORS = sorted(
+    [*_OPERATORS, *"??= ?? ?. ?: ?[ ... .. ? . @ : ; ,".split()], key=len, reverse=True
+)
+_CODE_OP = "|".join(re.escape(op) for op in _CODE_OPERATORS)
 _BRACKETS = frozenset("()[]{}")
 _WORD_OPS = (
     (re.compile(r"(?i)\bdivided\s+by\b"), "/"),
@@ -67,7 +76,7 @@ _UNICODE = str.maketrans(
 # Read before the names: URLs, emails, paths, and/or, km/h, a/b/c.
 _PATHS = re.compile(
     r"(?i)\b[a-z][\w+.-]*://\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
-    r"|(?:~|\.{1,2})/[\w.\-/]*|(?<![\w)])/[A-Za-z_][\w.\-/]*"
+    r"|(?:~|\.{1,2})/[\w.\-/]*|(?<![\w.])\.{1,2}(?=[\s`]|$)|(?<![\w)])/[A-Za-z_][\w.\-/]*"
     r"|[A-Za-z_][\w.\-]*(?:/[A-Za-z_][\w.\-]*)+/?"
 )
 # Read after them: what the number and entity guards already compare, and prose.
@@ -83,6 +92,10 @@ _FLAG = re.compile(r"(?<!\S)(--|-|\+)([A-Za-z][\w-]*)")
 _TOKEN = re.compile(
     rf"`(?P<code>[^`\n]+)`|(?P<num>\d+(?:[.,]\d+)*)|(?P<word>[A-Za-z_]\w*)"
     rf"|(?P<quote>'[^'\s]{{1,20}}'|\"[^\"\s]{{1,20}}\")|(?P<op>{_OP})"
+)
+_CODE_TOKEN = re.compile(
+    rf"(?P<num>\d+(?:\.\d+)?)|(?P<word>[A-Za-z_]\w*)"
+    rf"|(?P<quote>'[^'\s]{{1,20}}'|\"[^\"\s]{{1,20}}\")|(?P<op>{_CODE_OP})"
 )
 #: Operators whose operands may swap ("17 + 26" is "26 + 17").
 _COMMUTATIVE = frozenset({"+", "*", "==", "!=", "===", "!==", "&", "|", "&&", "||", "^"})
@@ -169,7 +182,7 @@ def _formal(op: str, left: _Item | None, right: _Item | None, touch_l: bool, tou
 def _ops(text: str, code: bool) -> list[tuple[str, str, str]]:
     items: list[_Item] = [
         (m.lastgroup or "", m.group(m.lastgroup or 0), m.start(), m.end())
-        for m in _TOKEN.finditer(text)
+        for m in (_CODE_TOKEN if code else _TOKEN).finditer(text)
     ]
     out: list[tuple[str, str, str]] = []
     for i, (kind, value, start, end) in enumerate(items):

@@ -209,3 +209,28 @@ def test_the_same_follow_up_after_a_changed_history_is_a_hard_veto(a: str, b: st
 def test_a_grown_history_or_another_question_is_not_a_history_veto(a: str, b: str) -> None:
     assert HistoryGuard().veto(a, b) is None
     assert HistoryGuard().veto(b, a) is None
+
+
+@pytest.mark.parametrize(
+    ("cached", "query"),
+    [
+        ("What does `user ?? name` give in C#?", "What does `user?.name` give in C#?"),
+        ("Is `1..10` inclusive in Ruby?", "Is `1...10` inclusive in Ruby?"),
+        ("What does `@cache` do above a function?", "What does `cache` do above a function?"),
+        ("What is `x: int` in Python?", "What is `x, int` in Python?"),
+    ],
+)
+def test_punctuation_in_code_is_syntax(cached: str, query: str) -> None:
+    assert SymbolGuard().veto(cached, query) is not None
+
+
+@pytest.mark.parametrize(
+    ("cached", "query"),
+    [
+        ("What does `cd ..` do?", "What does `cd ../` do?"),
+        ("What is `f(1, 2)` here?", "What is `f(1,2)` here?"),
+        ("Done. What does `ls -la` show?", "Done! What does `ls -la` show?"),
+    ],
+)
+def test_the_same_code_with_other_spacing_passes(cached: str, query: str) -> None:
+    assert SymbolGuard().veto(cached, query) is None
