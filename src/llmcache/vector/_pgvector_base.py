@@ -42,6 +42,7 @@ from llmcache._postgres import SCHEMA_VERSION, PgBase, SchemaError
 from llmcache.entry import CachedResponse, Codec, JSONCodec
 from llmcache.keys import Request, canonical_bytes, fingerprint, hash_bytes
 from llmcache.stores.base import check_ttl
+from llmcache.vector._counters import new_counters
 from llmcache.vector._persist import META_KEY
 from llmcache.vector._scope import (
     Candidate,
@@ -154,19 +155,7 @@ class PgVectorCore(PgBase):
         self.grey_zone = grey_zone
         self._codec: Codec = JSONCodec() if codec is None else codec
         self._vectors = QueryVectors(embedder)
-        self._counts = dict.fromkeys(
-            (
-                "exact_hits",
-                "semantic_hits",
-                "misses",
-                "sets",
-                "expirations",
-                "verified",
-                "refused",
-                "planted",
-            ),
-            0,
-        )
+        self._counts = new_counters("planted")
         self._vetoes = {guard.name: 0 for guard in self.guards}
         self._sizes: OrderedDict[str, tuple[bool, float]] = OrderedDict()
         self._vector_info: Any = None

@@ -32,10 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from llmcache.keys import Request
 from llmcache.vector._arguments import check_real
+from llmcache.vector._json_lines import json_lines
 from llmcache.vector.embedders import Embedder, HashingEmbedder, WordLlamaEmbedder
 from llmcache.vector.guards import Guard, default_guards
 from llmcache.vector.semantic import DEFAULT_THRESHOLD, SemanticCache
@@ -117,32 +116,25 @@ class Scored:
 def load_pairs(path: str | os.PathLike[str]) -> list[Pair]:
     """Read a pairs file; ``ValueError`` naming the line for anything malformed."""
     pairs = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{n}: not JSON ({exc})") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{n}: expected an object")
-            a, b = _side(obj.get("a")), _side(obj.get("b"))
-            same = obj.get("same_answer")
-            category = obj.get("category", "uncategorised")
-            if (
-                a is None
-                or b is None
-                or isinstance(a, str) != isinstance(b, str)
-                or not isinstance(same, bool)
-                or not isinstance(category, str)
-            ):
-                raise ValueError(
-                    f'{path}:{n}: expected "a" and "b" both strings or both '
-                    'chats (lists of {"role", "content"} strings), "same_answer" '
-                    'true or false, and an optional "category" string'
-                )
-            pairs.append(Pair(a, b, same, category))
+    for n, obj in json_lines(path):
+        if not isinstance(obj, dict):
+            raise ValueError(f"{path}:{n}: expected an object")
+        a, b = _side(obj.get("a")), _side(obj.get("b"))
+        same = obj.get("same_answer")
+        category = obj.get("category", "uncategorised")
+        if (
+            a is None
+            or b is None
+            or isinstance(a, str) != isinstance(b, str)
+            or not isinstance(same, bool)
+            or not isinstance(category, str)
+        ):
+            raise ValueError(
+                f'{path}:{n}: expected "a" and "b" both strings or both '
+                'chats (lists of {"role", "content"} strings), "same_answer" '
+                'true or false, and an optional "category" string'
+            )
+        pairs.append(Pair(a, b, same, category))
     if not pairs:
         raise ValueError(f"{path}: no pairs")
     return pairs

@@ -287,26 +287,13 @@ def judged_once(
     ``runs`` times with ``judge(k)`` (a simulated judge's seed per run): the figures of
     `learned_splits`."""
     limit = DEFAULT_THRESHOLD if threshold is None else threshold
-    reports, pooled = [], []
+    outcomes: list[list[Outcome]] = []
     for k in range(runs):
         verifier = judge(k)
         if verifier is None:
             raise ValueError("judged_once needs a judge")
-        outcomes = _judged_run(pairs, embedder, verifier, limit, floor, guards)
-        reports.append(summarize_outcomes(outcomes))
-        pooled.extend(outcomes)
-    report = summarize_outcomes(pooled)
-    return {
-        "max_error": None,
-        "splits": runs,
-        "figures": _spread(reports),
-        "per_category": report["per_category"],
-        "basis": {},
-        "pairs": len(pairs),
-        "should_hit": report["should_hit"] // runs,
-        "traps": report["traps"] // runs,
-        "runs": [{name: round(r[name], 4) for name in _FIGURES} for r in reports],
-    }
+        outcomes.append(_judged_run(pairs, embedder, verifier, limit, floor, guards))
+    return _runs_report(None, pairs, outcomes)
 
 
 def _halves(
@@ -346,6 +333,26 @@ def _spread(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _runs_report(
+    max_error: float | None, pairs: Sequence[LabeledPair], runs: Sequence[Sequence[Outcome]]
+) -> dict[str, Any]:
+    """The report of several runs over ``pairs``: each figure's mean and spread, the
+    per-category figures and the hits' bases of every scored pair pooled, and each run."""
+    reports = [summarize_outcomes(outcomes) for outcomes in runs]
+    pooled = summarize_outcomes([o for outcomes in runs for o in outcomes])
+    return {
+        "max_error": max_error,
+        "splits": len(runs),
+        "figures": _spread(reports),
+        "per_category": pooled["per_category"],
+        "basis": pooled["basis"],  # empty without a bound: a judge's hits have no basis
+        "pairs": len(pairs),
+        "should_hit": sum(p.same_answer for p in pairs),
+        "traps": sum(not p.same_answer for p in pairs),
+        "runs": [{name: round(r[name], 4) for name in _FIGURES} for r in reports],
+    }
+
+
 def learned_splits(
     pairs: Sequence[LabeledPair],
     embedder: Embedder,
@@ -368,37 +375,26 @@ def learned_splits(
     max_error = check_max_error(max_error)
     if splits < 1:
         raise ValueError(f"splits: expected an int >= 1, got {splits!r}")
-    runs, pooled = [], []
+    outcomes: list[list[Outcome]] = []
     for k in range(splits):
         if calibrate_on is not None:
             calibrate, score = list(calibrate_on), list(pairs)
         else:
             calibrate, score = _halves(pairs, random.Random(seed * 1000 + k))
-        outcomes = serve_learned(
-            calibrate,
-            score,
-            embedder,
-            max_error=max_error,
-            judge=judge(k),
-            guards=guards,
-            floor=floor,
-            verify=verify,
-            seed=seed * 1000 + k,
+        outcomes.append(
+            serve_learned(
+                calibrate,
+                score,
+                embedder,
+                max_error=max_error,
+                judge=judge(k),
+                guards=guards,
+                floor=floor,
+                verify=verify,
+                seed=seed * 1000 + k,
+            )
         )
-        runs.append(summarize_outcomes(outcomes))
-        pooled.extend(outcomes)
-    report = summarize_outcomes(pooled)
-    return {
-        "max_error": max_error,
-        "splits": splits,
-        "figures": _spread(runs),
-        "per_category": report["per_category"],
-        "basis": report["basis"],
-        "pairs": len(pairs),
-        "should_hit": sum(p.same_answer for p in pairs),
-        "traps": sum(not p.same_answer for p in pairs),
-        "runs": [{name: round(r[name], 4) for name in _FIGURES} for r in runs],
-    }
+    return _runs_report(max_error, pairs, outcomes)
 
 
 def curve(

@@ -29,11 +29,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from llmcache.entry import CachedResponse, JSONValue
 from llmcache.keys import fingerprint, hash_bytes
 from llmcache.vector._arguments import check_int, check_real
+from llmcache.vector._json_lines import json_lines
 from llmcache.vector.bound import (
     DEFAULT_CONFIDENCE,
     Threshold,
@@ -82,25 +81,18 @@ def read_labeled_pairs(path: str | os.PathLike[str]) -> list[tuple[PairSide, Pai
     object a line, ``a`` and ``b`` questions or chats); ``ValueError`` naming the line for
     anything malformed."""
     pairs: list[tuple[PairSide, PairSide, bool]] = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{n}: not JSON ({exc})") from None
-            if (
-                not isinstance(obj, dict)
-                or not _side(obj.get("a"))
-                or not _side(obj.get("b"))
-                or not isinstance(obj.get("same_answer"), bool)
-            ):
-                raise ValueError(
-                    f'{path}:{n}: expected "a" and "b" (texts or lists of '
-                    'messages) and "same_answer" true or false'
-                )
-            pairs.append((obj["a"], obj["b"], obj["same_answer"]))
+    for n, obj in json_lines(path):
+        if (
+            not isinstance(obj, dict)
+            or not _side(obj.get("a"))
+            or not _side(obj.get("b"))
+            or not isinstance(obj.get("same_answer"), bool)
+        ):
+            raise ValueError(
+                f'{path}:{n}: expected "a" and "b" (texts or lists of '
+                'messages) and "same_answer" true or false'
+            )
+        pairs.append((obj["a"], obj["b"], obj["same_answer"]))
     return pairs
 
 

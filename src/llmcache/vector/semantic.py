@@ -52,6 +52,7 @@ from llmcache.stores.base import Store, check_ttl
 from llmcache.stores.disk import DiskStore
 from llmcache.stores.memory import MemoryStore
 from llmcache.vector._arguments import check_int, check_real
+from llmcache.vector._counters import new_counters
 from llmcache.vector._persist import (
     EmbedderIdentity,
     Record,
@@ -265,20 +266,7 @@ class SemanticCache(Closing):
         self._dirty: set[str] = set()
         self._expiry: list[tuple[float, str]] = []
         self._vectors = QueryVectors(embedder)
-        self._counts = dict.fromkeys(
-            (
-                "exact_hits",
-                "semantic_hits",
-                "misses",
-                "sets",
-                "evictions",
-                "expirations",
-                "verified",
-                "refused",
-                "stale_partitions",
-            ),
-            0,
-        )
+        self._counts = new_counters("evictions", "stale_partitions")
         self._stale_logged = False
         self._vetoes = {guard.name: 0 for guard in self.guards}
         self._closed = False
@@ -527,46 +515,81 @@ class SemanticCache(Closing):
         query = self._begin(request, threshold)
         if not isinstance(query, SemanticQuery):
             return query
-        if self._learned is not None:
-            return self._get_learned(request, query, self._vectors.get(query.text))
-        for record, candidate in self._screen(query, self._vectors.get(query.text)):
-            if candidate.verify and self.verify_mode == "background":
-                if not self._approved(record, candidate, request, query, False):
-                    continue
-            elif candidate.verify:
-                assert self.verifier is not None and record.text is not None
-                ok = self.verifier.verify(record.text, query.text)
-                self._verdict(ok)
-                if not ok:
-                    continue
-            hit = self._serve(record, candidate)
-            if hit is not None:
-                return hit
-        self._miss()
-        return None
+        vec = self._vectors.get(query.text)
+        if self.verifier is None and self._learned is None:
+            return self._looked_up(self._serve_first(query, vec))
+        verifier = self.verifier
+        # Under a bound an async judge runs in a loop of its own; without one, `verify`
+        # refuses it (use `aget`), as it always did.
+        ask = verifier.verify if verifier is not None and self._learned is None else self._ask
+        steps = self._lookup(request, query, vec, False)
+        try:
+            cached, text = next(steps)
+            while True:
+                cached, text = steps.send(cached is not None and ask(cached, text))
+        except StopIteration as stop:
+            return self._looked_up(stop.value)
 
     async def aget(self, request: Request, *, threshold: float | None = None) -> SemanticHit | None:
         """`get` for async code (awaits ``aembed`` and the verifier's `averify`)."""
         query = self._begin(request, threshold)
         if not isinstance(query, SemanticQuery):
             return query
+        vec = await self._vectors.aget(query.text)
+        if self.verifier is None and self._learned is None:
+            return self._looked_up(self._serve_first(query, vec))
+        steps = self._lookup(request, query, vec, True)
+        try:
+            cached, text = next(steps)
+            while True:
+                assert self.verifier is not None
+                ok = cached is not None and await self.verifier.averify(cached, text)
+                cached, text = steps.send(ok)
+        except StopIteration as stop:
+            return self._looked_up(stop.value)
+
+    def _lookup(
+        self, request: Request, query: SemanticQuery, vec: Matrix | None, asynchronous: bool
+    ) -> Generator[tuple[str | None, str], bool, SemanticHit | None]:
+        """The semantic lookup, without I/O to the judge: it yields each question to ask
+        inline (the cached request's text, ``None`` when its entry is gone: a no, and the
+        looked up text) and takes the verdicts; `get` and `aget` only ask."""
         if self._learned is not None:
-            return await self._aget_learned(request, query, await self._vectors.aget(query.text))
-        for record, candidate in self._screen(query, await self._vectors.aget(query.text)):
+            return (yield from self._learned_steps(request, query, vec, asynchronous))
+        for record, candidate in self._screen(query, vec):
             if candidate.verify and self.verify_mode == "background":
-                if not self._approved(record, candidate, request, query, True):
+                # Served when the judge approved the pair before; never asked, it is now, in
+                # the background (and the pair is not served this time).
+                verdict = self._verdicts.get((record.key, query.key))
+                if verdict is None:
+                    self._submit_verification(record, candidate, request, query, asynchronous)
+                if not verdict:
                     continue
             elif candidate.verify:
-                assert self.verifier is not None and record.text is not None
-                ok = await self.verifier.averify(record.text, query.text)
+                assert record.text is not None
+                ok = yield record.text, query.text
                 self._verdict(ok)
                 if not ok:
                     continue
             hit = self._serve(record, candidate)
             if hit is not None:
                 return hit
-        self._miss()
         return None
+
+    def _serve_first(self, query: SemanticQuery, vec: Matrix | None) -> SemanticHit | None:
+        """`_lookup` with no judge and no bound: nothing to ask, so no steps to drive (the
+        common hit path, kept free of a generator's cost)."""
+        for record, candidate in self._screen(query, vec):
+            hit = self._serve(record, candidate)
+            if hit is not None:
+                return hit
+        return None
+
+    def _looked_up(self, hit: SemanticHit | None) -> SemanticHit | None:
+        """A lookup's outcome, its miss counted."""
+        if hit is None:
+            self._miss()
+        return hit
 
     def explain(self, request: Request, *, k: int | None = None) -> list[Candidate]:
         """Every candidate of ``request``'s partition (up to ``k``) with its similarity and
@@ -822,9 +845,8 @@ class SemanticCache(Closing):
         query: SemanticQuery,
         vec: Matrix | None,
         asynchronous: bool,
-    ) -> Generator[tuple[Record, Candidate], bool, SemanticHit | None]:
-        """A lookup under ``max_error``, without I/O to the judge: it yields the candidates
-        to ask inline and takes the verdicts (`_get_learned` and `_aget_learned` ask)."""
+    ) -> Generator[tuple[str | None, str], bool, SemanticHit | None]:
+        """`_lookup` under ``max_error``."""
         assert self._learned is not None
         if vec is None:
             return None
@@ -868,7 +890,7 @@ class SemanticCache(Closing):
             if self.verifier is None:
                 continue
             if self.verify_mode == "inline":
-                ok = yield record, candidate
+                ok = yield self._cached_text(record), query.text
                 self._judged(
                     record, query.key, fingerprint(canonical_bytes(request)), score, clear, ok
                 )
@@ -880,40 +902,6 @@ class SemanticCache(Closing):
                     record, candidate, request, query, asynchronous
                 )
         return None
-
-    def _get_learned(
-        self, request: Request, query: SemanticQuery, vec: Matrix | None
-    ) -> SemanticHit | None:
-        steps = self._learned_steps(request, query, vec, False)
-        try:
-            record, _ = next(steps)
-            while True:
-                assert self.verifier is not None
-                cached = self._cached_text(record)
-                ok = cached is not None and self._ask(cached, query.text)
-                record, _ = steps.send(ok)
-        except StopIteration as stop:
-            hit: SemanticHit | None = stop.value
-        if hit is None:
-            self._miss()
-        return hit
-
-    async def _aget_learned(
-        self, request: Request, query: SemanticQuery, vec: Matrix | None
-    ) -> SemanticHit | None:
-        steps = self._learned_steps(request, query, vec, True)
-        try:
-            record, _ = next(steps)
-            while True:
-                assert self.verifier is not None
-                cached = self._cached_text(record)
-                ok = cached is not None and await self.verifier.averify(cached, query.text)
-                record, _ = steps.send(ok)
-        except StopIteration as stop:
-            hit: SemanticHit | None = stop.value
-        if hit is None:
-            self._miss()
-        return hit
 
     def _ask(self, cached: str, text: str) -> bool:
         """The verifier's verdict from sync code (an async backend runs in its own loop:
@@ -980,22 +968,6 @@ class SemanticCache(Closing):
             stale = self._store.get(oldest)
             if stale is not None and ALIAS_KEY in stale.metadata:
                 self._store.delete(oldest)
-
-    def _approved(
-        self,
-        record: Record,
-        candidate: Candidate,
-        request: Request,
-        query: SemanticQuery,
-        asynchronous: bool,
-    ) -> bool:
-        """Whether the judge approved this pair before; if it was never asked, it is now,
-        in the background (and the pair is not served this time)."""
-        verdict = self._verdicts.get((record.key, query.key))
-        if verdict is None:
-            self._submit_verification(record, candidate, request, query, asynchronous)
-            return False
-        return verdict
 
     def _submit_verification(
         self,

@@ -124,6 +124,13 @@ class Verifier:
     ) -> None:
         if "{a}" not in prompt or "{b}" not in prompt:
             raise ValueError("prompt must contain the placeholders {a} and {b}")
+        try:  # a prompt that cannot be filled would fail every call alike
+            prompt.format(a="", b="")
+        except (IndexError, KeyError, ValueError) as exc:
+            raise ValueError(
+                f"prompt: only the placeholders {{a}} and {{b}} may be in braces "
+                f"(double a literal brace), got {type(exc).__name__}: {exc}"
+            ) from None
         if max_tokens is not None:
             max_tokens = check_int("max_tokens", max_tokens, minimum=1, none=True)
         if ttl is not None:
@@ -188,12 +195,9 @@ class Verifier:
         )
         return False
 
-    def verify(self, a: str, b: str) -> bool:
-        """``True`` only if the model says the two requests have the same answer."""
-        if isinstance(self.backend, AsyncBackend):
-            raise TypeError(
-                "Verifier over an AsyncBackend: use `await averify(...)` (or SemanticCache.aget)"
-            )
+    def _plan(self, a: str, b: str) -> bool | tuple[str, str]:
+        """The verdict when no call is needed (the same text, a cached verdict), else the
+        verdict's key and the question to send (counted as a call)."""
         if a == b:
             return True
         key = self._key(a, b)
@@ -201,8 +205,20 @@ class Verifier:
         if cached is not None:
             return cached
         self._count("calls")
+        return key, self.prompt.format(a=a, b=b)
+
+    def verify(self, a: str, b: str) -> bool:
+        """``True`` only if the model says the two requests have the same answer."""
+        if isinstance(self.backend, AsyncBackend):
+            raise TypeError(
+                "Verifier over an AsyncBackend: use `await averify(...)` (or SemanticCache.aget)"
+            )
+        plan = self._plan(a, b)
+        if isinstance(plan, bool):
+            return plan
+        key, prompt = plan
         try:
-            reply = self._generate(self.prompt.format(a=a, b=b))
+            reply = self._generate(prompt)
         except Exception as exc:  # any backend failure: a miss, never an exception
             return self._failed(exc)
         return self._record(key, reply)
@@ -240,14 +256,10 @@ class Verifier:
 
     async def averify(self, a: str, b: str) -> bool:
         """`verify` for async code (a sync backend runs in a worker thread)."""
-        if a == b:
-            return True
-        key = self._key(a, b)
-        cached = self._cached(key)
-        if cached is not None:
-            return cached
-        self._count("calls")
-        prompt = self.prompt.format(a=a, b=b)
+        plan = self._plan(a, b)
+        if isinstance(plan, bool):
+            return plan
+        key, prompt = plan
         try:
             if isinstance(self.backend, AsyncBackend):
                 reply = (

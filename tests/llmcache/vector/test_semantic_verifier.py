@@ -104,6 +104,14 @@ async def test_async_backend() -> None:
     assert await Verifier(MockBackend(lambda c: "yes")).averify("a b", "a c")
 
 
+@pytest.mark.parametrize("prompt", ["{a} {b} {c}", "{a} {b} {0}", "{a} {b} }"])
+def test_a_prompt_that_cannot_be_filled_is_refused_at_construction(prompt: str) -> None:
+    # `verify` used to count such a prompt as a failing judge while `averify` raised:
+    # one question, built once, for both.
+    with pytest.raises(ValueError, match="prompt"):
+        Verifier(MockBackend(lambda call: "yes"), prompt=prompt)
+
+
 def req(prompt: str) -> Request:
     return Request(model="m", prompt=prompt)
 
@@ -170,3 +178,47 @@ async def test_aget_uses_averify() -> None:
     await cache.aset(req("How do I reverse a list?"), "a")
     hit = await cache.aget(req("how do i reverse a list"))
     assert hit is not None and hit.content == "a" and backend.call_count == 1
+
+
+_COUNTED = ("exact_hits", "semantic_hits", "misses", "verified", "refused")
+
+
+@pytest.mark.parametrize("verdict", ["yes", "no"])
+@pytest.mark.parametrize("max_error", [None, 0.01])
+async def test_get_and_aget_ask_an_inline_judge_alike(
+    verdict: str, max_error: float | None
+) -> None:
+    # `get` and `aget` drive one lookup (`_lookup`): the same questions, verdicts, hits
+    # and counters, with or without a bound.
+    def build() -> tuple[SemanticCache, MockBackend]:
+        backend = MockBackend(lambda call: verdict)
+        cache = SemanticCache(
+            HashingEmbedder(dim=128),
+            threshold=0.99,
+            grey_zone=(0.5, 0.99),
+            verifier=Verifier(backend),
+            max_error=max_error,
+            verify="inline",
+        )
+        cache.set(req("How do I reverse a list in Python?"), "xs[::-1]")
+        return cache, backend
+
+    (sync, sync_backend), (asyn, async_backend) = build(), build()
+    query = req("how do I reverse a list in python please")
+    got, agot = sync.get(query), await asyn.aget(query)
+    assert (got is None) == (agot is None) == (verdict == "no")
+    assert got is None or agot is None or got.content == agot.content == "xs[::-1]"
+    assert sync_backend.call_count == async_backend.call_count == 1
+    assert [sync.stats()[n] for n in _COUNTED] == [asyn.stats()[n] for n in _COUNTED]
+
+
+def test_sync_get_refuses_an_async_inline_judge_without_a_bound() -> None:
+    async def yes(call: MockCall) -> str:
+        return "yes"
+
+    cache = SemanticCache(
+        HashingEmbedder(dim=128), threshold=0.5, verifier=Verifier(AsyncMockBackend(yes))
+    )
+    cache.set(req("How do I reverse a list?"), "a")
+    with pytest.raises(TypeError, match="averify"):
+        cache.get(req("how do i reverse a list"))
