@@ -56,6 +56,8 @@ PAIRS: list[tuple[str, str]] = [
     ),
     # The client's constructor and calls (llmcache.client builds the public classes on them).
     ("src/llmcache/_async_cached_client.py", "src/llmcache/_sync_cached_client.py"),
+    # CachedOllamaClient's constructor and calls (llmcache_ollama.cached builds the classes).
+    ("src/llmcache_ollama/_async_cached.py", "src/llmcache_ollama/_sync_cached.py"),
 ]
 
 #: Whole-word renames beyond the generic rules, async name -> sync name.

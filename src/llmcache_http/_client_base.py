@@ -17,6 +17,7 @@ protocol, and from `ModelClient` or `AsyncModelClient` (a transport with ``gener
 every JSON-over-HTTP model API; the plugin's base sets ``_wire``, a `Wire` naming its
 request builders, reply parser and retry rule (the hooks call them), implements
 
+    _resolve_url(given)                     the base URL from the constructor's argument
     _status_error(status, content, model)   the error for a non-2xx reply
 
 and, optionally, ``_auth_headers()`` (headers carrying a credential) and ``_secret()`` (a
@@ -30,7 +31,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypedDict, TypeVar
 
 import httpx
 
@@ -45,7 +46,7 @@ from llmcache.backends.errors import BackendError, BackendTimeout
 from llmcache_http._boundary import RetryClock, make_timeout, map_errors, redact, scrub
 from llmcache_http._checks import check_settings
 
-__all__ = ["Call", "Clock", "HTTPClientBase", "TransportHooks", "Wire"]
+__all__ = ["Call", "Clock", "HTTPClientBase", "Settings", "TransportHooks", "Wire"]
 
 
 class Call(Protocol):
@@ -74,6 +75,17 @@ class Wire(Generic[CallT]):
     chat_call: Callable[..., CallT]
     to_response: Callable[[CallT, dict[str, Any], float], AIResponse]
     is_retryable: Callable[[BackendError], bool]
+
+
+class Settings(TypedDict):
+    """The settings `HTTPClientBase` takes besides the URL, for a plugin's base to pass on
+    as ``**settings`` what it does not read itself."""
+
+    model: str
+    timeout: float | httpx.Timeout
+    retries: int
+    backoff: float
+    max_connections: int
 
 
 class Clock(Protocol):
@@ -133,7 +145,7 @@ class HTTPClientBase(TransportHooks, Generic[CallT]):
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | None,
         *,
         model: str,
         timeout: float | httpx.Timeout,
@@ -141,6 +153,7 @@ class HTTPClientBase(TransportHooks, Generic[CallT]):
         backoff: float,
         max_connections: int,
     ) -> None:
+        base_url = self._resolve_url(base_url)
         check_settings(
             model=model, retries=retries, backoff=backoff, max_connections=max_connections
         )
@@ -158,6 +171,11 @@ class HTTPClientBase(TransportHooks, Generic[CallT]):
 
     #: The plugin's request builders, parser and retry rule.
     _wire: Wire[CallT]
+
+    @abstractmethod
+    def _resolve_url(self, given: str | None) -> str:
+        """The server's base URL from what the caller gave (None: the plugin's default,
+        e.g. from its environment variable), validated."""
 
     def _build_generate(self, prompt: str, *, stream: bool, **fields: Any) -> CallT:
         return self._wire.generate_call(prompt, stream=stream, **fields)
@@ -227,24 +245,27 @@ class HTTPClientBase(TransportHooks, Generic[CallT]):
     # error naming the method, the argument and the fix, and nothing is sent.
 
     def _generate_call(self, prompt: str, *, stream: bool, **fields: Any) -> CallT:
-        where = f"{type(self).__name__}.generate{'_stream' if stream else ''}"
+        where = self._where_of("generate", stream)
         check_prompt(prompt, where)
-        check_sampling(
-            where,
-            temperature=fields.get("temperature"),
-            max_tokens=fields.get("max_tokens"),
-            options=fields.get("options"),
-        )
+        self._check_sampling(where, fields)
         return self._build_generate(prompt, stream=stream, **fields)
 
     def _chat_call(self, messages: Sequence[Message], *, stream: bool, **fields: Any) -> CallT:
-        where = f"{type(self).__name__}.chat{'_stream' if stream else ''}"
+        where = self._where_of("chat", stream)
         check_messages(messages, where)
+        self._check_sampling(where, fields, tools=True)
+        return self._build_chat(messages, stream=stream, **fields)
+
+    def _where_of(self, method: str, stream: bool) -> str:
+        return f"{type(self).__name__}.{method}{'_stream' if stream else ''}"
+
+    @staticmethod
+    def _check_sampling(where: str, fields: Mapping[str, Any], *, tools: bool = False) -> None:
+        # Only chat has a tools argument; a generate call's extra fields go out unchecked.
         check_sampling(
             where,
             temperature=fields.get("temperature"),
             max_tokens=fields.get("max_tokens"),
             options=fields.get("options"),
-            tools=fields.get("tools"),
+            tools=fields.get("tools") if tools else None,
         )
-        return self._build_chat(messages, stream=stream, **fields)

@@ -6,8 +6,6 @@ import logging
 import os
 from typing import ClassVar
 
-import httpx
-
 from llmcache.backends.errors import BackendError
 from llmcache_http import HTTPClientBase
 from llmcache_http._client_base import Wire
@@ -38,26 +36,13 @@ class ClientBase(HTTPClientBase[Call]):
     )
     _user_agent: ClassVar[str] = "llmcache-ollama/0.1.0"
 
-    def __init__(
-        self,
-        host: str | None,
-        *,
-        model: str,
-        timeout: float | httpx.Timeout,
-        retries: int,
-        backoff: float,
-        max_connections: int,
-    ) -> None:
-        super().__init__(
-            resolve_host(host if host is not None else os.getenv("OLLAMA_HOST")),
-            model=model,
-            timeout=timeout,
-            retries=retries,
-            backoff=backoff,
-            max_connections=max_connections,
-        )
-        #: The server's base URL without credentials.
-        self.host = self._where
+    def _resolve_url(self, given: str | None) -> str:
+        return resolve_host(given if given is not None else os.getenv("OLLAMA_HOST"))
+
+    @property
+    def host(self) -> str:
+        """The server's base URL without credentials."""
+        return self._where
 
     def _status_error(self, status: int, content: bytes, model: str) -> BackendError:
         return status_error(status, content, model)

@@ -21,66 +21,32 @@ decision whichever method makes it; a call that is not cached is counted in
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from llmcache import (
-    AIResponse,
-    AsyncBackend,
-    AsyncCachedClient,
-    Backend,
-    CachedClient,
-    StreamChunk,
-)
-from llmcache.client import HasStore, SemanticTier
+from llmcache import AsyncBackend, Backend
+from llmcache.client import SemanticTier
 from llmcache.embeddings import EmbeddingCache
 from llmcache.policy import CachePolicy
-from llmcache.stores.base import Store
+from llmcache_ollama._async_cached import (
+    CACHE_TEMPERATURE_THRESHOLD as CACHE_TEMPERATURE_THRESHOLD,
+)
+from llmcache_ollama._async_cached import (
+    DEFAULT_TEMPERATURE as DEFAULT_TEMPERATURE,
+)
+from llmcache_ollama._async_cached import AsyncCachedOllamaBase
+from llmcache_ollama._sync_cached import Cache, CachedOllamaBase
 
 __all__ = ["AsyncCachedOllamaClient", "CachedOllamaClient"]
 
-CACHE_TEMPERATURE_THRESHOLD = 0.3
-DEFAULT_TEMPERATURE = 0.7
-
-
-Cache = Store | HasStore | None
 _C = TypeVar("_C", bound="CachedOllamaClient")
 
 
-def _policy(policy: CachePolicy | None) -> CachePolicy:
-    return policy or CachePolicy(temperature_threshold=CACHE_TEMPERATURE_THRESHOLD)
-
-
-class _OllamaCore(CachedClient):
-    # __init__ lives a class above __new__'s, so type checkers read CachedOllamaClient(...)'s
-    # type from __new__'s overloads (see llmcache.client).
-    def __init__(
-        self,
-        client: Backend,
-        cache: Cache = None,
-        policy: CachePolicy | None = None,
-        *,
-        namespace: str = "",
-        embedding_cache: EmbeddingCache | None = None,
-        semantic: SemanticTier | None = None,
-    ) -> None:
-        super().__init__(
-            client,
-            cache,
-            _policy(policy),
-            namespace=namespace,
-            embedding_cache=embedding_cache,
-            semantic=semantic,
-        )
-        self.client = client
-        self.cache = cache
-
-
-class CachedOllamaClient(_OllamaCore):
+# The calls are CachedOllamaBase's, generated from AsyncCachedOllamaBase's by
+# scripts/unasync.py. __init__ lives there, a class above __new__'s, so type checkers read
+# CachedOllamaClient(...)'s type from __new__'s overloads (see llmcache.client).
+class CachedOllamaClient(CachedOllamaBase):
     """A response cache in front of an `OllamaClient` (see the module docstring); around an
     `AsyncOllamaClient` it gives an `AsyncCachedOllamaClient`."""
-
-    CACHE_TEMPERATURE_THRESHOLD = CACHE_TEMPERATURE_THRESHOLD
 
     @overload
     def __new__(
@@ -127,133 +93,16 @@ class CachedOllamaClient(_OllamaCore):
             )
         return object.__new__(cls)
 
-    def generate(
-        self,
-        prompt: str,
-        *,
-        temperature: float | None = DEFAULT_TEMPERATURE,
-        format: str | Mapping[str, Any] | None = None,
-        max_tokens: int | None = None,
-        bypass_cache: bool = False,
-        **kwargs: Any,
-    ) -> AIResponse:
-        """Generate, cached when ``temperature <= 0.3`` (or seeded) and not bypassed."""
-        return super().generate(
-            prompt,
-            temperature=temperature,
-            format=format,
-            max_tokens=max_tokens,
-            bypass_cache=bypass_cache,
-            **kwargs,
-        )
-
-    def chat(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        temperature: float | None = DEFAULT_TEMPERATURE,
-        **kwargs: Any,
-    ) -> AIResponse:
-        """Chat, cached under the same rule as `generate`."""
-        return super().chat(messages, temperature=temperature, **kwargs)
-
-    def generate_stream(
-        self, prompt: str, *, temperature: float | None = DEFAULT_TEMPERATURE, **kwargs: Any
-    ) -> Iterator[StreamChunk]:
-        """Stream, cached under the same rule as `generate` (a hit replays the chunks)."""
-        return super().generate_stream(prompt, temperature=temperature, **kwargs)
-
-    def chat_stream(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        temperature: float | None = DEFAULT_TEMPERATURE,
-        **kwargs: Any,
-    ) -> Iterator[StreamChunk]:
-        """Stream a chat turn, cached under the same rule as `generate`."""
-        return super().chat_stream(messages, temperature=temperature, **kwargs)
-
 
 if TYPE_CHECKING:
     # For mypy alone the async twin derives from CachedOllamaClient too, so that
     # CachedOllamaClient(AsyncOllamaClient(...)) is typed AsyncCachedOllamaClient (mypy
     # honours __new__ only when it returns a subtype; see llmcache.client).
-    class _AsyncBase(AsyncCachedClient, CachedOllamaClient):  # type: ignore[misc]
+    class _AsyncBase(AsyncCachedOllamaBase, CachedOllamaClient):  # type: ignore[misc]
         pass
 else:
-    _AsyncBase = AsyncCachedClient
+    _AsyncBase = AsyncCachedOllamaBase
 
 
 class AsyncCachedOllamaClient(_AsyncBase):
     """The coroutine twin of `CachedOllamaClient`, for an `AsyncOllamaClient`."""
-
-    CACHE_TEMPERATURE_THRESHOLD = CACHE_TEMPERATURE_THRESHOLD
-
-    def __init__(
-        self,
-        client: AsyncBackend,
-        cache: Cache = None,
-        policy: CachePolicy | None = None,
-        *,
-        namespace: str = "",
-        embedding_cache: EmbeddingCache | None = None,
-        semantic: SemanticTier | None = None,
-    ) -> None:
-        super().__init__(
-            client,
-            cache,
-            _policy(policy),
-            namespace=namespace,
-            embedding_cache=embedding_cache,
-            semantic=semantic,
-        )
-        self.client = client  # type: ignore[assignment]
-        self.cache = cache
-
-    # The ignores: for mypy alone AsyncCachedClient derives from CachedClient (see
-    # llmcache.client), whose methods are plain calls.
-    async def generate(  # type: ignore[override]
-        self,
-        prompt: str,
-        *,
-        temperature: float | None = DEFAULT_TEMPERATURE,
-        format: str | Mapping[str, Any] | None = None,
-        max_tokens: int | None = None,
-        bypass_cache: bool = False,
-        **kwargs: Any,
-    ) -> AIResponse:
-        """Generate, cached when ``temperature <= 0.3`` (or seeded) and not bypassed."""
-        return await super().generate(
-            prompt,
-            temperature=temperature,
-            format=format,
-            max_tokens=max_tokens,
-            bypass_cache=bypass_cache,
-            **kwargs,
-        )
-
-    async def chat(  # type: ignore[override]
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        temperature: float | None = DEFAULT_TEMPERATURE,
-        **kwargs: Any,
-    ) -> AIResponse:
-        """Chat, cached under the same rule as `generate`."""
-        return await super().chat(messages, temperature=temperature, **kwargs)
-
-    def generate_stream(  # type: ignore[override]
-        self, prompt: str, *, temperature: float | None = DEFAULT_TEMPERATURE, **kwargs: Any
-    ) -> AsyncIterator[StreamChunk]:
-        """Stream, cached under the same rule as `generate` (a hit replays the chunks)."""
-        return super().generate_stream(prompt, temperature=temperature, **kwargs)
-
-    def chat_stream(  # type: ignore[override]
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        temperature: float | None = DEFAULT_TEMPERATURE,
-        **kwargs: Any,
-    ) -> AsyncIterator[StreamChunk]:
-        """Stream a chat turn, cached under the same rule as `generate`."""
-        return super().chat_stream(messages, temperature=temperature, **kwargs)

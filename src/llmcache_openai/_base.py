@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import ClassVar
-
-import httpx
+from typing import TYPE_CHECKING, ClassVar
 
 from llmcache.backends.errors import BackendError
 from llmcache_http import HTTPClientBase
-from llmcache_http._client_base import Wire
+from llmcache_http._client_base import Settings, Wire
 from llmcache_openai._boundary import is_retryable, resolve_base_url, status_error
 from llmcache_openai._protocol import Call, chat_call, generate_call, to_response
 
 __all__ = ["ClientBase", "logger"]
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's from Python 3.11
 
 logger = logging.getLogger("llmcache_openai")
 
@@ -60,29 +61,21 @@ class ClientBase(HTTPClientBase[Call]):
         self,
         base_url: str | None,
         *,
-        model: str,
         api_key: str | None,
         embed_model: str | None,
-        timeout: float | httpx.Timeout,
-        retries: int,
-        backoff: float,
-        max_connections: int,
+        **settings: Unpack[Settings],
     ) -> None:
         if embed_model is not None and (not isinstance(embed_model, str) or not embed_model):
             raise ValueError(f"embed_model must be a model name or None, got {embed_model!r}")
-        super().__init__(
-            resolve_base_url(base_url if base_url is not None else os.getenv("OPENAI_BASE_URL")),
-            model=model,
-            timeout=timeout,
-            retries=retries,
-            backoff=backoff,
-            max_connections=max_connections,
-        )
+        super().__init__(base_url, **settings)
         #: The API's base URL without credentials.
         self.base_url = self._where
         self._key = _Secret(api_key if api_key is not None else os.getenv("OPENAI_API_KEY"))
         #: The model `embed` uses when the call names none (default: `model`).
-        self.embed_model = embed_model or model
+        self.embed_model = embed_model or settings["model"]
+
+    def _resolve_url(self, given: str | None) -> str:
+        return resolve_base_url(given if given is not None else os.getenv("OPENAI_BASE_URL"))
 
     @property
     def has_api_key(self) -> bool:
