@@ -101,7 +101,9 @@ def _drop(url: str, table: str) -> None:
             conn.execute("DELETE FROM llmcache_schema WHERE name = %s", (table,))
 
 
-def search_run(url: str, n: int, n_queries: int, seed: int = 0) -> dict[str, Any]:
+def search_run(
+    url: str, n: int, n_queries: int, seed: int = 0, ef_sweep: Sequence[int] = ()
+) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     stored = _unit(rng.standard_normal((n, DIM)))
     targets = rng.integers(0, n, n_queries)
@@ -184,6 +186,7 @@ def search_run(url: str, n: int, n_queries: int, seed: int = 0) -> dict[str, Any
         hit = cache.get(Request(model="m", prompt=f"query {j}"))
         times["get"].append(time.perf_counter() - t)
         right["get"] += hit is not None and hit.matched_prompt == truth[j]
+    sweep = [_hnsw_at(url, cache, plan, queries, truth, ef) for ef in ef_sweep]
     cache.close()
     base = statistics.median(times["index"])
     exact_n = len(times["exact"])
@@ -201,7 +204,33 @@ def search_run(url: str, n: int, n_queries: int, seed: int = 0) -> dict[str, Any
         "pg_get_ms": _ms(times["get"]),
         "pg_get_ratio": round(statistics.median(times["get"]) / base, 1),
         "pg_get_recall1": round(right["get"] / n_queries, 3),
+        "ef_sweep": sweep,
     }
+
+
+def _hnsw_at(
+    url: str,
+    cache: PostgresSemanticCache,
+    plan: Any,
+    queries: np.ndarray,
+    truth: list[str],
+    ef: int,
+) -> dict[str, Any]:
+    """The HNSW search's latency and recall@1 at another ``hnsw.ef_search`` (the tier's
+    `ef_search` argument), on a connection of its own."""
+    from pgvector.psycopg import register_vector
+
+    times, right = [], 0
+    with psycopg.connect(url, autocommit=True) as conn:
+        register_vector(conn)
+        conn.execute(f"SET hnsw.ef_search = {int(ef)}")
+        for j, q in enumerate(queries):
+            sql, params = cache._search_sql(True, q, plan, 0.5, 8)
+            t = time.perf_counter()
+            rows = conn.execute(sql, params).fetchall()
+            times.append(time.perf_counter() - t)
+            right += bool(rows) and rows[0][1] == truth[j]
+    return {"ef_search": ef, "ms": _ms(times), "recall1": round(right / len(queries), 3)}
 
 
 # -- sharing: 4 workers, one workload ----------------------------------------------------------
@@ -292,7 +321,8 @@ def sharing_run(url: str, workers: int, requests: int) -> dict[str, Any]:
         hits = sum(h for h, _ in counts)
         result[f"{mode}_hit_rate"] = round(hits / (workers * requests), 3)
         result[f"{mode}_wrong"] = sum(w for _, w in counts)
-    result["shared_over_own"] = round(result["shared_hit_rate"] / result["own_hit_rate"], 2)
+    own = result["own_hit_rate"]
+    result["shared_over_own"] = round(result["shared_hit_rate"] / own, 2) if own else None
     return result
 
 
@@ -369,6 +399,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--requests", type=int, default=150)
+    parser.add_argument(
+        "--ef-sweep",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also measure the HNSW search at these hnsw.ef_search values (up to 1000)",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
         "--write-doc", action="store_true", help="also write the figures into docs/benchmarks.md"
@@ -377,7 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     with private_server() if args.url is None else _given(args.url) as url:
         report = {
             "exact": exact_hit_run(url),
-            "search": [search_run(url, n, args.queries) for n in args.sizes],
+            "search": [
+                search_run(url, n, args.queries, ef_sweep=args.ef_sweep) for n in args.sizes
+            ],
             "sharing": sharing_run(url, args.workers, args.requests),
         }
     if args.write_doc:
