@@ -13,8 +13,10 @@ the pipeline; the door only wires them):
 1. ``x-llmcache-*`` control headers are read (`parse_control_headers`; a bad one is
    answered 400 here, nothing goes upstream) and removed from the request;
 2. a method and path no route understands goes upstream untouched (``x-llmcache:
-   bypass``); an understood route's body is read and parsed (`parse_request`), and a body
-   not understood goes upstream untouched (``uncacheable``);
+   bypass``); an understood route's body is read and parsed (`read_call`: what
+   `parse_request` does, from the URL the HTTP package parsed and with the credential
+   scopes the door remembers), and a body not understood goes upstream untouched
+   (``uncacheable``);
 3. the plan: `decide` (``cache_control()``, ``x-llmcache-bypass``, the temperature rule on
    the temperature *sent*), then server-held state, then the header's refresh, no-store,
    TTL; a plan that skips the cache goes upstream untouched (``bypass`` / ``uncacheable``);
@@ -60,10 +62,13 @@ from llmcache.integrations._http_control import (
 from llmcache.integrations._http_routes import (
     CREDENTIAL_HEADERS,
     KEY_HEADERS,
+    CredentialScopes,
     HttpCall,
     Passthrough,
+    Route,
     find_route,
-    parse_read_request,
+    read_call,
+    url_target,
 )
 from llmcache.policy import CachePolicy
 from llmcache.stores.base import AsyncStore, check_ttl
@@ -80,15 +85,21 @@ _SAID_MISS: Sequence[tuple[str, str]] = tuple(status_headers(CacheStatus.MISS))
 _READ_B = frozenset(n.encode() for n in (*CREDENTIAL_HEADERS, *KEY_HEADERS))
 
 
-def _read_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+def _read_headers(raw: list[tuple[bytes, bytes]]) -> tuple[list[tuple[str, str]], list[str]]:
     """The headers the cache reads (credentials, the key's, its own control headers), as
-    (lowercase name, value) text; only those are decoded: this runs on every request."""
+    (lowercase name, value) text, and the names of the control headers among them; only
+    those are decoded: this runs on every request."""
     out: list[tuple[str, str]] = []
+    control: list[str] = []
     for name, value in raw:  # a plain loop: a nested generator costs more per header
         n = name.lower()
-        if n in _READ_B or n.startswith(_CONTROL_B):
+        if n in _READ_B:
             out.append((n.decode("latin-1"), value.decode("latin-1")))
-    return out
+        elif n.startswith(_CONTROL_B):
+            text = n.decode("latin-1")
+            out.append((text, value.decode("latin-1")))
+            control.append(text)
+    return out, control
 
 
 class AsyncBody:
@@ -137,7 +148,7 @@ class AsyncCacheDoor:
         self.ttl = check_ttl(ttl) if ttl is not None else self.policy.ttl
         self.namespace = namespace
         self.share_credentials = share_credentials
-        self._secret = scope_secret
+        self._scopes = CredentialScopes(share=share_credentials, secret=scope_secret)
         self._counters = Counters(type(self).__name__)
         self._runner: AsyncRunner[HttpAnswer] = AsyncRunner(
             self.cache, HTTP_ANSWERS, self._counters, policy=self.policy, semantic=semantic
@@ -148,27 +159,22 @@ class AsyncCacheDoor:
     async def handle_async_request(self, request: Any) -> Any:
         """Answer `request` from the cache, or through the wrapped transport."""
         headers = request.headers
-        items = _read_headers(headers.raw)
+        items, control_names = _read_headers(headers.raw)
         control = _NO_CONTROL
-        if any(name.startswith(CONTROL_PREFIX) for name, _ in items):
+        if control_names:
             try:
                 control = parse_control_headers(items)
             except ControlHeaderError as exc:
                 return self._refused(exc)
-            for name in {n for n, _ in items if n.startswith(CONTROL_PREFIX)}:
+            for name in set(control_names):
                 del headers[name]  # the upstream never sees them
-        if find_route(request.method, request.url.path) is None:
+        url = request.url
+        path = url.path
+        route = find_route(request.method, path)
+        if route is None:
             return await self._forward(request, CacheStatus.BYPASS)
         body = await request.aread()
-        call = parse_read_request(
-            request.method,
-            str(request.url),
-            items,
-            body,
-            namespace=control.namespace or self.namespace,
-            share_credentials=self.share_credentials,
-            scope_secret=self._secret,
-        )
+        call = self._read_call(url, path, route, items, body, control)
         if isinstance(call, Passthrough):
             self._counters.uncacheable += 1
             return await self._forward(request, CacheStatus.UNCACHEABLE)
@@ -176,7 +182,6 @@ class AsyncCacheDoor:
         if plan.skip is not None:
             status = CacheStatus.UNCACHEABLE if plan.skip == UNCACHEABLE else CacheStatus.BYPASS
             return await self._forward(request, status)
-        headers["accept-encoding"] = "identity"  # recorded bytes must be the answer's own
         if call.stream:
             return await self._stream(plan, call, request)
         answer = await self._runner.call(plan, self._fetch, (call, request), {})
@@ -204,16 +209,49 @@ class AsyncCacheDoor:
 
     # -- steps ------------------------------------------------------------------------------
 
+    def _read_call(
+        self,
+        url: Any,
+        path: str,
+        route: Route,
+        items: list[tuple[str, str]],
+        body: bytes,
+        control: HeaderControl,
+    ) -> HttpCall | Passthrough:
+        """`parse_read_request` of a request whose URL the HTTP package parsed already:
+        the key holds the host and the path as sent (IDNA- and percent-encoded)."""
+        target = url.raw_path.decode("ascii")
+        sent = target.partition("?")[0]
+        if sent != path:  # percent-escapes: `path` is decoded, the key's route reads it as sent
+            found = find_route("POST", sent)
+            if found is None:
+                return Passthrough("route", f"POST {sent} is not an understood route")
+            route = found
+        host = url.raw_host.decode("ascii")
+        if not host:
+            return Passthrough("route", f"POST {sent} has no host")
+        origin, key_path = url_target(url.scheme, host, url.port, target)
+        return read_call(
+            route,
+            origin,
+            key_path,
+            items,
+            body,
+            namespace=control.namespace or self.namespace,
+            scopes=self._scopes,
+        )
+
     def _plan(self, call: HttpCall, control: HeaderControl) -> Plan:
         temperature = call.temperature if call.temperature_set else None
         base = decide(self.policy, temperature, call.seed, bypass=control.bypass)
-        if type(base) is Plan:
+        if isinstance(base, Plan):
             plan = base
         elif call.uncacheable:
             self._counters.uncacheable += 1  # state held by the server: not the policy's
             return Plan("", "", False, False, None, UNCACHEABLE, call.uncacheable)
         else:
-            wanted = control.apply(base)  # type: ignore[arg-type]
+            # No control header (the usual request): the door's control as it is.
+            wanted = base if control is _NO_CONTROL else control.apply(base)
             if wanted.read or wanted.write:
                 request = (
                     semantic_request(call)
@@ -240,6 +278,7 @@ class AsyncCacheDoor:
 
     async def _fetch(self, call: HttpCall, request: Any) -> HttpAnswer:
         """The upstream's whole answer to a plain call (what the runner calls on a miss)."""
+        request.headers["accept-encoding"] = "identity"  # recorded bytes: the answer's own
         response = await self.transport.handle_async_request(request)
         try:
             body = b"".join([part async for part in response.aiter_bytes()])
@@ -265,6 +304,7 @@ class AsyncCacheDoor:
     async def _upstream_stream(self, call: HttpCall, request: Any) -> AsyncIterator[Any]:
         """The upstream's streamed answer: its `Head`, then its decoded bytes as they come
         (what the runner streams on a miss)."""
+        request.headers["accept-encoding"] = "identity"  # recorded bytes: the answer's own
         response = await self.transport.handle_async_request(request)
         try:
             yield Head(

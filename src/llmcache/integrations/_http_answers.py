@@ -54,7 +54,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import orjson
 
@@ -70,6 +70,7 @@ __all__ = [
     "Usage",
     "answer_entry",
     "replay_entry",
+    "replay_parts",
 ]
 
 #: Version of the ``metadata["http"]`` layout of an entry; other versions are refused.
@@ -157,7 +158,15 @@ def _done_reason(reason: Any) -> str | None:
 
 
 class _Reader:
-    """What one route's answer says: complete or not, why it ended, usage, model."""
+    """What one route's answer says: complete or not, why it ended, usage, model.
+
+    A route's reader says in its class attributes how its API counts tokens (``counts``:
+    the usage fields gathered by `note` to a `Usage`) and why a stream that ended cleanly
+    is still not complete (``incomplete``: its API's last event never came).
+    """
+
+    counts = staticmethod(_openai_usage)
+    incomplete: ClassVar[str] = "the stream ended before its last event"
 
     def __init__(self) -> None:
         self.failure = ""
@@ -168,7 +177,7 @@ class _Reader:
 
     def usage(self) -> Usage:
         """Tokens the answer cost, from the usage fields gathered by `note`."""
-        return _openai_usage(self.usage_raw)
+        return self.counts(self.usage_raw)
 
     def fail(self, why: str) -> None:
         if not self.failure:
@@ -190,13 +199,11 @@ class _Reader:
     def line(self, obj: dict[str, Any]) -> None:  # one NDJSON line
         self.fail("this route does not stream NDJSON")
 
-    def incomplete(self) -> str:
-        """Why a stream that ended cleanly is still not complete."""
-        return "the stream ended before its last event"
-
 
 class _OpenAIChoices(_Reader):
     """Chat completions and legacy completions: choices, finish reasons, ``[DONE]``."""
+
+    incomplete = "the stream ended before data: [DONE]"
 
     def __init__(self) -> None:
         super().__init__()
@@ -244,13 +251,10 @@ class _OpenAIChoices(_Reader):
         self.note(obj)
         self.choices(obj)
 
-    def incomplete(self) -> str:
-        return "the stream ended before data: [DONE]"
-
 
 class _OpenAIResponses(_Reader):
-    def usage(self) -> Usage:
-        return _responses_usage(self.usage_raw)
+    counts = staticmethod(_responses_usage)
+    incomplete = "the stream ended before response.completed"
 
     def body(self, obj: dict[str, Any]) -> None:
         self.final(obj, obj.get("status"))
@@ -284,9 +288,6 @@ class _OpenAIResponses(_Reader):
         elif kind in ("response.failed", "response.cancelled"):
             self.fail(f"the stream ended with {kind}")
 
-    def incomplete(self) -> str:
-        return "the stream ended before response.completed"
-
 
 class _OpenAIEmbeddings(_Reader):
     def body(self, obj: dict[str, Any]) -> None:
@@ -298,8 +299,8 @@ class _OpenAIEmbeddings(_Reader):
 
 
 class _AnthropicMessages(_Reader):
-    def usage(self) -> Usage:
-        return _anthropic_usage(self.usage_raw)
+    counts = staticmethod(_anthropic_usage)
+    incomplete = "the stream ended before event: message_stop"
 
     def body(self, obj: dict[str, Any]) -> None:
         self.note(obj)
@@ -328,13 +329,10 @@ class _AnthropicMessages(_Reader):
         elif kind == "message_stop":
             self.complete = True
 
-    def incomplete(self) -> str:
-        return "the stream ended before event: message_stop"
-
 
 class _Ollama(_Reader):
-    def usage(self) -> Usage:
-        return _ollama_usage(self.usage_raw)
+    counts = staticmethod(_ollama_usage)
+    incomplete = "the stream ended before a line with done: true"
 
     def note(self, obj: dict[str, Any]) -> None:
         if isinstance(obj.get("model"), str):
@@ -356,9 +354,6 @@ class _Ollama(_Reader):
             self.fail("lines after the done line")
         elif obj.get("done") is True:
             self.body(obj)
-
-    def incomplete(self) -> str:
-        return "the stream ended before a line with done: true"
 
 
 def _event_json(reader: _Reader, name: str | None, data: str) -> dict[str, Any] | None:
@@ -600,7 +595,7 @@ class ResponseRecorder:
             # An SSE event the body ended inside is never dispatched (the SSE spec).
             self._reader.fail("the stream ended inside an event")
         if not self._reader.complete:
-            self._reader.fail(self._reader.incomplete())
+            self._reader.fail(self._reader.incomplete)
 
 
 @dataclass(frozen=True, slots=True)
@@ -650,25 +645,46 @@ def answer_entry(answer: Answer, *, fingerprint: str) -> CachedResponse:
 def replay_entry(entry: CachedResponse) -> Replay:
     """The `Replay` of an entry `answer_entry` made; `CodecError` for anything else (an
     entry of another door, a newer layout, a planted or damaged one)."""
+    return Replay(*replay_parts(entry))
+
+
+def replay_parts(
+    entry: CachedResponse,
+) -> tuple[int, tuple[tuple[str, str], ...], Format, bytes | None, tuple[bytes, ...] | None]:
+    """`replay_entry`'s fields as a plain tuple (status, headers, format, body, chunks):
+    what a door's hit reads, without building the `Replay` it does not keep."""
     meta = entry.metadata.get("http") if isinstance(entry.metadata, dict) else None
     if not isinstance(meta, dict) or meta.get("v") != ENTRY_VERSION:
         raise CodecError("not an HTTP answer of this version")
     status, fmt, headers = meta.get("status"), meta.get("format"), meta.get("headers")
     if not (type(status) is int and 200 <= status < 300) or fmt not in _FORMATS:
         raise CodecError("an HTTP answer needs a 2xx status and a known format")
-    if not isinstance(headers, list) or not all(
-        isinstance(p, list) and len(p) == 2 and all(isinstance(s, str) for s in p) for p in headers
-    ):
+    pairs = _pairs(headers)
+    if pairs is None:
         raise CodecError("an HTTP answer's headers must be [name, value] pairs")
-    pairs = tuple((n, v) for n, v in headers)
     if fmt == "json":
         if not isinstance(entry.content, str) or entry.chunks is not None:
             raise CodecError("a JSON answer's body must be text")
-        return Replay(status, pairs, fmt, entry.content.encode("utf-8"), None)
+        return status, pairs, fmt, entry.content.encode("utf-8"), None
     chunks = entry.chunks
     if not isinstance(chunks, list) or not all(isinstance(c, str) for c in chunks):
         raise CodecError("a stream's chunks must be a list of text")
-    return Replay(status, pairs, fmt, None, tuple(c.encode("utf-8") for c in chunks))
+    return status, pairs, fmt, None, tuple(c.encode("utf-8") for c in chunks)
+
+
+def _pairs(headers: Any) -> tuple[tuple[str, str], ...] | None:
+    """Stored headers (``[[name, value], ...]``) as pairs, or None when they are not."""
+    if not isinstance(headers, list):
+        return None
+    pairs = []
+    for pair in headers:  # a loop: one header (content-type) is the rule, on every hit
+        if not (isinstance(pair, list) and len(pair) == 2):
+            return None
+        name, value = pair
+        if not (isinstance(name, str) and isinstance(value, str)):
+            return None
+        pairs.append((name, value))
+    return tuple(pairs)
 
 
 _FORMATS = frozenset(_MEDIA.values())
