@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypedDict, TypeVar
@@ -37,7 +37,6 @@ import httpx
 
 from llmcache.backends.base import (
     AIResponse,
-    Message,
     check_messages,
     check_prompt,
     check_sampling,
@@ -177,12 +176,6 @@ class HTTPClientBase(TransportHooks, Generic[CallT]):
         """The server's base URL from what the caller gave (None: the plugin's default,
         e.g. from its environment variable), validated."""
 
-    def _build_generate(self, prompt: str, *, stream: bool, **fields: Any) -> CallT:
-        return self._wire.generate_call(prompt, stream=stream, **fields)
-
-    def _build_chat(self, messages: Sequence[Message], *, stream: bool, **fields: Any) -> CallT:
-        return self._wire.chat_call(messages, stream=stream, **fields)
-
     def _retryable(self, error: BackendError) -> bool:
         return self._wire.is_retryable(error)
 
@@ -241,23 +234,22 @@ class HTTPClientBase(TransportHooks, Generic[CallT]):
     def _model(self, model: str | None) -> str:
         return model or self.model
 
-    # Both calls are built here, after checking what the caller passed: a wrong type gets an
-    # error naming the method, the argument and the fix, and nothing is sent.
+    def _call(self, method: str, fields: dict[str, Any], extra: dict[str, Any]) -> CallT:
+        """The request for `method` (the backend interface's hook: `fields` are the
+        arguments the method names, `extra` the caller's other keywords).
 
-    def _generate_call(self, prompt: str, *, stream: bool, **fields: Any) -> CallT:
-        where = self._where_of("generate", stream)
-        check_prompt(prompt, where)
-        self._check_sampling(where, fields)
-        return self._build_generate(prompt, stream=stream, **fields)
-
-    def _chat_call(self, messages: Sequence[Message], *, stream: bool, **fields: Any) -> CallT:
-        where = self._where_of("chat", stream)
-        check_messages(messages, where)
+        It is built after checking what the caller passed: a wrong type gets an error naming
+        the method, the argument and the fix, and nothing is sent.
+        """
+        where = f"{type(self).__name__}.{method}"
+        stream = method.endswith("_stream")
+        if method.startswith("generate"):
+            check_prompt(fields["prompt"], where)
+            self._check_sampling(where, fields)
+            return self._wire.generate_call(fields, stream=stream, extra=extra)
+        check_messages(fields["messages"], where)
         self._check_sampling(where, fields, tools=True)
-        return self._build_chat(messages, stream=stream, **fields)
-
-    def _where_of(self, method: str, stream: bool) -> str:
-        return f"{type(self).__name__}.{method}{'_stream' if stream else ''}"
+        return self._wire.chat_call(fields, stream=stream, extra=extra)
 
     @staticmethod
     def _check_sampling(where: str, fields: Mapping[str, Any], *, tools: bool = False) -> None:

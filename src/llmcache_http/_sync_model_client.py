@@ -2,11 +2,11 @@
 # do not edit, edit the source.
 """`ModelClient`: the calls every model-server plugin answers the same way.
 
-``generate``, ``chat`` and their streams (stated once, by `CallBackend`) check what the
-caller passed, build the plugin's request (`HTTPClientBase`), send it (`Transport`) and
-hand the reply to the plugin's parser (its `Wire`'s ``to_response``); a plugin supplies
-``_stream`` (a streamed reply to chunks), and adds what its API has besides (``embed``, model
-lists).
+``generate``, ``chat`` and their streams (stated once, by `Backend`, which hands their
+arguments to the hooks) check what the caller passed and build the plugin's request
+(`HTTPClientBase._call`), send it (`Transport`) and hand the reply to the plugin's parser
+(its `Wire`'s ``to_response``); a plugin supplies ``_stream`` (a streamed reply to chunks),
+and adds what its API has besides (``embed``, model lists).
 
 Both faces come from one source: the asyncio client is written by hand and its blocking
 twin generated from it by ``scripts/unasync.py``.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmcache.backends._sync_backend import CallBackend
+from llmcache.backends._sync_backend import Backend
 from llmcache.backends.base import AIResponse
 from llmcache_http._client_base import CallT, HTTPClientBase
 from llmcache_http._sync_transport import Transport
@@ -24,20 +24,14 @@ from llmcache_http._sync_transport import Transport
 __all__ = ["ModelClient"]
 
 
-class ModelClient(HTTPClientBase[CallT], Transport, CallBackend[CallT]):
-    """``generate``, ``generate_stream``, ``chat`` and ``chat_stream`` (`CallBackend`'s)
+class ModelClient(HTTPClientBase[CallT], Transport, Backend):
+    """``generate``, ``generate_stream``, ``chat`` and ``chat_stream`` (`Backend`'s)
     over the plugin's protocol (see the module docstring); the plugin's class says what its
     API does with each argument."""
 
     def _response(self, call: CallT, reply: dict[str, Any], wall_ms: float) -> AIResponse:
         """The answer in `reply`, the JSON object the server sent for `call`."""
         return self._wire.to_response(call, reply, wall_ms)
-
-    def _call(self, method: str, fields: dict[str, Any], extra: dict[str, Any]) -> CallT:
-        stream = method.endswith("_stream")
-        if method.startswith("generate"):
-            return self._generate_call(fields.pop("prompt"), stream=stream, **fields, **extra)
-        return self._chat_call(fields.pop("messages"), stream=stream, **fields, **extra)
 
     def _answer(self, call: CallT) -> AIResponse:
         reply, wall_ms = self._json("POST", call.path, call.body, call.model)

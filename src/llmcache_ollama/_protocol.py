@@ -6,7 +6,7 @@ exists once. Anything that breaks the protocol raises `BadResponse`; an ``{"erro
 line inside a 200 stream, or a stream that ends before its ``done`` line, raises
 `StreamError` with ``status_code == -1`` as the official client does.
 
->>> call = generate_call("2+2?", model="m", stream=False, temperature=0)
+>>> call = generate_call({"prompt": "2+2?", "model": "m", "temperature": 0}, stream=False)
 >>> call.path, call.body["options"], call.body["stream"]
 ('/api/generate', {'temperature': 0}, False)
 >>> reply = to_response(call, {"model": "m", "response": "4", "done": True, "eval_count": 1}, 2.0)
@@ -24,7 +24,6 @@ from typing import Any
 from llmcache.backends.base import (
     AIResponse,
     EmbedResponse,
-    Format,
     Message,
     StreamChunk,
     sampling_options,
@@ -72,11 +71,15 @@ def _message(message: Message) -> dict[str, Any]:
 
 
 def _finish(
-    body: dict[str, Any], format: Format, options: dict[str, Any], extra: Mapping[str, Any]
+    body: dict[str, Any], fields: Mapping[str, Any], extra: Mapping[str, Any]
 ) -> dict[str, Any]:
     refuse_reserved(_RESERVED, extra)
+    format = fields.get("format")
     if format:
         body["format"] = dict(format) if isinstance(format, Mapping) else format
+    options = sampling_options(
+        fields.get("options"), fields.get("temperature"), fields.get("max_tokens")
+    )
     if options:
         body["options"] = options
     body.update(extra)
@@ -84,55 +87,39 @@ def _finish(
 
 
 def generate_call(
-    prompt: str,
-    *,
-    model: str,
-    stream: bool,
-    system: str | None = None,
-    format: Format = None,
-    options: Mapping[str, Any] | None = None,
-    images: Sequence[str | bytes] | None = None,
-    temperature: float | None = None,
-    max_tokens: int | None = None,
-    **extra: Any,
+    fields: Mapping[str, Any], *, stream: bool, extra: Mapping[str, Any] | None = None
 ) -> Call:
-    """A ``POST /api/generate``; ``temperature`` and ``max_tokens`` go into ``options``."""
-    body: dict[str, Any] = {"model": model, "prompt": prompt, "stream": stream}
-    if system is not None:
-        body["system"] = system
-    if images:
-        body["images"] = [_image(i) for i in images]
-    opts = sampling_options(options, temperature, max_tokens)
-    return Call("/api/generate", _finish(body, format, opts, extra), model)
+    """A ``POST /api/generate`` for `fields`, the arguments of `Backend.generate` by name
+    (``prompt`` and ``model`` are required); ``temperature`` and ``max_tokens`` go into
+    ``options``, `extra` (the caller's other keywords) into the body as it is."""
+    model = fields["model"]
+    body: dict[str, Any] = {"model": model, "prompt": fields["prompt"], "stream": stream}
+    if fields.get("system") is not None:
+        body["system"] = fields["system"]
+    if fields.get("images"):
+        body["images"] = [_image(i) for i in fields["images"]]
+    return Call("/api/generate", _finish(body, fields, extra or {}), model)
 
 
 def chat_call(
-    messages: Sequence[Message],
-    *,
-    model: str,
-    stream: bool,
-    tools: Sequence[Mapping[str, Any]] | None = None,
-    format: Format = None,
-    options: Mapping[str, Any] | None = None,
-    temperature: float | None = None,
-    max_tokens: int | None = None,
-    **extra: Any,
+    fields: Mapping[str, Any], *, stream: bool, extra: Mapping[str, Any] | None = None
 ) -> Call:
-    """A ``POST /api/chat``."""
+    """A ``POST /api/chat`` for `fields`, the arguments of `Backend.chat` by name
+    (``messages`` and ``model`` are required), as `generate_call` does."""
+    model = fields["model"]
     body: dict[str, Any] = {
         "model": model,
-        "messages": [_message(m) for m in messages],
+        "messages": [_message(m) for m in fields["messages"]],
         "stream": stream,
     }
-    if tools:
-        body["tools"] = [dict(t) for t in tools]
-    opts = sampling_options(options, temperature, max_tokens)
-    return Call("/api/chat", _finish(body, format, opts, extra), model, chat=True)
+    if fields.get("tools"):
+        body["tools"] = [dict(t) for t in fields["tools"]]
+    return Call("/api/chat", _finish(body, fields, extra or {}), model, chat=True)
 
 
 def embed_call(texts: Sequence[str], *, model: str, **extra: Any) -> Call:
     """A ``POST /api/embed`` with list input (one request for the whole batch)."""
-    body = _finish({"model": model, "input": input_texts(texts)}, None, {}, extra)
+    body = _finish({"model": model, "input": input_texts(texts)}, {}, extra)
     return Call("/api/embed", body, model)
 
 
@@ -182,7 +169,7 @@ def to_response(call: Call, obj: dict[str, Any], wall_ms: float) -> AIResponse:
 class StreamDecoder:
     """Turns NDJSON lines into `StreamChunk` objects and notices how the stream ends.
 
-    >>> d = StreamDecoder(generate_call("x", model="m", stream=True))
+    >>> d = StreamDecoder(generate_call({"prompt": "x", "model": "m"}, stream=True))
     >>> d.feed('{"response": "hi", "done": false}').content
     'hi'
     >>> d.finish()

@@ -8,8 +8,8 @@ every other option (``temperature``, ``top_p``, ``seed``, ``stop``, ``top_k`` fo
 is sent as a top-level field of the same name. ``format="json"`` asks for
 ``{"type": "json_object"}``, a JSON schema for ``{"type": "json_schema", ...}``.
 
->>> call = generate_call("2+2?", model="m", stream=False, system="terse",
-...                      options={"temperature": 0, "num_predict": 5}, format="json")
+>>> call = generate_call({"prompt": "2+2?", "model": "m", "system": "terse", "format": "json",
+...                       "options": {"temperature": 0, "num_predict": 5}}, stream=False)
 >>> call.body["messages"][0], call.body["max_tokens"], call.body["response_format"]
 ({'role': 'system', 'content': 'terse'}, 5, {'type': 'json_object'})
 >>> reply = {"model": "m", "choices": [{"message": {"content": "4"}, "finish_reason": "stop"}],
@@ -128,11 +128,9 @@ def response_format(format: Format) -> dict[str, Any] | None:
     return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
 
 
-def _options(
-    options: Mapping[str, Any] | None, temperature: float | None, max_tokens: int | None
-) -> dict[str, Any]:
+def _options(fields: Mapping[str, Any]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
-    for key, value in (options or {}).items():
+    for key, value in (fields.get("options") or {}).items():
         name = _RENAMED.get(key, key)
         if name in merged and merged[name] != value:
             raise ValueError(
@@ -140,23 +138,20 @@ def _options(
                 "pass only one of them"
             )
         merged[name] = value
-    if temperature is not None:
-        merged["temperature"] = temperature
-    if max_tokens is not None:
-        merged["max_tokens"] = max_tokens
+    if fields.get("temperature") is not None:
+        merged["temperature"] = fields["temperature"]
+    if fields.get("max_tokens") is not None:
+        merged["max_tokens"] = fields["max_tokens"]
     return merged
 
 
 def _finish(
-    body: dict[str, Any],
-    stream: bool,
-    format: Format,
-    options: dict[str, Any],
-    extra: Mapping[str, Any],
+    body: dict[str, Any], stream: bool, fields: Mapping[str, Any], extra: Mapping[str, Any]
 ) -> dict[str, Any]:
+    options = _options(fields)
     refuse_reserved(_RESERVED, extra, options)
     body.update(options)
-    fmt = response_format(format)
+    fmt = response_format(fields.get("format"))
     if fmt is not None:
         body["response_format"] = fmt
     if stream:
@@ -167,55 +162,35 @@ def _finish(
 
 
 def generate_call(
-    prompt: str,
-    *,
-    model: str,
-    stream: bool,
-    system: str | None = None,
-    format: Format = None,
-    options: Mapping[str, Any] | None = None,
-    images: Sequence[str | bytes] | None = None,
-    temperature: float | None = None,
-    max_tokens: int | None = None,
-    **extra: Any,
+    fields: Mapping[str, Any], *, stream: bool, extra: Mapping[str, Any] | None = None
 ) -> Call:
-    """A ``POST /chat/completions`` asking to complete `prompt` (one user message)."""
+    """A ``POST /chat/completions`` asking to complete ``fields["prompt"]`` (one user
+    message); `fields` are the arguments of `Backend.generate` by name (``prompt`` and
+    ``model`` are required), `extra` the caller's other keywords, sent as they are."""
+    system, prompt, images = fields.get("system"), fields["prompt"], fields.get("images")
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": _with_images(prompt, images) if images else prompt})
+    model = fields["model"]
     body = {"model": model, "messages": messages}
-    opts = _options(options, temperature, max_tokens)
-    return Call("/chat/completions", _finish(body, stream, format, opts, extra), model)
+    return Call("/chat/completions", _finish(body, stream, fields, extra or {}), model)
 
 
 def chat_call(
-    messages: Sequence[Message],
-    *,
-    model: str,
-    stream: bool,
-    tools: Sequence[Mapping[str, Any]] | None = None,
-    format: Format = None,
-    options: Mapping[str, Any] | None = None,
-    temperature: float | None = None,
-    max_tokens: int | None = None,
-    **extra: Any,
+    fields: Mapping[str, Any], *, stream: bool, extra: Mapping[str, Any] | None = None
 ) -> Call:
-    """A ``POST /chat/completions`` for the next turn of `messages`."""
-    body: dict[str, Any] = {"model": model, "messages": [_message(m) for m in messages]}
-    if tools:
-        body["tools"] = [dict(t) for t in tools]
-    opts = _options(options, temperature, max_tokens)
-    return Call("/chat/completions", _finish(body, stream, format, opts, extra), model)
+    """A ``POST /chat/completions`` for the next turn of ``fields["messages"]``, as
+    `generate_call` does for `Backend.chat`'s arguments."""
+    model = fields["model"]
+    body: dict[str, Any] = {"model": model, "messages": [_message(m) for m in fields["messages"]]}
+    if fields.get("tools"):
+        body["tools"] = [dict(t) for t in fields["tools"]]
+    return Call("/chat/completions", _finish(body, stream, fields, extra or {}), model)
 
 
 def embed_call(texts: Sequence[str], *, model: str, **extra: Any) -> Call:
     """A ``POST /embeddings`` for the whole batch, asking for float vectors."""
-    body = _finish(
-        {"model": model, "input": input_texts(texts), "encoding_format": "float"},
-        False,
-        None,
-        {},
-        extra,
-    )
+    body = {"model": model, "input": input_texts(texts), "encoding_format": "float"}
+    body = _finish(body, False, {}, extra)
     return Call("/embeddings", body, model)
 
 
@@ -300,7 +275,7 @@ class StreamDecoder:
     and the tool calls assembled from their fragments. An ``{"error": ...}`` event raises
     `StreamError`, and so does `finish` when the body ended before ``[DONE]``.
 
-    >>> d = StreamDecoder(generate_call("x", model="m", stream=True))
+    >>> d = StreamDecoder(generate_call({"prompt": "x", "model": "m"}, stream=True))
     >>> [c.content for c in d.feed('data: {"choices": [{"delta": {"content": "hi"}}]}\\n\\n')]
     ['hi']
     >>> d.feed("data: [DONE]\\n\\n")[0].done

@@ -154,7 +154,7 @@ async def test_many_more_requests_than_connections(
 
 
 def test_the_bundled_backends_take_the_same_arguments() -> None:
-    # One shell (llmcache.backends' CallBackend and its async twin) states the four calls of
+    # The interface (llmcache.backends' Backend and its async twin) states the four calls of
     # the mock and of the HTTP clients, so a test can swap the mock in for any of them.
     from llmcache.backends.mock import AsyncMockBackend, MockBackend
     from llmcache_openai import AsyncOpenAIClient, OpenAIClient

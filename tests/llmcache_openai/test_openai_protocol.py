@@ -4,6 +4,8 @@ mapping of HTTP statuses into llmcache's error tree."""
 from __future__ import annotations
 
 import base64
+import doctest
+import inspect
 import json
 from array import array
 from typing import Any
@@ -12,6 +14,7 @@ import pytest
 
 from llmcache.backends import (
     AuthenticationError,
+    Backend,
     BackendError,
     BackendTimeout,
     BackendUnavailable,
@@ -21,8 +24,10 @@ from llmcache.backends import (
     StreamChunk,
     StreamError,
 )
+from llmcache_openai import _protocol
 from llmcache_openai._boundary import is_retryable, resolve_base_url, status_error
 from llmcache_openai._protocol import (
+    Call,
     StreamDecoder,
     chat_call,
     embed_call,
@@ -41,11 +46,36 @@ SCHEMA = {
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 8
 
 
+def _split(method: str, given: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What `Backend`'s calls hand the builders: every argument `method` names (None when not
+    given), and the other keywords apart."""
+    params = inspect.signature(getattr(Backend, method)).parameters.values()
+    named = [p.name for p in params if p.name != "self" and p.kind != p.VAR_KEYWORD]
+    return {name: given.pop(name, None) for name in named}, given
+
+
+def _generate(prompt: str, *, stream: bool, **kwargs: Any) -> Call:
+    """`generate_call` as the client's ``generate`` calls it."""
+    fields, extra = _split("generate", {"prompt": prompt, **kwargs})
+    return generate_call(fields, stream=stream, extra=extra)
+
+
+def _chat(messages: list[dict[str, Any]], *, stream: bool, **kwargs: Any) -> Call:
+    """`chat_call` as the client's ``chat`` calls it."""
+    fields, extra = _split("chat", {"messages": messages, **kwargs})
+    return chat_call(fields, stream=stream, extra=extra)
+
+
+def test_the_module_examples_run() -> None:
+    failures, tried = doctest.testmod(_protocol)
+    assert failures == 0 and tried >= 4
+
+
 # -- requests -----------------------------------------------------------------------------------
 
 
 def test_generate_is_a_chat_completion_with_system_and_user_messages() -> None:
-    call = generate_call("hi", model="m", stream=False, system="be brief")
+    call = _generate("hi", model="m", stream=False, system="be brief")
     assert call.path == "/chat/completions"
     assert call.body == {
         "model": "m",
@@ -54,7 +84,7 @@ def test_generate_is_a_chat_completion_with_system_and_user_messages() -> None:
 
 
 def test_options_use_openai_names() -> None:
-    call = generate_call(
+    call = _generate(
         "hi",
         model="m",
         stream=False,
@@ -71,13 +101,13 @@ def test_options_use_openai_names() -> None:
     assert (body["temperature"], body["top_p"], body["seed"], body["stop"]) == (0, 0.5, 7, ["\n"])
     assert body["max_tokens"] == 9 and "num_predict" not in body
     assert body["top_k"] == 3  # unknown to OpenAI, known to vLLM: sent as it is
-    short = generate_call("hi", model="m", stream=False, temperature=0.2, max_tokens=4).body
+    short = _generate("hi", model="m", stream=False, temperature=0.2, max_tokens=4).body
     assert (short["temperature"], short["max_tokens"]) == (0.2, 4)
 
 
 def test_disagreeing_token_limits_are_refused() -> None:
     with pytest.raises(ValueError, match="disagree"):
-        generate_call("hi", model="m", stream=False, options={"num_predict": 1, "max_tokens": 2})
+        _generate("hi", model="m", stream=False, options={"num_predict": 1, "max_tokens": 2})
 
 
 def test_response_formats() -> None:
@@ -95,23 +125,23 @@ def test_response_formats() -> None:
 
 
 def test_streams_ask_for_usage_and_reserved_keys_are_refused() -> None:
-    body = chat_call([{"role": "user", "content": "x"}], model="m", stream=True).body
+    body = _chat([{"role": "user", "content": "x"}], model="m", stream=True).body
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
-    assert "stream" not in chat_call([], model="m", stream=False).body
+    assert "stream" not in _chat([], model="m", stream=False).body
     with pytest.raises(TypeError, match="messages"):
-        generate_call("x", model="m", stream=False, messages=[])
+        _generate("x", model="m", stream=False, messages=[])
 
 
 def test_images_become_image_url_parts() -> None:
     b64 = base64.b64encode(PNG).decode()
-    call = generate_call(
+    call = _generate(
         "what is this?", model="m", stream=False, images=[PNG, b64, "https://example.com/cat.jpg"]
     )
     parts = call.body["messages"][-1]["content"]
     assert parts[0] == {"type": "text", "text": "what is this?"}
     urls = [p["image_url"]["url"] for p in parts[1:]]
     assert urls == [f"data:image/png;base64,{b64}"] * 2 + ["https://example.com/cat.jpg"]
-    chat = chat_call(
+    chat = _chat(
         [{"role": "user", "content": "and this?", "images": [PNG]}], model="m", stream=False
     )
     assert chat.body["messages"][0]["content"][1]["type"] == "image_url"
@@ -126,7 +156,7 @@ def test_tool_call_histories_get_json_text_arguments() -> None:
         },
         {"role": "tool", "content": "42", "tool_call_id": "call_0"},
     ]
-    sent = chat_call(history, model="m", stream=False).body["messages"][0]["tool_calls"][0]
+    sent = _chat(history, model="m", stream=False).body["messages"][0]["tool_calls"][0]
     assert sent == {
         "id": "call_0",
         "type": "function",
@@ -158,7 +188,7 @@ def _completion(message: dict[str, Any], finish: str = "stop") -> dict[str, Any]
 
 
 def test_to_response() -> None:
-    call = generate_call("x", model="m", stream=False)
+    call = _generate("x", model="m", stream=False)
     reply = to_response(
         call, _completion({"role": "assistant", "content": "hi", "reasoning_content": "hmm"}), 3.0
     )
@@ -215,7 +245,7 @@ def test_to_response() -> None:
 )
 def test_malformed_replies_are_bad_responses(reply: dict[str, Any]) -> None:
     with pytest.raises(BadResponse):
-        to_response(generate_call("x", model="m", stream=False), reply, 1.0)
+        to_response(_generate("x", model="m", stream=False), reply, 1.0)
 
 
 def test_to_embed_orders_by_index_and_reads_base64() -> None:
@@ -254,7 +284,7 @@ STREAM = (
 
 
 def _decode(pieces: list[str]) -> list[StreamChunk]:
-    decoder = StreamDecoder(generate_call("x", model="m", stream=True))
+    decoder = StreamDecoder(_generate("x", model="m", stream=True))
     chunks = [c for piece in pieces for c in decoder.feed(piece)]
     return chunks + decoder.finish()
 

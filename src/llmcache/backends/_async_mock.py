@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import Any
 
-from llmcache.backends._async_backend import AsyncCallBackend
+from llmcache.backends._async_backend import AsyncBackend
 from llmcache.backends._mock_core import MockCall, MockCore, MockHandler, aiter_pieces
 
 # unasync: sync from llmcache.backends._mock_core import refuse_async
@@ -21,7 +21,7 @@ from llmcache.backends.base import AIResponse, EmbedResponse, StreamChunk
 __all__ = ["AsyncMockBackend"]
 
 
-class AsyncMockBackend(MockCore, AsyncCallBackend[MockCall]):
+class AsyncMockBackend(MockCore, AsyncBackend):
     """A backend (`AsyncBackend`) answering from ``handler`` and recording every call (see
     `llmcache.backends.mock` for what a handler may return).
 

@@ -13,13 +13,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from llmcache.backends._mock_core import MockCall, MockCore, MockHandler, refuse_async
-from llmcache.backends._sync_backend import CallBackend
+from llmcache.backends._sync_backend import Backend
 from llmcache.backends.base import AIResponse, EmbedResponse, StreamChunk
 
 __all__ = ["MockBackend"]
 
 
-class MockBackend(MockCore, CallBackend[MockCall]):
+class MockBackend(MockCore, Backend):
     """A backend (`Backend`) answering from ``handler`` and recording every call (see
     `llmcache.backends.mock` for what a handler may return).
 
