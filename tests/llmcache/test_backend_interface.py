@@ -216,3 +216,32 @@ def test_a_subclass_missing_a_call_gets_the_abstract_error_naming_it() -> None:
     with pytest.raises(TypeError, match="abstract") as caught:
         NoEmbed()  # type: ignore[abstract]
     assert "embed" in _words(caught) and "generate" not in _words(caught)
+
+
+def test_a_backend_may_mix_in_a_class_with_another_abc_metaclass() -> None:
+    # pydantic models (LangChain's LLM classes among them) have a metaclass of their own
+    # built on ABCMeta: the interface must not bring a metaclass that conflicts with it.
+    from abc import ABCMeta
+
+    class OtherMeta(ABCMeta):
+        pass
+
+    class Settings(metaclass=OtherMeta):
+        pass
+
+    class Mixed(HookedBackend, Settings):
+        pass
+
+    class AsyncMixed(AsyncHookedBackend, Settings):
+        pass
+
+    assert Mixed().generate("hi").content == "generate: hi"
+    assert not inspect.isabstract(AsyncMixed)
+
+    class Unserved(Backend, Settings):
+        def embed(self, texts: Sequence[str], *, model: str | None = None) -> EmbedResponse:
+            return EmbedResponse([], model="m")
+
+    with pytest.raises(TypeError) as error:
+        Unserved()  # type: ignore[abstract]
+    assert {"generate", "chat_stream"} <= _words(error)

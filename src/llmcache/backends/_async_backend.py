@@ -15,18 +15,18 @@ one generated from it by ``scripts/unasync.py``.
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from llmcache._closing import AsyncClosing
-from llmcache.backends._hooks import Interface
+from llmcache.backends._hooks import settle
 from llmcache.backends._payloads import AIResponse, EmbedResponse, Format, Message, StreamChunk
 
 __all__ = ["AsyncBackend"]
 
 
-class AsyncBackend(AsyncClosing, metaclass=Interface):
+class AsyncBackend(AsyncClosing, ABC):
     # unasync: sync """A blocking client of a model server."""
     # unasync: begin async-only
     """The asyncio twin of `Backend`: same methods, as coroutines; ``aclose`` to release."""
@@ -116,6 +116,10 @@ class AsyncBackend(AsyncClosing, metaclass=Interface):
     async def aclose(self) -> None:
         """Release connections. Idempotent."""
         return None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        settle(cls, AsyncBackend)  # a call neither overridden nor hooked is abstract
 
     def _arguments(self, named: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The arguments of a call as its hooks take them, from its `locals()` on entry (its

@@ -17,18 +17,18 @@ one generated from it by ``scripts/unasync.py``.
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from llmcache._closing import Closing
-from llmcache.backends._hooks import Interface
+from llmcache.backends._hooks import settle
 from llmcache.backends._payloads import AIResponse, EmbedResponse, Format, Message, StreamChunk
 
 __all__ = ["Backend"]
 
 
-class Backend(Closing, metaclass=Interface):
+class Backend(Closing, ABC):
     """A blocking client of a model server."""
 
     model: str
@@ -111,6 +111,10 @@ class Backend(Closing, metaclass=Interface):
     def close(self) -> None:
         """Release connections. Idempotent."""
         return None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        settle(cls, Backend)  # a call neither overridden nor hooked is abstract
 
     def _arguments(self, named: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The arguments of a call as its hooks take them, from its `locals()` on entry (its
