@@ -362,6 +362,9 @@ def exact_hit_run(url: str, reads: int = 3000) -> dict[str, Any]:
         _drop(url, table)
 
 
+_APART = ("rows", "ef_sweep")  # the first column, and a list told below the table
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The report as a section of docs/benchmarks.md."""
     hit = report["exact"]
@@ -374,17 +377,23 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "Semantic search, dim 384, top-8 of one partition (queries: stored vectors plus noise):",
         "",
-        "| rows | " + " | ".join(k for k in report["search"][0] if k != "rows") + " |",
-        "|---:|" + "---:|" * (len(report["search"][0]) - 1),
+        "| rows | " + " | ".join(k for k in report["search"][0] if k not in _APART) + " |",
+        "|---:|" + "---:|" * (len(report["search"][0]) - len(_APART)),
     ]
     for row in report["search"]:
-        lines.append(
-            f"| {row['rows']} | " + " | ".join(str(v) for k, v in row.items() if k != "rows") + " |"
-        )
+        cells = (str(v) for k, v in row.items() if k not in _APART)
+        lines.append(f"| {row['rows']} | " + " | ".join(cells) + " |")
+    for row in report["search"]:
+        if row["ef_sweep"]:
+            at = ", ".join(
+                f"ef_search {s['ef_search']}: {s['ms']} ms, recall@1 {s['recall1']}"
+                for s in row["ef_sweep"]
+            )
+            lines += ["", f"HNSW at other `ef_search` values, {row['rows']} rows: {at}."]
     share = report["sharing"]
     lines += [
         "",
-        "Sharing: 4 worker processes on one repeated workload: hit rate "
+        f"Sharing: {share['workers']} worker processes on one repeated workload: hit rate "
         f"{share['own_hit_rate']} with a cache each, {share['shared_hit_rate']} sharing "
         f"the Postgres semantic tier ({share['shared_over_own']}x); wrong answers "
         f"{share['own_wrong']} / {share['shared_wrong']}.",
