@@ -298,12 +298,13 @@ async def _aunlock_all(conn: AsyncConnection[Any]) -> None:
 class PgBase(ServerTier):
     """Settings, pools, breaker, counters and schema bookkeeping of a Postgres tier.
 
-    Subclasses set `kind` and implement `_schema_ddl` (the CREATE statements of their
-    tables, all ``IF NOT EXISTS``) and, when they keep more in the registry, `_check_row`.
-    Both tiers' tables have the columns ``namespace``, ``key``, ``expires_at`` and
-    ``accessed_at`` and a ``{table}_ns`` table of namespaces, so the statements on those
-    (count, delete, touch, clear, sweep, evict) and the maintenance cadence are here; the
-    I/O around them is in ``_async_postgres_io`` (and its generated sync twin).
+    Subclasses set `kind`, implement `_tier_columns` (their entries' own columns) and,
+    when they have more, `_indexes` and (when they keep more in the registry)
+    `_check_row`. Both tiers' tables have the columns ``namespace``, ``key``,
+    ``expires_at`` and ``accessed_at`` and a ``{table}_ns`` table of namespaces, so the
+    schema, the statements on those (get by key, count, delete, touch, clear, sweep,
+    evict) and the maintenance cadence are here; the I/O around them is in
+    ``_async_postgres_io`` (and its generated sync twin).
 
     The namespace row orders writes against `clear`: a write takes a share lock on it
     (``FOR SHARE`` in its INSERT), and `clear` an exclusive one before it deletes, in one
@@ -406,23 +407,51 @@ class PgBase(ServerTier):
         # Sessions commit asynchronously (see `PgSettings`); a delete or a clear that
         # returned must survive a crash, so theirs wait for the WAL flush.
         self._sql_durable = "SET LOCAL synchronous_commit = on"
-        self._sql_sweep = (
-            f"DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t} "
-            f"WHERE namespace = %s AND expires_at <= %s "
-            f"LIMIT {SWEEP_BATCH}))"
+        self._sql_sweep = self._delete_rows(
+            f"WHERE namespace = %s AND expires_at <= %s LIMIT {SWEEP_BATCH}"
         )
-        self._sql_evict = (
-            f"DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t} "
+        self._sql_evict = self._delete_rows(
             f"WHERE namespace = %s ORDER BY accessed_at LIMIT "
             f"LEAST({EVICT_BATCH}, GREATEST(0, (SELECT count(*) FROM {t} "
-            f"WHERE namespace = %s) - %s))))"
+            f"WHERE namespace = %s) - %s))"
         )
+        self._sql_get = (
+            f"SELECT value, expires_at, accessed_at FROM {t} WHERE namespace = %s AND key = %s"
+        )
+
+    def _delete_rows(self, select: str) -> str:
+        """A DELETE of the rows that ``SELECT ctid FROM {table} <select>`` picks: a bounded
+        batch (a LIMIT in `select`), so one maintenance statement stays short."""
+        t = self._table
+        return f"DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t} {select}))"
 
     # -- what subclasses describe ------------------------------------------------------------
 
-    def _schema_ddl(self) -> Sequence[str]:
-        """The CREATE statements of this tier's tables (``IF NOT EXISTS``)."""
+    def _tier_columns(self) -> str:
+        """The entries table's columns besides ``namespace``, ``key``, ``expires_at`` and
+        ``accessed_at`` (SQL column definitions, comma-separated)."""
         raise NotImplementedError
+
+    def _indexes(self) -> Sequence[str]:
+        """CREATE INDEX statements of the entries table beyond the expiry index."""
+        return ()
+
+    def _schema_ddl(self) -> Sequence[str]:
+        """The CREATE statements of this tier's tables (``IF NOT EXISTS``): the entries
+        table (its pages keep 10% free, so a refresh of ``accessed_at`` is a HOT update),
+        its indexes, and the table of namespaces."""
+        t = self._table
+        return [
+            f"CREATE TABLE IF NOT EXISTS {t} (namespace text NOT NULL, key text NOT NULL, "
+            f"{self._tier_columns()}, expires_at double precision, "
+            f"accessed_at double precision NOT NULL, PRIMARY KEY (namespace, key)) "
+            f"WITH (fillfactor = 90)",
+            f"CREATE INDEX IF NOT EXISTS {t}_expiry ON {t} (namespace, expires_at) "
+            f"WHERE expires_at IS NOT NULL",
+            *self._indexes(),
+            f"CREATE TABLE IF NOT EXISTS {t}_ns (namespace text PRIMARY KEY, "
+            f"generation bigint NOT NULL)",
+        ]
 
     def _registry_row(self) -> tuple[Any, ...]:
         """(kind, version, embedder, dim) recorded for this tier's table."""
@@ -456,6 +485,20 @@ class PgBase(ServerTier):
         return Unavailable(
             f"Postgres skipped for {self._breaker.retry_after}s after a "
             f"failure ({self._breaker.last_error})"
+        )
+
+    def _dropped(self, operation: str, dropped: int) -> None:
+        """Count `dropped` writes of `operation` that found no namespace row (deleted by
+        hand) to lock; the next call re-creates the row."""
+        self._ready = False
+        self._failed(
+            operation,
+            StoreError(
+                f"{dropped} write(s) dropped: the row of namespace "
+                f"{self._namespace!r} in {self._table}_ns is missing",
+                store=self._label,
+                operation=operation,
+            ),
         )
 
     # -- recency and maintenance ---------------------------------------------------------

@@ -18,12 +18,11 @@ Layout (schema version 1; ``{t}`` is the store's table)::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from llmcache._postgres import PgBase, lock_id
 from llmcache.entry import CachedResponse, Codec, JSONCodec
-from llmcache.errors import StoreError
 from llmcache.stores._server_args import positive
 from llmcache.stores.base import check_ttl
 
@@ -91,9 +90,6 @@ class PostgresCore(PgBase):
         self._sync_held: dict[str, Held] = {}
         self._async_held: dict[str, Held] = {}
         t = self._table
-        self._sql_get = (
-            f"SELECT value, expires_at, accessed_at FROM {t} WHERE namespace = %s AND key = %s"
-        )
         self._sql_get_many = (
             f"SELECT key, value, expires_at, accessed_at FROM {t} "
             f"WHERE namespace = %s AND key = ANY(%s)"
@@ -114,18 +110,8 @@ class PostgresCore(PgBase):
             f"WHERE n.namespace = %s FOR SHARE OF n {upsert}"
         )
 
-    def _schema_ddl(self) -> Sequence[str]:
-        t = self._table
-        return [
-            f"CREATE TABLE IF NOT EXISTS {t} (namespace text NOT NULL, key text NOT NULL, "
-            f"value bytea NOT NULL, expires_at double precision, "
-            f"accessed_at double precision NOT NULL, PRIMARY KEY (namespace, key)) "
-            f"WITH (fillfactor = 90)",
-            f"CREATE INDEX IF NOT EXISTS {t}_expiry ON {t} (namespace, expires_at) "
-            f"WHERE expires_at IS NOT NULL",
-            f"CREATE TABLE IF NOT EXISTS {t}_ns (namespace text PRIMARY KEY, "
-            f"generation bigint NOT NULL)",
-        ]
+    def _tier_columns(self) -> str:
+        return "value bytea NOT NULL"
 
     # -- encoding -------------------------------------------------------------------------
 
@@ -182,16 +168,7 @@ class PostgresCore(PgBase):
         if written > 0:
             self._count("sets", written)
         if written < expected:
-            self._ready = False
-            self._failed(
-                operation,
-                StoreError(
-                    f"{expected - written} write(s) dropped: the row of namespace "
-                    f"{self._namespace!r} in {self._table}_ns is missing",
-                    store=self._label,
-                    operation=operation,
-                ),
-            )
+            self._dropped(operation, expected - written)
 
     def _tally(self, hits: int, misses: int) -> None:
         with self._count_lock:

@@ -194,9 +194,6 @@ class PgVectorCore(PgBase):
         t = self._table
         row = "key, text, fingerprint, value, expires_at, accessed_at"
         live = "(expires_at IS NULL OR expires_at > %s)"
-        self._sql_exact = (
-            f"SELECT value, expires_at, accessed_at FROM {t} WHERE namespace = %s AND key = %s"
-        )
         self._sql_size = (
             f"SELECT count(*) FROM (SELECT 1 FROM {t} WHERE namespace = %s "
             f"AND partition = %s AND embedding IS NOT NULL LIMIT %s) AS p"
@@ -227,20 +224,17 @@ class PgVectorCore(PgBase):
 
     # -- the schema -------------------------------------------------------------------------
 
-    def _schema_ddl(self) -> Sequence[str]:
+    def _tier_columns(self) -> str:
+        return (
+            f"partition text, text text, fingerprint text NOT NULL, value bytea NOT NULL, "
+            f"embedding vector({self._dim})"
+        )
+
+    def _indexes(self) -> Sequence[str]:
         t = self._table
         return [
-            f"CREATE TABLE IF NOT EXISTS {t} (namespace text NOT NULL, key text NOT NULL, "
-            f"partition text, text text, fingerprint text NOT NULL, value bytea NOT NULL, "
-            f"expires_at double precision, accessed_at double precision NOT NULL, "
-            f"embedding vector({self._dim}), PRIMARY KEY (namespace, key)) "
-            f"WITH (fillfactor = 90)",
             f"CREATE INDEX IF NOT EXISTS {t}_partition ON {t} (namespace, partition)",
-            f"CREATE INDEX IF NOT EXISTS {t}_expiry ON {t} (namespace, expires_at) "
-            f"WHERE expires_at IS NOT NULL",
             f"CREATE INDEX IF NOT EXISTS {t}_hnsw ON {t} USING hnsw (embedding vector_cosine_ops)",
-            f"CREATE TABLE IF NOT EXISTS {t}_ns (namespace text PRIMARY KEY, "
-            f"generation bigint NOT NULL)",
         ]
 
     def _registry_row(self) -> tuple[Any, ...]:
@@ -438,11 +432,4 @@ class PgVectorCore(PgBase):
         if written > 0:
             self._bump("sets", written)
             return
-        self._ready = False  # the namespace row is gone: re-created on the next call
-        self._failed(
-            "set",
-            RuntimeError(
-                f"write dropped: the row of namespace "
-                f"{self._namespace!r} in {self._table}_ns is missing"
-            ),
-        )
+        self._dropped("set", 1)

@@ -61,7 +61,7 @@ class PgVectorMethods(PgVectorCore, PgIO):
         limit = self.threshold if threshold is None else self._check_threshold(threshold)
         plan = self._plan(request)
         try:
-            row = self._sync_query(self._sql_exact, (self._namespace, plan.key), "one")
+            row = self._sync_query(self._sql_get, (self._namespace, plan.key), "one")
         except self._errors as exc:
             if not isinstance(exc, Unavailable):
                 self._failed("get", exc)

@@ -194,6 +194,34 @@ def test_refreshing_recency_writes_no_index(store: PostgresStore, postgres_url: 
     assert indexed and not [d for d in indexed if "accessed_at" in d], indexed
 
 
+def test_the_schema_has_its_indexes_and_the_namespace_table(
+    store: PostgresStore, postgres_url: str
+) -> None:
+    store.set("k", CachedResponse(content="v"))
+    t = store.table
+    with _raw(postgres_url) as raw:
+        indexes = {
+            name
+            for (name,) in raw.execute(
+                "SELECT indexname FROM pg_indexes WHERE tablename = %s", (t,)
+            )
+        }
+        columns = [
+            name
+            for (name,) in raw.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass "
+                "AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                (t,),
+            )
+        ]
+        options = raw.execute("SELECT reloptions FROM pg_class WHERE relname = %s", (t,)).fetchone()
+        namespaces = raw.execute(f"SELECT namespace FROM {t}_ns").fetchall()
+    assert indexes == {f"{t}_pkey", f"{t}_expiry"}, indexes
+    assert columns == ["namespace", "key", "value", "expires_at", "accessed_at"]
+    assert options is not None and "fillfactor=90" in (options[0] or []), options
+    assert namespaces == [(store.namespace,)]
+
+
 # -- the schema -------------------------------------------------------------------------------
 
 

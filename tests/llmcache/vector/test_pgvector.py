@@ -299,6 +299,63 @@ def test_refreshing_recency_writes_no_index(
     assert options is not None and "fillfactor=90" in (options[0] or []), options
 
 
+def test_the_schema_has_every_index_and_the_namespace_table(
+    cache: PostgresSemanticCache, postgres_url: str, pg_table: str
+) -> None:
+    # The tiers share the schema's common part (PgBase._schema_ddl); this one adds its
+    # columns and the partition and HNSW indexes.
+    cache.set(PYTHON, "x")
+    with _raw(postgres_url) as raw:
+        indexes = {
+            name
+            for (name,) in raw.execute(
+                "SELECT indexname FROM pg_indexes WHERE tablename = %s", (pg_table,)
+            )
+        }
+        columns = {
+            name: kind
+            for name, kind in raw.execute(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                (pg_table,),
+            )
+        }
+        namespaces = raw.execute(f"SELECT namespace FROM {pg_table}_ns").fetchall()
+    assert indexes == {
+        f"{pg_table}_pkey",
+        f"{pg_table}_partition",
+        f"{pg_table}_expiry",
+        f"{pg_table}_hnsw",
+    }, indexes
+    assert columns == {
+        "namespace": "text",
+        "key": "text",
+        "partition": "text",
+        "text": "text",
+        "fingerprint": "text",
+        "value": "bytea",
+        "expires_at": "double precision",
+        "accessed_at": "double precision",
+        "embedding": f"vector({cache.stats()['dim']})",
+    }, columns
+    assert namespaces == [("default",)]
+
+
+def test_a_missing_namespace_row_drops_a_write_then_heals(
+    cache: PostgresSemanticCache, postgres_url: str, pg_table: str
+) -> None:
+    cache.set(PYTHON, "x")
+    with _raw(postgres_url) as raw:
+        raw.execute(f"DELETE FROM {pg_table}_ns")
+    other = Request(model="m", prompt="What is the capital of France?")
+    cache.set(other, "Paris")  # dropped, counted, no exception
+    assert cache.stats()["errors"] == 1
+    assert cache.get(other) is None
+    cache.set(other, "Paris")  # the namespace row is back
+    hit = cache.get(other)
+    assert hit is not None and hit.content == "Paris"
+
+
 # -- planted rows ------------------------------------------------------------------------------
 
 
