@@ -851,7 +851,7 @@ def _eval_judged(
                 return learned.simulated_judge(known, accuracy=judge_accuracy, seed=seed * 1000 + k)
             return real
 
-        options: dict[str, Any] = {
+        options: learned.SplitOptions = {
             "splits": splits,
             "seed": seed,
             "floor": floor,

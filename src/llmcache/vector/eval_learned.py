@@ -40,7 +40,7 @@ import random
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 import xxhash
 
@@ -59,10 +59,14 @@ from llmcache.vector.semantic import (
 )
 from llmcache.vector.verifier import Verifier
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's from Python 3.11
+
 __all__ = [
     "DEFAULT_BOUNDS",
     "LabeledPair",
     "Outcome",
+    "SplitOptions",
     "curve",
     "judge_view",
     "judged_once",
@@ -353,6 +357,18 @@ def _runs_report(
     }
 
 
+class SplitOptions(TypedDict, total=False):
+    """The options of `learned_splits` that `curve` passes on to it at each bound (see
+    there for their meaning and defaults), for callers that measure both ways."""
+
+    splits: int
+    seed: int
+    guards: Sequence[Guard] | None
+    floor: float
+    verify: str
+    calibrate_on: Sequence[LabeledPair] | None
+
+
 def learned_splits(
     pairs: Sequence[LabeledPair],
     embedder: Embedder,
@@ -403,28 +419,12 @@ def curve(
     *,
     bounds: Sequence[float] = DEFAULT_BOUNDS,
     judge: Callable[[int], Verifier | None],
-    splits: int = 5,
-    seed: int = 0,
-    guards: Sequence[Guard] | None = None,
-    floor: float = LEARNED_FLOOR,
-    verify: str = "background",
-    calibrate_on: Sequence[LabeledPair] | None = None,
+    **options: Unpack[SplitOptions],
 ) -> list[dict[str, Any]]:
     """`learned_splits` at each bound: how the served share grows with the bound."""
     rows = []
     for bound in bounds:
-        report = learned_splits(
-            pairs,
-            embedder,
-            max_error=bound,
-            judge=judge,
-            splits=splits,
-            seed=seed,
-            guards=guards,
-            floor=floor,
-            verify=verify,
-            calibrate_on=calibrate_on,
-        )
+        report = learned_splits(pairs, embedder, max_error=bound, judge=judge, **options)
         rows.append(
             {
                 "max_error": bound,

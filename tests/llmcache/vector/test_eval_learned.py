@@ -11,12 +11,15 @@ from llmcache.vector import eval_learned
 from llmcache.vector.embedders import HashingEmbedder
 from llmcache.vector.eval import Pair
 from llmcache.vector.eval_learned import (
+    SplitOptions,
+    curve,
     judge_view,
     learned_splits,
     serve_learned,
     simulated_judge,
     summarize_outcomes,
 )
+from llmcache.vector.verifier import Verifier
 
 
 def test_doctests() -> None:
@@ -87,6 +90,34 @@ def test_splits_score_each_half_and_report_the_spread() -> None:
     assert report["figures"]["wrong"]["max"] == 0.0
     with pytest.raises(ValueError, match="max_error"):
         learned_splits(labeled, HashingEmbedder(), max_error=1.0, judge=lambda k: None)
+
+
+def test_curve_is_learned_splits_at_each_bound_with_the_same_options() -> None:
+    labeled = [
+        Pair(f"How do I cook {w} rice?", f"how do i cook {w} rice", True, "repeat")
+        for w in ("brown", "wild", "red", "black")
+    ]
+    labeled += [
+        Pair(f"Where is order {n}?", f"Where is order {n + 7}?", False, "number")
+        for n in (11111, 22222, 33333)
+    ]
+    options: SplitOptions = {"splits": 2, "seed": 3, "floor": 0.2, "verify": "inline"}
+
+    def judge(k: int) -> Verifier:
+        return simulated_judge(labeled, accuracy=0.8, seed=k)
+
+    rows = curve(labeled, HashingEmbedder(), bounds=(0.01, 0.2), judge=judge, **options)
+    for row in rows:
+        report = learned_splits(
+            labeled, HashingEmbedder(), max_error=row["max_error"], judge=judge, **options
+        )
+        assert row["served"] == report["figures"]["served"]["mean"]
+        assert row["wrong"] == report["figures"]["wrong"]["mean"]
+        assert row["learned"] == report["basis"].get("learned", 0)
+    assert [row["max_error"] for row in rows] == [0.01, 0.2]
+    for wrong in ({"split": 2}, {"max_error": 0.1}):  # a typo or the swept bound: refused
+        with pytest.raises(TypeError):
+            curve(labeled, HashingEmbedder(), judge=judge, **wrong)
 
 
 def test_without_a_judge_and_with_nothing_learned_nothing_is_served() -> None:
