@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any
 
+from typing_extensions import assert_type
+
 from llmcache import (
     AsyncCachedClient,
     CachedClient,
@@ -58,6 +60,9 @@ def picks_the_client_twin() -> None:
     ollama: AsyncCachedClient = CachedClient(AsyncOllamaClient("http://127.0.0.1:1"))
     plain: CachedClient = CachedClient(OllamaClient("http://127.0.0.1:1"), MemoryStore())
     del sync_client, async_client, ollama, plain
+    # Exact types, not just assignable ones (the async twin is a CachedClient for mypy).
+    assert_type(CachedClient(MockBackend()), CachedClient)
+    assert_type(CachedClient(AsyncMockBackend(), MemoryStore()), AsyncCachedClient)
 
 
 def refuses_what_is_not_a_store() -> None:
@@ -72,3 +77,22 @@ def picks_the_chapters_client_twin() -> None:
     twin: AsyncCachedOllamaClient = CachedOllamaClient(AsyncOllamaClient("http://127.0.0.1:1"))
     plain: CachedOllamaClient = CachedOllamaClient(OllamaClient("http://127.0.0.1:1"))
     del twin, plain
+    assert_type(CachedOllamaClient(OllamaClient("http://127.0.0.1:1")), CachedOllamaClient)
+    assert_type(
+        CachedOllamaClient(AsyncOllamaClient("http://127.0.0.1:1"), policy=None, namespace="t"),
+        AsyncCachedOllamaClient,
+    )
+    assert_type(CachedOllamaClient(client=OllamaClient("http://127.0.0.1:1")), CachedOllamaClient)
+    CachedOllamaClient(OllamaClient("http://127.0.0.1:1"), nmespace="t")  # type: ignore[call-overload]
+
+
+def measures_the_curve_with_the_options_of_the_splits() -> None:
+    from llmcache.vector.embedders import HashingEmbedder
+    from llmcache.vector.eval_learned import SplitOptions, curve, learned_splits
+
+    options: SplitOptions = {"splits": 2, "seed": 1, "verify": "inline"}
+    learned_splits([], HashingEmbedder(), max_error=0.01, judge=lambda k: None, **options)
+    curve([], HashingEmbedder(), bounds=(0.01,), judge=lambda k: None, **options)
+    curve([], HashingEmbedder(), judge=lambda k: None, splits="2")  # type: ignore[arg-type]
+    curve([], HashingEmbedder(), judge=lambda k: None, split=2)  # type: ignore[call-arg]
+    curve([], HashingEmbedder(), judge=lambda k: None, max_error=0.1)  # type: ignore[call-arg]
