@@ -24,7 +24,7 @@ from llmcache.vector.embedders import (
     declared_dim,
     unit_embeddings,
 )
-from llmcache.vector.guards import Guard
+from llmcache.vector.guards import Guard, OrderGuard
 
 __all__ = [
     "CHAT_JUDGE_FLOOR",
@@ -140,6 +140,14 @@ def _has_history(cached: str, text: str) -> bool:
     return parse(cached) is not None or parse(text) is not None
 
 
+def _soft(guard: Guard, cached: str, text: str) -> bool:
+    """Whether a verifier may overrule this guard's veto: a soft guard's, or the order
+    guard's when only reworded earlier turns of a chat moved facts (`OrderGuard.judgeable`)."""
+    if guard.name in SOFT_GUARDS:
+        return True
+    return isinstance(guard, OrderGuard) and guard.judgeable(cached, text)
+
+
 def judge(
     guards: Sequence[Guard],
     key: str,
@@ -155,26 +163,29 @@ def judge(
 
     Without a verifier, a candidate is served when no guard vetoes (the index search
     already dropped those below the threshold). With one, a hard veto stands, and so does
-    a soft one (``scope``) when any other guard vetoes too, whichever runs first; a
-    candidate only soft guards veto goes to the verifier, and so does a similarity in
+    a soft one (``scope``; ``order`` when only reworded earlier turns of a chat moved
+    facts) when any other guard vetoes too, whichever runs first; a candidate only soft
+    vetoes stop goes to the verifier, and so does a similarity in
     ``grey_zone`` (every candidate when ``grey_zone`` is ``None``). A chat with earlier
     turns that a soft guard vetoes is judged only from `CHAT_JUDGE_FLOOR` up.
     """
     veto = None
+    soft_veto = False
     for guard in guards:
         reason = guard.veto(cached, text)
         if reason is None:
             continue
-        if veto is None or guard.name not in SOFT_GUARDS:
-            veto = (guard.name, reason)
-        if not has_verifier or guard.name not in SOFT_GUARDS:
+        soft = has_verifier and _soft(guard, cached, text)
+        if veto is None or not soft:
+            veto, soft_veto = (guard.name, reason), soft
+        if not soft:
             break
     if not has_verifier:
         if veto is None and score < threshold:
             veto = ("threshold", "below")
         return Candidate(key, cached, score, veto)
     if veto is not None:
-        soft = veto[0] in SOFT_GUARDS
+        soft = soft_veto
         if soft and score < CHAT_JUDGE_FLOOR and _has_history(cached, text):
             soft = False  # another conversation, not a reworded one
         return Candidate(key, cached, score, veto, verify=soft)

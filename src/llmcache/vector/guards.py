@@ -449,6 +449,15 @@ class DirectionGuard(Guard):
 # ------------------------------------------------------ order, symbols, quantifiers
 
 
+def _reworded(a: str, b: str) -> bool:
+    """Whether each text holds a word (stemmed, stopwords too) the other lacks, three or
+    more in all: a sentence rebuilt, not the same sentence with two terms exchanged ("my
+    son is taller than my daughter" / "my daughter's taller than my son")."""
+    x, y = (Counter(_stem(w.split("'")[0]) for w in _words(_plain(t))) for t in (a, b))
+    only_x, only_y = sum((x - y).values()), sum((y - x).values())
+    return only_x > 0 and only_y > 0 and only_x + only_y >= 3
+
+
 class OrderGuard(Guard):
     """Veto when two terms of both texts trade places around a word both share: the same
     words, other roles (word-averaging embeddings score such pairs 1.0).
@@ -472,6 +481,34 @@ class OrderGuard(Guard):
         if len(ta.user) == len(tb.user):
             pairs += zip(ta.user, tb.user, strict=True)
         return next((r for x, y in pairs if (r := self._compare(x, y)) is not None), None)
+
+    def judgeable(self, cached: str, query: str) -> bool:
+        """Whether a veto of two chats may go to a judge: it comes only from the user's
+        earlier turns, each swap within a turn reworded (`_reworded`), never from the last
+        questions or from the same words in other places.
+
+        A reworded turn moves facts freely ("Rome for three days in April" / "In April I'll
+        spend 3 days in Rome"); "my son is taller than my daughter" turned around is
+        another history, and its veto stands like one on the last question.
+
+        >>> a = "User: I'm visiting Rome for three days in April.\\nUser: What should I see?"
+        >>> b = "User: In April I'll spend 3 days in Rome.\\nUser: What should I see?"
+        >>> OrderGuard().veto(a, b)
+        "roles swapped around 'days': rome ... april vs april ... rome"
+        >>> OrderGuard().judgeable(a, b)
+        True
+        >>> OrderGuard().judgeable("Did Rome conquer Carthage?", "Did Carthage conquer Rome?")
+        False
+        """
+        ta, tb = _turns(_plain(cached)), _turns(_plain(query))
+        if ta is None or tb is None or len(ta.user) != len(tb.user):
+            return False  # then only the last questions were compared
+        if self._compare(ta.last, tb.last) is not None:
+            return False
+        return all(
+            self._compare(x, y) is None or _reworded(x, y)
+            for x, y in zip(ta.user, tb.user, strict=True)
+        )
 
     @staticmethod
     def _compare(cached: str, query: str) -> str | None:

@@ -10,7 +10,13 @@ import pytest
 from llmcache.vector import __all__ as vector_all
 from llmcache.vector._scope import SOFT_GUARDS, judge
 from llmcache.vector._symbols import letters
-from llmcache.vector.guards import HistoryGuard, SymbolGuard, default_guards, first_veto
+from llmcache.vector.guards import (
+    HistoryGuard,
+    OrderGuard,
+    SymbolGuard,
+    default_guards,
+    first_veto,
+)
 
 # ------------------------------------------------------------------ quoting, sigils
 
@@ -209,6 +215,67 @@ def test_the_same_follow_up_after_a_changed_history_is_a_hard_veto(a: str, b: st
 def test_a_grown_history_or_another_question_is_not_a_history_veto(a: str, b: str) -> None:
     assert HistoryGuard().veto(a, b) is None
     assert HistoryGuard().veto(b, a) is None
+
+
+# ------------------------------------------------------------------ chats: order
+
+
+def test_facts_moved_within_a_reworded_earlier_turn_go_to_the_judge() -> None:
+    # From conversation_pairs.jsonl (reworded): "Rome ... April" / "April ... Rome" in the
+    # first user turn reads as a role swap, though the turn was only reworded.
+    a = _transcript(
+        "User: I'm visiting Rome for three days in April.",
+        "Assistant: Lovely time to go. What are you interested in?",
+        "User: Mostly ancient history. What should I see?",
+    )
+    b = _transcript(
+        "User: In April I'll spend 3 days in Rome.",
+        "Assistant: Great season for it. What do you like?",
+        "User: Ancient history, mainly. What are the must-sees?",
+    )
+    assert OrderGuard().veto(a, b) is not None
+    for x, y in ((a, b), (b, a)):
+        judged = judge(default_guards(), "k", x, y, 0.9, 0.7, True, None)
+        assert judged.veto is not None and judged.veto[0] == "order" and judged.verify
+        # Without a judge nothing changes: the veto stands.
+        alone = judge(default_guards(), "k", x, y, 0.9, 0.7, False, None)
+        assert alone.veto is not None and alone.veto[0] == "order" and not alone.verify
+    # Below the floor of chats the histories are about other things: not judged.
+    assert not judge(default_guards(), "k", a, b, 0.6, 0.7, True, None).verify
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (  # the last question swapped
+            _transcript("User: I'm reading about the Punic wars.", "User: Did Rome beat Carthage?"),
+            _transcript("User: I'm reading about the Punic wars.", "User: Did Carthage beat Rome?"),
+        ),
+        (  # the same words of an earlier turn in other places: a swap, not a rewording
+            _transcript(
+                "User: My son is taller than my daughter.", "User: Who needs the bigger bike?"
+            ),
+            _transcript(
+                "User: My daughter is taller than my son.", "User: Who needs the bigger bike?"
+            ),
+        ),
+        (  # ... with a word contracted
+            _transcript(
+                "User: My son is taller than my daughter.", "User: Who needs the bigger bike?"
+            ),
+            _transcript(
+                "User: My daughter's taller than my son.", "User: Who needs the bigger bike?"
+            ),
+        ),
+    ],
+)
+def test_a_swap_in_the_last_question_or_in_unchanged_words_stays_a_hard_veto(
+    a: str, b: str
+) -> None:
+    assert OrderGuard().veto(a, b) is not None
+    for x, y in ((a, b), (b, a)):
+        assert not OrderGuard().judgeable(x, y)
+        assert not judge(default_guards(), "k", x, y, 0.95, 0.7, True, None).verify
 
 
 @pytest.mark.parametrize(
