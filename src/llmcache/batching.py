@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from llmcache._closing import AsyncClosing
+from llmcache._numbers import is_number
 from llmcache.backends.base import AsyncBackend
 from llmcache.metrics import MetricsCollector
 
@@ -71,7 +72,7 @@ class BatchConfig:
             if type(value) is not int or value < 1:
                 raise ValueError(f"{name}: expected a positive int, got {value!r}")
         wait = self.max_wait_ms
-        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait < math.inf:
+        if not is_number(wait) or not 0 <= wait < math.inf:
             raise ValueError(f"max_wait_ms: expected a finite number >= 0, got {wait!r}")
 
 

@@ -32,6 +32,7 @@ import orjson
 
 from llmcache._atomic_file import atomic_write
 from llmcache._closing import AsyncScope, Scope
+from llmcache._numbers import is_number
 
 __all__ = ["Measurement", "MetricsCollector", "SourceProvider", "metrics"]
 
@@ -97,7 +98,7 @@ def _percentile(ordered: list[float], q: float) -> float:
 
 def _add_counters(into: dict[str, int | float], values: Mapping[str, int | float]) -> None:
     for key, value in values.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if is_number(value):
             into[str(key)] = into.get(str(key), 0) + value
 
 

@@ -87,6 +87,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from llmcache._numbers import is_number
 from llmcache.keys import _as_is, canonical_bytes, key_and_fingerprint
 
 __all__ = [
@@ -585,17 +586,13 @@ def _server_state(route: Route, data: dict[str, Any]) -> str:
 # -- body checks: only what the cache itself reads; the upstream judges the rest -----------
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
 _TYPES: dict[str, tuple[Any, str]] = {
     "stream": (lambda v: isinstance(v, bool), "true or false"),
-    "temperature": (_is_number, "a number"),
+    "temperature": (is_number, "a number"),
     "seed": (_is_int, "an integer"),
     "n": (_is_int, "an integer"),
     "best_of": (_is_int, "an integer"),

@@ -7,6 +7,8 @@ import importlib
 import re
 from types import ModuleType
 
+from llmcache._numbers import is_number
+
 __all__ = ["matching", "positive", "require_extra"]
 
 
@@ -23,7 +25,7 @@ def require_extra(missing: str, module: str, *also: str) -> ModuleType:
 
 def positive(name: str, value: float) -> float:
     """`value` (argument `name`: seconds) as a float, or a ValueError unless it is > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    if not is_number(value) or not value > 0:
         raise ValueError(f"{name}: expected seconds > 0, got {value!r}")
     return float(value)
 

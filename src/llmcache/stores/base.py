@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from llmcache._closing import AsyncClosing, Closing
+from llmcache._numbers import is_number
 from llmcache.entry import CachedResponse
 
 __all__ = ["AsyncStore", "ErrorLog", "Store", "StoreStats", "check_ttl", "inline_store"]
@@ -60,7 +61,7 @@ def check_ttl(ttl: float | None) -> float | None:
     """Validate a TTL in seconds: ``None`` (never expires) or a positive number."""
     if ttl is None:
         return None
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+    if not is_number(ttl):
         raise TypeError(f"ttl: expected seconds as a number or None, got {type(ttl).__name__}")
     if not ttl > 0:
         raise ValueError(f"ttl: must be > 0 seconds (or None for no expiry), got {ttl!r}")
